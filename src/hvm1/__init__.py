@@ -1,3 +1,12 @@
 """hvm1: the HVM-1 video models (spatiotemporal MAE and ViT-H/14), as a library and a command-line tool."""
 
+from .checkpoint import CheckpointError, save_safetensors
+from .models import MAEConfig, VideoMAE, VideoViT, ViTConfig, build_model, create_model
+from .zoo import load_model
+
 __version__ = "0.1.0"
+
+__all__ = [
+    "CheckpointError", "MAEConfig", "VideoMAE", "VideoViT", "ViTConfig", "build_model", "create_model",
+    "load_model", "save_safetensors",
+]

@@ -1,0 +1,357 @@
+"""Reading and writing weights: safe, lazy, strict, with every key rule in one place.
+
+A checkpoint is one of
+- the published training format: a dict with `model` (the state dict), `optimizer`, `epoch`, `scaler`, `args`
+  (an `argparse.Namespace`); also a dict with `model_state`, or a bare state dict;
+- a `.safetensors` file written by `save_safetensors` (or `hvm1 convert`), whose metadata holds the full config.
+
+Loading never unpickles arbitrary objects (`torch.load(weights_only=True)`, only `argparse.Namespace` allowed),
+memory-maps the file so the optimizer state (two thirds of a published file) is never read, builds the model on
+the meta device and assigns the file's tensors to it: no random initialisation that the weights overwrite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import os
+import pickle
+import re
+import tempfile
+import zipfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+
+from .models import CONFIG_CLASSES, MAEConfig, ViTConfig, build_model
+from .models.configs import ARCHITECTURES, heads_for_width
+
+logger = logging.getLogger(__name__)
+
+CONFIG_METADATA_KEY = "hvm1_config"
+MODEL_TYPE_METADATA_KEY = "hvm1_model_type"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be loaded: unsafe, corrupt, or not matching the architecture. Names the file."""
+
+
+@dataclass
+class CheckpointContents:
+    """What a checkpoint file holds, with the model tensors memory-mapped (nothing else materialised).
+
+    state_dict: the model's tensors as stored; config: the full config a converted file carries (else None);
+    model_type: 'vit' or 'mae' when the file says so; args: the training arguments (published format).
+    """
+
+    path: Path
+    state_dict: dict[str, torch.Tensor]
+    config: dict[str, Any] | None = None
+    model_type: str | None = None
+    args: dict[str, Any] = field(default_factory=dict)
+
+
+def _refusal_detail(error: Exception) -> str:
+    text = str(error)
+    match = re.search(r"Unsupported global: ([^\n]+)", text)
+    return match.group(1).strip() if match else text.strip().splitlines()[0]
+
+
+def _load_pickled(path: Path) -> Any:
+    mmap = zipfile.is_zipfile(path)  # the legacy (pre-zip) format cannot be memory-mapped
+    try:
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+    except pickle.UnpicklingError as error:
+        if "Weights only load failed" in str(error):
+            raise CheckpointError(
+                f"refused to load {path}: unpickling it would construct objects other than tensors and "
+                f"argparse.Namespace ({_refusal_detail(error)}); only load files you trust, and convert "
+                f"them with `hvm1 convert` to .safetensors"
+            ) from None
+        raise CheckpointError(f"cannot read checkpoint {path}: corrupt pickle data ({error})") from None
+    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError, KeyError) as error:
+        raise CheckpointError(
+            f"cannot read checkpoint {path}: the file is truncated or corrupt ({type(error).__name__}: "
+            f"{str(error).splitlines()[0] if str(error) else 'no detail'})"
+        ) from None
+
+
+def _is_state_dict(obj: Any) -> bool:
+    return isinstance(obj, Mapping) and bool(obj) and all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()
+    )
+
+
+def read_checkpoint(path: str | os.PathLike) -> CheckpointContents:
+    """Read a checkpoint file's model tensors (memory-mapped), stored config and training args.
+
+    Raises FileNotFoundError for a missing file and `CheckpointError` for an unsafe, corrupt or unrecognised one.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint file not found: {path}")
+    if path.suffix == ".safetensors":
+        return _read_safetensors(path)
+    obj = _load_pickled(path)
+    if _is_state_dict(obj):
+        return CheckpointContents(path=path, state_dict=dict(obj))
+    if isinstance(obj, Mapping):
+        for key in ("model", "model_state", "state_dict"):
+            if key in obj and _is_state_dict(obj[key]):
+                args = obj.get("args")
+                args = vars(args) if isinstance(args, argparse.Namespace) else dict(args or {})
+                return CheckpointContents(path=path, state_dict=dict(obj[key]), args=args)
+        keys = ", ".join(map(str, list(obj)[:10]))
+        raise CheckpointError(f"{path} holds no model weights: expected a 'model' state dict, found keys {keys}")
+    raise CheckpointError(f"{path} holds a {type(obj).__name__}, not a checkpoint dict or state dict")
+
+
+def _read_safetensors(path: Path) -> CheckpointContents:
+    try:
+        with safe_open(path, framework="pt") as f:
+            metadata = f.metadata() or {}
+            state_dict = {key: f.get_tensor(key) for key in f.keys()}
+    except (SafetensorError, OSError, RuntimeError, ValueError) as error:
+        raise CheckpointError(f"cannot read {path}: the file is truncated or corrupt ({error})") from None
+    config = json.loads(metadata[CONFIG_METADATA_KEY]) if CONFIG_METADATA_KEY in metadata else None
+    return CheckpointContents(
+        path=path, state_dict=state_dict, config=config, model_type=metadata.get(MODEL_TYPE_METADATA_KEY)
+    )
+
+
+# ---- key rules: the only ways a stored key may be renamed or dropped -------------------------------------
+
+@dataclass(frozen=True)
+class KeyRule:
+    """A named rule that drops stored keys (`drops`) when loading into a model of the given type."""
+
+    name: str
+    applies_to: str  # the model type being built
+    drops: Callable[[str], bool]
+
+
+WRAPPER_PREFIXES = ("module.", "_orig_mod.")  # DDP and torch.compile wrappers
+KEY_RULES = (
+    KeyRule("vit-from-mae drops the decoder and mask token", "vit",
+            lambda key: key.startswith("decoder") or key == "mask_token"),
+)
+
+
+def strip_wrapper_prefixes(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Rule 'unwrap': remove the prefixes DDP (`module.`) and torch.compile (`_orig_mod.`) add to keys."""
+    out = {}
+    for key, value in state_dict.items():
+        while key.startswith(WRAPPER_PREFIXES):
+            key = key.split(".", 1)[1]
+        out[key] = value
+    return out
+
+
+def stored_model_type(contents: CheckpointContents) -> str:
+    """'mae' when the file holds a decoder (or says so), else 'vit'."""
+    if contents.model_type:
+        return contents.model_type
+    keys = strip_wrapper_prefixes(contents.state_dict)
+    return "mae" if any(k.startswith("decoder") or k == "mask_token" for k in keys) else "vit"
+
+
+# ---- architecture: from overrides, stored config, args, tensor shapes, size table -------------------------
+
+def _count_blocks(keys: list[str], prefix: str) -> int | None:
+    indices = {int(m.group(1)) for k in keys if (m := re.match(rf"{prefix}\.(\d+)\.", k))}
+    return max(indices) + 1 if indices else None
+
+
+def config_from_shapes(state_dict: Mapping[str, torch.Tensor]) -> dict[str, Any]:
+    """The config fields the tensor shapes determine (image size, frames, tubelet, patch, widths, depths, ...)."""
+    sd = strip_wrapper_prefixes(state_dict)
+    keys = list(sd)
+    out: dict[str, Any] = {}
+    if "patch_embed.proj.weight" in sd:
+        dim, chans, u, p, _ = sd["patch_embed.proj.weight"].shape
+        out.update(embed_dim=dim, in_chans=chans, t_patch_size=u, patch_size=p)
+        if "pos_embed_spatial" in sd:
+            side = round(sd["pos_embed_spatial"].shape[1] ** 0.5)
+            out["img_size"] = side * p
+        if "pos_embed_temporal" in sd:
+            out["num_frames"] = sd["pos_embed_temporal"].shape[1] * u
+        out["sep_pos_embed"] = "pos_embed_spatial" in sd
+        out["cls_embed"] = "cls_token" in sd
+    if (depth := _count_blocks(keys, "blocks")) is not None:
+        out["depth"] = depth
+        out["qkv_bias"] = "blocks.0.attn.q.bias" in sd
+        if "blocks.0.mlp.fc1.weight" in sd and "embed_dim" in out:
+            out["mlp_ratio"] = sd["blocks.0.mlp.fc1.weight"].shape[0] / out["embed_dim"]
+    out["num_classes"] = sd["head.weight"].shape[0] if "head.weight" in sd else 0
+    if "decoder_embed.weight" in sd:
+        out["decoder_embed_dim"] = sd["decoder_embed.weight"].shape[0]
+    if (decoder_depth := _count_blocks(keys, "decoder_blocks")) is not None:
+        out["decoder_depth"] = decoder_depth
+    if "decoder_pred.weight" in sd and {"patch_size", "in_chans", "num_frames"} <= out.keys():
+        pred_u = sd["decoder_pred.weight"].shape[0] // (out["patch_size"] ** 2 * out["in_chans"])
+        out["pred_t_dim"] = pred_u * out["num_frames"] // out["t_patch_size"]
+    return out
+
+
+def resolve_config(
+    contents: CheckpointContents, model_type: str, overrides: Mapping[str, Any] | None = None
+) -> ViTConfig:
+    """The architecture of `contents` built as `model_type`: each field from, in order, `overrides`, the stored
+    config, the training args, the tensor shapes, the named architecture in args (`model`) and, for head
+    counts, the size table when the width matches a named size exactly. Raises `CheckpointError` naming any
+    field still unknown, and ValueError for an override that is no config field.
+    """
+    cls = CONFIG_CLASSES[model_type]
+    fields = {f.name for f in dataclasses.fields(cls)}
+    known_fields = {f.name for f in dataclasses.fields(MAEConfig)}
+    overrides = dict(overrides or {})
+    if unknown := sorted(set(overrides) - known_fields):
+        raise ValueError(f"unknown config field(s) {', '.join(unknown)}; valid: {', '.join(sorted(known_fields))}")
+    named = ARCHITECTURES.get(str(contents.args.get("model", "")))
+    sources = [overrides, contents.config or {}, contents.args, config_from_shapes(contents.state_dict)]
+    if named is not None:
+        sources.append({k: v for k, v in named.to_dict().items() if k in ("num_heads", "decoder_num_heads")})
+    values: dict[str, Any] = {}
+    for source in reversed(sources):  # later sources have lower priority
+        values.update({k: v for k, v in source.items() if k in fields})
+    for head_field, width_field in (("num_heads", "embed_dim"), ("decoder_num_heads", "decoder_embed_dim")):
+        if head_field in fields and head_field not in values and width_field in values:
+            if (heads := heads_for_width(values[width_field])) is not None:
+                values[head_field] = heads
+    required = {"img_size", "patch_size", "num_frames", "t_patch_size", "embed_dim", "depth", "num_heads"}
+    if model_type == "mae":
+        required |= {"decoder_embed_dim", "decoder_depth", "decoder_num_heads", "pred_t_dim"}
+    if missing := sorted(required - values.keys()):
+        hint = ", ".join(f"{name}=..." for name in missing)
+        raise CheckpointError(
+            f"cannot tell {', '.join(missing)} for {contents.path} (not in the file, its args or its tensor "
+            f"shapes, and the width matches no named size); pass them, e.g. load_model(path, {hint}) or "
+            f"--set {missing[0]}=..."
+        )
+    try:
+        return cls(**values)
+    except (TypeError, ValueError) as error:
+        raise CheckpointError(f"the architecture read from {contents.path} is invalid: {error}") from None
+
+
+# ---- loading ------------------------------------------------------------------------------------------------
+
+def _fit_state_dict(
+    model: torch.nn.Module, state_dict: Mapping[str, torch.Tensor], model_type: str, path: Path
+) -> dict[str, torch.Tensor]:
+    state_dict = strip_wrapper_prefixes(state_dict)
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    kept, dropped = {}, {}
+    for key, value in state_dict.items():
+        rule = next((r for r in KEY_RULES if r.applies_to == model_type and key not in expected and r.drops(key)),
+                    None)
+        if rule is None:
+            kept[key] = value
+        else:
+            dropped.setdefault(rule.name, []).append(key)
+    for name, keys in dropped.items():
+        logger.info("%s: rule '%s' dropped %d keys", path.name, name, len(keys))
+    missing = sorted(expected.keys() - kept.keys())
+    unexpected = sorted(kept.keys() - expected.keys())
+    mismatched = [f"{k} {tuple(kept[k].shape)} (model {expected[k]})" for k in sorted(expected.keys() & kept.keys())
+                  if tuple(kept[k].shape) != expected[k]]
+    if missing or unexpected or mismatched:
+        parts = []
+        if missing:
+            parts.append(f"missing keys: {', '.join(missing)}")
+        if unexpected:
+            parts.append(f"unexpected keys: {', '.join(unexpected)}")
+        if mismatched:
+            parts.append(f"wrong shapes: {', '.join(mismatched)}")
+        raise CheckpointError(f"{path} does not fit the {model_type} architecture; " + "; ".join(parts))
+    return kept
+
+
+def _as_dtype(dtype: torch.dtype | str | None) -> torch.dtype:
+    if dtype is None:
+        return torch.float32
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    resolved = getattr(torch, str(dtype).removeprefix("torch."), None)
+    if not isinstance(resolved, torch.dtype) or not resolved.is_floating_point:
+        raise ValueError(f"unknown floating-point dtype {dtype!r}; use float32, bfloat16 or float16")
+    return resolved
+
+
+def load_checkpoint(
+    path: str | os.PathLike,
+    *,
+    pretrained: bool = True,
+    model_type: str | None = None,
+    config: ViTConfig | None = None,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype | str | None = None,
+    **config_overrides: Any,
+) -> torch.nn.Module:
+    """Build the model a checkpoint file describes and load its weights; see `hvm1.load_model`.
+
+    `config`, when given, fixes the architecture (a zoo entry); the file's tensors must then fit it exactly.
+    """
+    if model_type not in (None, "vit", "mae"):
+        raise ValueError(f"model_type must be 'vit', 'mae' or None, got {model_type!r}")
+    dtype = _as_dtype(dtype)
+    device = torch.device(device or "cpu")
+    if pretrained and device.type == "meta":
+        raise ValueError("device='meta' builds an empty model: pass pretrained=False with it")
+    contents = read_checkpoint(path)
+    stored_type = stored_model_type(contents)
+    model_type = model_type or stored_type
+    if model_type == "mae" and stored_type == "vit":
+        raise CheckpointError(f"{contents.path} holds a ViT (no decoder); it cannot be loaded as an MAE")
+    if config is None:
+        config = resolve_config(contents, model_type, config_overrides)
+    elif config_overrides:
+        config = config.replace(**config_overrides)
+    if not pretrained:
+        model = build_model(config, device=device)
+        return model.to(dtype).eval()
+    model = build_model(config, device="meta")
+    state_dict = _fit_state_dict(model, contents.state_dict, model_type, contents.path)
+    model.load_state_dict(state_dict, strict=True, assign=True)
+    # Tensors stay memory-mapped from the file (copy-on-write) unless the dtype or device asks for a copy.
+    return model.to(device=device, dtype=dtype).eval()
+
+
+def save_safetensors(
+    model: torch.nn.Module, path: str | os.PathLike, *, dtype: torch.dtype | str | None = None
+) -> Path:
+    """Write a model's weights and full config to a `.safetensors` file, atomically; returns the path.
+
+    `load_model(path)` then needs no overrides. `dtype` (default: as the model holds them) may halve the file.
+    """
+    path = Path(path)
+    config = getattr(model, "config", None)
+    if not isinstance(config, ViTConfig):
+        raise ValueError(f"expected an hvm1 VideoViT or VideoMAE, got {type(model).__name__}")
+    target = _as_dtype(dtype) if dtype is not None else None
+    tensors = {k: (v.to(target) if target else v).contiguous() for k, v in model.state_dict().items()}
+    metadata = {
+        "format": "pt",
+        CONFIG_METADATA_KEY: json.dumps(config.to_dict()),
+        MODEL_TYPE_METADATA_KEY: "mae" if isinstance(config, MAEConfig) else "vit",
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata=metadata)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path

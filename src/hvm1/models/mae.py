@@ -1,0 +1,170 @@
+"""The spatiotemporal masked autoencoder (MAE): the HVM-1 encoder on visible tokens plus a pixel decoder."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .configs import MAEConfig
+from .layers import Block, PatchEmbed, check_video, init_weights, run_blocks, separable_pos_embed
+from .masking import Masking, gather_tokens, make_masking
+from .vit import drop_path_rates
+
+
+def patchify(video: torch.Tensor, patch_size: int, t_patch_size: int) -> torch.Tensor:
+    """(N, C, T, H, W) -> (N, L, u * p * p * C); a patch vector is ordered (frame, row, column, channel)."""
+    n, c, t, h, w = video.shape
+    u, p = t_patch_size, patch_size
+    x = video.reshape(n, c, t // u, u, h // p, p, w // p, p)
+    x = x.permute(0, 2, 4, 6, 3, 5, 7, 1)  # (N, t, h, w, u, p, p, C)
+    return x.reshape(n, (t // u) * (h // p) * (w // p), u * p * p * c)
+
+
+def unpatchify(
+    patches: torch.Tensor, grid: tuple[int, int, int], patch_size: int, t_patch_size: int, channels: int = 3
+) -> torch.Tensor:
+    """The inverse of `patchify`: (N, t*h*w, u*p*p*C) -> (N, C, t*u, h*p, w*p)."""
+    n = patches.shape[0]
+    t, h, w = grid
+    u, p = t_patch_size, patch_size
+    x = patches.reshape(n, t, h, w, u, p, p, channels)
+    x = x.permute(0, 7, 1, 4, 2, 5, 3, 6)  # (N, C, t, u, h, p, w, p)
+    return x.reshape(n, channels, t * u, h * p, w * p)
+
+
+class VideoMAE(nn.Module):
+    """HVM-1 spatiotemporal MAE with the published state-dict layout and call signature.
+
+    `model(video, mask_ratio=0.9, visualize=False, mask_type='random', noise=None)` returns
+    `(loss, pred, mask)`, plus `comparison` (N, 3, C, pred_t_dim, H, W) with `visualize=True`:
+    original, masked (removed patches 0) and completion (removed patches predicted), in normalised units.
+    pred: (N, L, u' * p * p * C); mask: (N, L), 1 = removed. The encoder runs on the visible tokens only.
+    """
+
+    def __init__(self, config: MAEConfig) -> None:
+        super().__init__()
+        self.config = config
+        dim, ddim = config.embed_dim, config.decoder_embed_dim
+        t, h, w = config.grid_size
+        # Registration order fixes the state-dict and parameter order: keep it as published.
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
+        self.decoder_cls_token = nn.Parameter(torch.zeros(1, 1, ddim))
+        self.pos_embed_spatial = nn.Parameter(torch.zeros(1, h * w, dim))
+        self.pos_embed_temporal = nn.Parameter(torch.zeros(1, t, dim))
+        self.pos_embed_class = nn.Parameter(torch.zeros(1, 1, dim))
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, ddim))
+        self.decoder_pos_embed_spatial = nn.Parameter(torch.zeros(1, h * w, ddim))
+        self.decoder_pos_embed_temporal = nn.Parameter(torch.zeros(1, t, ddim))
+        self.decoder_pos_embed_class = nn.Parameter(torch.zeros(1, 1, ddim))
+        self.patch_embed = PatchEmbed(config.in_chans, dim, config.patch_size, config.t_patch_size)
+        self.blocks = nn.ModuleList(
+            Block(dim, config.num_heads, config.mlp_ratio, config.qkv_bias, config.layer_norm_eps, rate)
+            for rate in drop_path_rates(config.drop_path_rate, config.depth)
+        )
+        self.norm = nn.LayerNorm(dim, eps=config.layer_norm_eps)
+        self.decoder_embed = nn.Linear(dim, ddim)
+        self.decoder_blocks = nn.ModuleList(
+            Block(ddim, config.decoder_num_heads, config.mlp_ratio, config.qkv_bias, config.layer_norm_eps)
+            for _ in range(config.decoder_depth)
+        )
+        self.decoder_norm = nn.LayerNorm(ddim, eps=config.layer_norm_eps)
+        patch_pixels = config.pred_t_patch_size * config.patch_size**2 * config.in_chans
+        self.decoder_pred = nn.Linear(ddim, patch_pixels)
+        self.grad_checkpointing = False
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """The published initialisation (a no-op in cost on the meta device)."""
+        for p in (
+            self.cls_token, self.decoder_cls_token, self.mask_token,
+            self.pos_embed_spatial, self.pos_embed_temporal, self.pos_embed_class,
+            self.decoder_pos_embed_spatial, self.decoder_pos_embed_temporal, self.decoder_pos_embed_class,
+        ):
+            nn.init.trunc_normal_(p, std=0.02)
+        self.apply(init_weights)
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute each block's activations in backward instead of storing them."""
+        self.grad_checkpointing = enable
+
+    def make_masking(
+        self,
+        batch: int,
+        mask_ratio: float,
+        mask_type: str = "random",
+        noise: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Masking:
+        """The masking of `batch` clips' tokens, on this model's device (see `hvm1.models.masking`)."""
+        return make_masking(
+            mask_type, mask_ratio, batch, self.config.num_patches,
+            device=self.cls_token.device, noise=noise, generator=generator,
+        )
+
+    def forward_encoder(self, video: torch.Tensor, masking: Masking) -> torch.Tensor:
+        """Encode the visible tokens: (N, C, T, H, W) -> (N, K, embed_dim), CLS dropped, final-normed."""
+        cfg = self.config
+        check_video(video, cfg.in_chans, cfg.num_frames, cfg.img_size)
+        x = self.patch_embed(video.to(self.cls_token.dtype))  # (N, L, C)
+        pos = separable_pos_embed(self.pos_embed_spatial, self.pos_embed_temporal).expand(x.shape[0], -1, -1)
+        x = gather_tokens(x, masking.ids_keep) + gather_tokens(pos, masking.ids_keep)  # (N, K, C)
+        cls = (self.cls_token + self.pos_embed_class).expand(x.shape[0], -1, -1)
+        x = run_blocks(self.blocks, torch.cat([cls, x], dim=1), self.grad_checkpointing)
+        return self.norm(x)[:, 1:]
+
+    def forward_decoder(self, latent: torch.Tensor, masking: Masking) -> torch.Tensor:
+        """Predict every token's pixels: latent (N, K, embed_dim) -> pred (N, L, u' * p * p * C)."""
+        x = self.decoder_embed(latent)  # (N, K, Cd)
+        n, kept, ddim = x.shape
+        num_patches = masking.ids_restore.shape[1]
+        x = torch.cat([x, self.mask_token.expand(n, num_patches - kept, ddim)], dim=1)
+        x = gather_tokens(x, masking.ids_restore)  # every token back in its place: (N, L, Cd)
+        x = x + separable_pos_embed(self.decoder_pos_embed_spatial, self.decoder_pos_embed_temporal)
+        cls = (self.decoder_cls_token + self.decoder_pos_embed_class).expand(n, -1, -1)
+        x = run_blocks(self.decoder_blocks, torch.cat([cls, x], dim=1), self.grad_checkpointing)
+        return self.decoder_pred(self.decoder_norm(x))[:, 1:]
+
+    def target_frames(self, video: torch.Tensor) -> torch.Tensor:
+        """The frames the decoder predicts: `pred_t_dim` of them at linspace(0, T - 1) rounded down."""
+        frames = torch.linspace(0, video.shape[2] - 1, self.config.pred_t_dim).long().to(video.device)
+        return torch.index_select(video, 2, frames)
+
+    def patchify(self, video: torch.Tensor) -> torch.Tensor:
+        """Target frames (N, C, pred_t_dim, H, W) -> patches (N, L, u' * p * p * C)."""
+        return patchify(video, self.config.patch_size, self.config.pred_t_patch_size)
+
+    def unpatchify(self, patches: torch.Tensor) -> torch.Tensor:
+        """Patches (N, L, u' * p * p * C) -> frames (N, C, pred_t_dim, H, W)."""
+        cfg = self.config
+        return unpatchify(patches, cfg.grid_size, cfg.patch_size, cfg.pred_t_patch_size, cfg.in_chans)
+
+    def forward_loss(self, target: torch.Tensor, pred: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Mean squared error per patch, averaged over the removed patches only."""
+        if self.config.norm_pix_loss:
+            mean = target.mean(dim=-1, keepdim=True)
+            var = target.var(dim=-1, keepdim=True)
+            target = (target - mean) / (var + 1.0e-6) ** 0.5
+        per_patch = ((pred - target) ** 2).mean(dim=-1)  # (N, L)
+        # With nothing removed (mask_ratio 0) the loss is 0, not 0 / 0.
+        return (per_patch * mask).sum() / mask.sum().clamp(min=1)
+
+    def forward(
+        self,
+        video: torch.Tensor,
+        mask_ratio: float = 0.9,
+        visualize: bool = False,
+        mask_type: str = "random",
+        noise: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, ...]:
+        masking = self.make_masking(video.shape[0], mask_ratio, mask_type, noise)
+        pred = self.forward_decoder(self.forward_encoder(video, masking), masking)
+        target_video = self.target_frames(video.to(pred.dtype))
+        target = self.patchify(target_video)
+        loss = self.forward_loss(target, pred, masking.mask)
+        if not visualize:
+            return loss, pred, masking.mask
+        removed = masking.mask.unsqueeze(-1).bool()  # (N, L, 1)
+        masked = self.unpatchify(target.masked_fill(removed, 0.0))
+        completion = self.unpatchify(torch.where(removed, pred, target))
+        comparison = torch.stack([target_video, masked, completion], dim=1)
+        return loss, pred, masking.mask, comparison

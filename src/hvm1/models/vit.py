@@ -1,0 +1,98 @@
+"""The spatiotemporal ViT: the HVM-1 encoder with final norm, dropout and an optional linear head."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .configs import ViTConfig
+from .layers import Block, PatchEmbed, check_video, init_weights, run_blocks, separable_pos_embed
+
+
+def drop_path_rates(rate: float, depth: int) -> list[float]:
+    """Stochastic-depth rate of each block: linear from 0 to `rate`."""
+    return [rate * i / (depth - 1) if depth > 1 else 0.0 for i in range(depth)]
+
+
+class VideoViT(nn.Module):
+    """HVM-1 video ViT, published state-dict layout (`cls_token`, `pos_embed_*`, `patch_embed`, `blocks`,
+    `norm`, `head`).
+
+    Input: a normalised video (N, C, T, H, W) of the configured size. Outputs:
+    `forward` -> logits (N, num_classes), or the embedding (N, embed_dim) when there is no head;
+    `forward_features` -> all final-normed tokens (N, 1 + L, embed_dim), CLS first;
+    `get_last_selfattention` -> (N, heads, 1 + L, 1 + L); `cls_attention` -> (N, heads, L).
+    """
+
+    def __init__(self, config: ViTConfig) -> None:
+        super().__init__()
+        self.config = config
+        dim = config.embed_dim
+        t, h, w = config.grid_size
+        # Registration order fixes the state-dict and parameter order: keep it as published.
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
+        self.pos_embed_spatial = nn.Parameter(torch.zeros(1, h * w, dim))
+        self.pos_embed_temporal = nn.Parameter(torch.zeros(1, t, dim))
+        self.pos_embed_class = nn.Parameter(torch.zeros(1, 1, dim))
+        self.patch_embed = PatchEmbed(config.in_chans, dim, config.patch_size, config.t_patch_size)
+        self.blocks = nn.ModuleList(
+            Block(dim, config.num_heads, config.mlp_ratio, config.qkv_bias, config.layer_norm_eps, rate)
+            for rate in drop_path_rates(config.drop_path_rate, config.depth)
+        )
+        self.norm = nn.LayerNorm(dim, eps=config.layer_norm_eps)
+        self.head_drop = nn.Dropout(config.dropout)
+        self.head = nn.Linear(dim, config.num_classes) if config.num_classes else nn.Identity()
+        self.grad_checkpointing = False
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """The published initialisation (a no-op in cost on the meta device)."""
+        for p in (self.cls_token, self.pos_embed_spatial, self.pos_embed_temporal, self.pos_embed_class):
+            nn.init.trunc_normal_(p, std=0.02)
+        self.apply(init_weights)
+        if isinstance(self.head, nn.Linear):
+            nn.init.trunc_normal_(self.head.weight, std=2e-5)
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute each block's activations in backward instead of storing them."""
+        self.grad_checkpointing = enable
+
+    def embed_tokens(self, video: torch.Tensor) -> torch.Tensor:
+        """Patch-embed and add positions: (N, C, T, H, W) -> (N, 1 + L, embed_dim), CLS first."""
+        cfg = self.config
+        check_video(video, cfg.in_chans, cfg.num_frames, cfg.img_size)
+        x = self.patch_embed(video.to(self.cls_token.dtype))
+        x = x + separable_pos_embed(self.pos_embed_spatial, self.pos_embed_temporal)
+        cls = (self.cls_token + self.pos_embed_class).expand(x.shape[0], -1, -1)
+        return torch.cat([cls, x], dim=1)
+
+    def forward_features(self, video: torch.Tensor) -> torch.Tensor:
+        """All tokens after the blocks and the final norm: (N, 1 + L, embed_dim), CLS first."""
+        x = run_blocks(self.blocks, self.embed_tokens(video), self.grad_checkpointing)
+        return self.norm(x)
+
+    def forward_head(self, features: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """From `forward_features` output to logits (N, num_classes), or the CLS embedding with `pre_logits`."""
+        x = self.head_drop(features[:, 0])
+        return x if pre_logits else self.head(x)
+
+    def forward(self, video: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(video))
+
+    def _last_block_input(self, video: torch.Tensor) -> torch.Tensor:
+        x = run_blocks(self.blocks[:-1], self.embed_tokens(video), self.grad_checkpointing)
+        return self.blocks[-1].norm1(x)
+
+    def get_last_selfattention(self, video: torch.Tensor) -> torch.Tensor:
+        """The last block's softmax attention, all heads: (N, heads, 1 + L, 1 + L), CLS first.
+
+        This forms the full L x L matrix (4.3 GB per 448 px clip at ViT-H); `cls_attention` does not.
+        """
+        return self.blocks[-1].attn.attention_probs(self._last_block_input(video))
+
+    def cls_attention(self, video: torch.Tensor) -> torch.Tensor:
+        """The CLS row of the last block's attention to the patch tokens: (N, heads, L).
+
+        Equals `get_last_selfattention(video)[:, :, 0, 1:]` (not renormalised) without the L x L matrix.
+        """
+        return self.blocks[-1].attn.query_attention_probs(self._last_block_input(video), 0)[:, :, 1:]
