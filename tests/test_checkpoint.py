@@ -1,0 +1,143 @@
+"""The checkpoint loader: formats, safety, corrupt files, key rules, architecture resolution."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import hvm1
+from hvm1.checkpoint import CheckpointError, read_checkpoint
+from reference_data import reference_dir, reference_heads
+
+
+@pytest.fixture
+def tiny() -> Path:
+    return reference_dir("tiny")
+
+
+@pytest.fixture
+def video(tiny) -> torch.Tensor:
+    return torch.from_numpy(np.load(tiny / "expected.npz")["video"])
+
+
+def _outputs(model, video):
+    with torch.no_grad():
+        return model(video, mask_ratio=0.5, mask_type="center")[1]
+
+
+class _RunsCode:
+    """Unpickling this would create a file: what a malicious checkpoint would do."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def test_unsafe_pickle_is_refused_and_runs_nothing(tmp_path, tiny):
+    marker = tmp_path / "pwned"
+    bad = tmp_path / "evil.pth"
+    torch.save({"model": {"w": torch.zeros(1)}, "payload": _RunsCode(marker)}, bad)
+    with pytest.raises(CheckpointError, match=r"refused to load .*evil\.pth"):
+        hvm1.load_model(bad)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("keep", [0.5, 0.9, 0.99])
+def test_truncated_file_is_clear_error(tmp_path, tiny, keep):
+    data = (tiny / "mae_checkpoint.pth").read_bytes()
+    cut = tmp_path / "cut.pth"
+    cut.write_bytes(data[: int(len(data) * keep)])
+    with pytest.raises(CheckpointError, match=r"cut\.pth.*truncated or corrupt"):
+        hvm1.load_model(cut, **reference_heads(tiny))
+
+
+def test_garbage_and_missing_files(tmp_path):
+    junk = tmp_path / "junk.pth"
+    junk.write_text("not a checkpoint at all")
+    with pytest.raises(CheckpointError, match="junk.pth"):
+        hvm1.load_model(junk)
+    bad_st = tmp_path / "junk.safetensors"
+    bad_st.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{broken")
+    with pytest.raises(CheckpointError, match="junk.safetensors"):
+        hvm1.load_model(bad_st)
+    with pytest.raises(FileNotFoundError, match="nowhere.pth"):
+        read_checkpoint(tmp_path / "nowhere.pth")
+
+
+def test_all_published_layouts_load_the_same(tmp_path, tiny, video):
+    heads = reference_heads(tiny)
+    reference = _outputs(hvm1.load_model(tiny / "mae_checkpoint.pth", **heads), video)
+    weights = read_checkpoint(tiny / "mae_checkpoint.pth").state_dict
+    layouts = {
+        "bare.pth": weights,
+        "model_state.pth": {"model_state": weights, "epoch": 1},
+        "ddp.pth": {"model": {f"module.{k}": v for k, v in weights.items()},
+                    "args": argparse.Namespace(img_size=56)},
+    }
+    for name, obj in layouts.items():
+        torch.save(obj, tmp_path / name)
+        assert torch.equal(_outputs(hvm1.load_model(tmp_path / name, **heads), video), reference), name
+
+
+def test_unknown_heads_need_overrides_and_error_names_the_field(tiny):
+    with pytest.raises(CheckpointError, match=r"cannot tell decoder_num_heads, num_heads .*mae_checkpoint\.pth"):
+        hvm1.load_model(tiny / "mae_checkpoint.pth")
+    with pytest.raises(ValueError, match="unknown config field.*num_hedas"):
+        hvm1.load_model(tiny / "mae_checkpoint.pth", num_hedas=4)
+
+
+def test_unexpected_and_missing_keys_are_listed(tmp_path, tiny):
+    sd = dict(read_checkpoint(tiny / "vit_checkpoint.pth").state_dict)
+    sd["extra.weight"] = torch.zeros(3)
+    del sd["norm.bias"]
+    torch.save({"model": sd}, tmp_path / "odd.pth")
+    with pytest.raises(CheckpointError, match=r"missing keys: norm\.bias; unexpected keys: extra\.weight"):
+        hvm1.load_model(tmp_path / "odd.pth", num_heads=4)
+
+
+def test_wrong_shape_against_fixed_architecture(tiny):
+    config = hvm1.ViTConfig(img_size=56, num_frames=8, embed_dim=64, depth=2, num_heads=4, num_classes=9)
+    with pytest.raises(CheckpointError, match=r"wrong shapes: head\.bias \(7,\) \(model \(9,\)\)"):
+        hvm1.zoo.load_checkpoint(tiny / "vit_checkpoint.pth", config=config)
+
+
+def test_vit_from_mae_drops_decoder_by_rule_but_mae_from_vit_fails(tiny):
+    heads = reference_heads(tiny)
+    vit = hvm1.load_model(tiny / "mae_checkpoint.pth", model_type="vit", **heads)
+    assert not any(k.startswith("decoder") or k == "mask_token" for k in vit.state_dict())
+    with pytest.raises(CheckpointError, match="cannot be loaded as an MAE"):
+        hvm1.load_model(tiny / "vit_checkpoint.pth", model_type="mae", **heads)
+
+
+def test_dtype_device_and_meta(tiny, video):
+    heads = reference_heads(tiny)
+    model = hvm1.load_model(tiny / "vit_checkpoint.pth", dtype="bfloat16", **heads)
+    assert all(p.dtype == torch.bfloat16 for p in model.parameters())
+    empty = hvm1.load_model(tiny / "vit_checkpoint.pth", pretrained=False, device="meta", **heads)
+    assert all(p.is_meta for p in empty.parameters()) and empty.config.num_classes == 7
+    fresh = hvm1.load_model(tiny / "vit_checkpoint.pth", pretrained=False, **heads)
+    assert fresh(video).shape == (2, 7)
+    with pytest.raises(ValueError, match="pretrained=False"):
+        hvm1.load_model(tiny / "vit_checkpoint.pth", device="meta", **heads)
+    with pytest.raises(ValueError, match="dtype"):
+        hvm1.load_model(tiny / "vit_checkpoint.pth", dtype="int8", **heads)
+
+
+def test_safetensors_round_trip_needs_no_overrides(tmp_path, tiny, video):
+    model = hvm1.load_model(tiny / "mae_checkpoint.pth", **reference_heads(tiny))
+    path = hvm1.save_safetensors(model, tmp_path / "tiny.safetensors")
+    again = hvm1.load_model(path)
+    assert again.config == model.config
+    assert torch.equal(_outputs(again, video), _outputs(model, video))
+    half = hvm1.save_safetensors(model, tmp_path / "tiny_bf16.safetensors", dtype=torch.bfloat16)
+    assert os.path.getsize(half) < 0.6 * os.path.getsize(path)
+    loaded = hvm1.load_model(half)
+    assert next(loaded.parameters()).dtype == torch.float32
+    assert not list(tmp_path.glob(".*.tmp"))

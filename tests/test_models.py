@@ -1,0 +1,156 @@
+"""Every named architecture, the published state-dict manifest, masking rules and input checks."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+import torch
+
+from hvm1.models import ARCHITECTURES, SIZES, MAEConfig, VideoMAE, VideoViT, ViTConfig, build_model, get_config
+from hvm1.models.configs import UnknownArchitectureError
+from hvm1.models.masking import make_masking, num_kept
+from reference_data import REFERENCE
+
+
+def test_size_table_names():
+    expected = {f"{kind}_{size}_patch{p}" for kind in ("vit", "mae_vit") for size in SIZES for p in (14, 16)}
+    assert set(ARCHITECTURES) == expected
+    huge = get_config("mae_vit_huge_patch14")
+    assert (huge.embed_dim, huge.depth, huge.num_heads, huge.patch_size) == (1280, 32, 16, 14)
+    assert (huge.decoder_embed_dim, huge.decoder_depth, huge.decoder_num_heads) == (512, 4, 16)
+    with pytest.raises(UnknownArchitectureError, match="vit_huge_patch14"):
+        get_config("vit_hugee_patch14")
+
+
+@pytest.mark.parametrize("name", sorted(ARCHITECTURES))
+def test_named_size_builds_on_meta_with_right_shapes(name):
+    config = get_config(name, num_classes=0)
+    model = build_model(config, device="meta")
+    assert all(p.is_meta for p in model.parameters())
+    dim, depth = config.embed_dim, config.depth
+    sd = model.state_dict()
+    assert sd["patch_embed.proj.weight"].shape == (dim, 3, 2, config.patch_size, config.patch_size)
+    assert sd[f"blocks.{depth - 1}.mlp.fc1.weight"].shape == (4 * dim, dim)
+    assert f"blocks.{depth}.norm1.weight" not in sd
+    assert sd["pos_embed_spatial"].shape == (1, (224 // config.patch_size) ** 2, dim)
+    assert isinstance(model, VideoMAE) == name.startswith("mae_")
+
+
+@pytest.mark.parametrize("name", sorted(ARCHITECTURES))
+def test_named_size_forward_backward_tiny(name):
+    """Two blocks at tiny resolution: forward and backward run and every parameter gets a gradient."""
+    base = get_config(name)
+    small = dict(depth=2, img_size=2 * base.patch_size, num_frames=4)
+    extra = dict(decoder_depth=1, pred_t_dim=4) if isinstance(base, MAEConfig) else dict(num_classes=5)
+    config = base.replace(**small, **extra)
+    torch.manual_seed(0)
+    model = build_model(config).train()
+    video = torch.randn(2, 3, 4, config.img_size, config.img_size)
+    if isinstance(model, VideoMAE):
+        loss, pred, mask = model(video, mask_ratio=0.5)
+        assert pred.shape == (2, config.num_patches, 2 * config.patch_size**2 * 3)
+    else:
+        logits = model(video)
+        assert logits.shape == (2, 5)
+        loss = logits.square().mean()
+    loss.backward()
+    for pname, p in model.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), pname
+        assert p.grad.abs().sum() > 0, f"{pname} received a zero gradient"
+
+
+def _zoo_configs():
+    for size in (224, 448):
+        yield f"mae@{size}", get_config("mae_vit_huge_patch14", img_size=size)
+        for classes in (0, 174, 700, 1000):
+            yield f"vit@{size}/{classes}", get_config("vit_huge_patch14", img_size=size, num_classes=classes)
+
+
+def test_state_dict_manifest_matches_published():
+    path = REFERENCE / "vith14_state_dict_shapes.json"
+    if not path.is_file():
+        pytest.skip(f"{path} not found (../shared beside the checkout)")
+    manifest = json.loads(path.read_text())
+    built = dict(_zoo_configs())
+    assert set(built) == set(manifest)
+    for arch, config in built.items():
+        model = build_model(config, device="meta")
+        shapes = {k: list(v.shape) for k, v in model.state_dict().items()}
+        assert list(shapes) == list(manifest[arch]), f"{arch}: key order differs"
+        assert shapes == manifest[arch], arch
+    mae_params = sum(p.numel() for p in build_model(built["mae@224"], device="meta").parameters())
+    vit_params = sum(p.numel() for p in build_model(built["vit@224/0"], device="meta").parameters())
+    assert (mae_params, vit_params) == (645_534_104, 631_527_680)  # PUBLISHED.md
+
+
+@pytest.mark.parametrize("ratio", [-0.1, 1.0, 1.5])
+def test_mask_ratio_outside_range_is_value_error(ratio):
+    with pytest.raises(ValueError, match="mask_ratio must be in"):
+        make_masking("random", ratio, 1, 16)
+    model = build_model(MAEConfig(img_size=28, num_frames=4, embed_dim=32, depth=1, num_heads=2,
+                                  decoder_embed_dim=16, decoder_depth=1, decoder_num_heads=2, pred_t_dim=4))
+    with pytest.raises(ValueError, match="mask_ratio must be in"):
+        model(torch.zeros(1, 3, 4, 28, 28), mask_ratio=ratio)
+
+
+def test_masking_rules():
+    # temporal: the earliest tokens are kept
+    m = make_masking("temporal", 0.55, 1, 64)
+    assert m.mask[0, :28].sum() == 0 and m.mask[0, 28:].sum() == 36
+    # center on an odd length with an odd keep count: the extra token goes to the start
+    m = make_masking("center", 0.6, 1, 13)
+    kept = (m.mask[0] == 0).nonzero().flatten().tolist()
+    assert num_kept(13, 0.6) == 5 and kept == [0, 1, 2, 11, 12]
+    # random: the smallest noise is kept, per sample
+    noise = torch.tensor([[0.5, 0.1, 0.9, 0.3], [0.2, 0.8, 0.7, 0.1]])
+    m = make_masking("random", 0.5, 2, 4, noise=noise)
+    assert m.mask.tolist() == [[1, 0, 1, 0], [0, 1, 1, 0]]
+    assert m.ids_keep.tolist() == [[1, 3], [3, 0]]
+    with pytest.raises(ValueError, match=r"noise must have shape \(N, L\) = \(2, 4\)"):
+        make_masking("random", 0.5, 2, 4, noise=torch.rand(2, 5))
+    with pytest.raises(ValueError, match="unknown mask_type"):
+        make_masking("checkerboard", 0.5, 2, 4)
+
+
+@pytest.mark.parametrize(
+    "shape", [(1, 3, 2, 28, 28), (1, 3, 4, 42, 42), (1, 1, 4, 28, 28), (3, 4, 28, 28), (1, 3, 4, 28, 42)]
+)
+def test_wrong_input_shape_is_value_error_with_sizes(shape):
+    vit = build_model(ViTConfig(img_size=28, num_frames=4, embed_dim=32, depth=1, num_heads=2))
+    with pytest.raises(ValueError, match=r"expected a video of shape \(N, 3, 4, 28, 28\).*got " + re.escape(str(shape))):
+        vit(torch.zeros(shape))
+
+
+def test_no_state_carried_between_calls():
+    config = MAEConfig(img_size=28, num_frames=4, embed_dim=32, depth=1, num_heads=2,
+                       decoder_embed_dim=16, decoder_depth=1, decoder_num_heads=2, pred_t_dim=2)
+    model = build_model(config).eval()
+    before = {name: dict(vars(module)) for name, module in model.named_modules()}
+    with torch.no_grad():
+        first = model(torch.randn(3, 3, 4, 28, 28), mask_ratio=0.5, visualize=True)
+        second = model(torch.randn(1, 3, 4, 28, 28), mask_ratio=0.75, visualize=True, mask_type="center")
+    after = {name: dict(vars(module)) for name, module in model.named_modules()}
+    assert before.keys() == after.keys()
+    for name in before:
+        assert before[name].keys() == after[name].keys(), name
+    assert first[3].shape == (3, 3, 3, 2, 28, 28) and second[3].shape == (1, 3, 3, 2, 28, 28)
+
+
+def test_cls_attention_equals_full_attention_row():
+    torch.manual_seed(0)
+    vit = build_model(ViTConfig(img_size=28, num_frames=4, embed_dim=32, depth=2, num_heads=4)).eval()
+    video = torch.randn(2, 3, 4, 28, 28)
+    with torch.no_grad():
+        full = vit.get_last_selfattention(video)
+        row = vit.cls_attention(video)
+    assert full.shape == (2, 4, 9, 9) and row.shape == (2, 4, 8)
+    torch.testing.assert_close(row, full[:, :, 0, 1:])
+
+
+def test_invalid_config_is_value_error():
+    with pytest.raises(ValueError, match="not divisible by num_heads"):
+        ViTConfig(embed_dim=100, num_heads=3)
+    with pytest.raises(ValueError, match="not a multiple of patch_size"):
+        ViTConfig(img_size=100, patch_size=14)
