@@ -2,11 +2,11 @@
 
 from .checkpoint import CheckpointError, save_safetensors
 from .models import MAEConfig, VideoMAE, VideoViT, ViTConfig, build_model, create_model
-from .zoo import load_model
+from .zoo import get_available_models, load_model
 
 __version__ = "0.1.0"
 
 __all__ = [
     "CheckpointError", "MAEConfig", "VideoMAE", "VideoViT", "ViTConfig", "build_model", "create_model",
-    "load_model", "save_safetensors",
+    "get_available_models", "load_model", "save_safetensors",
 ]

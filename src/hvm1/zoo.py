@@ -1,13 +1,209 @@
-"""The named HVM-1 models and `load_model`, the one entry point that turns a name or a file into a model."""
+"""The named HVM-1 models and `load_model`, the one entry point that turns a name or a file into a model.
+
+Every published model is one row of `MODELS`: its hub file, architecture, and preprocessing. Names are
+`x_y_z`: model type `x` (mae, vit), pretraining data `y` (hvm1 and kinetics at 224 px, hvm1@448 at 448 px),
+finetuning data `z` (none, ssv2-{50,10}shot, kinetics-{50,10}shot, imagenet-2pt); `mae` exists only with
+`none`. The files live in the hub repo `eminorhan/hvm-1` as `{y}_{z}.pth` (mae and vit `_none` share one).
+"""
 
 from __future__ import annotations
 
+import difflib
 import os
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 
-from .checkpoint import load_checkpoint
+from .checkpoint import CheckpointError, _as_dtype, load_checkpoint
+from .hub import cached_file, download_file
+from .models import MAEConfig, ViTConfig, build_model, get_config
+
+HUB_REPO = "eminorhan/hvm-1"
+
+VIDEO_MEAN = (0.45, 0.45, 0.45)
+VIDEO_STD = (0.225, 0.225, 0.225)
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+# Evaluation resizes the short side to img_size + RESIZE_MARGIN, then center-crops img_size.
+RESIZE_MARGIN = 32
+
+
+@dataclass(frozen=True, kw_only=True)
+class Preprocessing:
+    """How inputs must be prepared for a model: resize the short side to `resize_size`, center-crop `img_size`,
+    take `num_frames` frames, scale to [0, 1] and normalise each channel with `mean` / `std`.
+
+    `single_image`: the model was finetuned on one image repeated to `num_frames` frames (imagenet-2pt).
+    """
+
+    img_size: int
+    num_frames: int
+    mean: tuple[float, float, float] = VIDEO_MEAN
+    std: tuple[float, float, float] = VIDEO_STD
+    single_image: bool = False
+
+    @property
+    def resize_size(self) -> int:
+        """The short side before the center crop: `img_size + 32`, as the published evaluation does."""
+        return self.img_size + RESIZE_MARGIN
+
+
+@dataclass(frozen=True, kw_only=True)
+class ZooEntry:
+    """One named model: where its weights are, what architecture they fit, and how inputs are prepared.
+
+    `config` fixes the architecture (`MAEConfig` for mae, `ViTConfig` for vit); image size, frames and class
+    count are read from it. `top1` is the published validation top-1 (%) of a finetuned model, else None.
+    """
+
+    name: str
+    model_type: str
+    pretraining: str
+    finetuning: str
+    filename: str
+    config: ViTConfig
+    mean: tuple[float, float, float] = VIDEO_MEAN
+    std: tuple[float, float, float] = VIDEO_STD
+    single_image: bool = False
+    top1: float | None = None
+    repo_id: str = HUB_REPO
+
+    @property
+    def img_size(self) -> int:
+        return self.config.img_size
+
+    @property
+    def num_frames(self) -> int:
+        return self.config.num_frames
+
+    @property
+    def num_classes(self) -> int:
+        return self.config.num_classes
+
+    @property
+    def preprocessing(self) -> Preprocessing:
+        return Preprocessing(
+            img_size=self.img_size, num_frames=self.num_frames, mean=self.mean, std=self.std,
+            single_image=self.single_image,
+        )
+
+
+@dataclass(frozen=True)
+class _Pretraining:
+    img_size: int
+
+
+@dataclass(frozen=True)
+class _Finetuning:
+    num_classes: int
+    mean: tuple[float, float, float] = VIDEO_MEAN
+    std: tuple[float, float, float] = VIDEO_STD
+    single_image: bool = False
+
+
+# The two axes of the zoo, in the published order; the table below is their product.
+PRETRAININGS = {"hvm1": _Pretraining(224), "hvm1@448": _Pretraining(448), "kinetics": _Pretraining(224)}
+FINETUNINGS = {
+    "none": _Finetuning(0),
+    "ssv2-50shot": _Finetuning(174),
+    "ssv2-10shot": _Finetuning(174),
+    "kinetics-50shot": _Finetuning(700),
+    "kinetics-10shot": _Finetuning(700),
+    "imagenet-2pt": _Finetuning(1000, IMAGENET_MEAN, IMAGENET_STD, single_image=True),
+}
+# Published validation top-1 (%) of the saved finetuned checkpoints, single random view.
+PUBLISHED_TOP1 = {
+    ("hvm1", "ssv2-10shot"): 17.5, ("hvm1", "ssv2-50shot"): 35.2, ("hvm1", "kinetics-10shot"): 14.8,
+    ("hvm1", "kinetics-50shot"): 32.0, ("hvm1", "imagenet-2pt"): 44.7,
+    ("hvm1@448", "ssv2-10shot"): 16.8, ("hvm1@448", "ssv2-50shot"): 36.4, ("hvm1@448", "kinetics-10shot"): 16.9,
+    ("hvm1@448", "kinetics-50shot"): 36.7, ("hvm1@448", "imagenet-2pt"): 52.3,
+    ("kinetics", "ssv2-10shot"): 19.0, ("kinetics", "ssv2-50shot"): 38.2, ("kinetics", "kinetics-10shot"): 20.6,
+    ("kinetics", "kinetics-50shot"): 37.3, ("kinetics", "imagenet-2pt"): 51.0,
+}
+
+
+def _entry(model_type: str, pretraining: str, finetuning: str) -> ZooEntry:
+    pre, fine = PRETRAININGS[pretraining], FINETUNINGS[finetuning]
+    architecture = "mae_vit_huge_patch14" if model_type == "mae" else "vit_huge_patch14"
+    config = get_config(architecture, img_size=pre.img_size, num_frames=16, num_classes=fine.num_classes)
+    return ZooEntry(
+        name=f"{model_type}_{pretraining}_{finetuning}", model_type=model_type, pretraining=pretraining,
+        finetuning=finetuning, filename=f"{pretraining}_{finetuning}.pth", config=config, mean=fine.mean,
+        std=fine.std, single_image=fine.single_image, top1=PUBLISHED_TOP1.get((pretraining, finetuning)),
+    )
+
+
+MODELS: dict[str, ZooEntry] = {
+    entry.name: entry
+    for pretraining in PRETRAININGS
+    for entry in (
+        _entry("mae", pretraining, "none"), *(_entry("vit", pretraining, fine) for fine in FINETUNINGS)
+    )
+}
+
+
+class UnknownModelError(ValueError):
+    """A model name that is not in the zoo (and not an existing file); the message lists the closest names."""
+
+
+def get_available_models() -> list[str]:
+    """The names of all published HVM-1 models, in the published order (`hvm1.load_model` accepts each)."""
+    return list(MODELS)
+
+
+def get_model_entry(name: str) -> ZooEntry:
+    """The zoo entry of `name`; raises `UnknownModelError` listing the closest valid names."""
+    try:
+        return MODELS[name]
+    except KeyError:
+        close = difflib.get_close_matches(name, MODELS, n=3, cutoff=0.5)
+        hint = f"did you mean {', '.join(map(repr, close))}?" if close else f"valid names: {', '.join(MODELS)}"
+        raise UnknownModelError(f"unknown model {name!r} (not a zoo name, nor an existing file); {hint}") from None
+
+
+def preprocessing_for(source: str | ZooEntry | ViTConfig | torch.nn.Module) -> Preprocessing:
+    """The preprocessing of a zoo name or entry, or of a model or config (then the video mean/std at its size).
+
+    A model loaded from a file doesn't know how it was trained: pass its zoo name when it has one (the
+    imagenet-2pt models expect the ImageNet mean/std and one image repeated to 16 frames).
+    """
+    if isinstance(source, str):
+        source = get_model_entry(source)
+    if isinstance(source, ZooEntry):
+        return source.preprocessing
+    config = source if isinstance(source, ViTConfig) else getattr(source, "config", None)
+    if not isinstance(config, ViTConfig):
+        raise TypeError(f"expected a zoo name, ZooEntry, ViTConfig or hvm1 model, got {type(source).__name__}")
+    return Preprocessing(img_size=config.img_size, num_frames=config.num_frames)
+
+
+def is_cached(name: str, *, revision: str | None = None, cache_dir: str | os.PathLike | None = None) -> bool:
+    """Whether the weights file of zoo model `name` is in the local hub cache (checked without network)."""
+    entry = get_model_entry(name)
+    return cached_file(entry.repo_id, entry.filename, revision=revision, cache_dir=cache_dir) is not None
+
+
+def _entry_config(entry: ZooEntry, model_type: str | None) -> tuple[str, ViTConfig]:
+    model_type = model_type or entry.model_type
+    if model_type == entry.model_type:
+        return model_type, entry.config
+    if model_type == "vit" and isinstance(entry.config, MAEConfig):
+        return model_type, entry.config.encoder_config()
+    raise ValueError(
+        f"model {entry.name!r} is a {entry.model_type} and cannot be loaded as model_type={model_type!r}"
+        + (f"; use {entry.name.replace('vit_', 'mae_', 1)!r}" if entry.finetuning == "none" else "")
+    )
+
+
+def _with_overrides(config: ViTConfig, overrides: dict[str, Any]) -> ViTConfig:
+    fields = set(config.to_dict())
+    if unknown := sorted(set(overrides) - fields):
+        raise ValueError(
+            f"unknown {type(config).__name__} field(s) {', '.join(unknown)}; valid: {', '.join(sorted(fields))}"
+        )
+    return config.replace(**overrides) if overrides else config
 
 
 def load_model(
@@ -17,18 +213,41 @@ def load_model(
     model_type: str | None = None,
     device: torch.device | str | None = None,
     dtype: torch.dtype | str | None = None,
+    revision: str | None = None,
+    cache_dir: str | os.PathLike | None = None,
     **config_overrides: Any,
 ) -> torch.nn.Module:
-    """Load an HVM-1 model from a checkpoint file, in eval mode, float32 unless `dtype` says otherwise.
+    """Load an HVM-1 model by zoo name (see `get_available_models`) or from a checkpoint file, in eval mode.
 
-    The file may be a published training checkpoint (`model`, `optimizer`, `epoch`, `scaler`, `args`), a
-    dict with `model_state`, a bare state dict, or a `.safetensors` file from `hvm1 convert`. It is read
-    safely (no code runs on unpickling) and lazily (memory-mapped; optimizer state is never read), and the
-    model is built on the meta device before the weights are assigned. `model_type='vit'` builds the
-    encoder alone from an MAE checkpoint. `config_overrides` set architecture fields the file can't tell
-    (e.g. `num_heads=4` for a width that matches no named size). `pretrained=False` builds the architecture
-    only (randomly initialised, or empty with `device='meta'`).
+    A zoo name downloads its file from the hub once (`revision`, `cache_dir`, and the `HF_*` environment
+    apply), builds the entry's architecture and loads the weights, which must fit it exactly. A file may be
+    a published training checkpoint, a state dict, or a `.safetensors` file from `hvm1 convert`. Either way
+    the file is read safely and memory-mapped (optimizer state is never read) into a model built on the meta
+    device; float32 unless `dtype` says otherwise. `model_type='vit'` builds the encoder alone from an MAE.
+    `config_overrides` set architecture fields (e.g. `num_heads=4` for a file whose width matches no named
+    size, or `drop_path_rate=0.1` for finetuning). `pretrained=False` builds the architecture only, without
+    downloading (randomly initialised, or empty with `device='meta'`). Raises `UnknownModelError` for an
+    unknown name, `hub.DownloadError` when the file can't be fetched, `CheckpointError` when it doesn't fit.
     """
-    return load_checkpoint(
-        name_or_path, pretrained=pretrained, model_type=model_type, device=device, dtype=dtype, **config_overrides
+    if Path(name_or_path).is_file():
+        return load_checkpoint(
+            name_or_path, pretrained=pretrained, model_type=model_type, device=device, dtype=dtype,
+            **config_overrides,
+        )
+    name = str(name_or_path)
+    if name not in MODELS and (os.sep in name or "/" in name or Path(name).suffix in (".pth", ".pt", ".safetensors")):
+        raise FileNotFoundError(f"checkpoint file not found: {name}")
+    entry = get_model_entry(name)
+    model_type, config = _entry_config(entry, model_type)
+    config = _with_overrides(config, config_overrides)
+    if not pretrained:
+        return build_model(config, device=device).to(_as_dtype(dtype)).eval()
+    if torch.device(device or "cpu").type == "meta":
+        raise ValueError("device='meta' builds an empty model: pass pretrained=False with it")
+    path = download_file(
+        entry.repo_id, entry.filename, revision=revision, cache_dir=cache_dir, description=f"model {name!r}"
     )
+    try:
+        return load_checkpoint(path, config=config, model_type=model_type, device=device, dtype=dtype)
+    except CheckpointError as error:
+        raise CheckpointError(f"model {name!r} ({entry.filename} from {entry.repo_id}): {error}") from None

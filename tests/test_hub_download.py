@@ -1,0 +1,147 @@
+"""Loading zoo models by name through the real `huggingface_hub` download path, against a local fake hub.
+
+The tiny reference checkpoints stand in for the published files (`hvm1_none.pth` is the tiny MAE), with the
+zoo entries' architecture swapped for the tiny one by a test-only override.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from hub_server import FakeHub, point_hub_client_at, set_offline, use_tiny_architectures
+from reference_data import reference_dir, reference_heads
+from hvm1 import CheckpointError, load_model, zoo
+from hvm1.hub import DownloadError
+from hvm1.models import MAEConfig
+from hvm1.models.configs import config_fields
+
+REPO = zoo.HUB_REPO
+TINY_NAMES = ["mae_hvm1_none", "vit_hvm1_none", "vit_hvm1_ssv2-50shot"]
+
+
+@pytest.fixture
+def tiny() -> Path:
+    return reference_dir("tiny")
+
+
+@pytest.fixture
+def hub(monkeypatch, tmp_path, tiny):
+    config = json.loads((tiny / "config.json").read_text())
+    use_tiny_architectures(
+        monkeypatch, MAEConfig(**{k: v for k, v in config.items() if k in config_fields("mae")}), TINY_NAMES
+    )
+    server = FakeHub()
+    point_hub_client_at(monkeypatch, server.url, tmp_path / "hf")
+    yield server
+    server.stop()
+
+
+def serve(hub: FakeHub, filename: str, source: Path) -> None:
+    hub.files[(REPO, filename)] = source.read_bytes()
+
+
+def assert_same_weights(a: torch.nn.Module, b: torch.nn.Module) -> None:
+    sa, sb = a.state_dict(), b.state_dict()
+    assert sa.keys() == sb.keys()
+    for key in sa:
+        assert torch.equal(sa[key], sb[key]), key
+
+
+def blobs(hf_home: Path) -> list[Path]:
+    return [p for p in hf_home.rglob("blobs/*") if p.is_file()]
+
+
+def test_first_download_then_cached_reload_with_the_server_stopped(hub, tiny, tmp_path):
+    serve(hub, "hvm1_none.pth", tiny / "mae_checkpoint.pth")
+    expected = load_model(tiny / "mae_checkpoint.pth", **reference_heads(tiny))
+
+    assert not zoo.is_cached("mae_hvm1_none")
+    model = load_model("mae_hvm1_none")
+    assert_same_weights(model, expected)
+    assert hub.downloads() == 1
+    assert zoo.is_cached("mae_hvm1_none") and zoo.is_cached("vit_hvm1_none")  # one file, two names
+
+    encoder = load_model("vit_hvm1_none")  # same file: no second transfer
+    assert hub.downloads() == 1
+    assert "decoder_embed.weight" not in encoder.state_dict()
+
+    hub.stop()
+    assert_same_weights(load_model("mae_hvm1_none"), expected)
+
+
+def test_offline_mode_uses_the_cache_without_any_request(hub, tiny, monkeypatch):
+    serve(hub, "hvm1_none.pth", tiny / "mae_checkpoint.pth")
+    load_model("mae_hvm1_none")
+    seen = len(hub.file_requests())
+    set_offline(monkeypatch, True)
+    load_model("mae_hvm1_none")
+    assert len(hub.file_requests()) == seen
+
+
+def test_offline_with_nothing_cached_says_what_to_download_and_how_to_load_a_file(hub, tiny, monkeypatch):
+    serve(hub, "hvm1_none.pth", tiny / "mae_checkpoint.pth")
+    set_offline(monkeypatch, True)
+    with pytest.raises(DownloadError) as info:
+        load_model("vit_hvm1_none")
+    message = str(info.value)
+    for part in ("'vit_hvm1_none'", "hvm1_none.pth", REPO, "HF_HUB_OFFLINE", "hvm1.load_model('/path/to/hvm1_none.pth')"):
+        assert part in message
+    assert hub.file_requests() == []
+
+
+def test_network_down_with_nothing_cached_is_a_clear_error(hub, monkeypatch):
+    monkeypatch.setattr(time, "sleep", lambda seconds: None)  # the client retries with backoff before giving up
+    hub.stop()
+    with pytest.raises(DownloadError, match=r"hvm1_none\.pth \(model 'mae_hvm1_none'\).*could not be reached"):
+        load_model("mae_hvm1_none")
+
+
+def test_missing_file_on_the_hub_names_model_and_file(hub):
+    with pytest.raises(DownloadError, match=r"hvm1_ssv2-50shot\.pth \(model 'vit_hvm1_ssv2-50shot'\).*not found"):
+        load_model("vit_hvm1_ssv2-50shot")
+
+
+@pytest.mark.parametrize("fault", ["truncate", "corrupt"])
+def test_a_bad_download_is_an_error_and_leaves_nothing_a_retry_would_trust(hub, tiny, tmp_path, fault):
+    serve(hub, "hvm1_none.pth", tiny / "mae_checkpoint.pth")
+    hub.fault = fault
+    with pytest.raises(DownloadError, match=r"hvm1_none\.pth \(model 'mae_hvm1_none'\)"):
+        load_model("mae_hvm1_none")
+    assert not zoo.is_cached("mae_hvm1_none")
+    assert blobs(tmp_path / "hf") == []
+
+    hub.fault = None
+    expected = load_model(tiny / "mae_checkpoint.pth", **reference_heads(tiny))
+    assert_same_weights(load_model("mae_hvm1_none"), expected)
+
+
+def test_a_file_that_does_not_fit_the_entry_is_an_error(hub, tiny):
+    serve(hub, "hvm1_ssv2-50shot.pth", tiny / "mae_checkpoint.pth")  # no head, but the entry has one
+    with pytest.raises(CheckpointError, match=r"'vit_hvm1_ssv2-50shot'.*missing keys: head\.bias, head\.weight"):
+        load_model("vit_hvm1_ssv2-50shot")
+
+
+def test_a_finetuned_file_loads_with_its_head(hub, tiny):
+    serve(hub, "hvm1_ssv2-50shot.pth", tiny / "vit_checkpoint.pth")
+    model = load_model("vit_hvm1_ssv2-50shot")
+    assert model.head.weight.shape == (7, 64)
+
+
+def test_revision_and_cache_dir_are_passed_to_the_hub(hub, tiny, tmp_path):
+    serve(hub, "hvm1_none.pth", tiny / "mae_checkpoint.pth")
+    cache = tmp_path / "elsewhere"
+    load_model("mae_hvm1_none", revision="v1.0", cache_dir=cache)
+    assert ("GET", f"/{REPO}/resolve/v1.0/hvm1_none.pth") in hub.file_requests()
+    assert zoo.is_cached("mae_hvm1_none", revision="v1.0", cache_dir=cache)
+    assert not zoo.is_cached("mae_hvm1_none")
+
+
+def test_pretrained_false_downloads_nothing(hub):
+    model = load_model("vit_hvm1_none", pretrained=False, device="meta")
+    assert next(model.parameters()).is_meta
+    assert hub.file_requests() == []
