@@ -1,0 +1,49 @@
+"""Everything that turns a video file (or an image) into the normalised (C, T, H, W) tensor a model takes."""
+
+from hvm1.data import transforms
+from hvm1.data.datasets import (
+    IMAGE_EXTENSIONS,
+    VIDEO_EXTENSIONS,
+    Batch,
+    ClipDataset,
+    Sample,
+    Skipped,
+    collate,
+    find_files,
+    find_images,
+    find_videos,
+)
+from hvm1.data.transforms import (
+    ImagePreset,
+    VideoPreset,
+    image_eval_preset,
+    video_eval_preset,
+    video_train_preset,
+    visualisation_preset,
+)
+from hvm1.data.video import Clip, VideoError, clip_instants, read_clip, read_image
+
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "VIDEO_EXTENSIONS",
+    "Batch",
+    "Clip",
+    "ClipDataset",
+    "ImagePreset",
+    "Sample",
+    "Skipped",
+    "VideoError",
+    "VideoPreset",
+    "clip_instants",
+    "collate",
+    "find_files",
+    "find_images",
+    "find_videos",
+    "image_eval_preset",
+    "read_clip",
+    "read_image",
+    "transforms",
+    "video_eval_preset",
+    "video_train_preset",
+    "visualisation_preset",
+]

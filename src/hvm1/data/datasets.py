@@ -1,0 +1,216 @@
+"""Finding video and image files, and datasets of them that say which files they could not read.
+
+A dataset item is a `Sample` (the model input, its label, its path, how many frames were padded) or, with
+`skip_bad=True`, a `Skipped` marker naming a file that could not be read and why. `collate` drops the
+markers and hands them on in the `Batch`, so a training or evaluation loop sees every skipped file in the
+main process, DataLoader workers or not. No other file is ever read in place of a bad one.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, NamedTuple, Sequence, Union
+
+import torch
+from torch.utils.data import Dataset
+
+from hvm1.data.transforms import ImagePreset, VideoPreset
+from hvm1.data.video import Start, VideoError
+
+logger = logging.getLogger(__name__)
+
+VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+
+PathLike = Union[str, os.PathLike]
+Preset = Union[VideoPreset, ImagePreset]
+
+
+def find_files(paths: PathLike | Iterable[PathLike], extensions: Sequence[str]) -> list[Path]:
+    """The files named by `paths`: a file is taken as given, a folder is searched recursively (top level
+    included) for names ending in one of `extensions` (any case), skipping hidden files and folders.
+
+    Each folder's files come sorted; the result keeps the order of `paths` and lists a file once. Raises
+    FileNotFoundError naming a path that does not exist.
+    """
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    suffixes = tuple(extension.lower() for extension in extensions)
+    found: dict[Path, None] = {}  # ordered set
+    for path in map(Path, paths):
+        if path.is_file():
+            found[path] = None
+        elif path.is_dir():
+            for file in sorted(path.rglob("*")):
+                hidden = any(part.startswith(".") for part in file.relative_to(path).parts)
+                if not hidden and file.name.lower().endswith(suffixes) and file.is_file():
+                    found[file] = None
+        else:
+            raise FileNotFoundError(f"{path}: no such file or folder")
+    return list(found)
+
+
+def find_videos(paths: PathLike | Iterable[PathLike]) -> list[Path]:
+    """The video files named by `paths` (files, or folders searched recursively for VIDEO_EXTENSIONS)."""
+    return find_files(paths, VIDEO_EXTENSIONS)
+
+
+def find_images(paths: PathLike | Iterable[PathLike]) -> list[Path]:
+    """The image files named by `paths` (files, or folders searched recursively for IMAGE_EXTENSIONS)."""
+    return find_files(paths, IMAGE_EXTENSIONS)
+
+
+class Sample(NamedTuple):
+    """One readable file: `video` (C, T, H, W) float32, or (views, C, T, H, W) with uniform crops; `label`
+    (-1 when unlabelled); `path`; `padded`, how many frames fell after the end of the video."""
+
+    video: torch.Tensor
+    label: int
+    path: str
+    padded: int
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A file a dataset could not read (with `skip_bad=True`), and the reason."""
+
+    path: str
+    reason: str
+
+
+class Batch(NamedTuple):
+    """What `collate` makes of a list of items: the readable samples stacked, and the skipped files.
+
+    `video` (N, ...) and `label` (N,) and `padded` (N,) are None when every file of the batch was skipped.
+    """
+
+    video: torch.Tensor | None
+    label: torch.Tensor | None
+    path: list[str]
+    padded: torch.Tensor | None
+    skipped: list[Skipped]
+
+
+def collate(items: Sequence[Sample | Skipped]) -> Batch:
+    """Collate function for a DataLoader over a dataset: stacks the samples, passes `Skipped` markers on."""
+    samples = [item for item in items if isinstance(item, Sample)]
+    skipped = [item for item in items if isinstance(item, Skipped)]
+    if not samples:
+        return Batch(None, None, [], None, skipped)
+    return Batch(
+        video=torch.stack([sample.video for sample in samples]),
+        label=torch.tensor([sample.label for sample in samples], dtype=torch.long),
+        path=[sample.path for sample in samples],
+        padded=torch.tensor([sample.padded for sample in samples], dtype=torch.long),
+        skipped=skipped,
+    )
+
+
+class ClipDataset(Dataset):
+    """Files read through a preset into model inputs, with optional labels.
+
+    Item i reads `files[i]` with `preset.load` at `start` (the preset's own start when None): a `Sample`,
+    or for an unreadable file a `VideoError` or, with `skip_bad=True`, a `Skipped` marker. Use `collate`
+    as the DataLoader's collate function. Random starts and crops draw from torch's global generator,
+    which a DataLoader seeds differently in each worker.
+    """
+
+    def __init__(
+        self,
+        files: Sequence[PathLike],
+        preset: Preset,
+        labels: Sequence[int] | None = None,
+        classes: Sequence[str] | None = None,
+        start: Start | None = None,
+        skip_bad: bool = False,
+    ) -> None:
+        if labels is not None and len(labels) != len(files):
+            raise ValueError(f"got {len(labels)} labels for {len(files)} files")
+        self.files = [Path(file) for file in files]
+        self.labels = [-1] * len(self.files) if labels is None else [int(label) for label in labels]
+        self.classes = list(classes) if classes is not None else None
+        self.preset = preset
+        self.start = start
+        self.skip_bad = skip_bad
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, index: int) -> Sample | Skipped:
+        path = self.files[index]
+        try:
+            video, padded = self.preset.load(path, self.start)
+        except VideoError as error:
+            if not self.skip_bad:
+                raise
+            logger.warning("skipping %s", error)
+            return Skipped(str(path), error.reason or str(error))
+        return Sample(video, self.labels[index], str(path), padded)
+
+    @classmethod
+    def from_folder(
+        cls, root: PathLike, preset: Preset, extensions: Sequence[str] | None = None, **options
+    ) -> "ClipDataset":
+        """Every matching file under `root` (recursively, sorted), unlabelled (label -1).
+
+        `extensions` defaults to the images' for an ImagePreset and the videos' otherwise; `options` are
+        ClipDataset's (`start`, `skip_bad`).
+        """
+        return cls(find_files(_folder(root), _extensions(preset, extensions)), preset, **options)
+
+    @classmethod
+    def from_class_folders(
+        cls, root: PathLike, preset: Preset, extensions: Sequence[str] | None = None, **options
+    ) -> "ClipDataset":
+        """A folder of class subfolders: label = index of the subfolder in sorted order (as the published
+        finetuning data were built), files found recursively in each. Raises ValueError for matching files
+        directly in `root`, which belong to no class."""
+        root = _folder(root)
+        suffixes = _extensions(preset, extensions)
+        classes = sorted(entry.name for entry in root.iterdir() if entry.is_dir() and not entry.name.startswith("."))
+        loose = [file for file in find_files(root, suffixes) if file.parent == root]
+        if loose:
+            raise ValueError(f"{root}: {len(loose)} files belong to no class folder, e.g. {loose[0].name}")
+        files, labels = [], []
+        for label, name in enumerate(classes):
+            found = find_files(root / name, suffixes)
+            files += found
+            labels += [label] * len(found)
+        return cls(files, preset, labels=labels, classes=classes, **options)
+
+    @classmethod
+    def from_csv(cls, manifest: PathLike, preset: Preset, **options) -> "ClipDataset":
+        """A CSV manifest of `path,label` rows (an optional `path,label` header; relative paths are relative
+        to the manifest's folder). Raises ValueError naming the line of a malformed row."""
+        manifest = Path(manifest)
+        if not manifest.is_file():
+            raise FileNotFoundError(f"{manifest}: no such manifest file")
+        files, labels = [], []
+        with open(manifest, newline="") as handle:
+            for line, row in enumerate(csv.reader(handle), start=1):
+                if not row or (line == 1 and [cell.strip().lower() for cell in row] == ["path", "label"]):
+                    continue
+                try:
+                    path, label = row
+                    labels.append(int(label))
+                except ValueError:
+                    raise ValueError(f"{manifest}:{line}: expected 'path,label' with an integer label, got {row}") from None
+                files.append(manifest.parent / path.strip())
+        return cls(files, preset, labels=labels, **options)
+
+
+def _folder(root: PathLike) -> Path:
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: no such folder")
+    return root
+
+
+def _extensions(preset: Preset, extensions: Sequence[str] | None) -> Sequence[str]:
+    if extensions is not None:
+        return extensions
+    return IMAGE_EXTENSIONS if isinstance(preset, ImagePreset) else VIDEO_EXTENSIONS

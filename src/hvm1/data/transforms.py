@@ -1,0 +1,291 @@
+"""Preprocessing as plain functions on tensors, and the presets that chain them for a model.
+
+Spatial functions take any tensor whose last two dimensions are (H, W): a frame (C, H, W), a clip
+(C, T, H, W), a batch. `normalize` takes channels first. A clip the model takes is (C, T, H, W) float32.
+Presets take the model's facts as plain numbers (image size, frames, mean/std) so they do not depend on
+model code; the model zoo passes them in.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from hvm1.data.video import Start, read_clip, read_image, short_side_size
+
+#: Published HVM-1 video normalisation (every channel).
+VIDEO_MEAN = (0.45, 0.45, 0.45)
+VIDEO_STD = (0.225, 0.225, 0.225)
+#: ImageNet normalisation, used by the published ImageNet finetuning and testing.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+CROP_POSITIONS = ("left", "center", "right")
+
+
+def resize(x: torch.Tensor, size: tuple[int, int], interpolation: str = "bilinear") -> torch.Tensor:
+    """Resize the last two dimensions to `size` (H, W), antialiased; uint8 in gives uint8 out (rounded)."""
+    *leading, height, width = x.shape
+    if (height, width) == tuple(size):
+        return x
+    flat = x.reshape(-1, 1, height, width)  # (N, 1, H, W): every channel and frame alike
+    out = F.interpolate(
+        flat.float(), size=tuple(size), mode=interpolation, align_corners=False, antialias=True
+    )
+    if x.dtype == torch.uint8:
+        out = out.round_().clamp_(0, 255).to(torch.uint8)
+    return out.reshape(*leading, *size)
+
+
+def resize_short_side(x: torch.Tensor, size: int, interpolation: str = "bilinear") -> torch.Tensor:
+    """Resize so that the shorter of the last two dimensions is `size`, keeping the aspect ratio."""
+    return resize(x, short_side_size(x.shape[-2], x.shape[-1], size), interpolation)
+
+
+def _crop_size(size: int | tuple[int, int]) -> tuple[int, int]:
+    return (size, size) if isinstance(size, int) else tuple(size)
+
+
+def _check_fits(x: torch.Tensor, height: int, width: int) -> None:
+    if height > x.shape[-2] or width > x.shape[-1]:
+        raise ValueError(f"cannot crop {height}x{width} from a {x.shape[-2]}x{x.shape[-1]} image")
+
+
+def center_crop(x: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
+    """The central `size` (an int for a square, or (H, W)) of the last two dimensions."""
+    return uniform_crop(x, size, "center")
+
+
+def uniform_crop(x: torch.Tensor, size: int | tuple[int, int], position: str) -> torch.Tensor:
+    """A crop centred on the short side and at `position` ("left", "center", "right") along the long side.
+
+    For a portrait frame "left" is the top and "right" the bottom; the three positions are the three
+    spatial views of multi-view video evaluation.
+    """
+    if position not in CROP_POSITIONS:
+        raise ValueError(f"position must be one of {CROP_POSITIONS}, got {position!r}")
+    height, width = _crop_size(size)
+    _check_fits(x, height, width)
+    room_y, room_x = x.shape[-2] - height, x.shape[-1] - width
+    along = {"left": 0.0, "center": 0.5, "right": 1.0}[position]
+    if x.shape[-2] > x.shape[-1]:
+        top, left = round(room_y * along), room_x // 2
+    else:
+        top, left = room_y // 2, round(room_x * along)
+    return x[..., top : top + height, left : left + width]
+
+
+def random_resized_crop(
+    x: torch.Tensor,
+    size: int | tuple[int, int],
+    scale: tuple[float, float] = (0.08, 1.0),
+    ratio: tuple[float, float] = (3 / 4, 4 / 3),
+    generator: torch.Generator | None = None,
+    interpolation: str = "bilinear",
+) -> torch.Tensor:
+    """Crop a random area (a `scale` fraction of the image, aspect in `ratio`) and resize it to `size`.
+
+    The same crop applies to every frame of a clip. Draws like torchvision's RandomResizedCrop: ten tries
+    for a crop that fits, else the largest central crop with the aspect ratio clamped into `ratio`.
+    """
+    height, width = x.shape[-2], x.shape[-1]
+    area = height * width
+    log_ratio = (math.log(ratio[0]), math.log(ratio[1]))
+    for _ in range(10):
+        draws = torch.rand(2, generator=generator, dtype=torch.float64).tolist()
+        target_area = area * (scale[0] + draws[0] * (scale[1] - scale[0]))
+        aspect = math.exp(log_ratio[0] + draws[1] * (log_ratio[1] - log_ratio[0]))
+        crop_w = round(math.sqrt(target_area * aspect))
+        crop_h = round(math.sqrt(target_area / aspect))
+        if 0 < crop_w <= width and 0 < crop_h <= height:
+            top = int(torch.randint(0, height - crop_h + 1, (), generator=generator))
+            left = int(torch.randint(0, width - crop_w + 1, (), generator=generator))
+            break
+    else:
+        in_ratio = width / height
+        if in_ratio < ratio[0]:
+            crop_w, crop_h = width, round(width / ratio[0])
+        elif in_ratio > ratio[1]:
+            crop_w, crop_h = round(height * ratio[1]), height
+        else:
+            crop_w, crop_h = width, height
+        top, left = (height - crop_h) // 2, (width - crop_w) // 2
+    return resize(x[..., top : top + crop_h, left : left + crop_w], _crop_size(size), interpolation)
+
+
+def hflip(x: torch.Tensor) -> torch.Tensor:
+    """Mirror the last dimension (left-right)."""
+    return x.flip(-1)
+
+
+def normalize(x: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """Channels-first `x` (uint8 0-255 or float 0-1) to float32 `(x - mean) / std` per channel."""
+    if len(mean) != x.shape[0] or len(std) != x.shape[0]:
+        raise ValueError(f"mean/std have {len(mean)}/{len(std)} values for {x.shape[0]} channels")
+    x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
+    shape = (-1,) + (1,) * (x.dim() - 1)  # broadcast over (T,) H, W
+    return (x - torch.tensor(mean).view(shape)) / torch.tensor(std).view(shape)
+
+
+def to_cthw(frames: torch.Tensor) -> torch.Tensor:
+    """Frames as decoded, (T, H, W, C), to the clip layout models take, (C, T, H, W)."""
+    if frames.dim() != 4:
+        raise ValueError(f"expected frames of shape (T, H, W, C), got {tuple(frames.shape)}")
+    return frames.permute(3, 0, 1, 2)
+
+
+def image_to_clip(image: torch.Tensor, num_frames: int) -> torch.Tensor:
+    """A still image (C, H, W) repeated into a static clip (C, T, H, W) of `num_frames` frames."""
+    if image.dim() != 3:
+        raise ValueError(f"expected an image of shape (C, H, W), got {tuple(image.shape)}")
+    return image.unsqueeze(1).repeat(1, num_frames, 1, 1)
+
+
+@dataclass(frozen=True)
+class VideoPreset:
+    """How a model's clips are read and preprocessed: decode parameters plus the tensor pipeline.
+
+    `short_side` is the decode-time resize, fixed or a (low, high) range drawn per clip; `crop` is
+    "center", "uniform" (the left, center and right views, stacked first) or "random_resized" (with
+    `crop_scale` and `crop_ratio`); `flip` mirrors half of the clips. Build one with the functions below.
+    """
+
+    img_size: int
+    num_frames: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    sampling_rate: int
+    short_side: int | tuple[int, int]
+    target_fps: float = 30.0
+    crop: str = "center"
+    crop_scale: tuple[float, float] = (0.08, 1.0)
+    crop_ratio: tuple[float, float] = (3 / 4, 4 / 3)
+    flip: bool = False
+    start: Start = "center"
+
+    def __post_init__(self) -> None:
+        if self.crop not in ("center", "uniform", "random_resized"):
+            raise ValueError(f"crop must be 'center', 'uniform' or 'random_resized', got {self.crop!r}")
+
+    def load(
+        self, path: str | os.PathLike, start: Start | None = None, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, int]:
+        """Read the clip at `start` (the preset's own when None) and preprocess it.
+
+        Returns the model input, (C, T, H, W) float32 or (3, C, T, H, W) for uniform crops, and how many
+        of its frames were padded past the end of the video. Raises `VideoError` for unreadable files.
+        """
+        short_side = self.short_side
+        if not isinstance(short_side, int):
+            short_side = int(torch.randint(short_side[0], short_side[1] + 1, (), generator=generator))
+        clip = read_clip(
+            path,
+            num_frames=self.num_frames,
+            sampling_rate=self.sampling_rate,
+            target_fps=self.target_fps,
+            start=self.start if start is None else start,
+            short_side=short_side,
+            generator=generator,
+        )
+        return self(clip.frames, generator), clip.padded
+
+    def __call__(self, frames: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Decoded frames (T, H, W, 3) uint8, already at the preset's short side, to the model input."""
+        x = to_cthw(frames)
+        if self.crop == "random_resized":
+            x = random_resized_crop(x, self.img_size, self.crop_scale, self.crop_ratio, generator)
+        elif self.crop == "uniform":
+            return torch.stack(
+                [normalize(uniform_crop(x, self.img_size, where), self.mean, self.std) for where in CROP_POSITIONS]
+            )
+        else:
+            x = center_crop(x, self.img_size)
+        if self.flip and torch.rand((), generator=generator).item() < 0.5:
+            x = hflip(x)
+        return normalize(x, self.mean, self.std)
+
+
+@dataclass(frozen=True)
+class ImagePreset:
+    """How a model reads a still image: resize the short side (bicubic), center crop, normalise, repeat."""
+
+    img_size: int
+    num_frames: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    resize_to: int
+
+    def load(
+        self, path: str | os.PathLike, start: Start | None = None, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, int]:
+        """Read the image at `path` as a static clip (C, T, H, W) float32; the padded count is always 0.
+
+        `start` and `generator` are accepted so that datasets can treat image and video presets alike.
+        """
+        return self(read_image(Path(path))), 0
+
+    def __call__(self, image: torch.Tensor) -> torch.Tensor:
+        """An image (3, H, W) uint8 to the static clip the model takes."""
+        x = center_crop(resize_short_side(image, self.resize_to, "bicubic"), self.img_size)
+        return image_to_clip(normalize(x, self.mean, self.std), self.num_frames)
+
+
+def visualisation_preset(
+    img_size: int, num_frames: int, mean: Sequence[float], std: Sequence[float]
+) -> VideoPreset:
+    """The published visualisation: the model's frames at sampling rate 4, short side img_size + 32, center crop."""
+    return VideoPreset(img_size, num_frames, tuple(mean), tuple(std), sampling_rate=4, short_side=img_size + 32)
+
+
+def video_eval_preset(
+    img_size: int,
+    num_frames: int,
+    mean: Sequence[float],
+    std: Sequence[float],
+    sampling_rate: int = 8,
+    crop: str = "center",
+) -> VideoPreset:
+    """Video evaluation: short side img_size * 256 / 224, then a center crop or the three uniform crops."""
+    return VideoPreset(
+        img_size, num_frames, tuple(mean), tuple(std), sampling_rate, short_side=round(img_size * 256 / 224), crop=crop
+    )
+
+
+def video_train_preset(
+    img_size: int,
+    num_frames: int,
+    mean: Sequence[float],
+    std: Sequence[float],
+    short_side: int | tuple[int, int],
+    crop_scale: tuple[float, float],
+    sampling_rate: int = 8,
+) -> VideoPreset:
+    """Training: a random start, short side `short_side` (or drawn from its range), random resized crop, flip.
+
+    Published: short side in [256, 320] at 224 px and 448 at 448 px; crop scale (0.5, 1.0) for pretraining,
+    (0.08, 1.0) for finetuning; aspect 0.75-1.33.
+    """
+    return VideoPreset(
+        img_size,
+        num_frames,
+        tuple(mean),
+        tuple(std),
+        sampling_rate,
+        short_side=short_side,
+        crop="random_resized",
+        crop_scale=crop_scale,
+        crop_ratio=(3 / 4, 4 / 3),
+        flip=True,
+        start="random",
+    )
+
+
+def image_eval_preset(img_size: int, num_frames: int, mean: Sequence[float], std: Sequence[float]) -> ImagePreset:
+    """The published image evaluation: short side img_size + 32 (bicubic), center crop, repeated to num_frames."""
+    return ImagePreset(img_size, num_frames, tuple(mean), tuple(std), resize_to=img_size + 32)

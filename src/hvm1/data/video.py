@@ -1,0 +1,356 @@
+"""Decoding clips from video files: time-based frame sampling that checks what the file really holds.
+
+A clip is `num_frames` instants `sampling_rate / target_fps` seconds apart on the stream's own clock; each
+instant shows the frame on screen then (the last frame whose presentation time is at or before it). Header
+frame counts and durations are only used to place a clip, never to decide what was decoded: decoding
+finds where the frames really end, and a decoder may hand frames out of presentation order.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Union
+
+import av
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+logger = logging.getLogger(__name__)
+
+#: A clip start: seconds, "random", "center", or (clip_index, num_clips).
+Start = Union[float, str, tuple[int, int]]
+
+# Frame times and instants are floats computed from rationals; a frame exactly on an instant must count as
+# "at or before" it whatever the rounding. One microsecond is far below any frame interval.
+_TIME_TOLERANCE = 1e-6
+# Decoders with B-frames emit frames in presentation order only after a reorder delay; H.264 and HEVC cap
+# the reorder buffer at 16 frames, so 16 frames past the clip end there can be no earlier frame to come.
+_REORDER_DEPTH = 16
+# When a seek lands after the time asked for, retry this many seconds earlier, then 8x further back, ...
+_FIRST_SEEK_BACKOFF = 1.0
+_SEEK_BACKOFF_FACTOR = 8.0
+
+
+class VideoError(Exception):
+    """A video (or image) that cannot be read: the message names the file and the reason.
+
+    Raised for a missing file, a file that is not a video, a file without a video stream, truncated or
+    damaged data, and a video with no decodable frame. `path` and `reason` hold the two parts (both None
+    when the exception was rebuilt from its text alone, as a DataLoader worker does in the main process).
+    """
+
+    def __init__(self, path: str | os.PathLike, reason: str | None = None) -> None:
+        # A DataLoader re-raises a worker's exception in the main process as VideoError(text).
+        super().__init__(str(path) if reason is None else f"{path}: {reason}")
+        self.path = None if reason is None else Path(path)
+        self.reason = reason
+
+    def __reduce__(self):
+        if self.reason is None:
+            return (type(self), self.args)
+        return (type(self), (str(self.path), self.reason))
+
+
+@dataclass(frozen=True)
+class Clip:
+    """Frames read from a video, with the times they show and the times that were asked for.
+
+    `frames` is (T, H, W, 3) uint8 RGB; `times` (T,) float64 is the presentation time in seconds of each
+    returned frame; `instants` (T,) float64 the times asked for; `fps` the frame rate measured from the
+    decoded frames; `padded` how many instants fell after the last decodable frame (those show that frame).
+    """
+
+    frames: torch.Tensor
+    times: torch.Tensor
+    instants: torch.Tensor
+    fps: float
+    padded: int
+    path: Path
+
+
+@dataclass
+class _Decoded:
+    """What one decoding pass found: the frame chosen per instant and where the stream ended."""
+
+    frames: list  # av.VideoFrame per instant
+    first_time: float  # earliest decoded frame
+    last_time: float  # latest decoded frame
+    count: int  # frames decoded
+    reached_end: bool  # the pass decoded up to the end of the stream
+
+
+class _SeekLandedLate(Exception):
+    """The seek put the decoder after the first instant (or past the end): decode from earlier."""
+
+
+def read_clip(
+    path: str | os.PathLike,
+    num_frames: int = 16,
+    sampling_rate: int = 4,
+    target_fps: float = 30.0,
+    start: Start = 0.0,
+    short_side: int | None = None,
+    generator: torch.Generator | None = None,
+) -> Clip:
+    """Decode the `num_frames` frames on screen at `start + k * sampling_rate / target_fps` seconds.
+
+    Times are on the stream's own clock (PyAV's `frame.time`), so videos of any frame rate give the same
+    moments; an instant before the first frame shows the first frame. `start` is seconds, "random"
+    (uniform over the starts that keep the clip inside the video, drawn from `generator`), "center", or
+    `(clip_index, num_clips)` for evenly spaced clips; for those three the container's duration estimate
+    places the clip, and a clip that then runs past the last decodable frame is shifted back to fit. Only
+    what the clip needs is decoded (from the keyframe before `start` to just past the last instant), only
+    the chosen frames are converted to RGB, resized on the way when `short_side` is given (bilinear, the
+    short side becomes `short_side`). Raises `VideoError` for anything unreadable, never another video.
+    """
+    if num_frames < 1 or sampling_rate < 1:
+        raise ValueError(f"num_frames and sampling_rate must be >= 1, got {num_frames} and {sampling_rate}")
+    if not target_fps > 0:
+        raise ValueError(f"target_fps must be > 0, got {target_fps}")
+    if short_side is not None and short_side < 1:
+        raise ValueError(f"short_side must be >= 1, got {short_side}")
+    path = Path(path)
+    _check_is_file(path, "a video")
+    span = (num_frames - 1) * sampling_rate / target_fps
+    try:
+        with _open(path) as container:
+            stream = _video_stream(path, container)
+            if isinstance(start, (str, tuple)):
+                begin = _place(start, path, container, stream, span, generator)
+                decoded, instants = _decode_at(path, container, stream, begin, num_frames, sampling_rate, target_fps)
+                if decoded.reached_end and instants[-1] > decoded.last_time + _TIME_TOLERANCE:
+                    # The container promised more than decodes (a lying header or a cut file): shift back.
+                    shifted = max(_origin(stream), decoded.last_time - span)
+                    logger.info(
+                        "%s: frames end at %.3f s, before the clip placed at %.3f s; shifting it to %.3f s",
+                        path, decoded.last_time, begin, shifted,
+                    )
+                    decoded, instants = _decode_at(
+                        path, container, stream, shifted, num_frames, sampling_rate, target_fps
+                    )
+            elif isinstance(start, (int, float)) and not isinstance(start, bool) and math.isfinite(start):
+                decoded, instants = _decode_at(
+                    path, container, stream, float(start), num_frames, sampling_rate, target_fps
+                )
+                if decoded.reached_end and instants[0] > decoded.last_time + _TIME_TOLERANCE:
+                    raise VideoError(
+                        path, f"start {start:.3f} s is after the last decodable frame at {decoded.last_time:.3f} s"
+                    )
+            else:
+                raise ValueError(
+                    f"start must be seconds, 'random', 'center' or (clip_index, num_clips), got {start!r}"
+                )
+            frames = _to_rgb(decoded.frames, short_side)
+    except av.FFmpegError as error:
+        raise VideoError(path, f"cannot be decoded: {error}") from error
+    padded = sum(instant > decoded.last_time + _TIME_TOLERANCE for instant in instants) if decoded.reached_end else 0
+    if decoded.count > 1 and decoded.last_time > decoded.first_time:
+        fps = (decoded.count - 1) / (decoded.last_time - decoded.first_time)
+    else:
+        # One frame measures no rate: report the container's.
+        fps = float(stream.average_rate or 0.0)
+    return Clip(
+        frames=frames,
+        times=torch.tensor([frame.time for frame in decoded.frames], dtype=torch.float64),
+        instants=torch.tensor(instants, dtype=torch.float64),
+        fps=fps,
+        padded=padded,
+        path=path,
+    )
+
+
+def clip_instants(begin: float, num_frames: int, sampling_rate: int, target_fps: float) -> list[float]:
+    """The times in seconds that a clip starting at `begin` asks for: `begin + k * sampling_rate / target_fps`.
+
+    Computed as `(k * sampling_rate) / target_fps` so that an instant that is a whole number of frames away
+    rounds the same way as the frame times it is compared with.
+    """
+    return [begin + (k * sampling_rate) / target_fps for k in range(num_frames)]
+
+
+def _check_is_file(path: Path, kind: str) -> None:
+    if not path.exists():
+        raise VideoError(path, "no such file")
+    if not path.is_file():
+        raise VideoError(path, f"is a directory, not {kind} file" if path.is_dir() else "is not a regular file")
+
+
+def _open(path: Path):
+    try:
+        container = av.open(str(path))
+    except av.FFmpegError as error:
+        raise VideoError(path, f"not a video file FFmpeg can read ({error})") from error
+    except OSError as error:
+        raise VideoError(path, f"cannot be opened ({error})") from error
+    return container
+
+
+def _video_stream(path: Path, container):
+    if not container.streams.video:
+        kinds = sorted({stream.type for stream in container.streams})
+        found = f"only {', '.join(kinds)} streams" if kinds else "no streams"
+        raise VideoError(path, f"has no video stream ({found})")
+    stream = container.streams.video[0]
+    stream.thread_type = "AUTO"
+    # torch's thread count is the cores this process should use: all of them in a main process, one in a
+    # DataLoader worker (where more decoder threads would only oversubscribe the cores).
+    stream.thread_count = torch.get_num_threads()
+    return stream
+
+
+def _origin(stream) -> float:
+    """The stream's start time from its header (an estimate, like the duration)."""
+    return float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
+
+
+def _duration_estimate(container, stream) -> float | None:
+    if stream.duration is not None and stream.duration > 0:
+        return float(stream.duration * stream.time_base)
+    if container.duration is not None and container.duration > 0:
+        return container.duration / av.time_base
+    # No header duration: the packets' timestamps are cheap to read without decoding.
+    ends = [float(packet.pts * stream.time_base) for packet in container.demux(stream) if packet.pts is not None]
+    container.seek(0)
+    return max(ends) - _origin(stream) if ends else None
+
+
+def _place(start, path: Path, container, stream, span: float, generator: torch.Generator | None) -> float:
+    """Where a "random", "center" or (clip_index, num_clips) clip starts, by the container's estimate."""
+    duration = _duration_estimate(container, stream)
+    room = max((duration or 0.0) - span, 0.0)
+    if start == "random":
+        fraction = torch.rand((), generator=generator, dtype=torch.float64).item()
+    elif start == "center":
+        fraction = 0.5
+    elif isinstance(start, tuple) and len(start) == 2 and 0 <= start[0] < start[1]:
+        clip_index, num_clips = start
+        fraction = clip_index / max(num_clips - 1, 1)
+    else:
+        raise ValueError(f"start must be seconds, 'random', 'center' or (clip_index, num_clips), got {start!r}")
+    if duration is None:
+        logger.info("%s: no duration estimate; placing the clip at the start", path)
+    return _origin(stream) + fraction * room
+
+
+def _decode_at(
+    path: Path, container, stream, begin: float, num_frames: int, sampling_rate: int, target_fps: float
+) -> tuple[_Decoded, list[float]]:
+    """Decode the frames for a clip starting at `begin`, seeking earlier until the seek is good."""
+    instants = clip_instants(begin, num_frames, sampling_rate, target_fps)
+    backoff = 0.0
+    while True:
+        target = instants[0] - backoff
+        if target <= _origin(stream):
+            container.seek(0)  # the start of the stream: also where a seek was never needed
+            return _decode_from_here(path, container, stream, instants, from_start=True), instants
+        container.seek(round(target / stream.time_base), stream=stream, backward=True, any_frame=False)
+        try:
+            return _decode_from_here(path, container, stream, instants, from_start=False), instants
+        except _SeekLandedLate as landed:
+            logger.debug("%s: seek to %.3f s landed at %s; seeking earlier", path, target, landed)
+            backoff = _FIRST_SEEK_BACKOFF if backoff == 0.0 else backoff * _SEEK_BACKOFF_FACTOR
+
+
+def _decode_from_here(path: Path, container, stream, instants: list[float], from_start: bool) -> _Decoded:
+    """Decode forward from the container's position, keeping per instant the latest frame at or before it.
+
+    Instant k's candidates are the frames in (instant k-1, instant k]; the frame shown at instant k is the
+    latest candidate of the nearest non-empty bucket at or before k. Stops once enough frames past the last
+    instant came out that no earlier one can still be in the decoder's reorder buffer.
+    """
+    limits = [instant + _TIME_TOLERANCE for instant in instants]
+    best: list = [None] * len(instants)
+    earliest = latest = None
+    count = past_end = 0
+    margin = _REORDER_DEPTH if stream.codec_context.has_b_frames else 1
+    for packet in container.demux(stream):
+        where = f"near {float(packet.pts * stream.time_base):.3f} s" if packet.pts is not None else "at its end"
+        if packet.is_corrupt:
+            raise VideoError(path, f"truncated or damaged data {where}")
+        try:
+            frames = packet.decode()
+        except av.FFmpegError as error:
+            raise VideoError(path, f"broken video stream {where}: {error}") from error
+        for frame in frames:
+            if frame.pts is None:
+                raise VideoError(path, "decoded frames carry no presentation time")
+            time = frame.time
+            if frame.is_corrupt:
+                raise VideoError(path, f"damaged frame at {time:.3f} s")
+            if count == 0 and not from_start and time > limits[0]:
+                raise _SeekLandedLate(f"{time:.3f} s")
+            if latest is not None and time < latest.time:
+                # Out of presentation order: this decoder reorders whatever its header says.
+                margin = _REORDER_DEPTH
+            count += 1
+            if earliest is None or time < earliest.time:
+                earliest = frame
+            if latest is None or time >= latest.time:
+                latest = frame
+            bucket = bisect.bisect_left(limits, time)
+            if bucket == len(instants):
+                past_end += 1
+            elif best[bucket] is None or time >= best[bucket].time:
+                best[bucket] = frame
+        if past_end >= margin:
+            break
+    else:
+        if count == 0:
+            if from_start:
+                raise VideoError(path, "has no decodable video frame")
+            raise _SeekLandedLate("the end of the stream")
+        return _Decoded(_choose(best, earliest), earliest.time, latest.time, count, reached_end=True)
+    return _Decoded(_choose(best, earliest), earliest.time, latest.time, count, reached_end=False)
+
+
+def _choose(best: list, earliest) -> list:
+    chosen, current = [], None
+    for candidate in best:
+        current = candidate if candidate is not None else current
+        # No frame at or before this instant: it precedes the first frame, which is what is on screen.
+        chosen.append(current if current is not None else earliest)
+    return chosen
+
+
+def _to_rgb(frames: list, short_side: int | None) -> torch.Tensor:
+    """Convert each distinct chosen frame once to RGB (resized if asked): (T, H, W, 3) uint8."""
+    converted: dict[int, np.ndarray] = {}
+    for frame in frames:
+        if id(frame) in converted:
+            continue
+        if short_side is None:
+            converted[id(frame)] = frame.to_ndarray(format="rgb24")
+        else:
+            height, width = short_side_size(frame.height, frame.width, short_side)
+            converted[id(frame)] = frame.reformat(
+                width=width, height=height, format="rgb24", interpolation="BILINEAR"
+            ).to_ndarray()
+    return torch.from_numpy(np.stack([converted[id(frame)] for frame in frames]))
+
+
+def short_side_size(height: int, width: int, size: int) -> tuple[int, int]:
+    """(height, width) scaled so that the shorter side is `size`, keeping the aspect ratio."""
+    if height <= width:
+        return size, max(1, round(width * size / height))
+    return max(1, round(height * size / width)), size
+
+
+def read_image(path: str | os.PathLike) -> torch.Tensor:
+    """Read an image file as (3, H, W) uint8 RGB; raises `VideoError` (path and reason) if it cannot be read."""
+    path = Path(path)
+    _check_is_file(path, "an image")
+    try:
+        with Image.open(path) as image:
+            rgb = image.convert("RGB")
+    except UnidentifiedImageError as error:
+        raise VideoError(path, "not an image file Pillow can read") from error
+    except (OSError, SyntaxError, ValueError) as error:
+        # Pillow reports truncated and damaged image data as OSError (some decoders as SyntaxError).
+        raise VideoError(path, f"truncated or damaged image ({error})") from error
+    return torch.from_numpy(np.asarray(rgb).copy()).permute(2, 0, 1)

@@ -1,0 +1,53 @@
+"""Real test files in ../shared and small broken or synthetic ones made on the spot (imported by tests)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+SHARED = Path(__file__).resolve().parents[2].parent / "shared"
+VIDEOS = SHARED / "videos"
+IMAGES = SHARED / "images"
+VIDEO_NAMES = ["vtest.avi", "box.mp4", "cup.mp4", "tree.avi"]
+
+
+def shared_file(folder: Path, name: str) -> Path:
+    """A file under ../shared, or skip the test with the reason."""
+    path = folder / name
+    if not path.is_file():
+        pytest.skip(f"{path} not found (../shared beside the checkout holds the real test files)")
+    return path
+
+
+def encode_video(path: Path, fps: int, num_frames: int, codec: str = "mpeg4", size: tuple[int, int] = (48, 64)) -> Path:
+    """Write a small video whose frame i is a flat grey of value 10 + 2 * i (so a frame shows its index)."""
+    height, width = size
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for index in range(num_frames):
+            frame = av.VideoFrame.from_ndarray(np.full((height, width, 3), 10 + 2 * index, np.uint8), format="rgb24")
+            frame.pts = index
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    return path
+
+
+def packet_spans(path: Path) -> list[tuple[int, int]]:
+    """(byte offset, size) of every video packet in the file."""
+    with av.open(str(path)) as container:
+        return [(packet.pos, packet.size) for packet in container.demux(video=0) if packet.size]
+
+
+def zero_bytes(source: Path, target: Path, spans: list[tuple[int, int]]) -> Path:
+    """A copy of `source` with the given byte spans zeroed."""
+    data = bytearray(source.read_bytes())
+    for offset, size in spans:
+        data[offset : offset + size] = bytes(size)
+    target.write_bytes(bytes(data))
+    return target
