@@ -19,3 +19,6 @@ install: $(VENV)/.installed
 
 test: install
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+demo: install
+	$(PY) examples/quickstart.py
