@@ -60,7 +60,7 @@ def mae_flops(cfg: MAEConfig, mask_ratio: float) -> int:
     num_patches, kept = cfg.num_patches, num_kept(cfg.num_patches, mask_ratio)
     patch = cfg.in_chans * cfg.t_patch_size * cfg.patch_size**2
     dec, pred = cfg.decoder_embed_dim, cfg.pred_t_patch_size * cfg.patch_size**2 * cfg.in_chans
-    total = 2 * num_patches * patch * cfg.embed_dim
+    total = 2 * kept * patch * cfg.embed_dim  # only the visible tubelets are embedded
     total += cfg.depth * _block_flops(kept + 1, cfg.embed_dim, cfg.mlp_hidden_dim)
     total += 2 * kept * cfg.embed_dim * dec
     total += cfg.decoder_depth * _block_flops(num_patches + 1, dec, int(dec * cfg.mlp_ratio))

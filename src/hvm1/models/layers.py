@@ -28,15 +28,22 @@ class PatchEmbed(nn.Module):
             stride=(t_patch_size, patch_size, patch_size),
         )
 
-    def forward(self, video: torch.Tensor) -> torch.Tensor:
-        """(N, C, T, H, W) -> (N, L, embed_dim) with L = (T / u) * (H / p) * (W / p)."""
+    def tubelets(self, video: torch.Tensor) -> torch.Tensor:
+        """(N, C, T, H, W) -> flattened tubelets (N, L, C * u * p * p), time-major."""
         n, c, t, h, w = video.shape
         u, p = self.t_patch_size, self.patch_size
         x = video.reshape(n, c, t // u, u, h // p, p, w // p, p)
         x = x.permute(0, 2, 4, 6, 1, 3, 5, 7)  # (N, t, h, w, C, u, p, p)
-        x = x.reshape(n, (t // u) * (h // p) * (w // p), c * u * p * p)
+        return x.reshape(n, (t // u) * (h // p) * (w // p), c * u * p * p)
+
+    def embed_tubelets(self, tubelets: torch.Tensor) -> torch.Tensor:
+        """Flattened tubelets (N, K, C * u * p * p) -> tokens (N, K, embed_dim)."""
         weight = self.proj.weight.reshape(self.proj.out_channels, -1)  # (E, C*u*p*p)
-        return F.linear(x, weight, self.proj.bias)
+        return F.linear(tubelets, weight, self.proj.bias)
+
+    def forward(self, video: torch.Tensor) -> torch.Tensor:
+        """(N, C, T, H, W) -> (N, L, embed_dim) with L = (T / u) * (H / p) * (W / p)."""
+        return self.embed_tubelets(self.tubelets(video))
 
 
 class Attention(nn.Module):

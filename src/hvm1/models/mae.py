@@ -105,9 +105,11 @@ class VideoMAE(nn.Module):
         """Encode the visible tokens: (N, C, T, H, W) -> (N, K, embed_dim), CLS dropped, final-normed."""
         cfg = self.config
         check_video(video, cfg.in_chans, cfg.num_frames, cfg.img_size)
-        x = self.patch_embed(video.to(self.cls_token.dtype))  # (N, L, C)
+        # Only the visible tubelets are embedded: (N, K, C*u*p*p) -> (N, K, embed_dim).
+        tubelets = gather_tokens(self.patch_embed.tubelets(video.to(self.cls_token.dtype)), masking.ids_keep)
+        x = self.patch_embed.embed_tubelets(tubelets)
         pos = separable_pos_embed(self.pos_embed_spatial, self.pos_embed_temporal).expand(x.shape[0], -1, -1)
-        x = gather_tokens(x, masking.ids_keep) + gather_tokens(pos, masking.ids_keep)  # (N, K, C)
+        x = x + gather_tokens(pos, masking.ids_keep)
         cls = (self.cls_token + self.pos_embed_class).expand(x.shape[0], -1, -1)
         x = run_blocks(self.blocks, torch.cat([cls, x], dim=1), self.grad_checkpointing)
         return self.norm(x)[:, 1:]
