@@ -16,6 +16,7 @@ import torch
 from hub_server import FakeHub, point_hub_client_at, set_offline, use_tiny_architectures
 from reference_data import reference_dir, reference_heads
 from hvm1 import CheckpointError, load_model, zoo
+from hvm1.cli import main
 from hvm1.hub import DownloadError
 from hvm1.models import MAEConfig
 from hvm1.models.configs import config_fields
@@ -60,11 +61,11 @@ def test_first_download_then_cached_reload_with_the_server_stopped(hub, tiny, tm
     serve(hub, "hvm1_none.pth", tiny / "mae_checkpoint.pth")
     expected = load_model(tiny / "mae_checkpoint.pth", **reference_heads(tiny))
 
-    assert not zoo.is_cached("mae_hvm1_none")
+    assert zoo.cached_path("mae_hvm1_none") is None
     model = load_model("mae_hvm1_none")
     assert_same_weights(model, expected)
     assert hub.downloads() == 1
-    assert zoo.is_cached("mae_hvm1_none") and zoo.is_cached("vit_hvm1_none")  # one file, two names
+    assert zoo.cached_path("mae_hvm1_none") == zoo.cached_path("vit_hvm1_none") is not None  # one file, two names
 
     encoder = load_model("vit_hvm1_none")  # same file: no second transfer
     assert hub.downloads() == 1
@@ -112,7 +113,7 @@ def test_a_bad_download_is_an_error_and_leaves_nothing_a_retry_would_trust(hub, 
     hub.fault = fault
     with pytest.raises(DownloadError, match=r"hvm1_none\.pth \(model 'mae_hvm1_none'\)"):
         load_model("mae_hvm1_none")
-    assert not zoo.is_cached("mae_hvm1_none")
+    assert zoo.cached_path("mae_hvm1_none") is None
     assert blobs(tmp_path / "hf") == []
 
     hub.fault = None
@@ -137,11 +138,23 @@ def test_revision_and_cache_dir_are_passed_to_the_hub(hub, tiny, tmp_path):
     cache = tmp_path / "elsewhere"
     load_model("mae_hvm1_none", revision="v1.0", cache_dir=cache)
     assert ("GET", f"/{REPO}/resolve/v1.0/hvm1_none.pth") in hub.file_requests()
-    assert zoo.is_cached("mae_hvm1_none", revision="v1.0", cache_dir=cache)
-    assert not zoo.is_cached("mae_hvm1_none")
+    assert zoo.cached_path("mae_hvm1_none", revision="v1.0", cache_dir=cache) is not None
+    assert zoo.cached_path("mae_hvm1_none") is None
 
 
 def test_pretrained_false_downloads_nothing(hub):
     model = load_model("vit_hvm1_none", pretrained=False, device="meta")
     assert next(model.parameters()).is_meta
     assert hub.file_requests() == []
+
+
+def test_convert_by_name_downloads_once_and_list_shows_the_cached_file(hub, tiny, tmp_path, capsys):
+    serve(hub, "hvm1_none.pth", tiny / "mae_checkpoint.pth")
+    out = tmp_path / "encoder.safetensors"
+    assert main(["convert", "vit_hvm1_none", "-o", str(out)]) == 0
+    assert_same_weights(load_model(out), load_model("vit_hvm1_none"))
+    assert hub.downloads() == 1
+    capsys.readouterr()
+    assert main(["list"]) == 0
+    cached = {line.split()[0]: line.split()[-1] for line in capsys.readouterr().out.splitlines()[1:]}
+    assert (cached["mae_hvm1_none"], cached["vit_hvm1_none"], cached["vit_hvm1_ssv2-50shot"]) == ("yes", "yes", "no")

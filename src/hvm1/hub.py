@@ -39,6 +39,11 @@ def cached_file(
     return Path(found) if isinstance(found, str) else None
 
 
+def file_url(repo_id: str, filename: str, *, revision: str | None = None) -> str:
+    """The URL `filename` of the hub repo `repo_id` is downloaded from (honours `HF_ENDPOINT`)."""
+    return hf_hub_url(repo_id, filename, revision=revision)
+
+
 def download_file(
     repo_id: str,
     filename: str,
@@ -57,7 +62,7 @@ def download_file(
     what = f"{filename}{f' ({description})' if description else ''} from the hub repo {repo_id}" + (
         f" at revision {revision}" if revision else ""
     )
-    url = hf_hub_url(repo_id, filename, revision=revision)
+    url = file_url(repo_id, filename, revision=revision)
     before = cached_file(repo_id, filename, revision=revision, cache_dir=cache_dir)
     try:
         path = Path(hf_hub_download(repo_id, filename, revision=revision, cache_dir=cache_dir))

@@ -179,10 +179,12 @@ def preprocessing_for(source: str | ZooEntry | ViTConfig | torch.nn.Module) -> P
     return Preprocessing(img_size=config.img_size, num_frames=config.num_frames)
 
 
-def is_cached(name: str, *, revision: str | None = None, cache_dir: str | os.PathLike | None = None) -> bool:
-    """Whether the weights file of zoo model `name` is in the local hub cache (checked without network)."""
+def cached_path(
+    name: str, *, revision: str | None = None, cache_dir: str | os.PathLike | None = None
+) -> Path | None:
+    """The cached weights file of zoo model `name` in the local hub cache, or None (checked without network)."""
     entry = get_model_entry(name)
-    return cached_file(entry.repo_id, entry.filename, revision=revision, cache_dir=cache_dir) is not None
+    return cached_file(entry.repo_id, entry.filename, revision=revision, cache_dir=cache_dir)
 
 
 def _entry_config(entry: ZooEntry, model_type: str | None) -> tuple[str, ViTConfig]:

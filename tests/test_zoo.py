@@ -1,0 +1,168 @@
+"""The model zoo's registry, names, architectures and preprocessing; `load_model` without downloads; the
+`list`/`info` commands and `--set` parsing; the torch.hub entry points."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+import hvm1
+from hvm1 import zoo
+from hvm1.cli import _parse_set, main
+from reference_data import REFERENCE
+
+ROOT = Path(__file__).resolve().parents[1]
+PRETRAININGS = ["hvm1", "hvm1@448", "kinetics"]
+FINETUNINGS = ["none", "ssv2-50shot", "ssv2-10shot", "kinetics-50shot", "kinetics-10shot", "imagenet-2pt"]
+CLASSES = {"none": 0, "ssv2": 174, "kinetics": 700, "imagenet": 1000}
+# Parameter counts of the published architectures (../shared/reference/PUBLISHED.md).
+PUBLISHED_PARAMETERS = {"mae_hvm1_none": 645_534_104, "mae_hvm1@448_none": 646_910_360, "vit_hvm1_none": 631_527_680}
+
+
+def test_the_21_names_in_the_published_order():
+    expected = [
+        name for y in PRETRAININGS for name in [f"mae_{y}_none", *(f"vit_{y}_{z}" for z in FINETUNINGS)]
+    ]
+    assert hvm1.get_available_models() == expected
+    assert len(expected) == 21
+
+
+@pytest.mark.parametrize("name", zoo.get_available_models())
+def test_each_entry_names_its_file_architecture_and_preprocessing(name):
+    entry = zoo.get_model_entry(name)
+    model_type, pretraining, finetuning = name.split("_", 2)
+    assert (entry.model_type, entry.pretraining, entry.finetuning) == (model_type, pretraining, finetuning)
+    assert (entry.repo_id, entry.filename) == ("eminorhan/hvm-1", f"{pretraining}_{finetuning}.pth")
+    assert isinstance(entry.config, hvm1.MAEConfig) == (model_type == "mae")
+    assert entry.img_size == (448 if pretraining == "hvm1@448" else 224)
+    assert entry.num_frames == 16
+    assert entry.num_classes == CLASSES[finetuning.split("-")[0]]
+    pre = zoo.preprocessing_for(name)
+    assert (pre.img_size, pre.num_frames, pre.resize_size) == (entry.img_size, 16, entry.img_size + 32)
+    if finetuning == "imagenet-2pt":
+        assert (pre.mean, pre.std, pre.single_image) == ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225), True)
+    else:
+        assert (pre.mean, pre.std, pre.single_image) == ((0.45,) * 3, (0.225,) * 3, False)
+    assert (entry.top1 is None) == (finetuning == "none")
+
+
+@pytest.mark.parametrize("name", zoo.get_available_models())
+def test_each_architecture_has_the_published_state_dict_shapes(name):
+    shapes_file = REFERENCE / "vith14_state_dict_shapes.json"
+    if not shapes_file.is_file():
+        pytest.skip(f"published shapes not found at {shapes_file}")
+    entry = zoo.get_model_entry(name)
+    key = f"mae@{entry.img_size}" if entry.model_type == "mae" else f"vit@{entry.img_size}/{entry.num_classes}"
+    model = hvm1.load_model(name, pretrained=False, device="meta")
+    assert {k: list(v.shape) for k, v in model.state_dict().items()} == json.loads(shapes_file.read_text())[key]
+    if name in PUBLISHED_PARAMETERS:
+        assert sum(p.numel() for p in model.parameters()) == PUBLISHED_PARAMETERS[name]
+
+
+def test_pretrained_false_builds_on_meta_or_randomly_initialised_with_overrides():
+    empty = hvm1.load_model("vit_hvm1@448_none", pretrained=False, device="meta", dtype="bfloat16")
+    assert all(p.is_meta and p.dtype == torch.bfloat16 for p in empty.parameters())
+    small = hvm1.load_model("vit_hvm1_ssv2-50shot", pretrained=False, depth=1, drop_path_rate=0.1)
+    assert small.training is False and len(small.blocks) == 1 and small.head.weight.shape == (174, 1280)
+    assert small.config.drop_path_rate == 0.1
+
+
+def test_model_type_vit_from_an_mae_entry_and_errors():
+    encoder = hvm1.load_model("mae_hvm1_none", model_type="vit", pretrained=False, device="meta")
+    assert isinstance(encoder, hvm1.VideoViT) and encoder.config.num_classes == 0
+    with pytest.raises(ValueError, match="'mae_hvm1_none'"):
+        hvm1.load_model("vit_hvm1_none", model_type="mae", pretrained=False, device="meta")
+    with pytest.raises(ValueError, match="cannot be loaded as model_type='mae'$"):
+        hvm1.load_model("vit_hvm1_ssv2-10shot", model_type="mae", pretrained=False, device="meta")
+    with pytest.raises(ValueError, match="unknown ViTConfig field.*num_head\\b"):
+        hvm1.load_model("vit_hvm1_none", pretrained=False, device="meta", num_head=4)
+    with pytest.raises(ValueError, match="pretrained=False"):  # before any download
+        hvm1.load_model("vit_hvm1_none", device="meta")
+
+
+@pytest.mark.parametrize("typo, first", [
+    ("vit_hvm1@448_ssv2_50shot", "vit_hvm1@448_ssv2-50shot"),
+    ("vit_hvm1_448_none", "vit_hvm1@448_none"),
+    ("mae_kinetic_none", "mae_kinetics_none"),
+])
+def test_unknown_name_suggests_the_closest_names(typo, first):
+    with pytest.raises(zoo.UnknownModelError) as info:
+        hvm1.load_model(typo)
+    assert isinstance(info.value, ValueError)
+    assert f"did you mean '{first}'" in str(info.value)
+
+
+def test_unknown_name_with_nothing_close_lists_all_and_missing_paths_are_file_errors(tmp_path):
+    with pytest.raises(zoo.UnknownModelError, match="valid names: mae_hvm1_none, vit_hvm1_none"):
+        hvm1.load_model("resnet50")
+    with pytest.raises(FileNotFoundError, match="checkpoint file not found"):
+        hvm1.load_model(tmp_path / "hvm1_none.pth")
+    with pytest.raises(FileNotFoundError):
+        hvm1.load_model("hvm1_none.pth")
+
+
+def test_preprocessing_of_a_model_or_config_is_the_video_default():
+    model = hvm1.load_model("vit_hvm1@448_imagenet-2pt", pretrained=False, device="meta")
+    pre = zoo.preprocessing_for(model)
+    assert (pre.img_size, pre.num_frames, pre.mean, pre.std) == (448, 16, zoo.VIDEO_MEAN, zoo.VIDEO_STD)
+    assert zoo.preprocessing_for(model.config) == pre
+    assert zoo.preprocessing_for(zoo.get_model_entry("vit_hvm1@448_imagenet-2pt")).mean == zoo.IMAGENET_MEAN
+    with pytest.raises(TypeError):
+        zoo.preprocessing_for(3)
+
+
+def test_parse_set_types_values():
+    assert _parse_set(["num_heads=4", "mlp_ratio=4.0", "layer_norm_eps=1e-6", "qkv_bias=False", "x = y"]) == {
+        "num_heads": 4, "mlp_ratio": 4.0, "layer_norm_eps": 1e-6, "qkv_bias": False, "x": "y",
+    }
+    assert _parse_set([]) == {}
+    for bad in ("num_heads", "=4"):
+        with pytest.raises(ValueError, match="FIELD=VALUE"):
+            _parse_set([bad])
+
+
+def test_list_shows_every_model_and_whether_it_is_cached(capsys, tmp_path, monkeypatch):
+    monkeypatch.setattr(zoo, "cached_path", lambda name: Path("/cache") if name == "vit_kinetics_none" else None)
+    assert main(["list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["name", "type", "pretraining", "finetuning", "size", "classes", "cached"]
+    rows = {line.split()[0]: line.split()[1:] for line in lines[1:]}
+    assert list(rows) == zoo.get_available_models()
+    assert rows["vit_hvm1@448_kinetics-10shot"] == ["vit", "hvm1@448", "kinetics-10shot", "448px", "700", "no"]
+    assert rows["vit_kinetics_none"][-1] == "yes"
+
+
+def test_info_describes_one_model_and_rejects_unknown_names(capsys):
+    assert main(["info", "vit_hvm1@448_imagenet-2pt"]) == 0
+    out = capsys.readouterr().out
+    for part in ("hvm1@448_imagenet-2pt.pth", "eminorhan/hvm-1", "1000-class head", "one image repeated",
+                 "(0.485, 0.456, 0.406)", "52.3%", "img_size=448", "633,791,720"):
+        assert part in out
+    assert main(["info", "vit_hvm1@448_ssv2_50shot"]) == 1
+    assert "did you mean 'vit_hvm1@448_ssv2-50shot'" in capsys.readouterr().err
+
+
+def test_hubconf_has_one_entry_point_per_name():
+    module = _import_hubconf()
+    identifiers = {name: name.replace("@", "_").replace("-", "_") for name in zoo.get_available_models()}
+    # torch.hub lists a hubconf's public callables as its entry points
+    public = {name for name in dir(module) if callable(getattr(module, name)) and not name.startswith("_")}
+    assert public == {*identifiers.values(), "load_model", "get_available_models"}
+    for name, identifier in identifiers.items():
+        model = getattr(module, identifier)(pretrained=False, device="meta")
+        assert model.config == zoo.get_model_entry(name).config
+    via_hub = torch.hub.load(str(ROOT), "load_model", "vit_hvm1@448_none", source="local", pretrained=False,
+                             device="meta", trust_repo=True)
+    assert via_hub.config.img_size == 448
+
+
+def _import_hubconf():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("hubconf", ROOT / "hubconf.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
