@@ -73,3 +73,11 @@ def test_convert_errors_are_one_line_on_stderr(tmp_path, reference, capsys):
     assert main(["convert", source, "-o", str(tmp_path / "m.safetensors"), "--set", "num_heads"]) == 1
     assert "FIELD=VALUE" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
+
+
+def test_files_without_recorded_preprocessing_get_the_video_default_at_their_size(tmp_path, reference):
+    out = tmp_path / "model.safetensors"
+    assert main(["convert", str(reference / "mae_checkpoint.pth"), "-o", str(out), *heads_args(reference)]) == 0
+    for path in (reference / "mae_checkpoint.pth", out):
+        pre = hvm1.zoo.preprocessing_for(path)
+        assert (pre.img_size, pre.num_frames, pre.mean, pre.std) == (56, 8, (0.45,) * 3, (0.225,) * 3)

@@ -22,7 +22,7 @@ from hvm1.models import MAEConfig
 from hvm1.models.configs import config_fields
 
 REPO = zoo.HUB_REPO
-TINY_NAMES = ["mae_hvm1_none", "vit_hvm1_none", "vit_hvm1_ssv2-50shot"]
+TINY_NAMES = ["mae_hvm1_none", "vit_hvm1_none", "vit_hvm1_ssv2-50shot", "vit_hvm1_imagenet-2pt"]
 
 
 @pytest.fixture
@@ -158,3 +158,13 @@ def test_convert_by_name_downloads_once_and_list_shows_the_cached_file(hub, tiny
     assert main(["list"]) == 0
     cached = {line.split()[0]: line.split()[-1] for line in capsys.readouterr().out.splitlines()[1:]}
     assert (cached["mae_hvm1_none"], cached["vit_hvm1_none"], cached["vit_hvm1_ssv2-50shot"]) == ("yes", "yes", "no")
+
+
+def test_a_file_converted_from_a_zoo_model_keeps_its_preprocessing(hub, tiny, tmp_path):
+    serve(hub, "hvm1_imagenet-2pt.pth", tiny / "vit_checkpoint.pth")
+    full, half = tmp_path / "imagenet.safetensors", tmp_path / "imagenet_bf16.safetensors"
+    assert main(["convert", "vit_hvm1_imagenet-2pt", "-o", str(full)]) == 0
+    assert main(["convert", str(full), "-o", str(half), "--dtype", "bfloat16"]) == 0
+    for path in (full, half):
+        assert zoo.preprocessing_for(path) == zoo.preprocessing_for("vit_hvm1_imagenet-2pt")
+        assert zoo.preprocessing_for(path).mean == zoo.IMAGENET_MEAN

@@ -48,7 +48,8 @@ class CheckpointContents:
     """What a checkpoint file holds, with the model tensors memory-mapped (nothing else materialised).
 
     state_dict: the model's tensors as stored; config: the full config a converted file carries (else None);
-    model_type: 'vit' or 'mae' when the file says so; args: the training arguments (published format).
+    model_type: 'vit' or 'mae' when the file says so; args: the training arguments (published format);
+    metadata: a `.safetensors` file's string metadata (including what `save_safetensors(metadata=...)` added).
     """
 
     path: Path
@@ -56,6 +57,7 @@ class CheckpointContents:
     config: dict[str, Any] | None = None
     model_type: str | None = None
     args: dict[str, Any] = field(default_factory=dict)
+    metadata: dict[str, str] = field(default_factory=dict)
 
 
 def _refusal_detail(error: Exception) -> str:
@@ -123,7 +125,8 @@ def _read_safetensors(path: Path) -> CheckpointContents:
         raise CheckpointError(f"cannot read {path}: the file is truncated or corrupt ({error})") from None
     config = json.loads(metadata[CONFIG_METADATA_KEY]) if CONFIG_METADATA_KEY in metadata else None
     return CheckpointContents(
-        path=path, state_dict=state_dict, config=config, model_type=metadata.get(MODEL_TYPE_METADATA_KEY)
+        path=path, state_dict=state_dict, config=config, model_type=metadata.get(MODEL_TYPE_METADATA_KEY),
+        metadata=metadata,
     )
 
 
@@ -326,11 +329,16 @@ def load_checkpoint(
 
 
 def save_safetensors(
-    model: torch.nn.Module, path: str | os.PathLike, *, dtype: torch.dtype | str | None = None
+    model: torch.nn.Module,
+    path: str | os.PathLike,
+    *,
+    dtype: torch.dtype | str | None = None,
+    metadata: Mapping[str, str] | None = None,
 ) -> Path:
     """Write a model's weights and full config to a `.safetensors` file, atomically; returns the path.
 
     `load_model(path)` then needs no overrides. `dtype` (default: as the model holds them) may halve the file.
+    `metadata` adds string entries to the file's metadata (e.g. the zoo's preprocessing).
     """
     path = Path(path)
     config = getattr(model, "config", None)
@@ -339,6 +347,7 @@ def save_safetensors(
     target = _as_dtype(dtype) if dtype is not None else None
     tensors = {k: (v.to(target) if target else v).contiguous() for k, v in model.state_dict().items()}
     metadata = {
+        **(metadata or {}),
         "format": "pt",
         CONFIG_METADATA_KEY: json.dumps(config.to_dict()),
         MODEL_TYPE_METADATA_KEY: "mae" if isinstance(config, MAEConfig) else "vit",

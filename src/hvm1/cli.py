@@ -109,15 +109,10 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:
-    from .checkpoint import save_safetensors
-    from .zoo import load_model
+    from .zoo import convert
 
-    if args.output.suffix != ".safetensors":
-        raise ValueError(f"the output must be a .safetensors file, got {args.output}")
-    model = load_model(args.source, model_type=args.model_type, **_parse_set(args.set))
-    path = save_safetensors(model, args.output, dtype=args.dtype)
-    kind = type(model).__name__
-    print(f"wrote {path}: {kind}, {args.dtype}, {path.stat().st_size / 1e9:.2f} GB (weights and config, no optimizer state)")
+    path = convert(args.source, args.output, dtype=args.dtype, model_type=args.model_type, **_parse_set(args.set))
+    print(f"wrote {path}: {args.dtype}, {path.stat().st_size / 1e9:.2f} GB (weights and config, no optimizer state)")
     return 0
 
 

@@ -8,7 +8,9 @@ finetuning data `z` (none, ssv2-{50,10}shot, kinetics-{50,10}shot, imagenet-2pt)
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +18,14 @@ from typing import Any
 
 import torch
 
-from .checkpoint import CheckpointError, _as_dtype, load_checkpoint
+from .checkpoint import (
+    CheckpointError,
+    _as_dtype,
+    config_from_shapes,
+    load_checkpoint,
+    read_checkpoint,
+    save_safetensors,
+)
 from .hub import cached_file, download_file
 from .models import MAEConfig, ViTConfig, build_model, get_config
 
@@ -28,6 +37,8 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 # Evaluation resizes the short side to img_size + RESIZE_MARGIN, then center-crops img_size.
 RESIZE_MARGIN = 32
+# The key under which a converted file records its zoo model's preprocessing.
+PREPROCESSING_METADATA_KEY = "hvm1_preprocessing"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -163,20 +174,41 @@ def get_model_entry(name: str) -> ZooEntry:
         raise UnknownModelError(f"unknown model {name!r} (not a zoo name, nor an existing file); {hint}") from None
 
 
-def preprocessing_for(source: str | ZooEntry | ViTConfig | torch.nn.Module) -> Preprocessing:
-    """The preprocessing of a zoo name or entry, or of a model or config (then the video mean/std at its size).
+def preprocessing_for(source: str | os.PathLike | ZooEntry | ViTConfig | torch.nn.Module) -> Preprocessing:
+    """The preprocessing of a zoo name or entry, a checkpoint file, a model or a config.
 
-    A model loaded from a file doesn't know how it was trained: pass its zoo name when it has one (the
-    imagenet-2pt models expect the ImageNet mean/std and one image repeated to 16 frames).
+    A file converted from a zoo model (`hvm1 convert NAME`) records its model's preprocessing; any other file,
+    model or config gets the video mean/std at its image size and frames. A model doesn't know how it was
+    trained: pass its zoo name or file when it has one (the imagenet-2pt models expect the ImageNet mean/std
+    and one image repeated to 16 frames).
     """
-    if isinstance(source, str):
-        source = get_model_entry(source)
+    if isinstance(source, (str, os.PathLike)) and Path(source).is_file():
+        contents = read_checkpoint(source)
+        if PREPROCESSING_METADATA_KEY in contents.metadata:
+            return _preprocessing_from_json(contents.metadata[PREPROCESSING_METADATA_KEY])
+        source = contents.config or config_from_shapes(contents.state_dict)
+        if not {"img_size", "num_frames"} <= source.keys():
+            raise CheckpointError(f"cannot tell the image size and frames of {contents.path} from its tensors")
+        return Preprocessing(img_size=source["img_size"], num_frames=source["num_frames"])
+    if isinstance(source, (str, os.PathLike)):
+        source = get_model_entry(str(source))
     if isinstance(source, ZooEntry):
         return source.preprocessing
     config = source if isinstance(source, ViTConfig) else getattr(source, "config", None)
     if not isinstance(config, ViTConfig):
-        raise TypeError(f"expected a zoo name, ZooEntry, ViTConfig or hvm1 model, got {type(source).__name__}")
+        raise TypeError(
+            f"expected a zoo name, file, ZooEntry, ViTConfig or hvm1 model, got {type(source).__name__}"
+        )
     return Preprocessing(img_size=config.img_size, num_frames=config.num_frames)
+
+
+def _preprocessing_to_json(pre: Preprocessing) -> str:
+    return json.dumps(dataclasses.asdict(pre))
+
+
+def _preprocessing_from_json(text: str) -> Preprocessing:
+    fields = json.loads(text)
+    return Preprocessing(**fields | {"mean": tuple(fields["mean"]), "std": tuple(fields["std"])})
 
 
 def cached_path(
@@ -253,3 +285,33 @@ def load_model(
         return load_checkpoint(path, config=config, model_type=model_type, device=device, dtype=dtype)
     except CheckpointError as error:
         raise CheckpointError(f"model {name!r} ({entry.filename} from {entry.repo_id}): {error}") from None
+
+
+def convert(
+    name_or_path: str | os.PathLike,
+    output: str | os.PathLike,
+    *,
+    dtype: torch.dtype | str | None = None,
+    model_type: str | None = None,
+    revision: str | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    **config_overrides: Any,
+) -> Path:
+    """Write a zoo model or checkpoint file as one `.safetensors` file: weights and full config, no optimizer
+    state, and the zoo model's preprocessing when the source has one; returns the output path.
+
+    `load_model(output)` then needs no overrides and gives the same outputs (exactly in float32); `dtype`
+    'bfloat16' or 'float16' halves the file. The other arguments are `load_model`'s.
+    """
+    output = Path(output)
+    if output.suffix != ".safetensors":
+        raise ValueError(f"the output must be a .safetensors file, got {output}")
+    model = load_model(
+        name_or_path, model_type=model_type, revision=revision, cache_dir=cache_dir, **config_overrides
+    )
+    if Path(name_or_path).is_file():
+        recorded = read_checkpoint(name_or_path).metadata.get(PREPROCESSING_METADATA_KEY)
+    else:
+        recorded = _preprocessing_to_json(get_model_entry(str(name_or_path)).preprocessing)
+    metadata = {PREPROCESSING_METADATA_KEY: recorded} if recorded else None
+    return save_safetensors(model, output, dtype=dtype, metadata=metadata)
