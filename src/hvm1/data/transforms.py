@@ -128,9 +128,13 @@ def normalize(x: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> t
     """Channels-first `x` (uint8 0-255 or float 0-1) to float32 `(x - mean) / std` per channel."""
     if len(mean) != x.shape[0] or len(std) != x.shape[0]:
         raise ValueError(f"mean/std have {len(mean)}/{len(std)} values for {x.shape[0]} channels")
-    x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
     shape = (-1,) + (1,) * (x.dim() - 1)  # broadcast over (T,) H, W
-    return (x - torch.tensor(mean).view(shape)) / torch.tensor(std).view(shape)
+    std = torch.tensor(std, dtype=torch.float64)
+    # (x / range - mean) / std as one multiply and one subtract, in place on the float copy.
+    scale = 1.0 / (std * (255.0 if x.dtype == torch.uint8 else 1.0))
+    shift = torch.tensor(mean, dtype=torch.float64) / std
+    x = x.to(torch.float32, memory_format=torch.contiguous_format, copy=True)  # never scale the input
+    return x.mul_(scale.float().view(shape)).sub_(shift.float().view(shape))
 
 
 def to_cthw(frames: torch.Tensor) -> torch.Tensor:

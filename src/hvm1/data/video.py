@@ -148,7 +148,7 @@ def read_clip(
                 )
             frames = _to_rgb(decoded.frames, short_side)
     except av.FFmpegError as error:
-        raise VideoError(path, f"cannot be decoded: {error}") from error
+        raise VideoError(path, f"cannot be decoded: {_describe(error)}") from error
     padded = sum(instant > decoded.last_time + _TIME_TOLERANCE for instant in instants) if decoded.reached_end else 0
     if decoded.count > 1 and decoded.last_time > decoded.first_time:
         fps = (decoded.count - 1) / (decoded.last_time - decoded.first_time)
@@ -185,10 +185,15 @@ def _open(path: Path):
     try:
         container = av.open(str(path))
     except av.FFmpegError as error:
-        raise VideoError(path, f"not a video file FFmpeg can read ({error})") from error
+        raise VideoError(path, f"not a video file FFmpeg can read ({_describe(error)})") from error
     except OSError as error:
         raise VideoError(path, f"cannot be opened ({error})") from error
     return container
+
+
+def _describe(error: av.FFmpegError) -> str:
+    """FFmpeg's reason, without the errno and file name that PyAV's message adds."""
+    return error.strerror or str(error)
 
 
 def _video_stream(path: Path, container):
@@ -276,7 +281,7 @@ def _decode_from_here(path: Path, container, stream, instants: list[float], from
         try:
             frames = packet.decode()
         except av.FFmpegError as error:
-            raise VideoError(path, f"broken video stream {where}: {error}") from error
+            raise VideoError(path, f"broken video stream {where}: {_describe(error)}") from error
         for frame in frames:
             if frame.pts is None:
                 raise VideoError(path, "decoded frames carry no presentation time")
