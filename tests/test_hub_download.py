@@ -90,7 +90,8 @@ def test_offline_with_nothing_cached_says_what_to_download_and_how_to_load_a_fil
     with pytest.raises(DownloadError) as info:
         load_model("vit_hvm1_none")
     message = str(info.value)
-    for part in ("'vit_hvm1_none'", "hvm1_none.pth", REPO, "HF_HUB_OFFLINE", "hvm1.load_model('/path/to/hvm1_none.pth')"):
+    for part in ("'vit_hvm1_none'", "hvm1_none.pth", REPO, "HF_HUB_OFFLINE",
+                 "hvm1.load_model('/path/to/hvm1_none.pth')"):
         assert part in message
     assert hub.file_requests() == []
 
@@ -168,3 +169,11 @@ def test_a_file_converted_from_a_zoo_model_keeps_its_preprocessing(hub, tiny, tm
     for path in (full, half):
         assert zoo.preprocessing_for(path) == zoo.preprocessing_for("vit_hvm1_imagenet-2pt")
         assert zoo.preprocessing_for(path).mean == zoo.IMAGENET_MEAN
+
+
+def test_the_download_shows_the_hub_clients_progress_bar(hub, tiny, monkeypatch, capsys):
+    serve(hub, "hvm1_none.pth", tiny / "mae_checkpoint.pth")
+    monkeypatch.setenv("TQDM_POSITION", "-1")  # the client shows bars on terminals only; this forces them on
+    load_model("mae_hvm1_none")
+    err = capsys.readouterr().err
+    assert "hvm1_none.pth" in err and "100%" in err

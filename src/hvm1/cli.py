@@ -83,11 +83,12 @@ def _cmd_info(args: argparse.Namespace) -> int:
     entry = get_model_entry(args.name)
     pre = entry.preprocessing
     model = load_model(entry.name, pretrained=False, device="meta")
+    parts = "MAE: encoder and decoder" if entry.model_type == "mae" else "encoder"
     head = f" + {entry.num_classes}-class head" if entry.num_classes else ""
     cached = cached_path(entry.name)
     lines = {
         "name": entry.name,
-        "type": f"{entry.model_type} ({'ViT-H/14 MAE: encoder and decoder' if entry.model_type == 'mae' else 'ViT-H/14 encoder'}{head})",
+        "type": f"{entry.model_type} (ViT-H/14 {parts}{head})",
         "pretraining": entry.pretraining,
         "finetuning": entry.finetuning,
         "file": f"{entry.filename} in the hub repo {entry.repo_id}",

@@ -83,18 +83,22 @@ class ZooEntry:
 
     @property
     def img_size(self) -> int:
+        """Input height and width in pixels (224 or 448)."""
         return self.config.img_size
 
     @property
     def num_frames(self) -> int:
+        """Input frames per clip (16)."""
         return self.config.num_frames
 
     @property
     def num_classes(self) -> int:
+        """Classes of the head: 0 (none), 174 (SSv2), 700 (Kinetics-700) or 1000 (ImageNet)."""
         return self.config.num_classes
 
     @property
     def preprocessing(self) -> Preprocessing:
+        """How inputs must be prepared for this model."""
         return Preprocessing(
             img_size=self.img_size, num_frames=self.num_frames, mean=self.mean, std=self.std,
             single_image=self.single_image,
