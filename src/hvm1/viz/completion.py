@@ -1,0 +1,144 @@
+"""Video completion pictures: run an MAE on a masked clip and lay out original / masked / completion.
+
+`complete_clip` runs the model once and returns the three rows in normalised units with the mask;
+`completion_grid` makes the published picture (3 rows x `pred_t_dim` frames) as a uint8 array and
+`completion_frames` the side-by-side animation frames. Neither writes files; `hvm1.viz.complete_videos`
+does, for many videos.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from hvm1.models import VideoMAE
+from hvm1.models.masking import MASK_TYPES, mask_noise
+
+from .grid import make_grid, to_uint8
+
+#: The mask ratio each mask type gets unless one is given (the published visualisation's).
+DEFAULT_MASK_RATIOS = {"random": 0.9, "temporal": 0.5, "center": 0.5}
+
+
+@dataclass(frozen=True)
+class Completion:
+    """What an MAE made of masked clips, on the CPU in float32 and normalised units.
+
+    `original`, `masked`, `completion`: (N, C, T', H, W) with T' = the model's `pred_t_dim` (the frames
+    the decoder predicts); `masked` is 0 on removed patches, `completion` is the original on visible
+    patches and the prediction on removed ones. `mask`: (N, L) token mask, 1 = removed; `removed`:
+    (N, T', H, W) bool, the same mask per pixel of the T' frames; `loss`: the MAE loss on the batch.
+    """
+
+    original: torch.Tensor
+    masked: torch.Tensor
+    completion: torch.Tensor
+    mask: torch.Tensor
+    removed: torch.Tensor
+    loss: float
+
+    def rows(self, index: int = 0) -> torch.Tensor:
+        """Clip `index`'s three rows stacked: (3, C, T', H, W), original / masked / completion."""
+        return torch.stack([self.original[index], self.masked[index], self.completion[index]])
+
+
+def default_mask_ratio(mask_type: str) -> float:
+    """The mask ratio `mask_type` gets by default: 0.9 for random, 0.5 for temporal and center."""
+    if mask_type not in DEFAULT_MASK_RATIOS:
+        raise ValueError(f"unknown mask_type {mask_type!r}; valid: {', '.join(MASK_TYPES)}")
+    return DEFAULT_MASK_RATIOS[mask_type]
+
+
+def complete_clip(
+    model: VideoMAE,
+    video: torch.Tensor,
+    mask_type: str = "random",
+    mask_ratio: float | None = None,
+    generator: torch.Generator | None = None,
+) -> Completion:
+    """Mask the normalised clip(s) `video` ((C, T, H, W) or (N, C, T, H, W)) and let `model` complete them.
+
+    `mask_ratio` defaults to `default_mask_ratio(mask_type)`. Random masking draws its noise from
+    `generator` on the CPU (so a seeded generator gives the same mask on every device); temporal and
+    center masking are fixed. Runs without gradients on the model's device and dtype.
+    """
+    if not isinstance(model, VideoMAE):
+        raise TypeError(f"complete_clip needs a VideoMAE (encoder and decoder), got {type(model).__name__}")
+    if mask_ratio is None:
+        mask_ratio = default_mask_ratio(mask_type)
+    batch = video.unsqueeze(0) if video.dim() == 4 else video
+    config = model.config
+    noise = None
+    if mask_type == "random":
+        noise = mask_noise("random", batch.shape[0], config.num_patches, generator=generator)
+    parameter = next(model.parameters())
+    with torch.inference_mode():
+        loss, _, mask, comparison = model(
+            batch.to(parameter.device, parameter.dtype), mask_ratio=mask_ratio, visualize=True,
+            mask_type=mask_type, noise=noise,
+        )
+    comparison = comparison.to("cpu", torch.float32)  # (N, 3, C, T', H, W)
+    mask = mask.to("cpu", torch.float32)
+    return Completion(
+        original=comparison[:, 0],
+        masked=comparison[:, 1],
+        completion=comparison[:, 2],
+        mask=mask,
+        removed=_pixel_mask(mask, config.grid_size, config.pred_t_patch_size, config.patch_size),
+        loss=float(loss),
+    )
+
+
+def _pixel_mask(mask: torch.Tensor, grid: tuple[int, int, int], t_patch: int, patch: int) -> torch.Tensor:
+    t, h, w = grid
+    tokens = mask.bool().reshape(-1, t, h, w)  # token order is time-major: t * h * w
+    return tokens.repeat_interleave(t_patch, 1).repeat_interleave(patch, 2).repeat_interleave(patch, 3)
+
+
+def completion_tiles(
+    completion: Completion,
+    mean: Sequence[float],
+    std: Sequence[float],
+    scale_each: bool = False,
+    index: int = 0,
+) -> np.ndarray:
+    """Clip `index`'s rows as true-colour tiles (3, T', H, W, 3) uint8 (see `hvm1.viz.grid.to_uint8`)."""
+    return to_uint8(completion.rows(index), mean, std, scale_each)
+
+
+def completion_grid(
+    completion: Completion,
+    mean: Sequence[float],
+    std: Sequence[float],
+    scale_each: bool = False,
+    index: int = 0,
+) -> np.ndarray:
+    """The published picture of clip `index`: 3 rows (original, masked, completion) x T' frames, 1 px padding.
+
+    Returns (3 * (S + 1) + 1, T' * (S + 1) + 1, 3) uint8 for S px frames, in true colours (the
+    normalisation with `mean`/`std` undone), or per-tile stretched with `scale_each`.
+    """
+    return make_grid(completion_tiles(completion, mean, std, scale_each, index))
+
+
+def completion_frames(
+    completion: Completion,
+    mean: Sequence[float],
+    std: Sequence[float],
+    scale_each: bool = False,
+    index: int = 0,
+) -> np.ndarray:
+    """Animation frames of clip `index`: original | masked | completion side by side, (T', S + 2, 3 * (S + 1) + 1, 3)."""
+    tiles = completion_tiles(completion, mean, std, scale_each, index)  # (3, T', S, S, 3)
+    return np.stack([make_grid(tiles[None, :, t]) for t in range(tiles.shape[1])])
+
+
+def completion_fps(model: VideoMAE, sampling_rate: int, target_fps: float) -> Fraction:
+    """The real-time frame rate of a completion: T' frames spread over the clip's `num_frames` instants."""
+    config = model.config
+    seconds_per_frame = Fraction(sampling_rate) / Fraction(target_fps).limit_denominator(1001)
+    return 1 / (seconds_per_frame * Fraction(config.num_frames, config.pred_t_dim))

@@ -1,0 +1,243 @@
+"""Pictures for many videos with one loaded model: selection, output names, prefetching, failures.
+
+`complete_videos` and `attention_videos` read each video with the published visualisation preset while the
+model works on the previous one (one background decoding thread), write one picture per video, and report
+what was written and which videos could not be read and why; a bad video never stops the others.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from hvm1.data import VideoError, VideoPreset, find_videos, visualisation_preset
+from hvm1.models import VideoMAE, VideoViT
+from hvm1.models.masking import check_mask_ratio
+from hvm1.zoo import Preprocessing, preprocessing_for
+
+from .attention import HEAD_MODES, attention_grid, attention_maps
+from .completion import complete_clip, completion_fps, completion_frames, completion_grid, default_mask_ratio
+from .grid import ANIMATION_FORMATS, save_jpeg, write_animation
+
+logger = logging.getLogger(__name__)
+
+#: Called after each video with (videos done, videos in all, the video just done).
+Progress = Callable[[int, int, Path], None]
+
+
+@dataclass(frozen=True)
+class Written:
+    """The files written for one video: the picture first, then its animation if one was asked for."""
+
+    video: Path
+    files: tuple[Path, ...]
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A video that could not be read, and why."""
+
+    video: Path
+    reason: str
+
+
+@dataclass
+class RunReport:
+    """What a run over many videos did: where it wrote, what it wrote, which videos failed."""
+
+    out_dir: Path
+    written: list[Written] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
+
+
+def select_videos(
+    paths: str | os.PathLike | Sequence[str | os.PathLike], num_vids: int | None = None, seed: int = 0
+) -> list[Path]:
+    """The video files under `paths` (files, or folders searched recursively, top level included).
+
+    With `num_vids`, that many of them drawn at random with `seed` (all when there are fewer), kept in the
+    order they were found. Raises FileNotFoundError for a missing path, ValueError when no video is found.
+    """
+    if num_vids is not None and num_vids < 1:
+        raise ValueError(f"num_vids must be >= 1, got {num_vids}")
+    unique: dict[Path, Path] = {}  # the same file named twice (relative and absolute) is read once
+    for video in find_videos(paths):
+        unique.setdefault(video.resolve(), video)
+    videos = list(unique.values())
+    if not videos:
+        named = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+        raise ValueError(f"no video files found in {', '.join(map(str, named))}")
+    if num_vids is None or num_vids >= len(videos):
+        return videos
+    chosen = torch.randperm(len(videos), generator=torch.Generator().manual_seed(seed))[:num_vids]
+    return [videos[i] for i in sorted(chosen.tolist())]
+
+
+def output_stems(videos: Sequence[str | os.PathLike]) -> list[Path]:
+    """The relative output stem of each video: its file stem, unique among `videos`.
+
+    Videos in different folders that share a stem get their folder relative to the folder the clashing
+    videos have in common (`a/clip`, `b/clip`); videos in one folder that differ only in their suffix keep
+    it (`clip.avi`, `clip.mp4`).
+    """
+    videos = [Path(video) for video in videos]
+    by_stem: dict[str, list[int]] = defaultdict(list)
+    for index, video in enumerate(videos):
+        by_stem[video.stem].append(index)
+    stems = [Path(video.stem) for video in videos]
+    for stem, indices in by_stem.items():
+        if len(indices) == 1:
+            continue
+        folders = [videos[i].resolve().parent for i in indices]
+        common = Path(os.path.commonpath(folders))
+        for i, folder in zip(indices, folders):
+            stems[i] = folder.relative_to(common) / stem
+        clashes = Counter(stems[i] for i in indices)
+        for i in indices:
+            if clashes[stems[i]] > 1:
+                stems[i] = stems[i].parent / videos[i].name
+    return stems
+
+
+def video_generator(seed: int, video: str | os.PathLike) -> torch.Generator:
+    """The generator of a video's random masking: seeded from `seed` and the file name, so a video gets the
+    same mask whichever other videos run beside it and whichever folder it is named from."""
+    digest = hashlib.sha256(f"{seed}:{Path(video).name}".encode()).digest()
+    return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little"))
+
+
+def complete_videos(
+    model: VideoMAE,
+    videos: Sequence[str | os.PathLike],
+    out_dir: str | os.PathLike,
+    *,
+    model_name: str,
+    preprocessing: Preprocessing | None = None,
+    mask_type: str = "random",
+    mask_ratio: float | None = None,
+    seed: int = 0,
+    scale_each: bool = False,
+    animate: str | None = None,
+    progress: Progress | None = None,
+) -> RunReport:
+    """Write a completion picture for each of `videos` to `out_dir/{stem}_{model_name}_{mask_type}.jpg`.
+
+    Each video is read with the published visualisation preset at the model's size and frame count
+    (`preprocessing` gives the mean/std; default: the video normalisation), masked (`mask_ratio` defaults
+    to 0.9 for random, 0.5 for temporal and center; random masks are seeded per video by `seed`, see
+    `video_generator`), completed by `model`, and drawn by `completion_grid`. `animate` ('mp4' or 'gif')
+    also writes the side-by-side animation with the same name. Stems come from `output_stems`. Videos
+    that cannot be read are reported in the result's `failures`, and the others are still written.
+    """
+    if not isinstance(model, VideoMAE):
+        raise TypeError(f"complete_videos needs a VideoMAE (encoder and decoder), got {type(model).__name__}")
+    mask_ratio = default_mask_ratio(mask_type) if mask_ratio is None else mask_ratio
+    check_mask_ratio(mask_ratio)
+    if animate is not None and animate not in ANIMATION_FORMATS:
+        raise ValueError(f"animate must be one of {', '.join(ANIMATION_FORMATS)}, got {animate!r}")
+    preset = _preset(model, preprocessing)
+    fps = completion_fps(model, preset.sampling_rate, preset.target_fps)
+
+    def draw(video: Path, clip: torch.Tensor, stem: Path) -> tuple[Path, ...]:
+        completion = complete_clip(model, clip, mask_type, mask_ratio, video_generator(seed, video))
+        base = Path(out_dir) / stem.parent / f"{stem.name}_{model_name}_{mask_type}"
+        files = [save_jpeg(completion_grid(completion, preset.mean, preset.std, scale_each), f"{base}.jpg")]
+        if animate:
+            frames = completion_frames(completion, preset.mean, preset.std, scale_each)
+            files.append(write_animation(frames, f"{base}.{animate}", fps))
+        return tuple(files)
+
+    return _run(videos, preset, Path(out_dir), draw, progress)
+
+
+def attention_videos(
+    model: VideoViT,
+    videos: Sequence[str | os.PathLike],
+    out_dir: str | os.PathLike,
+    *,
+    model_name: str,
+    preprocessing: Preprocessing | None = None,
+    heads: str = "mean",
+    progress: Progress | None = None,
+) -> RunReport:
+    """Write an attention picture for each of `videos` to `out_dir/{stem}_{model_name}_attention.jpg`.
+
+    Videos are read as by `complete_videos`; each picture is `attention_grid` of the model's last-block
+    CLS attention (`heads`: 'mean' for one row averaged over heads, 'each' for a row per head). Videos
+    that cannot be read are reported in the result's `failures`, and the others are still written.
+    """
+    if not isinstance(model, VideoViT):
+        raise TypeError(f"attention_videos needs a VideoViT, got {type(model).__name__}")
+    if heads not in HEAD_MODES:
+        raise ValueError(f"heads must be one of {', '.join(HEAD_MODES)}, got {heads!r}")
+    preset = _preset(model, preprocessing)
+
+    def draw(video: Path, clip: torch.Tensor, stem: Path) -> tuple[Path, ...]:
+        maps = attention_maps(model, clip)[0]
+        picture = attention_grid(clip, maps, preset.mean, preset.std, heads)
+        return (save_jpeg(picture, Path(out_dir) / stem.parent / f"{stem.name}_{model_name}_attention.jpg"),)
+
+    return _run(videos, preset, Path(out_dir), draw, progress)
+
+
+def _preset(model: VideoViT | VideoMAE, preprocessing: Preprocessing | None) -> VideoPreset:
+    config = model.config
+    pre = preprocessing or preprocessing_for(model)
+    if (pre.img_size, pre.num_frames) != (config.img_size, config.num_frames):
+        raise ValueError(
+            f"the preprocessing is for {pre.num_frames} frames of {pre.img_size} px, but the model takes "
+            f"{config.num_frames} frames of {config.img_size} px"
+        )
+    return visualisation_preset(config.img_size, config.num_frames, pre.mean, pre.std)
+
+
+def _run(
+    videos: Sequence[str | os.PathLike],
+    preset: VideoPreset,
+    out_dir: Path,
+    draw: Callable[[Path, torch.Tensor, Path], tuple[Path, ...]],
+    progress: Progress | None,
+) -> RunReport:
+    videos = [Path(video) for video in videos]
+    report = RunReport(out_dir)
+    stems = output_stems(videos)
+    for done, (video, stem, (clip, error)) in enumerate(zip(videos, stems, _prefetched(videos, preset)), start=1):
+        if error is not None:
+            logger.warning("skipping %s", error)
+            report.failures.append(Failure(video, error.reason or str(error)))
+        else:
+            report.written.append(Written(video, draw(video, clip, stem)))
+        if progress is not None:
+            progress(done, len(videos), video)
+    return report
+
+
+def _prefetched(
+    videos: Sequence[Path], preset: VideoPreset
+) -> Iterator[tuple[torch.Tensor | None, VideoError | None]]:
+    """Each video's clip (or its VideoError) in order, the next one decoding while the caller works."""
+
+    def load(video: Path) -> torch.Tensor:
+        clip, padded = preset.load(video)
+        if padded:
+            logger.info("%s: the last %d frames repeat the last decodable frame", video, padded)
+        return clip
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="hvm1-decode") as pool:
+        pending = pool.submit(load, videos[0]) if videos else None
+        for index in range(len(videos)):
+            current = pending
+            if index + 1 < len(videos):
+                pending = pool.submit(load, videos[index + 1])
+            try:
+                yield current.result(), None
+            except VideoError as error:
+                yield None, error

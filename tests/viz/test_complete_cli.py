@@ -1,0 +1,145 @@
+"""`hvm1 complete` and `hvm1 attention` end to end on the tiny reference checkpoints and the real videos."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from PIL import Image
+
+import hvm1
+from hvm1.cli import _build_parser, main
+from hvm1.data import visualisation_preset
+from hvm1.viz import complete_clip, completion_grid, video_generator
+
+MASK_TYPES = ("random", "temporal", "center")
+TILE, FRAMES = 56, 8  # the tiny reference MAE: 56 px frames, pred_t_dim 8
+
+
+def grid_size(rows: int, columns: int, tile: int = TILE) -> tuple[int, int]:
+    """(width, height) of a grid of `rows` x `columns` tiles with 1 px padding, as PIL reports it."""
+    return columns * (tile + 1) + 1, rows * (tile + 1) + 1
+
+
+@pytest.mark.parametrize("mask_type", MASK_TYPES)
+def test_complete_writes_one_true_colour_picture_per_video(mask_type, mae_args, videos_dir, tmp_path):
+    out = tmp_path / "out"
+    assert main(["complete", str(videos_dir), *mae_args, "--mask-type", mask_type, "--out-dir", str(out)]) == 0
+    stems = sorted(path.stem for path in videos_dir.iterdir() if path.suffix in (".mp4", ".avi"))
+    assert sorted(path.name for path in out.iterdir()) == [f"{stem}_mae_checkpoint_{mask_type}.jpg" for stem in stems]
+    for picture in out.iterdir():
+        with Image.open(picture) as image:
+            assert image.size == grid_size(3, FRAMES)
+
+    # The file is the library's array for the same video and seed, JPEG-encoded.
+    video = videos_dir / "box.mp4"
+    model = hvm1.load_model(mae_args[1], num_heads=4, decoder_num_heads=4)
+    preset = visualisation_preset(TILE, 8, (0.45,) * 3, (0.225,) * 3)
+    clip, _ = preset.load(video)
+    expected = completion_grid(complete_clip(model, clip, mask_type, None, video_generator(0, video)), preset.mean,
+                               preset.std)
+    written = np.asarray(Image.open(out / f"box_mae_checkpoint_{mask_type}.jpg"), dtype=np.float32)
+    assert np.abs(written - expected).mean() < 2.0
+
+
+def test_same_seed_gives_byte_identical_pictures(mae_args, two_videos, tmp_path):
+    runs = {}
+    for name, seed in (("a", 3), ("b", 3), ("c", 4)):
+        assert main(["complete", *map(str, two_videos), *mae_args, "--seed", str(seed), "--out-dir",
+                     str(tmp_path / name)]) == 0
+        runs[name] = {path.name: path.read_bytes() for path in (tmp_path / name).iterdir()}
+    assert runs["a"] == runs["b"]
+    assert runs["a"].keys() == runs["c"].keys() and runs["a"] != runs["c"]  # another seed, other random masks
+
+
+def test_a_broken_video_is_skipped_and_named(mae_args, two_videos, tmp_path, capsys):
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    for video in two_videos:
+        (folder / video.name).symlink_to(video)
+    (folder / "broken.mp4").write_text("this is not a video\n")
+    out = tmp_path / "out"
+    assert main(["complete", str(folder), *mae_args, "--out-dir", str(out)]) == 1
+    assert sorted(path.name for path in out.iterdir()) == [
+        "box_mae_checkpoint_random.jpg", "tree_mae_checkpoint_random.jpg",
+    ]
+    err = capsys.readouterr().err
+    assert "2 of 3 videos written" in err
+    assert f"{folder / 'broken.mp4'}: not a video file FFmpeg can read" in err
+
+
+@pytest.mark.parametrize("animate", ["mp4", "gif"])
+def test_animation_decodes_to_one_frame_per_predicted_frame(animate, mae_args, two_videos, tmp_path):
+    out = tmp_path / "out"
+    assert main(["complete", str(two_videos[0]), *mae_args, "--mask-type", "center", "--animate", animate,
+                 "--out-dir", str(out)]) == 0
+    animation = out / f"box_mae_checkpoint_center.{animate}"
+    assert sorted(path.name for path in out.iterdir()) == sorted(["box_mae_checkpoint_center.jpg", animation.name])
+    with av.open(str(animation)) as container:
+        stream = container.streams.video[0]
+        if animate == "mp4":
+            assert stream.codec_context.name in ("h264", "mpeg4")
+        frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(stream)]
+    assert len(frames) == FRAMES
+    assert frames[0].shape == (TILE + 2, 3 * (TILE + 1) + 1, 3)  # original | masked | completion
+
+
+@pytest.mark.parametrize("heads, rows", [("mean", 1), ("each", 4)])
+def test_attention_maps_for_the_vit(heads, rows, vit_args, two_videos, tmp_path):
+    out = tmp_path / "out"
+    assert main(["attention", *map(str, two_videos), *vit_args, "--heads", heads, "--out-dir", str(out)]) == 0
+    assert sorted(path.name for path in out.iterdir()) == [
+        "box_vit_checkpoint_attention.jpg", "tree_vit_checkpoint_attention.jpg",
+    ]
+    for picture in out.iterdir():
+        with Image.open(picture) as image:
+            assert image.size == grid_size(1 + rows, FRAMES // 2)  # temporal tokens of 2 frames
+
+
+def test_attention_takes_the_encoder_of_an_mae(mae_args, two_videos, tmp_path):
+    out = tmp_path / "out"
+    assert main(["attention", str(two_videos[0]), *mae_args, "--out-dir", str(out)]) == 0
+    assert [path.name for path in out.iterdir()] == ["box_mae_checkpoint_attention.jpg"]
+
+
+def test_published_flag_spellings(mae_args, videos_dir, tmp_path):
+    published = ["--model_name", "mae_hvm1@448_none", "--img_size", "448", "--mask_ratio", "0.5", "--mask_type",
+                 "center", "--video_dir", str(videos_dir), "--num_vids", "16", "--device", "cuda"]
+    args = _build_parser().parse_args(["complete", *published])
+    assert (args.model, args.img_size, args.mask_ratio, args.mask_type) == ("mae_hvm1@448_none", 448, 0.5, "center")
+    assert (args.video_dirs, args.num_vids, args.device) == ([videos_dir], 16, "cuda")
+
+    out = tmp_path / "out"
+    assert main(["complete", *mae_args, "--img_size", "56", "--mask_ratio", "0.5", "--mask_type", "temporal",
+                 "--video_dir", str(videos_dir), "--num_vids", "2", "--device", "cpu", "--out-dir", str(out)]) == 0
+    assert len(list(out.iterdir())) == 2
+
+
+def test_no_videos_named_uses_the_sample_clip_and_never_the_current_folder(mae_args, tmp_path, monkeypatch, capsys):
+    import tempfile
+
+    cwd, temp = tmp_path / "cwd", tmp_path / "tmp"
+    cwd.mkdir()
+    temp.mkdir()
+    monkeypatch.chdir(cwd)
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    assert main(["complete", *mae_args]) == 0
+    assert list(cwd.iterdir()) == []
+    [out_dir] = [path for path in temp.iterdir() if path.name.startswith("hvm1-complete-")]
+    assert [path.name for path in out_dir.iterdir()] == ["hvm1_sample_mae_checkpoint_random.jpg"]
+    assert str(out_dir) in capsys.readouterr().err
+
+
+def test_user_errors_are_one_line(mae_args, vit_args, two_videos, tmp_path, capsys):
+    video = str(two_videos[0])
+    assert main(["complete", video, *mae_args, "--img-size", "224", "--out-dir", str(tmp_path)]) == 1
+    assert "56 px frames, not --img-size 224" in capsys.readouterr().err
+    assert main(["complete", video, *vit_args, "--out-dir", str(tmp_path)]) == 1
+    assert "vit_checkpoint.pth" in capsys.readouterr().err
+    assert main(["complete", str(tmp_path / "missing"), *mae_args, "--out-dir", str(tmp_path)]) == 1
+    assert "missing: no such file or folder" in capsys.readouterr().err
+    assert main(["complete", video, *mae_args, "--mask-ratio", "1.0", "--out-dir", str(tmp_path)]) == 1
+    assert "mask_ratio must be in [0, 1)" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
