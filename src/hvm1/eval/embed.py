@@ -1,0 +1,294 @@
+"""Embeddings of videos: `embed_videos`, one row per video, written in resumable chunks, sharded under torchrun.
+
+A video is read as `num_clips` clips evenly spaced in time (one clip: at the center), each the model's
+frames at its size and normalisation, center-cropped after resizing the short side to img_size * 256 / 224;
+each clip's final-normed tokens are pooled (`cls`: the CLS token, what `VideoViT` without a head returns;
+`mean`: the mean of the patch tokens; `tokens`: all of them) and the clips averaged.
+
+With an output file the work is resumable: rows are written as they come in atomic chunk files in a
+`OUT.parts` folder beside it, a rerun skips every video already in OUT or in a chunk, and the end of the
+run merges everything into OUT (rows already there first) and removes the chunks. Under `torchrun` each
+process embeds every `world_size`-th remaining video and rank 0 merges; the folder must be shared by all.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from hvm1.data import Skipped, VideoPreset, video_eval_preset
+from hvm1.models import VideoViT
+from hvm1.zoo import Preprocessing, preprocessing_for
+
+from .store import Embeddings, PathLike, check_compatible, check_suffix, load_embeddings, save_embeddings
+from .views import FileOutput, FileViews, LabelledFiles, Progress, list_files, run_views
+
+logger = logging.getLogger(__name__)
+
+POOLS = ("cls", "mean", "tokens")
+#: Published finetuning and testing read every 8th frame at 30 fps.
+DEFAULT_SAMPLING_RATE = 8
+
+
+def pool_tokens(features: torch.Tensor, pool: str) -> torch.Tensor:
+    """Pool `forward_features` output (N, 1 + L, C): `cls` -> (N, C) CLS token, `mean` -> (N, C) mean of
+    the patch tokens, `tokens` -> (N, 1 + L, C) unchanged."""
+    if pool == "cls":
+        return features[:, 0]
+    if pool == "mean":
+        return features[:, 1:].mean(dim=1)
+    if pool == "tokens":
+        return features
+    raise ValueError(f"pool must be one of {', '.join(POOLS)}, got {pool!r}")
+
+
+def embedding_preset(preprocessing: Preprocessing, sampling_rate: int = DEFAULT_SAMPLING_RATE) -> VideoPreset:
+    """How `embed_videos` reads a clip for a model: its frames, size and normalisation, one center crop."""
+    return video_eval_preset(
+        preprocessing.img_size, preprocessing.num_frames, preprocessing.mean, preprocessing.std, sampling_rate
+    )
+
+
+@dataclass
+class EmbedResult:
+    """What `embed_videos` did: `embeddings` (every row: with an output file, all that it now holds; None on
+    ranks other than 0, or when no video could be read), how many videos this call `embedded` and how many were already done (`reused`), the
+    files it `skipped` as unreadable (all ranks'), and the output file."""
+
+    embeddings: Embeddings | None
+    embedded: int
+    reused: int = 0
+    skipped: list[Skipped] = field(default_factory=list)
+    out: Path | None = None
+
+
+def embed_videos(
+    model: torch.nn.Module,
+    paths: PathLike | Sequence[PathLike] | LabelledFiles,
+    out: PathLike | None = None,
+    *,
+    preprocessing: Preprocessing | None = None,
+    model_name: str | None = None,
+    pool: str = "cls",
+    num_clips: int = 1,
+    keep_clips: bool = False,
+    sampling_rate: int = DEFAULT_SAMPLING_RATE,
+    batch_size: int = 8,
+    num_workers: int = 0,
+    device: torch.device | str | None = None,
+    chunk_size: int = 64,
+    progress: Progress | None = None,
+) -> EmbedResult:
+    """Embed every video `paths` name (files, folders searched recursively, a CSV manifest, or a folder of
+    class subfolders, which labels the videos; see `list_files`) with a `VideoViT`.
+
+    Clip length, size and normalisation follow `preprocessing` (default: the model's config with the video
+    mean/std; pass the zoo entry's for a named model). `num_clips` clips per video are averaged (kept per clip
+    with `keep_clips`); `batch_size` clips go through the model at once; clips are decoded in `num_workers`
+    DataLoader workers. Unreadable videos are logged and listed in `skipped`, never replaced.
+
+    With `out` (`.npz` or `.parquet`) rows are saved every `chunk_size` videos (and when interrupted) and a
+    rerun with the same `out` continues where the last one stopped; under `torchrun` (WORLD_SIZE > 1) the
+    processes share the work and rank 0 writes `out`. Raises ValueError when `out` was made with other
+    settings, when the model is not a ViT, or for an unknown `pool`.
+    """
+    if not isinstance(model, VideoViT):
+        raise ValueError(f"embeddings come from a VideoViT, got a {type(model).__name__} (load an MAE with model_type='vit')")
+    pool_tokens(torch.zeros(1, 2, 1), pool)  # validates `pool` before any decoding
+    listing = paths if isinstance(paths, LabelledFiles) else list_files(paths)
+    preprocessing = preprocessing or preprocessing_for(model)
+    preset = embedding_preset(preprocessing, sampling_rate)
+    settings = _settings(model_name, pool, num_clips, keep_clips, preset, listing.classes)
+    rank, world_size, device, joined = _join_ranks(device or next(model.parameters()).device)
+    try:
+        if out is None:
+            if world_size > 1:
+                raise ValueError("embedding under torchrun needs an output file to merge the processes' rows into")
+            rows = _ChunkWriter(None, listing, settings, keep_clips)
+            skipped = _embed_shard(model, listing, range(len(listing.files)), preset, num_clips, pool, rows,
+                                   batch_size, num_workers, device, progress)
+            return EmbedResult(rows.all_rows(), rows.count, skipped=skipped)
+        out = check_suffix(out)
+        parts = _parts_folder(out)
+        stored = _stored_rows(out, parts, settings)
+        done = set(stored.paths) if stored is not None else set()
+        todo = [index for index, file in enumerate(listing.files) if str(file) not in done]
+        first_chunk = 1 + max((int(part.stem.split("-")[1]) for part in parts.glob("part-*.npz")), default=0)
+        _barrier(world_size)  # every rank has listed the chunks before any writes one
+        rows = _ChunkWriter(parts, listing, settings, keep_clips, rank, first_chunk, chunk_size)
+        skipped = _embed_shard(model, listing, todo[rank::world_size], preset, num_clips, pool, rows,
+                               batch_size, num_workers, device, progress)
+        embedded, skipped = _gather(rows.count, skipped, world_size)
+        _barrier(world_size)  # every chunk is written
+        merged = _merge(out, parts, listing) if rank == 0 else None
+        return EmbedResult(merged, embedded, reused=len(done), skipped=skipped, out=out)
+    finally:
+        if joined:
+            dist.destroy_process_group()
+
+
+def _settings(
+    model_name: str | None, pool: str, num_clips: int, keep_clips: bool, preset: VideoPreset,
+    classes: list[str] | None,
+) -> dict[str, Any]:
+    settings = {
+        "model": model_name, "pool": pool, "num_clips": num_clips, "keep_clips": keep_clips,
+        "img_size": preset.img_size, "num_frames": preset.num_frames, "sampling_rate": preset.sampling_rate,
+        "target_fps": preset.target_fps, "short_side": preset.short_side, "mean": preset.mean, "std": preset.std,
+        "classes": classes,
+    }
+    return json.loads(json.dumps(settings))  # as a file gives it back: tuples become lists
+
+
+def _join_ranks(device: torch.device | str) -> tuple[int, int, torch.device, bool]:
+    """(rank, world size, this rank's device, whether this call joined the process group)."""
+    device = torch.device(device)
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size == 1:
+        return 0, 1, device, False
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    joined = not dist.is_initialized()
+    if joined:
+        # Ranks wait for each other at the end of their shards: allow for uneven shards of long videos.
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=datetime.timedelta(hours=24))
+    return dist.get_rank(), dist.get_world_size(), device, joined
+
+
+def _barrier(world_size: int) -> None:
+    if world_size > 1:
+        dist.barrier()
+
+
+def _gather(embedded: int, skipped: list[Skipped], world_size: int) -> tuple[int, list[Skipped]]:
+    if world_size == 1:
+        return embedded, skipped
+    gathered: list = [None] * world_size
+    dist.all_gather_object(gathered, (embedded, skipped))
+    return sum(count for count, _ in gathered), [item for _, items in gathered for item in items]
+
+
+def _parts_folder(out: Path) -> Path:
+    return out.with_name(out.name + ".parts")
+
+
+def _stored_rows(out: Path, parts: Path, settings: dict[str, Any]) -> Embeddings | None:
+    """The rows already in `out` and its chunks, after checking they were made with `settings`."""
+    stored = [load_embeddings(out)] if out.exists() else []
+    stored += [load_embeddings(part) for part in sorted(parts.glob("part-*.npz"))]
+    for rows in stored:
+        check_compatible(rows.settings, settings, f"the embeddings in {out}")
+    return Embeddings.concatenate(stored) if stored else None
+
+
+def _merge(out: Path, parts: Path, listing: LabelledFiles) -> Embeddings | None:
+    """Write OUT's rows, then the chunks' rows in listing order (each path once), to OUT; remove the chunks.
+    Returns what OUT holds (None when there is no row at all)."""
+    chunks = sorted(parts.glob("part-*.npz"))
+    if not chunks:
+        return load_embeddings(out) if out.exists() else None
+    previous = load_embeddings(out) if out.exists() else None
+    new = Embeddings.concatenate([load_embeddings(chunk) for chunk in chunks])
+    order = {str(file): index for index, file in enumerate(listing.files)}
+    seen = set(previous.paths) if previous is not None else set()
+    rows: dict[str, int] = {}
+    for row, path in enumerate(new.paths):
+        if path not in seen:
+            rows.setdefault(path, row)
+    new = new.select(sorted(rows.values(), key=lambda row: (order.get(new.paths[row], len(order)), row)))
+    merged = Embeddings.concatenate([previous, new]) if previous is not None else new
+    save_embeddings(merged, out)
+    for chunk in chunks:
+        chunk.unlink()
+    parts.rmdir()
+    logger.info("merged %d chunk files into %s (%d rows)", len(chunks), out, len(merged))
+    return merged
+
+
+class _ChunkWriter:
+    """Collects rows; with a folder, writes them there every `chunk_size` rows as `part-NNNNNN-RANK.npz`."""
+
+    def __init__(
+        self, folder: Path | None, listing: LabelledFiles, settings: dict[str, Any], keep_clips: bool,
+        rank: int = 0, first_chunk: int = 1, chunk_size: int = 64,
+    ) -> None:
+        self.folder, self.listing, self.settings, self.keep_clips = folder, listing, settings, keep_clips
+        self.rank, self.next_chunk, self.chunk_size = rank, first_chunk, chunk_size
+        self.rows: list[tuple[int, FileOutput]] = []
+        self.chunks: list[Embeddings] = []
+        self.count = 0
+
+    def add(self, index: int, output: FileOutput) -> None:
+        self.rows.append((index, output))
+        self.count += 1
+        if self.folder is not None and len(self.rows) >= self.chunk_size:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.rows:
+            return
+        chunk = self._as_embeddings(self.rows)
+        self.rows = []
+        if self.folder is None:
+            self.chunks.append(chunk)
+            return
+        path = self.folder / f"part-{self.next_chunk:06d}-{self.rank:04d}.npz"
+        self.next_chunk += 1
+        save_embeddings(chunk, path)
+        logger.info("wrote %d rows to %s", len(chunk), path)
+
+    def all_rows(self) -> Embeddings | None:
+        self.flush()
+        return Embeddings.concatenate(self.chunks) if self.chunks else None
+
+    def _as_embeddings(self, rows: list[tuple[int, FileOutput]]) -> Embeddings:
+        clips = np.stack([output.outputs[:, 0].numpy() for _, output in rows])  # (N, clips, ...): one crop
+        return Embeddings(
+            paths=[str(self.listing.files[index]) for index, _ in rows],
+            labels=np.array([self.listing.labels[index] for index, _ in rows], dtype=np.int64),
+            clip_times=np.stack([output.clip_times.numpy() for _, output in rows]),
+            embeddings=clips.mean(axis=1),
+            clip_embeddings=clips if self.keep_clips else None,
+            classes=self.listing.classes,
+            settings=self.settings,
+        )
+
+
+def _embed_shard(
+    model: VideoViT, listing: LabelledFiles, indices: Sequence[int], preset: VideoPreset, num_clips: int,
+    pool: str, rows: _ChunkWriter, batch_size: int, num_workers: int, device: torch.device,
+    progress: Progress | None,
+) -> list[Skipped]:
+    """Embed the videos at `indices` of the listing into `rows`; returns the unreadable ones."""
+    indices = list(indices)
+    model = model.to(device).eval()
+    dataset = FileViews([listing.files[index] for index in indices], preset, num_clips)
+    skipped: list[Skipped] = []
+    started = time.perf_counter()
+    def forward(video: torch.Tensor) -> torch.Tensor:
+        return pool_tokens(model.forward_features(video), pool)
+
+    try:
+        for result in run_views(forward, dataset, batch_size=batch_size, num_workers=num_workers, device=device,
+                                progress=progress):
+            if isinstance(result, Skipped):
+                skipped.append(result)
+            else:
+                rows.add(indices[result.index], result)
+    finally:
+        rows.flush()  # an interrupted run keeps every row it finished
+    logger.info("embedded %d videos in %.1f s (%d skipped)", rows.count, time.perf_counter() - started, len(skipped))
+    return skipped
+

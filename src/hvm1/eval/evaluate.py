@@ -1,0 +1,132 @@
+"""Accuracy of a finetuned model on labelled videos or images: deterministic multi-view testing.
+
+Video mode (the ssv2 and kinetics models): each video is read as `clips` clips evenly spaced in time, each
+resized to a short side of img_size * 256 / 224 and cut into `crops` views (3: left, center and right along
+the long side; 1: the center); the logits of all views are averaged. Image mode (the imagenet-2pt models,
+or any model on request): each image is resized to a short side of img_size + 32 (bicubic), center-cropped,
+normalised with the ImageNet mean/std and repeated to the model's frame count.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from hvm1.data import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, Skipped, image_eval_preset, video_eval_preset
+from hvm1.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from hvm1.models import VideoViT
+from hvm1.zoo import Preprocessing, preprocessing_for
+
+from .embed import DEFAULT_SAMPLING_RATE
+from .predictions import Predictions, new_folder
+from .views import FileViews, LabelledFiles, Progress, labelled_files, run_views
+
+logger = logging.getLogger(__name__)
+
+#: Clips x crops per video when none are asked for.
+DEFAULT_VIEWS = (2, 3)
+
+
+def parse_views(text: str) -> tuple[int, int]:
+    """`CLIPSxCROPS` (e.g. `2x3`) as (clips, crops); raises ValueError unless clips >= 1 and crops is 1 or 3."""
+    clips, sep, crops = text.lower().partition("x")
+    try:
+        views = (int(clips), int(crops))
+    except ValueError:
+        views = None
+    if not sep or views is None or views[0] < 1 or views[1] not in (1, 3):
+        raise ValueError(f"views must be CLIPSxCROPS with clips >= 1 and crops 1 or 3 (e.g. 2x3), got {text!r}")
+    return views
+
+
+def check_class_count(model: VideoViT, listing: LabelledFiles, data: str | os.PathLike) -> None:
+    """Raise ValueError when the model's head and the data disagree on the number of classes (both named)."""
+    head = model.config.num_classes
+    if not head:
+        raise ValueError(
+            "the model has no classification head (num_classes 0): evaluate a finetuned model, or use "
+            "`hvm1 embed` and `hvm1 probe`"
+        )
+    if listing.classes is not None and len(listing.classes) != head:
+        raise ValueError(f"the model's head has {head} classes but {data} has {len(listing.classes)} class folders")
+    labels = np.asarray(listing.labels)
+    if labels.size and (labels.min() < 0 or labels.max() >= head):
+        raise ValueError(
+            f"the model's head has {head} classes (labels 0-{head - 1}) but {data} has labels "
+            f"{labels.min()}-{labels.max()}"
+        )
+
+
+def evaluate(
+    model: VideoViT,
+    data: str | os.PathLike,
+    *,
+    preprocessing: Preprocessing | None = None,
+    image_mode: bool | None = None,
+    views: tuple[int, int] | None = None,
+    sampling_rate: int = DEFAULT_SAMPLING_RATE,
+    batch_size: int = 8,
+    num_workers: int = 0,
+    device: torch.device | str | None = None,
+    model_name: str | None = None,
+    progress: Progress | None = None,
+) -> Predictions:
+    """Evaluate a finetuned `VideoViT` on `data`: a folder of class subfolders (label = sorted subfolder
+    index) or a CSV manifest of `path,label` rows.
+
+    `preprocessing` gives frames, size and mean/std (default: the model's config with the video mean/std);
+    `image_mode` reads images instead of videos (default: when `preprocessing.single_image`, as for the
+    imagenet-2pt models); `views` is (clips, crops), video mode only, default 2x3. The class count is
+    checked against the model's head before anything is decoded. Unreadable files are skipped and listed.
+    Returns the per-file averaged logits with top-1, top-5, mean per-class accuracy and loss.
+    """
+    if not isinstance(model, VideoViT):
+        raise ValueError(f"evaluation needs a VideoViT with a head, got a {type(model).__name__}")
+    preprocessing = preprocessing or preprocessing_for(model)
+    image_mode = preprocessing.single_image if image_mode is None else image_mode
+    if image_mode and views not in (None, (1, 1)):
+        raise ValueError(f"an image is one view (1x1); got views {views[0]}x{views[1]} in image mode")
+    clips, crops = (1, 1) if image_mode else (views or DEFAULT_VIEWS)
+    listing = labelled_files(data, IMAGE_EXTENSIONS if image_mode else VIDEO_EXTENSIONS)
+    check_class_count(model, listing, data)
+    pre = preprocessing
+    if image_mode:
+        preset = image_eval_preset(pre.img_size, pre.num_frames, IMAGENET_MEAN, IMAGENET_STD)
+    else:
+        preset = video_eval_preset(pre.img_size, pre.num_frames, pre.mean, pre.std, sampling_rate,
+                                   crop="uniform" if crops == 3 else "center")
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    model = model.to(device).eval()
+    rows, logits, skipped = [], [], []
+    for result in run_views(model, FileViews(listing.files, preset, clips), batch_size=batch_size,
+                            num_workers=num_workers, device=device, progress=progress):
+        if isinstance(result, Skipped):
+            skipped.append(result)
+        else:
+            rows.append(result.index)
+            logits.append(result.outputs.flatten(0, 1).mean(dim=0))  # (clips, crops, C) -> (C,)
+    if not rows:
+        raise ValueError(f"{data}: none of its {len(listing.files)} files could be read ({skipped[0].reason}, ...)")
+    settings: dict[str, Any] = {
+        "model": model_name, "data": str(data), "mode": "image" if image_mode else "video",
+        "views": f"{clips}x{crops}", "num_classes": model.config.num_classes, "img_size": pre.img_size,
+        "num_frames": pre.num_frames,
+        **({} if image_mode else {"sampling_rate": sampling_rate, "short_side": preset.short_side}),
+        "mean": list(preset.mean), "std": list(preset.std),
+    }
+    logger.info("evaluated %d files of %s (%d skipped)", len(rows), data, len(skipped))
+    return Predictions.score(
+        [str(listing.files[row]) for row in rows], np.array([listing.labels[row] for row in rows], dtype=np.int64),
+        torch.stack(logits).numpy(), classes=listing.classes, skipped=skipped, settings=settings,
+    )
+
+
+def default_out_dir(model_name: str, data: str | os.PathLike, parent: str | os.PathLike | None = None) -> Path:
+    """A new folder for an evaluation's files, named after the model and the data (never `parent` itself,
+    default the current directory): `eval_MODEL_DATA`, numbered when that exists."""
+    return new_folder(parent or Path.cwd(), "eval", Path(model_name).stem, Path(data).stem)

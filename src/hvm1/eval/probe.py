@@ -1,0 +1,139 @@
+"""Probes on frozen embeddings: logistic regression (full-batch L-BFGS in torch) and k-nearest neighbours.
+
+Both take the files `hvm1 embed` writes for a labelled train and test set, optionally keep only `shots`
+training videos per class (drawn with `seed`), and score the test set with the metrics `hvm1 evaluate`
+reports, so a few-shot study needs no finetuning of the whole network.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .predictions import Predictions
+from .store import Embeddings
+
+logger = logging.getLogger(__name__)
+
+METHODS = ("linear", "knn")
+
+
+def select_shots(labels: np.ndarray, shots: int, seed: int) -> np.ndarray:
+    """The indices of `shots` examples per class, drawn with `seed` (the same on every machine), sorted.
+
+    Raises ValueError naming a class with fewer examples.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    chosen = []
+    for label in np.unique(labels):
+        members = np.flatnonzero(labels == label)
+        if len(members) < shots:
+            raise ValueError(f"class {label} has {len(members)} training examples, fewer than the {shots} shots asked for")
+        order = torch.randperm(len(members), generator=generator).numpy()
+        chosen.append(members[order[:shots]])
+    return np.sort(np.concatenate(chosen))
+
+
+def fit_linear(
+    features: torch.Tensor, labels: torch.Tensor, num_classes: int, weight_decay: float = 1e-4, max_iter: int = 500
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Multinomial logistic regression on (N, D) features: weights (D, classes) and bias (classes,)
+    minimising mean cross-entropy + `weight_decay` * |weights|^2, full-batch L-BFGS in float64 from zeros
+    (deterministic)."""
+    features, labels = features.double(), labels.long()
+    weight = torch.zeros(features.shape[1], num_classes, dtype=torch.float64, requires_grad=True)
+    bias = torch.zeros(num_classes, dtype=torch.float64, requires_grad=True)
+    optimizer = torch.optim.LBFGS(
+        [weight, bias], lr=1.0, max_iter=max_iter, tolerance_grad=1e-9, tolerance_change=1e-12,
+        history_size=20, line_search_fn="strong_wolfe",
+    )
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad()
+        loss = F.cross_entropy(features @ weight + bias, labels) + weight_decay * weight.pow(2).sum()
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    return weight.detach(), bias.detach()
+
+
+def knn_scores(
+    train: torch.Tensor, labels: torch.Tensor, test: torch.Tensor, num_classes: int, k: int = 20,
+    temperature: float = 0.07,
+) -> torch.Tensor:
+    """Log class probabilities (N_test, classes) from the `k` most cosine-similar training examples, each
+    voting for its class with weight exp(similarity / temperature), the votes normalised to sum to 1."""
+    similarity = F.normalize(test.double(), dim=1) @ F.normalize(train.double(), dim=1).T  # (N_test, N_train)
+    top = similarity.topk(min(k, train.shape[0]), dim=1)
+    votes = torch.zeros(test.shape[0], num_classes, dtype=torch.float64)
+    votes.scatter_add_(1, labels.long()[top.indices], (top.values / temperature).exp())
+    return (votes / votes.sum(dim=1, keepdim=True)).clamp_min(1e-12).log()
+
+
+def probe(
+    train: Embeddings,
+    test: Embeddings,
+    *,
+    method: str = "linear",
+    shots: int | None = None,
+    seed: int = 0,
+    k: int = 20,
+    weight_decay: float = 1e-4,
+) -> Predictions:
+    """Fit a probe on the `train` embeddings and score the `test` ones (both labelled, pooled per video).
+
+    `method` is `linear` (logistic regression on features standardised with the training mean and std) or
+    `knn` (`k` nearest neighbours by cosine similarity); `shots` keeps that many training videos per class,
+    drawn with `seed`. Raises ValueError for unlabelled rows, token embeddings, or files from other models,
+    poolings, widths or class lists.
+    """
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    _check_pair(train, test)
+    if shots is not None:
+        train = train.select(select_shots(train.labels, shots, seed))
+    num_classes = len(train.classes) if train.classes else int(max(train.labels.max(), test.labels.max())) + 1
+    x_train, y_train = torch.from_numpy(train.embeddings).double(), torch.from_numpy(train.labels)
+    x_test = torch.from_numpy(test.embeddings).double()
+    if method == "linear":
+        mean, std = x_train.mean(dim=0), x_train.std(dim=0, correction=0).clamp_min(1e-6)
+        weight, bias = fit_linear((x_train - mean) / std, y_train, num_classes, weight_decay)
+        logits = ((x_test - mean) / std) @ weight + bias
+    else:
+        logits = knn_scores(x_train, y_train, x_test, num_classes, k)
+    settings: dict[str, Any] = {
+        "method": method, "shots": shots, "seed": seed if shots is not None else None,
+        "train_videos": len(train), "num_classes": num_classes, "model": train.settings.get("model"),
+        "pool": train.settings.get("pool"),
+        **({"weight_decay": weight_decay} if method == "linear" else {"k": k}),
+    }
+    logger.info("%s probe: %d training videos, %d test videos, %d classes", method, len(train), len(test), num_classes)
+    return Predictions.score(test.paths, test.labels, logits.numpy(), classes=test.classes, settings=settings)
+
+
+def _check_pair(train: Embeddings, test: Embeddings) -> None:
+    for name, rows in (("train", train), ("test", test)):
+        if len(rows) == 0:
+            raise ValueError(f"the {name} embeddings hold no video")
+        if rows.embeddings.ndim != 2:
+            raise ValueError(
+                f"the {name} embeddings are {rows.embeddings.shape[1:]} tokens per video; a probe takes one "
+                f"vector per video (embed with --pool cls or mean)"
+            )
+        if (unlabelled := int((rows.labels < 0).sum())):
+            raise ValueError(
+                f"{unlabelled} of the {len(rows)} {name} videos have no label (-1): embed a folder of class "
+                f"subfolders or a CSV manifest"
+            )
+    if train.embeddings.shape[1] != test.embeddings.shape[1]:
+        raise ValueError(f"train embeddings are {train.embeddings.shape[1]} wide, test {test.embeddings.shape[1]}")
+    for key in ("model", "pool"):
+        if train.settings.get(key) != test.settings.get(key):
+            raise ValueError(f"train and test embeddings differ in {key}: {train.settings.get(key)!r} vs {test.settings.get(key)!r}")
+    if train.classes is not None and test.classes is not None and train.classes != test.classes:
+        raise ValueError(f"train and test have different classes: {train.classes} vs {test.classes}")

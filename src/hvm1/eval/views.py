@@ -1,0 +1,212 @@
+"""Running a model over every view of every file: the clips and crops of a video, decoded in DataLoader workers.
+
+`run_views` is the loop that embedding and evaluation share. A file is read as `num_clips` clips evenly
+spaced in time (or one clip at the center), each clip as the crops its preset makes; one dataset item is one
+clip of one file, so a batch holds whole clips and the model sees `batch_size x crops` views at a time. The
+outputs of a file's views come back together once all its clips passed through the model, in file order, or
+a `Skipped` naming the file and the reason when any of its clips could not be read.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple, Union
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from hvm1.data import ClipDataset, ImagePreset, Skipped, VideoError, VideoPreset, find_files, read_clip
+from hvm1.data.datasets import VIDEO_EXTENSIONS
+
+logger = logging.getLogger(__name__)
+
+PathLike = Union[str, os.PathLike]
+#: Called after each batch with (clips done, clips in all) so that a caller can show progress.
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class LabelledFiles:
+    """Files with their labels (-1 where none) and, for a folder of class subfolders, the class names."""
+
+    files: list[Path]
+    labels: list[int]
+    classes: list[str] | None = None
+
+
+def list_files(paths: PathLike | Sequence[PathLike], extensions: Sequence[str] = VIDEO_EXTENSIONS) -> LabelledFiles:
+    """The files `paths` name, labelled where their layout gives labels.
+
+    One CSV manifest (`path,label` rows) gives its labels; one folder whose files all sit in subfolders gives
+    each file the index of its subfolder in sorted order (as the published finetuning sets were built);
+    anything else (several paths, loose files) is listed with `find_files` and labelled -1.
+    """
+    paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+    if len(paths) == 1:
+        path = Path(paths[0])
+        if path.is_file() and path.suffix.lower() == ".csv":
+            return labelled_files(path, extensions)
+        if path.is_dir() and _is_class_folder(path, extensions):
+            return labelled_files(path, extensions)
+    files = find_files(paths, extensions)
+    return LabelledFiles(files, [-1] * len(files))
+
+
+def labelled_files(data: PathLike, extensions: Sequence[str] = VIDEO_EXTENSIONS) -> LabelledFiles:
+    """The labelled files of `data`: a CSV manifest of `path,label` rows or a folder of class subfolders.
+
+    Raises FileNotFoundError when `data` does not exist and ValueError when a folder has files outside
+    any class subfolder, or has no file at all.
+    """
+    data = Path(data)
+    if data.is_file():
+        dataset = ClipDataset.from_csv(data, None)
+    else:
+        dataset = ClipDataset.from_class_folders(data, None, extensions=extensions)
+    if not dataset.files:
+        raise ValueError(f"{data}: no files with the extensions {', '.join(extensions)}")
+    return LabelledFiles(dataset.files, dataset.labels, dataset.classes)
+
+
+def _is_class_folder(folder: Path, extensions: Sequence[str]) -> bool:
+    files = find_files(folder, extensions)
+    return bool(files) and all(file.parent != folder for file in files)
+
+
+class ViewItem(NamedTuple):
+    """Clip `clip` of file `file`: its views (crops, C, T, H, W) and the times in seconds of the first and
+    last frame it shows; or, when it could not be read, `views` None and the `reason`."""
+
+    file: int
+    clip: int
+    views: torch.Tensor | None
+    times: tuple[float, float]
+    reason: str | None
+
+
+class FileViews(Dataset):
+    """Item i is clip `i % num_clips` of file `i // num_clips`, read through `preset`.
+
+    A video preset places `num_clips` clips evenly from the start to the end of the video (one clip: at the
+    center); an image preset makes one static clip of an image. An unreadable file gives items with the
+    reason instead of views: never another file's views.
+    """
+
+    def __init__(self, files: Sequence[PathLike], preset: VideoPreset | ImagePreset, num_clips: int = 1) -> None:
+        if num_clips < 1:
+            raise ValueError(f"num_clips must be >= 1, got {num_clips}")
+        if isinstance(preset, ImagePreset) and num_clips != 1:
+            raise ValueError(f"an image gives one clip, not {num_clips}")
+        self.files = [Path(file) for file in files]
+        self.preset = preset
+        self.num_clips = num_clips
+
+    def __len__(self) -> int:
+        return len(self.files) * self.num_clips
+
+    def __getitem__(self, index: int) -> ViewItem:
+        file, clip = divmod(index, self.num_clips)
+        path = self.files[file]
+        try:
+            views, times = self._read(path, clip)
+        except VideoError as error:
+            logger.warning("skipping %s", error)
+            return ViewItem(file, clip, None, (0.0, 0.0), error.reason or str(error))
+        return ViewItem(file, clip, views if views.dim() == 5 else views.unsqueeze(0), times, None)
+
+    def _read(self, path: Path, clip_index: int) -> tuple[torch.Tensor, tuple[float, float]]:
+        preset = self.preset
+        if isinstance(preset, ImagePreset):
+            return preset.load(path)[0], (0.0, 0.0)
+        start = "center" if self.num_clips == 1 else (clip_index, self.num_clips)
+        clip = read_clip(path, preset.num_frames, preset.sampling_rate, preset.target_fps, start, preset.short_side)
+        return preset(clip.frames), (clip.times[0].item(), clip.times[-1].item())
+
+
+class ViewBatch(NamedTuple):
+    """Stacked readable clips: `views` (N, crops, C, T, H, W) or None when none was readable, and every item."""
+
+    views: torch.Tensor | None
+    items: list[ViewItem]
+
+
+def collate_views(items: Sequence[ViewItem]) -> ViewBatch:
+    """Collate function for `FileViews`: stack the readable clips' views, keep every item's bookkeeping
+    (the views themselves are dropped from the items, so only one copy crosses from a worker)."""
+    readable = [item.views for item in items if item.views is not None]
+    views = torch.stack(readable) if readable else None
+    return ViewBatch(views, [item._replace(views=None) for item in items])
+
+
+@dataclass
+class FileOutput:
+    """What the model made of one file: `outputs` (clips, crops, ...) per view, and `clip_times` (clips, 2)."""
+
+    index: int
+    outputs: torch.Tensor
+    clip_times: torch.Tensor
+
+
+def run_views(
+    forward: Callable[[torch.Tensor], torch.Tensor],
+    dataset: FileViews,
+    *,
+    batch_size: int = 8,
+    num_workers: int = 0,
+    device: torch.device | str = "cpu",
+    progress: Progress | None = None,
+) -> Iterator[FileOutput | Skipped]:
+    """Run `forward` ((views, C, T, H, W) -> (views, ...)) over every view of `dataset`, file by file.
+
+    Clips are decoded in `num_workers` DataLoader workers (0: in this process) while the model runs, and
+    passed to the model `batch_size` clips (each with its crops) at a time, under `torch.inference_mode`.
+    Yields, in file order, a `FileOutput` per readable file (outputs float32 on the CPU) or a `Skipped` for
+    a file any of whose clips could not be read.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    device = torch.device(device)
+    loader = DataLoader(
+        dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=collate_views,
+        pin_memory=device.type == "cuda",
+    )
+    num_clips, total = dataset.num_clips, len(dataset)
+    pending: dict[int, list] = {}  # file index -> outputs of its clips so far, or a failure reason
+    done = 0
+    if progress is not None:
+        progress(done, total)  # the clock starts before the first decode
+    for batch in loader:
+        outputs = iter(())
+        if batch.views is not None:
+            views = batch.views.to(device, non_blocking=True)
+            crops = views.shape[1]
+            with torch.inference_mode():
+                out = forward(views.flatten(0, 1))  # (N * crops, ...)
+            outputs = iter(out.float().cpu().unflatten(0, (-1, crops)))  # (N, crops, ...)
+        for item in batch.items:
+            clips = pending.setdefault(item.file, [])
+            if item.reason is not None:
+                clips.append(item.reason)
+            else:
+                clips.append((next(outputs), item.times))
+            if len(clips) == num_clips:
+                del pending[item.file]
+                yield _file_result(dataset.files[item.file], item.file, clips)
+        done += len(batch.items)
+        if progress is not None:
+            progress(done, total)
+
+
+def _file_result(path: Path, index: int, clips: list) -> FileOutput | Skipped:
+    failures = [clip for clip in clips if isinstance(clip, str)]
+    if failures:
+        return Skipped(str(path), failures[0])
+    return FileOutput(
+        index=index,
+        outputs=torch.stack([output for output, _ in clips]),
+        clip_times=torch.tensor([times for _, times in clips], dtype=torch.float64),
+    )

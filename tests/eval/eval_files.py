@@ -1,0 +1,61 @@
+"""Short clips cut from the real videos in ../shared, and folders of them laid out as datasets (imported by tests)."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+SHARED = Path(__file__).resolve().parents[2].parent / "shared"
+VIDEOS = SHARED / "videos"
+IMAGES = SHARED / "images"
+TINY = SHARED / "reference" / "tiny"
+#: The tiny checkpoints' width (64) matches no named size: their head counts must be given.
+TINY_HEADS = {"num_heads": 4, "decoder_num_heads": 4}
+TINY_SET = ["--set", "num_heads=4", "--set", "decoder_num_heads=4"]
+
+
+def shared(path: Path) -> Path:
+    """A file or folder under ../shared, or skip the test with the reason."""
+    if not path.exists():
+        pytest.skip(f"{path} not found (../shared beside the checkout holds the real test files)")
+    return path
+
+
+def cut_clip(source: Path, target: Path, start: float, seconds: float = 2.5, width: int = 96) -> Path:
+    """Re-encode `seconds` of `source` from `start` at `width` px wide (small files decode fast), keeping
+    the frame times."""
+    with av.open(str(source)) as reader:
+        stream = reader.streams.video[0]
+        rate = Fraction(stream.average_rate).limit_denominator(1000)
+        reader.seek(int(start / stream.time_base), stream=stream)
+        frames = []
+        for frame in reader.decode(stream):
+            if frame.time < start:
+                continue
+            if frame.time >= start + seconds:
+                break
+            height = 2 * round(frame.height * width / frame.width / 2)
+            frames.append(frame.to_ndarray(width=width, height=height, format="rgb24"))
+    with av.open(str(target), "w") as writer:
+        out = writer.add_stream("mpeg4", rate=rate)
+        out.height, out.width = frames[0].shape[:2]
+        out.pix_fmt = "yuv420p"
+        for index, pixels in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(pixels), format="rgb24")
+            frame.pts = index
+            writer.mux(out.encode(frame))
+        writer.mux(out.encode(None))
+    return target
+
+
+def class_folders(root: Path, classes: dict[str, list[Path]]) -> Path:
+    """`root/CLASS/FILE` links to the given files, one subfolder per class."""
+    for name, files in classes.items():
+        (root / name).mkdir(parents=True)
+        for file in files:
+            (root / name / file.name).symlink_to(file)
+    return root

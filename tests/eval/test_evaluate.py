@@ -1,0 +1,101 @@
+"""`hvm1 evaluate` and `evaluate`: deterministic multi-view numbers, class-count checks, image mode, files."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from eval_files import IMAGES, TINY, TINY_SET, class_folders, shared
+from hvm1.cli import main
+from hvm1.eval import classification_metrics, default_out_dir, evaluate, parse_views
+
+
+@pytest.fixture
+def seven(tmp_path, clips):
+    """Seven class folders, as the tiny ViT's head has: clips of the real videos, a class per video part."""
+    return class_folders(tmp_path / "seven", {
+        "c0": clips["vtest"][0:2], "c1": clips["vtest"][2:4], "c2": clips["box"][0:2], "c3": clips["box"][2:4],
+        "c4": clips["cup"][:1], "c5": clips["cup"][1:], "c6": clips["tree"],
+    })
+
+
+def test_same_numbers_twice_and_views_averaged(classifier, seven):
+    first = evaluate(classifier, seven, views=(2, 3), batch_size=3)
+    second = evaluate(classifier, seven, views=(2, 3), batch_size=2, num_workers=2)
+    assert first.metrics.count == 11 and first.skipped == []
+    assert first.labels.tolist() == [0, 0, 1, 1, 2, 2, 3, 3, 4, 5, 6]
+    np.testing.assert_allclose(first.logits, second.logits, rtol=0, atol=1e-5)
+    assert first.metrics == pytest.approx(second.metrics)
+    single = evaluate(classifier, seven, views=(1, 1))
+    assert not np.allclose(single.logits, first.logits)  # more views: other logits
+
+
+def test_cli_writes_predictions_and_summary(seven, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    argv = ["evaluate", str(seven), "--checkpoint", str(TINY / "vit_checkpoint.pth"), *TINY_SET,
+            "--views", "2x3", "--num-workers", "0"]
+    assert main(argv) == 0 and main(argv) == 0
+    assert "top-1" in capsys.readouterr().out
+    first, second = tmp_path / "eval_vit_checkpoint_seven", tmp_path / "eval_vit_checkpoint_seven-2"
+    summaries = [json.loads((folder / "summary.json").read_text()) for folder in (first, second)]
+    assert summaries[0] == summaries[1]
+    assert summaries[0]["views"] == "2x3" and summaries[0]["count"] == 11 and summaries[0]["mode"] == "video"
+    assert (first / "predictions.csv").read_text() == (second / "predictions.csv").read_text()
+    assert (first / "predictions.csv").read_text().count("\n") == 12
+    assert not (tmp_path / "summary.json").exists()
+
+
+def test_class_count_mismatch_is_an_error_before_any_compute(classifier, tmp_path, clips, monkeypatch):
+    data = class_folders(tmp_path / "five", {f"c{i}": [clips["box"][i]] for i in range(5)})
+    monkeypatch.setattr(classifier, "forward", lambda video: pytest.fail("the model ran"))
+    with pytest.raises(ValueError, match="head has 7 classes but .* has 5 class folders"):
+        evaluate(classifier, data)
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text(f"path,label\n{clips['box'][0]},9\n")
+    with pytest.raises(ValueError, match=r"7 classes \(labels 0-6\) .* labels 9-9"):
+        evaluate(classifier, manifest)
+
+
+def test_no_head_is_an_error(encoder, seven):
+    with pytest.raises(ValueError, match="no classification head"):
+        evaluate(encoder, seven)
+
+
+def test_csv_manifest_equals_class_folders(classifier, seven, tmp_path):
+    from hvm1.eval import labelled_files
+
+    listing = labelled_files(seven)
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text("".join(f"{path},{label}\n" for path, label in zip(listing.files, listing.labels)))
+    by_folder = evaluate(classifier, seven, views=(1, 3))
+    by_manifest = evaluate(classifier, manifest, views=(1, 3))
+    np.testing.assert_array_equal(by_folder.logits, by_manifest.logits)
+
+
+def test_image_mode(classifier, tmp_path):
+    images = sorted(shared(IMAGES).glob("*.jpg"))
+    data = class_folders(tmp_path / "images", {f"c{i}": [images[i % len(images)]] for i in range(7)})
+    result = evaluate(classifier, data, image_mode=True)
+    assert result.metrics.count == 7
+    assert result.settings["mode"] == "image" and result.settings["mean"] == [0.485, 0.456, 0.406]
+    with pytest.raises(ValueError, match="1x1"):
+        evaluate(classifier, data, image_mode=True, views=(2, 3))
+
+
+def test_metrics():
+    logits = torch.tensor([[3.0, 2, 1, 0, 0, 0], [0, 3, 2, 1, 0, 0], [0, 1, 3, 2, 0, 0], [5, 4, 3, 2, 1, 0]])
+    metrics = classification_metrics(logits, torch.tensor([0, 2, 2, 5]))
+    assert metrics.top1 == 50 and metrics.top5 == 75
+    assert metrics.mean_class_accuracy == pytest.approx(100 * (1 + 0.5 + 0) / 3)
+    assert metrics.loss == pytest.approx(torch.nn.functional.cross_entropy(logits, torch.tensor([0, 2, 2, 5])).item())
+
+
+def test_parse_views_and_out_dir(tmp_path):
+    assert parse_views("2x3") == (2, 3) and parse_views("5X1") == (5, 1)
+    for text in ("2", "2x2", "0x3", "ax3"):
+        with pytest.raises(ValueError, match="CLIPSxCROPS"):
+            parse_views(text)
+    assert default_out_dir("vit_hvm1_ssv2-10shot", "/data/ssv2/val", tmp_path) == tmp_path / "eval_vit_hvm1_ssv2-10shot_val"
