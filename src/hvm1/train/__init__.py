@@ -1,0 +1,16 @@
+"""Training: continue MAE pretraining and finetune for recognition, on one CPU or many GPUs, resumable.
+
+`pretrain(data, PretrainConfig(...))` and `finetune(train, val, FinetuneConfig(...))` are the two jobs; the
+`hvm1 pretrain` / `hvm1 finetune` commands are thin wrappers. Run the same call under `torchrun` for DDP
+(FSDP2 with `fsdp=True`).
+"""
+
+from .common import TrainConfig, TrainingError, TrainResult
+from .finetune import FinetuneConfig, finetune
+from .metrics import read_metrics
+from .pretrain import PretrainConfig, pretrain
+
+__all__ = [
+    "FinetuneConfig", "PretrainConfig", "TrainConfig", "TrainResult", "TrainingError", "finetune", "pretrain",
+    "read_metrics",
+]

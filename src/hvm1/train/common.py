@@ -1,0 +1,499 @@
+"""The training loop both jobs share: optimizer and schedule, precision, accumulation, checkpoints, metrics.
+
+`pretrain` and `finetune` describe their job as a `Task` (the model, the samples, how a micro-batch becomes a
+loss, how to evaluate) and hand it to `run_task`, which runs the same loop on one CPU, on many GPUs under
+torchrun (DDP, or FSDP2 with `fsdp`), from scratch or resumed to the micro-batch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from hvm1.data import Skipped
+from hvm1.models import build_model, get_config
+
+from .checkpointing import BEST, LAST, find_resume_checkpoint, load_training_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .distributed import (
+    DistributedContext,
+    ShardedSampler,
+    all_gather_objects,
+    all_reduce_sum,
+    full_model_state,
+    full_optimizer_state,
+    gradient_sync,
+    load_full_state,
+    wrap_model,
+)
+from .metrics import MetricsWriter
+from .samples import TrainBatch, TrainClips, collate_train, sample_generator
+
+logger = logging.getLogger(__name__)
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+LR_SCHEDULES = ("constant", "cosine")
+
+
+@dataclass(kw_only=True)
+class TrainConfig:
+    """What every training job takes. `epochs` bounds the run, and `max_steps` (optimizer steps) when set;
+    a step takes `accum_iter` micro-batches of `batch_size` files per rank. `resume`: None (fresh: the run
+    folder must hold no checkpoint), 'auto' (continue from the run folder's newest checkpoint when there is
+    one) or a checkpoint path. `precision` 'auto' is bf16 autocast on CUDA and float32 on CPU. A checkpoint
+    is written every `save_every` steps and at the end of every epoch and of the run (`checkpoint-last.pth`).
+    """
+
+    out_dir: str
+    epochs: int = 1
+    max_steps: int | None = None
+    batch_size: int = 4
+    accum_iter: int = 1
+    lr: float = 1e-4
+    min_lr: float = 0.0
+    lr_schedule: str = "constant"
+    warmup_steps: int = 0
+    weight_decay: float = 0.05
+    betas: tuple[float, float] = (0.9, 0.95)
+    clip_grad: float | None = 0.1
+    num_workers: int = 2
+    seed: int = 0
+    resume: str | None = None
+    precision: str = "auto"
+    grad_checkpointing: bool = False
+    compile: bool = False
+    fsdp: bool = False
+    device: str | None = None
+    save_every: int = 500
+    tensorboard: bool = True
+
+    def check(self) -> None:
+        """Raise ValueError naming every setting out of range."""
+        problems = []
+        for name in ("epochs", "batch_size", "accum_iter", "save_every"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.max_steps is not None and self.max_steps < 1:
+            problems.append(f"max_steps must be at least 1, got {self.max_steps}")
+        if self.num_workers < 0:
+            problems.append(f"num_workers must be at least 0, got {self.num_workers}")
+        if self.precision not in PRECISIONS:
+            problems.append(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            problems.append(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
+        if self.lr <= 0:
+            problems.append(f"lr must be positive, got {self.lr}")
+        if problems:
+            raise ValueError("invalid training config: " + "; ".join(problems))
+
+
+class TrainingError(RuntimeError):
+    """A run that had to stop (a non-finite loss, data that gives no full step): says why and what was kept."""
+
+
+@dataclass
+class Task:
+    """One training job for `run_task`.
+
+    `model`: the plain model; `dataset`: its samples; `param_groups`: parameter names per group with the
+    group's `weight_decay` and `lr_scale`; `loss(model, batch)` -> (mean loss over the micro-batch's clips,
+    metrics summed over them); `empty_batch()`: a zero-weight stand-in for a micro-batch whose files were all
+    skipped (every rank must run the model in step); `evaluate(model)` -> metrics (collective), run after
+    every epoch; `select`: the metric that picks `checkpoint-best.pth`; `args`: written as the checkpoints'
+    `args`.
+    """
+
+    model: nn.Module
+    dataset: TrainClips
+    param_groups: list[dict[str, Any]]
+    loss: Callable[[nn.Module, TrainBatch], tuple[torch.Tensor, dict[str, float]]]
+    empty_batch: Callable[[], TrainBatch]
+    args: dict[str, Any]
+    evaluate: Callable[[nn.Module], dict[str, float]] | None = None
+    select: str | None = None
+
+
+@dataclass
+class TrainResult:
+    """What a run did: optimizer `steps` done in all (resumed runs included), the `losses` of the steps this
+    call ran, the checkpoints kept, the best `select` value, the last evaluation, and the files skipped."""
+
+    out_dir: Path
+    steps: int
+    losses: list[float]
+    last_checkpoint: Path | None
+    best_checkpoint: Path | None = None
+    best_value: float | None = None
+    last_eval: dict[str, float] | None = None
+    skipped: list[Skipped] = field(default_factory=list)
+
+
+def no_weight_decay(name: str, parameter: torch.Tensor) -> bool:
+    """Whether a parameter is exempt from weight decay: biases, norms (1-D), position embeddings and tokens."""
+    leaf = name.rsplit(".", 1)[-1]
+    return parameter.ndim <= 1 or leaf == "bias" or "pos_embed" in leaf or leaf.endswith("token")
+
+
+def weight_decay_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """Two parameter groups, with and without weight decay (see `no_weight_decay`)."""
+    decay, exempt = [], []
+    for name, parameter in model.named_parameters():
+        if parameter.requires_grad:
+            (exempt if no_weight_decay(name, parameter) else decay).append(name)
+    return [
+        {"names": decay, "weight_decay": weight_decay, "lr_scale": 1.0},
+        {"names": exempt, "weight_decay": 0.0, "lr_scale": 1.0},
+    ]
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of `precision` on `device` (None: float32). 'auto' is bf16 on CUDA, float32 on CPU
+    (bf16 on CPU is a fraction of float32's speed); fp16 is for CUDA only."""
+    if precision == "auto":
+        return torch.bfloat16 if device.type == "cuda" else None
+    if precision == "fp16" and device.type != "cuda":
+        raise ValueError("precision fp16 needs CUDA (with a gradient scaler); on CPU use fp32 or bf16")
+    if precision == "bf16" and device.type == "cpu":
+        logger.warning("bf16 autocast on CPU is usually much slower than float32")
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+def learning_rate(config: TrainConfig, step: int, total_steps: int) -> float:
+    """The learning rate of optimizer step `step` (from 0): linear warmup over `warmup_steps`, then constant
+    or a half cosine from `lr` to `min_lr` at `total_steps`."""
+    if step < config.warmup_steps:
+        return config.lr * (step + 1) / config.warmup_steps
+    if config.lr_schedule == "constant":
+        return config.lr
+    progress = (step - config.warmup_steps) / max(total_steps - config.warmup_steps, 1)
+    return config.min_lr + (config.lr - config.min_lr) * 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+
+
+def load_source_model(
+    model: str | os.PathLike | None,
+    arch: str | None,
+    overrides: dict[str, Any],
+    model_type: str,
+    seed: int,
+) -> torch.nn.Module:
+    """The model a run starts from: `model` (zoo name or checkpoint, through `hvm1.load_model`) or `arch`
+    (a named size, randomly initialised with `seed` so every rank builds the same weights). Exactly one of
+    the two; raises ValueError otherwise."""
+    from hvm1 import load_model
+
+    if (model is None) == (arch is None):
+        raise ValueError("give exactly one of a model (zoo name or checkpoint file) and an architecture name")
+    if arch is not None:
+        torch.manual_seed(seed)
+        return build_model(get_config(arch, **overrides))
+    return load_model(model, model_type=model_type, **overrides)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain(v) for v in value)
+    return value
+
+
+def _namespace(args: dict[str, Any]) -> argparse.Namespace:
+    return argparse.Namespace(**{key: _plain(value) for key, value in args.items()})
+
+
+class _Run:
+    """The state of one `run_task` call (kept in one place so that saving and resuming see the same)."""
+
+    def __init__(self, task: Task, config: TrainConfig, context: DistributedContext) -> None:
+        self.task, self.config, self.context = task, config, context
+        self.out_dir = Path(config.out_dir)
+        model = task.model.to(context.device)
+        if config.grad_checkpointing:
+            model.set_grad_checkpointing(True)
+        if config.compile:
+            for name in ("blocks", "decoder_blocks"):
+                for block in getattr(model, name, ()):
+                    block.compile()
+        self.autocast = autocast_dtype(config.precision, context.device)
+        if config.fsdp and self.autocast == torch.float16:
+            raise ValueError("fp16 with --fsdp is not supported: use bf16")
+        self.model = wrap_model(model, context, config.fsdp)
+        parameters = dict(task.model.named_parameters())
+        self.group_names = [group["names"] for group in task.param_groups]
+        self.optimizer = torch.optim.AdamW(
+            [
+                {"params": [parameters[n] for n in group["names"]], "weight_decay": group["weight_decay"],
+                 "lr_scale": group["lr_scale"]}
+                for group in task.param_groups
+            ],
+            lr=config.lr,
+            betas=config.betas,
+        )
+        self.scaler = torch.amp.GradScaler("cuda") if self.autocast == torch.float16 else None
+        self.sampler = ShardedSampler(len(task.dataset), config.batch_size, context, config.seed)
+        self.steps_per_epoch = self.sampler.batches_per_epoch // config.accum_iter
+        if self.steps_per_epoch == 0:
+            raise TrainingError(
+                f"{len(task.dataset)} files give no full step of {config.batch_size} files x "
+                f"{context.world_size} ranks x {config.accum_iter} accumulation steps: lower --batch-size or "
+                f"--accum-iter, or add data"
+            )
+        self.total_steps = config.epochs * self.steps_per_epoch
+        if config.max_steps is not None:
+            self.total_steps = min(self.total_steps, config.max_steps)
+        self.step = self.epoch = self.batches = 0
+        self.best_value: float | None = None
+        self.last_checkpoint: Path | None = None
+        self.best_checkpoint: Path | None = None
+        self.metrics: MetricsWriter | None = None
+
+    # ---- resume and save ---------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        config, context = self.config, self.context
+        source = None
+        if config.resume == "auto":
+            source = find_resume_checkpoint(self.out_dir)
+        elif config.resume:
+            source = Path(config.resume)
+        elif find_resume_checkpoint(self.out_dir) is not None:
+            raise ValueError(
+                f"{self.out_dir} already holds a checkpoint: pass --resume auto to continue that run, or choose "
+                f"another --out-dir"
+            )
+        if source is None:
+            torch.manual_seed(sample_generator(config.seed, context.rank).initial_seed())
+        else:
+            self._resume(source)
+        if context.is_main:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            resolved = {"train": _plain_dict(dataclasses.asdict(config)), "args": _plain_dict(self.task.args),
+                        "world_size": context.world_size, "steps_per_epoch": self.steps_per_epoch,
+                        "total_steps": self.total_steps}
+            (self.out_dir / "config.json").write_text(json.dumps(resolved, indent=2) + "\n")
+        self.metrics = MetricsWriter(self.out_dir, enabled=context.is_main, tensorboard=config.tensorboard)
+
+    def _resume(self, path: Path) -> None:
+        payload = load_training_checkpoint(path)
+        load_full_state(self.model, self.optimizer, payload["model"], payload["optimizer"], self.group_names)
+        if self.scaler is not None and payload.get("scaler"):
+            self.scaler.load_state_dict(payload["scaler"])
+        self.step = int(payload["step"])
+        self.epoch, self.batches = int(payload["sampler"]["epoch"]), int(payload["sampler"]["batches"])
+        self.best_value = payload.get("best_value")
+        self.last_checkpoint = path
+        best = path.parent / BEST
+        self.best_checkpoint = best if best.is_file() else None
+        states = payload["rng"]
+        if states["world_size"] == self.context.world_size:
+            set_rng_state(states["states"][self.context.rank])
+        else:
+            logger.warning(
+                "%s was written by %d ranks, this run has %d: generator states reseeded", path.name,
+                states["world_size"], self.context.world_size,
+            )
+            torch.manual_seed(sample_generator(self.config.seed, self.step, self.context.rank).initial_seed())
+        logger.info("resumed from %s at step %d (epoch %d, micro-batch %d)", path, self.step, self.epoch, self.batches)
+
+    def save(self, best: bool) -> None:
+        # Collectives first: every rank takes part, then rank 0 alone writes.
+        model_state = full_model_state(self.model, self.context)
+        optimizer_state = full_optimizer_state(self.model, self.optimizer, self.context)
+        states = all_gather_objects(rng_state(), self.context)
+        if not self.context.is_main:
+            return
+        payload = {
+            "model": model_state,
+            "optimizer": optimizer_state,
+            "epoch": self.epoch,
+            "scaler": self.scaler.state_dict() if self.scaler is not None else {},
+            "args": _namespace(self.task.args),
+            "step": self.step,
+            "sampler": {"epoch": self.epoch, "batches": self.batches},
+            "rng": {"world_size": self.context.world_size, "states": states},
+            "best_value": self.best_value,
+        }
+        self.last_checkpoint = save_checkpoint(self.out_dir / LAST, payload)
+        if best:
+            self.best_checkpoint = save_checkpoint(self.out_dir / BEST, payload)
+        logger.info("step %d: saved %s%s", self.step, self.last_checkpoint, " and the best" if best else "")
+
+    # ---- the loop ------------------------------------------------------------------------------------------
+
+    def run(self, on_record: Callable[[dict[str, Any]], None] | None) -> TrainResult:
+        config, context = self.config, self.context
+        loader = DataLoader(
+            self.task.dataset, batch_size=config.batch_size, sampler=self.sampler, num_workers=config.num_workers,
+            collate_fn=collate_train, pin_memory=context.device.type == "cuda",
+            generator=torch.Generator(),  # leaves the global generator (drop path) alone
+        )
+        losses: list[float] = []
+        skipped: list[Skipped] = []
+        last_eval = None
+        while self.epoch < config.epochs and self.step < self.total_steps:
+            self.sampler.set_epoch(self.epoch, self.batches)
+            batches = iter(loader)
+            while self.batches + config.accum_iter <= self.steps_per_epoch * config.accum_iter and self.step < self.total_steps:
+                record, step_skipped = self._train_step(batches)
+                skipped += step_skipped
+                losses.append(record["loss"])
+                self._emit(record, on_record)
+                self.batches += config.accum_iter
+                epoch_done = self.batches >= self.steps_per_epoch * config.accum_iter
+                is_best = False
+                if epoch_done:
+                    if self.task.evaluate is not None:
+                        last_eval, is_best = self._evaluate(on_record)
+                    self.epoch, self.batches = self.epoch + 1, 0
+                if epoch_done or self.step % config.save_every == 0 or self.step >= self.total_steps:
+                    self.save(is_best)
+                if epoch_done:
+                    break
+        self.metrics.close()
+        return TrainResult(
+            out_dir=self.out_dir, steps=self.step, losses=losses, last_checkpoint=self.last_checkpoint,
+            best_checkpoint=self.best_checkpoint, best_value=self.best_value, last_eval=last_eval, skipped=skipped,
+        )
+
+    def _emit(self, record: dict[str, Any], on_record: Callable[[dict[str, Any]], None] | None) -> None:
+        self.metrics.write(record)
+        if on_record is not None and self.context.is_main:
+            on_record(record)
+
+    def _evaluate(self, on_record) -> tuple[dict[str, float], bool]:
+        self.model.eval()
+        with torch.no_grad(), self._autocast():
+            result = self.task.evaluate(self.model)
+        self.model.train()
+        value = result.get(self.task.select) if self.task.select else None
+        is_best = value is not None and (self.best_value is None or value > self.best_value)
+        if is_best:
+            self.best_value = value
+        self._emit({"kind": "eval", "step": self.step, "epoch": self.epoch, **result}, on_record)
+        return result, is_best
+
+    def _autocast(self):
+        enabled = self.autocast is not None
+        return torch.autocast(self.context.device.type, dtype=self.autocast or torch.float32, enabled=enabled)
+
+    def _train_step(self, batches) -> tuple[dict[str, Any], list[Skipped]]:
+        config, context = self.config, self.context
+        self.model.train()
+        started = time.perf_counter()
+        waited = 0.0
+        loss_sum = torch.zeros((), dtype=torch.float64)
+        extra_sums: dict[str, float] = {}
+        clips = 0
+        skipped: list[Skipped] = []
+        for micro in range(config.accum_iter):
+            before = time.perf_counter()
+            batch: TrainBatch = next(batches)
+            waited += time.perf_counter() - before
+            local = 0 if batch.video is None else batch.video.shape[0]
+            counts = all_reduce_sum(torch.tensor([local, len(batch.skipped)], device=context.device), context)
+            total, lost = int(counts[0]), int(counts[1])
+            if lost:
+                skipped += self._report_skipped(batch.skipped)
+            if local == 0:
+                batch = self.task.empty_batch()
+            # Each rank's mean loss weighted by its share of the clips: DDP's gradient average is then the
+            # mean over every clip of the micro-batch, however many files were skipped where.
+            weight = local * context.world_size / total if total else 0.0
+            with gradient_sync(self.model, micro == config.accum_iter - 1), self._autocast():
+                loss, extras = self.task.loss(self.model, _to_device(batch, context.device))
+            scaled = loss * (weight / config.accum_iter)
+            (self.scaler.scale(scaled) if self.scaler is not None else scaled).backward()
+            loss_sum += loss.detach().double().cpu() * local
+            for key, value in extras.items():
+                extra_sums[key] = extra_sums.get(key, 0.0) + (value if local else 0.0)
+            clips += total
+        sums = all_reduce_sum(torch.tensor([float(loss_sum), *extra_sums.values()], dtype=torch.float64,
+                                           device=context.device), context).cpu()
+        loss_value = float(sums[0]) / clips if clips else float("nan")
+        lr = learning_rate(config, self.step, self.total_steps)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr * group["lr_scale"]
+        if self.scaler is not None:
+            self.scaler.unscale_(self.optimizer)
+        clip = config.clip_grad if config.clip_grad else float("inf")
+        grad_norm = nn.utils.clip_grad_norm_(self.model.parameters(), clip)
+        grad_norm = float(grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm)
+        if not math.isfinite(loss_value) or (self.scaler is None and not math.isfinite(grad_norm)):
+            what = f"loss {loss_value}" if not math.isfinite(loss_value) else f"gradient norm {grad_norm}"
+            kept = self.last_checkpoint or "none (no checkpoint was written yet)"
+            raise TrainingError(
+                f"{what} at step {self.step + 1} (epoch {self.epoch}): stopped without updating or saving; the "
+                f"last good checkpoint is {kept}. Lower --lr, check the data, or resume with --resume auto"
+            )
+        if self.scaler is not None:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.step += 1
+        elapsed = time.perf_counter() - started
+        record = {
+            "kind": "train", "step": self.step, "epoch": self.epoch, "loss": loss_value, "lr": lr,
+            "grad_norm": grad_norm, "clips_per_s": clips / elapsed if elapsed > 0 else 0.0,
+            "data_wait_s": waited, "step_s": elapsed,
+        }
+        for (key, _), value in zip(extra_sums.items(), sums[1:].tolist()):
+            record[key] = value / clips if clips else float("nan")
+        return record, skipped
+
+    def _report_skipped(self, mine: list[Skipped]) -> list[Skipped]:
+        everyone = [item for items in all_gather_objects(mine, self.context) for item in items]
+        for item in everyone:
+            if self.context.is_main:
+                logger.warning("skipped %s: %s", item.path, item.reason)
+            self.metrics.write({"kind": "skipped", "step": self.step + 1, "epoch": self.epoch,
+                                "path": item.path, "reason": item.reason})
+        return everyone
+
+
+def config_args(config: TrainConfig) -> dict[str, Any]:
+    """The training settings of `config` as checkpoint `args` entries (architecture overrides left out: the
+    resolved architecture is written instead)."""
+    values = dataclasses.asdict(config)
+    values.pop("overrides", None)
+    return values
+
+
+def _plain_dict(values: dict[str, Any]) -> dict[str, Any]:
+    return {key: list(v) if isinstance(v, tuple) else _plain(v) for key, v in values.items()}
+
+
+def _to_device(batch: TrainBatch, device: torch.device) -> TrainBatch:
+    moved = [None if t is None else t.to(device, non_blocking=True) for t in (batch.video, batch.label, batch.noise, batch.index)]
+    return TrainBatch(*moved, batch.skipped)
+
+
+def run_task(
+    task: Task,
+    config: TrainConfig,
+    context: DistributedContext,
+    on_record: Callable[[dict[str, Any]], None] | None = None,
+) -> TrainResult:
+    """Train `task` as `config` says on this process's share of the data; see the module doc.
+
+    `on_record` (rank 0 only) gets every metrics record as it is written, e.g. for a progress bar. Raises
+    `TrainingError` on a non-finite loss (nothing saved after the last good checkpoint) or data too small
+    for one step, ValueError for a bad config or a run folder that already holds a checkpoint (without
+    `resume`).
+    """
+    config.check()
+    run = _Run(task, config, context)
+    run.start()
+    return run.run(on_record)

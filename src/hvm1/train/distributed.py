@@ -1,0 +1,238 @@
+"""Parallelism around a plain model: the torchrun environment, DDP or FSDP2, deterministic sharding, full state.
+
+Launch the same training command under `torchrun` and `setup_distributed` reads the environment it sets
+(`RANK`, `WORLD_SIZE`, `LOCAL_RANK`), joins the process group (NCCL on CUDA, gloo on CPU) and picks the
+device. `wrap_model` then wraps the model: `DistributedDataParallel`, or with `fsdp=True` FSDP2's
+`fully_shard` on every transformer block and on the root. Model code never knows about any of this.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import logging
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.distributed.checkpoint.state_dict import (
+    StateDictOptions,
+    get_model_state_dict,
+    get_optimizer_state_dict,
+    set_model_state_dict,
+    set_optimizer_state_dict,
+)
+from torch.utils.data import Sampler
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DistributedContext:
+    """Where this process runs: its rank among `world_size` processes, its local rank and device."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def is_distributed(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0: the only process that writes files."""
+        return self.rank == 0
+
+
+def setup_distributed(device: str | None = None) -> DistributedContext:
+    """Join the process group `torchrun` describes in the environment, or run as a single process.
+
+    `device` ('cpu', 'cuda'; None or 'auto': CUDA when available) picks the backend: NCCL on CUDA (one GPU per
+    local rank), gloo on CPU. Raises ValueError when CUDA is asked for but absent.
+    """
+    if device in (None, "auto"):
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    kind = torch.device(device).type
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was asked for but no CUDA device is available")
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    target = torch.device(kind, local_rank) if kind == "cuda" else torch.device(kind)
+    if kind == "cuda":
+        torch.cuda.set_device(target)
+    if world_size > 1 and not dist.is_initialized():
+        backend = "nccl" if kind == "cuda" else "gloo"
+        dist.init_process_group(backend, timeout=datetime.timedelta(minutes=30), device_id=target if kind == "cuda" else None)
+        logger.info("rank %d of %d joined the %s process group on %s", rank, world_size, backend, target)
+    return DistributedContext(rank=rank, world_size=world_size, local_rank=local_rank, device=target)
+
+
+def teardown_distributed(context: DistributedContext) -> None:
+    """Leave the process group `setup_distributed` joined (nothing to do for a single process)."""
+    if context.is_distributed and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def wrap_model(model: nn.Module, context: DistributedContext, fsdp: bool = False) -> nn.Module:
+    """The model as training calls it: DDP across processes, FSDP2 (`fully_shard` per block, then the root)
+    with `fsdp`, or the model itself for one process without `fsdp`.
+
+    FSDP2 shards parameters, gradients and optimizer state across the ranks; the module stays the same object
+    (its class becomes an FSDP subclass) and its state-dict keys don't change.
+    """
+    if fsdp:
+        if not dist.is_initialized():
+            raise ValueError("--fsdp needs a process group: launch with torchrun (a single process shards nothing)")
+        from torch.distributed.fsdp import fully_shard
+
+        for name in ("blocks", "decoder_blocks"):
+            for block in getattr(model, name, ()):
+                fully_shard(block)
+        fully_shard(model)
+        return model
+    if context.is_distributed:
+        device_ids = [context.device.index] if context.device.type == "cuda" else None
+        return nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
+    return model
+
+
+def gradient_sync(model: nn.Module, sync: bool) -> contextlib.AbstractContextManager:
+    """A context in which backward does (`sync`) or doesn't all-reduce gradients: off for all but the last
+    micro-batch of an accumulated step."""
+    if isinstance(model, nn.parallel.DistributedDataParallel) and not sync:
+        return model.no_sync()
+    if hasattr(model, "set_requires_gradient_sync"):  # FSDP2
+        model.set_requires_gradient_sync(sync)
+    return contextlib.nullcontext()
+
+
+def all_reduce_sum(values: torch.Tensor, context: DistributedContext) -> torch.Tensor:
+    """The sum of `values` over all ranks (the tensor itself for one process)."""
+    if context.is_distributed:
+        values = values.clone()
+        dist.all_reduce(values)
+    return values
+
+
+def all_gather_objects(obj: Any, context: DistributedContext) -> list[Any]:
+    """Every rank's `obj`, in rank order (picklable objects; `[obj]` for one process)."""
+    if not context.is_distributed:
+        return [obj]
+    gathered: list[Any] = [None] * context.world_size
+    dist.all_gather_object(gathered, obj)
+    return gathered
+
+
+class ShardedSampler(Sampler[tuple[int, int]]):
+    """Deterministic sharding of a dataset into global batches, like `DistributedSampler` with `drop_last`.
+
+    Epoch e is a permutation of the dataset drawn from (seed, e) (or the identity without `shuffle`), cut to
+    whole global batches of `batch_size * world_size`; rank r takes every world_size-th index from r, so
+    micro-batch b of every rank together holds exactly the global batch b that one process would take. It
+    yields `(epoch, index)` pairs, so a dataset can seed each sample's randomness by both, and `set_epoch`
+    can start at any micro-batch (`start_batch`) to resume mid-epoch.
+    """
+
+    def __init__(
+        self,
+        dataset_size: int,
+        batch_size: int,
+        context: DistributedContext,
+        seed: int,
+        shuffle: bool = True,
+    ) -> None:
+        self.dataset_size = dataset_size
+        self.batch_size = batch_size
+        self.rank = context.rank
+        self.world_size = context.world_size
+        self.seed = seed
+        self.shuffle = shuffle
+        self.epoch = 0
+        self.start_batch = 0
+
+    @property
+    def batches_per_epoch(self) -> int:
+        """Micro-batches each rank takes per epoch."""
+        return self.dataset_size // (self.batch_size * self.world_size)
+
+    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
+        """Take epoch `epoch`'s order, starting at this rank's micro-batch `start_batch`."""
+        self.epoch = epoch
+        self.start_batch = start_batch
+
+    def __len__(self) -> int:
+        return max(self.batches_per_epoch - self.start_batch, 0) * self.batch_size
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        if self.shuffle:
+            generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+            order = torch.randperm(self.dataset_size, generator=generator).tolist()
+        else:
+            order = list(range(self.dataset_size))
+        order = order[: self.batches_per_epoch * self.batch_size * self.world_size]
+        mine = order[self.rank :: self.world_size]
+        for index in mine[self.start_batch * self.batch_size :]:
+            yield self.epoch, index
+
+
+def _state_options(context: DistributedContext) -> StateDictOptions:
+    # Full (unsharded) tensors; on several ranks gathered to CPU on rank 0 only.
+    return StateDictOptions(full_state_dict=True, cpu_offload=context.is_distributed)
+
+
+def full_model_state(model: nn.Module, context: DistributedContext) -> dict[str, torch.Tensor]:
+    """The model's full state dict with the plain keys (no `module.`), on rank 0; a collective on several
+    ranks (every rank must call it), empty on ranks other than 0."""
+    return get_model_state_dict(model, options=_state_options(context))
+
+
+def full_optimizer_state(
+    model: nn.Module, optimizer: torch.optim.Optimizer, context: DistributedContext
+) -> dict[str, Any]:
+    """The optimizer's full state in `torch.optim` format (parameters numbered in param-group order, as the
+    published checkpoints store it), on rank 0; a collective like `full_model_state`."""
+    state = get_optimizer_state_dict(model, optimizer, options=_state_options(context))
+    if not state:
+        return {}
+    names = [name for group in state["param_groups"] for name in group["params"]]
+    number = {name: i for i, name in enumerate(names)}
+    return {
+        "state": {number[name]: value for name, value in state["state"].items()},
+        "param_groups": [group | {"params": [number[n] for n in group["params"]]} for group in state["param_groups"]],
+    }
+
+
+def load_full_state(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer | None,
+    model_state: dict[str, torch.Tensor],
+    optimizer_state: dict[str, Any] | None,
+    parameter_names: list[list[str]],
+) -> None:
+    """Load full (unsharded) model and optimizer state, as `full_*_state` return them, into a plain, DDP or
+    FSDP2 model on every rank. `parameter_names` names the parameters of each optimizer param group, in
+    order (the numbering of `optimizer_state`)."""
+    options = StateDictOptions(full_state_dict=True, strict=True)
+    set_model_state_dict(model, model_state, options=options)
+    if optimizer is None or optimizer_state is None:
+        return
+    names = [name for group in parameter_names for name in group]
+    if len(names) != sum(len(group["params"]) for group in optimizer_state["param_groups"]):
+        raise ValueError(
+            f"the stored optimizer state has {sum(len(g['params']) for g in optimizer_state['param_groups'])} "
+            f"parameters, this model's optimizer {len(names)}"
+        )
+    by_name = {
+        "state": {names[i]: value for i, value in optimizer_state["state"].items()},
+        "param_groups": [
+            group | {"params": [names[i] for i in group["params"]]} for group in optimizer_state["param_groups"]
+        ],
+    }
+    set_optimizer_state_dict(model, optimizer, by_name, options=options)

@@ -1,0 +1,319 @@
+"""Finetune a video ViT for recognition with few labelled examples, with the published recipe by default.
+
+Published (few-shot video, 224 px): lr = blr x total batch / 256 with blr 1.2e-3 (6e-4 at 448 px), layer-wise
+lr decay 0.8, AdamW weight decay 1e-4, drop path 0.1, head dropout 0.3, label smoothing 0.1, gradient clipping
+5, random erasing 0.25, random resized crop (scale 0.08-1) and flip, no mixup or cutmix, 1 GPU x 16 x 2
+accumulation; the checkpoint kept was the best by validation top-5. `shots` draws K examples per class.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from hvm1.data import ClipDataset, collate, image_eval_preset, video_eval_preset, video_train_preset
+from hvm1.data.transforms import IMAGENET_MEAN, IMAGENET_STD, VIDEO_MEAN, VIDEO_STD
+from hvm1.models import VideoViT, ViTConfig, build_model
+
+from .common import Task, TrainConfig, TrainResult, config_args, load_source_model, no_weight_decay, run_task
+from .distributed import DistributedContext, all_reduce_sum, setup_distributed, teardown_distributed
+from .pretrain import train_short_side
+from .samples import ImageTrainPreset, TrainBatch, TrainClips, sample_generator, select_shots
+
+logger = logging.getLogger(__name__)
+
+FRESH_HEAD_RULE = "fresh-head"
+SELECT_METRICS = ("top1", "top5")
+
+
+@dataclass(kw_only=True)
+class FinetuneConfig(TrainConfig):
+    """Finetuning: the shared `TrainConfig` plus the model, the classes and the recipe.
+
+    `model` is a zoo name (e.g. `vit_hvm1_none`) or a checkpoint file (MAE, headless ViT, or a ViT with a head
+    of any class count: a head that doesn't fit `num_classes` is replaced by a fresh one, rule 'fresh-head'),
+    or `arch` a named size from scratch. `num_classes` None takes the training data's class count. `lr` None
+    is `blr` x (batch_size x accum_iter x ranks) / 256, and `blr` None the published 1.2e-3 (6e-4 at 448 px).
+    `shots` K keeps K examples per class, drawn with `seed`. `images`: the data are still images (each one a
+    static clip, ImageNet mean/std). `select`: the validation metric that picks `checkpoint-best.pth`.
+    """
+
+    model: str | None = None
+    arch: str | None = None
+    overrides: dict[str, Any] = field(default_factory=dict)
+    num_classes: int | None = None
+    lr: float | None = None
+    blr: float | None = None
+    layer_decay: float = 0.8
+    weight_decay: float = 1e-4
+    betas: tuple[float, float] = (0.9, 0.999)
+    clip_grad: float | None = 5.0
+    drop_path: float = 0.1
+    dropout: float = 0.3
+    smoothing: float = 0.1
+    random_erasing: float = 0.25
+    mixup: float = 0.0
+    cutmix: float = 0.0
+    shots: int | None = None
+    select: str = "top1"
+    images: bool = False
+    batch_size: int = 16
+    accum_iter: int = 2
+    repeat_aug: int = 1
+    sampling_rate: int = 8
+    target_fps: float = 30.0
+    short_side: int | tuple[int, int] | None = None
+    crop_scale: tuple[float, float] = (0.08, 1.0)
+    eval_batch_size: int = 8
+
+
+def published_blr(img_size: int) -> float:
+    """The published base learning rate: 1.2e-3 at 224 px, 6e-4 at 448 px."""
+    return 6e-4 if img_size >= 448 else 1.2e-3
+
+
+def layer_decay_groups(model: VideoViT, weight_decay: float, layer_decay: float) -> list[dict[str, Any]]:
+    """Parameter groups with layer-wise lr decay: layer 0 is the embeddings, block i is layer i + 1, the final
+    norm and head layer depth + 1 with scale 1; layer k gets `layer_decay ** (depth + 1 - k)`. Within a layer,
+    weight decay applies except to biases, norms, position embeddings and tokens."""
+    num_layers = model.config.depth + 1
+    groups: dict[tuple[int, bool], dict[str, Any]] = {}
+    for name, parameter in model.named_parameters():
+        if not parameter.requires_grad:
+            continue
+        if name.startswith("blocks."):
+            layer = int(name.split(".")[1]) + 1
+        elif name.startswith(("cls_token", "pos_embed", "patch_embed")):
+            layer = 0
+        else:
+            layer = num_layers
+        exempt = no_weight_decay(name, parameter)
+        group = groups.setdefault((layer, exempt), {
+            "names": [], "weight_decay": 0.0 if exempt else weight_decay,
+            "lr_scale": layer_decay ** (num_layers - layer),
+        })
+        group["names"].append(name)
+    return [groups[key] for key in sorted(groups)]
+
+
+def finetune_model(config: FinetuneConfig, num_classes: int) -> tuple[VideoViT, str | None]:
+    """The model to finetune, with `num_classes` outputs, drop path and head dropout as configured; and the
+    fresh-head note when the source's head (none, or another class count) had to be replaced."""
+    overrides = {"drop_path_rate": config.drop_path, "dropout": config.dropout, **config.overrides}
+    source = load_source_model(config.model, config.arch, overrides, "vit", config.seed)
+    if source.config.num_classes == num_classes:
+        return source, None
+    had = f"a {source.config.num_classes}-class head" if source.config.num_classes else "no head"
+    note = f"rule '{FRESH_HEAD_RULE}': the source has {had}; made a fresh {num_classes}-class head"
+    model = build_model(source.config.replace(num_classes=num_classes), device="meta")
+    generator = torch.Generator().manual_seed(config.seed)
+    weight = nn.init.trunc_normal_(torch.empty(num_classes, source.config.embed_dim), std=2e-5, generator=generator)
+    state = {key: value for key, value in source.state_dict().items() if not key.startswith("head.")}
+    state |= {"head.weight": weight, "head.bias": torch.zeros(num_classes)}
+    model.load_state_dict(state, strict=True, assign=True)
+    logger.info("%s", note)
+    return model, note
+
+
+def _labelled(path: str | os.PathLike, preset) -> ClipDataset:
+    path = Path(path)
+    if path.is_file() and path.suffix.lower() == ".csv":
+        return ClipDataset.from_csv(path, preset, skip_bad=True)
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path}: neither a folder of class subfolders nor a .csv manifest")
+    return ClipDataset.from_class_folders(path, preset, skip_bad=True)
+
+
+def finetune(
+    train: str | os.PathLike,
+    val: str | os.PathLike,
+    config: FinetuneConfig,
+    *,
+    train_preset=None,
+    val_preset=None,
+    on_record: Callable[[dict[str, Any]], None] | None = None,
+) -> TrainResult:
+    """Finetune for classification on `train`, validating on `val` after every epoch.
+
+    Each is a folder of class subfolders (label = sorted subfolder index) or a `path,label` CSV; videos, or
+    images with `config.images`. Writes `checkpoint-last.pth` and `checkpoint-best.pth` (by `config.select`)
+    on rank 0, both loadable with `hvm1.load_model`. `train_preset`/`val_preset` replace the published clip
+    reading. Works under torchrun like `pretrain`. Returns what the run did (`best_value`, `last_eval`).
+    """
+    if config.select not in SELECT_METRICS:
+        raise ValueError(f"select must be one of {', '.join(SELECT_METRICS)}, got {config.select!r}")
+    context = setup_distributed(config.device)
+    try:
+        task, config = finetune_task(train, val, config, context, train_preset, val_preset)
+        return run_task(task, config, context, on_record)
+    finally:
+        teardown_distributed(context)
+
+
+def finetune_task(
+    train: str | os.PathLike,
+    val: str | os.PathLike,
+    config: FinetuneConfig,
+    context: DistributedContext,
+    train_preset=None,
+    val_preset=None,
+) -> tuple[Task, FinetuneConfig]:
+    """The `Task` of `finetune`, and the config with the learning rate resolved."""
+    # The listing's preset only decides which file extensions count; nothing is read here.
+    listing = _labelled(train, image_eval_preset(1, 1, IMAGENET_MEAN, IMAGENET_STD) if config.images else
+                        video_eval_preset(1, 1, VIDEO_MEAN, VIDEO_STD))
+    files, labels = listing.files, listing.labels
+    if not files:
+        raise ValueError(f"no training files found in {train}")
+    num_classes = config.num_classes or (len(listing.classes) if listing.classes else max(labels) + 1)
+    if max(labels) >= num_classes or min(labels) < 0:
+        raise ValueError(f"{train}: labels run from {min(labels)} to {max(labels)}, outside 0..{num_classes - 1}")
+    if config.shots is not None:
+        chosen = select_shots(labels, config.shots, config.seed)
+        files, labels = [files[i] for i in chosen], [labels[i] for i in chosen]
+        logger.info("%d-shot: %d training examples with seed %d", config.shots, len(files), config.seed)
+    model, head_note = finetune_model(config, num_classes)
+    cfg = model.config
+    blr = config.blr if config.blr is not None else published_blr(cfg.img_size)
+    global_batch = config.batch_size * config.accum_iter * context.world_size
+    config = replace(config, lr=config.lr if config.lr is not None else blr * global_batch / 256)
+    mean, std = (IMAGENET_MEAN, IMAGENET_STD) if config.images else (VIDEO_MEAN, VIDEO_STD)
+    if train_preset is None:
+        if config.images:
+            train_preset = ImageTrainPreset(cfg.img_size, cfg.num_frames, mean, std, config.crop_scale)
+        else:
+            short_side = config.short_side if config.short_side is not None else train_short_side(cfg.img_size)
+            train_preset = replace(
+                video_train_preset(cfg.img_size, cfg.num_frames, mean, std, short_side, config.crop_scale,
+                                   config.sampling_rate),
+                target_fps=config.target_fps,
+            )
+    if val_preset is None:
+        val_preset = (image_eval_preset(cfg.img_size, cfg.num_frames, mean, std) if config.images else
+                      replace(video_eval_preset(cfg.img_size, cfg.num_frames, mean, std, config.sampling_rate),
+                              target_fps=config.target_fps))
+    dataset = TrainClips(files, train_preset, labels=labels, repeat_aug=config.repeat_aug, seed=config.seed,
+                         random_erasing=config.random_erasing)
+    val_set = _labelled(val, val_preset)
+    if listing.classes and val_set.classes and listing.classes != val_set.classes:
+        raise ValueError(f"{train} and {val} have different class folders: {listing.classes} vs {val_set.classes}")
+    loss = _loss_function(config, num_classes)
+    args = {
+        **config_args(config), **cfg.to_dict(),
+        "model": config.arch if config.arch is not None else str(config.model),
+        "nb_classes": num_classes, "fresh_head": head_note, "job": "finetune",
+    }
+
+    def empty_batch() -> TrainBatch:
+        video = torch.zeros(config.repeat_aug, cfg.in_chans, cfg.num_frames, cfg.img_size, cfg.img_size)
+        return TrainBatch(video, torch.zeros(config.repeat_aug, dtype=torch.long), None,
+                          torch.zeros(1, dtype=torch.long), [])
+
+    task = Task(
+        model=model.train(), dataset=dataset,
+        param_groups=layer_decay_groups(model, config.weight_decay, config.layer_decay),
+        loss=loss, empty_batch=empty_batch, args=args,
+        evaluate=_evaluator(val_set, cfg, config, context), select=config.select,
+    )
+    return task, config
+
+
+def _loss_function(config: FinetuneConfig, num_classes: int):
+    mixing = config.mixup > 0 or config.cutmix > 0
+
+    def loss(model: nn.Module, batch: TrainBatch) -> tuple[torch.Tensor, dict[str, float]]:
+        video, label = batch.video, batch.label
+        target = F.one_hot(label, num_classes).float()
+        target = target * (1 - config.smoothing) + config.smoothing / num_classes
+        if mixing:
+            video, target = _mix(video, target, config, batch.index)
+        logits = model(video)
+        value = torch.sum(-target * F.log_softmax(logits.float(), dim=-1), dim=-1).mean()
+        correct = (logits.argmax(dim=-1) == label).sum().item()
+        return value, {} if mixing else {"acc": float(correct)}
+
+    return loss
+
+
+def _mix(video: torch.Tensor, target: torch.Tensor, config: FinetuneConfig, index: torch.Tensor):
+    """Mixup or CutMix (half of the time when both are on) of each clip with the batch's reversed order; the
+    mixing is drawn from the batch's sample indices, so it is the same after a resume."""
+    rng = np.random.default_rng(sample_generator(config.seed, *index.tolist()).initial_seed())
+    use_cutmix = config.cutmix > 0 and (config.mixup == 0 or rng.random() < 0.5)
+    alpha = config.cutmix if use_cutmix else config.mixup
+    lam = float(rng.beta(alpha, alpha))
+    flipped = video.flip(0)
+    if use_cutmix:
+        height, width = video.shape[-2:]
+        cut_h, cut_w = int(height * math.sqrt(1 - lam)), int(width * math.sqrt(1 - lam))
+        cy, cx = int(rng.integers(height)), int(rng.integers(width))
+        top, bottom = max(cy - cut_h // 2, 0), min(cy + cut_h // 2, height)
+        left, right = max(cx - cut_w // 2, 0), min(cx + cut_w // 2, width)
+        video = video.clone()
+        video[..., top:bottom, left:right] = flipped[..., top:bottom, left:right]
+        lam = 1 - (bottom - top) * (right - left) / (height * width)
+    else:
+        video = video * lam + flipped * (1 - lam)
+    return video, target * lam + target.flip(0) * (1 - lam)
+
+
+class _Shard(Dataset):
+    """This rank's share of the validation set, padded to the same length on every rank (FSDP needs every
+    rank to run the same forwards); padding items are marked and not counted."""
+
+    def __init__(self, dataset: ClipDataset, context: DistributedContext) -> None:
+        self.dataset = dataset
+        mine = list(range(context.rank, len(dataset), context.world_size))
+        size = math.ceil(len(dataset) / context.world_size)
+        self.items = [(i, True) for i in mine] + [(0, False)] * (size - len(mine))
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, position: int):
+        index, counted = self.items[position]
+        return self.dataset[index], counted
+
+
+def _collate_counted(items):
+    return collate([item for item, counted in items if counted])
+
+
+def _evaluator(val_set: ClipDataset, cfg: ViTConfig, config: FinetuneConfig, context: DistributedContext):
+    loader = DataLoader(_Shard(val_set, context), batch_size=config.eval_batch_size,
+                        num_workers=config.num_workers, collate_fn=_collate_counted)
+    top_k = min(5, cfg.num_classes)
+
+    def evaluate(model: nn.Module) -> dict[str, float]:
+        sums = torch.zeros(5, dtype=torch.float64)  # loss, top-1, top-k, clips, skipped
+        for batch in loader:
+            sums[4] += len(batch.skipped)
+            video = batch.video
+            if video is None:  # every rank runs the model in step, with a stand-in
+                video = torch.zeros(1, cfg.in_chans, cfg.num_frames, cfg.img_size, cfg.img_size)
+            logits = model(video.to(context.device)).float()
+            if batch.video is None:
+                continue
+            label = batch.label.to(context.device)
+            best = logits.topk(top_k, dim=-1).indices
+            sums[0] += F.cross_entropy(logits, label, reduction="sum").item()
+            sums[1] += (best[:, 0] == label).sum().item()
+            sums[2] += (best == label[:, None]).any(dim=-1).sum().item()
+            sums[3] += len(label)
+        sums = all_reduce_sum(sums.to(context.device), context).cpu()
+        clips = max(float(sums[3]), 1.0)
+        return {"loss": float(sums[0]) / clips, "top1": 100 * float(sums[1]) / clips,
+                "top5": 100 * float(sums[2]) / clips, "clips": int(sums[3]), "skipped": int(sums[4])}
+
+    return evaluate

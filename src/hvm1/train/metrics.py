@@ -1,0 +1,66 @@
+"""Training metrics: one JSON line per record in the run folder, mirrored to TensorBoard when it is installed."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+METRICS_FILE = "metrics.jsonl"
+
+
+class MetricsWriter:
+    """Appends records (`{'kind': 'train' | 'eval', 'step': ..., ...}`) to `out_dir/metrics.jsonl`, flushed at
+    every record so a killed run loses none, and their numbers to TensorBoard (`out_dir/tensorboard`) when
+    `tensorboard` is true and the package is installed. Writes nothing when `enabled` is false (ranks > 0).
+    """
+
+    def __init__(self, out_dir: str | os.PathLike, enabled: bool = True, tensorboard: bool = True) -> None:
+        self.path = Path(out_dir) / METRICS_FILE
+        self.enabled = enabled
+        self._file = open(self.path, "a") if enabled else None
+        self._board = _summary_writer(Path(out_dir) / "tensorboard") if enabled and tensorboard else None
+
+    def write(self, record: dict[str, Any]) -> None:
+        if self._file is None:
+            return
+        self._file.write(json.dumps(record) + "\n")
+        self._file.flush()
+        if self._board is not None:
+            for key, value in record.items():
+                if isinstance(value, (int, float)) and key not in ("step", "epoch") and math.isfinite(value):
+                    self._board.add_scalar(f"{record.get('kind', 'train')}/{key}", value, record["step"])
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        if self._board is not None:
+            self._board.close()
+            self._board = None
+
+
+def _summary_writer(folder: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        logger.info("tensorboard is not installed: metrics go to %s only", METRICS_FILE)
+        return None
+    return SummaryWriter(str(folder))
+
+
+def read_metrics(out_dir: str | os.PathLike, kind: str = "train") -> list[dict[str, Any]]:
+    """The records of `kind` in a run folder's metrics file, one per step: where a resumed run repeated steps
+    after its checkpoint, the later record of a step wins."""
+    by_step: dict[int, dict[str, Any]] = {}
+    with open(Path(out_dir) / METRICS_FILE) as handle:
+        for line in handle:
+            record = json.loads(line)
+            if record.get("kind") == kind:
+                by_step[record["step"]] = record
+    return [by_step[step] for step in sorted(by_step)]

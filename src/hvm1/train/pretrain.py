@@ -1,0 +1,140 @@
+"""Continue (or start) spatiotemporal MAE pretraining on your own videos, with the published recipe by default.
+
+Published (hvm1 at 224 px): AdamW betas (0.9, 0.95), weight decay 0.05 off biases, norms, position embeddings
+and tokens, constant lr 1e-4, gradient clipping 0.1, mask ratio 0.9 (0.95 at 448 px), 16 frames at sampling
+rate 8 and 30 fps, 4 videos per GPU x repeat_aug 16 clips each, random resized crop (scale 0.5-1) and flip,
+pixel loss without per-patch normalisation. Frame count, tubelet and image size follow the model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from hvm1.data import find_videos, video_train_preset
+from hvm1.data.transforms import VIDEO_MEAN, VIDEO_STD
+from hvm1.models import MAEConfig, VideoMAE
+
+from .common import Task, TrainConfig, TrainResult, config_args, load_source_model, run_task, weight_decay_groups
+from .distributed import setup_distributed, teardown_distributed
+from .samples import TrainBatch, TrainClips
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(kw_only=True)
+class PretrainConfig(TrainConfig):
+    """MAE pretraining: the shared `TrainConfig` plus the model to train and the clip recipe.
+
+    The model is `model` (a zoo name such as `mae_hvm1_none`, or a checkpoint file) or `arch` (a named size
+    such as `mae_vit_base_patch16`, randomly initialised from `seed`), with `overrides` of architecture fields
+    (e.g. `num_heads`, `img_size`, `num_frames`, `norm_pix_loss`). `mask_ratio` None is the published 0.9, or
+    0.95 at 448 px; `short_side` None is the published [256, 320] jitter at 224 px (scaled with the image
+    size), or the image size itself from 448 px up.
+    """
+
+    model: str | None = None
+    arch: str | None = None
+    overrides: dict[str, Any] = field(default_factory=dict)
+    mask_ratio: float | None = None
+    repeat_aug: int = 16
+    sampling_rate: int = 8
+    target_fps: float = 30.0
+    short_side: int | tuple[int, int] | None = None
+    crop_scale: tuple[float, float] = (0.5, 1.0)
+
+
+def published_mask_ratio(img_size: int) -> float:
+    """The published mask ratio: 0.95 for the 448 px model, 0.9 below."""
+    return 0.95 if img_size >= 448 else 0.9
+
+
+def train_short_side(img_size: int) -> int | tuple[int, int]:
+    """The published training short side: jittered in [256, 320] at 224 px (scaled for other sizes), the
+    image size itself from 448 px up."""
+    if img_size >= 448:
+        return img_size
+    return round(img_size * 256 / 224), round(img_size * 320 / 224)
+
+
+def _source_args(model: str | os.PathLike | None, arch: str | None, built: torch.nn.Module) -> dict[str, Any]:
+    # The architecture fields first (so hvm1.load_model reads the checkpoint), `model` as published (a name).
+    return {**built.config.to_dict(), "model": arch if arch is not None else str(model)}
+
+
+def pretrain(
+    data: str | os.PathLike | Iterable[str | os.PathLike],
+    config: PretrainConfig,
+    *,
+    preset=None,
+    on_record: Callable[[dict[str, Any]], None] | None = None,
+) -> TrainResult:
+    """MAE-pretrain on the videos in `data` (files, or folders searched recursively) as `config` says.
+
+    Run it plainly for one process, or under `torchrun` for DDP (FSDP2 with `config.fsdp`); only rank 0
+    writes the run folder: `config.json`, `metrics.jsonl`, `checkpoint-last.pth` (loadable with
+    `hvm1.load_model`). `preset` replaces the published clip reading (any object with the
+    `load(path, generator=...)` method of the `hvm1.data` presets). Returns what the run did; raises
+    `TrainingError` when it had to stop (see `run_task`).
+    """
+    files = find_videos(data)
+    if not files:
+        raise ValueError(f"no video files found in {data}")
+    context = setup_distributed(config.device)
+    try:
+        model = load_source_model(config.model, config.arch, config.overrides, "mae", config.seed)
+        if not isinstance(model, VideoMAE):
+            raise ValueError(f"pretraining needs an MAE (with a decoder); {config.model or config.arch} is a ViT")
+        task = pretrain_task(model, files, config, preset)
+        return run_task(task, config, context, on_record)
+    finally:
+        teardown_distributed(context)
+
+
+def pretrain_task(model: VideoMAE, files: Sequence[str | os.PathLike], config: PretrainConfig, preset=None) -> Task:
+    """The `Task` of MAE pretraining `model` on `files` (see `pretrain`)."""
+    cfg: MAEConfig = model.config
+    mask_ratio = config.mask_ratio if config.mask_ratio is not None else published_mask_ratio(cfg.img_size)
+    if preset is None:
+        short_side = config.short_side if config.short_side is not None else train_short_side(cfg.img_size)
+        preset = dataclasses.replace(
+            video_train_preset(
+                cfg.img_size, cfg.num_frames, VIDEO_MEAN, VIDEO_STD, short_side, config.crop_scale,
+                config.sampling_rate,
+            ),
+            target_fps=config.target_fps,
+        )
+    dataset = TrainClips(
+        files, preset, repeat_aug=config.repeat_aug, seed=config.seed, mask_tokens=cfg.num_patches
+    )
+    logger.info(
+        "pretraining %s on %d videos: mask ratio %.2f, %d clips per video", type(model).__name__, len(files),
+        mask_ratio, config.repeat_aug,
+    )
+
+    def loss(wrapped: torch.nn.Module, batch: TrainBatch) -> tuple[torch.Tensor, dict[str, float]]:
+        value, _, _ = wrapped(batch.video, mask_ratio=mask_ratio, noise=batch.noise)
+        return value, {}
+
+    def empty_batch() -> TrainBatch:
+        clips = config.repeat_aug
+        video = torch.zeros(clips, cfg.in_chans, cfg.num_frames, cfg.img_size, cfg.img_size)
+        return TrainBatch(video, torch.zeros(clips, dtype=torch.long), torch.rand(clips, cfg.num_patches),
+                          torch.zeros(1, dtype=torch.long), [])
+
+    args = {
+        **config_args(config),
+        **_source_args(config.model, config.arch, model),
+        "mask_ratio": mask_ratio,
+        "job": "pretrain",
+    }
+    return Task(
+        model=model.train(), dataset=dataset, param_groups=weight_decay_groups(model, config.weight_decay),
+        loss=loss, empty_batch=empty_batch, args=args,
+    )

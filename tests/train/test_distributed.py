@@ -1,0 +1,40 @@
+"""Two processes under torchrun (gloo on CPU), with DDP and with FSDP2, train as one process with the same
+global batch."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import hvm1
+from hvm1.cli import main
+from train_helpers import MAE_CHECKPOINT, TINY_SET, run_cli, train_losses
+
+
+def pretrain_args(videos, out_dir, batch_size: int) -> list[str]:
+    return ["pretrain", *map(str, videos), "--checkpoint", str(MAE_CHECKPOINT), *TINY_SET, "--out-dir",
+            str(out_dir), "--batch-size", str(batch_size), "--repeat-aug", "2", "--epochs", "2", "--num-workers",
+            "0", "--seed", "3", "--no-tensorboard"]
+
+
+@pytest.fixture(scope="module")
+def one_process(small_videos, tmp_path_factory):
+    out = tmp_path_factory.mktemp("one_process")
+    torch.set_num_threads(1)
+    assert main(pretrain_args(small_videos, out, batch_size=2)) == 0
+    return out
+
+
+@pytest.mark.parametrize("sharding", ["ddp", "fsdp"])
+def test_two_processes_match_one_with_the_same_global_batch(sharding, one_process, small_videos, tmp_path):
+    out = tmp_path / sharding
+    run_cli([*pretrain_args(small_videos, out, batch_size=1), *(["--fsdp"] if sharding == "fsdp" else [])],
+            torchrun=2)
+    expected, losses = train_losses(one_process), train_losses(out)
+    assert len(expected) == 4  # 4 videos, 2 per step (one per rank), 2 epochs
+    assert losses == pytest.approx(expected, rel=1e-5)
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == 4  # only rank 0 writes
+    reference = hvm1.load_model(one_process / "checkpoint-last.pth").state_dict()
+    trained = hvm1.load_model(out / "checkpoint-last.pth").state_dict()
+    for key, value in reference.items():
+        torch.testing.assert_close(trained[key], value, rtol=1e-5, atol=1e-6, msg=key)

@@ -1,0 +1,140 @@
+"""MAE pretraining: the loss falls, the run folder is complete and loadable, bad data is reported, NaN stops."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+import hvm1
+from hvm1.cli import main
+from hvm1.data import video_eval_preset, video_train_preset
+from hvm1.data.transforms import VIDEO_MEAN, VIDEO_STD
+from hvm1.train import PretrainConfig, TrainingError, pretrain, read_metrics
+from hvm1.train.common import weight_decay_groups
+from hvm1.train.distributed import DistributedContext, ShardedSampler
+from hvm1.train.samples import TrainClips
+from train_helpers import MAE_CHECKPOINT, TINY_HEADS, TINY_SET
+
+FIXED = video_eval_preset(56, 8, VIDEO_MEAN, VIDEO_STD, sampling_rate=8)
+
+
+def tiny_config(out_dir: Path, **changes) -> PretrainConfig:
+    values = dict(out_dir=str(out_dir), model=str(MAE_CHECKPOINT), overrides=TINY_HEADS, batch_size=2,
+                  repeat_aug=1, num_workers=0, save_every=1000, tensorboard=False)
+    return PretrainConfig(**(values | changes))
+
+
+def test_mae_loss_halves_overfitting_two_clips(small_videos, tmp_path):
+    config = tiny_config(tmp_path / "run", epochs=80, lr=3e-3)
+    result = pretrain(small_videos[1::2], config, preset=FIXED)
+    first, last = sum(result.losses[:3]) / 3, sum(result.losses[-5:]) / 5
+    assert result.steps == 80
+    assert last <= 0.5 * first, f"loss went from {first:.3f} to {last:.3f}"
+
+
+def test_cli_run_folder_is_complete_and_loadable(small_videos, tmp_path):
+    out = tmp_path / "run"
+    status = main(["pretrain", *map(str, small_videos), "--checkpoint", str(MAE_CHECKPOINT), *TINY_SET,
+                   "--out-dir", str(out), "--batch-size", "2", "--repeat-aug", "2", "--max-steps", "2",
+                   "--num-workers", "1", "--no-tensorboard"])
+    assert status == 0
+    resolved = json.loads((out / "config.json").read_text())
+    assert resolved["train"]["lr"] == 1e-4 and resolved["train"]["betas"] == [0.9, 0.95]
+    assert resolved["args"]["mask_ratio"] == 0.9 and resolved["args"]["num_frames"] == 8
+    records = read_metrics(out)
+    assert [r["step"] for r in records] == [1, 2]
+    for record in records:
+        assert {"loss", "lr", "grad_norm", "clips_per_s", "data_wait_s"} <= record.keys()
+    payload = torch.load(out / "checkpoint-last.pth", weights_only=False)
+    assert {"model", "optimizer", "epoch", "scaler", "args", "step", "sampler", "rng"} <= payload.keys()
+    assert isinstance(payload["args"], argparse.Namespace) and payload["step"] == 2
+    assert sorted(payload["optimizer"]["state"])[:2] == [0, 1]  # torch.optim numbering, as published
+    model = hvm1.load_model(out / "checkpoint-last.pth")
+    start = hvm1.load_model(MAE_CHECKPOINT, **TINY_HEADS)
+    assert model.config == start.config
+    changed = any(not torch.equal(a, b) for a, b in zip(model.state_dict().values(), start.state_dict().values()))
+    assert changed
+
+
+def test_existing_run_needs_resume(small_videos, tmp_path):
+    config = tiny_config(tmp_path / "run", max_steps=1)
+    pretrain(small_videos[:2], config, preset=FIXED)
+    with pytest.raises(ValueError, match="--resume auto"):
+        pretrain(small_videos[:2], config, preset=FIXED)
+
+
+def test_bad_video_is_reported_and_skipped_not_replaced(small_videos, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    for video in small_videos[:2]:
+        (data / video.name).symlink_to(video)
+    (data / "broken.mp4").write_text("not a video")
+    config = tiny_config(tmp_path / "run", batch_size=3, epochs=1)
+    result = pretrain(data, config, preset=FIXED)
+    assert [Path(item.path).name for item in result.skipped] == ["broken.mp4"]
+    (record,) = read_metrics(tmp_path / "run")
+    assert record["clips_per_s"] > 0 and not torch.isnan(torch.tensor(record["loss"]))
+    (skipped,) = read_metrics(tmp_path / "run", kind="skipped")
+    assert skipped["path"].endswith("broken.mp4") and skipped["reason"]
+
+
+class PoisonedPreset:
+    """Reads clips with a fixed preset, but from the `poison_from`-th read on returns NaN pixels."""
+
+    def __init__(self, poison_from: int) -> None:
+        self.reads = 0
+        self.poison_from = poison_from
+
+    def load(self, path, start=None, generator=None):
+        self.reads += 1
+        clip, padded = FIXED.load(path, generator=generator)
+        return (clip * float("nan") if self.reads >= self.poison_from else clip), padded
+
+
+def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(small_videos, tmp_path):
+    config = tiny_config(tmp_path / "run", batch_size=1, epochs=2, save_every=1)
+    with pytest.raises(TrainingError, match=r"loss nan at step 4 .*last good checkpoint is .*checkpoint-last"):
+        pretrain(small_videos, config, preset=PoisonedPreset(poison_from=4))
+    payload = torch.load(tmp_path / "run" / "checkpoint-last.pth", weights_only=False)
+    assert payload["step"] == 3
+    assert all(torch.isfinite(value).all() for value in payload["model"].values())
+
+
+def test_weight_decay_spares_biases_norms_position_embeddings_and_tokens():
+    model = hvm1.load_model(MAE_CHECKPOINT, **TINY_HEADS)
+    decay, exempt = (set(group["names"]) for group in weight_decay_groups(model, 0.05))
+    assert {"cls_token", "mask_token", "decoder_cls_token", "pos_embed_spatial", "pos_embed_temporal",
+            "pos_embed_class", "decoder_pos_embed_spatial", "norm.weight", "norm.bias",
+            "blocks.0.attn.q.bias", "blocks.1.norm1.weight"} <= exempt
+    assert {"patch_embed.proj.weight", "blocks.0.attn.q.weight", "decoder_pred.weight"} <= decay
+    assert decay | exempt == {name for name, _ in model.named_parameters()} and not decay & exempt
+
+
+def test_every_random_choice_of_a_sample_depends_only_on_seed_epoch_and_index(small_videos):
+    preset = video_train_preset(56, 8, VIDEO_MEAN, VIDEO_STD, (64, 80), (0.5, 1.0))
+    clips = TrainClips(small_videos, preset, repeat_aug=2, seed=3, mask_tokens=64)
+    first = clips[(1, 2)]
+    clips[(0, 0)]  # reading other samples in between changes nothing
+    again = TrainClips(small_videos, preset, repeat_aug=2, seed=3, mask_tokens=64)[(1, 2)]
+    assert torch.equal(first.video, again.video) and torch.equal(first.noise, again.noise)
+    assert not torch.equal(first.video[0], first.video[1])  # two different clips of one video
+    other_epoch = clips[(2, 2)]
+    assert not torch.equal(first.noise, other_epoch.noise)
+
+
+def test_sharded_sampler_splits_each_global_batch_across_ranks():
+    single = list(ShardedSampler(10, 4, DistributedContext(), seed=1))
+    assert len(single) == 8  # two global batches of 4; the rest is dropped
+    ranks = [ShardedSampler(10, 2, DistributedContext(rank=r, world_size=2), seed=1) for r in range(2)]
+    shards = [list(sampler) for sampler in ranks]
+    for batch in range(2):
+        together = {i for shard in shards for i in shard[batch * 2 : batch * 2 + 2]}
+        assert together == set(single[batch * 4 : batch * 4 + 4])
+    ranks[1].set_epoch(0, start_batch=1)
+    assert list(ranks[1]) == shards[1][2:]
+    ranks[1].set_epoch(1)
+    assert [index for _, index in ranks[1]] != [index for _, index in shards[1]]

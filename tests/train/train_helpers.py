@@ -1,0 +1,74 @@
+"""Helpers for the training tests: the shared folder, small copies of its real videos, the tiny checkpoints."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import pytest
+
+SHARED = Path(__file__).resolve().parents[2].parent / "shared"
+VIDEOS = SHARED / "videos"
+IMAGES = SHARED / "images"
+TINY = SHARED / "reference" / "tiny"
+MAE_CHECKPOINT = TINY / "mae_checkpoint.pth"
+VIT_CHECKPOINT = TINY / "vit_checkpoint.pth"
+# The tiny reference checkpoints' width (64) matches no named size: their head counts must be given.
+TINY_HEADS = {"num_heads": 4, "decoder_num_heads": 4}
+TINY_SET = ["--set", "num_heads=4", "--set", "decoder_num_heads=4"]
+VIDEO_NAMES = ("box.mp4", "cup.mp4", "tree.avi", "vtest.avi")
+SRC = Path(__file__).resolve().parents[2] / "src"
+
+
+def require_shared(*paths: Path) -> None:
+    """Skip the test, saying why, when ../shared (or a file in it) is absent."""
+    for path in paths or (VIDEOS, TINY):
+        if not path.exists():
+            pytest.skip(f"{path} not found (../shared beside the checkout holds the real test files)")
+
+
+def shrink_video(source: Path, target: Path, seconds: float = 3.0, width: int = 96, height: int = 72) -> Path:
+    """The first `seconds` of a real video, re-encoded small (MPEG-4 Part 2) so that tests decode it fast."""
+    with av.open(str(source)) as container:
+        stream = container.streams.video[0]
+        rate = Fraction(stream.average_rate or 30).limit_denominator(1000)
+        with av.open(str(target), "w") as output:
+            out = output.add_stream("mpeg4", rate=rate)
+            out.width, out.height, out.pix_fmt = width, height, "yuv420p"
+            for index, frame in enumerate(container.decode(stream)):
+                if frame.time is not None and frame.time > seconds:
+                    break
+                small = frame.reformat(width=width, height=height, format="yuv420p")
+                small.pts, small.time_base = index, 1 / rate
+                for packet in out.encode(small):
+                    output.mux(packet)
+            for packet in out.encode():
+                output.mux(packet)
+    return target
+
+
+def run_cli(args: list[str], *, torchrun: int | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run `hvm1 ARGS` in a subprocess (under torchrun with that many processes), one thread per process."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(SRC))
+    launcher = [sys.executable]
+    if torchrun:
+        launcher += ["-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={torchrun}"]
+    result = subprocess.run([*launcher, "-m", "hvm1.cli", *args], env=env, capture_output=True, text=True,
+                            timeout=timeout)
+    assert result.returncode == 0, f"hvm1 {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+def train_losses(run_dir: Path) -> list[float]:
+    """The per-step training losses of a run folder (a repeated step's later record wins)."""
+    by_step = {}
+    for line in (run_dir / "metrics.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        if record["kind"] == "train":
+            by_step[record["step"]] = record["loss"]
+    return [by_step[step] for step in sorted(by_step)]
