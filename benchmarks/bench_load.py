@@ -11,16 +11,16 @@ fresh processes, so each peak RSS is that loader's alone:
 - published: `torch.load(weights_only=False)` of the whole file, build the model normally (random
   initialisation on CPU), `load_state_dict(strict=True)`, as the published `load_model` does;
 - hvm1: `hvm1.load_model(path)`.
-Load time is the call alone (imports excluded). After loading, each child reads every weight once (a checksum,
-which must agree between the two) so that the peak RSS counts a model that is fully in memory, not lazily
-mapped pages. The file is deleted at the end unless --keep.
+Peak RSS is the child's VmHWM; load time is the call alone (imports excluded). After loading, each child
+touches every page of the weights (timed: hvm1's stay memory-mapped until first read) and sums them (a
+checksum, which must agree between the two), so the peak RSS counts a model that is fully in memory, not
+lazily mapped pages. The file is deleted at the end unless --keep.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import shutil
 import subprocess
@@ -67,6 +67,21 @@ def write_published_checkpoint(path: Path, shapes: dict[str, list[int]]) -> int:
     return sum(t.numel() * t.element_size() for t in model.values())
 
 
+def scratch_folder(folder: Path | None, prefix: str) -> Path | None:
+    """The folder to write a full-size checkpoint into (a new one under /tmp named `prefix...` when `folder` is
+    None), or None after printing why the benchmark is skipped: less than 10 GB free (a new folder is removed)."""
+    made = folder is None
+    folder = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp")) if made else folder
+    folder.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(folder).free
+    if free >= MIN_FREE_BYTES:
+        return folder
+    print(f"skipped: {folder} has {free / GB:.1f} GB free, the benchmark needs {MIN_FREE_BYTES / GB:.0f} GB")
+    if made:
+        folder.rmdir()
+    return None
+
+
 def load_published(path: Path) -> torch.nn.Module:
     """The published loader: unpickle everything into memory, random-init the model, copy the weights in."""
     from hvm1.models import create_model
@@ -86,15 +101,27 @@ def load_hvm1(path: Path) -> torch.nn.Module:
 LOADERS = {"published": load_published, "hvm1": load_hvm1}
 
 
+def peak_rss() -> int:
+    """This process's peak resident memory in bytes. VmHWM, not `ru_maxrss`: the latter survives exec, so a
+    child spawned by a big parent would report the parent's peak."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # no /proc: kB on Linux, an upper bound
+
+
 def measure(loader: str, path: Path) -> None:
     """In a child process: load, read every weight, print seconds, peak RSS and the checksum as one JSON line."""
     start = time.perf_counter()
     model = LOADERS[loader](path)
     seconds = time.perf_counter() - start
-    checksum = sum(float(t.sum(dtype=torch.float64)) for t in model.state_dict().values())
+    tensors = list(model.state_dict().values())
+    for tensor in tensors:  # one float per 4 KiB page: the cost of bringing every weight into memory
+        float(tensor.reshape(-1)[::1024].sum())
     read_seconds = time.perf_counter() - start - seconds
-    peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kB on Linux
-    print(json.dumps({"seconds": seconds, "read_seconds": read_seconds, "peak_rss": peak_rss, "checksum": checksum}))
+    checksum = sum(float(t.sum(dtype=torch.float64)) for t in tensors)
+    print(json.dumps({"seconds": seconds, "read_seconds": read_seconds, "peak_rss": peak_rss(), "checksum": checksum}))
 
 
 def run_child(loader: str, path: Path) -> dict[str, float]:
@@ -119,13 +146,8 @@ def main() -> int:
         print(f"skipped: the published shapes are not at {SHAPES} (../shared beside the checkout)")
         return 0
     made_folder = args.folder is None
-    folder = Path(tempfile.mkdtemp(prefix="hvm1-bench-load-", dir="/tmp")) if made_folder else args.folder
-    folder.mkdir(parents=True, exist_ok=True)
-    free = shutil.disk_usage(folder).free
-    if free < MIN_FREE_BYTES:
-        print(f"skipped: {folder} has {free / GB:.1f} GB free, the benchmark needs {MIN_FREE_BYTES / GB:.0f} GB")
-        if made_folder:
-            folder.rmdir()
+    folder = scratch_folder(args.folder, "hvm1-bench-load-")
+    if folder is None:
         return 0
     path = folder / "hvm1_none.pth"
     try:
