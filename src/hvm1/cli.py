@@ -135,7 +135,8 @@ def _add_zoo_commands(sub: argparse._SubParsersAction) -> None:
         "convert", help="write a model's weights and full config to one .safetensors file (no optimizer state)"
     )
     convert.add_argument("source", metavar="NAME_OR_PATH", help="a zoo model name or a checkpoint file")
-    convert.add_argument("-o", "--output", type=Path, required=True, metavar="FILE.safetensors")
+    convert.add_argument("-o", "--output", type=Path, required=True, metavar="FILE.safetensors",
+                         help="the file to write (replaced atomically if it exists)")
     convert.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default="float32",
                          help="weight precision of the file (bfloat16 halves it; default float32)")
     convert.add_argument("--model-type", choices=("vit", "mae"),
