@@ -16,7 +16,7 @@ import re
 from pathlib import Path
 
 from huggingface_hub import constants, hf_hub_download, hf_hub_url, try_to_load_from_cache
-from huggingface_hub.errors import LocalEntryNotFoundError, RemoteEntryNotFoundError, RepositoryNotFoundError
+from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ def download_file(
             f"there is network (`hf download {repo_id} {filename}` or load it once by name), or fetch {url} by "
             f"hand and load the file by path: hvm1.load_model('/path/to/{filename}')"
         ) from None
-    except (RemoteEntryNotFoundError, RepositoryNotFoundError) as error:
+    except (EntryNotFoundError, RepositoryNotFoundError) as error:  # after LocalEntryNotFoundError, its subclass
         raise DownloadError(f"cannot download {what}: not found at {url} ({_first_line(error)})") from None
     except Exception as error:  # the hub client's HTTP, transport and consistency errors vary by version
         raise DownloadError(
