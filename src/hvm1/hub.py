@@ -51,11 +51,13 @@ def download_file(
     revision: str | None = None,
     cache_dir: str | os.PathLike | None = None,
     description: str | None = None,
+    load_hint: str | None = None,
 ) -> Path:
     """Download `filename` from the hub model repo `repo_id` into the cache (once) and return its local path.
 
     A second call uses the cache (with one metadata request when online, none when offline). `description`
-    (e.g. "model 'vit_hvm1_none'") goes into every error message. Raises `DownloadError` when offline with nothing
+    (e.g. "model 'vit_hvm1_none'") goes into every error message; `load_hint`, the call that loads the file once
+    fetched by hand, into the offline one. Raises `DownloadError` when offline with nothing
     cached, when the repo, revision or file doesn't exist, and when the network fails or the download is
     incomplete or corrupt; nothing broken is left in the cache for a later call to trust.
     """
@@ -67,6 +69,7 @@ def download_file(
     try:
         path = Path(hf_hub_download(repo_id, filename, revision=revision, cache_dir=cache_dir))
     except LocalEntryNotFoundError as error:
+        default_hint = f"hvm1.load_model('/path/to/{filename}')"
         why = (
             "downloads are off (HF_HUB_OFFLINE is set)" if constants.HF_HUB_OFFLINE
             else f"the hub could not be reached ({_first_line(error)})"
@@ -74,7 +77,7 @@ def download_file(
         raise DownloadError(
             f"{what} is not in the cache ({cache_dir or constants.HF_HUB_CACHE}) and {why}. Download it where "
             f"there is network (`hf download {repo_id} {filename}` or load it once by name), or fetch {url} by "
-            f"hand and load the file by path: hvm1.load_model('/path/to/{filename}')"
+            f"hand and load the file by path: {load_hint or default_hint}"
         ) from None
     except (EntryNotFoundError, RepositoryNotFoundError) as error:  # after LocalEntryNotFoundError, its subclass
         raise DownloadError(f"cannot download {what}: not found at {url} ({_first_line(error)})") from None

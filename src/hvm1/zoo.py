@@ -283,7 +283,8 @@ def load_model(
     if torch.device(device or "cpu").type == "meta":
         raise ValueError("device='meta' builds an empty model: pass pretrained=False with it")
     path = download_file(
-        entry.repo_id, entry.filename, revision=revision, cache_dir=cache_dir, description=f"model {name!r}"
+        entry.repo_id, entry.filename, revision=revision, cache_dir=cache_dir, description=f"model {name!r}",
+        load_hint=f"hvm1.load_model('/path/to/{entry.filename}', model_type={model_type!r})",
     )
     try:
         return load_checkpoint(path, config=config, model_type=model_type, device=device, dtype=dtype)
