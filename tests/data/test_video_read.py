@@ -152,3 +152,19 @@ def test_bad_arguments_are_value_errors(tmp_path, arguments):
     path = encode_video(tmp_path / "ok.avi", fps=10, num_frames=5)
     with pytest.raises(ValueError):
         read_clip(path, **arguments)
+
+
+def test_decoding_every_frame_gives_the_planned_clip(video, monkeypatch):
+    # read_clip first plans from packet times and skips non-reference frames no instant shows; where the
+    # plan does not hold it decodes every frame. Both must give the same clip.
+    import hvm1.data.video
+
+    last = decoded_times(video)[-1]
+    starts = [0.0, 0.4 * last, "center", (4, 5)]
+    planned = [read_clip(video, 8, 4, start=start) for start in starts]
+    monkeypatch.setattr(hvm1.data.video, "_decode_planned", lambda *arguments: None)
+    for start, clip in zip(starts, planned):
+        every = read_clip(video, 8, 4, start=start)
+        assert every.times.tolist() == clip.times.tolist(), start
+        assert torch.equal(every.frames, clip.frames), start
+        assert (every.padded, every.instants.tolist()) == (clip.padded, clip.instants.tolist()), start

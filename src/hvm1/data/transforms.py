@@ -130,11 +130,10 @@ def normalize(x: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> t
         raise ValueError(f"mean/std have {len(mean)}/{len(std)} values for {x.shape[0]} channels")
     shape = (-1,) + (1,) * (x.dim() - 1)  # broadcast over (T,) H, W
     std = torch.tensor(std, dtype=torch.float64)
-    # (x / range - mean) / std as one multiply and one subtract, in place on the float copy.
-    scale = 1.0 / (std * (255.0 if x.dtype == torch.uint8 else 1.0))
-    shift = torch.tensor(mean, dtype=torch.float64) / std
-    x = x.to(torch.float32, memory_format=torch.contiguous_format, copy=True)  # never scale the input
-    return x.mul_(scale.float().view(shape)).sub_(shift.float().view(shape))
+    scale = (1.0 / (std * (255.0 if x.dtype == torch.uint8 else 1.0))).float().view(shape)
+    shift = (torch.tensor(mean, dtype=torch.float64) / std).float().view(shape)
+    # (x / range - mean) / std in one pass that reads x (uint8 or float) and writes a fresh contiguous tensor.
+    return torch.addcmul(-shift, x, scale, out=torch.empty(x.shape, dtype=torch.float32))
 
 
 def to_cthw(frames: torch.Tensor) -> torch.Tensor:

@@ -19,6 +19,7 @@ from typing import Union
 import av
 import numpy as np
 import torch
+from av.video.reformatter import VideoReformatter
 from PIL import Image, UnidentifiedImageError
 
 logger = logging.getLogger(__name__)
@@ -79,6 +80,7 @@ class _Decoded:
     """What one decoding pass found: the frame chosen per instant and where the stream ended."""
 
     frames: list  # av.VideoFrame per instant
+    times: list[float]  # their presentation times
     first_time: float  # earliest decoded frame
     last_time: float  # latest decoded frame
     count: int  # frames decoded
@@ -105,9 +107,10 @@ def read_clip(
     (uniform over the starts that keep the clip inside the video, drawn from `generator`), "center", or
     `(clip_index, num_clips)` for evenly spaced clips; for those three the container's duration estimate
     places the clip, and a clip that then runs past the last decodable frame is shifted back to fit. Only
-    what the clip needs is decoded (from the keyframe before `start` to just past the last instant), only
-    the chosen frames are converted to RGB, resized on the way when `short_side` is given (bilinear, the
-    short side becomes `short_side`). Raises `VideoError` for anything unreadable, never another video.
+    what the clip needs is decoded (from the keyframe before `start` to the last frame shown, skipping
+    non-reference frames no instant shows), with the decoder's threads; only the chosen frames are
+    converted to RGB, resized on the way when `short_side` is given (bilinear, the short side becomes
+    `short_side`). Raises `VideoError` for anything unreadable, never reading another video instead.
     """
     if num_frames < 1 or sampling_rate < 1:
         raise ValueError(f"num_frames and sampling_rate must be >= 1, got {num_frames} and {sampling_rate}")
@@ -147,17 +150,16 @@ def read_clip(
                     f"start must be seconds, 'random', 'center' or (clip_index, num_clips), got {start!r}"
                 )
             frames = _to_rgb(decoded.frames, short_side)
+            if decoded.count > 1 and decoded.last_time > decoded.first_time:
+                fps = (decoded.count - 1) / (decoded.last_time - decoded.first_time)
+            else:
+                fps = float(stream.average_rate or 0.0)  # one frame measures no rate: the container's
     except av.FFmpegError as error:
         raise VideoError(path, f"cannot be decoded: {_describe(error)}") from error
     padded = sum(instant > decoded.last_time + _TIME_TOLERANCE for instant in instants) if decoded.reached_end else 0
-    if decoded.count > 1 and decoded.last_time > decoded.first_time:
-        fps = (decoded.count - 1) / (decoded.last_time - decoded.first_time)
-    else:
-        # One frame measures no rate: report the container's.
-        fps = float(stream.average_rate or 0.0)
     return Clip(
         frames=frames,
-        times=torch.tensor([frame.time for frame in decoded.frames], dtype=torch.float64),
+        times=torch.tensor(decoded.times, dtype=torch.float64),
         instants=torch.tensor(instants, dtype=torch.float64),
         fps=fps,
         padded=padded,
@@ -246,95 +248,202 @@ def _place(start, path: Path, container, stream, span: float, generator: torch.G
 def _decode_at(
     path: Path, container, stream, begin: float, num_frames: int, sampling_rate: int, target_fps: float
 ) -> tuple[_Decoded, list[float]]:
-    """Decode the frames for a clip starting at `begin`, seeking earlier until the seek is good."""
+    """Decode the frames for a clip starting at `begin`, seeking earlier until the seek is good.
+
+    Each position is decoded as planned from the packets' times first, and frame by frame when the
+    decoded frames show that the plan does not hold for this stream.
+    """
     instants = clip_instants(begin, num_frames, sampling_rate, target_fps)
+    limits = [instant + _TIME_TOLERANCE for instant in instants]
     backoff = 0.0
     while True:
         target = instants[0] - backoff
-        if target <= _origin(stream):
-            container.seek(0)  # the start of the stream: also where a seek was never needed
-            return _decode_from_here(path, container, stream, instants, from_start=True), instants
-        container.seek(round(target / stream.time_base), stream=stream, backward=True, any_frame=False)
+        from_start = target <= _origin(stream)
         try:
-            return _decode_from_here(path, container, stream, instants, from_start=False), instants
+            for decode in (_decode_planned, _decode_every_frame):
+                if from_start:
+                    container.seek(0)  # the start of the stream: also where a seek was never needed
+                else:
+                    container.seek(round(target / stream.time_base), stream=stream, backward=True, any_frame=False)
+                decoded = decode(path, container, stream, limits, from_start)
+                if decoded is not None:
+                    return decoded, instants
+                logger.debug("%s: frame times are not packet times; decoding every frame", path)
         except _SeekLandedLate as landed:
             logger.debug("%s: seek to %.3f s landed at %s; seeking earlier", path, target, landed)
             backoff = _FIRST_SEEK_BACKOFF if backoff == 0.0 else backoff * _SEEK_BACKOFF_FACTOR
 
 
-def _decode_from_here(path: Path, container, stream, instants: list[float], from_start: bool) -> _Decoded:
-    """Decode forward from the container's position, keeping per instant the latest frame at or before it.
+class _Picker:
+    """Keeps per instant the latest frame at or before it, checking each decoded frame on the way.
 
     Instant k's candidates are the frames in (instant k-1, instant k]; the frame shown at instant k is the
-    latest candidate of the nearest non-empty bucket at or before k. Stops once enough frames past the last
-    instant came out that no earlier one can still be in the decoder's reorder buffer.
+    latest candidate of the nearest non-empty bucket at or before k, or the first frame before any. Times
+    are `pts * time_base` of the stream (what PyAV's `frame.time` gives, also for frames drained from the
+    decoder, which carry no time base of their own).
     """
-    limits = [instant + _TIME_TOLERANCE for instant in instants]
-    best: list = [None] * len(instants)
-    earliest = latest = None
-    count = past_end = 0
-    margin = _REORDER_DEPTH if stream.codec_context.has_b_frames else 1
-    for packet in container.demux(stream):
-        where = f"near {float(packet.pts * stream.time_base):.3f} s" if packet.pts is not None else "at its end"
-        if packet.is_corrupt:
-            raise VideoError(path, f"truncated or damaged data {where}")
-        try:
-            frames = packet.decode()
-        except av.FFmpegError as error:
-            raise VideoError(path, f"broken video stream {where}: {_describe(error)}") from error
-        for frame in frames:
-            if frame.pts is None:
-                raise VideoError(path, "decoded frames carry no presentation time")
-            time = frame.time
-            if frame.is_corrupt:
-                raise VideoError(path, f"damaged frame at {time:.3f} s")
-            if count == 0 and not from_start and time > limits[0]:
-                raise _SeekLandedLate(f"{time:.3f} s")
-            if latest is not None and time < latest.time:
-                # Out of presentation order: this decoder reorders whatever its header says.
-                margin = _REORDER_DEPTH
-            count += 1
-            if earliest is None or time < earliest.time:
-                earliest = frame
-            if latest is None or time >= latest.time:
-                latest = frame
-            bucket = bisect.bisect_left(limits, time)
-            if bucket == len(instants):
-                past_end += 1
-            elif best[bucket] is None or time >= best[bucket].time:
-                best[bucket] = frame
-        if past_end >= margin:
-            break
-    else:
-        if count == 0:
-            if from_start:
-                raise VideoError(path, "has no decodable video frame")
+
+    def __init__(self, path: Path, stream, limits: list[float], from_start: bool) -> None:
+        self.path, self.time_base, self.limits, self.from_start = path, stream.time_base, limits, from_start
+        self.best: list[tuple[float, object] | None] = [None] * len(limits)  # (time, frame) per bucket
+        self.earliest = self.latest = None  # (time, frame)
+        self.count = self.past_end = 0
+        self.reordered = False
+
+    def add(self, frame) -> float:
+        if frame.pts is None:
+            raise VideoError(self.path, "decoded frames carry no presentation time")
+        time = float(frame.pts * self.time_base)
+        if frame.is_corrupt:
+            raise VideoError(self.path, f"damaged frame at {time:.3f} s")
+        if self.count == 0 and not self.from_start and time > self.limits[0]:
+            raise _SeekLandedLate(f"{time:.3f} s")
+        self.count += 1
+        self.reordered = self.reordered or (self.latest is not None and time < self.latest[0])
+        if self.earliest is None or time < self.earliest[0]:
+            self.earliest = (time, frame)
+        if self.latest is None or time >= self.latest[0]:
+            self.latest = (time, frame)
+        bucket = bisect.bisect_left(self.limits, time)
+        if bucket == len(self.limits):
+            self.past_end += 1
+        elif self.best[bucket] is None or time >= self.best[bucket][0]:
+            self.best[bucket] = (time, frame)
+        return time
+
+    def chosen(self) -> list[tuple[float, object]]:
+        chosen, current = [], None
+        for candidate in self.best:
+            current = candidate if candidate is not None else current
+            chosen.append(current if current is not None else self.earliest)
+        return chosen
+
+    def decoded(self, reached_end: bool, count: int | None = None) -> _Decoded:
+        if self.count == 0:
+            if self.from_start:
+                raise VideoError(self.path, "has no decodable video frame")
             raise _SeekLandedLate("the end of the stream")
-        return _Decoded(_choose(best, earliest), earliest.time, latest.time, count, reached_end=True)
-    return _Decoded(_choose(best, earliest), earliest.time, latest.time, count, reached_end=False)
+        chosen = self.chosen()
+        return _Decoded(
+            frames=[frame for _, frame in chosen],
+            times=[time for time, _ in chosen],
+            first_time=self.earliest[0],
+            last_time=self.latest[0],
+            count=self.count if count is None else count,
+            reached_end=reached_end,
+        )
 
 
-def _choose(best: list, earliest) -> list:
-    chosen, current = [], None
-    for candidate in best:
-        current = candidate if candidate is not None else current
-        # No frame at or before this instant: it precedes the first frame, which is what is on screen.
-        chosen.append(current if current is not None else earliest)
-    return chosen
+def _where(stream, packet) -> str:
+    return f"near {float(packet.pts * stream.time_base):.3f} s" if packet is not None and packet.pts is not None else "at its end"
+
+
+def _check_packet(path: Path, stream, packet) -> None:
+    if packet.is_corrupt:  # FFmpeg marks a packet cut short by the end of the file, or damaged
+        raise VideoError(path, f"truncated or damaged data {_where(stream, packet)}")
+
+
+def _decode_packet(path: Path, stream, packet) -> list:
+    """The frames a packet decodes to (None drains the decoder), as VideoError where the data is bad."""
+    if packet is not None:
+        _check_packet(path, stream, packet)
+    try:
+        return stream.codec_context.decode(packet)
+    except av.FFmpegError as error:
+        raise VideoError(path, f"broken video stream {_where(stream, packet)}: {_describe(error)}") from error
+
+
+def _decode_planned(path: Path, container, stream, limits: list[float], from_start: bool) -> _Decoded | None:
+    """Decode only the frames the clip shows and the reference frames they need, planned from packet times.
+
+    Reads packets ahead to `_REORDER_DEPTH` past the last instant (packets come in decoding order, at most
+    that many out of presentation order), plans from their times which frame each instant shows, decodes up
+    to the last planned packet with the decoder skipping the non-reference frames not planned, and drains
+    it. Returns None (nothing decoded is trusted) when the frames' times turn out not to be their packets'.
+    """
+    packets, reached_end, past_end = [], True, 0
+    for packet in container.demux(stream):
+        if packet.size == 0 and packet.pts is None:
+            break  # the demuxer's end-of-stream marker
+        _check_packet(path, stream, packet)
+        if packet.pts is None:
+            return None
+        packets.append(packet)
+        past_end += float(packet.pts * stream.time_base) > limits[-1]
+        if past_end >= _REORDER_DEPTH:
+            reached_end = False
+            break
+    times = [float(packet.pts * stream.time_base) for packet in packets]
+    if not from_start and (not times or min(times) > limits[0]):
+        raise _SeekLandedLate(f"{min(times):.3f} s" if times else "the end of the stream")
+    if not times:
+        return None  # decoding frame by frame says why there is nothing
+    plan = _Picker(path, stream, limits, from_start=True)
+    for index, packet in enumerate(packets):
+        plan.add(_PlannedFrame(index, packet.pts))
+    planned = {frame.index for _, frame in plan.chosen()}
+    if reached_end:
+        planned.add(plan.latest[1].index)  # the last decodable frame: where the video ends
+    known_times = set(times)
+    picker = _Picker(path, stream, limits, from_start)
+    context = stream.codec_context
+    try:
+        # A frame depends only on frames before it in decoding order: nothing after the last planned one.
+        for index in range(max(planned) + 1):
+            context.skip_frame = "DEFAULT" if index in planned else "NONREF"
+            for frame in _decode_packet(path, stream, packets[index]):
+                if picker.add(frame) not in known_times:
+                    return None
+    finally:
+        context.skip_frame = "DEFAULT"
+    for frame in _decode_packet(path, stream, None):
+        if picker.add(frame) not in known_times:
+            return None
+    if picker.count == 0 or [time for time, _ in picker.chosen()] != [time for time, _ in plan.chosen()]:
+        return None
+    # Skipped frames were decodable too: the rate counts every packet between the first and last frame.
+    count = sum(picker.earliest[0] <= time <= picker.latest[0] for time in times)
+    return picker.decoded(reached_end, count)
+
+
+@dataclass
+class _PlannedFrame:
+    """A packet's place in decoding order and its timestamp, standing in for its frame while planning."""
+
+    index: int
+    pts: int
+    is_corrupt: bool = False
+
+
+def _decode_every_frame(path: Path, container, stream, limits: list[float], from_start: bool) -> _Decoded:
+    """Decode forward from the container's position, every frame, until no earlier frame can still come.
+
+    Stops once enough frames past the last instant came out that no earlier one can still be in the
+    decoder's reorder buffer (one for a decoder that keeps presentation order).
+    """
+    picker = _Picker(path, stream, limits, from_start)
+    for packet in container.demux(stream):
+        for frame in _decode_packet(path, stream, packet):
+            picker.add(frame)
+        margin = _REORDER_DEPTH if picker.reordered or stream.codec_context.has_b_frames else 1
+        if picker.past_end >= margin:
+            return picker.decoded(reached_end=False)
+    return picker.decoded(reached_end=True)
 
 
 def _to_rgb(frames: list, short_side: int | None) -> torch.Tensor:
     """Convert each distinct chosen frame once to RGB (resized if asked): (T, H, W, 3) uint8."""
+    # One reformatter keeps one scaling context for the clip, and one thread per conversion: starting
+    # swscale's threads costs more than converting a frame of these sizes.
+    reformatter = VideoReformatter()
     converted: dict[int, np.ndarray] = {}
     for frame in frames:
-        if id(frame) in converted:
-            continue
-        if short_side is None:
-            converted[id(frame)] = frame.to_ndarray(format="rgb24")
-        else:
-            height, width = short_side_size(frame.height, frame.width, short_side)
-            converted[id(frame)] = frame.reformat(
-                width=width, height=height, format="rgb24", interpolation="BILINEAR"
+        if id(frame) not in converted:
+            height, width = (
+                (frame.height, frame.width) if short_side is None else short_side_size(frame.height, frame.width, short_side)
+            )
+            converted[id(frame)] = reformatter.reformat(
+                frame, width=width, height=height, format="rgb24", interpolation="BILINEAR", threads=1
             ).to_ndarray()
     return torch.from_numpy(np.stack([converted[id(frame)] for frame in frames]))
 
