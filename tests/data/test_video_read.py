@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import functools
 from pathlib import Path
 
 import av
@@ -17,10 +18,11 @@ RATES = [1, 4, 8]
 NUM_FRAMES = 16
 
 
+@functools.lru_cache(maxsize=None)
 def decoded_times(path: Path) -> list[float]:
     """Every decodable frame's presentation time, decoding the whole file, sorted (decoders may reorder)."""
     with av.open(str(path)) as container:
-        return sorted(frame.time for frame in container.decode(video=0))
+        return sorted(frame.time for frame in container.decode(video=0))  # callers must not change it
 
 
 def expected_times(times: list[float], instants: list[float]) -> list[float]:

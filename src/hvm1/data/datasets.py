@@ -39,7 +39,6 @@ def find_files(paths: PathLike | Iterable[PathLike], extensions: Sequence[str]) 
     """
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
-    suffixes = tuple(extension.lower() for extension in extensions)
     found: dict[Path, None] = {}  # ordered set
     for path in map(Path, paths):
         if path.is_file():
@@ -47,11 +46,15 @@ def find_files(paths: PathLike | Iterable[PathLike], extensions: Sequence[str]) 
         elif path.is_dir():
             for file in sorted(path.rglob("*")):
                 hidden = any(part.startswith(".") for part in file.relative_to(path).parts)
-                if not hidden and file.name.lower().endswith(suffixes) and file.is_file():
+                if not hidden and _matches(file, extensions):
                     found[file] = None
         else:
             raise FileNotFoundError(f"{path}: no such file or folder")
     return list(found)
+
+
+def _matches(path: Path, extensions: Sequence[str]) -> bool:
+    return path.name.lower().endswith(tuple(extension.lower() for extension in extensions)) and path.is_file()
 
 
 def find_videos(paths: PathLike | Iterable[PathLike]) -> list[Path]:
@@ -172,7 +175,7 @@ class ClipDataset(Dataset):
         root = _folder(root)
         suffixes = _extensions(preset, extensions)
         classes = sorted(entry.name for entry in root.iterdir() if entry.is_dir() and not entry.name.startswith("."))
-        loose = [file for file in find_files(root, suffixes) if file.parent == root]
+        loose = sorted(file for file in root.iterdir() if not file.name.startswith(".") and _matches(file, suffixes))
         if loose:
             raise ValueError(f"{root}: {len(loose)} files belong to no class folder, e.g. {loose[0].name}")
         files, labels = [], []
