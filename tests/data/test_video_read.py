@@ -170,3 +170,46 @@ def test_decoding_every_frame_gives_the_planned_clip(video, monkeypatch):
         assert every.times.tolist() == clip.times.tolist(), start
         assert torch.equal(every.frames, clip.frames), start
         assert (every.padded, every.instants.tolist()) == (clip.padded, clip.instants.tolist()), start
+
+
+class SeeksLate:
+    """A container whose first seek lands `late` seconds after the time asked for (as some AVI files do)."""
+
+    def __init__(self, container, late: float) -> None:
+        self._container, self._late, self.seeks = container, late, []
+
+    def __getattr__(self, name):
+        return getattr(self._container, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exception) -> None:
+        self._container.close()
+
+    def seek(self, offset: int, **options) -> None:
+        self.seeks.append(offset)
+        stream = options.get("stream")
+        if stream is not None and len(self.seeks) == 1:
+            offset += round(self._late / stream.time_base)
+        self._container.seek(offset, **options)
+
+
+def test_a_seek_that_lands_late_is_retried_earlier(monkeypatch):
+    import hvm1.data.video
+    from data_files import VIDEOS, shared_file
+
+    path = shared_file(VIDEOS, "vtest.avi")  # keyframes every 25 s
+    expected = read_clip(path, 8, start=30.0)
+    opened = []
+    real_open = hvm1.data.video._open
+
+    def open_seeking_late(path):
+        opened.append(SeeksLate(real_open(path), late=25.0))
+        return opened[-1]
+
+    monkeypatch.setattr(hvm1.data.video, "_open", open_seeking_late)
+    clip = read_clip(path, 8, start=30.0)
+    assert len(opened[0].seeks) > 1  # it noticed and sought again
+    assert clip.times.tolist() == expected.times.tolist()
+    assert torch.equal(clip.frames, expected.frames)

@@ -30,8 +30,8 @@ Start = Union[float, str, tuple[int, int]]
 # Frame times and instants are floats computed from rationals; a frame exactly on an instant must count as
 # "at or before" it whatever the rounding. One microsecond is far below any frame interval.
 _TIME_TOLERANCE = 1e-6
-# Decoders with B-frames emit frames in presentation order only after a reorder delay; H.264 and HEVC cap
-# the reorder buffer at 16 frames, so 16 frames past the clip end there can be no earlier frame to come.
+# Frames are coded out of presentation order by at most the reorder buffer, which H.264 and HEVC cap at 16
+# frames: 16 frames (or packets) past the clip's end, no frame of the clip can still come.
 _REORDER_DEPTH = 16
 # When a seek lands after the time asked for, retry this many seconds earlier, then 8x further back, ...
 _FIRST_SEEK_BACKOFF = 1.0
