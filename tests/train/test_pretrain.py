@@ -14,7 +14,7 @@ from hvm1.cli import main
 from hvm1.data import video_eval_preset, video_train_preset
 from hvm1.data.transforms import VIDEO_MEAN, VIDEO_STD
 from hvm1.train import PretrainConfig, TrainingError, pretrain, read_metrics
-from hvm1.train.common import weight_decay_groups
+from hvm1.train.common import autocast_dtype, learning_rate, weight_decay_groups
 from hvm1.train.distributed import DistributedContext, ShardedSampler
 from hvm1.train.samples import TrainClips
 from train_helpers import MAE_CHECKPOINT, TINY_HEADS, TINY_SET
@@ -138,3 +138,29 @@ def test_sharded_sampler_splits_each_global_batch_across_ranks():
     assert list(ranks[1]) == shards[1][2:]
     ranks[1].set_epoch(1)
     assert [index for _, index in ranks[1]] != [index for _, index in shards[1]]
+
+
+def test_activation_checkpointing_changes_nothing_but_memory(small_videos, tmp_path):
+    losses = [
+        pretrain(small_videos[:2], tiny_config(tmp_path / name, max_steps=3, epochs=3, grad_checkpointing=on),
+                 preset=FIXED).losses
+        for name, on in (("plain", False), ("checkpointed", True))
+    ]
+    assert losses[0] == pytest.approx(losses[1], rel=1e-6)
+
+
+def test_precision_is_float32_on_cpu_unless_asked_and_bf16_on_cuda():
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert autocast_dtype("auto", cpu) is None and autocast_dtype("auto", cuda) == torch.bfloat16
+    assert autocast_dtype("bf16", cpu) == torch.bfloat16 and autocast_dtype("fp32", cuda) is None
+    with pytest.raises(ValueError, match="fp16 needs CUDA"):
+        autocast_dtype("fp16", cpu)
+
+
+def test_learning_rate_warms_up_then_stays_or_follows_a_half_cosine():
+    constant = PretrainConfig(out_dir="-", lr=1e-3, warmup_steps=4)
+    assert [learning_rate(constant, step, 10) for step in (0, 3, 4, 9)] == pytest.approx([2.5e-4, 1e-3, 1e-3, 1e-3])
+    cosine = PretrainConfig(out_dir="-", lr=1e-3, min_lr=1e-5, lr_schedule="cosine")
+    assert learning_rate(cosine, 0, 10) == pytest.approx(1e-3)
+    assert learning_rate(cosine, 5, 10) == pytest.approx((1e-3 + 1e-5) / 2)
+    assert learning_rate(cosine, 10, 10) == pytest.approx(1e-5)

@@ -28,6 +28,8 @@ from torch.distributed.checkpoint.state_dict import (
 )
 from torch.utils.data import Sampler
 
+from .samples import sample_generator
+
 logger = logging.getLogger(__name__)
 
 
@@ -172,8 +174,7 @@ class ShardedSampler(Sampler[tuple[int, int]]):
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
         if self.shuffle:
-            generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-            order = torch.randperm(self.dataset_size, generator=generator).tolist()
+            order = torch.randperm(self.dataset_size, generator=sample_generator(self.seed, self.epoch)).tolist()
         else:
             order = list(range(self.dataset_size))
         order = order[: self.batches_per_epoch * self.batch_size * self.world_size]
