@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import bisect
+import math
 import os
 import statistics
 import time
@@ -64,7 +65,7 @@ def published_clip(path: Path, start: float) -> torch.Tensor:
     height, width = video.shape[-2:]
     size = (SHORT_SIDE, round(width * SHORT_SIDE / height)) if height <= width else (round(height * SHORT_SIDE / width), SHORT_SIDE)
     video = F.interpolate(video, size=size, mode="bilinear", align_corners=False)
-    top, left = (size[0] - IMG_SIZE) // 2, (size[1] - IMG_SIZE) // 2
+    top, left = math.ceil((size[0] - IMG_SIZE) / 2), math.ceil((size[1] - IMG_SIZE) / 2)
     return video[:, :, top : top + IMG_SIZE, left : left + IMG_SIZE].permute(1, 0, 2, 3)
 
 

@@ -54,6 +54,7 @@ def test_center_and_uniform_crops():
     assert torch.equal(uniform_crop(tall, 4, "left"), tall[..., 0:4, 1:5])  # top
     assert torch.equal(uniform_crop(tall, 4, "right"), tall[..., 6:10, 1:5])  # bottom
     assert center_crop(x, (2, 8)).shape[-2:] == (2, 8)
+    assert torch.equal(center_crop(x, 3), x[..., 2:5, 4:7])  # odd margins: the extra pixel comes first
     with pytest.raises(ValueError, match="cannot crop 7x7 from a 6x10"):
         center_crop(x, 7)
     with pytest.raises(ValueError, match="position"):

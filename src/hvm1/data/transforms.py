@@ -66,7 +66,8 @@ def uniform_crop(x: torch.Tensor, size: int | tuple[int, int], position: str) ->
     """A crop centred on the short side and at `position` ("left", "center", "right") along the long side.
 
     For a portrait frame "left" is the top and "right" the bottom; the three positions are the three
-    spatial views of multi-view video evaluation.
+    spatial views of multi-view video evaluation. Odd margins put the extra pixel before the crop, as the
+    published `uniform_crop` does.
     """
     if position not in CROP_POSITIONS:
         raise ValueError(f"position must be one of {CROP_POSITIONS}, got {position!r}")
@@ -75,9 +76,9 @@ def uniform_crop(x: torch.Tensor, size: int | tuple[int, int], position: str) ->
     room_y, room_x = x.shape[-2] - height, x.shape[-1] - width
     along = {"left": 0.0, "center": 0.5, "right": 1.0}[position]
     if x.shape[-2] > x.shape[-1]:
-        top, left = round(room_y * along), room_x // 2
+        top, left = math.ceil(room_y * along), math.ceil(room_x / 2)
     else:
-        top, left = room_y // 2, round(room_x * along)
+        top, left = math.ceil(room_y / 2), math.ceil(room_x * along)
     return x[..., top : top + height, left : left + width]
 
 
