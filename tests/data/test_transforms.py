@@ -8,7 +8,14 @@ import torch
 from PIL import Image
 
 from data_files import VIDEOS, shared_file
-from hvm1.data import image_eval_preset, read_image, video_eval_preset, video_train_preset, visualisation_preset
+from hvm1.data import (
+    image_eval_preset,
+    read_clip,
+    read_image,
+    video_eval_preset,
+    video_train_preset,
+    visualisation_preset,
+)
 from hvm1.data.transforms import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -126,6 +133,9 @@ def test_video_presets_give_model_inputs():
     views, _ = video_eval_preset(64, 4, VIDEO_MEAN, VIDEO_STD, crop="uniform").load(path, start=(0, 3))
     assert views.shape == (3, 3, 4, 64, 64)
     assert not torch.equal(views[0], views[2])
+    full = read_clip(path, 4, 8, start=(0, 3)).frames  # full resolution: the preset resizes it itself
+    resized_here = video_eval_preset(64, 4, VIDEO_MEAN, VIDEO_STD)(full)
+    assert (resized_here - views[1]).abs().mean().item() < 0.05  # torch's resize, not swscale's
     train = video_train_preset(32, 4, VIDEO_MEAN, VIDEO_STD, short_side=(40, 48), crop_scale=(0.5, 1.0))
     generator = torch.Generator().manual_seed(0)
     first, _ = train.load(path, generator=generator)

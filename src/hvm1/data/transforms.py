@@ -200,8 +200,13 @@ class VideoPreset:
         return self(clip.frames, generator), clip.padded
 
     def __call__(self, frames: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Decoded frames (T, H, W, 3) uint8, already at the preset's short side, to the model input."""
+        """Decoded frames (T, H, W, 3) uint8 to the model input; `load` decodes them at the preset's short
+        side, frames read otherwise are resized to it here (to the nearest end of a short-side range)."""
         x = to_cthw(frames)
+        low, high = (self.short_side, self.short_side) if isinstance(self.short_side, int) else self.short_side
+        short = min(x.shape[-2:])
+        if not low <= short <= high:
+            x = resize_short_side(x, min(max(short, low), high))
         if self.crop == "random_resized":
             x = random_resized_crop(x, self.img_size, self.crop_scale, self.crop_ratio, generator)
         elif self.crop == "uniform":
