@@ -20,8 +20,12 @@ def pretrain_args(videos, out_dir, batch_size: int) -> list[str]:
 @pytest.fixture(scope="module")
 def one_process(small_videos, tmp_path_factory):
     out = tmp_path_factory.mktemp("one_process")
-    torch.set_num_threads(1)
-    assert main(pretrain_args(small_videos, out, batch_size=2)) == 0
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as each torchrun process runs
+    try:
+        assert main(pretrain_args(small_videos, out, batch_size=2)) == 0
+    finally:
+        torch.set_num_threads(threads)
     return out
 
 

@@ -12,7 +12,7 @@ from hvm1.cli import main
 from hvm1.data import video_eval_preset
 from hvm1.data.transforms import VIDEO_MEAN, VIDEO_STD
 from hvm1.train import FinetuneConfig, finetune, read_metrics
-from hvm1.train.finetune import finetune_model, layer_decay_groups
+from hvm1.train.finetune import _mix, finetune_model, layer_decay_groups
 from hvm1.train.samples import select_shots
 from train_helpers import IMAGES, MAE_CHECKPOINT, VIT_CHECKPOINT, require_shared
 
@@ -102,3 +102,29 @@ def test_resume_continues_exactly_with_dropout_and_drop_path(two_classes, tmp_pa
                     tiny_config(tmp_path / "split", epochs=2, lr=1e-3, resume="auto"))
     assert whole.steps == rest.steps == 4 and len(rest.losses) == 1
     assert first.losses + rest.losses == whole.losses
+
+
+def test_mixup_and_cutmix_mix_clips_and_targets_reproducibly():
+    config = tiny_config(Path("-"), mixup=0.8, cutmix=1.0)
+    video = torch.stack([torch.full((3, 2, 8, 8), float(i)) for i in range(4)])
+    target = torch.eye(4)
+    index = torch.tensor([5, 1, 7, 2])
+    mixed, soft = _mix(video, target, config, index)
+    again, soft_again = _mix(video, target, config, index)
+    assert torch.equal(mixed, again) and torch.equal(soft, soft_again)
+    assert torch.allclose(soft.sum(dim=-1), torch.ones(4))
+    assert not torch.equal(mixed, video) and (soft.diagonal() < 1).all()
+
+
+def test_every_config_field_has_a_flag():
+    import dataclasses
+
+    from hvm1.cli import _build_parser
+    from hvm1.train import PretrainConfig
+
+    commands = _build_parser()._subparsers._group_actions[0].choices
+    for name, cls, library_only in (("pretrain", PretrainConfig, {"model", "overrides"}),
+                                    ("finetune", FinetuneConfig, {"model", "overrides", "arch"})):
+        flags = {action.dest for action in commands[name]._actions}
+        missing = {f.name for f in dataclasses.fields(cls)} - flags - library_only
+        assert not missing, f"hvm1 {name} lacks flags for {sorted(missing)}"

@@ -457,7 +457,7 @@ class _Run:
         everyone = [item for items in all_gather_objects(mine, self.context) for item in items]
         for item in everyone:
             if self.context.is_main:
-                logger.info("step %d: skipped %s: %s", self.step + 1, item.path, item.reason)
+                logger.warning("step %d: skipped %s: %s", self.step + 1, item.path, item.reason)
             self.metrics.write({"kind": "skipped", "step": self.step + 1, "epoch": self.epoch,
                                 "path": item.path, "reason": item.reason})
         return everyone

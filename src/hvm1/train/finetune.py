@@ -122,7 +122,7 @@ def finetune_model(config: FinetuneConfig, num_classes: int) -> tuple[VideoViT, 
     state = {key: value for key, value in source.state_dict().items() if not key.startswith("head.")}
     state |= {"head.weight": weight, "head.bias": torch.zeros(num_classes)}
     model.load_state_dict(state, strict=True, assign=True)
-    logger.info("%s", note)
+    logger.warning("%s", note)
     return model, note
 
 

@@ -121,7 +121,7 @@ class TrainClips(Dataset):
                 if self.mask_tokens:
                     noises.append(torch.rand(self.mask_tokens, generator=generator))
         except VideoError as error:
-            logger.warning("skipping %s", error)
+            logger.info("skipping %s", error)  # the training loop reports it, with the step
             return Skipped(str(path), error.reason or str(error))
         noise = torch.stack(noises) if noises else None
         return TrainSample(torch.stack(clips), self.labels[index], noise, index, str(path))
