@@ -151,7 +151,7 @@ def _add_zoo_commands(sub: argparse._SubParsersAction) -> None:
 _PUBLISHED_FILE_SIZE = "about 7.6 GB"
 
 
-def _add_video_run_args(parser: argparse.ArgumentParser) -> None:
+def _add_video_run_args(parser: argparse.ArgumentParser, command: str) -> None:
     """Video selection, model, device and output options shared by `complete` and `attention`."""
     parser.add_argument("paths", nargs="*", type=Path, metavar="PATH",
                         help="video files or folders (searched recursively); none: a synthetic sample clip")
@@ -162,7 +162,7 @@ def _add_video_run_args(parser: argparse.ArgumentParser) -> None:
                         help="draw K of the videos at random with --seed (default: all of them)")
     parser.add_argument("--seed", type=int, default=0, help="seeds the draw of videos and the random masks (default 0)")
     parser.add_argument("--out-dir", type=Path, metavar="DIR",
-                        help="where the pictures go (default: a new folder hvm1-COMMAND-DATE-* in the temp folder)")
+                        help=f"where the pictures go (default: a new folder hvm1-{command}-DATE-* in the temp folder)")
     parser.add_argument("--device", choices=DEVICE_CHOICES, default="auto",
                         help="auto (default) picks cuda, then mps, then cpu")
     parser.add_argument("--img-size", "--img_size", type=int, metavar="N",
@@ -260,7 +260,7 @@ def _add_viz_commands(sub: argparse._SubParsersAction) -> None:
     complete = sub.add_parser(
         "complete", help="mask videos and let an MAE complete them: one picture per video (original, masked, completion)"
     )
-    _add_video_run_args(complete)
+    _add_video_run_args(complete, "complete")
     complete.add_argument("--mask-type", "--mask_type", choices=("random", "temporal", "center"), default="random",
                           help="which tokens to remove (default random)")
     complete.add_argument("--mask-ratio", "--mask_ratio", type=float, metavar="R",
@@ -273,7 +273,7 @@ def _add_viz_commands(sub: argparse._SubParsersAction) -> None:
     attention = sub.add_parser(
         "attention", help="draw a ViT's last-block CLS attention over the frames: one picture per video"
     )
-    _add_video_run_args(attention)
+    _add_video_run_args(attention, "attention")
     attention.add_argument("--heads", choices=("mean", "each"), default="mean",
                            help="one row averaged over heads (default), or a row per head")
     attention.set_defaults(func=_cmd_attention)

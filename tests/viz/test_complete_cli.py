@@ -54,6 +54,16 @@ def test_same_seed_gives_byte_identical_pictures(mae_args, two_videos, tmp_path)
     assert runs["a"].keys() == runs["c"].keys() and runs["a"] != runs["c"]  # another seed, other random masks
 
 
+def test_scale_each_stretches_every_tile(mae_args, two_videos, tmp_path):
+    out = tmp_path / "out"
+    assert main(["complete", str(two_videos[0]), *mae_args, "--scale-each", "--out-dir", str(out)]) == 0
+    with Image.open(out / "box_mae_checkpoint_random.jpg") as image:
+        picture = np.asarray(image)
+    assert picture.shape == (3 * (TILE + 1) + 1, FRAMES * (TILE + 1) + 1, 3)
+    first = picture[1 : TILE + 1, 1 : TILE + 1]  # the first original frame, stretched to its own min and max
+    assert first.min() <= 4 and first.max() >= 251  # JPEG leaves the extremes within a few levels
+
+
 def test_a_broken_video_is_skipped_and_named(mae_args, two_videos, tmp_path, capsys):
     folder = tmp_path / "videos"
     folder.mkdir()
