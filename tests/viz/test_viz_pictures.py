@@ -32,11 +32,24 @@ MEAN, STD = (0.45,) * 3, (0.225,) * 3
 FILL = round(0.45 * 255)  # a removed patch is 0 in normalised units: the mean colour
 
 
+@pytest.fixture(scope="module")
+def tiny_clip():
+    """A function: the video at a path as the tiny models take it (56 px, 8 frames), decoded once per module."""
+    preset, clips = visualisation_preset(56, 8, MEAN, STD), {}
+
+    def load(path: Path) -> torch.Tensor:
+        if path not in clips:
+            clips[path] = preset.load(path)[0]
+        return clips[path]
+
+    return load
+
+
 @pytest.mark.parametrize("mask_type", ["random", "temporal", "center"])
 @pytest.mark.parametrize("name", ["box.mp4", "tree.avi"])
-def test_masked_row_is_flat_exactly_where_the_mask_says(mask_type, name, reference_mae, videos_dir):
+def test_masked_row_is_flat_exactly_where_the_mask_says(mask_type, name, reference_mae, videos_dir, tiny_clip):
     config = reference_mae.config
-    clip, _ = visualisation_preset(config.img_size, config.num_frames, MEAN, STD).load(videos_dir / name)
+    clip = tiny_clip(videos_dir / name)
     completion = complete_clip(reference_mae, clip, mask_type, generator=video_generator(0, name))
     original, masked, completed = completion_tiles(completion, MEAN, STD)  # each (T', S, S, 3)
     removed = completion.removed[0].numpy()  # (T', S, S)
@@ -80,10 +93,10 @@ def test_grid_has_one_pixel_padding():
     assert (grid[0] == 0).all() and (grid[:, 6] == 0).all() and (grid[1:6, 1:6] == 200).all()
 
 
-def test_attention_picture(reference, videos_dir):
+def test_attention_picture(reference, videos_dir, tiny_clip):
     vit = hvm1.load_model(reference / "vit_checkpoint.pth", num_heads=4)
     config = vit.config
-    clip, _ = visualisation_preset(config.img_size, config.num_frames, MEAN, STD).load(videos_dir / "cup.mp4")
+    clip = tiny_clip(videos_dir / "cup.mp4")
     maps = attention_maps(vit, clip)
     t, h, w = config.grid_size
     assert maps.shape == (1, 4, t, h, w)
