@@ -175,8 +175,9 @@ def _load_viz_model(args: argparse.Namespace, model_type: str):
     from .zoo import cached_path, get_model_entry, preprocessing_for
 
     device = resolve_device(args.device)
-    if args.model:
-        entry = get_model_entry(args.model)
+    zoo_name = args.model if args.model and not Path(args.model).is_file() else None
+    if zoo_name:
+        entry = get_model_entry(zoo_name)
         if args.img_size and args.img_size != entry.img_size:
             raise ValueError(f"model {entry.name!r} takes {entry.img_size} px frames, not --img-size {args.img_size}")
         _model_from_args(args, model_type=model_type, pretrained=False, device="meta")  # fails before downloading
@@ -184,11 +185,10 @@ def _load_viz_model(args: argparse.Namespace, model_type: str):
             print(f"downloading {entry.filename} ({_PUBLISHED_FILE_SIZE}) from {entry.repo_id} once, into the "
                   f"Hugging Face cache", file=sys.stderr)
     model = _model_from_args(args, model_type=model_type, device=device)
+    file = None if zoo_name else Path(args.checkpoint or args.model)
     if args.img_size and args.img_size != model.config.img_size:
-        raise ValueError(f"{args.checkpoint} holds a model of {model.config.img_size} px frames, "
-                         f"not --img-size {args.img_size}")
-    name = args.model or args.checkpoint.stem
-    return model, name, preprocessing_for(args.model or model)
+        raise ValueError(f"{file} holds a model of {model.config.img_size} px frames, not --img-size {args.img_size}")
+    return model, zoo_name or file.stem, preprocessing_for(zoo_name or model)
 
 
 def _progress_bar(label: str):
