@@ -151,6 +151,20 @@ def test_the_next_video_decodes_while_the_current_one_is_worked_on():
     assert len(list(clips)) == 1
 
 
+def test_mp4_falls_back_to_mpeg4_and_pads_odd_sizes(tmp_path, monkeypatch):
+    from hvm1.viz import grid
+
+    monkeypatch.setattr(grid, "_H264_ENCODERS", ("no-such-encoder",))
+    assert grid.mp4_encoder() == "mpeg4"
+    frames = np.random.default_rng(0).integers(0, 256, (5, 33, 47, 3), dtype=np.uint8)
+    path = grid.write_animation(frames, tmp_path / "clip.mp4", 7.5)
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        assert stream.codec_context.name == "mpeg4"
+        decoded = [frame.to_ndarray(format="rgb24") for frame in container.decode(stream)]
+    assert len(decoded) == 5 and decoded[0].shape == (34, 48, 3)
+
+
 def test_sample_clip_is_a_readable_video(tmp_path):
     path = make_sample_clip(tmp_path / "sample.mp4", num_frames=20, height=120, width=160)
     with av.open(str(path)) as container:

@@ -77,7 +77,7 @@ def mp4_encoder() -> str:
     for name in _H264_ENCODERS:
         try:
             av.codec.Codec(name, "w")
-        except (av.codec.codec.UnknownCodecError, ValueError):
+        except ValueError:  # PyAV's UnknownCodecError: not in this FFmpeg build
             continue
         return name
     return _FALLBACK_ENCODER

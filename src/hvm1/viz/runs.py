@@ -96,7 +96,7 @@ def output_stems(videos: Sequence[str | os.PathLike]) -> list[Path]:
     for stem, indices in by_stem.items():
         if len(indices) == 1:
             continue
-        folders = [videos[i].resolve().parent for i in indices]
+        folders = [Path(os.path.abspath(videos[i])).parent for i in indices]  # as named, links not followed
         common = Path(os.path.commonpath(folders))
         for i, folder in zip(indices, folders):
             stems[i] = folder.relative_to(common) / stem
