@@ -80,6 +80,17 @@ def test_a_broken_video_is_skipped_and_named(mae_args, two_videos, tmp_path, cap
     assert f"{folder / 'broken.mp4'}: not a video file FFmpeg can read" in err
 
 
+def test_videos_sharing_a_stem_get_their_folder(mae_args, two_videos, tmp_path):
+    for folder, video in zip("ab", two_videos):
+        (tmp_path / "videos" / folder).mkdir(parents=True)
+        (tmp_path / "videos" / folder / "clip.mp4").symlink_to(video)
+    out = tmp_path / "out"
+    assert main(["complete", str(tmp_path / "videos"), *mae_args, "--out-dir", str(out)]) == 0
+    assert sorted(str(path.relative_to(out)) for path in out.rglob("*.jpg")) == [
+        "a/clip_mae_checkpoint_random.jpg", "b/clip_mae_checkpoint_random.jpg",
+    ]
+
+
 @pytest.mark.parametrize("animate", ["mp4", "gif"])
 def test_animation_decodes_to_one_frame_per_predicted_frame(animate, mae_args, two_videos, tmp_path):
     out = tmp_path / "out"
