@@ -1,16 +1,17 @@
 # Two commands a newcomer needs; each installs what it needs into .venv first.
+#   make demo   - install, then the main job: complete masked videos with mae_hvm1_none (downloads ~7.6 GB once)
+#                 VIDEOS="a.mp4 dir/" picks the videos (default: a synthetic sample clip), OUT=DIR the output
 #   make test   - install and run the test suite
-#   make demo   - install and run the main job (see README)
+#   make quickstart - install and run the offline first example (small random-weight models)
 PYTHON ?= python3
 VENV   ?= .venv
 PY      = $(VENV)/bin/python
 TORCH  ?= torch==2.13.0
 
-.PHONY: install test demo
+.PHONY: install test demo quickstart
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH)"
 	$(PY) -m pip install -q -e ".[test]"
 	touch $@
@@ -21,4 +22,7 @@ test: install
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 demo: install
+	$(VENV)/bin/hvm1 complete $(VIDEOS) --model mae_hvm1_none --mask-type center $(if $(OUT),--out-dir $(OUT))
+
+quickstart: install
 	$(PY) examples/quickstart.py
