@@ -7,7 +7,7 @@ import pytest
 
 from eval_files import class_folders
 from hvm1.cli import main
-from hvm1.eval import Embeddings, embed_videos, load_embeddings, probe, select_shots
+from hvm1.eval import Embeddings, embed_videos, load_embeddings, probe
 
 
 @pytest.fixture(scope="module")
@@ -30,12 +30,12 @@ def test_probe_separates_two_videos(street_and_box, method):
 
 
 def test_shots_are_seeded_and_per_class(street_and_box):
-    train = load_embeddings(street_and_box[0])
-    chosen = select_shots(train.labels, 2, seed=1)
-    assert np.bincount(train.labels[chosen]).tolist() == [2, 2]
-    assert select_shots(train.labels, 2, seed=1).tolist() == chosen.tolist()
-    with pytest.raises(ValueError, match="class 0 has 3 training examples, fewer than the 4"):
-        select_shots(train.labels, 4, seed=0)
+    train, test = map(load_embeddings, street_and_box)
+    result = probe(train, test, method="knn", k=1, shots=2, seed=1)
+    assert result.settings["train_videos"] == 4 and result.settings["shots"] == 2
+    assert probe(train, test, method="knn", k=1, shots=2, seed=1).logits.tolist() == result.logits.tolist()
+    with pytest.raises(ValueError, match="class 0 has 3 examples, fewer than --shots 4"):
+        probe(train, test, shots=4)
 
 
 def test_cli(street_and_box, tmp_path, capsys):

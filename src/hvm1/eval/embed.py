@@ -63,8 +63,9 @@ def embedding_preset(preprocessing: Preprocessing, sampling_rate: int = DEFAULT_
 @dataclass
 class EmbedResult:
     """What `embed_videos` did: `embeddings` (every row: with an output file, all that it now holds; None on
-    ranks other than 0, or when no video could be read), how many videos this call `embedded` and how many were already done (`reused`), the
-    files it `skipped` as unreadable (all ranks'), and the output file."""
+    ranks other than 0, or when no video could be read), how many videos this call `embedded` and how many of
+    those asked for were already done (`reused`), the files it `skipped` as unreadable (all ranks'), and the
+    output file."""
 
     embeddings: Embeddings | None
     embedded: int
@@ -105,7 +106,8 @@ def embed_videos(
     """
     if not isinstance(model, VideoViT):
         raise ValueError(f"embeddings come from a VideoViT, got a {type(model).__name__} (load an MAE with model_type='vit')")
-    pool_tokens(torch.zeros(1, 2, 1), pool)  # validates `pool` before any decoding
+    if pool not in POOLS:
+        raise ValueError(f"pool must be one of {', '.join(POOLS)}, got {pool!r}")
     listing = paths if isinstance(paths, LabelledFiles) else list_files(paths)
     preprocessing = preprocessing or preprocessing_for(model)
     preset = embedding_preset(preprocessing, sampling_rate)
@@ -132,7 +134,7 @@ def embed_videos(
         embedded, skipped = _gather(rows.count, skipped, world_size)
         _barrier(world_size)  # every chunk is written
         merged = _merge(out, parts, listing) if rank == 0 else None
-        return EmbedResult(merged, embedded, reused=len(done), skipped=skipped, out=out)
+        return EmbedResult(merged, embedded, reused=len(listing.files) - len(todo), skipped=skipped, out=out)
     finally:
         if joined:
             dist.destroy_process_group()

@@ -14,28 +14,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from hvm1.train.samples import select_shots
+
 from .predictions import Predictions
 from .store import Embeddings
 
 logger = logging.getLogger(__name__)
 
 METHODS = ("linear", "knn")
-
-
-def select_shots(labels: np.ndarray, shots: int, seed: int) -> np.ndarray:
-    """The indices of `shots` examples per class, drawn with `seed` (the same on every machine), sorted.
-
-    Raises ValueError naming a class with fewer examples.
-    """
-    generator = torch.Generator().manual_seed(seed)
-    chosen = []
-    for label in np.unique(labels):
-        members = np.flatnonzero(labels == label)
-        if len(members) < shots:
-            raise ValueError(f"class {label} has {len(members)} training examples, fewer than the {shots} shots asked for")
-        order = torch.randperm(len(members), generator=generator).numpy()
-        chosen.append(members[order[:shots]])
-    return np.sort(np.concatenate(chosen))
 
 
 def fit_linear(
@@ -89,14 +75,14 @@ def probe(
 
     `method` is `linear` (logistic regression on features standardised with the training mean and std) or
     `knn` (`k` nearest neighbours by cosine similarity); `shots` keeps that many training videos per class,
-    drawn with `seed`. Raises ValueError for unlabelled rows, token embeddings, or files from other models,
+    drawn with `seed` as `hvm1 finetune --shots --seed` draws them (the same videos of the same listing). Raises ValueError for unlabelled rows, token embeddings, or files from other models,
     poolings, widths or class lists.
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
     _check_pair(train, test)
     if shots is not None:
-        train = train.select(select_shots(train.labels, shots, seed))
+        train = train.select(select_shots(train.labels.tolist(), shots, seed))
     num_classes = len(train.classes) if train.classes else int(max(train.labels.max(), test.labels.max())) + 1
     x_train, y_train = torch.from_numpy(train.embeddings).double(), torch.from_numpy(train.labels)
     x_test = torch.from_numpy(test.embeddings).double()
