@@ -9,10 +9,12 @@ import subprocess
 import sys
 import time
 
+import pytest
 import torch
 
 from hvm1.cli import main
-from train_helpers import MAE_CHECKPOINT, SRC, TINY_SET, run_cli, train_losses
+from hvm1.train import PretrainConfig, pretrain
+from train_helpers import MAE_CHECKPOINT, SRC, TINY_HEADS, TINY_SET, run_cli, train_losses
 
 
 def pretrain_args(data, out_dir) -> list[str]:
@@ -59,3 +61,17 @@ def test_sigkill_mid_epoch_then_resume_equals_uninterrupted(small_videos, tmp_pa
     run_cli([*pretrain_args(data, killed), "--resume", "auto"])
     resumed = train_losses(killed)
     assert resumed == uninterrupted
+
+
+def test_resume_with_another_batch_split_reads_the_same_files(small_videos, tmp_path):
+    def config(out_dir, **changes):
+        values = dict(out_dir=str(out_dir), model=str(MAE_CHECKPOINT), overrides=TINY_HEADS, batch_size=2,
+                      repeat_aug=1, epochs=2, num_workers=0, tensorboard=False)
+        return PretrainConfig(**(values | changes))
+
+    whole = pretrain(small_videos, config(tmp_path / "whole")).losses
+    first = pretrain(small_videos, config(tmp_path / "split", max_steps=1)).losses  # 2 files into epoch 0
+    with pytest.raises(ValueError, match="not a whole number of this run's micro-batches of 4 files"):
+        pretrain(small_videos, config(tmp_path / "split", batch_size=4, resume="auto"))
+    rest = pretrain(small_videos, config(tmp_path / "split", batch_size=1, accum_iter=2, resume="auto")).losses
+    assert len(whole) == 4 and first + rest == pytest.approx(whole, rel=1e-5)

@@ -2,7 +2,7 @@
 
 A checkpoint is `{'model', 'optimizer', 'epoch', 'scaler', 'args'}` as the published ones (`args` an
 `argparse.Namespace` holding the architecture fields, so `hvm1.load_model` reads the file as it reads a
-published one), plus `step` (optimizer steps done), `sampler` (epoch and micro-batches done in it) and `rng`
+published one), plus `step` (optimizer steps done), `sampler` (the epoch, and the micro-batches per rank and files in all done in it) and `rng`
 (each rank's torch generator states). Files are written to a temporary name, fsynced, then renamed: a
 process killed at any moment leaves either the old file or the new one, never a torn one.
 """

@@ -278,10 +278,10 @@ class _Run:
             self._resume(source)
         if context.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
-            resolved = {"train": _plain_dict(dataclasses.asdict(config)), "args": _plain_dict(self.task.args),
+            resolved = {"train": dataclasses.asdict(config), "args": self.task.args,
                         "world_size": context.world_size, "steps_per_epoch": self.steps_per_epoch,
                         "total_steps": self.total_steps}
-            (self.out_dir / "config.json").write_text(json.dumps(resolved, indent=2) + "\n")
+            (self.out_dir / "config.json").write_text(json.dumps(resolved, indent=2, default=str) + "\n")
         self.metrics = MetricsWriter(self.out_dir, enabled=context.is_main, tensorboard=config.tensorboard)
 
     def _resume(self, path: Path) -> None:
@@ -290,7 +290,7 @@ class _Run:
         if self.scaler is not None and payload.get("scaler"):
             self.scaler.load_state_dict(payload["scaler"])
         self.step = int(payload["step"])
-        self.epoch, self.batches = int(payload["sampler"]["epoch"]), int(payload["sampler"]["batches"])
+        self.epoch, self.batches = int(payload["sampler"]["epoch"]), self._batches_done(payload["sampler"], path)
         self.best_value = payload.get("best_value")
         self.last_checkpoint = path
         best = path.parent / BEST
@@ -306,6 +306,18 @@ class _Run:
             torch.manual_seed(sample_generator(self.config.seed, self.step, self.context.rank).initial_seed())
         logger.info("resumed from %s at step %d (epoch %d, micro-batch %d)", path, self.step, self.epoch, self.batches)
 
+    def _batches_done(self, sampler: dict[str, int], path: Path) -> int:
+        # The position is stored in files, so a run may resume with another rank count or batch size as long
+        # as the files done so far are a whole number of its micro-batches; it then reads the same files.
+        per_batch = self.config.batch_size * self.context.world_size
+        if sampler["samples"] % per_batch:
+            raise ValueError(
+                f"{path} stopped {sampler['samples']} files into epoch {sampler['epoch']}, not a whole number of "
+                f"this run's micro-batches of {self.config.batch_size} files x {self.context.world_size} ranks: "
+                f"resume with a batch size that divides it"
+            )
+        return sampler["samples"] // per_batch
+
     def save(self, best: bool) -> None:
         # Collectives first: every rank takes part, then rank 0 alone writes.
         model_state = full_model_state(self.model, self.context)
@@ -320,7 +332,8 @@ class _Run:
             "scaler": self.scaler.state_dict() if self.scaler is not None else {},
             "args": _namespace(self.task.args),
             "step": self.step,
-            "sampler": {"epoch": self.epoch, "batches": self.batches},
+            "sampler": {"epoch": self.epoch, "batches": self.batches,
+                        "samples": self.batches * self.config.batch_size * self.context.world_size},
             "rng": {"world_size": self.context.world_size, "states": states},
             "best_value": self.best_value,
         }
@@ -469,10 +482,6 @@ def config_args(config: TrainConfig) -> dict[str, Any]:
     values = dataclasses.asdict(config)
     values.pop("overrides", None)
     return values
-
-
-def _plain_dict(values: dict[str, Any]) -> dict[str, Any]:
-    return {key: list(v) if isinstance(v, tuple) else _plain(v) for key, v in values.items()}
 
 
 def _to_device(batch: TrainBatch, device: torch.device) -> TrainBatch:
