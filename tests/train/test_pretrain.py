@@ -17,19 +17,13 @@ from hvm1.train import PretrainConfig, TrainingError, pretrain, read_metrics
 from hvm1.train.common import autocast_dtype, learning_rate, weight_decay_groups
 from hvm1.train.distributed import DistributedContext, ShardedSampler
 from hvm1.train.samples import TrainClips
-from train_helpers import MAE_CHECKPOINT, TINY_HEADS, TINY_SET
+from train_helpers import MAE_CHECKPOINT, TINY_HEADS, TINY_SET, tiny_pretrain_config
 
 FIXED = video_eval_preset(56, 8, VIDEO_MEAN, VIDEO_STD, sampling_rate=8)
 
 
-def tiny_config(out_dir: Path, **changes) -> PretrainConfig:
-    values = dict(out_dir=str(out_dir), model=str(MAE_CHECKPOINT), overrides=TINY_HEADS, batch_size=2,
-                  repeat_aug=1, num_workers=0, save_every=1000, tensorboard=False)
-    return PretrainConfig(**(values | changes))
-
-
 def test_mae_loss_halves_overfitting_two_clips(small_videos, tmp_path):
-    config = tiny_config(tmp_path / "run", epochs=80, lr=3e-3)
+    config = tiny_pretrain_config(tmp_path / "run", epochs=80, lr=3e-3)
     result = pretrain(small_videos[1::2], config, preset=FIXED)
     first, last = sum(result.losses[:3]) / 3, sum(result.losses[-5:]) / 5
     assert result.steps == 80
@@ -61,7 +55,7 @@ def test_cli_run_folder_is_complete_and_loadable(small_videos, tmp_path):
 
 
 def test_existing_run_needs_resume(small_videos, tmp_path):
-    config = tiny_config(tmp_path / "run", max_steps=1)
+    config = tiny_pretrain_config(tmp_path / "run", max_steps=1)
     pretrain(small_videos[:2], config, preset=FIXED)
     with pytest.raises(ValueError, match="--resume auto"):
         pretrain(small_videos[:2], config, preset=FIXED)
@@ -73,7 +67,7 @@ def test_bad_video_is_reported_and_skipped_not_replaced(small_videos, tmp_path):
     for video in small_videos[:2]:
         (data / video.name).symlink_to(video)
     (data / "broken.mp4").write_text("not a video")
-    config = tiny_config(tmp_path / "run", batch_size=3, epochs=1)
+    config = tiny_pretrain_config(tmp_path / "run", batch_size=3, epochs=1)
     result = pretrain(data, config, preset=FIXED)
     assert [Path(item.path).name for item in result.skipped] == ["broken.mp4"]
     (record,) = read_metrics(tmp_path / "run")
@@ -96,7 +90,7 @@ class PoisonedPreset:
 
 
 def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(small_videos, tmp_path):
-    config = tiny_config(tmp_path / "run", batch_size=1, epochs=2, save_every=1)
+    config = tiny_pretrain_config(tmp_path / "run", batch_size=1, epochs=2, save_every=1)
     with pytest.raises(TrainingError, match=r"loss nan at step 4 .*last good checkpoint is .*checkpoint-last"):
         pretrain(small_videos, config, preset=PoisonedPreset(poison_from=4))
     payload = torch.load(tmp_path / "run" / "checkpoint-last.pth", weights_only=False)
@@ -142,7 +136,7 @@ def test_sharded_sampler_splits_each_global_batch_across_ranks():
 
 def test_activation_checkpointing_changes_nothing_but_memory(small_videos, tmp_path):
     losses = [
-        pretrain(small_videos[:2], tiny_config(tmp_path / name, max_steps=3, epochs=3, grad_checkpointing=on),
+        pretrain(small_videos[:2], tiny_pretrain_config(tmp_path / name, max_steps=3, epochs=3, grad_checkpointing=on),
                  preset=FIXED).losses
         for name, on in (("plain", False), ("checkpointed", True))
     ]

@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from hvm1.cli import main
-from hvm1.train import PretrainConfig, pretrain
-from train_helpers import MAE_CHECKPOINT, SRC, TINY_HEADS, TINY_SET, run_cli, train_losses
+from hvm1.train import pretrain
+from train_helpers import MAE_CHECKPOINT, SRC, TINY_SET, run_cli, tiny_pretrain_config, train_losses
 
 
 def pretrain_args(data, out_dir) -> list[str]:
@@ -65,9 +65,7 @@ def test_sigkill_mid_epoch_then_resume_equals_uninterrupted(small_videos, tmp_pa
 
 def test_resume_with_another_batch_split_reads_the_same_files(small_videos, tmp_path):
     def config(out_dir, **changes):
-        values = dict(out_dir=str(out_dir), model=str(MAE_CHECKPOINT), overrides=TINY_HEADS, batch_size=2,
-                      repeat_aug=1, epochs=2, num_workers=0, tensorboard=False)
-        return PretrainConfig(**(values | changes))
+        return tiny_pretrain_config(out_dir, **({"epochs": 2} | changes))
 
     whole = pretrain(small_videos, config(tmp_path / "whole")).losses
     first = pretrain(small_videos, config(tmp_path / "split", max_steps=1)).losses  # 2 files into epoch 0

@@ -25,6 +25,15 @@ VIDEO_NAMES = ("box.mp4", "cup.mp4", "tree.avi", "vtest.avi")
 SRC = Path(__file__).resolve().parents[2] / "src"
 
 
+def tiny_pretrain_config(out_dir: Path, **changes):
+    """A PretrainConfig for the tiny reference MAE: 2 videos a step, one clip each, no workers, no TensorBoard."""
+    from hvm1.train import PretrainConfig
+
+    values = dict(out_dir=str(out_dir), model=str(MAE_CHECKPOINT), overrides=TINY_HEADS, batch_size=2,
+                  repeat_aug=1, num_workers=0, save_every=1000, tensorboard=False)
+    return PretrainConfig(**(values | changes))
+
+
 def require_shared(*paths: Path) -> None:
     """Skip the test, saying why, when ../shared (or a file in it) is absent."""
     for path in paths or (VIDEOS, TINY):
