@@ -288,7 +288,7 @@ def _load_eval_model(args: argparse.Namespace):
 
     from .zoo import preprocessing_for
 
-    model = _model_from_args(args, model_type="vit")
+    model = _model_from_args(args, model_type="vit", dtype=args.dtype)
     name = args.model or str(args.checkpoint.resolve())
     preprocessing = dataclasses.replace(
         preprocessing_for(args.model or args.checkpoint), img_size=model.config.img_size,
@@ -393,6 +393,8 @@ def _add_loader_args(parser: argparse.ArgumentParser) -> None:
                         help=f"take every R-th frame at 30 fps (default {DEFAULT_SAMPLING_RATE}, as published)")
     parser.add_argument("--device", choices=DEVICE_CHOICES, default="auto",
                         help="auto (default) picks cuda, then mps, then cpu; under torchrun each rank its own GPU")
+    parser.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default="float32",
+                        help="weights and compute (default float32; bfloat16 halves memory and time on GPUs)")
 
 
 def _add_eval_commands(sub: argparse._SubParsersAction) -> None:

@@ -135,3 +135,11 @@ def test_torchrun_two_processes_equal_one(labelled, tmp_path):
     )
     assert run.returncode == 0, run.stderr[-2000:]
     assert_same_rows(load_embeddings(tmp_path / "two.npz"), load_embeddings(tmp_path / "one.npz"), atol=1e-5)
+
+
+def test_csv_manifest_labels_and_dtype_setting(encoder, clips, tmp_path):
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text(f"path,label\n{clips['cup'][0]},3\n{clips['box'][0]},1\n")
+    rows = embed_videos(encoder, manifest, model_name="tiny").embeddings
+    assert rows.labels.tolist() == [3, 1] and rows.classes is None
+    assert rows.settings["model"] == "tiny" and rows.settings["dtype"] == "float32"

@@ -99,3 +99,13 @@ def test_parse_views_and_out_dir(tmp_path):
         with pytest.raises(ValueError, match="CLIPSxCROPS"):
             parse_views(text)
     assert default_out_dir("vit_hvm1_ssv2-10shot", "/data/ssv2/val", tmp_path) == tmp_path / "eval_vit_hvm1_ssv2-10shot_val"
+
+
+def test_cli_class_count_error_names_both_counts(tmp_path, clips, capsys):
+    data = class_folders(tmp_path / "three", {f"c{i}": [clips["box"][i]] for i in range(3)})
+    argv = ["evaluate", str(data), "--checkpoint", str(TINY / "vit_checkpoint.pth"), *TINY_SET,
+            "--out-dir", str(tmp_path / "out")]
+    assert main(argv) == 1
+    error = capsys.readouterr().err
+    assert "hvm1 evaluate: error: the model's head has 7 classes but" in error and "has 3 class folders" in error
+    assert not (tmp_path / "out").exists()

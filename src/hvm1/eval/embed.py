@@ -111,7 +111,7 @@ def embed_videos(
     listing = paths if isinstance(paths, LabelledFiles) else list_files(paths)
     preprocessing = preprocessing or preprocessing_for(model)
     preset = embedding_preset(preprocessing, sampling_rate)
-    settings = _settings(model_name, pool, num_clips, keep_clips, preset, listing.classes)
+    settings = _settings(model_name, model_dtype(model), pool, num_clips, keep_clips, preset, listing.classes)
     rank, world_size, device, joined = _join_ranks(device or next(model.parameters()).device)
     try:
         if out is None:
@@ -140,12 +140,17 @@ def embed_videos(
             dist.destroy_process_group()
 
 
+def model_dtype(model: torch.nn.Module) -> str:
+    """The dtype of the model's weights by name: 'float32', 'bfloat16', ..."""
+    return str(next(model.parameters()).dtype).removeprefix("torch.")
+
+
 def _settings(
-    model_name: str | None, pool: str, num_clips: int, keep_clips: bool, preset: VideoPreset,
+    model_name: str | None, dtype: str, pool: str, num_clips: int, keep_clips: bool, preset: VideoPreset,
     classes: list[str] | None,
 ) -> dict[str, Any]:
     settings = {
-        "model": model_name, "pool": pool, "num_clips": num_clips, "keep_clips": keep_clips,
+        "model": model_name, "dtype": dtype, "pool": pool, "num_clips": num_clips, "keep_clips": keep_clips,
         "img_size": preset.img_size, "num_frames": preset.num_frames, "sampling_rate": preset.sampling_rate,
         "target_fps": preset.target_fps, "short_side": preset.short_side, "mean": preset.mean, "std": preset.std,
         "classes": classes,

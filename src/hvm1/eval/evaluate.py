@@ -22,7 +22,7 @@ from hvm1.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from hvm1.models import VideoViT
 from hvm1.zoo import Preprocessing, preprocessing_for
 
-from .embed import DEFAULT_SAMPLING_RATE
+from .embed import DEFAULT_SAMPLING_RATE, model_dtype
 from .predictions import Predictions, new_folder
 from .views import FileViews, LabelledFiles, Progress, labelled_files, run_views
 
@@ -113,7 +113,7 @@ def evaluate(
     if not rows:
         raise ValueError(f"{data}: none of its {len(listing.files)} files could be read ({skipped[0].reason}, ...)")
     settings: dict[str, Any] = {
-        "model": model_name, "data": str(data), "mode": "image" if image_mode else "video",
+        "model": model_name, "dtype": model_dtype(model), "data": str(data), "mode": "image" if image_mode else "video",
         "views": f"{clips}x{crops}", "num_classes": model.config.num_classes, "img_size": pre.img_size,
         "num_frames": pre.num_frames,
         **({} if image_mode else {"sampling_rate": sampling_rate, "short_side": preset.short_side}),
