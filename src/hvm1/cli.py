@@ -459,9 +459,9 @@ def _add_train_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-steps", type=int, help="stop after this many optimizer steps")
     parser.add_argument("--batch-size", type=int, help="videos per micro-batch per process")
     parser.add_argument("--accum-iter", type=int, help="micro-batches per optimizer step")
-    parser.add_argument("--lr", type=float, help="learning rate")
+    parser.add_argument("--lr", type=float, help="learning rate (finetune: blr x total batch / 256 unless given)")
     parser.add_argument("--min-lr", type=float, help="final learning rate of --lr-schedule cosine")
-    parser.add_argument("--lr-schedule", choices=("constant", "cosine"), help="after warmup (default constant)")
+    parser.add_argument("--lr-schedule", choices=("constant", "cosine"), help="after warmup")
     parser.add_argument("--warmup-steps", type=int, help="linear warmup steps")
     parser.add_argument("--weight-decay", type=float, help="AdamW weight decay (never on biases, norms, "
                         "position embeddings, tokens)")
@@ -469,9 +469,10 @@ def _add_train_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--clip-grad", type=float, help="gradient norm clipping (0: off)")
     parser.add_argument("--repeat-aug", type=int, help="clips drawn from each video per step")
     parser.add_argument("--sampling-rate", type=int, help="frames of a 30 fps video between sampled frames")
-    parser.add_argument("--target-fps", type=float, help="the clock of --sampling-rate (default 30)")
+    parser.add_argument("--target-fps", type=float, help="the clock of --sampling-rate")
     parser.add_argument("--short-side", type=_pair(int), metavar="N|LOW,HIGH",
-                        help="decode short side, or a range drawn per clip")
+                        help="decode short side, or a range drawn per clip (default 256,320 at 224 px, scaled "
+                        "with the image size; the image size from 448 px up)")
     parser.add_argument("--crop-scale", type=float, nargs=2, metavar=("LOW", "HIGH"),
                         help="random resized crop area fraction")
     parser.add_argument("--num-workers", type=int, help="DataLoader worker processes")
@@ -483,7 +484,7 @@ def _add_train_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--grad-checkpointing", action="store_true", help="recompute block activations in backward")
     parser.add_argument("--compile", action="store_true", help="torch.compile every transformer block")
     parser.add_argument("--fsdp", action="store_true", help="shard with FSDP2 under torchrun (else DDP)")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), help="auto (default): cuda when available")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), help="auto: cuda when available")
     parser.add_argument("--save-every", type=int, help="optimizer steps between checkpoints (also every epoch)")
     parser.add_argument("--no-tensorboard", dest="tensorboard", action="store_false",
                         help="don't write TensorBoard logs even when it is installed")
@@ -555,7 +556,22 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
     return _run_training(args, lambda on_record: finetune(args.train, args.val, config, on_record=on_record))
 
 
+def _show_defaults(parser: argparse.ArgumentParser, config_class) -> None:
+    """Append each flag's library default to its help (the flags themselves default to 'not given')."""
+    import dataclasses
+
+    defaults = {f.name: f.default for f in dataclasses.fields(config_class)
+                if f.default is not dataclasses.MISSING and f.default is not None}
+    for action in parser._actions:
+        if action.dest in defaults and action.help and action.nargs != 0:
+            value = defaults[action.dest]
+            shown = " ".join(map(str, value)) if isinstance(value, tuple) else value
+            action.help += f" (default {shown})"
+
+
 def _add_train_commands(sub: argparse._SubParsersAction) -> None:
+    from .train import FinetuneConfig, PretrainConfig
+
     pre = sub.add_parser(
         "pretrain", argument_default=argparse.SUPPRESS,
         help="continue (or start) MAE pretraining on videos; published recipe by default",
@@ -566,6 +582,7 @@ def _add_train_commands(sub: argparse._SubParsersAction) -> None:
     pre.add_argument("--arch", help="start from scratch with a named size, e.g. mae_vit_base_patch16")
     pre.add_argument("--mask-ratio", type=float, help="default 0.9 (0.95 at 448 px)")
     _add_train_args(pre)
+    _show_defaults(pre, PretrainConfig)
     pre.set_defaults(func=_cmd_pretrain, set=[])
     fine = sub.add_parser(
         "finetune", argument_default=argparse.SUPPRESS,
@@ -581,16 +598,17 @@ def _add_train_commands(sub: argparse._SubParsersAction) -> None:
     fine.add_argument("--images", action="store_true", help="the data are images (each a static clip)")
     fine.add_argument("--blr", type=float, help="base lr: lr = blr x total batch / 256 (default 1.2e-3, 6e-4 "
                       "at 448 px)")
-    fine.add_argument("--layer-decay", type=float, help="layer-wise lr decay (default 0.8)")
-    fine.add_argument("--drop-path", type=float, help="stochastic depth rate (default 0.1)")
-    fine.add_argument("--dropout", type=float, help="dropout before the head (default 0.3)")
-    fine.add_argument("--smoothing", type=float, help="label smoothing (default 0.1)")
-    fine.add_argument("--random-erasing", type=float, help="probability per frame (default 0.25)")
-    fine.add_argument("--mixup", type=float, help="mixup alpha (default 0: off)")
-    fine.add_argument("--cutmix", type=float, help="cutmix alpha (default 0: off)")
+    fine.add_argument("--layer-decay", type=float, help="layer-wise lr decay")
+    fine.add_argument("--drop-path", type=float, help="stochastic depth rate")
+    fine.add_argument("--dropout", type=float, help="dropout before the head")
+    fine.add_argument("--smoothing", type=float, help="label smoothing")
+    fine.add_argument("--random-erasing", type=float, help="probability per frame")
+    fine.add_argument("--mixup", type=float, help="mixup alpha (0: off)")
+    fine.add_argument("--cutmix", type=float, help="cutmix alpha (0: off)")
     fine.add_argument("--select", choices=("top1", "top5"), help="the val metric of the best checkpoint")
     fine.add_argument("--eval-batch-size", type=int, help="validation clips per batch")
     _add_train_args(fine)
+    _show_defaults(fine, FinetuneConfig)
     fine.set_defaults(func=_cmd_finetune, set=[])
 
 
