@@ -150,24 +150,34 @@ class ClipDataset(Dataset):
         except VideoError as error:
             if not self.skip_bad:
                 raise
-            logger.warning("skipping %s", error)
+            logger.info("skipping %s", error)
             return Skipped(str(path), error.reason or str(error))
         return Sample(video, self.labels[index], str(path), padded)
 
     @classmethod
     def from_folder(
-        cls, root: PathLike, preset: Preset, extensions: Sequence[str] | None = None, **options
+        cls,
+        root: PathLike,
+        preset: Preset,
+        extensions: Sequence[str] | None = None,
+        start: Start | None = None,
+        skip_bad: bool = False,
     ) -> "ClipDataset":
         """Every matching file under `root` (recursively, sorted), unlabelled (label -1).
 
-        `extensions` defaults to the images' for an ImagePreset and the videos' otherwise; `options` are
-        ClipDataset's (`start`, `skip_bad`).
+        `extensions` defaults to the images' for an ImagePreset and the videos' otherwise.
         """
-        return cls(find_files(_folder(root), _extensions(preset, extensions)), preset, **options)
+        files = find_files(_folder(root), _extensions(preset, extensions))
+        return cls(files, preset, start=start, skip_bad=skip_bad)
 
     @classmethod
     def from_class_folders(
-        cls, root: PathLike, preset: Preset, extensions: Sequence[str] | None = None, **options
+        cls,
+        root: PathLike,
+        preset: Preset,
+        extensions: Sequence[str] | None = None,
+        start: Start | None = None,
+        skip_bad: bool = False,
     ) -> "ClipDataset":
         """A folder of class subfolders: label = index of the subfolder in sorted order (as the published
         finetuning data were built), files found recursively in each. Raises ValueError for matching files
@@ -183,10 +193,12 @@ class ClipDataset(Dataset):
             found = find_files(root / name, suffixes)
             files += found
             labels += [label] * len(found)
-        return cls(files, preset, labels=labels, classes=classes, **options)
+        return cls(files, preset, labels=labels, classes=classes, start=start, skip_bad=skip_bad)
 
     @classmethod
-    def from_csv(cls, manifest: PathLike, preset: Preset, **options) -> "ClipDataset":
+    def from_csv(
+        cls, manifest: PathLike, preset: Preset, start: Start | None = None, skip_bad: bool = False
+    ) -> "ClipDataset":
         """A CSV manifest of `path,label` rows (an optional `path,label` header; relative paths are relative
         to the manifest's folder). Raises ValueError naming the line of a malformed row."""
         manifest = Path(manifest)
@@ -203,7 +215,7 @@ class ClipDataset(Dataset):
                 except ValueError:
                     raise ValueError(f"{manifest}:{line}: expected 'path,label' with an integer label, got {row}") from None
                 files.append(manifest.parent / path.strip())
-        return cls(files, preset, labels=labels, **options)
+        return cls(files, preset, labels=labels, start=start, skip_bad=skip_bad)
 
 
 def _folder(root: PathLike) -> Path:
