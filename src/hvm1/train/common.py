@@ -320,8 +320,8 @@ class _Run:
 
     def save(self, best: bool) -> None:
         # Collectives first: every rank takes part, then rank 0 alone writes.
-        model_state = full_model_state(self.model, self.context)
-        optimizer_state = full_optimizer_state(self.model, self.optimizer, self.context)
+        model_state = full_model_state(self.model)
+        optimizer_state = full_optimizer_state(self.model, self.optimizer)
         states = all_gather_objects(rng_state(), self.context)
         if not self.context.is_main:
             return

@@ -183,23 +183,20 @@ class ShardedSampler(Sampler[tuple[int, int]]):
             yield self.epoch, index
 
 
-def _state_options(context: DistributedContext) -> StateDictOptions:
-    # Full (unsharded) tensors; on several ranks gathered to CPU on rank 0 only.
-    return StateDictOptions(full_state_dict=True, cpu_offload=context.is_distributed)
+# Full (unsharded) tensors on the CPU (so a checkpoint loads anywhere); on several ranks, on rank 0 only.
+FULL_ON_CPU = StateDictOptions(full_state_dict=True, cpu_offload=True)
 
 
-def full_model_state(model: nn.Module, context: DistributedContext) -> dict[str, torch.Tensor]:
+def full_model_state(model: nn.Module) -> dict[str, torch.Tensor]:
     """The model's full state dict with the plain keys (no `module.`), on rank 0; a collective on several
     ranks (every rank must call it), empty on ranks other than 0."""
-    return get_model_state_dict(model, options=_state_options(context))
+    return get_model_state_dict(model, options=FULL_ON_CPU)
 
 
-def full_optimizer_state(
-    model: nn.Module, optimizer: torch.optim.Optimizer, context: DistributedContext
-) -> dict[str, Any]:
+def full_optimizer_state(model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
     """The optimizer's full state in `torch.optim` format (parameters numbered in param-group order, as the
     published checkpoints store it), on rank 0; a collective like `full_model_state`."""
-    state = get_optimizer_state_dict(model, optimizer, options=_state_options(context))
+    state = get_optimizer_state_dict(model, optimizer, options=FULL_ON_CPU)
     if not state:
         return {}
     names = [name for group in state["param_groups"] for name in group["params"]]
