@@ -44,6 +44,7 @@ class DistributedContext:
 
     @property
     def is_distributed(self) -> bool:
+        """More than one process."""
         return self.world_size > 1
 
     @property

@@ -27,6 +27,7 @@ class MetricsWriter:
         self._board = _summary_writer(Path(out_dir) / "tensorboard") if enabled and tensorboard else None
 
     def write(self, record: dict[str, Any]) -> None:
+        """Append one record (its numbers also to TensorBoard); nothing when disabled."""
         if self._file is None:
             return
         self._file.write(json.dumps(record) + "\n")
@@ -37,6 +38,7 @@ class MetricsWriter:
                     self._board.add_scalar(f"{record.get('kind', 'train')}/{key}", value, record["step"])
 
     def close(self) -> None:
+        """Close the file and the TensorBoard writer."""
         if self._file is not None:
             self._file.close()
             self._file = None
