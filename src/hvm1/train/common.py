@@ -293,7 +293,7 @@ class _Run:
         self.epoch, self.batches = int(payload["sampler"]["epoch"]), self._batches_done(payload["sampler"], path)
         self.best_value = payload.get("best_value")
         self.last_checkpoint = path
-        best = path.parent / BEST
+        best = self.out_dir / BEST
         self.best_checkpoint = best if best.is_file() else None
         states = payload["rng"]
         if states["world_size"] == self.context.world_size:
