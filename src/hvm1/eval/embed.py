@@ -31,7 +31,9 @@ from hvm1.data import Skipped, VideoPreset, video_eval_preset
 from hvm1.models import VideoViT
 from hvm1.zoo import Preprocessing, preprocessing_for
 
-from .store import Embeddings, PathLike, check_compatible, check_suffix, load_embeddings, save_embeddings
+from .store import (
+    Embeddings, PathLike, check_compatible, check_suffix, load_embeddings, require_pyarrow, save_embeddings,
+)
 from .views import FileOutput, FileViews, LabelledFiles, Progress, list_files, run_views
 
 logger = logging.getLogger(__name__)
@@ -122,6 +124,8 @@ def embed_videos(
                                    batch_size, num_workers, device, progress)
             return EmbedResult(rows.all_rows(), rows.count, skipped=skipped)
         out = check_suffix(out)
+        if out.suffix == ".parquet":
+            require_pyarrow()  # before the work, not when writing its result
         parts = _parts_folder(out)
         stored = _stored_rows(out, parts, settings)
         done = set(stored.paths) if stored is not None else set()

@@ -94,7 +94,7 @@ def save_embeddings(embeddings: Embeddings, path: PathLike) -> Path:
     path = check_suffix(path)
     if path.suffix == ".npz":
         return write_atomically(path, lambda handle: np.savez(handle, **_npz_arrays(embeddings)))
-    pa, pq = _pyarrow()
+    pa, pq = require_pyarrow()
     table = _arrow_table(embeddings, pa)
     return write_atomically(path, lambda handle: pq.write_table(table, handle))
 
@@ -160,7 +160,8 @@ def _load_npz(path: Path) -> Embeddings:
         )
 
 
-def _pyarrow():
+def require_pyarrow():
+    """The `pyarrow` and `pyarrow.parquet` modules, or ImportError saying how to install them."""
     try:
         import pyarrow as pa
         import pyarrow.parquet as pq
@@ -201,7 +202,7 @@ def _arrow_table(embeddings: Embeddings, pa):
 
 
 def _load_parquet(path: Path) -> Embeddings:
-    _, pq = _pyarrow()
+    _, pq = require_pyarrow()
     table = pq.read_table(path)
     rows = table.num_rows
     extra = json.loads((table.schema.metadata or {}).get(b"hvm1", b"{}"))
