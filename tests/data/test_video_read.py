@@ -213,3 +213,11 @@ def test_a_seek_that_lands_late_is_retried_earlier(monkeypatch):
     assert len(opened[0].seeks) > 1  # it noticed and sought again
     assert clip.times.tolist() == expected.times.tolist()
     assert torch.equal(clip.frames, expected.frames)
+
+
+@pytest.mark.parametrize("name, fps", [("vtest.avi", 10.0), ("cup.mp4", 26.777), ("box.mp4", 29.97)])
+def test_fps_is_measured_from_the_frames(name, fps):
+    from data_files import VIDEOS, shared_file
+
+    clip = read_clip(shared_file(VIDEOS, name), start=1.0)
+    assert clip.fps == pytest.approx(fps, rel=0.03)
