@@ -390,6 +390,7 @@ def _decode_planned(path: Path, container, stream, limits: list[float], from_sta
     try:
         # A frame depends only on frames before it in decoding order: nothing after the last planned one.
         for index in range(max(planned) + 1):
+            # Read per packet, also by frame threads (FFmpeg copies it into a thread with each packet).
             context.skip_frame = "DEFAULT" if index in planned else "NONREF"
             for frame in _decode_packet(path, stream, packets[index]):
                 if picker.add(frame) not in known_times:
