@@ -8,7 +8,8 @@ import torch
 
 import hvm1
 from hvm1.cli import main
-from train_helpers import MAE_CHECKPOINT, TINY_SET, run_cli, train_losses
+from hvm1.train import read_metrics
+from train_helpers import MAE_CHECKPOINT, TINY_SET, VIT_CHECKPOINT, run_cli, train_losses
 
 
 def pretrain_args(videos, out_dir, batch_size: int) -> list[str]:
@@ -42,3 +43,19 @@ def test_two_processes_match_one_with_the_same_global_batch(sharding, one_proces
     trained = hvm1.load_model(out / "checkpoint-last.pth").state_dict()
     for key, value in reference.items():
         torch.testing.assert_close(trained[key], value, rtol=1e-5, atol=1e-6, msg=key)
+
+
+def test_fsdp_finetuning_validates_uneven_shards_with_a_bad_file(two_classes, tmp_path):
+    data = tmp_path / "data"  # 5 files: the ranks validate 3 and 2 of them, one unreadable
+    for label in ("objects", "people"):
+        (data / label).mkdir(parents=True)
+        for video in (two_classes / label).iterdir():
+            (data / label / video.name).symlink_to(video.resolve())
+    (data / "people" / "broken.mp4").write_text("not a video")
+    out = tmp_path / "run"
+    run_cli(["finetune", str(data), "--val", str(data), "--checkpoint", str(VIT_CHECKPOINT), "--set",
+             "num_heads=4", "--out-dir", str(out), "--batch-size", "1", "--accum-iter", "1", "--epochs", "1",
+             "--num-workers", "0", "--eval-batch-size", "1", "--fsdp"], torchrun=2)
+    (evaluation,) = read_metrics(out, kind="eval")
+    assert evaluation["clips"] == 4 and evaluation["skipped"] == 1
+    assert hvm1.load_model(out / "checkpoint-best.pth").config.num_classes == 2
