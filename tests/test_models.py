@@ -154,3 +154,18 @@ def test_invalid_config_is_value_error():
         ViTConfig(embed_dim=100, num_heads=3)
     with pytest.raises(ValueError, match="not a multiple of patch_size"):
         ViTConfig(img_size=100, patch_size=14)
+
+
+def test_loss_and_target_keep_input_precision_under_autocast():
+    config = MAEConfig(img_size=28, num_frames=4, embed_dim=32, depth=1, num_heads=2,
+                       decoder_embed_dim=16, decoder_depth=1, decoder_num_heads=2, pred_t_dim=4)
+    model = build_model(config).eval()
+    video = torch.randn(2, 3, 4, 28, 28)
+    noise = torch.rand(2, config.num_patches)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        loss, pred, mask, comparison = model(video, mask_ratio=0.5, visualize=True, noise=noise)
+    assert pred.dtype == torch.bfloat16 and loss.dtype == torch.float32
+    # the original row is the float32 input itself, not a bf16-rounded copy
+    assert comparison.dtype == torch.float32 and torch.equal(comparison[:, 0], video)
+    expected = ((pred.float() - model.patchify(video)) ** 2).mean(-1)
+    torch.testing.assert_close(loss, (expected * mask).sum() / mask.sum())

@@ -160,13 +160,14 @@ class VideoMAE(nn.Module):
     ) -> tuple[torch.Tensor, ...]:
         masking = self.make_masking(video.shape[0], mask_ratio, mask_type, noise)
         pred = self.forward_decoder(self.forward_encoder(video, masking), masking)
-        target_video = self.target_frames(video.to(pred.dtype))
+        # The target stays in the input's precision (float32 under bf16 autocast) and so does the loss.
+        target_video = self.target_frames(video)
         target = self.patchify(target_video)
-        loss = self.forward_loss(target, pred, masking.mask)
+        loss = self.forward_loss(target, pred.to(target.dtype), masking.mask)
         if not visualize:
             return loss, pred, masking.mask
         removed = masking.mask.unsqueeze(-1).bool()  # (N, L, 1)
         masked = self.unpatchify(target.masked_fill(removed, 0.0))
-        completion = self.unpatchify(torch.where(removed, pred, target))
+        completion = self.unpatchify(torch.where(removed, pred.to(target.dtype), target))
         comparison = torch.stack([target_video, masked, completion], dim=1)
         return loss, pred, masking.mask, comparison
