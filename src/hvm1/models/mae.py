@@ -8,7 +8,7 @@ from torch import nn
 from .configs import MAEConfig
 from .layers import Block, PatchEmbed, check_video, init_weights, run_blocks, separable_pos_embed
 from .masking import Masking, gather_tokens, make_masking
-from .vit import drop_path_rates
+from .vit import encoder_blocks
 
 
 def patchify(video: torch.Tensor, patch_size: int, t_patch_size: int) -> torch.Tensor:
@@ -57,10 +57,7 @@ class VideoMAE(nn.Module):
         self.decoder_pos_embed_temporal = nn.Parameter(torch.zeros(1, t, ddim))
         self.decoder_pos_embed_class = nn.Parameter(torch.zeros(1, 1, ddim))
         self.patch_embed = PatchEmbed(config.in_chans, dim, config.patch_size, config.t_patch_size)
-        self.blocks = nn.ModuleList(
-            Block(dim, config.num_heads, config.mlp_ratio, config.qkv_bias, config.layer_norm_eps, rate)
-            for rate in drop_path_rates(config.drop_path_rate, config.depth)
-        )
+        self.blocks = encoder_blocks(config)
         self.norm = nn.LayerNorm(dim, eps=config.layer_norm_eps)
         self.decoder_embed = nn.Linear(dim, ddim)
         self.decoder_blocks = nn.ModuleList(

@@ -14,6 +14,14 @@ def drop_path_rates(rate: float, depth: int) -> list[float]:
     return [rate * i / (depth - 1) if depth > 1 else 0.0 for i in range(depth)]
 
 
+def encoder_blocks(config: ViTConfig) -> nn.ModuleList:
+    """The encoder's `depth` blocks, with stochastic depth rising linearly to `drop_path_rate`."""
+    return nn.ModuleList(
+        Block(config.embed_dim, config.num_heads, config.mlp_ratio, config.qkv_bias, config.layer_norm_eps, rate)
+        for rate in drop_path_rates(config.drop_path_rate, config.depth)
+    )
+
+
 class VideoViT(nn.Module):
     """HVM-1 video ViT, published state-dict layout (`cls_token`, `pos_embed_*`, `patch_embed`, `blocks`,
     `norm`, `head`).
@@ -35,10 +43,7 @@ class VideoViT(nn.Module):
         self.pos_embed_temporal = nn.Parameter(torch.zeros(1, t, dim))
         self.pos_embed_class = nn.Parameter(torch.zeros(1, 1, dim))
         self.patch_embed = PatchEmbed(config.in_chans, dim, config.patch_size, config.t_patch_size)
-        self.blocks = nn.ModuleList(
-            Block(dim, config.num_heads, config.mlp_ratio, config.qkv_bias, config.layer_norm_eps, rate)
-            for rate in drop_path_rates(config.drop_path_rate, config.depth)
-        )
+        self.blocks = encoder_blocks(config)
         self.norm = nn.LayerNorm(dim, eps=config.layer_norm_eps)
         self.head_drop = nn.Dropout(config.dropout)
         self.head = nn.Linear(dim, config.num_classes) if config.num_classes else nn.Identity()
