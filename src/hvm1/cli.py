@@ -172,7 +172,7 @@ def _add_video_run_args(parser: argparse.ArgumentParser, command: str) -> None:
 def _load_viz_model(args: argparse.Namespace, model_type: str):
     """The model of `args` as `model_type`, its name for file names, and its preprocessing."""
     from .devices import resolve_device
-    from .zoo import cached_path, get_model_entry, preprocessing_for
+    from .zoo import cached_path, get_model_entry
 
     device = resolve_device(args.device)
     zoo_name = args.model if args.model and not Path(args.model).is_file() else None
@@ -188,7 +188,19 @@ def _load_viz_model(args: argparse.Namespace, model_type: str):
     file = None if zoo_name else Path(args.checkpoint or args.model)
     if args.img_size and args.img_size != model.config.img_size:
         raise ValueError(f"{file} holds a model of {model.config.img_size} px frames, not --img-size {args.img_size}")
-    return model, zoo_name or file.stem, preprocessing_for(zoo_name or model)
+    return model, zoo_name or file.stem, _preprocessing_as_built(zoo_name or file, model)
+
+
+def _preprocessing_as_built(source, model):
+    """The preprocessing of a zoo name or file (a converted file records its zoo model's mean/std), at the
+    image size and frame count of the model as built (`--set` included)."""
+    import dataclasses
+
+    from .zoo import preprocessing_for
+
+    return dataclasses.replace(
+        preprocessing_for(source), img_size=model.config.img_size, num_frames=model.config.num_frames
+    )
 
 
 def _progress_bar(label: str):
@@ -284,17 +296,9 @@ def _add_viz_commands(sub: argparse._SubParsersAction) -> None:
 def _load_eval_model(args: argparse.Namespace):
     """The ViT of `args` on the CPU (a command moves it to its device), its name, and its preprocessing
     (the zoo entry's or the file's, at the size and frames of the model as built, `--set` included)."""
-    import dataclasses
-
-    from .zoo import preprocessing_for
-
     model = _model_from_args(args, model_type="vit", dtype=args.dtype)
     name = args.model or str(args.checkpoint.resolve())
-    preprocessing = dataclasses.replace(
-        preprocessing_for(args.model or args.checkpoint), img_size=model.config.img_size,
-        num_frames=model.config.num_frames,
-    )
-    return model, name, preprocessing
+    return model, name, _preprocessing_as_built(args.model or args.checkpoint, model)
 
 
 def _clip_progress(label: str, enabled: bool = True):
