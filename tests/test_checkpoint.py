@@ -141,3 +141,17 @@ def test_safetensors_round_trip_needs_no_overrides(tmp_path, tiny, video):
     loaded = hvm1.load_model(half)
     assert next(loaded.parameters()).dtype == torch.float32
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_memory_mapped_weights_are_copy_on_write(tmp_path, tiny, video):
+    """Training a loaded model in place must never write back into the checkpoint file."""
+    path = tmp_path / "vit.pth"
+    path.write_bytes((tiny / "vit_checkpoint.pth").read_bytes())
+    before = path.read_bytes()
+    model = hvm1.load_model(path, num_heads=4)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)
+    assert path.read_bytes() == before
+    again = hvm1.load_model(path, num_heads=4)
+    assert torch.equal(again.head.weight + 1.0, model.head.weight)
