@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import gc
 import logging
 import os
 from collections.abc import Iterator
@@ -77,9 +78,18 @@ def setup_distributed(device: str | None = None) -> DistributedContext:
     return DistributedContext(rank=rank, world_size=world_size, local_rank=local_rank, device=target)
 
 
-def teardown_distributed(context: DistributedContext) -> None:
-    """Leave the process group `setup_distributed` joined (nothing to do for a single process)."""
+def teardown_distributed(context: DistributedContext, *, clean: bool = True) -> None:
+    """Leave the process group `setup_distributed` joined (nothing to do for a single process).
+
+    Objects that still hold collective work (a DDP reducer in a reference cycle) are collected first, while
+    the interpreter is fully alive: gloo aborts the process when they are destroyed at interpreter exit.
+    After a `clean` run every rank also waits for the others, so none leaves while a peer still talks to it;
+    after a failure it leaves at once (a barrier would wait for ranks that may never arrive).
+    """
     if context.is_distributed and dist.is_initialized():
+        gc.collect()
+        if clean:
+            dist.barrier()
         dist.destroy_process_group()
 
 

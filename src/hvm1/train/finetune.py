@@ -156,9 +156,12 @@ def finetune(
     context = setup_distributed(config.device)
     try:
         task, config = finetune_task(train, val, config, context, train_preset, val_preset)
-        return run_task(task, config, context, on_record)
-    finally:
-        teardown_distributed(context)
+        result = run_task(task, config, context, on_record)
+    except BaseException:
+        teardown_distributed(context, clean=False)
+        raise
+    teardown_distributed(context)
+    return result
 
 
 def finetune_task(

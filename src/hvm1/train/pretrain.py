@@ -92,9 +92,12 @@ def pretrain(
         if not isinstance(model, VideoMAE):
             raise ValueError(f"pretraining needs an MAE (with a decoder); {config.model or config.arch} is a ViT")
         task = pretrain_task(model, files, config, preset)
-        return run_task(task, config, context, on_record)
-    finally:
-        teardown_distributed(context)
+        result = run_task(task, config, context, on_record)
+    except BaseException:
+        teardown_distributed(context, clean=False)
+        raise
+    teardown_distributed(context)
+    return result
 
 
 def pretrain_task(model: VideoMAE, files: Sequence[str | os.PathLike], config: PretrainConfig, preset=None) -> Task:
