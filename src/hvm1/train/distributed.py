@@ -93,6 +93,19 @@ def teardown_distributed(context: DistributedContext, *, clean: bool = True) -> 
         dist.destroy_process_group()
 
 
+@contextlib.contextmanager
+def process_group(device: str | None = None) -> Iterator[DistributedContext]:
+    """`setup_distributed` for the body of a `with` block, then `teardown_distributed`: clean when the body
+    finished, at once when it raised."""
+    context = setup_distributed(device)
+    try:
+        yield context
+    except BaseException:
+        teardown_distributed(context, clean=False)
+        raise
+    teardown_distributed(context)
+
+
 def wrap_model(model: nn.Module, context: DistributedContext, fsdp: bool = False) -> nn.Module:
     """The model as training calls it: DDP across processes, FSDP2 (`fully_shard` per block, then the root)
     with `fsdp`, or the model itself for one process without `fsdp`.

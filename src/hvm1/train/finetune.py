@@ -27,7 +27,7 @@ from hvm1.data.transforms import IMAGENET_MEAN, IMAGENET_STD, VIDEO_MEAN, VIDEO_
 from hvm1.models import VideoViT, ViTConfig, build_model
 
 from .common import Task, TrainConfig, TrainResult, config_args, load_source_model, no_weight_decay, run_task
-from .distributed import DistributedContext, all_reduce_sum, setup_distributed, teardown_distributed
+from .distributed import DistributedContext, all_reduce_sum, process_group
 from .pretrain import train_short_side
 from .samples import ImageTrainPreset, TrainBatch, TrainClips, sample_generator, select_shots
 
@@ -153,15 +153,9 @@ def finetune(
     """
     if config.select not in SELECT_METRICS:
         raise ValueError(f"select must be one of {', '.join(SELECT_METRICS)}, got {config.select!r}")
-    context = setup_distributed(config.device)
-    try:
+    with process_group(config.device) as context:
         task, config = finetune_task(train, val, config, context, train_preset, val_preset)
-        result = run_task(task, config, context, on_record)
-    except BaseException:
-        teardown_distributed(context, clean=False)
-        raise
-    teardown_distributed(context)
-    return result
+        return run_task(task, config, context, on_record)
 
 
 def finetune_task(

@@ -22,7 +22,7 @@ from hvm1.data.transforms import VIDEO_MEAN, VIDEO_STD
 from hvm1.models import MAEConfig, VideoMAE
 
 from .common import Task, TrainConfig, TrainResult, config_args, load_source_model, run_task, weight_decay_groups
-from .distributed import setup_distributed, teardown_distributed
+from .distributed import process_group
 from .samples import TrainBatch, TrainClips
 
 logger = logging.getLogger(__name__)
@@ -86,18 +86,12 @@ def pretrain(
     files = find_videos(data)
     if not files:
         raise ValueError(f"no video files found in {data}")
-    context = setup_distributed(config.device)
-    try:
+    with process_group(config.device) as context:
         model = load_source_model(config.model, config.arch, config.overrides, "mae", config.seed)
         if not isinstance(model, VideoMAE):
             raise ValueError(f"pretraining needs an MAE (with a decoder); {config.model or config.arch} is a ViT")
         task = pretrain_task(model, files, config, preset)
-        result = run_task(task, config, context, on_record)
-    except BaseException:
-        teardown_distributed(context, clean=False)
-        raise
-    teardown_distributed(context)
-    return result
+        return run_task(task, config, context, on_record)
 
 
 def pretrain_task(model: VideoMAE, files: Sequence[str | os.PathLike], config: PretrainConfig, preset=None) -> Task:
