@@ -11,7 +11,8 @@ import torch
 
 import hvm1
 from hvm1 import zoo
-from hvm1.cli import _parse_set, main
+from hvm1.cli import main
+from hvm1.cli.common import _parse_set
 from reference_data import REFERENCE
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,0 +1,7 @@
+"""`python -m hvm1.cli` (and `torchrun -m hvm1.cli`): the `hvm1` command."""
+
+import sys
+
+from . import main
+
+sys.exit(main())

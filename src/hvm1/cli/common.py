@@ -1,0 +1,69 @@
+"""Pieces every command shares: model arguments, `--set` overrides."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+
+def _parse_value(text: str) -> Any:
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _parse_set(values: list[str]) -> dict[str, Any]:
+    """`--set FIELD=VALUE` items as config overrides; values that look like an int, float or bool become one."""
+    overrides = {}
+    for item in values or []:
+        field, sep, value = item.partition("=")
+        if not sep or not field.strip():
+            raise ValueError(f"--set expects FIELD=VALUE (e.g. --set num_heads=4), got {item!r}")
+        overrides[field.strip()] = _parse_value(value.strip())
+    return overrides
+
+
+def _add_model_args(
+    parser: argparse.ArgumentParser, *, required: bool = True, model_aliases: Sequence[str] = ()
+) -> None:
+    """Add `--model NAME` / `--checkpoint FILE` (one of them) and `--set FIELD=VALUE` to a command.
+
+    `model_aliases` are further spellings of `--model` (a published script's, e.g. `--model_name`).
+    """
+    source = parser.add_mutually_exclusive_group(required=required)
+    source.add_argument("--model", *model_aliases, dest="model", metavar="NAME",
+                        help="a zoo model name (see `hvm1 list`); downloaded once")
+    source.add_argument("--checkpoint", metavar="FILE", type=Path,
+                        help="a checkpoint file: a published .pth or a .safetensors from `hvm1 convert`")
+    _add_set_arg(parser)
+
+
+def _add_set_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="set an architecture field the checkpoint can't tell (e.g. num_heads=4); repeatable")
+
+
+def _model_from_args(args: argparse.Namespace, **kwargs: Any):
+    """The model `--model` / `--checkpoint` and `--set` ask for, loaded with `hvm1.load_model(**kwargs)`."""
+    from ..zoo import load_model
+
+    return load_model(args.checkpoint or args.model, **kwargs, **_parse_set(args.set))
+
+
+def _preprocessing_as_built(source, model):
+    """The preprocessing of a zoo name or file (a converted file records its zoo model's mean/std), at the
+    image size and frame count of the model as built (`--set` included)."""
+    import dataclasses
+
+    from ..zoo import preprocessing_for
+
+    return dataclasses.replace(
+        preprocessing_for(source), img_size=model.config.img_size, num_frames=model.config.num_frames
+    )

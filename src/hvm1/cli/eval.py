@@ -1,0 +1,166 @@
+"""Embeddings and evaluation commands: embed, evaluate, probe."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..devices import DEVICE_CHOICES
+from .common import _add_model_args, _model_from_args, _preprocessing_as_built
+
+
+def _load_eval_model(args: argparse.Namespace):
+    """The ViT of `args` on the CPU (a command moves it to its device), its name, and its preprocessing
+    (the zoo entry's or the file's, at the size and frames of the model as built, `--set` included)."""
+    model = _model_from_args(args, model_type="vit", dtype=args.dtype)
+    name = args.model or str(args.checkpoint.resolve())
+    return model, name, _preprocessing_as_built(args.model or args.checkpoint, model)
+
+
+def _clip_progress(label: str, enabled: bool = True):
+    """A progress callback (clips done, clips in all) drawing a bar with clips per second on stderr."""
+    from tqdm import tqdm
+
+    bar = None
+
+    def show(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, desc=label, unit="clip", disable=not enabled, dynamic_ncols=True)
+        bar.update(done - bar.n)
+        if done == total:
+            bar.close()
+
+    return show
+
+
+def _print_skipped(skipped) -> None:
+    if skipped:
+        print(f"{len(skipped)} could not be read and were skipped:", file=sys.stderr)
+        for item in skipped:
+            print(f"  {item.path}: {item.reason}", file=sys.stderr)
+
+
+def _print_metrics(predictions) -> None:
+    metrics = predictions.metrics
+    print(f"top-1 {metrics.top1:.2f}%  top-5 {metrics.top5:.2f}%  mean per-class {metrics.mean_class_accuracy:.2f}%  "
+          f"loss {metrics.loss:.4f}  ({metrics.count} examples)")
+
+
+def _cmd_embed(args: argparse.Namespace) -> int:
+    import os
+
+    from ..devices import resolve_device
+    from ..eval import embed_videos
+
+    model, name, preprocessing = _load_eval_model(args)
+    is_main = int(os.environ.get("RANK", "0")) == 0
+    result = embed_videos(
+        model, args.paths, args.output, preprocessing=preprocessing, model_name=name, pool=args.pool,
+        num_clips=args.num_clips, keep_clips=args.keep_clips, sampling_rate=args.sampling_rate,
+        batch_size=args.batch_size, num_workers=args.num_workers, device=resolve_device(args.device),
+        progress=_clip_progress("embed", enabled=is_main),
+    )
+    if not is_main:
+        return 0
+    rows = len(result.embeddings) if result.embeddings is not None else 0
+    print(f"{args.output}: {rows} videos ({result.embedded} embedded now, {result.reused} already there)")
+    _print_skipped(result.skipped)
+    return 1 if result.skipped else 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from ..devices import resolve_device
+    from ..eval import default_out_dir, evaluate, parse_views
+
+    model, name, preprocessing = _load_eval_model(args)
+    out_dir = args.out_dir or default_out_dir(name, args.data)
+    predictions = evaluate(
+        model, args.data, preprocessing=preprocessing, image_mode=True if args.images else None,
+        views=parse_views(args.views) if args.views else None, sampling_rate=args.sampling_rate,
+        batch_size=args.batch_size, num_workers=args.num_workers, device=resolve_device(args.device),
+        model_name=name, progress=_clip_progress("evaluate"),
+    )
+    files = predictions.write(out_dir)
+    _print_metrics(predictions)
+    print(f"wrote {files[0]} and {files[1]}")
+    _print_skipped(predictions.skipped)
+    return 1 if predictions.skipped else 0
+
+
+def _cmd_probe(args: argparse.Namespace) -> int:
+    from ..eval import load_embeddings, probe
+
+    predictions = probe(
+        load_embeddings(args.train), load_embeddings(args.test), method=args.method, shots=args.shots,
+        seed=args.seed, k=args.k, weight_decay=args.weight_decay,
+    )
+    predictions.settings.update(train=str(args.train), test=str(args.test))
+    _print_metrics(predictions)
+    if args.out_dir:
+        files = predictions.write(args.out_dir)
+        print(f"wrote {files[0]} and {files[1]}")
+    return 0
+
+
+def _add_loader_args(parser: argparse.ArgumentParser) -> None:
+    from ..eval.embed import DEFAULT_SAMPLING_RATE
+
+    parser.add_argument("--batch-size", type=int, default=8, metavar="B", help="clips per forward pass (default 8)")
+    parser.add_argument("--num-workers", type=int, default=2, metavar="W",
+                        help="DataLoader processes decoding videos while the model runs (default 2; 0: none)")
+    parser.add_argument("--sampling-rate", type=int, default=DEFAULT_SAMPLING_RATE, metavar="R",
+                        help=f"take every R-th frame at 30 fps (default {DEFAULT_SAMPLING_RATE}, as published)")
+    parser.add_argument("--device", choices=DEVICE_CHOICES, default="auto",
+                        help="auto (default) picks cuda, then mps, then cpu; under torchrun each rank its own GPU")
+    parser.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default="float32",
+                        help="weights and compute (default float32; bfloat16 halves memory and time on GPUs)")
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    from ..eval import METHODS, POOLS
+
+    embed = sub.add_parser("embed", help="one embedding per video, into a .npz or .parquet file (resumable)",
+                           description="Embed videos with a ViT; run under torchrun to share the work.")
+    embed.add_argument("paths", nargs="+", type=Path, metavar="PATH",
+                       help="videos or folders (searched recursively); one folder of class subfolders or one CSV "
+                            "manifest (path,label) also gives labels")
+    _add_model_args(embed)
+    embed.add_argument("-o", "--output", type=Path, required=True, metavar="OUT",
+                       help="OUT.npz or OUT.parquet; rerunning with the same OUT adds only the videos not in it")
+    embed.add_argument("--pool", choices=POOLS, default="cls",
+                       help="cls: the final-normed CLS token (default); mean: mean of the patch tokens; tokens: all")
+    embed.add_argument("--num-clips", type=int, default=1, metavar="K",
+                       help="K clips evenly spaced over each video, averaged (default 1: the center clip)")
+    embed.add_argument("--keep-clips", action="store_true", help="also store each clip's embedding")
+    _add_loader_args(embed)
+    embed.set_defaults(func=_cmd_embed)
+
+    evaluate = sub.add_parser("evaluate", help="accuracy of a finetuned model on labelled videos or images",
+                              description="Multi-view evaluation; predictions.csv and summary.json go to DIR.")
+    evaluate.add_argument("data", type=Path, metavar="DATA",
+                          help="a folder of class subfolders (label: sorted index) or a CSV manifest (path,label)")
+    _add_model_args(evaluate)
+    evaluate.add_argument("--views", metavar="CLIPSxCROPS",
+                          help="clips over time x crops (1 or 3) per video, logits averaged (default 2x3)")
+    evaluate.add_argument("--images", action="store_true",
+                          help="image mode: DATA holds images (default for the imagenet-2pt models)")
+    evaluate.add_argument("--out-dir", type=Path, metavar="DIR",
+                          help="where the files go (default: a new folder eval_MODEL_DATA here)")
+    _add_loader_args(evaluate)
+    evaluate.set_defaults(func=_cmd_evaluate)
+
+    probe = sub.add_parser("probe", help="linear or kNN probe on embeddings from `hvm1 embed`")
+    probe.add_argument("--train", type=Path, required=True, metavar="FILE", help="labelled training embeddings")
+    probe.add_argument("--test", type=Path, required=True, metavar="FILE", help="labelled test embeddings")
+    probe.add_argument("--method", choices=METHODS, default="linear",
+                       help="linear: logistic regression (default); knn: k nearest neighbours by cosine similarity")
+    probe.add_argument("--shots", type=int, metavar="K", help="train on K videos per class (default: all)")
+    probe.add_argument("--seed", type=int, default=0, help="seeds the draw of --shots (default 0)")
+    probe.add_argument("--k", type=int, default=20, help="neighbours for knn (default 20)")
+    probe.add_argument("--weight-decay", type=float, default=1e-4, help="L2 penalty of the linear probe (default 1e-4)")
+    probe.add_argument("--out-dir", type=Path, metavar="DIR", help="also write predictions.csv and summary.json")
+    probe.set_defaults(func=_cmd_probe)
+
+

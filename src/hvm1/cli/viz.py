@@ -1,0 +1,143 @@
+"""The main job's commands: completion pictures and attention maps."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..devices import DEVICE_CHOICES
+from .common import _add_model_args, _model_from_args, _preprocessing_as_built
+
+# The published checkpoint files are about this size each (two thirds of it AdamW state that is never read).
+_PUBLISHED_FILE_SIZE = "about 7.6 GB"
+
+
+def _add_video_run_args(parser: argparse.ArgumentParser, command: str) -> None:
+    """Video selection, model, device and output options shared by `complete` and `attention`."""
+    parser.add_argument("paths", nargs="*", type=Path, metavar="PATH",
+                        help="video files or folders (searched recursively); none: a synthetic sample clip")
+    parser.add_argument("--video-dir", "--video_dir", dest="video_dirs", action="append", default=[], type=Path,
+                        metavar="DIR", help="a folder of videos, like a PATH (the published spelling); repeatable")
+    _add_model_args(parser, model_aliases=("--model_name",))
+    parser.add_argument("--num-vids", "--num_vids", type=int, metavar="K",
+                        help="draw K of the videos at random with --seed (default: all of them)")
+    parser.add_argument("--seed", type=int, default=0, help="seeds the draw of videos and the random masks (default 0)")
+    parser.add_argument("--out-dir", type=Path, metavar="DIR",
+                        help=f"where the pictures go (default: a new folder hvm1-{command}-DATE-* in the temp folder)")
+    parser.add_argument("--device", choices=DEVICE_CHOICES, default="auto",
+                        help="auto (default) picks cuda, then mps, then cpu")
+    parser.add_argument("--img-size", "--img_size", type=int, metavar="N",
+                        help="the image size the model must take (default: the model's own)")
+
+
+def _load_viz_model(args: argparse.Namespace, model_type: str):
+    """The model of `args` as `model_type`, its name for file names, and its preprocessing."""
+    from ..devices import resolve_device
+    from ..zoo import cached_path, get_model_entry
+
+    device = resolve_device(args.device)
+    zoo_name = args.model if args.model and not Path(args.model).is_file() else None
+    if zoo_name:
+        entry = get_model_entry(zoo_name)
+        if args.img_size and args.img_size != entry.img_size:
+            raise ValueError(f"model {entry.name!r} takes {entry.img_size} px frames, not --img-size {args.img_size}")
+        _model_from_args(args, model_type=model_type, pretrained=False, device="meta")  # fails before downloading
+        if cached_path(entry.name) is None:
+            print(f"downloading {entry.filename} ({_PUBLISHED_FILE_SIZE}) from {entry.repo_id} once, into the "
+                  f"Hugging Face cache", file=sys.stderr)
+    model = _model_from_args(args, model_type=model_type, device=device)
+    file = None if zoo_name else Path(args.checkpoint or args.model)
+    if args.img_size and args.img_size != model.config.img_size:
+        raise ValueError(f"{file} holds a model of {model.config.img_size} px frames, not --img-size {args.img_size}")
+    return model, zoo_name or file.stem, _preprocessing_as_built(zoo_name or file, model)
+
+
+def _progress_bar(label: str):
+    """A progress callback for `hvm1.viz` runs: one redrawn line on a terminal, a line per video otherwise."""
+    stream = sys.stderr
+    live = stream.isatty()
+
+    def show(done: int, total: int, video: Path) -> None:
+        if live:
+            filled = round(24 * done / total)
+            end = "\n" if done == total else ""
+            stream.write(f"\r{label} [{'#' * filled}{'.' * (24 - filled)}] {done}/{total} {video.name[:40]:<40}{end}")
+        else:
+            stream.write(f"{label} {done}/{total} {video}\n")
+        stream.flush()
+
+    return show
+
+
+def _run_on_videos(args: argparse.Namespace, command: str, run) -> int:
+    """Select the videos (or make the sample clip), call `run(videos, out_dir, progress)`, print the summary."""
+    import tempfile
+    import time
+
+    from ..viz import SAMPLE_NAME, make_sample_clip, select_videos
+
+    out_dir = args.out_dir or Path(tempfile.mkdtemp(prefix=f"hvm1-{command}-{time.strftime('%Y%m%d-%H%M%S')}-"))
+    paths = [*args.paths, *args.video_dirs]
+    with tempfile.TemporaryDirectory(prefix="hvm1-sample-") as scratch:
+        if paths:
+            videos = select_videos(paths, args.num_vids, args.seed)
+        else:
+            print("no videos named: using a synthetic sample clip of moving shapes", file=sys.stderr)
+            videos = [make_sample_clip(Path(scratch) / SAMPLE_NAME)]
+        report = run(videos, out_dir, _progress_bar(command))
+    for written in report.written:
+        for file in written.files:
+            print(file)
+    print(f"{len(report.written)} of {len(videos)} videos written to {out_dir}", file=sys.stderr)
+    if report.failures:
+        print(f"{len(report.failures)} could not be read and were skipped:", file=sys.stderr)
+        for failure in report.failures:
+            print(f"  {failure.video}: {failure.reason}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _cmd_complete(args: argparse.Namespace) -> int:
+    from ..viz import complete_videos, default_mask_ratio
+
+    mask_ratio = default_mask_ratio(args.mask_type) if args.mask_ratio is None else args.mask_ratio
+    model, name, preprocessing = _load_viz_model(args, "mae")
+    return _run_on_videos(args, "complete", lambda videos, out_dir, progress: complete_videos(
+        model, videos, out_dir, model_name=name, preprocessing=preprocessing, mask_type=args.mask_type,
+        mask_ratio=mask_ratio, seed=args.seed, scale_each=args.scale_each, animate=args.animate, progress=progress,
+    ))
+
+
+def _cmd_attention(args: argparse.Namespace) -> int:
+    from ..viz import attention_videos
+
+    model, name, preprocessing = _load_viz_model(args, "vit")
+    return _run_on_videos(args, "attention", lambda videos, out_dir, progress: attention_videos(
+        model, videos, out_dir, model_name=name, preprocessing=preprocessing, heads=args.heads, progress=progress,
+    ))
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    complete = sub.add_parser(
+        "complete", help="mask videos and let an MAE complete them: one picture per video (original, masked, completion)"
+    )
+    _add_video_run_args(complete, "complete")
+    complete.add_argument("--mask-type", "--mask_type", choices=("random", "temporal", "center"), default="random",
+                          help="which tokens to remove (default random)")
+    complete.add_argument("--mask-ratio", "--mask_ratio", type=float, metavar="R",
+                          help="the fraction of tokens removed (default 0.9 for random, 0.5 for temporal and center)")
+    complete.add_argument("--scale-each", action="store_true",
+                          help="stretch each frame from its own min to max (the published look) instead of true colours")
+    complete.add_argument("--animate", choices=("mp4", "gif"),
+                          help="also write original | masked | completion side by side over time, beside the picture")
+    complete.set_defaults(func=_cmd_complete)
+    attention = sub.add_parser(
+        "attention", help="draw a ViT's last-block CLS attention over the frames: one picture per video"
+    )
+    _add_video_run_args(attention, "attention")
+    attention.add_argument("--heads", choices=("mean", "each"), default="mean",
+                           help="one row averaged over heads (default), or a row per head")
+    attention.set_defaults(func=_cmd_attention)
+
+

@@ -1,0 +1,86 @@
+"""The model zoo's commands: list, info, convert."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .common import _add_set_arg, _parse_set
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from ..zoo import MODELS, cached_path
+
+    header = ("name", "type", "pretraining", "finetuning", "size", "classes", "cached")
+    rows = [
+        (e.name, e.model_type, e.pretraining, e.finetuning, f"{e.img_size}px", str(e.num_classes or "-"),
+         "yes" if cached_path(e.name) else "no")
+        for e in MODELS.values()
+    ]
+    widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
+    for row in (header, *rows):
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+    return 0
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from ..hub import file_url
+    from ..zoo import cached_path, get_model_entry, load_model
+
+    entry = get_model_entry(args.name)
+    pre = entry.preprocessing
+    model = load_model(entry.name, pretrained=False, device="meta")
+    parts = "MAE: encoder and decoder" if entry.model_type == "mae" else "encoder"
+    head = f" + {entry.num_classes}-class head" if entry.num_classes else ""
+    cached = cached_path(entry.name)
+    lines = {
+        "name": entry.name,
+        "type": f"{entry.model_type} (ViT-H/14 {parts}{head})",
+        "pretraining": entry.pretraining,
+        "finetuning": entry.finetuning,
+        "file": f"{entry.filename} in the hub repo {entry.repo_id}",
+        "url": file_url(entry.repo_id, entry.filename),
+        "cached": str(cached) if cached else "no",
+        "parameters": f"{sum(p.numel() for p in model.parameters()):,}",
+        "input": f"{pre.num_frames} frames of {pre.img_size}x{pre.img_size}"
+                 f"{' (one image repeated)' if pre.single_image else ''}, short side resized to {pre.resize_size}, "
+                 f"center crop",
+        "mean / std": f"{pre.mean} / {pre.std}",
+    }
+    if entry.top1 is not None:
+        lines["published top-1"] = f"{entry.top1}% (validation, single view)"
+    lines["architecture"] = " ".join(f"{k}={v}" for k, v in entry.config.to_dict().items())
+    width = max(map(len, lines))
+    for key, value in lines.items():
+        print(f"{key:<{width}}  {value}")
+    return 0
+
+
+def _cmd_convert(args: argparse.Namespace) -> int:
+    from ..zoo import convert
+
+    path = convert(args.source, args.output, dtype=args.dtype, model_type=args.model_type, **_parse_set(args.set))
+    print(f"wrote {path}: {args.dtype}, {path.stat().st_size / 1e9:.2f} GB (weights and config, no optimizer state)")
+    return 0
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    listing = sub.add_parser("list", help="the published models, and which are cached")
+    listing.set_defaults(func=_cmd_list)
+    info = sub.add_parser("info", help="one published model: file, architecture, preprocessing")
+    info.add_argument("name", help="a zoo model name (see `hvm1 list`)")
+    info.set_defaults(func=_cmd_info)
+    convert = sub.add_parser(
+        "convert", help="write a model's weights and full config to one .safetensors file (no optimizer state)"
+    )
+    convert.add_argument("source", metavar="NAME_OR_PATH", help="a zoo model name or a checkpoint file")
+    convert.add_argument("-o", "--output", type=Path, required=True, metavar="FILE.safetensors",
+                         help="the file to write (replaced atomically if it exists)")
+    convert.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default="float32",
+                         help="weight precision of the file (bfloat16 halves it; default float32)")
+    convert.add_argument("--model-type", choices=("vit", "mae"),
+                         help="vit: the encoder alone from an MAE checkpoint (default: what the file holds)")
+    _add_set_arg(convert)
+    convert.set_defaults(func=_cmd_convert)
+
+
