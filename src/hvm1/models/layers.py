@@ -155,16 +155,3 @@ def init_weights(module: nn.Module) -> None:
         nn.init.xavier_uniform_(w.view(w.shape[0], -1))
         nn.init.zeros_(module.proj.bias)
 
-
-def check_video(video: torch.Tensor, in_chans: int, num_frames: int, img_size: int) -> None:
-    """Raise a ValueError naming the expected and the given shape unless video is (N, C, T, H, W) as configured."""
-    expected = f"(N, {in_chans}, {num_frames}, {img_size}, {img_size})"
-    if not isinstance(video, torch.Tensor):
-        raise ValueError(f"expected a video tensor of shape {expected}, got {type(video).__name__}")
-    if video.ndim != 5 or tuple(video.shape[1:]) != (in_chans, num_frames, img_size, img_size):
-        raise ValueError(
-            f"expected a video of shape {expected} ({num_frames} frames of {img_size}x{img_size}, "
-            f"{in_chans} channels), got {tuple(video.shape)}"
-        )
-    if not video.is_floating_point():
-        raise ValueError(f"expected a normalised floating-point video, got dtype {video.dtype}")

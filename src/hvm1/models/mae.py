@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
 from .configs import MAEConfig
-from .layers import Block, PatchEmbed, check_video, init_weights, run_blocks, separable_pos_embed
+from .layers import Block, PatchEmbed, init_weights, run_blocks
 from .masking import Masking, gather_tokens, make_masking
+from .positions import sized_pos_embed, token_grid
 from .vit import encoder_blocks
 
 
@@ -39,6 +42,9 @@ class VideoMAE(nn.Module):
     `(loss, pred, mask)`, plus `comparison` (N, 3, C, pred_t_dim, H, W) with `visualize=True`:
     original, masked (removed patches 0) and completion (removed patches predicted), in normalised units.
     pred: (N, L, u' * p * p * C); mask: (N, L), 1 = removed. The encoder runs on the visible tokens only.
+    Like `VideoViT`, it takes any T that is a multiple of `t_patch_size` and any H, W that are multiples of
+    `patch_size`, with the encoder's and the decoder's position embeddings interpolated to the token grid;
+    the decoder then predicts (T / u) * u' frames (`pred_t_dim` at the configured frame count).
     """
 
     def __init__(self, config: MAEConfig) -> None:
@@ -91,51 +97,65 @@ class VideoMAE(nn.Module):
         mask_type: str = "random",
         noise: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
+        num_patches: int | None = None,
     ) -> Masking:
-        """The masking of `batch` clips' tokens, on this model's device (see `hvm1.models.masking`)."""
+        """The masking of `batch` clips of `num_patches` tokens (default: the configured size's L), on this
+        model's device (see `hvm1.models.masking`)."""
         return make_masking(
-            mask_type, mask_ratio, batch, self.config.num_patches,
+            mask_type, mask_ratio, batch, num_patches or self.config.num_patches,
             device=self.cls_token.device, noise=noise, generator=generator,
         )
 
+    def token_grid(self, video: torch.Tensor) -> tuple[int, int, int]:
+        """The token grid (t, h, w) of `video`; a ValueError naming the sizes unless it divides into tokens."""
+        cfg = self.config
+        return token_grid(video, cfg.in_chans, cfg.patch_size, cfg.t_patch_size)
+
     def forward_encoder(self, video: torch.Tensor, masking: Masking) -> torch.Tensor:
         """Encode the visible tokens: (N, C, T, H, W) -> (N, K, embed_dim), CLS dropped, final-normed."""
-        cfg = self.config
-        check_video(video, cfg.in_chans, cfg.num_frames, cfg.img_size)
+        grid = self.token_grid(video)
         # Only the visible tubelets are embedded: (N, K, C*u*p*p) -> (N, K, embed_dim).
         tubelets = gather_tokens(self.patch_embed.tubelets(video.to(self.cls_token.dtype)), masking.ids_keep)
         x = self.patch_embed.embed_tubelets(tubelets)
-        pos = separable_pos_embed(self.pos_embed_spatial, self.pos_embed_temporal).expand(x.shape[0], -1, -1)
+        pos = sized_pos_embed(self.pos_embed_spatial, self.pos_embed_temporal, grid).expand(x.shape[0], -1, -1)
         x = x + gather_tokens(pos, masking.ids_keep)
         cls = (self.cls_token + self.pos_embed_class).expand(x.shape[0], -1, -1)
         x = run_blocks(self.blocks, torch.cat([cls, x], dim=1), self.grad_checkpointing)
         return self.norm(x)[:, 1:]
 
-    def forward_decoder(self, latent: torch.Tensor, masking: Masking) -> torch.Tensor:
-        """Predict every token's pixels: latent (N, K, embed_dim) -> pred (N, L, u' * p * p * C)."""
+    def forward_decoder(
+        self, latent: torch.Tensor, masking: Masking, grid: tuple[int, int, int] | None = None
+    ) -> torch.Tensor:
+        """Predict every token's pixels: latent (N, K, embed_dim) -> pred (N, L, u' * p * p * C), on the
+        token grid (t, h, w) of the input (default: the configured size's)."""
         x = self.decoder_embed(latent)  # (N, K, Cd)
         n, kept, ddim = x.shape
         num_patches = masking.ids_restore.shape[1]
         x = torch.cat([x, self.mask_token.expand(n, num_patches - kept, ddim)], dim=1)
         x = gather_tokens(x, masking.ids_restore)  # every token back in its place: (N, L, Cd)
-        x = x + separable_pos_embed(self.decoder_pos_embed_spatial, self.decoder_pos_embed_temporal)
+        grid = grid or self.config.grid_size
+        x = x + sized_pos_embed(self.decoder_pos_embed_spatial, self.decoder_pos_embed_temporal, grid)
         cls = (self.decoder_cls_token + self.decoder_pos_embed_class).expand(n, -1, -1)
         x = run_blocks(self.decoder_blocks, torch.cat([cls, x], dim=1), self.grad_checkpointing)
         return self.decoder_pred(self.decoder_norm(x))[:, 1:]
 
     def target_frames(self, video: torch.Tensor) -> torch.Tensor:
-        """The frames the decoder predicts: `pred_t_dim` of them at linspace(0, T - 1) rounded down."""
-        frames = torch.linspace(0, video.shape[2] - 1, self.config.pred_t_dim).long().to(video.device)
+        """The frames the decoder predicts: (T / u) * u' of them (`pred_t_dim` at the configured frame count)
+        at linspace(0, T - 1) rounded down."""
+        cfg = self.config
+        count = video.shape[2] // cfg.t_patch_size * cfg.pred_t_patch_size
+        frames = torch.linspace(0, video.shape[2] - 1, count).long().to(video.device)
         return torch.index_select(video, 2, frames)
 
     def patchify(self, video: torch.Tensor) -> torch.Tensor:
         """Target frames (N, C, pred_t_dim, H, W) -> patches (N, L, u' * p * p * C)."""
         return patchify(video, self.config.patch_size, self.config.pred_t_patch_size)
 
-    def unpatchify(self, patches: torch.Tensor) -> torch.Tensor:
-        """Patches (N, L, u' * p * p * C) -> frames (N, C, pred_t_dim, H, W)."""
+    def unpatchify(self, patches: torch.Tensor, grid: tuple[int, int, int] | None = None) -> torch.Tensor:
+        """Patches (N, L, u' * p * p * C) on the token grid (t, h, w) (default: the configured size's) ->
+        frames (N, C, t * u', h * p, w * p)."""
         cfg = self.config
-        return unpatchify(patches, cfg.grid_size, cfg.patch_size, cfg.pred_t_patch_size, cfg.in_chans)
+        return unpatchify(patches, grid or cfg.grid_size, cfg.patch_size, cfg.pred_t_patch_size, cfg.in_chans)
 
     def forward_loss(self, target: torch.Tensor, pred: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Mean squared error per patch, averaged over the removed patches only."""
@@ -155,8 +175,9 @@ class VideoMAE(nn.Module):
         mask_type: str = "random",
         noise: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, ...]:
-        masking = self.make_masking(video.shape[0], mask_ratio, mask_type, noise)
-        pred = self.forward_decoder(self.forward_encoder(video, masking), masking)
+        grid = self.token_grid(video)
+        masking = self.make_masking(video.shape[0], mask_ratio, mask_type, noise, num_patches=math.prod(grid))
+        pred = self.forward_decoder(self.forward_encoder(video, masking), masking, grid)
         # The target stays in the input's precision (float32 under bf16 autocast) and so does the loss.
         target_video = self.target_frames(video)
         target = self.patchify(target_video)
@@ -164,7 +185,7 @@ class VideoMAE(nn.Module):
         if not visualize:
             return loss, pred, masking.mask
         removed = masking.mask.unsqueeze(-1).bool()  # (N, L, 1)
-        masked = self.unpatchify(target.masked_fill(removed, 0.0))
-        completion = self.unpatchify(torch.where(removed, pred.to(target.dtype), target))
+        masked = self.unpatchify(target.masked_fill(removed, 0.0), grid)
+        completion = self.unpatchify(torch.where(removed, pred.to(target.dtype), target), grid)
         comparison = torch.stack([target_video, masked, completion], dim=1)
         return loss, pred, masking.mask, comparison

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 
 from .configs import ViTConfig
-from .layers import Block, PatchEmbed, check_video, init_weights, run_blocks, separable_pos_embed
+from .layers import Block, PatchEmbed, init_weights, run_blocks
+from .positions import sized_pos_embed, token_grid
 
 
 def drop_path_rates(rate: float, depth: int) -> list[float]:
@@ -26,9 +29,13 @@ class VideoViT(nn.Module):
     """HVM-1 video ViT, published state-dict layout (`cls_token`, `pos_embed_*`, `patch_embed`, `blocks`,
     `norm`, `head`).
 
-    Input: a normalised video (N, C, T, H, W) of the configured size. Outputs:
+    Input: a normalised video (N, C, T, H, W): T any multiple of `t_patch_size`, H and W any multiples of
+    `patch_size` (the configured size is the one the position embeddings were trained at; other sizes get
+    them interpolated, see `hvm1.models.positions`). L = (T / u) * (H / p) * (W / p). Outputs:
     `forward` -> logits (N, num_classes), or the embedding (N, embed_dim) when there is no head;
     `forward_features` -> all final-normed tokens (N, 1 + L, embed_dim), CLS first;
+    `get_last_activation` -> the last block's output before the final norm (N, 1 + L, embed_dim);
+    `forward_intermediates` -> chosen blocks' outputs;
     `get_last_selfattention` -> (N, heads, 1 + L, 1 + L); `cls_attention` -> (N, heads, L).
     """
 
@@ -65,16 +72,60 @@ class VideoViT(nn.Module):
     def embed_tokens(self, video: torch.Tensor) -> torch.Tensor:
         """Patch-embed and add positions: (N, C, T, H, W) -> (N, 1 + L, embed_dim), CLS first."""
         cfg = self.config
-        check_video(video, cfg.in_chans, cfg.num_frames, cfg.img_size)
-        x = self.patch_embed(video.to(self.cls_token.dtype))
-        x = x + separable_pos_embed(self.pos_embed_spatial, self.pos_embed_temporal)
+        grid = token_grid(video, cfg.in_chans, cfg.patch_size, cfg.t_patch_size)
+        x = self.patch_embed(video.to(self.cls_token.dtype))  # (N, L, C)
+        x = x + sized_pos_embed(self.pos_embed_spatial, self.pos_embed_temporal, grid)
         cls = (self.cls_token + self.pos_embed_class).expand(x.shape[0], -1, -1)
         return torch.cat([cls, x], dim=1)
 
     def forward_features(self, video: torch.Tensor) -> torch.Tensor:
         """All tokens after the blocks and the final norm: (N, 1 + L, embed_dim), CLS first."""
-        x = run_blocks(self.blocks, self.embed_tokens(video), self.grad_checkpointing)
-        return self.norm(x)
+        return self.norm(self.get_last_activation(video))
+
+    def get_last_activation(self, video: torch.Tensor) -> torch.Tensor:
+        """The last block's output, all tokens, before the final norm: (N, 1 + L, embed_dim), CLS first."""
+        return run_blocks(self.blocks, self.embed_tokens(video), self.grad_checkpointing)
+
+    def block_indices(self, indices: int | Sequence[int] | None = None) -> list[int]:
+        """Blocks chosen as timm does: None -> all, an int n -> the last n, a sequence -> those (negative
+        from the end); a ValueError names any index outside 0..depth-1."""
+        depth = len(self.blocks)
+        if indices is None:
+            chosen = list(range(depth))
+        elif isinstance(indices, int):
+            if not 0 < indices <= depth:
+                raise ValueError(f"indices={indices}: the last n blocks needs 1 <= n <= depth {depth}")
+            chosen = list(range(depth - indices, depth))
+        else:
+            chosen = [int(i) for i in indices]
+            bad = [i for i in chosen if not -depth <= i < depth]
+            if bad:
+                raise ValueError(f"block indices {bad} are outside this model's {depth} blocks "
+                                 f"(0..{depth - 1}, or -{depth}..-1 from the end)")
+        return sorted({i % depth for i in chosen})
+
+    def forward_intermediates(
+        self,
+        video: torch.Tensor,
+        indices: int | Sequence[int] | None = None,
+        norm: bool = False,
+        intermediates_only: bool = True,
+    ) -> list[torch.Tensor] | tuple[torch.Tensor, list[torch.Tensor]]:
+        """The outputs of the chosen blocks (see `block_indices`), in block order, each (N, 1 + L, embed_dim)
+        with CLS first; `norm=True` applies the final norm to each. Blocks after the last chosen one are not
+        run. With `intermediates_only=False` (timm's form) returns `(forward_features(video), intermediates)`
+        and runs every block."""
+        chosen = self.block_indices(indices)
+        last = len(self.blocks) - 1 if not intermediates_only else chosen[-1]
+        x = self.embed_tokens(video)
+        intermediates = []
+        for index in range(last + 1):
+            x = run_blocks(self.blocks[index : index + 1], x, self.grad_checkpointing)
+            if index in chosen:
+                intermediates.append(self.norm(x) if norm else x)
+        if intermediates_only:
+            return intermediates
+        return self.norm(x), intermediates
 
     def forward_head(self, features: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         """From `forward_features` output to logits (N, num_classes), or the CLS embedding with `pre_logits`."""
