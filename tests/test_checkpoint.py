@@ -155,3 +155,76 @@ def test_memory_mapped_weights_are_copy_on_write(tmp_path, tiny, video):
     assert path.read_bytes() == before
     again = hvm1.load_model(path, num_heads=4)
     assert torch.equal(again.head.weight + 1.0, model.head.weight)
+
+
+@pytest.mark.parametrize("content", [b"", b"notes: remember the milk\n", b"# a README\n\n{json-ish}", b"\x89PNG\r\n\x1a\n"])
+@pytest.mark.parametrize("name", ["notes.pth", "notes.safetensors", "notes.txt"])
+def test_a_file_of_no_checkpoint_format_is_named_as_such(tmp_path, content, name):
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError, match=rf"{name} is not a PyTorch or safetensors checkpoint"):
+        hvm1.load_model(path)
+
+
+def test_the_format_comes_from_the_signature_not_the_name(tmp_path, tiny):
+    """A safetensors file named .pth and a checkpoint named .bin load; a legacy (pre-zip) pickle is read."""
+    from hvm1.checkpoint import checkpoint_format
+
+    heads = reference_heads(tiny)
+    model = hvm1.load_model(tiny / "vit_checkpoint.pth", **heads)
+    safetensors = hvm1.save_safetensors(model, tmp_path / "a.safetensors")
+    renamed = tmp_path / "a.pth"
+    renamed.write_bytes(safetensors.read_bytes())
+    zipped = tmp_path / "b.bin"
+    zipped.write_bytes((tiny / "vit_checkpoint.pth").read_bytes())
+    legacy = tmp_path / "c.pth"
+    torch.save({"model": model.state_dict()}, legacy, _use_new_zipfile_serialization=False)
+    assert [checkpoint_format(p) for p in (renamed, zipped, legacy)] == ["safetensors", "zip", "pickle"]
+    for path in (renamed, zipped, legacy):
+        again = hvm1.load_model(path, **heads)
+        assert all(torch.equal(a, b) for a, b in zip(again.state_dict().values(), model.state_dict().values()))
+
+
+def test_no_refusal_recommends_convert_which_refuses_the_same_file(tmp_path):
+    bad = tmp_path / "evil.pth"
+    torch.save({"model": {"w": torch.zeros(1)}, "payload": _RunsCode(tmp_path / "pwned")}, bad)
+    with pytest.raises(CheckpointError) as refused:
+        hvm1.load_model(bad)
+    assert "hvm1 convert" not in str(refused.value)
+    with pytest.raises(CheckpointError, match="refused to load"):
+        hvm1.zoo.convert(bad, tmp_path / "out.safetensors")
+
+
+def test_a_bare_mae_state_dict_with_the_512_wide_decoder_needs_no_head_counts(tmp_path):
+    config = hvm1.models.MAEConfig(img_size=32, patch_size=16, num_frames=4, t_patch_size=2, embed_dim=192,
+                                   depth=1, num_heads=3, decoder_embed_dim=512, decoder_depth=1, decoder_num_heads=16,
+                                   pred_t_dim=2)
+    torch.manual_seed(0)
+    torch.save(hvm1.models.build_model(config).state_dict(), tmp_path / "bare.pth")
+    loaded = hvm1.load_model(tmp_path / "bare.pth")
+    assert (loaded.config.num_heads, loaded.config.decoder_num_heads) == (3, 16)
+
+
+def test_overrides_are_checked_the_same_way_for_zoo_names_files_and_fixed_architectures(tiny):
+    config = hvm1.ViTConfig(img_size=56, num_frames=8, embed_dim=64, depth=2, num_heads=4, num_classes=7)
+    for load in (lambda: hvm1.load_model("vit_hvm1_none", pretrained=False, device="meta", num_hedas=4),
+                 lambda: hvm1.load_model(tiny / "vit_checkpoint.pth", num_hedas=4),
+                 lambda: hvm1.zoo.load_checkpoint(tiny / "vit_checkpoint.pth", config=config, num_hedas=4)):
+        with pytest.raises(ValueError, match=r"unknown config field\(s\) num_hedas; valid: "):
+            load()
+
+
+@pytest.mark.parametrize("command", [
+    ["complete", "--out-dir", "{tmp}/out"], ["attention", "--out-dir", "{tmp}/out"], ["embed", "-o", "{tmp}/e.npz"],
+])
+def test_a_command_given_a_text_file_as_checkpoint_says_so_in_one_line(tmp_path, capsys, command):
+    from hvm1.cli import main
+
+    notes = tmp_path / "notes.pth"
+    notes.write_text("remember the milk\n")
+    video = Path(__file__).resolve().parents[1].parent / "shared" / "videos" / "box.mp4"
+    args = [command[0], str(video), "--checkpoint", str(notes), *(a.format(tmp=tmp_path) for a in command[1:])]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "notes.pth is not a PyTorch or safetensors checkpoint" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1

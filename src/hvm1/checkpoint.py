@@ -19,19 +19,18 @@ import logging
 import os
 import pickle
 import re
-import tempfile
-import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError, safe_open
+from safetensors import safe_open
 from safetensors.torch import save_file
 
+from .files import write_atomically
 from .models import CONFIG_CLASSES, MAEConfig, ViTConfig, build_model
-from .models.configs import ARCHITECTURES, heads_for_width
+from .models.configs import ARCHITECTURES, DECODER, heads_for_width
 
 logger = logging.getLogger(__name__)
 
@@ -66,8 +65,35 @@ def _refusal_detail(error: Exception) -> str:
     return match.group(1).strip() if match else text.strip().splitlines()[0]
 
 
-def _load_pickled(path: Path) -> Any:
-    mmap = zipfile.is_zipfile(path)  # the legacy (pre-zip) format cannot be memory-mapped
+# The first bytes of each format a checkpoint may be in.
+ZIP_SIGNATURE = b"PK\x03\x04"  # torch.save since PyTorch 1.6: a zip archive
+PICKLE_PROTOCOLS = range(2, 6)  # legacy torch.save: a pickle stream, b"\x80" then the protocol number
+SAFETENSORS_MAX_HEADER = 100_000_000  # the safetensors format's own limit on its JSON header, in bytes
+
+
+def checkpoint_format(path: str | os.PathLike) -> str:
+    """The format of a checkpoint file from its first bytes, whatever its name: 'zip' (`torch.save`),
+    'pickle' (`torch.save` before PyTorch 1.6) or 'safetensors' (an 8-byte header length, then JSON).
+
+    Raises `CheckpointError` naming the file for anything else (a text file, an image, an empty file).
+    """
+    path = Path(path)
+    with open(path, "rb") as handle:
+        head = handle.read(9)
+    if head[:4] == ZIP_SIGNATURE:
+        return "zip"
+    if len(head) >= 2 and head[0] == 0x80 and head[1] in PICKLE_PROTOCOLS:
+        return "pickle"
+    if len(head) == 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < SAFETENSORS_MAX_HEADER:
+        return "safetensors"
+    seen = f"its first bytes are {head[:8]!r}" if head else "it is empty"
+    raise CheckpointError(
+        f"{path} is not a PyTorch or safetensors checkpoint ({seen}; expected a zip archive, a pickle stream "
+        f"or a safetensors header)"
+    )
+
+
+def _load_pickled(path: Path, mmap: bool) -> Any:
     try:
         with torch.serialization.safe_globals([argparse.Namespace]):
             return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
@@ -75,11 +101,11 @@ def _load_pickled(path: Path) -> Any:
         if "Weights only load failed" in str(error):
             raise CheckpointError(
                 f"refused to load {path}: unpickling it would construct objects other than tensors and "
-                f"argparse.Namespace ({_refusal_detail(error)}); only load files you trust, and convert "
-                f"them with `hvm1 convert` to .safetensors"
+                f"argparse.Namespace ({_refusal_detail(error)}); hvm1 never runs such code. If you trust the "
+                f"file, load it with torch.load(weights_only=False) and save its state dict with torch.save"
             ) from None
         raise CheckpointError(f"cannot read checkpoint {path}: corrupt pickle data ({error})") from None
-    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError, KeyError) as error:
+    except Exception as error:  # anything a damaged file makes the reader raise is that file's failure
         raise CheckpointError(
             f"cannot read checkpoint {path}: the file is truncated or corrupt ({type(error).__name__}: "
             f"{str(error).splitlines()[0] if str(error) else 'no detail'})"
@@ -100,9 +126,10 @@ def read_checkpoint(path: str | os.PathLike) -> CheckpointContents:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint file not found: {path}")
-    if path.suffix == ".safetensors":
+    kind = checkpoint_format(path)
+    if kind == "safetensors":
         return _read_safetensors(path)
-    obj = _load_pickled(path)
+    obj = _load_pickled(path, mmap=kind == "zip")  # the legacy format cannot be memory-mapped
     if _is_state_dict(obj):
         return CheckpointContents(path=path, state_dict=dict(obj))
     if isinstance(obj, Mapping):
@@ -121,9 +148,9 @@ def _read_safetensors(path: Path) -> CheckpointContents:
         with safe_open(path, framework="pt") as f:
             metadata = f.metadata() or {}
             state_dict = {key: f.get_tensor(key) for key in f.keys()}
-    except (SafetensorError, OSError, RuntimeError, ValueError) as error:
+        config = json.loads(metadata[CONFIG_METADATA_KEY]) if CONFIG_METADATA_KEY in metadata else None
+    except Exception as error:  # SafetensorError, OSError, a broken JSON config, ...: the file's failure
         raise CheckpointError(f"cannot read {path}: the file is truncated or corrupt ({error})") from None
-    config = json.loads(metadata[CONFIG_METADATA_KEY]) if CONFIG_METADATA_KEY in metadata else None
     return CheckpointContents(
         path=path, state_dict=state_dict, config=config, model_type=metadata.get(MODEL_TYPE_METADATA_KEY),
         metadata=metadata,
@@ -204,27 +231,45 @@ def config_from_shapes(state_dict: Mapping[str, torch.Tensor]) -> dict[str, Any]
     return out
 
 
+def shape_config(contents: CheckpointContents) -> dict[str, Any]:
+    """`config_from_shapes` of a file's tensors; tensors of shapes no model has are a `CheckpointError`."""
+    try:
+        return config_from_shapes(contents.state_dict)
+    except (ValueError, IndexError, TypeError, ZeroDivisionError) as error:
+        raise CheckpointError(f"{contents.path} holds tensors of shapes no hvm1 model has ({error})") from None
+
+
+def check_overrides(overrides: Mapping[str, Any] | None, config_type: type[ViTConfig]) -> dict[str, Any]:
+    """`overrides` as a dict once each key is a field of `config_type`; the one place overrides of a
+    config are checked. Raises ValueError listing the unknown keys and the valid fields."""
+    overrides = dict(overrides or {})
+    fields = {f.name for f in dataclasses.fields(config_type)}
+    if unknown := sorted(set(overrides) - fields):
+        raise ValueError(f"unknown config field(s) {', '.join(unknown)}; valid: {', '.join(sorted(fields))}")
+    return overrides
+
+
 def resolve_config(
     contents: CheckpointContents, model_type: str, overrides: Mapping[str, Any] | None = None
 ) -> ViTConfig:
     """The architecture of `contents` built as `model_type`: each field from, in order, `overrides`, the stored
     config, the training args, the tensor shapes, the named architecture in args (`model`) and, for head
-    counts, the size table when the width matches a named size exactly. Raises `CheckpointError` naming any
+    counts, the size table: the MAE decoder's for a 512-wide decoder, else the named size of exactly that
+    width. Raises `CheckpointError` naming any
     field still unknown, and ValueError for an override that is no config field.
     """
     cls = CONFIG_CLASSES[model_type]
     fields = {f.name for f in dataclasses.fields(cls)}
-    known_fields = {f.name for f in dataclasses.fields(MAEConfig)}
-    overrides = dict(overrides or {})
-    if unknown := sorted(set(overrides) - known_fields):
-        raise ValueError(f"unknown config field(s) {', '.join(unknown)}; valid: {', '.join(sorted(known_fields))}")
+    overrides = check_overrides(overrides, MAEConfig)  # a ViT from an MAE file may be given decoder fields too
     named = ARCHITECTURES.get(str(contents.args.get("model", "")))
-    sources = [overrides, contents.config or {}, contents.args, config_from_shapes(contents.state_dict)]
+    sources = [overrides, contents.config or {}, contents.args, shape_config(contents)]
     if named is not None:
         sources.append({k: v for k, v in named.to_dict().items() if k in ("num_heads", "decoder_num_heads")})
     values: dict[str, Any] = {}
     for source in reversed(sources):  # later sources have lower priority
         values.update({k: v for k, v in source.items() if k in fields})
+    if "decoder_num_heads" in fields and values.get("decoder_embed_dim") == DECODER["decoder_embed_dim"]:
+        values.setdefault("decoder_num_heads", DECODER["decoder_num_heads"])  # the HVM-1 decoder of every MAE
     for head_field, width_field in (("num_heads", "embed_dim"), ("decoder_num_heads", "decoder_embed_dim")):
         if head_field in fields and head_field not in values and width_field in values:
             if (heads := heads_for_width(values[width_field])) is not None:
@@ -317,7 +362,7 @@ def load_checkpoint(
     if config is None:
         config = resolve_config(contents, model_type, config_overrides)
     elif config_overrides:
-        config = config.replace(**config_overrides)
+        config = config.replace(**check_overrides(config_overrides, type(config)))
     if not pretrained:
         model = build_model(config, device=device)
         return model.to(dtype).eval()
@@ -352,15 +397,4 @@ def save_safetensors(
         CONFIG_METADATA_KEY: json.dumps(config.to_dict()),
         MODEL_TYPE_METADATA_KEY: "mae" if isinstance(config, MAEConfig) else "vit",
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=metadata)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return write_atomically(path, lambda handle: save_file(tensors, handle.name, metadata=metadata))

@@ -21,7 +21,8 @@ import torch
 from .checkpoint import (
     CheckpointError,
     _as_dtype,
-    config_from_shapes,
+    check_overrides,
+    shape_config,
     load_checkpoint,
     read_checkpoint,
     save_safetensors,
@@ -190,7 +191,7 @@ def preprocessing_for(source: str | os.PathLike | ZooEntry | ViTConfig | torch.n
         contents = read_checkpoint(source)
         if PREPROCESSING_METADATA_KEY in contents.metadata:
             return _preprocessing_from_json(contents.metadata[PREPROCESSING_METADATA_KEY])
-        source = contents.config or config_from_shapes(contents.state_dict)
+        source = contents.config or shape_config(contents)
         if not {"img_size", "num_frames"} <= source.keys():
             raise CheckpointError(f"cannot tell the image size and frames of {contents.path} from its tensors")
         return Preprocessing(img_size=source["img_size"], num_frames=source["num_frames"])
@@ -236,11 +237,7 @@ def _entry_config(entry: ZooEntry, model_type: str | None) -> tuple[str, ViTConf
 
 
 def _with_overrides(config: ViTConfig, overrides: dict[str, Any]) -> ViTConfig:
-    fields = set(config.to_dict())
-    if unknown := sorted(set(overrides) - fields):
-        raise ValueError(
-            f"unknown {type(config).__name__} field(s) {', '.join(unknown)}; valid: {', '.join(sorted(fields))}"
-        )
+    overrides = check_overrides(overrides, type(config))
     return config.replace(**overrides) if overrides else config
 
 

@@ -18,6 +18,8 @@ from typing import Any, Sequence, Union
 
 import numpy as np
 
+from hvm1.files import write_atomically
+
 PathLike = Union[str, os.PathLike]
 EMBEDDING_SUFFIXES = (".npz", ".parquet")
 
@@ -109,26 +111,6 @@ def load_embeddings(path: PathLike) -> Embeddings:
         return _load_npz(path) if path.suffix == ".npz" else _load_parquet(path)
     except (KeyError, OSError, ValueError) as error:
         raise ValueError(f"{path} is not an embedding file written by hvm1 embed ({error})") from None
-
-
-def write_atomically(path: Path, write) -> Path:
-    """Call `write(handle)` on a temporary file beside `path`, flush it to disk, then rename it to `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(temporary, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)  # the rename itself survives a crash
-    finally:
-        os.close(directory)
-    return path
 
 
 def _npz_arrays(embeddings: Embeddings) -> dict[str, np.ndarray]:

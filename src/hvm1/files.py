@@ -1,0 +1,55 @@
+"""Writing files atomically: the one writer every checkpoint, converted model and embedding file goes through.
+
+A file is written to a temporary name in its own folder, flushed to disk, then renamed over the target, and
+the folder is flushed too: whatever interrupts the write (a crash, Ctrl-C, a full disk), the target is either
+the old file or the complete new one, never a torn one. The new file gets the permissions a plain `open(path,
+"wb")` would give it: an existing file's mode, else 0666 less the umask (`tempfile.mkstemp` would make it
+private, unreadable to others on a shared cluster).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import stat
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO
+
+
+def write_atomically(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -> Path:
+    """Call `write(handle)` on a new temporary file beside `path`, then put that file in `path`'s place.
+
+    `handle` is the temporary file opened for binary writing; a writer that takes a file name may write to
+    `handle.name` instead. Creates `path`'s folder when needed; returns `path`. Nothing is left behind
+    when `write` raises, and `path` is then untouched.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)  # a plain write keeps an existing file's mode
+    except FileNotFoundError:
+        mode = None
+    temporary = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
+    try:
+        with open(temporary, "xb") as handle:  # created as open(path, "wb") creates: 0666 less the umask
+            if mode is None:
+                mode = stat.S_IMODE(os.fstat(handle.fileno()).st_mode)
+            write(handle)
+        # A writer that writes by name may have replaced the file (safetensors makes it private): sync and
+        # set the mode of what is there now.
+        _fsync(temporary)
+        os.chmod(temporary, mode)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+    _fsync(path.parent)  # the rename itself survives a crash
+    return path
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
