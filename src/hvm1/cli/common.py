@@ -8,6 +8,17 @@ from pathlib import Path
 from typing import Any
 
 
+def _print_failures(failures) -> bool:
+    """Name each unreadable video (`.video`, `.reason`) on stderr; whether there were any."""
+    import sys
+
+    if failures:
+        print(f"{len(failures)} could not be read and were skipped:", file=sys.stderr)
+        for failure in failures:
+            print(f"  {failure.video}: {failure.reason}", file=sys.stderr)
+    return bool(failures)
+
+
 def _parse_value(text: str) -> Any:
     if text.lower() in ("true", "false"):
         return text.lower() == "true"

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from ..devices import DEVICE_CHOICES
-from .common import _add_model_args, _model_from_args, _preprocessing_as_built
+from .common import _add_model_args, _model_from_args, _preprocessing_as_built, _print_failures
 
 # The published checkpoint files are about this size each (two thirds of it AdamW state that is never read).
 _PUBLISHED_FILE_SIZE = "about 7.6 GB"
@@ -90,12 +90,7 @@ def _run_on_videos(args: argparse.Namespace, command: str, run) -> int:
         for file in written.files:
             print(file)
     print(f"{len(report.written)} of {len(videos)} videos written to {out_dir}", file=sys.stderr)
-    if report.failures:
-        print(f"{len(report.failures)} could not be read and were skipped:", file=sys.stderr)
-        for failure in report.failures:
-            print(f"  {failure.video}: {failure.reason}", file=sys.stderr)
-        return 1
-    return 0
+    return 1 if _print_failures(report.failures) else 0
 
 
 def _cmd_complete(args: argparse.Namespace) -> int:
