@@ -1,13 +1,16 @@
 """Loading zoo models by name through the real `huggingface_hub` download path, against a local fake hub.
 
 The tiny reference checkpoints stand in for the published files (`hvm1_none.pth` is the tiny MAE), with the
-zoo entries' architecture swapped for the tiny one by a test-only override.
+zoo entries' architecture swapped for the tiny one by a test-only override. They are in the published format
+(model, AdamW state, epoch, scaler, args), so a first load fetches the weights alone, in range requests.
 """
 
 from __future__ import annotations
 
 import json
+import struct
 import time
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -17,7 +20,8 @@ from hub_server import FakeHub, point_hub_client_at, set_offline, use_tiny_archi
 from reference_data import reference_dir, reference_heads
 from hvm1 import CheckpointError, load_model, zoo
 from hvm1.cli import main
-from hvm1.hub import DownloadError
+from hvm1 import hub as hub_module
+from hvm1.hub import DownloadError, is_weights_only
 from hvm1.models import MAEConfig
 from hvm1.models.configs import config_fields
 
@@ -57,6 +61,28 @@ def blobs(hf_home: Path) -> list[Path]:
     return [p for p in hf_home.rglob("blobs/*") if p.is_file()]
 
 
+def gets(hub: FakeHub) -> int:
+    """How many GETs of a file the server has answered (a weights-only fetch makes several)."""
+    return hub.downloads()
+
+
+def data_offset(data: bytes, name: str) -> int:
+    """Where the bytes of the archive entry `name` start in the zip file `data` (after its local header)."""
+    info = zipfile.ZipFile(__import__("io").BytesIO(data)).getinfo(name)
+    name_length, extra_length = struct.unpack_from("<HH", data, info.header_offset + 26)
+    return info.header_offset + 30 + name_length + extra_length
+
+
+def overlaps(a: tuple[int, int], b: tuple[int, int]) -> bool:
+    return a[0] <= b[1] and b[0] <= a[1]
+
+
+@pytest.fixture
+def small_pieces(monkeypatch):
+    """Pieces of 64 KiB, so the tiny file's weights take many range requests, as a published file's do."""
+    monkeypatch.setattr(hub_module, "PIECE_BYTES", 64 << 10)
+
+
 def test_first_download_then_cached_reload_with_the_server_stopped(hub, tiny, tmp_path):
     serve(hub, "hvm1_none.pth", tiny / "mae_checkpoint.pth")
     expected = load_model(tiny / "mae_checkpoint.pth", **reference_heads(tiny))
@@ -64,11 +90,12 @@ def test_first_download_then_cached_reload_with_the_server_stopped(hub, tiny, tm
     assert zoo.cached_path("mae_hvm1_none") is None
     model = load_model("mae_hvm1_none")
     assert_same_weights(model, expected)
-    assert hub.downloads() == 1
+    transfers = gets(hub)
     assert zoo.cached_path("mae_hvm1_none") == zoo.cached_path("vit_hvm1_none") is not None  # one file, two names
+    assert is_weights_only(zoo.cached_path("mae_hvm1_none"))
 
-    encoder = load_model("vit_hvm1_none")  # same file: no second transfer
-    assert hub.downloads() == 1
+    encoder = load_model("vit_hvm1_none")  # same file: no second transfer, nor any other request
+    assert gets(hub) == transfers and len(hub.file_requests()) == transfers + 1
     assert "decoder_embed.weight" not in encoder.state_dict()
 
     hub.stop()
@@ -108,18 +135,22 @@ def test_missing_file_on_the_hub_names_model_and_file(hub):
         load_model("vit_hvm1_ssv2-50shot")
 
 
+@pytest.mark.parametrize("full_download", [False, True])
 @pytest.mark.parametrize("fault", ["truncate", "corrupt"])
-def test_a_bad_download_is_an_error_and_leaves_nothing_a_retry_would_trust(hub, tiny, tmp_path, fault):
+def test_a_bad_download_is_an_error_and_leaves_nothing_a_retry_would_trust(hub, tiny, tmp_path, fault,
+                                                                           full_download, monkeypatch):
+    monkeypatch.setattr(time, "sleep", lambda seconds: None)
     serve(hub, "hvm1_none.pth", tiny / "mae_checkpoint.pth")
     hub.fault = fault
     with pytest.raises(DownloadError, match=r"hvm1_none\.pth \(model 'mae_hvm1_none'\)"):
-        load_model("mae_hvm1_none")
+        load_model("mae_hvm1_none", full_download=full_download)
     assert zoo.cached_path("mae_hvm1_none") is None
     assert blobs(tmp_path / "hf") == []
 
     hub.fault = None
     expected = load_model(tiny / "mae_checkpoint.pth", **reference_heads(tiny))
-    assert_same_weights(load_model("mae_hvm1_none"), expected)
+    assert_same_weights(load_model("mae_hvm1_none", full_download=full_download), expected)
+    assert is_weights_only(zoo.cached_path("mae_hvm1_none")) != full_download
 
 
 def test_a_file_that_does_not_fit_the_entry_is_an_error(hub, tiny):
@@ -153,8 +184,9 @@ def test_convert_by_name_downloads_once_and_list_shows_the_cached_file(hub, tiny
     serve(hub, "hvm1_none.pth", tiny / "mae_checkpoint.pth")
     out = tmp_path / "encoder.safetensors"
     assert main(["convert", "vit_hvm1_none", "-o", str(out)]) == 0
+    transfers = gets(hub)
     assert_same_weights(load_model(out), load_model("vit_hvm1_none"))
-    assert hub.downloads() == 1
+    assert gets(hub) == transfers
     capsys.readouterr()
     assert main(["list"]) == 0
     cached = {line.split()[0]: line.split()[-1] for line in capsys.readouterr().out.splitlines()[1:]}
@@ -177,3 +209,80 @@ def test_the_download_shows_the_hub_clients_progress_bar(hub, tiny, monkeypatch,
     load_model("mae_hvm1_none")
     err = capsys.readouterr().err
     assert "hvm1_none.pth" in err and "100%" in err
+
+
+def test_a_first_load_fetches_only_the_weights_which_equal_a_whole_file_download(hub, tiny, tmp_path, small_pieces):
+    serve(hub, "hvm1_none.pth", tiny / "mae_checkpoint.pth")
+    size = len(hub.files[(REPO, "hvm1_none.pth")])
+    slim = load_model("mae_hvm1_none")
+    fetched = hub.bytes_sent()
+    assert fetched <= 0.36 * size
+    assert all(record.range is not None for record in hub.sent)  # range requests only
+    assert len(hub.sent) > 4  # the weights came in several pieces
+
+    whole = load_model("mae_hvm1_none", full_download=True, cache_dir=tmp_path / "whole")
+    assert hub.bytes_sent() - fetched == size
+    assert not is_weights_only(zoo.cached_path("mae_hvm1_none", cache_dir=tmp_path / "whole"))
+    assert_same_weights(slim, whole)
+    assert_same_weights(slim, load_model(tiny / "mae_checkpoint.pth", **reference_heads(tiny)))
+
+
+def test_a_flipped_byte_in_a_weight_is_named_never_loaded_and_fetched_again_on_retry(hub, tiny, monkeypatch,
+                                                                                      small_pieces):
+    serve(hub, "hvm1_none.pth", tiny / "mae_checkpoint.pth")
+    entry = "mae_checkpoint/data/3"
+    hub.fault, hub.flip_at = "flip", data_offset(hub.files[(REPO, "hvm1_none.pth")], entry) + 5
+    with pytest.raises(DownloadError) as info:
+        load_model("mae_hvm1_none")
+    for part in ("'mae_hvm1_none'", "hvm1_none.pth", f"'{entry}'", "CRC-32"):
+        assert part in str(info.value)
+    assert zoo.cached_path("mae_hvm1_none") is None
+    set_offline(monkeypatch, True)
+    with pytest.raises(DownloadError, match="HF_HUB_OFFLINE"):  # the damaged fetch is never loaded
+        load_model("mae_hvm1_none")
+
+    set_offline(monkeypatch, False)
+    hub.fault = None
+    first = hub.bytes_sent()
+    model = load_model("mae_hvm1_none")
+    assert_same_weights(model, load_model(tiny / "mae_checkpoint.pth", **reference_heads(tiny)))
+    assert 0 < hub.bytes_sent() - first <= hub_module.PIECE_BYTES  # only the damaged entry's piece again
+
+
+def test_a_server_that_ignores_range_gets_the_whole_file(hub, tiny, tmp_path):
+    serve(hub, "hvm1_none.pth", tiny / "mae_checkpoint.pth")
+    hub.fault = "ignore-range"
+    model = load_model("mae_hvm1_none")
+    assert_same_weights(model, load_model(tiny / "mae_checkpoint.pth", **reference_heads(tiny)))
+    cached = zoo.cached_path("mae_hvm1_none")
+    assert cached is not None and not is_weights_only(cached) and len(blobs(tmp_path / "hf")) == 1
+    assert [p for p in (tmp_path / "hf").rglob("*.incomplete*")] == []
+
+
+def test_an_interrupted_fetch_resumes_without_fetching_finished_ranges_again(hub, tiny, monkeypatch, small_pieces):
+    monkeypatch.setattr(time, "sleep", lambda seconds: None)
+    serve(hub, "hvm1_none.pth", tiny / "mae_checkpoint.pth")
+    size = len(hub.files[(REPO, "hvm1_none.pth")])
+    hub.fault, hub.cut_after = "cut", int(0.36 * size) // 2
+    with pytest.raises(DownloadError, match=r"'mae_hvm1_none'.*could not be fetched.*trying again fetches the rest"):
+        load_model("mae_hvm1_none")
+    assert zoo.cached_path("mae_hvm1_none") is None
+    finished = [record.range for record in hub.sent if record.complete]
+    assert finished and not all(record.complete for record in hub.sent)
+
+    hub.fault, first = None, len(hub.sent)
+    model = load_model("mae_hvm1_none")
+    assert_same_weights(model, load_model(tiny / "mae_checkpoint.pth", **reference_heads(tiny)))
+    again = [record.range for record in hub.sent[first:]]
+    assert again and not any(overlaps(a, b) for a in again for b in finished)
+    assert hub.bytes_sent() <= 0.36 * size + hub.cut_after  # a cut piece's part is fetched again, no more
+
+
+def test_full_download_fetches_the_whole_file_verified_by_its_sha256(hub, tiny, tmp_path):
+    serve(hub, "hvm1_none.pth", tiny / "mae_checkpoint.pth")
+    size = len(hub.files[(REPO, "hvm1_none.pth")])
+    load_model("mae_hvm1_none", full_download=True)
+    assert [(record.range, record.nbytes) for record in hub.sent] == [(None, size)]
+    (blob,) = blobs(tmp_path / "hf")
+    assert blob.name == hub.etag(hub.files[(REPO, "hvm1_none.pth")])  # the hub's SHA-256, checked on arrival
+    assert zoo.cached_path("mae_hvm1_none").resolve() == blob.resolve()

@@ -27,7 +27,7 @@ from .checkpoint import (
     read_checkpoint,
     save_safetensors,
 )
-from .hub import cached_file, download_file
+from .hub import cached_weights, fetch_weights
 from .models import MAEConfig, ViTConfig, build_model, get_config
 
 HUB_REPO = "eminorhan/hvm-1"
@@ -219,9 +219,19 @@ def _preprocessing_from_json(text: str) -> Preprocessing:
 def cached_path(
     name: str, *, revision: str | None = None, cache_dir: str | os.PathLike | None = None
 ) -> Path | None:
-    """The cached weights file of zoo model `name` in the local hub cache, or None (checked without network)."""
+    """The cached file zoo model `name` loads from (the whole file, or the weights-only one a first load
+    fetched; `hub.is_weights_only` tells which), or None. Checked without network."""
     entry = get_model_entry(name)
-    return cached_file(entry.repo_id, entry.filename, revision=revision, cache_dir=cache_dir)
+    return cached_weights(entry.repo_id, entry.filename, revision=revision, cache_dir=cache_dir)
+
+
+def weights_nbytes(name: str) -> int:
+    """The bytes of the weights in zoo model `name`'s file (float32, as published): about what its first load
+    downloads. The `_none` files hold the MAE, so `vit_*_none` fetches the decoder too."""
+    entry = get_model_entry(name)
+    stored = MODELS[f"mae_{entry.pretraining}_none"] if entry.finetuning == "none" else entry
+    model = build_model(stored.config, device="meta")
+    return sum(t.numel() * 4 for t in model.state_dict().values())
 
 
 def _entry_config(entry: ZooEntry, model_type: str | None) -> tuple[str, ViTConfig]:
@@ -250,12 +260,15 @@ def load_model(
     dtype: torch.dtype | str | None = None,
     revision: str | None = None,
     cache_dir: str | os.PathLike | None = None,
+    full_download: bool = False,
     **config_overrides: Any,
 ) -> torch.nn.Module:
     """Load an HVM-1 model by zoo name (see `get_available_models`) or from a checkpoint file, in eval mode.
 
-    A zoo name downloads its file from the hub once (`revision`, `cache_dir`, and the `HF_*` environment
-    apply), builds the entry's architecture and loads the weights, which must fit it exactly. A file may be
+    A zoo name fetches the weights in its file from the hub once, about a third of it (`hub.fetch_weights`:
+    the optimizer state is skipped; `full_download=True` downloads the whole file, verified by its SHA-256;
+    `revision`, `cache_dir` and the `HF_*` environment apply), builds the entry's architecture and loads the
+    weights, which must fit it exactly. A file may be
     a published training checkpoint, a state dict, or a `.safetensors` file from `hvm1 convert`. Either way
     the file is read safely and memory-mapped (optimizer state is never read) into a model built on the meta
     device; float32 unless `dtype` says otherwise. `model_type='vit'` builds the encoder alone from an MAE.
@@ -279,9 +292,10 @@ def load_model(
         return build_model(config, device=device).to(_as_dtype(dtype)).eval()
     if torch.device(device or "cpu").type == "meta":
         raise ValueError("device='meta' builds an empty model: pass pretrained=False with it")
-    path = download_file(
+    path = fetch_weights(
         entry.repo_id, entry.filename, revision=revision, cache_dir=cache_dir, description=f"model {name!r}",
         load_hint=f"hvm1.load_model('/path/to/{entry.filename}', model_type={model_type!r})",
+        full_download=full_download,
     )
     try:
         return load_checkpoint(path, config=config, model_type=model_type, device=device, dtype=dtype)
@@ -297,6 +311,7 @@ def convert(
     model_type: str | None = None,
     revision: str | None = None,
     cache_dir: str | os.PathLike | None = None,
+    full_download: bool = False,
     **config_overrides: Any,
 ) -> Path:
     """Write a zoo model or checkpoint file as one `.safetensors` file: weights and full config, no optimizer
@@ -309,7 +324,8 @@ def convert(
     if output.suffix != ".safetensors":
         raise ValueError(f"the output must be a .safetensors file, got {output}")
     model = load_model(
-        name_or_path, model_type=model_type, revision=revision, cache_dir=cache_dir, **config_overrides
+        name_or_path, model_type=model_type, revision=revision, cache_dir=cache_dir, full_download=full_download,
+        **config_overrides,
     )
     if Path(name_or_path).is_file():
         recorded = read_checkpoint(name_or_path).metadata.get(PREPROCESSING_METADATA_KEY)
