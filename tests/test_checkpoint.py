@@ -228,3 +228,27 @@ def test_a_command_given_a_text_file_as_checkpoint_says_so_in_one_line(tmp_path,
     err = capsys.readouterr().err
     assert "notes.pth is not a PyTorch or safetensors checkpoint" in err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_fresh_head_rule_makes_the_published_init_only_when_asked_for(tmp_path, tiny):
+    heads = reference_heads(tiny)
+    with pytest.raises(CheckpointError, match=r"wrong shapes: head\.bias \(7,\) \(model \(300,\)\)"):
+        hvm1.load_model(tiny / "vit_checkpoint.pth", num_classes=300, **heads)
+    report: list[str] = []
+    model = hvm1.load_model(tiny / "vit_checkpoint.pth", num_classes=300, rules=["fresh-head"], seed=3,
+                            report=report, **heads)
+    assert report == ["vit_checkpoint.pth: rule 'fresh-head' dropped head.weight (7, 64), head.bias (7,) and "
+                      "made head.bias (300,), head.weight (300, 64)"]
+    weight, bias = model.head.weight.detach(), model.head.bias.detach()
+    assert abs(weight.mean()) < 0.002 and 0.019 < weight.std() < 0.021  # normal(0, 0.02): 19200 draws
+    bound = 1 / 64 ** 0.5  # nn.Linear's default bias: uniform(-1/sqrt(fan_in), 1/sqrt(fan_in))
+    assert bias.abs().max() <= bound and bias.abs().max() > 0.9 * bound and abs(bias.mean()) < 0.02
+    again = hvm1.load_model(tiny / "vit_checkpoint.pth", num_classes=300, rules=["fresh-head"], seed=3, **heads)
+    assert torch.equal(again.head.weight, model.head.weight)
+    stored = read_checkpoint(tiny / "vit_checkpoint.pth").state_dict
+    assert torch.equal(model.norm.weight, stored["norm.weight"])
+    kept: list[str] = []
+    same = hvm1.load_model(tiny / "vit_checkpoint.pth", rules=["fresh-head"], report=kept, **heads)
+    assert kept == [] and torch.equal(same.head.weight, stored["head.weight"])
+    with pytest.raises(ValueError, match="unknown key rule.*fresh-heads"):
+        hvm1.load_model(tiny / "vit_checkpoint.pth", rules=["fresh-heads"], **heads)

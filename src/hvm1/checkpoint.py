@@ -17,10 +17,11 @@ import dataclasses
 import io
 import json
 import logging
+import math
 import os
 import pickle
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -235,18 +236,42 @@ def model_storage_keys(data_pkl: bytes) -> set[str]:
 
 @dataclass(frozen=True)
 class KeyRule:
-    """A named rule that drops stored keys (`drops`) when loading into a model of the given type."""
+    """A named rule that drops stored keys that don't fit the model being built, and may make new ones.
+
+    `drops(key)` says which stored keys the rule may drop when the model has no such key or one of another
+    shape; `makes(model, missing, generator)` returns tensors for the model's keys still `missing` after the
+    drops (None: the rule makes nothing). A rule with `opt_in` applies only when a load names it in `rules`.
+    """
 
     name: str
     applies_to: str  # the model type being built
     drops: Callable[[str], bool]
+    makes: Callable[[torch.nn.Module, set[str], torch.Generator], dict[str, torch.Tensor]] | None = None
+    opt_in: bool = False
+
+
+def _fresh_head(model: torch.nn.Module, missing: set[str], generator: torch.Generator) -> dict[str, torch.Tensor]:
+    """The published init of a new classification head: weight normal(0, 0.02), bias as `nn.Linear` makes it
+    (uniform in +-1/sqrt(fan_in))."""
+    head = getattr(model, "head", None)
+    if not isinstance(head, torch.nn.Linear) or not {"head.weight", "head.bias"} & missing:
+        return {}
+    classes, width = head.weight.shape
+    bound = 1 / math.sqrt(width)
+    weight = torch.empty(classes, width).normal_(0.0, 0.02, generator=generator)
+    bias = torch.empty(classes).uniform_(-bound, bound, generator=generator)
+    return {key: value for key, value in (("head.weight", weight), ("head.bias", bias)) if key in missing}
 
 
 WRAPPER_PREFIXES = ("module.", "_orig_mod.")  # DDP and torch.compile wrappers
+FRESH_HEAD = "fresh-head"
 KEY_RULES = (
     KeyRule("vit-from-mae drops the decoder and mask token", "vit",
             lambda key: key.startswith("decoder") or key == "mask_token"),
+    # Finetuning asks for it: a head that is missing or of another class count is replaced by a new one.
+    KeyRule(FRESH_HEAD, "vit", lambda key: key in ("head.weight", "head.bias"), makes=_fresh_head, opt_in=True),
 )
+RULE_NAMES = tuple(rule.name for rule in KEY_RULES)
 
 
 def strip_wrapper_prefixes(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -367,20 +392,43 @@ def resolve_config(
 # ---- loading ------------------------------------------------------------------------------------------------
 
 def _fit_state_dict(
-    model: torch.nn.Module, state_dict: Mapping[str, torch.Tensor], model_type: str, path: Path
+    model: torch.nn.Module,
+    state_dict: Mapping[str, torch.Tensor],
+    model_type: str,
+    path: Path,
+    rules: Collection[str] = (),
+    seed: int = 0,
+    report: list[str] | None = None,
 ) -> dict[str, torch.Tensor]:
     state_dict = strip_wrapper_prefixes(state_dict)
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    active = [r for r in KEY_RULES if r.applies_to == model_type and (not r.opt_in or r.name in rules)]
     kept, dropped = {}, {}
     for key, value in state_dict.items():
-        rule = next((r for r in KEY_RULES if r.applies_to == model_type and key not in expected and r.drops(key)),
-                    None)
+        fits = expected.get(key) == tuple(value.shape)
+        rule = next((r for r in active if not fits and r.drops(key)), None)
         if rule is None:
             kept[key] = value
         else:
             dropped.setdefault(rule.name, []).append(key)
-    for name, keys in dropped.items():
-        logger.info("%s: rule '%s' dropped %d keys", path.name, name, len(keys))
+    made: dict[str, list[str]] = {}
+    generator = torch.Generator().manual_seed(seed)
+    for rule in active:
+        if rule.makes is not None:
+            new = rule.makes(model, expected.keys() - kept.keys(), generator)
+            kept |= new
+            if new:
+                made[rule.name] = sorted(new)
+    for name in dict.fromkeys([*dropped, *made]):
+        actions = []
+        if name in dropped:
+            actions.append("dropped " + _keys_with_shapes(dropped[name], state_dict))
+        if name in made:
+            actions.append("made " + _keys_with_shapes(made[name], kept))
+        line = f"{path.name}: rule '{name}' {' and '.join(actions)}"
+        logger.info("%s", line)
+        if report is not None:
+            report.append(line)
     missing = sorted(expected.keys() - kept.keys())
     unexpected = sorted(kept.keys() - expected.keys())
     mismatched = [f"{k} {tuple(kept[k].shape)} (model {expected[k]})" for k in sorted(expected.keys() & kept.keys())
@@ -395,6 +443,12 @@ def _fit_state_dict(
             parts.append(f"wrong shapes: {', '.join(mismatched)}")
         raise CheckpointError(f"{path} does not fit the {model_type} architecture; " + "; ".join(parts))
     return kept
+
+
+def _keys_with_shapes(keys: list[str], tensors: Mapping[str, torch.Tensor]) -> str:
+    if len(keys) > 4:
+        return f"{len(keys)} keys"
+    return ", ".join(f"{key} {tuple(tensors[key].shape)}" for key in keys)
 
 
 def _as_dtype(dtype: torch.dtype | str | None) -> torch.dtype:
@@ -416,11 +470,16 @@ def load_checkpoint(
     config: ViTConfig | None = None,
     device: torch.device | str | None = None,
     dtype: torch.dtype | str | None = None,
+    rules: Collection[str] = (),
+    seed: int = 0,
+    report: list[str] | None = None,
     **config_overrides: Any,
 ) -> torch.nn.Module:
     """Build the model a checkpoint file describes and load its weights; see `hvm1.load_model`.
 
-    `config`, when given, fixes the architecture (a zoo entry); the file's tensors must then fit it exactly.
+    `config`, when given, fixes the architecture (a zoo entry); the file's tensors must then fit it exactly,
+    up to the key rules. `rules` names the opt-in rules to apply (e.g. 'fresh-head'); tensors a rule makes
+    are drawn from a generator seeded with `seed`. `report`, a list, gets a line per rule that applied.
     """
     if model_type not in (None, "vit", "mae"):
         raise ValueError(f"model_type must be 'vit', 'mae' or None, got {model_type!r}")
@@ -428,6 +487,8 @@ def load_checkpoint(
     device = torch.device(device or "cpu")
     if pretrained and device.type == "meta":
         raise ValueError("device='meta' builds an empty model: pass pretrained=False with it")
+    if unknown := sorted(set(rules) - set(RULE_NAMES)):
+        raise ValueError(f"unknown key rule(s) {', '.join(unknown)}; the rules are {', '.join(RULE_NAMES)}")
     contents = read_checkpoint(path)
     stored_type = stored_model_type(contents)
     model_type = model_type or stored_type
@@ -441,7 +502,7 @@ def load_checkpoint(
         model = build_model(config, device=device)
         return model.to(dtype).eval()
     model = build_model(config, device="meta")
-    state_dict = _fit_state_dict(model, contents.state_dict, model_type, contents.path)
+    state_dict = _fit_state_dict(model, contents.state_dict, model_type, contents.path, rules, seed, report)
     model.load_state_dict(state_dict, strict=True, assign=True)
     # Tensors stay memory-mapped from the file (copy-on-write) unless the dtype or device asks for a copy.
     return model.to(device=device, dtype=dtype).eval()

@@ -12,6 +12,7 @@ import dataclasses
 import difflib
 import json
 import os
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -261,6 +262,9 @@ def load_model(
     revision: str | None = None,
     cache_dir: str | os.PathLike | None = None,
     full_download: bool = False,
+    rules: Collection[str] = (),
+    seed: int = 0,
+    report: list[str] | None = None,
     **config_overrides: Any,
 ) -> torch.nn.Module:
     """Load an HVM-1 model by zoo name (see `get_available_models`) or from a checkpoint file, in eval mode.
@@ -273,14 +277,17 @@ def load_model(
     the file is read safely and memory-mapped (optimizer state is never read) into a model built on the meta
     device; float32 unless `dtype` says otherwise. `model_type='vit'` builds the encoder alone from an MAE.
     `config_overrides` set architecture fields (e.g. `num_heads=4` for a file whose width matches no named
-    size, or `drop_path_rate=0.1` for finetuning). `pretrained=False` builds the architecture only, without
+    size, or `drop_path_rate=0.1` for finetuning). `rules` names opt-in key rules: 'fresh-head' with
+    `num_classes=N` replaces a missing head, or one of another class count, by a new one drawn with `seed`
+    (weight normal(0, 0.02), bias as `nn.Linear` makes it); `report`, a list, gets a line per rule that
+    applied. `pretrained=False` builds the architecture only, without
     downloading (randomly initialised, or empty with `device='meta'`). Raises `UnknownModelError` for an
     unknown name, `hub.DownloadError` when the file can't be fetched, `CheckpointError` when it doesn't fit.
     """
     if Path(name_or_path).is_file():
         return load_checkpoint(
-            name_or_path, pretrained=pretrained, model_type=model_type, device=device, dtype=dtype,
-            **config_overrides,
+            name_or_path, pretrained=pretrained, model_type=model_type, device=device, dtype=dtype, rules=rules,
+            seed=seed, report=report, **config_overrides,
         )
     name = str(name_or_path)
     if name not in MODELS and (os.sep in name or "/" in name or Path(name).suffix in (".pth", ".pt", ".safetensors")):
@@ -298,7 +305,8 @@ def load_model(
         full_download=full_download,
     )
     try:
-        return load_checkpoint(path, config=config, model_type=model_type, device=device, dtype=dtype)
+        return load_checkpoint(path, config=config, model_type=model_type, device=device, dtype=dtype, rules=rules,
+                               seed=seed, report=report)
     except CheckpointError as error:
         raise CheckpointError(f"model {name!r} ({entry.filename} from {entry.repo_id}): {error}") from None
 

@@ -46,11 +46,11 @@ def test_head_is_kept_when_it_fits_and_made_fresh_by_rule_otherwise(tmp_path):
     assert note is None and torch.equal(kept.head.weight, source.head.weight)
     assert kept.config.drop_path_rate == 0.1 and kept.config.dropout == 0.3
     other, note = finetune_model(tiny_config(tmp_path), num_classes=3)
-    assert "fresh-head" in note and "7-class head" in note
+    assert "rule 'fresh-head' dropped head.weight (7, 64), head.bias (7,) and made head.bias (3,)" in note
     assert other.head.weight.shape == (3, 64) and torch.equal(other.norm.weight, source.norm.weight)
     from_mae, note = finetune_model(tiny_config(tmp_path, model=str(MAE_CHECKPOINT),
                                                 overrides={"num_heads": 4, "decoder_num_heads": 4}), 2)
-    assert "no head" in note and from_mae.head.weight.abs().max() < 1e-3
+    assert "rule 'fresh-head' made head.bias (2,), head.weight (2, 64)" in note and "dropped" not in note
 
 
 def test_layer_wise_lr_decay_and_weight_decay_groups():

@@ -24,7 +24,9 @@ from torch.utils.data import DataLoader, Dataset
 
 from hvm1.data import ClipDataset, collate, image_eval_preset, video_eval_preset, video_train_preset
 from hvm1.data.transforms import IMAGENET_MEAN, IMAGENET_STD, VIDEO_MEAN, VIDEO_STD
-from hvm1.models import VideoViT, ViTConfig, build_model
+from hvm1.checkpoint import FRESH_HEAD
+from hvm1.models import VideoViT, ViTConfig
+from hvm1.zoo import load_model
 
 from .common import Task, TrainConfig, TrainResult, config_args, load_source_model, no_weight_decay, run_task
 from .distributed import DistributedContext, all_reduce_sum, process_group
@@ -33,7 +35,6 @@ from .samples import ImageTrainPreset, TrainBatch, TrainClips, sample_generator,
 
 logger = logging.getLogger(__name__)
 
-FRESH_HEAD_RULE = "fresh-head"
 SELECT_METRICS = ("top1", "top5")
 
 
@@ -109,20 +110,17 @@ def layer_decay_groups(model: VideoViT, weight_decay: float, layer_decay: float)
 
 def finetune_model(config: FinetuneConfig, num_classes: int) -> tuple[VideoViT, str | None]:
     """The model to finetune, with `num_classes` outputs, drop path and head dropout as configured; and the
-    fresh-head note when the source's head (none, or another class count) had to be replaced."""
-    overrides = {"drop_path_rate": config.drop_path, "dropout": config.dropout, **config.overrides}
-    source = load_source_model(config.model, config.arch, overrides, "vit", config.seed)
-    if source.config.num_classes == num_classes:
-        return source, None
-    had = f"a {source.config.num_classes}-class head" if source.config.num_classes else "no head"
-    note = f"rule '{FRESH_HEAD_RULE}': the source has {had}; made a fresh {num_classes}-class head"
-    model = build_model(source.config.replace(num_classes=num_classes), device="meta")
-    generator = torch.Generator().manual_seed(config.seed)
-    weight = nn.init.trunc_normal_(torch.empty(num_classes, source.config.embed_dim), std=2e-5, generator=generator)
-    state = {key: value for key, value in source.state_dict().items() if not key.startswith("head.")}
-    state |= {"head.weight": weight, "head.bias": torch.zeros(num_classes)}
-    model.load_state_dict(state, strict=True, assign=True)
-    logger.warning("%s", note)
+    loader's line when its rule 'fresh-head' replaced the source's head (none, or another class count)."""
+    overrides = {"drop_path_rate": config.drop_path, "dropout": config.dropout, **config.overrides,
+                 "num_classes": num_classes}
+    if config.model is None or config.arch is not None:
+        return load_source_model(config.model, config.arch, overrides, "vit", config.seed), None
+    report: list[str] = []
+    model = load_model(config.model, model_type="vit", rules=(FRESH_HEAD,), seed=config.seed, report=report,
+                       **overrides)
+    note = next((line for line in report if f"'{FRESH_HEAD}'" in line), None)
+    if note is not None:
+        logger.warning("%s", note)
     return model, note
 
 
