@@ -7,7 +7,9 @@ zoo entries' architecture swapped for the tiny one by a test-only override. They
 
 from __future__ import annotations
 
+import io
 import json
+import re
 import struct
 import time
 import zipfile
@@ -68,7 +70,7 @@ def gets(hub: FakeHub) -> int:
 
 def data_offset(data: bytes, name: str) -> int:
     """Where the bytes of the archive entry `name` start in the zip file `data` (after its local header)."""
-    info = zipfile.ZipFile(__import__("io").BytesIO(data)).getinfo(name)
+    info = zipfile.ZipFile(io.BytesIO(data)).getinfo(name)
     name_length, extra_length = struct.unpack_from("<HH", data, info.header_offset + 26)
     return info.header_offset + 30 + name_length + extra_length
 
@@ -216,7 +218,7 @@ def test_a_first_load_fetches_only_the_weights_which_equal_a_whole_file_download
     size = len(hub.files[(REPO, "hvm1_none.pth")])
     slim = load_model("mae_hvm1_none")
     fetched = hub.bytes_sent()
-    assert fetched <= 0.36 * size
+    assert zoo.weights_nbytes("mae_hvm1_none") < fetched <= 0.36 * size
     assert all(record.range is not None for record in hub.sent)  # range requests only
     assert len(hub.sent) > 4  # the weights came in several pieces
 
@@ -286,3 +288,27 @@ def test_full_download_fetches_the_whole_file_verified_by_its_sha256(hub, tiny, 
     (blob,) = blobs(tmp_path / "hf")
     assert blob.name == hub.etag(hub.files[(REPO, "hvm1_none.pth")])  # the hub's SHA-256, checked on arrival
     assert zoo.cached_path("mae_hvm1_none").resolve() == blob.resolve()
+
+
+def test_info_says_what_a_first_use_downloads_and_whether_it_is_cached(hub, tiny, capsys):
+    serve(hub, "hvm1_none.pth", tiny / "mae_checkpoint.pth")
+
+    def info(name: str) -> dict[str, str]:
+        assert main(["info", name]) == 0
+        return dict(re.split(r"\s{2,}", line, maxsplit=1) for line in capsys.readouterr().out.splitlines())
+
+    before = info("vit_hvm1_none")
+    assert before["cached"] == "no"
+    assert before["first use"].startswith(f"downloads {zoo.weights_nbytes('vit_hvm1_none') / 1e9:.2f} GB")
+    assert info("vit_hvm1@448_none")["first use"].startswith("downloads 2.59 GB")  # ViT-H's MAE in float32
+    load_model("vit_hvm1_none")
+    after = info("vit_hvm1_none")
+    assert after["cached"].endswith("(weights only)") and after["first use"] == "downloads nothing (cached)"
+
+
+def test_convert_with_full_download_fetches_the_whole_file(hub, tiny, tmp_path):
+    serve(hub, "hvm1_none.pth", tiny / "mae_checkpoint.pth")
+    out = tmp_path / "encoder.safetensors"
+    assert main(["convert", "vit_hvm1_none", "-o", str(out), "--full-download"]) == 0
+    assert [record.range for record in hub.sent] == [None]
+    assert not is_weights_only(zoo.cached_path("vit_hvm1_none"))

@@ -56,6 +56,7 @@ from huggingface_hub.utils import (
 from huggingface_hub.utils import tqdm as hub_tqdm
 
 from .checkpoint import CheckpointError, model_storage_keys
+from .files import write_atomically
 
 logger = logging.getLogger(__name__)
 
@@ -270,10 +271,7 @@ def _remember_commit(repo_cache: Path, revision: str | None, commit: str) -> Non
     ref = repo_cache / "refs" / revision
     if ref.is_file() and ref.read_text().strip() == commit:
         return
-    ref.parent.mkdir(parents=True, exist_ok=True)
-    temporary = ref.with_name(f".{ref.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    temporary.write_text(commit)
-    os.replace(temporary, ref)
+    write_atomically(ref, lambda handle: handle.write(commit.encode()))
 
 
 @dataclass(frozen=True)
@@ -446,7 +444,9 @@ class _WeightsFetch:
             except Exception as error:  # noqa: BLE001 - cut connections and HTTP errors alike: resume the piece
                 failure = error
             whole = [r for r in piece if r.end <= received[0]]
-            if not all([self._check(r) for r in whole]):
+            passed = all([self._check(r) for r in whole])
+            self._save_state()
+            if not passed:
                 return  # a damaged record: named in the errors, fetched again by the next call
             piece = piece[len(whole):]
             self._progress((piece[0].start if piece else received[0]) - received[0])  # a record cut short
@@ -500,7 +500,6 @@ class _WeightsFetch:
             if crc == record.crc:
                 with self.lock:
                     self.state["verified"][record.name] = [record.start, record.end]
-                    self._save_state()
                 return True
             problem = f"fails its CRC-32 check (0x{crc:08x}, the central directory says 0x{record.crc:08x})"
         if report:
@@ -522,9 +521,12 @@ class _WeightsFetch:
         )
 
     def _save_state(self) -> None:
-        temporary = self.state_path.with_name(f".{self.state_path.name}.{os.getpid()}.tmp")
-        temporary.write_text(json.dumps(self.state))
-        os.replace(temporary, self.state_path)
+        """Record what is verified, for the next call should this one be interrupted. The partial file is
+        flushed first, so a state that survives a crash never counts bytes that did not."""
+        with self.lock:
+            os.fsync(self.fd)
+            text = json.dumps(self.state).encode()
+            write_atomically(self.state_path, lambda handle: handle.write(text))
 
 
 def _storage_key(name: str) -> str | None:

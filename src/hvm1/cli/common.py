@@ -56,16 +56,41 @@ def _add_model_args(
     _add_set_arg(parser)
 
 
+def _add_download_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--full-download", action="store_true",
+                        help="a zoo model: download its whole file (with the published optimizer state, ~3x the "
+                             "bytes, verified by its SHA-256) instead of the weights alone")
+
+
 def _add_set_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                         help="set an architecture field the checkpoint can't tell (e.g. num_heads=4); repeatable")
 
 
 def _model_from_args(args: argparse.Namespace, **kwargs: Any):
-    """The model `--model` / `--checkpoint` and `--set` ask for, loaded with `hvm1.load_model(**kwargs)`."""
+    """The model `--model` / `--checkpoint`, `--set` and `--full-download` (where the command has it) ask for,
+    loaded with `hvm1.load_model(**kwargs)`."""
     from ..zoo import load_model
 
-    return load_model(args.checkpoint or args.model, **kwargs, **_parse_set(args.set))
+    full_download = getattr(args, "full_download", False)
+    return load_model(args.checkpoint or args.model, full_download=full_download, **kwargs, **_parse_set(args.set))
+
+
+def _first_use(name: str, full_download: bool = False) -> str | None:
+    """What the first use of zoo model `name` downloads, as a sentence, or None when it is cached."""
+    from ..zoo import cached_path, get_model_entry, weights_nbytes
+
+    entry = get_model_entry(name)
+    if cached_path(entry.name) is not None and not full_download:
+        return None
+    if full_download:
+        return f"downloading the whole {entry.filename} ({PUBLISHED_FILE_SIZE}) from {entry.repo_id} once"
+    return (f"fetching {weights_nbytes(entry.name) / 1e9:.2f} GB from {entry.repo_id} once: the weights in "
+            f"{entry.filename} ({PUBLISHED_FILE_SIZE}; the rest is optimizer state)")
+
+
+# The published checkpoint files are about this size each (two thirds of it AdamW state that is never read).
+PUBLISHED_FILE_SIZE = "about 7.6 GB"
 
 
 def _preprocessing_as_built(source, model):

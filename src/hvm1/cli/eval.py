@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from ..devices import DEVICE_CHOICES
-from .common import _add_model_args, _model_from_args, _preprocessing_as_built
+from .common import _add_download_arg, _add_model_args, _model_from_args, _preprocessing_as_built
 
 
 def _load_eval_model(args: argparse.Namespace):
@@ -127,6 +127,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                        help="videos or folders (searched recursively); one folder of class subfolders or one CSV "
                             "manifest (path,label) also gives labels")
     _add_model_args(embed)
+    _add_download_arg(embed)
     embed.add_argument("-o", "--output", type=Path, required=True, metavar="OUT",
                        help="OUT.npz or OUT.parquet; rerunning with the same OUT adds only the videos not in it")
     embed.add_argument("--pool", choices=POOLS, default="cls",
@@ -142,6 +143,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     evaluate.add_argument("data", type=Path, metavar="DATA",
                           help="a folder of class subfolders (label: sorted index) or a CSV manifest (path,label)")
     _add_model_args(evaluate)
+    _add_download_arg(evaluate)
     evaluate.add_argument("--views", metavar="CLIPSxCROPS",
                           help="clips over time x crops (1 or 3) per video, logits averaged (default 2x3)")
     evaluate.add_argument("--images", action="store_true",

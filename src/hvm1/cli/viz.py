@@ -7,10 +7,14 @@ import sys
 from pathlib import Path
 
 from ..devices import DEVICE_CHOICES
-from .common import _add_model_args, _model_from_args, _preprocessing_as_built, _print_failures
-
-# The published checkpoint files are about this size each (two thirds of it AdamW state that is never read).
-_PUBLISHED_FILE_SIZE = "about 7.6 GB"
+from .common import (
+    _add_download_arg,
+    _add_model_args,
+    _first_use,
+    _model_from_args,
+    _preprocessing_as_built,
+    _print_failures,
+)
 
 
 def _add_video_run_args(parser: argparse.ArgumentParser, command: str) -> None:
@@ -20,6 +24,7 @@ def _add_video_run_args(parser: argparse.ArgumentParser, command: str) -> None:
     parser.add_argument("--video-dir", "--video_dir", dest="video_dirs", action="append", default=[], type=Path,
                         metavar="DIR", help="a folder of videos, like a PATH (the published spelling); repeatable")
     _add_model_args(parser, model_aliases=("--model_name",))
+    _add_download_arg(parser)
     parser.add_argument("--num-vids", "--num_vids", type=int, metavar="K",
                         help="draw K of the videos at random with --seed (default: all of them)")
     parser.add_argument("--seed", type=int, default=0, help="seeds the draw of videos and the random masks (default 0)")
@@ -34,7 +39,7 @@ def _add_video_run_args(parser: argparse.ArgumentParser, command: str) -> None:
 def _load_viz_model(args: argparse.Namespace, model_type: str):
     """The model of `args` as `model_type`, its name for file names, and its preprocessing."""
     from ..devices import resolve_device
-    from ..zoo import cached_path, get_model_entry
+    from ..zoo import get_model_entry
 
     device = resolve_device(args.device)
     zoo_name = args.model if args.model and not Path(args.model).is_file() else None
@@ -43,9 +48,8 @@ def _load_viz_model(args: argparse.Namespace, model_type: str):
         if args.img_size and args.img_size != entry.img_size:
             raise ValueError(f"model {entry.name!r} takes {entry.img_size} px frames, not --img-size {args.img_size}")
         _model_from_args(args, model_type=model_type, pretrained=False, device="meta")  # fails before downloading
-        if cached_path(entry.name) is None:
-            print(f"downloading {entry.filename} ({_PUBLISHED_FILE_SIZE}) from {entry.repo_id} once, into the "
-                  f"Hugging Face cache", file=sys.stderr)
+        if (first_use := _first_use(entry.name, args.full_download)) is not None:
+            print(f"{first_use}, into the Hugging Face cache", file=sys.stderr)
     model = _model_from_args(args, model_type=model_type, device=device)
     file = None if zoo_name else Path(args.checkpoint or args.model)
     if args.img_size and args.img_size != model.config.img_size:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import _add_set_arg, _parse_set
+from .common import PUBLISHED_FILE_SIZE, _add_download_arg, _add_set_arg, _parse_set
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
@@ -24,8 +24,8 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
-    from ..hub import file_url
-    from ..zoo import cached_path, get_model_entry, load_model
+    from ..hub import file_url, is_weights_only
+    from ..zoo import cached_path, get_model_entry, load_model, weights_nbytes
 
     entry = get_model_entry(args.name)
     pre = entry.preprocessing
@@ -40,7 +40,10 @@ def _cmd_info(args: argparse.Namespace) -> int:
         "finetuning": entry.finetuning,
         "file": f"{entry.filename} in the hub repo {entry.repo_id}",
         "url": file_url(entry.repo_id, entry.filename),
-        "cached": str(cached) if cached else "no",
+        "cached": "no" if cached is None else f"{cached} ({'weights only' if is_weights_only(cached) else 'whole file'})",
+        "first use": "downloads nothing (cached)" if cached else
+                     f"downloads {weights_nbytes(entry.name) / 1e9:.2f} GB, the weights (the whole file, "
+                     f"{PUBLISHED_FILE_SIZE}, with --full-download)",
         "parameters": f"{sum(p.numel() for p in model.parameters()):,}",
         "input": f"{pre.num_frames} frames of {pre.img_size}x{pre.img_size}"
                  f"{' (one image repeated)' if pre.single_image else ''}, short side resized to {pre.resize_size}, "
@@ -59,7 +62,8 @@ def _cmd_info(args: argparse.Namespace) -> int:
 def _cmd_convert(args: argparse.Namespace) -> int:
     from ..zoo import convert
 
-    path = convert(args.source, args.output, dtype=args.dtype, model_type=args.model_type, **_parse_set(args.set))
+    path = convert(args.source, args.output, dtype=args.dtype, model_type=args.model_type,
+                   full_download=args.full_download, **_parse_set(args.set))
     print(f"wrote {path}: {args.dtype}, {path.stat().st_size / 1e9:.2f} GB (weights and config, no optimizer state)")
     return 0
 
@@ -81,6 +85,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     convert.add_argument("--model-type", choices=("vit", "mae"),
                          help="vit: the encoder alone from an MAE checkpoint (default: what the file holds)")
     _add_set_arg(convert)
+    _add_download_arg(convert)
     convert.set_defaults(func=_cmd_convert)
 
 
