@@ -22,10 +22,15 @@ def shared_file(folder: Path, name: str) -> Path:
     return path
 
 
-def encode_video(path: Path, fps: int, num_frames: int, codec: str = "mpeg4", size: tuple[int, int] = (48, 64)) -> Path:
-    """Write a small video whose frame i is a flat grey of value 10 + 2 * i (so a frame shows its index)."""
+def encode_video(
+    path: Path, fps: int, num_frames: int, codec: str = "mpeg4", size: tuple[int, int] = (48, 64), title: str | None = None
+) -> Path:
+    """Write a small video whose frame i is a flat grey of value 10 + 2 * i (so a frame shows its index),
+    with `title` in the container's metadata when given."""
     height, width = size
     with av.open(str(path), "w") as container:
+        if title is not None:
+            container.metadata["title"] = title
         stream = container.add_stream(codec, rate=fps)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         for index in range(num_frames):

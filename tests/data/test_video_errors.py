@@ -9,6 +9,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+import torch
 
 from data_files import VIDEOS, encode_video, packet_spans, shared_file, zero_bytes
 from hvm1.data import VideoError, read_clip, read_image
@@ -63,6 +64,26 @@ def test_zero_decodable_frames(tmp_path):
     broken = zero_bytes(good, tmp_path / "blank.mkv", packet_spans(good))
     raises_video_error(broken, "no decodable video frame")
     raises_video_error(broken, "no decodable video frame", start="center")
+
+
+def test_undecodable_metadata_is_no_reason_to_refuse(tmp_path):
+    good = encode_video(tmp_path / "good.mkv", fps=10, num_frames=10, title="TITLETITLE")
+    data = good.read_bytes()
+    assert data.count(b"TITLETITLE") == 1
+    bad_title = tmp_path / "title.mkv"
+    bad_title.write_bytes(data.replace(b"TITLETITLE", b"\xff\xfe\xfd\xfcTITLE\x9e"))  # not UTF-8
+    clip = read_clip(bad_title, 4, start=0.0)
+    assert torch.equal(clip.frames, read_clip(good, 4, start=0.0).frames)
+
+
+def test_video_stream_without_a_decoder(tmp_path):
+    good = encode_video(tmp_path / "good.mkv", fps=10, num_frames=10)
+    data = good.read_bytes()
+    assert data.count(b"V_MPEG4/ISO/ASP") == 1
+    unknown = tmp_path / "unknown.mkv"
+    unknown.write_bytes(data.replace(b"V_MPEG4/ISO/ASP", b"V_QQQQQ/ISO/ASP"))  # a codec id FFmpeg does not know
+    for start in (0.0, "center"):
+        raises_video_error(unknown, "no video stream FFmpeg can decode", start=start)
 
 
 def test_broken_stream_in_the_middle(tmp_path):

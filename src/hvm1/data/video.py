@@ -185,7 +185,9 @@ def _check_is_file(path: Path, kind: str) -> None:
 
 def _open(path: Path):
     try:
-        container = av.open(str(path))
+        # Titles, tags and stream names are no reason to refuse a video: undecodable bytes in them (common
+        # in damaged headers) become U+FFFD instead of a UnicodeDecodeError from inside av.open.
+        container = av.open(str(path), metadata_errors="replace")
     except av.FFmpegError as error:
         raise VideoError(path, f"not a video file FFmpeg can read ({_describe(error)})") from error
     except OSError as error:
@@ -203,7 +205,11 @@ def _video_stream(path: Path, container):
         kinds = sorted({stream.type for stream in container.streams})
         found = f"only {', '.join(kinds)} streams" if kinds else "no streams"
         raise VideoError(path, f"has no video stream ({found})")
-    stream = container.streams.video[0]
+    # PyAV gives a stream whose codec FFmpeg cannot decode (an unknown or damaged codec id) no codec context.
+    decodable = [stream for stream in container.streams.video if stream.codec_context is not None]
+    if not decodable:
+        raise VideoError(path, "has no video stream FFmpeg can decode (unknown or damaged codec)")
+    stream = decodable[0]
     stream.thread_type = "AUTO"
     # torch's thread count is the cores this process should use: all of them in a main process, one in a
     # DataLoader worker (where more decoder threads would only oversubscribe the cores).
@@ -465,7 +471,8 @@ def read_image(path: str | os.PathLike) -> torch.Tensor:
             rgb = image.convert("RGB")
     except UnidentifiedImageError as error:
         raise VideoError(path, "not an image file Pillow can read") from error
-    except (OSError, SyntaxError, ValueError) as error:
-        # Pillow reports truncated and damaged image data as OSError (some decoders as SyntaxError).
-        raise VideoError(path, f"truncated or damaged image ({error})") from error
+    except Exception as error:  # only Pillow runs here: whatever a damaged file makes it raise
+        # Pillow reports truncated and damaged data as OSError, some decoders as SyntaxError, ValueError,
+        # struct.error, or DecompressionBombError for a header that claims an enormous size.
+        raise VideoError(path, f"truncated or damaged image ({type(error).__name__}: {error})") from error
     return torch.from_numpy(np.asarray(rgb).copy()).permute(2, 0, 1)
