@@ -13,3 +13,8 @@ from reference_data import reference_dir
 def reference(request) -> Path:
     """Each tiny reference model folder in turn."""
     return reference_dir(request.param)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--update-screenshot", action="store_true",
+                     help="rewrite docs/demo.png (the README's picture of `hvm1 demo`) from the browser test")

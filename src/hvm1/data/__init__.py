@@ -21,7 +21,7 @@ from hvm1.data.transforms import (
     video_train_preset,
     visualisation_preset,
 )
-from hvm1.data.video import Clip, VideoError, clip_instants, read_clip, read_image
+from hvm1.data.video import Clip, VideoError, clip_instants, read_clip, read_image, video_duration
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -45,5 +45,6 @@ __all__ = [
     "transforms",
     "video_eval_preset",
     "video_train_preset",
+    "video_duration",
     "visualisation_preset",
 ]

@@ -167,6 +167,22 @@ def read_clip(
     )
 
 
+def video_duration(path: str | os.PathLike) -> float | None:
+    """The duration in seconds that a video's header (or its packet timestamps) claims, without decoding.
+
+    An estimate for limits and placement, like the one `read_clip` places clips with: the frames that
+    really decode may end earlier. None when nothing tells. Raises `VideoError` for a missing file, a
+    file that is not a video and one without a video stream.
+    """
+    path = Path(path)
+    _check_is_file(path, "a video")
+    try:
+        with _open(path) as container:
+            return _duration_estimate(container, _video_stream(path, container))
+    except av.FFmpegError as error:
+        raise VideoError(path, f"cannot be read: {_describe(error)}") from error
+
+
 def clip_instants(begin: float, num_frames: int, sampling_rate: int, target_fps: float) -> list[float]:
     """The times in seconds that a clip starting at `begin` asks for: `begin + k * sampling_rate / target_fps`.
 

@@ -1,0 +1,161 @@
+"""The demo page (Gradio): upload a clip or take the sample, choose the mask, see the completion.
+
+`build_page` lays the page out around a `DemoService`; `serve` starts it on one loopback port with
+everything that would reach outside hosts switched off (usage analytics, version checks, share links,
+web fonts), requests queued one at a time, and Gradio's files kept in the demo's temporary folder.
+Imports Gradio, so only `pip install 'hvm1[demo]'` makes it importable.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hvm1.data import VIDEO_EXTENSIONS
+from hvm1.models.masking import MASK_TYPES
+from hvm1.viz import DEFAULT_MASK_RATIOS
+
+from .service import DemoClips, DemoInputError, DemoResult, DemoService
+
+logger = logging.getLogger(__name__)
+
+UPLOAD, SAMPLE = "your upload", "sample clip: moving shapes"
+# Requests waiting beyond this many get "queue full" instead of waiting for minutes.
+QUEUE_SIZE = 32
+# Gradio's cache of sent results: checked this often, files older than this removed (seconds).
+CACHE_SWEEP = (600, 3600)
+# No "share" button (it posts to an outside host); download and full screen only.
+_IMAGE_BUTTONS = ["download", "fullscreen"]
+# System fonts: Gradio's default theme would ask a web-font host for its fonts.
+_FONTS = (["ui-sans-serif", "system-ui", "sans-serif"], ["ui-monospace", "monospace"])
+
+
+def _environment_offline() -> None:
+    """Switch off what Gradio and huggingface_hub would send to outside hosts; must precede `import gradio`."""
+    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+    os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+
+
+@dataclass(frozen=True)
+class _Upload:
+    """The clip a visitor's session read last, kept in that session's state (never shared)."""
+
+    key: str
+    clips: DemoClips
+
+
+def build_page(service: DemoService, sample_clip: Path):
+    """The Gradio Blocks page for `service`; `sample_clip` is the video "sample clip" stands for."""
+    _environment_offline()
+    import gradio as gr
+
+    def complete(last, source, upload, mask_type, mask_ratio, seed, progress=gr.Progress()):
+        try:
+            clips, last = _clips_for(service, last, source, upload, sample_clip)
+            result = service.run(clips, mask_type, float(mask_ratio), int(seed or 0),
+                                 lambda fraction, text: progress(fraction, desc=text))
+        except DemoInputError as error:
+            raise gr.Error(str(error), duration=None, title="This video can't be used") from None
+        attention = gr.update(value=result.attention, visible=result.attention is not None)
+        return (last, _summary(service, clips.name, result), result.picture, str(result.animation_gif),
+                str(result.animation_mp4), attention)
+
+    mae = service.mae.config
+    with gr.Blocks(title="HVM-1 demo", analytics_enabled=False, delete_cache=CACHE_SWEEP) as page:
+        gr.Markdown(
+            f"# HVM-1: complete a masked video\n"
+            f"Model **{service.mae_name}** ({mae.num_frames} frames of {mae.img_size} px; "
+            f"{service.precision})"
+            + (f", attention from **{service.vit_name}**" if service.vit is not None else "")
+            + f". Videos up to {service.limits.max_megabytes:g} MB and {service.limits.max_seconds:g} s; "
+            "the center clip is used. Uploads are deleted once read and never shown to anyone else."
+        )
+        last = gr.State(None)  # per visitor: the upload read last, so a rerun doesn't need it again
+        with gr.Row():
+            with gr.Column(scale=1):
+                source = gr.Radio([UPLOAD, SAMPLE], value=SAMPLE, label="Video", elem_id="hvm1-source")
+                upload = gr.File(label="Upload a video", file_types=list(VIDEO_EXTENSIONS), type="filepath",
+                                 elem_id="hvm1-upload")
+                mask_type = gr.Radio(list(MASK_TYPES), value="center", label="Mask type", elem_id="hvm1-mask-type")
+                mask_ratio = gr.Slider(0.05, 0.95, value=DEFAULT_MASK_RATIOS["center"], step=0.05,
+                                       label="Mask ratio (fraction of patches removed)", elem_id="hvm1-mask-ratio")
+                seed = gr.Number(0, precision=0, label="Seed (draws the random mask)", elem_id="hvm1-seed")
+                run = gr.Button("Complete", variant="primary", elem_id="hvm1-run")
+            with gr.Column(scale=2):
+                summary = gr.Markdown(elem_id="hvm1-summary")
+                picture = gr.Image(label="original / masked / completion", format="png", interactive=False,
+                                   buttons=_IMAGE_BUTTONS, elem_id="hvm1-completion")
+                animation = gr.Image(label="the same over time", interactive=False, buttons=_IMAGE_BUTTONS,
+                                     elem_id="hvm1-animation")
+                video = gr.File(label="the animation as MP4", interactive=False, elem_id="hvm1-mp4")
+                attention = gr.Image(label=f"last-block CLS attention ({service.vit_name})", format="png",
+                                     interactive=False, buttons=_IMAGE_BUTTONS, visible=service.vit is not None,
+                                     elem_id="hvm1-attention")
+        # Browser-side only, so they never wait behind a completion in the queue.
+        upload.upload(None, None, source, js=f"() => {UPLOAD!r}")
+        mask_type.change(None, mask_type, mask_ratio, js=f"(type) => ({DEFAULT_MASK_RATIOS!r})[type]")
+        run.click(complete, [last, source, upload, mask_type, mask_ratio, seed],
+                  [last, summary, picture, animation, video, attention], concurrency_limit=1)
+    page.queue(default_concurrency_limit=1, max_size=QUEUE_SIZE)
+    return page
+
+
+def _clips_for(
+    service: DemoService, last: _Upload | None, source: str, upload: str | None, sample_clip: Path
+) -> tuple[DemoClips, _Upload | None]:
+    """The clips to complete and the session's new state. An upload is read once and then deleted."""
+    if source == SAMPLE:
+        key = f"sample:{sample_clip}"
+        if last is None or last.key != key:
+            last = _Upload(key, service.read(sample_clip, name="the sample clip"))
+        return last.clips, last
+    if not upload:
+        if last is not None and not last.key.startswith("sample:"):
+            return last.clips, last
+        raise DemoInputError("no video uploaded yet: upload one, or choose the sample clip")
+    if last is not None and last.key == upload:
+        return last.clips, last
+    path = Path(upload)
+    try:
+        clips = service.read(path)
+    finally:
+        _delete_upload(path)
+    return clips, _Upload(upload, clips)
+
+
+def _delete_upload(path: Path) -> None:
+    """Remove an uploaded file and its folder (Gradio puts each upload in a folder of its own)."""
+    path.unlink(missing_ok=True)
+    try:
+        path.parent.rmdir()
+    except OSError:  # not empty: another upload of the same content shares it
+        pass
+
+
+def _summary(service: DemoService, name: str, result: DemoResult) -> str:
+    ratio = f"{result.mask_ratio:.2f}" + (f", seed {result.seed}" if result.mask_type == "random" else "")
+    return (
+        f"**{name}**: {result.mask_type} mask, ratio {ratio}; completed in **{result.seconds:.2f} s** "
+        f"({result.precision}); MAE loss {result.loss:.4f}"
+    )
+
+
+def serve(page: Any, host: str = "127.0.0.1", port: int | None = None, max_file_size: int | None = None) -> str:
+    """Start `page` (from `build_page`) in a background thread on `host`:`port`; returns its local URL.
+
+    No share link, no server-side rendering (it would start a Node server), Gradio's error details
+    shown on the page; `max_file_size` (bytes) is refused by the upload itself. Stop it with `page.close()`.
+    """
+    import gradio as gr
+
+    theme = gr.themes.Default(font=_FONTS[0], font_mono=_FONTS[1])
+    _, url, _ = page.launch(
+        server_name=host, server_port=port, share=False, inbrowser=False, prevent_thread_lock=True, quiet=True,
+        show_error=True, ssr_mode=False, max_file_size=max_file_size, theme=theme, footer_links=[], pwa=False,
+        mcp_server=False, enable_monitoring=False,
+    )
+    logger.info("demo page serving on %s", url)
+    return url

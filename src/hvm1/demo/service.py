@@ -1,0 +1,216 @@
+"""What the demo page runs, without the page: one shared model, uploads checked against limits, one run at a time.
+
+`DemoService` holds the loaded MAE (and optionally a ViT for attention maps), checks an upload's size and
+duration before decoding it, reads it with the published visualisation preset, and makes the completion
+picture, its animation and the attention picture. Runs take a lock, so however the page calls it the model
+works on one clip at a time. Everything it writes goes under its own `workdir`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from hvm1.data import VideoError, video_duration
+from hvm1.models import VideoMAE, VideoViT
+from hvm1.models.masking import check_mask_ratio
+from hvm1.viz import (
+    attention_grid,
+    attention_maps,
+    complete_clip,
+    completion_fps,
+    completion_frames,
+    completion_grid,
+    write_gif,
+    write_mp4,
+)
+from hvm1.viz.runs import _preset  # the preset complete_videos reads with, so page and CLI agree
+from hvm1.zoo import Preprocessing
+
+logger = logging.getLogger(__name__)
+
+#: Called during a run with (fraction done in [0, 1], what is happening now).
+Progress = Callable[[float, str], None]
+
+# Result folders kept on disk: the page copies a result's files into its own cache as it sends them, so
+# only the newest few (the one being sent and the one before) are still needed.
+_RESULTS_KEPT = 2
+
+
+class DemoInputError(ValueError):
+    """An upload the demo refuses or cannot read; the message is meant for the person who uploaded it."""
+
+
+@dataclass(frozen=True)
+class UploadLimits:
+    """The largest upload the demo takes: `max_megabytes` on disk and `max_seconds` of video."""
+
+    max_megabytes: float = 200.0
+    max_seconds: float = 600.0
+
+    @property
+    def max_bytes(self) -> int:
+        """`max_megabytes` in bytes (1 MB = 10^6 bytes)."""
+        return int(self.max_megabytes * 1_000_000)
+
+
+@dataclass(frozen=True)
+class DemoClips:
+    """One video read for the loaded models: the MAE's input and the ViT's (None without a ViT), normalised."""
+
+    name: str
+    mae: torch.Tensor  # (C, T, H, W)
+    vit: torch.Tensor | None
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    """One completion: the picture (3 rows x T' frames, uint8), its animation as GIF and MP4 files, the
+    attention picture (None without a ViT), the MAE loss, and how long it took with which precision."""
+
+    picture: np.ndarray
+    animation_gif: Path
+    animation_mp4: Path
+    attention: np.ndarray | None
+    loss: float
+    seconds: float
+    precision: str
+    mask_type: str
+    mask_ratio: float
+    seed: int
+
+
+class DemoService:
+    """The models and work behind the demo page, shared by every visitor.
+
+    `mae` completes clips; `vit` (optional) draws the last block's CLS attention. `mae_preprocessing` /
+    `vit_preprocessing` give each model's mean/std (default: `preprocessing_for(model)`). Files go under
+    `workdir`, which the caller creates and removes.
+    """
+
+    def __init__(
+        self,
+        mae: VideoMAE,
+        workdir: str | os.PathLike,
+        *,
+        mae_name: str,
+        mae_preprocessing: Preprocessing | None = None,
+        vit: VideoViT | None = None,
+        vit_name: str | None = None,
+        vit_preprocessing: Preprocessing | None = None,
+        limits: UploadLimits = UploadLimits(),
+    ) -> None:
+        if not isinstance(mae, VideoMAE):
+            raise TypeError(f"the demo completes clips with a VideoMAE, got {type(mae).__name__}")
+        if vit is not None and not isinstance(vit, VideoViT):
+            raise TypeError(f"attention maps need a VideoViT, got {type(vit).__name__}")
+        self.mae, self.vit = mae, vit
+        self.mae_name, self.vit_name = mae_name, vit_name
+        self.limits = limits
+        self.workdir = Path(workdir)
+        self._mae_preset = _preset(mae, mae_preprocessing)
+        self._vit_preset = None if vit is None else _preset(vit, vit_preprocessing)
+        self._lock = threading.Lock()
+        self._runs = 0
+
+    @property
+    def precision(self) -> str:
+        """The dtype and device the models compute in, e.g. 'float32 on cpu'."""
+        parameter = next(self.mae.parameters())
+        return f"{str(parameter.dtype).removeprefix('torch.')} on {parameter.device.type}"
+
+    def check_upload(self, path: str | os.PathLike, name: str | None = None) -> None:
+        """Refuse an upload over the limits or that is no video: `DemoInputError` naming it (`name`, default
+        the file name) and the reason. Reads only the header, never decodes."""
+        path = Path(path)
+        name = name or path.name
+        size = path.stat().st_size
+        if size > self.limits.max_bytes:
+            raise DemoInputError(
+                f"{name} is {size / 1e6:.1f} MB; this demo takes videos up to {self.limits.max_megabytes:g} MB"
+            )
+        try:
+            seconds = video_duration(path)
+        except VideoError as error:
+            raise DemoInputError(f"{name} {_reason(error)}") from None
+        if seconds is not None and seconds > self.limits.max_seconds:
+            raise DemoInputError(
+                f"{name} is {seconds:.0f} s long; this demo takes videos up to {self.limits.max_seconds:g} s"
+            )
+
+    def read(self, path: str | os.PathLike, name: str | None = None) -> DemoClips:
+        """Check `path` (see `check_upload`) and read its clip for each loaded model (the published
+        visualisation preset: the center clip, short side `img_size + 32`, center crop)."""
+        name = name or Path(path).name
+        self.check_upload(path, name)
+        try:
+            mae_clip, _ = self._mae_preset.load(path)
+            vit_clip = None
+            if self._vit_preset is not None:
+                same = self._vit_preset == self._mae_preset
+                vit_clip = mae_clip if same else self._vit_preset.load(path)[0]
+        except VideoError as error:
+            raise DemoInputError(f"{name} {_reason(error)}") from None
+        return DemoClips(name, mae_clip, vit_clip)
+
+    def run(
+        self,
+        clips: DemoClips,
+        mask_type: str = "center",
+        mask_ratio: float = 0.5,
+        seed: int = 0,
+        progress: Progress | None = None,
+    ) -> DemoResult:
+        """Complete `clips` with the MAE (random masks drawn from `seed`), draw the picture and animation, and
+        the attention map when a ViT is loaded. One run at a time; waits for the one in progress."""
+        check_mask_ratio(mask_ratio)
+        report = progress or (lambda fraction, text: None)
+        with self._lock:
+            start = time.perf_counter()
+            report(0.05, "masking and completing")
+            generator = torch.Generator().manual_seed(int(seed))
+            completion = complete_clip(self.mae, clips.mae, mask_type, mask_ratio, generator)
+            preset = self._mae_preset
+            report(0.6 if self.vit is not None else 0.8, "drawing the completion")
+            picture = completion_grid(completion, preset.mean, preset.std)
+            frames = completion_frames(completion, preset.mean, preset.std)
+            folder = self._result_folder()
+            fps = completion_fps(self.mae, preset.sampling_rate, preset.target_fps)
+            gif = write_gif(frames, folder / "completion.gif", fps)
+            mp4 = write_mp4(frames, folder / "completion.mp4", fps)
+            attention = None
+            if self.vit is not None:
+                report(0.7, "attention maps")
+                maps = attention_maps(self.vit, clips.vit)[0]
+                attention = attention_grid(clips.vit, maps, self._vit_preset.mean, self._vit_preset.std)
+            seconds = time.perf_counter() - start
+        report(1.0, "done")
+        logger.info("completed %s (%s %.2f) in %.2f s", clips.name, mask_type, mask_ratio, seconds)
+        return DemoResult(
+            picture=picture, animation_gif=gif, animation_mp4=mp4, attention=attention, loss=completion.loss,
+            seconds=seconds, precision=self.precision, mask_type=mask_type, mask_ratio=mask_ratio, seed=int(seed),
+        )
+
+    def _result_folder(self) -> Path:
+        """A new folder for one run's files; older ones beyond the newest few are removed."""
+        self._runs += 1
+        results = self.workdir / "results"
+        folder = results / f"{self._runs:06d}"
+        folder.mkdir(parents=True)
+        for old in sorted(results.iterdir())[:-_RESULTS_KEPT]:
+            shutil.rmtree(old, ignore_errors=True)
+        return folder
+
+
+def _reason(error: VideoError) -> str:
+    """A VideoError's reason without the (temporary, server-side) path of the file."""
+    return error.reason or "cannot be read"

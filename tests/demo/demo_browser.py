@@ -1,0 +1,186 @@
+"""Start `hvm1 demo` as a subprocess on a free loopback port, and drive its page in Debian's headless Chromium.
+
+Chromium comes from Debian (`.ci/run` installs it) and is driven by Playwright's Python package, launched with
+`executable_path` since Playwright's own browser download can't be reached. Each `launch` gives Chromium a
+new empty user-data folder; the flags keep it from reaching outside hosts.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+SHARED = Path(__file__).resolve().parents[2].parent / "shared"
+# The tiny reference models: width 64 matches no named size, so the head counts are given.
+MAE_HEADS = {"num_heads": 4, "decoder_num_heads": 4}
+VIT_HEADS = {"num_heads": 4}
+
+
+def shared(relative: str) -> Path:
+    """A path under ../shared; skips the test when it is absent."""
+    path = SHARED / relative
+    if not path.exists():
+        pytest.skip(f"{path} not found (../shared beside the checkout holds the reference checkpoints and videos)")
+    return path
+
+
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync", "--no-first-run"]
+STARTUP_TIMEOUT = 240  # seconds: importing torch and Gradio on a busy 2-core machine
+RESULT_TIMEOUT = 120_000  # ms
+
+
+def require_browser():
+    """Playwright's sync API and the path of Debian's chromium; skips without them, except in CI (a failure)."""
+    chromium = shutil.which("chromium")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        sync_playwright = None
+    missing = [what for what, ok in (("chromium on PATH", chromium), ("playwright", sync_playwright)) if not ok]
+    if missing:
+        message = f"browser tests need {' and '.join(missing)} (.ci/run installs them)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return sync_playwright, chromium
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def tiny_model_args() -> list[str]:
+    folder = shared("reference/tiny")
+    sets = [item for name, value in MAE_HEADS.items() for item in ("--set", f"{name}={value}")]
+    vit_sets = [item for name, value in VIT_HEADS.items() for item in ("--vit-set", f"{name}={value}")]
+    return ["--checkpoint", str(folder / "mae_checkpoint.pth"), *sets,
+            "--vit-checkpoint", str(folder / "vit_checkpoint.pth"), *vit_sets]
+
+
+@dataclass
+class DemoProcess:
+    """A running `hvm1 demo`: its URL, process, log, and the folders it was given as TMPDIR and as cwd."""
+
+    url: str
+    process: subprocess.Popen
+    log: Path
+    tmpdir: Path
+    cwd: Path
+    log_file: object = field(repr=False)
+
+    def stop(self) -> int:
+        """SIGTERM (as a service manager stops it), wait for it; returns its exit status."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.log_file.close()
+        return self.process.returncode
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def start_demo(folder: Path, *extra: str) -> DemoProcess:
+    """`hvm1 demo` on the tiny reference models, with TMPDIR and the working folder both empty under `folder`."""
+    tmpdir, cwd = folder / "tmp", folder / "cwd"
+    tmpdir.mkdir(parents=True)
+    cwd.mkdir()
+    port = free_port()
+    log = folder / "demo.log"
+    log_file = log.open("w")
+    env = {**os.environ, "TMPDIR": str(tmpdir), "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "hvm1.cli", "-v", "demo", *tiny_model_args(), "--port", str(port), *extra],
+        cwd=cwd, env=env, stdout=log_file, stderr=subprocess.STDOUT,
+    )
+    demo = DemoProcess(f"http://127.0.0.1:{port}/", process, log, tmpdir, cwd, log_file)
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            demo.stop()
+            pytest.fail(f"hvm1 demo exited with status {process.returncode}:\n{demo.log_text()}")
+        if "serving on" in demo.log_text():
+            with urllib.request.urlopen(demo.url, timeout=10) as response:
+                assert response.status == 200
+            return demo
+        time.sleep(0.5)
+    demo.stop()
+    pytest.fail(f"hvm1 demo did not start within {STARTUP_TIMEOUT} s:\n{demo.log_text()}")
+
+
+def launch_chromium(playwright, chromium: str):
+    return playwright.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_FLAGS)
+
+
+class DemoPage:
+    """One visitor's tab on the demo page; records every URL the page asked for."""
+
+    def __init__(self, context, url: str) -> None:
+        self.page = context.new_page()
+        self.requested: list[str] = []
+        self.page.on("request", lambda request: self.requested.append(request.url))
+        self.page.goto(url)
+        self.page.wait_for_selector("#hvm1-run")
+
+    def upload(self, path: Path) -> None:
+        """Choose `path` in the upload box (clearing a file chosen before) and wait until the page has taken it."""
+        box = self.page.locator("#hvm1-upload")
+        if box.locator("td.filename").count():
+            box.get_by_role("button", name="Clear").click()
+        box.locator("input[type=file]").set_input_files(str(path))
+        box.locator(f"td.filename[aria-label={path.name!r}]").wait_for()
+        self.page.wait_for_function(
+            "() => document.querySelector('#hvm1-source input[value=\"your upload\"]').checked"
+        )
+
+    def choose(self, mask_type: str, ratio: float | None = None, seed: int | None = None) -> None:
+        self.page.locator("#hvm1-mask-type").get_by_text(mask_type, exact=True).click()
+        if ratio is not None:
+            self.page.locator("#hvm1-mask-ratio input[type=number]").fill(str(ratio))
+            self.page.locator("#hvm1-mask-ratio input[type=number]").press("Enter")
+        if seed is not None:
+            self.page.locator("#hvm1-seed input").fill(str(seed))
+
+    def run(self) -> None:
+        self.page.click("#hvm1-run")
+
+    def wait_for_result(self, expected_summary: str) -> str:
+        """Wait until the result summary contains `expected_summary`; returns the summary."""
+        summary = self.page.locator("#hvm1-summary")
+        summary.get_by_text(expected_summary).wait_for(timeout=RESULT_TIMEOUT)
+        return summary.inner_text()
+
+    def wait_for_error(self, text: str) -> str:
+        """Wait for an error message containing `text` on the page; returns its text."""
+        message = self.page.get_by_text(text)
+        message.first.wait_for(timeout=RESULT_TIMEOUT)
+        return message.first.inner_text()
+
+    def image_size(self, elem_id: str) -> tuple[int, int]:
+        """The natural (width, height) of the image shown in component `elem_id`, once it has loaded."""
+        image = self.page.locator(f"#{elem_id} img")
+        image.wait_for()
+        self.page.wait_for_function("(image) => image.complete && image.naturalWidth > 0", arg=image.element_handle())
+        return tuple(image.evaluate("(image) => [image.naturalWidth, image.naturalHeight]"))
+
+    def outside_requests(self) -> list[str]:
+        return [url for url in self.requested if urlparse(url).hostname not in ("127.0.0.1", None)
+                and not url.startswith(("data:", "blob:"))]

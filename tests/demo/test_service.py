@@ -1,0 +1,100 @@
+"""The demo's work without the page: limits, unreadable uploads, one completion, the files it keeps."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from hvm1.cli import _build_parser
+from hvm1.demo import DemoInputError, DemoService, UploadLimits
+from hvm1.viz import complete_clip, completion_grid
+
+TILE, FRAMES = 56, 8
+
+
+def grid_shape(rows: int, columns: int) -> tuple[int, int, int]:
+    return rows * (TILE + 1) + 1, columns * (TILE + 1) + 1, 3
+
+
+def make_service(tiny_models, tmp_path, limits=UploadLimits(), with_vit=True) -> DemoService:
+    mae, vit = tiny_models
+    return DemoService(mae, tmp_path, mae_name="tiny", vit=vit if with_vit else None, vit_name="tiny vit",
+                       limits=limits)
+
+
+def test_limits_refuse_long_and_large_uploads_naming_them(tiny_models, videos_dir, tmp_path):
+    service = make_service(tiny_models, tmp_path, UploadLimits(max_megabytes=5, max_seconds=20))
+    with pytest.raises(DemoInputError, match=r"^vtest\.avi is 8\.1 MB; this demo takes videos up to 5 MB$"):
+        service.check_upload(videos_dir / "vtest.avi")
+    with pytest.raises(DemoInputError, match=r"^tree\.avi is 30 s long; this demo takes videos up to 20 s$"):
+        service.check_upload(videos_dir / "tree.avi")
+    service.check_upload(videos_dir / "box.mp4")  # 1.9 MB, 15 s
+
+
+def test_unreadable_upload_is_named_without_its_server_path(tiny_models, tmp_path):
+    service = make_service(tiny_models, tmp_path)
+    fake = tmp_path / "upload-folder" / "holiday.mp4"
+    fake.parent.mkdir()
+    fake.write_text("this is not a video")
+    with pytest.raises(DemoInputError) as caught:
+        service.read(fake)
+    assert str(caught.value).startswith("holiday.mp4 not a video file FFmpeg can read")
+    assert str(fake.parent) not in str(caught.value)
+
+
+def test_run_gives_the_library_picture_animation_and_attention(tiny_models, videos_dir, tmp_path):
+    service = make_service(tiny_models, tmp_path)
+    clips = service.read(videos_dir / "box.mp4")
+    progress = []
+    result = service.run(clips, "random", 0.75, seed=3, progress=lambda fraction, text: progress.append(fraction))
+    assert result.picture.shape == grid_shape(3, FRAMES)
+    mae = tiny_models[0]
+    expected = complete_clip(mae, clips.mae, "random", 0.75, torch.Generator().manual_seed(3))
+    assert np.array_equal(result.picture, completion_grid(expected, (0.45,) * 3, (0.225,) * 3))
+    assert result.attention.shape == grid_shape(2, FRAMES // 2)  # frames row + mean row, t = 8 / 2 tokens
+    with Image.open(result.animation_gif) as gif:
+        assert gif.n_frames == FRAMES and gif.size == (3 * (TILE + 1) + 1, TILE + 2)
+    assert result.animation_mp4.stat().st_size > 0
+    assert result.precision == "float32 on cpu" and result.seconds > 0
+    assert progress[0] < progress[-1] == 1.0 and progress == sorted(progress)
+
+
+def test_results_of_older_runs_are_removed_and_runs_take_turns(tiny_models, videos_dir, tmp_path):
+    service = make_service(tiny_models, tmp_path, with_vit=False)
+    clips = service.read(videos_dir / "cup.mp4")
+    results, running, overlaps = [], [], []
+    original = service.mae.forward
+
+    def watched(*args, **kwargs):
+        running.append(1)
+        overlaps.append(len(running))
+        try:
+            return original(*args, **kwargs)
+        finally:
+            running.pop()
+
+    service.mae.forward = watched
+    try:
+        threads = [threading.Thread(target=lambda: results.append(service.run(clips, "center", 0.5))) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        del service.mae.forward
+    assert len(results) == 4 and max(overlaps) == 1  # never two forwards at once
+    assert results[0].attention is None
+    kept = sorted(path.name for path in (tmp_path / "results").iterdir())
+    assert len(kept) == 2 and all(result.animation_gif.exists() == (result.animation_gif.parent.name in kept)
+                                  for result in results)
+
+
+def test_demo_command_binds_to_loopback_and_needs_no_model_flag():
+    args = _build_parser().parse_args(["demo"])
+    assert (args.host, args.port, args.model, args.checkpoint, args.vit_model) == ("127.0.0.1", None, None, None, None)
+    with pytest.raises(SystemExit):
+        _build_parser().parse_args(["demo", "--vit-model", "vit_hvm1_none", "--vit-checkpoint", "v.pth"])
