@@ -1,4 +1,4 @@
-"""What researchers measure with the models: completion scores against baselines."""
+"""What researchers measure with the models: completion scores against baselines, feature maps."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 
 from ..devices import DEVICE_CHOICES
-from .common import _add_set_arg, _parse_set, _preprocessing_as_built, _print_failures
+from .common import _add_set_arg, _model_from_args, _parse_set, _preprocessing_as_built, _print_failures
+from .viz import _add_video_run_args
 
 
 def _load_maes(args: argparse.Namespace) -> dict:
@@ -70,6 +71,27 @@ def _cmd_score(args: argparse.Namespace) -> int:
     return 1 if _print_failures(report.failures) else 0
 
 
+def _cmd_pca(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from ..devices import resolve_device
+    from ..viz.pca import pca_videos
+    from .viz import _run_on_videos
+
+    model = _model_from_args(args, model_type="vit", device=resolve_device(args.device))
+    source = args.model if args.model and not Path(args.model).is_file() else Path(args.checkpoint or args.model)
+    preprocessing = _preprocessing_as_built(source, model)
+    if args.img_size:
+        preprocessing = dataclasses.replace(preprocessing, img_size=args.img_size)
+    name = source if isinstance(source, str) else source.stem
+    if args.layer is not None:
+        name = f"{name}_layer{args.layer}"
+    return _run_on_videos(args, "pca", lambda videos, out_dir, progress: pca_videos(
+        model, videos, out_dir, model_name=name, preprocessing=preprocessing, layer=args.layer, joint=args.joint,
+        foreground_threshold=args.foreground, animate=args.animate, progress=progress,
+    ))
+
+
 def add_commands(sub: argparse._SubParsersAction) -> None:
     from ..eval.scores import DEFAULT_SCORE_RATIOS
     from ..models.masking import MASK_TYPES
@@ -97,3 +119,20 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     score.add_argument("--device", choices=DEVICE_CHOICES, default="auto",
                        help="auto (default) picks cuda, then mps, then cpu")
     score.set_defaults(func=_cmd_score)
+
+    pca = sub.add_parser(
+        "pca", help="feature maps: a ViT's patch tokens reduced by PCA to 3 components, drawn as colours",
+        description="Frames over their feature maps (one PCA over all time steps, each component min-max scaled "
+                    "to [0, 1] as R, G, B), one picture per video; --joint fits one PCA across all videos.",
+    )
+    _add_video_run_args(pca, "pca")
+    pca.add_argument("--layer", type=int, metavar="K",
+                     help="tokens of block K (0-based, negative from the end), final norm applied (default: the "
+                          "final-normed output)")
+    pca.add_argument("--joint", action="store_true",
+                     help="one PCA across all the videos, so a colour means the same feature in each")
+    pca.add_argument("--foreground", type=float, metavar="T",
+                     help="DINOv2's foreground step: split at T (e.g. 0.5) on the scaled first component, keep the "
+                          "smaller side, refit on it, draw the rest black")
+    pca.add_argument("--animate", choices=("mp4", "gif"), help="also write each frame beside its map over time")
+    pca.set_defaults(func=_cmd_pca)

@@ -361,7 +361,7 @@ def score_videos(
 
 def write_scores(scores: Sequence[Score], path: str | os.PathLike) -> Path:
     """Write `scores` as CSV with the columns `SCORE_COLUMNS` (numbers in full precision, `inf` as inf)."""
-    from .store import write_atomically
+    from hvm1.files import write_atomically
 
     def write(handle) -> None:
         import io
