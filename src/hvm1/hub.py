@@ -305,27 +305,30 @@ class _WeightsFetch:
         self.partial = target.with_name(target.name + ".incomplete")
         self.state_path = target.with_name(target.name + ".incomplete.json")
         self.lock = threading.Lock()
+        self.saving = threading.Lock()
         self.state: dict[str, Any] = {"etag": etag, "size": size, "tail": None, "directory": None, "verified": {}}
         # Entries verified by an earlier call: on disk, checked again from there (not fetched) before they count.
         self.earlier: dict[str, list[int]] = {}
+        self.resumed = False
         if self.partial.is_file() and self.partial.stat().st_size == size and self.state_path.is_file():
             try:
                 saved = json.loads(self.state_path.read_text())
             except (OSError, ValueError):
                 saved = {}
-            if (saved.get("etag"), saved.get("size")) == (etag, size) and saved.get("directory") is not None:
+            if (saved.get("etag"), saved.get("size")) == (etag, size):
                 self.state = {**saved, "verified": {}}
                 self.earlier = saved.get("verified", {})
+                self.resumed = True
         self.bar: Any = None
         self.errors: list[str] = []
+        self.damaged = False
 
     # ---- the fetch ------------------------------------------------------------------------------------------
 
     def run(self) -> bool:
         """Fetch what the weights need; True when `target` is complete, False when the whole file is needed."""
-        fresh = self.state["directory"] is None
-        with open(self.partial, "w+b" if fresh else "r+b") as handle:
-            if fresh:
+        with open(self.partial, "r+b" if self.resumed else "w+b") as handle:
+            if not self.resumed:
                 handle.truncate(self.size)  # a sparse file: the bytes never fetched take no disk space
             self.fd = handle.fileno()
             records = self._directory()
@@ -505,6 +508,7 @@ class _WeightsFetch:
         if report:
             with self.lock:
                 self.errors.append(f"the entry {record.name!r} {problem}")
+                self.damaged = True
         return False
 
     def _read_data(self, record: _Record) -> bytes:
@@ -514,6 +518,9 @@ class _WeightsFetch:
     def _raise_errors(self) -> None:
         if not self.errors:
             return
+        if self.damaged:  # the central directory has no check of its own: the next call fetches it again (a few
+            self.state["directory"] = None  # hundred kB) in case the damage was there; the verified entries
+            self._save_state()  # are then checked against it from disk
         kept = sum(end - start for start, end in self.state["verified"].values())
         raise DownloadError(
             f"cannot fetch the weights of {self.what}: {'; '.join(self.errors)}. The {kept} bytes of verified "
@@ -521,11 +528,11 @@ class _WeightsFetch:
         )
 
     def _save_state(self) -> None:
-        """Record what is verified, for the next call should this one be interrupted. The partial file is
-        flushed first, so a state that survives a crash never counts bytes that did not."""
-        with self.lock:
-            os.fsync(self.fd)
-            text = json.dumps(self.state).encode()
+        """Record what is verified, for the next call should this one be interrupted (which checks those
+        entries again from disk, so bytes a crash lost before reaching the disk are fetched again)."""
+        with self.saving:  # one writer at a time, so a newer state is never replaced by an older one
+            with self.lock:
+                text = json.dumps(self.state).encode()
             write_atomically(self.state_path, lambda handle: handle.write(text))
 
 
