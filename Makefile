@@ -1,5 +1,5 @@
 # Two commands a newcomer needs; each installs what it needs into .venv first.
-#   make demo   - install, then the main job: complete masked videos with mae_hvm1_none (downloads ~7.6 GB once)
+#   make demo   - install, then the main job: complete masked videos with mae_hvm1_none (fetches its 2.6 GB of weights once)
 #                 VIDEOS="a.mp4 dir/" picks the videos (default: a synthetic sample clip), OUT=DIR the output
 #   make test   - install and run the test suite
 #   make quickstart - install and run the offline first example (small random-weight models)

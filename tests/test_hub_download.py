@@ -222,9 +222,11 @@ def test_a_first_load_fetches_only_the_weights_which_equal_a_whole_file_download
     assert all(record.range is not None for record in hub.sent)  # range requests only
     assert len(hub.sent) > 4  # the weights came in several pieces
 
-    whole = load_model("mae_hvm1_none", full_download=True, cache_dir=tmp_path / "whole")
+    weights_only = zoo.cached_path("mae_hvm1_none")
+    whole = load_model("mae_hvm1_none", full_download=True)
     assert hub.bytes_sent() - fetched == size
-    assert not is_weights_only(zoo.cached_path("mae_hvm1_none", cache_dir=tmp_path / "whole"))
+    assert not is_weights_only(zoo.cached_path("mae_hvm1_none"))
+    assert not weights_only.exists()  # the whole file replaces the weights-only copy
     assert_same_weights(slim, whole)
     assert_same_weights(slim, load_model(tiny / "mae_checkpoint.pth", **reference_heads(tiny)))
 

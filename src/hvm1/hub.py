@@ -19,6 +19,7 @@ from the cache again if it doesn't match, so a corrupted download is never trust
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -29,9 +30,8 @@ import struct
 import threading
 import zipfile
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -190,13 +190,18 @@ def fetch_weights(
     the optimizer state left as zeros) into a sparse file in the cache, with one progress bar in bytes on
     terminals (the hub client's `tqdm`, silenced as its own bars are). An interrupted fetch keeps its verified
     records and the next call fetches the rest. `full_download=True`, a server that ignores `Range`, or a
-    file that is no zip of stored records gets the whole file (`download_file`); a whole file already in the
-    cache is used as it is. Raises `DownloadError` as `download_file` does, and for a record whose CRC-32 fails
+    file that is no zip of stored records gets the whole file (`download_file`), which then replaces a
+    weights-only copy; a whole file already in the cache is used as it is. Raises `DownloadError` as `download_file` does, and for a record whose CRC-32 fails
     (named; it is fetched again on the next call, and nothing is loaded from it).
     """
     if full_download:
-        return download_file(repo_id, filename, revision=revision, cache_dir=cache_dir, description=description,
-                             load_hint=load_hint)
+        whole = download_file(repo_id, filename, revision=revision, cache_dir=cache_dir, description=description,
+                              load_hint=load_hint)
+        # The whole file supersedes a weights-only copy of the same commit (its snapshot folder's name); one
+        # still mapped by a process (undeletable on Windows) stays.
+        with contextlib.suppress(OSError):
+            (_repo_cache(repo_id, cache_dir) / SLIM_FOLDER / whole.parent.name / filename).unlink(missing_ok=True)
+        return whole
     if (found := cached_weights(repo_id, filename, revision=revision, cache_dir=cache_dir)) is not None:
         return found
     what = _what(repo_id, filename, revision, description)

@@ -50,7 +50,7 @@ def _add_model_args(
     """
     source = parser.add_mutually_exclusive_group(required=required)
     source.add_argument("--model", *model_aliases, dest="model", metavar="NAME",
-                        help="a zoo model name (see `hvm1 list`); downloaded once")
+                        help="a zoo model name (see `hvm1 list`); its weights are fetched once")
     source.add_argument("--checkpoint", metavar="FILE", type=Path,
                         help="a checkpoint file: a published .pth or a .safetensors from `hvm1 convert`")
     _add_set_arg(parser)
