@@ -15,3 +15,67 @@ def test_auto_and_cpu():
 def test_unavailable_cuda_is_named():
     with pytest.raises(ValueError, match="'cuda:1' was asked for"):
         resolve_device("cuda:1")
+
+
+# --- precision ---------------------------------------------------------------------------------------------
+
+from hvm1 import devices  # noqa: E402
+from hvm1.devices import cpu_bf16_units, fast_bf16, resolve_precision  # noqa: E402
+
+
+def fake_cpu(monkeypatch, amx: bool, avx512_bf16: bool) -> None:
+    """Make PyTorch's CPU feature query answer as a CPU with (or without) the bf16 units would."""
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16, raising=False)
+
+
+@pytest.mark.parametrize("amx, avx512_bf16", [(True, True), (False, True), (True, False)])
+def test_auto_is_bf16_on_a_cpu_with_bf16_units(monkeypatch, amx, avx512_bf16):
+    fake_cpu(monkeypatch, amx, avx512_bf16)
+    chosen = resolve_precision("auto", "cpu")
+    assert (chosen.name, chosen.dtype) == ("bf16", torch.bfloat16)
+    assert "bf16 matrix units" in chosen.reason and ("amx" in chosen.reason) == amx
+
+
+def test_auto_is_fp32_on_a_cpu_without_them(monkeypatch):
+    fake_cpu(monkeypatch, False, False)
+    chosen = resolve_precision(None, "cpu")
+    assert (chosen.name, chosen.dtype, chosen.is_float32) == ("fp32", torch.float32, True)
+    assert "no bf16 matrix units" in chosen.reason
+    asked = resolve_precision("bf16", "cpu")  # asked for: taken, with the warning in its reason
+    assert asked.dtype == torch.bfloat16 and "much slower" in asked.reason
+
+
+def test_cpuinfo_flags_answer_when_torch_cannot(monkeypatch):
+    monkeypatch.delattr(torch.cpu, "_is_amx_tile_supported", raising=False)
+    monkeypatch.setattr(devices, "_cpuinfo_flags", lambda: {"avx2", "fma", "amx_bf16", "amx_tile"})
+    assert cpu_bf16_units() == ["amx_bf16"] and fast_bf16("cpu")[0]
+    monkeypatch.setattr(devices, "_cpuinfo_flags", lambda: {"avx2", "fma", "avx512f"})
+    assert cpu_bf16_units() == [] and resolve_precision("auto", "cpu").name == "fp32"
+
+
+@pytest.mark.parametrize("native, expected", [(True, "bf16"), (False, "fp32")])
+def test_auto_on_cuda_follows_native_bf16(monkeypatch, native, expected):
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: native)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Fake GPU")
+    chosen = resolve_precision("auto", torch.device("cuda", 0))
+    assert chosen.name == expected and "Fake GPU" in chosen.reason
+
+
+def test_mps_and_unknown_names():
+    assert resolve_precision("auto", "mps").name == "fp32"
+    assert resolve_precision("fp16", "cpu").dtype == torch.float16
+    with pytest.raises(ValueError, match="precision must be one of auto, fp32, bf16, fp16, got 'half'"):
+        resolve_precision("half", "cpu")
+
+
+def test_fp32_autocast_changes_nothing_and_bf16_computes_in_bf16():
+    layer = torch.nn.Linear(8, 8)
+    x = torch.randn(4, 8)
+    plain = layer(x)
+    with resolve_precision("fp32", "cpu").autocast("cpu"):
+        same = layer(x)
+    with resolve_precision("bf16", "cpu").autocast("cpu"):
+        low = layer(x)
+    assert torch.equal(plain, same) and same.dtype == torch.float32
+    assert low.dtype == torch.bfloat16 and torch.allclose(low.float(), plain, atol=0.05)

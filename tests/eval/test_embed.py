@@ -143,3 +143,25 @@ def test_csv_manifest_labels_and_dtype_setting(encoder, clips, tmp_path):
     rows = embed_videos(encoder, manifest, model_name="tiny").embeddings
     assert rows.labels.tolist() == [3, 1] and rows.classes is None
     assert rows.settings["model"] == "tiny" and rows.settings["dtype"] == "float32"
+
+
+def test_precision_is_recorded_and_bf16_stays_close_to_fp32(encoder, clips):
+    exact = embed_videos(encoder, clips["cup"][:1], precision="fp32").embeddings
+    low = embed_videos(encoder, clips["cup"][:1], precision="bf16").embeddings
+    assert exact.settings["dtype"] == "float32" and low.settings["dtype"] == "bf16 autocast"
+    a, b = exact.embeddings[0].astype(np.float64), low.embeddings[0].astype(np.float64)
+    assert not np.array_equal(a, b)  # bf16 really ran
+    assert np.dot(a, b) / np.linalg.norm(a) / np.linalg.norm(b) > 0.999
+
+
+def test_cli_precision_is_said_and_old_dtype_spelling_still_works(labelled, tmp_path, capsys):
+    from hvm1.cli import _build_parser
+
+    base = ["embed", str(labelled), "--checkpoint", str(TINY / "mae_checkpoint.pth"), *TINY_SET, "-o", "x.npz"]
+    assert _build_parser().parse_args([*base, "--dtype", "bfloat16"]).precision == "bf16"
+    assert _build_parser().parse_args([*base, "--dtype", "float32"]).precision == "fp32"
+    assert _build_parser().parse_args(base).precision == "auto"
+    out = tmp_path / "out.npz"
+    assert main([*base[:-1], str(out), "--precision", "fp32", "--num-workers", "0"]) == 0
+    assert "precision fp32 (asked for on cpu)" in capsys.readouterr().err
+    assert load_embeddings(out).settings["dtype"] == "float32"

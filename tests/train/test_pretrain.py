@@ -143,10 +143,13 @@ def test_activation_checkpointing_changes_nothing_but_memory(small_videos, tmp_p
     assert losses[0] == pytest.approx(losses[1], rel=1e-6)
 
 
-def test_precision_is_float32_on_cpu_unless_asked_and_bf16_on_cuda():
-    cpu, cuda = torch.device("cpu"), torch.device("cuda")
-    assert autocast_dtype("auto", cpu) is None and autocast_dtype("auto", cuda) == torch.bfloat16
-    assert autocast_dtype("bf16", cpu) == torch.bfloat16 and autocast_dtype("fp32", cuda) is None
+@pytest.mark.parametrize("bf16_units", [True, False])
+def test_training_precision_follows_the_device_policy(monkeypatch, bf16_units):
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: bf16_units, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: bf16_units, raising=False)
+    cpu = torch.device("cpu")
+    assert autocast_dtype("auto", cpu) == (torch.bfloat16 if bf16_units else None)
+    assert autocast_dtype("bf16", cpu) == torch.bfloat16 and autocast_dtype("fp32", cpu) is None
     with pytest.raises(ValueError, match="fp16 needs CUDA"):
         autocast_dtype("fp16", cpu)
 

@@ -103,3 +103,32 @@ def _preprocessing_as_built(source, model):
     return dataclasses.replace(
         preprocessing_for(source), img_size=model.config.img_size, num_frames=model.config.num_frames
     )
+
+
+_DTYPE_SPELLINGS = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
+
+
+def _add_precision_arg(parser: argparse.ArgumentParser, *, deprecated_dtype: bool = False, **kwargs: Any) -> None:
+    """Add `--precision auto|fp32|bf16|fp16` (`hvm1.devices.resolve_precision`); with `deprecated_dtype`, also
+    the old `--dtype float32|bfloat16|float16` spelling of the same choice."""
+    from ..devices import PRECISION_CHOICES
+
+    kwargs.setdefault("default", "auto")
+    shown = "" if kwargs["default"] == argparse.SUPPRESS else f" (default {kwargs['default']})"
+    parser.add_argument("--precision", choices=PRECISION_CHOICES, **kwargs,
+                        help="auto: bf16 autocast where the device multiplies bf16 fast (CUDA with bf16, CPUs with "
+                             f"AMX or AVX512-BF16), else fp32; fp32 is exactly the published computation{shown}")
+    if deprecated_dtype:
+        parser.add_argument("--dtype", dest="precision", choices=PRECISION_CHOICES,
+                            type=lambda text: _DTYPE_SPELLINGS.get(text, text), help=argparse.SUPPRESS)
+
+
+def _precision_for(args: argparse.Namespace, device, name: str | None = None):
+    """Resolve the command's `--precision` on `device` and say on stderr what was chosen and why."""
+    import sys
+
+    from ..devices import resolve_precision
+
+    precision = resolve_precision(name or getattr(args, "precision", None), device)
+    print(f"precision {precision.describe()} ({precision.reason})", file=sys.stderr)
+    return precision

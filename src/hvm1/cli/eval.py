@@ -7,13 +7,20 @@ import sys
 from pathlib import Path
 
 from ..devices import DEVICE_CHOICES
-from .common import _add_download_arg, _add_model_args, _model_from_args, _preprocessing_as_built
+from .common import (
+    _add_download_arg,
+    _add_model_args,
+    _add_precision_arg,
+    _model_from_args,
+    _precision_for,
+    _preprocessing_as_built,
+)
 
 
 def _load_eval_model(args: argparse.Namespace):
     """The ViT of `args` on the CPU (a command moves it to its device), its name, and its preprocessing
     (the zoo entry's or the file's, at the size and frames of the model as built, `--set` included)."""
-    model = _model_from_args(args, model_type="vit", dtype=args.dtype)
+    model = _model_from_args(args, model_type="vit")
     name = args.model or str(args.checkpoint.resolve())
     return model, name, _preprocessing_as_built(args.model or args.checkpoint, model)
 
@@ -56,10 +63,12 @@ def _cmd_embed(args: argparse.Namespace) -> int:
 
     model, name, preprocessing = _load_eval_model(args)
     is_main = int(os.environ.get("RANK", "0")) == 0
+    device = resolve_device(args.device)
+    precision = _precision_for(args, device) if is_main else args.precision
     result = embed_videos(
         model, args.paths, args.output, preprocessing=preprocessing, model_name=name, pool=args.pool,
         num_clips=args.num_clips, keep_clips=args.keep_clips, sampling_rate=args.sampling_rate,
-        batch_size=args.batch_size, num_workers=args.num_workers, device=resolve_device(args.device),
+        batch_size=args.batch_size, num_workers=args.num_workers, device=device, precision=precision,
         progress=_clip_progress("embed", enabled=is_main),
     )
     if not is_main:
@@ -76,10 +85,12 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
     model, name, preprocessing = _load_eval_model(args)
     out_dir = args.out_dir or default_out_dir(name, args.data)
+    device = resolve_device(args.device)
+    precision = _precision_for(args, device)
     predictions = evaluate(
         model, args.data, preprocessing=preprocessing, image_mode=True if args.images else None,
         views=parse_views(args.views) if args.views else None, sampling_rate=args.sampling_rate,
-        batch_size=args.batch_size, num_workers=args.num_workers, device=resolve_device(args.device),
+        batch_size=args.batch_size, num_workers=args.num_workers, device=device, precision=precision,
         model_name=name, progress=_clip_progress("evaluate"),
     )
     files = predictions.write(out_dir)
@@ -114,8 +125,7 @@ def _add_loader_args(parser: argparse.ArgumentParser) -> None:
                         help=f"take every R-th frame at 30 fps (default {DEFAULT_SAMPLING_RATE}, as published)")
     parser.add_argument("--device", choices=DEVICE_CHOICES, default="auto",
                         help="auto (default) picks cuda, then mps, then cpu; under torchrun each rank its own GPU")
-    parser.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default="float32",
-                        help="weights and compute (default float32; bfloat16 halves memory and time on GPUs)")
+    _add_precision_arg(parser, deprecated_dtype=True)
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:

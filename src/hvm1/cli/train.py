@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .common import _add_model_args, _parse_set
+from .common import _add_model_args, _add_precision_arg, _parse_set, _precision_for
 
 
 def _pair(kind):
@@ -44,8 +44,7 @@ def _add_train_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, help="seeds every random choice (with epoch and sample index)")
     parser.add_argument("--resume", metavar="auto|FILE", help="auto: continue from the run folder's newest "
                         "checkpoint when there is one; or a checkpoint file")
-    parser.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"),
-                        help="auto: bf16 autocast on CUDA, float32 on CPU")
+    _add_precision_arg(parser, default=argparse.SUPPRESS)
     parser.add_argument("--grad-checkpointing", action="store_true", help="recompute block activations in backward")
     parser.add_argument("--compile", action="store_true", help="torch.compile every transformer block")
     parser.add_argument("--fsdp", action="store_true", help="shard with FSDP2 under torchrun (else DDP)")
@@ -65,6 +64,17 @@ def _train_config(cls, args: argparse.Namespace, **values: Any):
     if given.get("clip_grad") == 0:
         given["clip_grad"] = None
     return cls(**(given | values))
+
+
+def _say_precision(args: argparse.Namespace, config) -> None:
+    """Print (rank 0 only) the autocast precision the training job will resolve on its device."""
+    import os
+
+    import torch
+
+    if int(os.environ.get("RANK", "0")) == 0:
+        device = config.device if config.device not in (None, "auto") else ("cuda" if torch.cuda.is_available() else "cpu")
+        _precision_for(args, device, config.precision)
 
 
 def _run_training(args: argparse.Namespace, job) -> int:
@@ -110,6 +120,7 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
         raise ValueError("give exactly one of --model NAME, --checkpoint FILE and --arch NAME")
     source = str(args.checkpoint) if getattr(args, "checkpoint", None) else getattr(args, "model", None)
     config = _train_config(PretrainConfig, args, model=source, overrides=_parse_set(args.set))
+    _say_precision(args, config)
     return _run_training(args, lambda on_record: pretrain(args.data, config, on_record=on_record))
 
 
@@ -118,6 +129,7 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
 
     source = str(args.checkpoint) if getattr(args, "checkpoint", None) else getattr(args, "model", None)
     config = _train_config(FinetuneConfig, args, model=source, overrides=_parse_set(args.set))
+    _say_precision(args, config)
     return _run_training(args, lambda on_record: finetune(args.train, args.val, config, on_record=on_record))
 
 

@@ -10,8 +10,10 @@ from ..devices import DEVICE_CHOICES
 from .common import (
     _add_download_arg,
     _add_model_args,
+    _add_precision_arg,
     _first_use,
     _model_from_args,
+    _precision_for,
     _preprocessing_as_built,
     _print_failures,
 )
@@ -32,6 +34,7 @@ def _add_video_run_args(parser: argparse.ArgumentParser, command: str) -> None:
                         help=f"where the pictures go (default: a new folder hvm1-{command}-DATE-* in the temp folder)")
     parser.add_argument("--device", choices=DEVICE_CHOICES, default="auto",
                         help="auto (default) picks cuda, then mps, then cpu")
+    _add_precision_arg(parser)
     parser.add_argument("--img-size", "--img_size", type=int, metavar="N",
                         help="the image size the model must take (default: the model's own)")
 
@@ -102,9 +105,11 @@ def _cmd_complete(args: argparse.Namespace) -> int:
 
     mask_ratio = default_mask_ratio(args.mask_type) if args.mask_ratio is None else args.mask_ratio
     model, name, preprocessing = _load_viz_model(args, "mae")
+    precision = _precision_for(args, next(model.parameters()).device)
     return _run_on_videos(args, "complete", lambda videos, out_dir, progress: complete_videos(
         model, videos, out_dir, model_name=name, preprocessing=preprocessing, mask_type=args.mask_type,
-        mask_ratio=mask_ratio, seed=args.seed, scale_each=args.scale_each, animate=args.animate, progress=progress,
+        mask_ratio=mask_ratio, seed=args.seed, scale_each=args.scale_each, animate=args.animate,
+        precision=precision, progress=progress,
     ))
 
 
@@ -112,8 +117,10 @@ def _cmd_attention(args: argparse.Namespace) -> int:
     from ..viz import attention_videos
 
     model, name, preprocessing = _load_viz_model(args, "vit")
+    precision = _precision_for(args, next(model.parameters()).device)
     return _run_on_videos(args, "attention", lambda videos, out_dir, progress: attention_videos(
-        model, videos, out_dir, model_name=name, preprocessing=preprocessing, heads=args.heads, progress=progress,
+        model, videos, out_dir, model_name=name, preprocessing=preprocessing, heads=args.heads,
+        precision=precision, progress=progress,
     ))
 
 

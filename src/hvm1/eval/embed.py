@@ -28,6 +28,7 @@ import torch
 import torch.distributed as dist
 
 from hvm1.data import Skipped, VideoPreset, video_eval_preset
+from hvm1.devices import Precision, resolve_precision
 from hvm1.models import VideoViT
 from hvm1.zoo import Preprocessing, preprocessing_for
 
@@ -91,6 +92,7 @@ def embed_videos(
     num_workers: int = 0,
     device: torch.device | str | None = None,
     chunk_size: int = 64,
+    precision: Precision | str = "fp32",
     progress: Progress | None = None,
 ) -> EmbedResult:
     """Embed every video `paths` name (files, folders searched recursively, a CSV manifest, or a folder of
@@ -99,7 +101,8 @@ def embed_videos(
     Clip length, size and normalisation follow `preprocessing` (default: the model's config with the video
     mean/std; pass the zoo entry's for a named model). `num_clips` clips per video are averaged (kept per clip
     with `keep_clips`); `batch_size` clips go through the model at once; clips are decoded in `num_workers`
-    DataLoader workers. Unreadable videos are logged and listed in `skipped`, never replaced.
+    DataLoader workers; the model runs at `precision` (see `hvm1.devices.resolve_precision`; default fp32,
+    recorded in the file's settings as `dtype`). Unreadable videos are logged and listed in `skipped`, never replaced.
 
     With `out` (`.npz` or `.parquet`) rows are saved every `chunk_size` videos (and when interrupted) and a
     rerun with the same `out` continues where the last one stopped; under `torchrun` (WORLD_SIZE > 1) the
@@ -113,15 +116,17 @@ def embed_videos(
     listing = paths if isinstance(paths, LabelledFiles) else list_files(paths)
     preprocessing = preprocessing or preprocessing_for(model)
     preset = embedding_preset(preprocessing, sampling_rate)
-    settings = _settings(model_name, model_dtype(model), pool, num_clips, keep_clips, preset, listing.classes)
     rank, world_size, device, joined = _join_ranks(device or next(model.parameters()).device)
+    precision = resolve_precision(precision, device)
+    settings = _settings(model_name, compute_dtype(model, precision), pool, num_clips, keep_clips, preset,
+                         listing.classes)
     try:
         if out is None:
             if world_size > 1:
                 raise ValueError("embedding under torchrun needs an output file to merge the processes' rows into")
             rows = _ChunkWriter(None, listing, settings, keep_clips)
             skipped = _embed_shard(model, listing, range(len(listing.files)), preset, num_clips, pool, rows,
-                                   batch_size, num_workers, device, progress)
+                                   batch_size, num_workers, device, precision, progress)
             return EmbedResult(rows.all_rows(), rows.count, skipped=skipped)
         out = check_suffix(out)
         if out.suffix == ".parquet":
@@ -134,7 +139,7 @@ def embed_videos(
         _barrier(world_size)  # every rank has listed the chunks before any writes one
         rows = _ChunkWriter(parts, listing, settings, keep_clips, rank, first_chunk, chunk_size)
         skipped = _embed_shard(model, listing, todo[rank::world_size], preset, num_clips, pool, rows,
-                               batch_size, num_workers, device, progress)
+                               batch_size, num_workers, device, precision, progress)
         embedded, skipped = _gather(rows.count, skipped, world_size)
         _barrier(world_size)  # every chunk is written
         merged = _merge(out, parts, listing) if rank == 0 else None
@@ -147,6 +152,12 @@ def embed_videos(
 def model_dtype(model: torch.nn.Module) -> str:
     """The dtype of the model's weights by name: 'float32', 'bfloat16', ..."""
     return str(next(model.parameters()).dtype).removeprefix("torch.")
+
+
+def compute_dtype(model: torch.nn.Module, precision: Precision) -> str:
+    """What the model computes in, as results record it: its weights' dtype ('float32', ...) under fp32, else
+    the autocast precision ('bf16 autocast', ...)."""
+    return model_dtype(model) if precision.is_float32 else precision.describe()
 
 
 def _settings(
@@ -279,7 +290,7 @@ class _ChunkWriter:
 
 def _embed_shard(
     model: VideoViT, listing: LabelledFiles, indices: Sequence[int], preset: VideoPreset, num_clips: int,
-    pool: str, rows: _ChunkWriter, batch_size: int, num_workers: int, device: torch.device,
+    pool: str, rows: _ChunkWriter, batch_size: int, num_workers: int, device: torch.device, precision: Precision,
     progress: Progress | None,
 ) -> list[Skipped]:
     """Embed the videos at `indices` of the listing into `rows`; returns the unreadable ones."""
@@ -289,7 +300,8 @@ def _embed_shard(
     skipped: list[Skipped] = []
     started = time.perf_counter()
     def forward(video: torch.Tensor) -> torch.Tensor:
-        return pool_tokens(model.forward_features(video), pool)
+        with precision.autocast(device):
+            return pool_tokens(model.forward_features(video), pool)
 
     try:
         for result in run_views(forward, dataset, batch_size=batch_size, num_workers=num_workers, device=device,

@@ -19,10 +19,11 @@ import torch
 
 from hvm1.data import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, Skipped, image_eval_preset, video_eval_preset
 from hvm1.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from hvm1.devices import Precision, resolve_precision
 from hvm1.models import VideoViT
 from hvm1.zoo import Preprocessing, preprocessing_for
 
-from .embed import DEFAULT_SAMPLING_RATE, model_dtype
+from .embed import DEFAULT_SAMPLING_RATE, compute_dtype
 from .predictions import Predictions, new_folder
 from .views import FileViews, LabelledFiles, Progress, labelled_files, run_views
 
@@ -74,6 +75,7 @@ def evaluate(
     num_workers: int = 0,
     device: torch.device | str | None = None,
     model_name: str | None = None,
+    precision: Precision | str = "fp32",
     progress: Progress | None = None,
 ) -> Predictions:
     """Evaluate a finetuned `VideoViT` on `data`: a folder of class subfolders (label = sorted subfolder
@@ -82,7 +84,8 @@ def evaluate(
     `preprocessing` gives frames, size and mean/std (default: the model's config with the video mean/std);
     `image_mode` reads images instead of videos (default: when `preprocessing.single_image`, as for the
     imagenet-2pt models); `views` is (clips, crops), video mode only, default 2x3. The class count is
-    checked against the model's head before anything is decoded. Unreadable files are skipped and listed.
+    checked against the model's head before anything is decoded. The model runs at `precision` (see
+    `hvm1.devices.resolve_precision`; default fp32). Unreadable files are skipped and listed.
     Returns the per-file averaged logits with top-1, top-5, mean per-class accuracy and loss.
     """
     if not isinstance(model, VideoViT):
@@ -102,8 +105,14 @@ def evaluate(
                                    crop="uniform" if crops == 3 else "center")
     device = torch.device(device) if device is not None else next(model.parameters()).device
     model = model.to(device).eval()
+    precision = resolve_precision(precision, device)
+
+    def forward(video: torch.Tensor) -> torch.Tensor:
+        with precision.autocast(device):
+            return model(video)
+
     rows, logits, skipped = [], [], []
-    for result in run_views(model, FileViews(listing.files, preset, clips), batch_size=batch_size,
+    for result in run_views(forward, FileViews(listing.files, preset, clips), batch_size=batch_size,
                             num_workers=num_workers, device=device, progress=progress):
         if isinstance(result, Skipped):
             skipped.append(result)
@@ -113,7 +122,7 @@ def evaluate(
     if not rows:
         raise ValueError(f"{data}: none of its {len(listing.files)} files could be read ({skipped[0].reason}, ...)")
     settings: dict[str, Any] = {
-        "model": model_name, "dtype": model_dtype(model), "data": str(data), "mode": "image" if image_mode else "video",
+        "model": model_name, "dtype": compute_dtype(model, precision), "data": str(data), "mode": "image" if image_mode else "video",
         "views": f"{clips}x{crops}", "num_classes": model.config.num_classes, "img_size": pre.img_size,
         "num_frames": pre.num_frames,
         **({} if image_mode else {"sampling_rate": sampling_rate, "short_side": preset.short_side}),

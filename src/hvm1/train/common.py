@@ -23,6 +23,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from hvm1.data import Skipped
+from hvm1.devices import PRECISION_CHOICES, resolve_precision
 from hvm1.models import build_model, get_config
 
 from .checkpointing import BEST, LAST, find_resume_checkpoint, load_training_checkpoint, rng_state, save_checkpoint, set_rng_state
@@ -42,7 +43,6 @@ from .samples import TrainBatch, TrainClips, collate_train, sample_generator
 
 logger = logging.getLogger(__name__)
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 LR_SCHEDULES = ("constant", "cosine")
 
 
@@ -51,7 +51,8 @@ class TrainConfig:
     """What every training job takes. `epochs` bounds the run, and `max_steps` (optimizer steps) when set;
     a step takes `accum_iter` micro-batches of `batch_size` files per rank. `resume`: None (fresh: the run
     folder must hold no checkpoint), 'auto' (continue from the run folder's newest checkpoint when there is
-    one) or a checkpoint path. `precision` 'auto' is bf16 autocast on CUDA and float32 on CPU. A checkpoint
+    one) or a checkpoint path. `precision` 'auto' is bf16 autocast where the device multiplies bf16 fast
+    (`hvm1.devices.resolve_precision`: CUDA with bf16, CPUs with AMX or AVX512-BF16), else float32. A checkpoint
     is written every `save_every` steps and at the end of every epoch and of the run (`checkpoint-last.pth`).
     """
 
@@ -88,8 +89,8 @@ class TrainConfig:
             problems.append(f"max_steps must be at least 1, got {self.max_steps}")
         if self.num_workers < 0:
             problems.append(f"num_workers must be at least 0, got {self.num_workers}")
-        if self.precision not in PRECISIONS:
-            problems.append(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.precision not in PRECISION_CHOICES:
+            problems.append(f"precision must be one of {', '.join(PRECISION_CHOICES)}, got {self.precision!r}")
         if self.lr_schedule not in LR_SCHEDULES:
             problems.append(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
         if self.lr <= 0:
@@ -158,15 +159,14 @@ def weight_decay_groups(model: nn.Module, weight_decay: float) -> list[dict[str,
 
 
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype of `precision` on `device` (None: float32). 'auto' is bf16 on CUDA, float32 on CPU
-    (bf16 on CPU is a fraction of float32's speed); fp16 is for CUDA only."""
-    if precision == "auto":
-        return torch.bfloat16 if device.type == "cuda" else None
-    if precision == "fp16" and device.type != "cuda":
+    """The autocast dtype of `precision` on `device` (None: float32), as `hvm1.devices.resolve_precision`
+    decides it: 'auto' is bf16 where the device multiplies bf16 fast (CUDA with bf16, CPUs with AMX or
+    AVX512-BF16), float32 elsewhere; fp16 is for CUDA only (it needs a gradient scaler)."""
+    chosen = resolve_precision(precision, device)
+    if chosen.name == "fp16" and device.type != "cuda":
         raise ValueError("precision fp16 needs CUDA (with a gradient scaler); on CPU use fp32 or bf16")
-    if precision == "bf16" and device.type == "cpu":
-        logger.warning("bf16 autocast on CPU is usually much slower than float32")
-    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+    logger.info("training precision %s (%s)", chosen.describe(), chosen.reason)
+    return None if chosen.is_float32 else chosen.dtype
 
 
 def learning_rate(config: TrainConfig, step: int, total_steps: int) -> float:

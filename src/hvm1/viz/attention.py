@@ -13,6 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from hvm1.devices import Precision, resolve_precision
 from hvm1.models import VideoViT
 
 from .grid import make_grid, to_uint8
@@ -27,17 +28,18 @@ _HEAT_COLOURS = np.array(
 HEAT_ALPHA = 0.6
 
 
-def attention_maps(model: VideoViT, video: torch.Tensor) -> torch.Tensor:
+def attention_maps(model: VideoViT, video: torch.Tensor, precision: Precision | str = "fp32") -> torch.Tensor:
     """The last block's CLS attention of clip(s) `video` ((C, T, H, W) or (N, C, T, H, W), normalised).
 
     Returns (N, heads, t, h, w) float32 on the CPU, on the model's token grid (t temporal tokens of
-    `t_patch_size` frames, h x w patches), as `model.cls_attention` gives it (not renormalised).
+    `t_patch_size` frames, h x w patches), as `model.cls_attention` gives it (not renormalised), computed
+    at `precision` (see `hvm1.devices.resolve_precision`; default fp32).
     """
     if not isinstance(model, VideoViT):
         raise TypeError(f"attention_maps needs a VideoViT, got {type(model).__name__}")
     batch = video.unsqueeze(0) if video.dim() == 4 else video
     parameter = next(model.parameters())
-    with torch.inference_mode():
+    with torch.inference_mode(), resolve_precision(precision, parameter.device).autocast(parameter.device):
         attention = model.cls_attention(batch.to(parameter.device, parameter.dtype))  # (N, heads, L)
     t, h, w = model.config.grid_size
     return attention.to("cpu", torch.float32).reshape(batch.shape[0], -1, t, h, w)

@@ -15,6 +15,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from hvm1.devices import Precision, resolve_precision
 from hvm1.models import VideoMAE
 from hvm1.models.masking import MASK_TYPES, mask_noise
 
@@ -59,12 +60,14 @@ def complete_clip(
     mask_type: str = "random",
     mask_ratio: float | None = None,
     generator: torch.Generator | None = None,
+    precision: Precision | str = "fp32",
 ) -> Completion:
     """Mask the normalised clip(s) `video` ((C, T, H, W) or (N, C, T, H, W)) and let `model` complete them.
 
     `mask_ratio` defaults to `default_mask_ratio(mask_type)`. Random masking draws its noise from
     `generator` on the CPU (so a seeded generator gives the same mask on every device); temporal and
-    center masking are fixed. Runs without gradients on the model's device and dtype.
+    center masking are fixed. Runs without gradients on the model's device and dtype, at `precision`
+    (see `hvm1.devices.resolve_precision`; default fp32: exactly the published computation).
     """
     if not isinstance(model, VideoMAE):
         raise TypeError(f"complete_clip needs a VideoMAE (encoder and decoder), got {type(model).__name__}")
@@ -76,7 +79,7 @@ def complete_clip(
     if mask_type == "random":
         noise = mask_noise("random", batch.shape[0], config.num_patches, generator=generator)
     parameter = next(model.parameters())
-    with torch.inference_mode():
+    with torch.inference_mode(), resolve_precision(precision, parameter.device).autocast(parameter.device):
         loss, _, mask, comparison = model(
             batch.to(parameter.device, parameter.dtype), mask_ratio=mask_ratio, visualize=True,
             mask_type=mask_type, noise=noise,

@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from hvm1.data import VideoError, VideoPreset, find_videos, visualisation_preset
+from hvm1.devices import Precision
 from hvm1.models import VideoMAE, VideoViT
 from hvm1.models.masking import check_mask_ratio
 from hvm1.zoo import Preprocessing, preprocessing_for
@@ -126,6 +127,7 @@ def complete_videos(
     seed: int = 0,
     scale_each: bool = False,
     animate: str | None = None,
+    precision: Precision | str = "fp32",
     progress: Progress | None = None,
 ) -> RunReport:
     """Write a completion picture for each of `videos` to `out_dir/{stem}_{model_name}_{mask_type}.jpg`.
@@ -134,7 +136,8 @@ def complete_videos(
     (`preprocessing` gives the mean/std; default: the video normalisation), masked (`mask_ratio` defaults
     to 0.9 for random, 0.5 for temporal and center; random masks are seeded per video by `seed`, see
     `video_generator`), completed by `model`, and drawn by `completion_grid`. `animate` ('mp4' or 'gif')
-    also writes the side-by-side animation with the same name. Stems come from `output_stems`. Videos
+    also writes the side-by-side animation with the same name. The model runs at `precision` (see
+    `hvm1.devices.resolve_precision`; default fp32). Stems come from `output_stems`. Videos
     that cannot be read are reported in the result's `failures`, and the others are still written.
     """
     if not isinstance(model, VideoMAE):
@@ -147,7 +150,7 @@ def complete_videos(
     fps = completion_fps(model, preset.sampling_rate, preset.target_fps)
 
     def draw(video: Path, clip: torch.Tensor, stem: Path) -> tuple[Path, ...]:
-        completion = complete_clip(model, clip, mask_type, mask_ratio, video_generator(seed, video))
+        completion = complete_clip(model, clip, mask_type, mask_ratio, video_generator(seed, video), precision)
         base = Path(out_dir) / stem.parent / f"{stem.name}_{model_name}_{mask_type}"
         files = [save_jpeg(completion_grid(completion, preset.mean, preset.std, scale_each), f"{base}.jpg")]
         if animate:
@@ -166,12 +169,14 @@ def attention_videos(
     model_name: str,
     preprocessing: Preprocessing | None = None,
     heads: str = "mean",
+    precision: Precision | str = "fp32",
     progress: Progress | None = None,
 ) -> RunReport:
     """Write an attention picture for each of `videos` to `out_dir/{stem}_{model_name}_attention.jpg`.
 
     Videos are read as by `complete_videos`; each picture is `attention_grid` of the model's last-block
-    CLS attention (`heads`: 'mean' for one row averaged over heads, 'each' for a row per head). Videos
+    CLS attention (`heads`: 'mean' for one row averaged over heads, 'each' for a row per head), computed at
+    `precision` (default fp32). Videos
     that cannot be read are reported in the result's `failures`, and the others are still written.
     """
     if not isinstance(model, VideoViT):
@@ -181,7 +186,7 @@ def attention_videos(
     preset = _preset(model, preprocessing)
 
     def draw(video: Path, clip: torch.Tensor, stem: Path) -> tuple[Path, ...]:
-        maps = attention_maps(model, clip)[0]
+        maps = attention_maps(model, clip, precision)[0]
         picture = attention_grid(clip, maps, preset.mean, preset.std, heads)
         return (save_jpeg(picture, Path(out_dir) / stem.parent / f"{stem.name}_{model_name}_attention.jpg"),)
 
