@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from hvm1.models import ARCHITECTURES, SIZES, MAEConfig, VideoMAE, VideoViT, ViTConfig, build_model, get_config
+from hvm1.models import ARCHITECTURES, SIZES, MAEConfig, VideoMAE, ViTConfig, build_model, get_config
 from hvm1.models.configs import UnknownArchitectureError
 from hvm1.models.masking import make_masking, num_kept
 from reference_data import REFERENCE

@@ -1,7 +1,7 @@
 """The `hvm1` command line: parse arguments, call the library, print.
 
-One module per group of commands (`zoo`, `viz`, `eval`, `train`, `analyses`, `demo`), each with an
-`add_commands(sub)` that registers its `_cmd_*` functions; the library does the work and logs, this package
+One module per group of commands (`zoo`, `viz`, `eval`, `train`, `analyses`, `demo`, `segment`), each with
+an `add_commands(sub)` that registers its `_cmd_*` functions; the library does the work and logs, this package
 decides what the user sees. Heavy modules are imported inside the commands that need them, so `hvm1 -h` starts fast.
 """
 
@@ -12,12 +12,12 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from . import analyses, demo, eval, train, viz, zoo
+from . import analyses, demo, eval, segment, train, viz, zoo
 
 __all__ = ["main"]
 
 # The groups in the order `hvm1 -h` lists them.
-COMMAND_GROUPS = (zoo, train, viz, eval, analyses, demo)
+COMMAND_GROUPS = (zoo, train, viz, eval, analyses, demo, segment)
 
 
 def _build_parser() -> argparse.ArgumentParser:
