@@ -7,9 +7,7 @@ import sys
 from pathlib import Path
 
 from ..devices import DEVICE_CHOICES
-from .common import _add_model_args, _model_from_args
-
-PRECISIONS = ("fp32",)
+from .common import _add_model_args, _add_precision_arg, _model_from_args, _precision_for
 
 
 def _frame_progress(enabled: bool = True):
@@ -49,19 +47,21 @@ def _cmd_propagate(args: argparse.Namespace) -> int:
         raise ValueError(f"{source} is a video file: name its first frame's mask with --mask FIRST.png")
     elif not source.is_file():
         raise ValueError(f"{source}: no such file or folder")
-    model = _model_from_args(args, model_type="vit").to(resolve_device(args.device))
+    device = resolve_device(args.device)
+    model = _model_from_args(args, model_type="vit").to(device)
+    precision = _precision_for(args, device)
     out_dir = args.out_dir
     progress = _frame_progress()
     if source.is_dir():
         report = propagate_davis(
             model, source, out_dir, config, split=args.split, resolution=args.resolution,
             sequences=args.sequences.split(",") if args.sequences else None, animate=args.animate,
-            progress=progress,
+            progress=progress, precision=precision,
         )
     else:
         report = propagate_video(
             model, source, args.mask, out_dir, config, num_frames=args.max_frames,
-            sampling_rate=args.sampling_rate, animate=args.animate, progress=progress,
+            sampling_rate=args.sampling_rate, animate=args.animate, progress=progress, precision=precision,
         )
     for name, masks in report.masks.items():
         overlays = ", ".join(str(path) for path in report.overlays[name])
@@ -93,7 +93,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     propagate.add_argument("--out-dir", type=Path, required=True, metavar="OUT", help="where masks and tables go")
     propagate.add_argument("--device", choices=DEVICE_CHOICES, default="auto",
                            help="auto (default) picks cuda, then mps, then cpu")
-    propagate.add_argument("--precision", choices=PRECISIONS, default="fp32", help="fp32 (default)")
+    _add_precision_arg(propagate)
     propagate.add_argument("--split", default="val", help="DAVIS: the ImageSets/2017 list to run (default val)")
     propagate.add_argument("--resolution", default="480p", help="DAVIS: the frame folder (default 480p)")
     propagate.add_argument("--sequences", metavar="A,B", help="DAVIS: only these sequences (default: the split's)")

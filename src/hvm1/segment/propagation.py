@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from hvm1.devices import Precision, resolve_precision
 from hvm1.models import VideoViT
 
 logger = logging.getLogger(__name__)
@@ -89,11 +90,14 @@ def prepare_frame(frame: torch.Tensor, config: PropagationConfig = PropagationCo
     return (unit - mean) / std
 
 
-def frame_features(model: VideoViT, frame: torch.Tensor, clip_frames: int | None = None) -> torch.Tensor:
+def frame_features(
+    model: VideoViT, frame: torch.Tensor, clip_frames: int | None = None, precision: Precision | str = "fp32"
+) -> torch.Tensor:
     """Patch features of one normalised frame (3, H, W): (h, w, C) float32, h = H // p, w = W // p.
 
     The frame is repeated `clip_frames` (default `model.config.num_frames`) times into a clip; the last
-    block's output before the final norm, without CLS, is averaged over the time tokens.
+    block's output before the final norm, without CLS, is averaged over the time tokens. The model runs at
+    `precision` (`hvm1.devices.resolve_precision`) where its weights are.
     """
     cfg = model.config
     clip_frames = clip_frames or cfg.num_frames
@@ -101,9 +105,10 @@ def frame_features(model: VideoViT, frame: torch.Tensor, clip_frames: int | None
     if h == 0 or w == 0:
         raise ValueError(f"a {frame.shape[1]}x{frame.shape[2]} frame is smaller than one {cfg.patch_size} px patch")
     weight = next(model.parameters())
+    precision = resolve_precision(precision, weight.device)
     covered = frame[:, : h * cfg.patch_size, : w * cfg.patch_size]  # what the strided patch embedding sees
     clip = covered.unsqueeze(1).expand(-1, clip_frames, -1, -1).unsqueeze(0)  # (1, 3, T, H, W)
-    with torch.no_grad():
+    with torch.no_grad(), precision.autocast(weight.device):
         tokens = model.get_last_activation(clip.to(weight.device, weight.dtype))[0, 1:]  # (t*h*w, C)
     t = clip_frames // cfg.t_patch_size
     return tokens.reshape(t, h, w, -1).float().mean(dim=0)
@@ -175,13 +180,14 @@ def propagate(
     first_mask: np.ndarray,
     config: PropagationConfig = PropagationConfig(),
     progress: FrameProgress | None = None,
+    precision: Precision | str = "fp32",
 ) -> list[np.ndarray]:
     """Segment every frame of a video from the first frame's mask: one (H, W) uint8 id mask per frame.
 
     `frames` are (3, H, W) uint8 RGB tensors (any sequence, read in order; each is prepared with
     `prepare_frame`), `first_mask` the first frame's (H, W) object ids (0 = background). The first mask is
     returned as given; `progress(done, total)` is called after each frame. The model runs where its weights
-    are, in their dtype; affinities are computed in float32 there.
+    are, at `precision` (default fp32: the published computation); affinities are float32 there.
     """
     model = model.eval()
     total = len(frames)
@@ -193,7 +199,8 @@ def propagate(
         raise ValueError(f"the first mask is {first_mask.shape[0]}x{first_mask.shape[1]} but the first frame is "
                          f"{first.shape[1]}x{first.shape[2]}")
     device = next(model.parameters()).device
-    first_features = frame_features(model, prepare_frame(first, config), config.clip_frames)  # (h, w, C)
+    precision = resolve_precision(precision, device)
+    first_features = frame_features(model, prepare_frame(first, config), config.clip_frames, precision)  # (h, w, C)
     h, w = first_features.shape[:2]
     first_labels = first_frame_labels(first_mask, (h, w)).to(device)
     near = neighbourhood(h, w, config.size_mask_neighborhood, device) if config.size_mask_neighborhood else None
@@ -203,7 +210,7 @@ def propagate(
         progress(1, total)
     for index in range(1, total):
         frame = frames[index]
-        features = frame_features(model, prepare_frame(frame, config), config.clip_frames)
+        features = frame_features(model, prepare_frame(frame, config), config.clip_frames, precision)
         if features.shape[:2] != (h, w):
             raise ValueError(f"frame {index} is {frame.shape[1]}x{frame.shape[2]}, not the first frame's size")
         labels = propagate_labels(

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from hvm1.data import read_clip
+from hvm1.devices import Precision
 from hvm1.models import VideoViT
 from hvm1.viz.grid import save_jpeg, write_animation
 
@@ -70,16 +71,18 @@ def propagate_davis(
     sequences: Sequence[str] | None = None,
     animate: str | None = None,
     progress: SequenceProgress | None = None,
+    precision: Precision | str = "fp32",
 ) -> PropagationReport:
     """Propagate each sequence's first annotation through its frames, writing `OUT/SEQ/NNNNN.png` (indexed,
     DAVIS palette) and `OUT/SEQ/overlay.jpg` (plus `overlay.mp4|gif` with `animate`); fully annotated
-    sequences are scored and the DAVIS tables written to OUT (see `hvm1.segment.davis`)."""
+    sequences are scored and the DAVIS tables written to OUT (see `hvm1.segment.davis`). The model runs at
+    `precision` (default fp32)."""
     out_dir = Path(out_dir)
     report = PropagationReport()
     for sequence in davis_sequences(root, split, resolution, sequences):
         frames = sequence.read_frames()
         first = read_mask(sequence.annotations[0])
-        masks = propagate(model, frames, first, config, _per_sequence(progress, sequence.name))
+        masks = propagate(model, frames, first, config, _per_sequence(progress, sequence.name), precision)
         stems = [path.stem for path in sequence.frames]
         report.masks[sequence.name], report.overlays[sequence.name] = _write_sequence(
             sequence.name, frames, masks, stems, out_dir, animate, fps=24,
@@ -113,6 +116,7 @@ def propagate_video(
     target_fps: float = 30.0,
     animate: str | None = None,
     progress: SequenceProgress | None = None,
+    precision: Precision | str = "fp32",
 ) -> PropagationReport:
     """Propagate a first-frame mask (an image file or an (H, W) id array at the video's size) through up to
     `num_frames` frames of a video, read every `sampling_rate`-th frame at `target_fps` from the start (as
@@ -122,7 +126,7 @@ def propagate_video(
     kept = clip.frames[: num_frames - clip.padded]  # (T, H, W, 3): instants past the end are left out
     frames = [frame.permute(2, 0, 1).contiguous() for frame in kept]
     mask = read_mask(first_mask) if not isinstance(first_mask, np.ndarray) else first_mask
-    masks = propagate(model, frames, mask, config, _per_sequence(progress, video.stem))
+    masks = propagate(model, frames, mask, config, _per_sequence(progress, video.stem), precision)
     report = PropagationReport()
     report.masks[video.stem], report.overlays[video.stem] = _write_sequence(
         video.stem, frames, masks, [f"{i:05d}" for i in range(len(frames))], Path(out_dir), animate,
