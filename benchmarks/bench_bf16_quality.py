@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 import hvm1
-from hvm1.data.transforms import VIDEO_MEAN, VIDEO_STD
+from hvm1.zoo import VIDEO_MEAN, VIDEO_STD
 from hvm1.devices import cpu_bf16_units
 from hvm1.models import get_config
 from hvm1.viz import complete_clip

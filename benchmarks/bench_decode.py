@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from hvm1.data import clip_instants, find_videos, visualisation_preset
-from hvm1.data.transforms import VIDEO_MEAN, VIDEO_STD
+from hvm1.zoo import VIDEO_MEAN, VIDEO_STD
 
 NUM_FRAMES, SAMPLING_RATE, TARGET_FPS, IMG_SIZE = 16, 4, 30.0, 224
 SHORT_SIDE = IMG_SIZE + 32

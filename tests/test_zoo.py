@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -42,7 +43,12 @@ def test_each_entry_names_its_file_architecture_and_preprocessing(name):
     assert entry.num_frames == 16
     assert entry.num_classes == CLASSES[finetuning.split("-")[0]]
     pre = zoo.preprocessing_for(name)
-    assert (pre.img_size, pre.num_frames, pre.resize_size) == (entry.img_size, 16, entry.img_size + 32)
+    assert (pre.img_size, pre.num_frames) == (entry.img_size, 16)
+    published = {224: ((256, 320), 0.9, 1.2e-3), 448: (448, 0.95, 6e-4)}[entry.img_size]
+    assert (pre.train_short_side, pre.mask_ratio, pre.blr) == published
+    short_sides = (pre.visualisation().short_side, pre.evaluation().short_side, pre.image_evaluation().resize_to)
+    assert short_sides == {224: (256, 256, 256), 448: (480, 512, 480)}[entry.img_size]
+    assert (pre.visualisation().sampling_rate, pre.evaluation().sampling_rate) == (4, 8)
     if finetuning == "imagenet-2pt":
         assert (pre.mean, pre.std, pre.single_image) == ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225), True)
     else:
@@ -146,6 +152,28 @@ def test_info_describes_one_model_and_rejects_unknown_names(capsys):
     assert "did you mean 'vit_hvm1@448_ssv2-50shot'" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("name", ["vit_hvm1@448_ssv2-50shot", "vit_hvm1_imagenet-2pt", "mae_hvm1@448_none"])
+def test_info_prints_the_presets_the_commands_use(capsys, name):
+    """Each command's line is the description of the very preset that command builds."""
+    from hvm1.eval.embed import embedding_preset
+    from hvm1.viz.runs import _preset
+
+    assert main(["info", name]) == 0
+    lines = dict(re.split(r"\s{2,}", line, maxsplit=1) for line in capsys.readouterr().out.splitlines())
+    pre = zoo.preprocessing_for(name)
+    model = hvm1.load_model(name, pretrained=False, device="meta", model_type="vit" if "mae" in name else None)
+    assert _preset(model, pre).describe() in (lines.get("attention"), lines.get("complete, attention"))
+    if name.startswith("mae"):
+        assert "short side 448" in lines["pretrain"] and lines["pretrain"].endswith("mask ratio 0.95")
+        return
+    assert lines["embed"] == embedding_preset(pre).describe()
+    if pre.single_image:
+        assert lines["evaluate"] == pre.image_evaluation().describe()
+    else:
+        assert "short side 512" in lines["evaluate"] and "short side 480" in lines["attention"]
+
+
+
 def test_hubconf_has_one_entry_point_per_name():
     module = _import_hubconf()
     identifiers = {name: name.replace("@", "_").replace("-", "_") for name in zoo.get_available_models()}
@@ -167,3 +195,18 @@ def _import_hubconf():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def test_a_training_checkpoint_records_its_preprocessing_and_other_sizes_get_their_own_settings(tmp_path):
+    import argparse
+
+    tiny = hvm1.load_model(REFERENCE / "tiny" / "vit_checkpoint.pth", num_heads=4)
+    recorded = zoo.preprocessing_for(tiny).for_images()
+    args = argparse.Namespace(**tiny.config.to_dict(), **{zoo.PREPROCESSING_METADATA_KEY: zoo.preprocessing_to_json(recorded)})
+    torch.save({"model": tiny.state_dict(), "args": args}, tmp_path / "checkpoint-last.pth")
+    again = zoo.preprocessing_for(tmp_path / "checkpoint-last.pth")
+    assert again == recorded and (again.mean, again.single_image) == (zoo.IMAGENET_MEAN, True)
+    entry = zoo.preprocessing_for("vit_hvm1_none")
+    assert entry.at_size(448, 16) == zoo.Preprocessing(img_size=448, num_frames=16)
+    assert (entry.at_size(448, 16).train_short_side, entry.at_size(448, 16).blr) == (448, 6e-4)
+    assert entry.at_size(224, 8).train_short_side == (256, 320)

@@ -33,22 +33,36 @@ from .models import MAEConfig, ViTConfig, build_model, get_config
 
 HUB_REPO = "eminorhan/hvm-1"
 
+#: Published HVM-1 video normalisation (every channel), and ImageNet's, used by the published image
+#: finetuning and testing. The only definition: the data layer takes statistics as plain numbers.
 VIDEO_MEAN = (0.45, 0.45, 0.45)
 VIDEO_STD = (0.225, 0.225, 0.225)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-# Evaluation resizes the short side to img_size + RESIZE_MARGIN, then center-crops img_size.
-RESIZE_MARGIN = 32
-# The key under which a converted file records its zoo model's preprocessing.
+# The key under which a converted file, or a training checkpoint's args, records a model's preprocessing.
 PREPROCESSING_METADATA_KEY = "hvm1_preprocessing"
+
+
+def _size_defaults(img_size: int) -> dict[str, Any]:
+    # For models outside the zoo only (zoo entries carry the published values): the published 448 px run
+    # trained at short side 448, mask ratio 0.95 and base lr 6e-4; the 224 px runs jittered the short side in
+    # [256, 320] (scaled here for other sizes), at mask ratio 0.9 and base lr 1.2e-3.
+    if img_size >= 448:
+        return {"train_short_side": img_size, "mask_ratio": 0.95, "blr": 6e-4}
+    return {"train_short_side": (round(img_size * 256 / 224), round(img_size * 320 / 224)), "mask_ratio": 0.9,
+            "blr": 1.2e-3}
 
 
 @dataclass(frozen=True, kw_only=True)
 class Preprocessing:
-    """How inputs must be prepared for a model: resize the short side to `resize_size`, center-crop `img_size`,
-    take `num_frames` frames, scale to [0, 1] and normalise each channel with `mean` / `std`.
+    """Everything about a model's inputs, and the preset of each command (timm's pretrained config).
 
-    `single_image`: the model was finetuned on one image repeated to `num_frames` frames (imagenet-2pt).
+    A clip is `num_frames` frames scaled to [0, 1] and normalised per channel with `mean` / `std`;
+    `single_image`: the model was finetuned on one image repeated to `num_frames` frames (imagenet-2pt), so
+    `evaluate` reads images. The presets: `visualisation()` (complete, attention), `evaluation()` (embed,
+    evaluate on videos), `image_evaluation()` (evaluate on images), `training()` (pretrain, finetune).
+    `train_short_side`, `mask_ratio` (pretraining) and `blr` (finetuning base lr) are the published
+    training settings; left None they take the values for the image size (see `_size_defaults`).
     """
 
     img_size: int
@@ -56,11 +70,79 @@ class Preprocessing:
     mean: tuple[float, float, float] = VIDEO_MEAN
     std: tuple[float, float, float] = VIDEO_STD
     single_image: bool = False
+    sampling_rate: int = 8  # embed, evaluate, pretrain, finetune: every 8th frame at target_fps
+    visualisation_sampling_rate: int = 4
+    target_fps: float = 30.0
+    train_short_side: int | tuple[int, int] | None = None
+    mask_ratio: float | None = None
+    blr: float | None = None
 
-    @property
-    def resize_size(self) -> int:
-        """The short side before the center crop: `img_size + 32`, as the published evaluation does."""
-        return self.img_size + RESIZE_MARGIN
+    def __post_init__(self) -> None:
+        for name, value in _size_defaults(self.img_size).items():
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, value)
+
+    def at_size(self, img_size: int, num_frames: int) -> "Preprocessing":
+        """The same preprocessing for a model built at another image size or frame count (e.g. with
+        `--set img_size=448`): the size-bound training settings then take that size's values."""
+        if (img_size, num_frames) == (self.img_size, self.num_frames):
+            return self
+        resized = {"img_size": img_size, "num_frames": num_frames}
+        if img_size != self.img_size:
+            resized |= dict.fromkeys(_size_defaults(img_size))
+        return dataclasses.replace(self, **resized)
+
+    def for_images(self) -> "Preprocessing":
+        """The preprocessing of this model finetuned on still images, as the published ImageNet finetuning
+        did: ImageNet mean/std, one image repeated to `num_frames`."""
+        return dataclasses.replace(self, mean=IMAGENET_MEAN, std=IMAGENET_STD, single_image=True)
+
+    def for_videos(self) -> "Preprocessing":
+        """The preprocessing of this model finetuned on videos, as the published video finetuning did: the
+        video mean/std, clips of `num_frames` frames."""
+        return dataclasses.replace(self, mean=VIDEO_MEAN, std=VIDEO_STD, single_image=False)
+
+    def visualisation(self):
+        """`complete` and `attention`: every 4th frame from the center of the video, short side
+        img_size + 32, center crop (the published visualisation)."""
+        from .data.transforms import visualisation_preset
+
+        preset = visualisation_preset(self.img_size, self.num_frames, self.mean, self.std)
+        return dataclasses.replace(preset, sampling_rate=self.visualisation_sampling_rate, target_fps=self.target_fps)
+
+    def evaluation(self, crop: str = "center", sampling_rate: int | None = None):
+        """`embed` and `evaluate` on videos: short side img_size * 256 / 224, a center crop or (`crop`
+        'uniform') the left, center and right crops; every `sampling_rate`-th frame (default the model's)."""
+        from .data.transforms import video_eval_preset
+
+        preset = video_eval_preset(self.img_size, self.num_frames, self.mean, self.std,
+                                   sampling_rate or self.sampling_rate, crop=crop)
+        return dataclasses.replace(preset, target_fps=self.target_fps)
+
+    def image_evaluation(self):
+        """`evaluate` on images: short side img_size + 32 (bicubic), center crop, normalised with this
+        model's mean/std, repeated to `num_frames`."""
+        from .data.transforms import image_eval_preset
+
+        return image_eval_preset(self.img_size, self.num_frames, self.mean, self.std)
+
+    def training(
+        self,
+        crop_scale: tuple[float, float],
+        sampling_rate: int | None = None,
+        short_side: int | tuple[int, int] | None = None,
+    ):
+        """`pretrain` and `finetune` on videos: a random start, short side `train_short_side` (or
+        `short_side`; a range is drawn per clip), random resized crop of area `crop_scale` and aspect
+        0.75-1.33, flip."""
+        from .data.transforms import video_train_preset
+
+        preset = video_train_preset(
+            self.img_size, self.num_frames, self.mean, self.std,
+            short_side if short_side is not None else self.train_short_side, crop_scale,
+            sampling_rate or self.sampling_rate,
+        )
+        return dataclasses.replace(preset, target_fps=self.target_fps)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -68,7 +150,7 @@ class ZooEntry:
     """One named model: where its weights are, what architecture they fit, and how inputs are prepared.
 
     `config` fixes the architecture (`MAEConfig` for mae, `ViTConfig` for vit); image size, frames and class
-    count are read from it. `top1` is the published validation top-1 (%) of a finetuned model, else None.
+    count are read from it. `preprocessing` is everything about its inputs, with each command's preset. `top1` is the published validation top-1 (%) of a finetuned model, else None.
     """
 
     name: str
@@ -77,9 +159,7 @@ class ZooEntry:
     finetuning: str
     filename: str
     config: ViTConfig
-    mean: tuple[float, float, float] = VIDEO_MEAN
-    std: tuple[float, float, float] = VIDEO_STD
-    single_image: bool = False
+    preprocessing: Preprocessing
     top1: float | None = None
     repo_id: str = HUB_REPO
 
@@ -98,18 +178,13 @@ class ZooEntry:
         """Classes of the head: 0 (none), 174 (SSv2), 700 (Kinetics-700) or 1000 (ImageNet)."""
         return self.config.num_classes
 
-    @property
-    def preprocessing(self) -> Preprocessing:
-        """How inputs must be prepared for this model."""
-        return Preprocessing(
-            img_size=self.img_size, num_frames=self.num_frames, mean=self.mean, std=self.std,
-            single_image=self.single_image,
-        )
-
 
 @dataclass(frozen=True)
 class _Pretraining:
     img_size: int
+    train_short_side: int | tuple[int, int]
+    mask_ratio: float
+    blr: float  # of the finetuning runs from it
 
 
 @dataclass(frozen=True)
@@ -121,7 +196,11 @@ class _Finetuning:
 
 
 # The two axes of the zoo, in the published order; the table below is their product.
-PRETRAININGS = {"hvm1": _Pretraining(224), "hvm1@448": _Pretraining(448), "kinetics": _Pretraining(224)}
+PRETRAININGS = {
+    "hvm1": _Pretraining(224, (256, 320), 0.9, 1.2e-3),
+    "hvm1@448": _Pretraining(448, 448, 0.95, 6e-4),
+    "kinetics": _Pretraining(224, (256, 320), 0.9, 1.2e-3),
+}
 FINETUNINGS = {
     "none": _Finetuning(0),
     "ssv2-50shot": _Finetuning(174),
@@ -145,10 +224,14 @@ def _entry(model_type: str, pretraining: str, finetuning: str) -> ZooEntry:
     pre, fine = PRETRAININGS[pretraining], FINETUNINGS[finetuning]
     architecture = "mae_vit_huge_patch14" if model_type == "mae" else "vit_huge_patch14"
     config = get_config(architecture, img_size=pre.img_size, num_frames=16, num_classes=fine.num_classes)
+    preprocessing = Preprocessing(
+        img_size=pre.img_size, num_frames=16, mean=fine.mean, std=fine.std, single_image=fine.single_image,
+        train_short_side=pre.train_short_side, mask_ratio=pre.mask_ratio, blr=pre.blr,
+    )
     return ZooEntry(
         name=f"{model_type}_{pretraining}_{finetuning}", model_type=model_type, pretraining=pretraining,
-        finetuning=finetuning, filename=f"{pretraining}_{finetuning}.pth", config=config, mean=fine.mean,
-        std=fine.std, single_image=fine.single_image, top1=PUBLISHED_TOP1.get((pretraining, finetuning)),
+        finetuning=finetuning, filename=f"{pretraining}_{finetuning}.pth", config=config,
+        preprocessing=preprocessing, top1=PUBLISHED_TOP1.get((pretraining, finetuning)),
     )
 
 
@@ -180,22 +263,33 @@ def get_model_entry(name: str) -> ZooEntry:
         raise UnknownModelError(f"unknown model {name!r} (not a zoo name, nor an existing file); {hint}") from None
 
 
-def preprocessing_for(source: str | os.PathLike | ZooEntry | ViTConfig | torch.nn.Module) -> Preprocessing:
+def preprocessing_for(
+    source: str | os.PathLike | ZooEntry | ViTConfig | torch.nn.Module, model: torch.nn.Module | None = None
+) -> Preprocessing:
     """The preprocessing of a zoo name or entry, a checkpoint file, a model or a config.
 
-    A file converted from a zoo model (`hvm1 convert NAME`) records its model's preprocessing; any other file,
-    model or config gets the video mean/std at its image size and frames. A model doesn't know how it was
-    trained: pass its zoo name or file when it has one (the imagenet-2pt models expect the ImageNet mean/std
-    and one image repeated to 16 frames).
+    A file converted from a zoo model (`hvm1 convert NAME`) or written by `hvm1 pretrain`/`finetune` records
+    its model's preprocessing; any other file, model or config gets the video mean/std and the settings for
+    its image size and frames. A model doesn't know how it was trained: pass its zoo name or file when it
+    has one (the imagenet-2pt models expect the ImageNet mean/std and one image repeated to 16 frames).
+    With `model` (the model built from `source`, overrides included), at that model's size and frames.
     """
+    pre = _preprocessing_of(source)
+    if model is not None:
+        pre = pre.at_size(model.config.img_size, model.config.num_frames)
+    return pre
+
+
+def _preprocessing_of(source: str | os.PathLike | ZooEntry | ViTConfig | torch.nn.Module) -> Preprocessing:
     if isinstance(source, (str, os.PathLike)) and Path(source).is_file():
         contents = read_checkpoint(source)
-        if PREPROCESSING_METADATA_KEY in contents.metadata:
-            return _preprocessing_from_json(contents.metadata[PREPROCESSING_METADATA_KEY])
-        source = contents.config or shape_config(contents)
-        if not {"img_size", "num_frames"} <= source.keys():
+        recorded = contents.metadata.get(PREPROCESSING_METADATA_KEY) or contents.args.get(PREPROCESSING_METADATA_KEY)
+        if recorded:
+            return preprocessing_from_json(recorded)
+        shapes = contents.config or shape_config(contents)
+        if not {"img_size", "num_frames"} <= shapes.keys():
             raise CheckpointError(f"cannot tell the image size and frames of {contents.path} from its tensors")
-        return Preprocessing(img_size=source["img_size"], num_frames=source["num_frames"])
+        return Preprocessing(img_size=shapes["img_size"], num_frames=shapes["num_frames"])
     if isinstance(source, (str, os.PathLike)):
         source = get_model_entry(str(source))
     if isinstance(source, ZooEntry):
@@ -208,13 +302,17 @@ def preprocessing_for(source: str | os.PathLike | ZooEntry | ViTConfig | torch.n
     return Preprocessing(img_size=config.img_size, num_frames=config.num_frames)
 
 
-def _preprocessing_to_json(pre: Preprocessing) -> str:
+def preprocessing_to_json(pre: Preprocessing) -> str:
+    """`pre` as the JSON text a file records (see `PREPROCESSING_METADATA_KEY`)."""
     return json.dumps(dataclasses.asdict(pre))
 
 
-def _preprocessing_from_json(text: str) -> Preprocessing:
+def preprocessing_from_json(text: str) -> Preprocessing:
+    """The `Preprocessing` a file recorded with `preprocessing_to_json` (fields it lacks take their defaults)."""
     fields = json.loads(text)
-    return Preprocessing(**fields | {"mean": tuple(fields["mean"]), "std": tuple(fields["std"])})
+    known = {f.name for f in dataclasses.fields(Preprocessing)}
+    fields = {key: tuple(value) if isinstance(value, list) else value for key, value in fields.items() if key in known}
+    return Preprocessing(**fields)
 
 
 def cached_path(
@@ -338,6 +436,6 @@ def convert(
     if Path(name_or_path).is_file():
         recorded = read_checkpoint(name_or_path).metadata.get(PREPROCESSING_METADATA_KEY)
     else:
-        recorded = _preprocessing_to_json(get_model_entry(str(name_or_path)).preprocessing)
+        recorded = preprocessing_to_json(get_model_entry(str(name_or_path)).preprocessing)
     metadata = {PREPROCESSING_METADATA_KEY: recorded} if recorded else None
     return save_safetensors(model, output, dtype=dtype, metadata=metadata)

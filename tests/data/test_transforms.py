@@ -17,10 +17,6 @@ from hvm1.data import (
     visualisation_preset,
 )
 from hvm1.data.transforms import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    VIDEO_MEAN,
-    VIDEO_STD,
     center_crop,
     hflip,
     image_to_clip,
@@ -31,6 +27,7 @@ from hvm1.data.transforms import (
     to_cthw,
     uniform_crop,
 )
+from hvm1.zoo import IMAGENET_MEAN, IMAGENET_STD, VIDEO_MEAN, VIDEO_STD
 
 
 def grid(height: int, width: int) -> torch.Tensor:

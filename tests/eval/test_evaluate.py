@@ -11,6 +11,7 @@ import torch
 from eval_files import IMAGES, TINY, TINY_SET, class_folders, shared
 from hvm1.cli import main
 from hvm1.eval import classification_metrics, default_out_dir, evaluate, parse_views
+from hvm1.zoo import preprocessing_for
 
 
 @pytest.fixture
@@ -80,7 +81,11 @@ def test_image_mode(classifier, tmp_path):
     data = class_folders(tmp_path / "images", {f"c{i}": [images[i % len(images)]] for i in range(7)})
     result = evaluate(classifier, data, image_mode=True)
     assert result.metrics.count == 7
-    assert result.settings["mode"] == "image" and result.settings["mean"] == [0.485, 0.456, 0.406]
+    # The model's own statistics (here the video default), never ImageNet's forced over them.
+    assert result.settings["mode"] == "image" and result.settings["mean"] == [0.45, 0.45, 0.45]
+    imagenet = evaluate(classifier, data, preprocessing=preprocessing_for(classifier).for_images())
+    assert imagenet.settings["mode"] == "image" and imagenet.settings["mean"] == [0.485, 0.456, 0.406]
+    assert not np.allclose(imagenet.logits, result.logits)
     with pytest.raises(ValueError, match="1x1"):
         evaluate(classifier, data, image_mode=True, views=(2, 3))
 

@@ -10,7 +10,7 @@ import torch
 import hvm1
 from hvm1.cli import main
 from hvm1.data import video_eval_preset
-from hvm1.data.transforms import VIDEO_MEAN, VIDEO_STD
+from hvm1.zoo import VIDEO_MEAN, VIDEO_STD
 from hvm1.train import FinetuneConfig, finetune, read_metrics
 from hvm1.train.finetune import _mix, finetune_model, layer_decay_groups
 from hvm1.train.samples import select_shots

@@ -12,7 +12,7 @@ import torch
 import hvm1
 from hvm1.cli import main
 from hvm1.data import video_eval_preset, video_train_preset
-from hvm1.data.transforms import VIDEO_MEAN, VIDEO_STD
+from hvm1.zoo import VIDEO_MEAN, VIDEO_STD
 from hvm1.train import PretrainConfig, TrainingError, pretrain, read_metrics
 from hvm1.train.common import autocast_dtype, learning_rate, weight_decay_groups
 from hvm1.train.distributed import DistributedContext, ShardedSampler

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import hvm1
+from hvm1 import zoo
 from hvm1.data import transforms, visualisation_preset
 from hvm1.viz import (
     attention_grid,
@@ -74,7 +75,7 @@ def test_masked_row_is_flat_exactly_where_the_mask_says(mask_type, name, referen
 
 def test_true_colours_undo_the_normalisation_exactly():
     frames = torch.randint(0, 256, (3, 4, 14, 14), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
-    for mean, std in ((MEAN, STD), (transforms.IMAGENET_MEAN, transforms.IMAGENET_STD)):
+    for mean, std in ((MEAN, STD), (zoo.IMAGENET_MEAN, zoo.IMAGENET_STD)):
         tiles = to_uint8(transforms.normalize(frames, mean, std), mean, std)
         assert (tiles == frames.permute(1, 2, 3, 0).numpy()).all()
 

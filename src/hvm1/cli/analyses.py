@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from ..devices import DEVICE_CHOICES
-from .common import _add_set_arg, _model_from_args, _parse_set, _preprocessing_as_built, _print_failures
+from .common import _add_set_arg, _model_from_args, _parse_set, _print_failures
 from .viz import _add_video_run_args
 
 
@@ -52,12 +52,13 @@ def _cmd_score(args: argparse.Namespace) -> int:
 
     from ..eval.scores import plot_scores, score_videos, write_scores
     from ..viz import select_videos
+    from ..zoo import preprocessing_for
     from .viz import _progress_bar
 
     videos = select_videos(args.paths, args.num_vids, args.seed)
     models = _load_maes(args)
     first_source = (args.models or args.checkpoints)[0]
-    preprocessing = _preprocessing_as_built(first_source, next(iter(models.values())))
+    preprocessing = preprocessing_for(first_source, next(iter(models.values())))
     out_dir = args.out_dir or Path(tempfile.mkdtemp(prefix=f"hvm1-score-{time.strftime('%Y%m%d-%H%M%S')}-"))
     report = score_videos(
         models, videos, preprocessing=preprocessing, mask_types=args.mask_types, mask_ratios=args.mask_ratios,
@@ -72,17 +73,16 @@ def _cmd_score(args: argparse.Namespace) -> int:
 
 
 def _cmd_pca(args: argparse.Namespace) -> int:
-    import dataclasses
-
     from ..devices import resolve_device
     from ..viz.pca import pca_videos
+    from ..zoo import preprocessing_for
     from .viz import _run_on_videos
 
     model = _model_from_args(args, model_type="vit", device=resolve_device(args.device))
     source = args.model if args.model and not Path(args.model).is_file() else Path(args.checkpoint or args.model)
-    preprocessing = _preprocessing_as_built(source, model)
+    preprocessing = preprocessing_for(source, model)
     if args.img_size:
-        preprocessing = dataclasses.replace(preprocessing, img_size=args.img_size)
+        preprocessing = preprocessing.at_size(args.img_size, preprocessing.num_frames)
     name = source if isinstance(source, str) else source.stem
     if args.layer is not None:
         name = f"{name}_layer{args.layer}"

@@ -93,18 +93,6 @@ def _first_use(name: str, full_download: bool = False) -> str | None:
 PUBLISHED_FILE_SIZE = "about 7.6 GB"
 
 
-def _preprocessing_as_built(source, model):
-    """The preprocessing of a zoo name or file (a converted file records its zoo model's mean/std), at the
-    image size and frame count of the model as built (`--set` included)."""
-    import dataclasses
-
-    from ..zoo import preprocessing_for
-
-    return dataclasses.replace(
-        preprocessing_for(source), img_size=model.config.img_size, num_frames=model.config.num_frames
-    )
-
-
 _DTYPE_SPELLINGS = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
 
 

@@ -8,17 +8,17 @@ import sys
 from pathlib import Path
 
 from ..devices import DEVICE_CHOICES
-from .common import _add_model_args, _parse_set, _preprocessing_as_built
+from .common import _add_model_args, _parse_set
 
 DEFAULT_MAE = "mae_hvm1_none"
 
 
 def _load(source: str | Path, model_type: str, sets: list[str], device):
-    from ..zoo import load_model
+    from ..zoo import load_model, preprocessing_for
 
     model = load_model(source, model_type=model_type, device=device, **_parse_set(sets))
     name = source if not Path(source).is_file() else Path(source).stem
-    return model, str(name), _preprocessing_as_built(source, model)
+    return model, str(name), preprocessing_for(source, model)
 
 
 def _interrupt(signum, frame) -> None:

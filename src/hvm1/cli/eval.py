@@ -13,16 +13,17 @@ from .common import (
     _add_precision_arg,
     _model_from_args,
     _precision_for,
-    _preprocessing_as_built,
 )
 
 
 def _load_eval_model(args: argparse.Namespace):
     """The ViT of `args` on the CPU (a command moves it to its device), its name, and its preprocessing
     (the zoo entry's or the file's, at the size and frames of the model as built, `--set` included)."""
+    from ..zoo import preprocessing_for
+
     model = _model_from_args(args, model_type="vit")
     name = args.model or str(args.checkpoint.resolve())
-    return model, name, _preprocessing_as_built(args.model or args.checkpoint, model)
+    return model, name, preprocessing_for(args.model or args.checkpoint, model)
 
 
 def _clip_progress(label: str, enabled: bool = True):

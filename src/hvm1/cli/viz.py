@@ -14,7 +14,6 @@ from .common import (
     _first_use,
     _model_from_args,
     _precision_for,
-    _preprocessing_as_built,
     _print_failures,
 )
 
@@ -42,7 +41,7 @@ def _add_video_run_args(parser: argparse.ArgumentParser, command: str) -> None:
 def _load_viz_model(args: argparse.Namespace, model_type: str):
     """The model of `args` as `model_type`, its name for file names, and its preprocessing."""
     from ..devices import resolve_device
-    from ..zoo import get_model_entry
+    from ..zoo import get_model_entry, preprocessing_for
 
     device = resolve_device(args.device)
     zoo_name = args.model if args.model and not Path(args.model).is_file() else None
@@ -57,7 +56,7 @@ def _load_viz_model(args: argparse.Namespace, model_type: str):
     file = None if zoo_name else Path(args.checkpoint or args.model)
     if args.img_size and args.img_size != model.config.img_size:
         raise ValueError(f"{file} holds a model of {model.config.img_size} px frames, not --img-size {args.img_size}")
-    return model, zoo_name or file.stem, _preprocessing_as_built(zoo_name or file, model)
+    return model, zoo_name or file.stem, preprocessing_for(zoo_name or file, model)
 
 
 def _progress_bar(label: str):

@@ -23,6 +23,27 @@ def _cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _command_presets(entry) -> dict[str, str]:
+    """What each command does with the model's inputs, from the presets the commands use."""
+    from ..eval import DEFAULT_VIEWS
+    from ..train import FinetuneConfig, PretrainConfig
+
+    pre = entry.preprocessing
+    lines = {"complete, attention" if entry.model_type == "mae" else "attention": pre.visualisation().describe()}
+    if entry.model_type == "mae":
+        crop_scale = PretrainConfig.__dataclass_fields__["crop_scale"].default
+        lines["pretrain"] = f"{pre.training(crop_scale).describe()}; mask ratio {pre.mask_ratio:g}"
+        return lines
+    lines["embed"] = pre.evaluation().describe()
+    clips, crops = DEFAULT_VIEWS
+    lines["evaluate"] = pre.image_evaluation().describe() if pre.single_image else pre.evaluation(
+        "uniform" if crops == 3 else "center").describe(start=f"{clips} clips evenly spaced over the video")
+    crop_scale = FinetuneConfig.__dataclass_fields__["crop_scale"].default
+    finetune = pre.for_videos()
+    lines["finetune"] = f"{finetune.training(crop_scale).describe()}; lr {finetune.blr:g} x batch / 256"
+    return lines
+
+
 def _cmd_info(args: argparse.Namespace) -> int:
     from ..hub import file_url, is_weights_only
     from ..zoo import cached_path, get_model_entry, load_model, weights_nbytes
@@ -46,9 +67,9 @@ def _cmd_info(args: argparse.Namespace) -> int:
                      f"{PUBLISHED_FILE_SIZE}, with --full-download)",
         "parameters": f"{sum(p.numel() for p in model.parameters()):,}",
         "input": f"{pre.num_frames} frames of {pre.img_size}x{pre.img_size}"
-                 f"{' (one image repeated)' if pre.single_image else ''}, short side resized to {pre.resize_size}, "
-                 f"center crop",
+                 f"{' (one image repeated)' if pre.single_image else ''}",
         "mean / std": f"{pre.mean} / {pre.std}",
+        **_command_presets(entry),
     }
     if entry.top1 is not None:
         lines["published top-1"] = f"{entry.top1}% (validation, single view)"

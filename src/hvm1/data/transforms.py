@@ -19,13 +19,6 @@ import torch.nn.functional as F
 
 from hvm1.data.video import Start, read_clip, read_image, short_side_size
 
-#: Published HVM-1 video normalisation (every channel).
-VIDEO_MEAN = (0.45, 0.45, 0.45)
-VIDEO_STD = (0.225, 0.225, 0.225)
-#: ImageNet normalisation, used by the published ImageNet finetuning and testing.
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
 CROP_POSITIONS = ("left", "center", "right")
 
 
@@ -151,6 +144,13 @@ def image_to_clip(image: torch.Tensor, num_frames: int) -> torch.Tensor:
     return image.unsqueeze(1).repeat(1, num_frames, 1, 1)
 
 
+def _every(n: int) -> str:
+    if n == 1:
+        return "every frame"
+    suffix = "th" if n % 100 in (11, 12, 13) else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"every {n}{suffix} frame"
+
+
 @dataclass(frozen=True)
 class VideoPreset:
     """How a model's clips are read and preprocessed: decode parameters plus the tensor pipeline.
@@ -176,6 +176,20 @@ class VideoPreset:
     def __post_init__(self) -> None:
         if self.crop not in ("center", "uniform", "random_resized"):
             raise ValueError(f"crop must be 'center', 'uniform' or 'random_resized', got {self.crop!r}")
+
+    def describe(self, start: str | None = None) -> str:
+        """What the preset does, in words and its own numbers (what `hvm1 info` prints); `start` words the
+        clip's start when a caller places clips itself."""
+        short = self.short_side if isinstance(self.short_side, int) else f"drawn in {list(self.short_side)}"
+        start = start or {"center": "the middle of the video", "random": "a random start"}.get(str(self.start), str(self.start))
+        crop = {
+            "center": f"center crop {self.img_size}",
+            "uniform": f"left, center and right crops {self.img_size}",
+            "random_resized": f"random resized crop to {self.img_size} (area {self.crop_scale[0]:g}-"
+                              f"{self.crop_scale[1]:g}, aspect {self.crop_ratio[0]:.2f}-{self.crop_ratio[1]:.2f})",
+        }[self.crop]
+        return (f"{self.num_frames} frames, {_every(self.sampling_rate)} at {self.target_fps:g} fps from {start}, "
+                f"short side {short}, {crop}{', flip half' if self.flip else ''}")
 
     def load(
         self, path: str | os.PathLike, start: Start | None = None, generator: torch.Generator | None = None
@@ -238,6 +252,11 @@ class ImagePreset:
         `start` and `generator` are accepted so that datasets can treat image and video presets alike.
         """
         return self(read_image(Path(path))), 0
+
+    def describe(self) -> str:
+        """What the preset does, in words and its own numbers (what `hvm1 info` prints)."""
+        return (f"one image, short side {self.resize_to} (bicubic), center crop {self.img_size}, repeated to "
+                f"{self.num_frames} frames")
 
     def __call__(self, image: torch.Tensor) -> torch.Tensor:
         """An image (3, H, W) uint8 to the static clip the model takes."""

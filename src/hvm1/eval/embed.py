@@ -27,7 +27,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from hvm1.data import Skipped, VideoPreset, video_eval_preset
+from hvm1.data import Skipped, VideoPreset
 from hvm1.devices import Precision, resolve_precision
 from hvm1.models import VideoViT
 from hvm1.zoo import Preprocessing, preprocessing_for
@@ -57,10 +57,8 @@ def pool_tokens(features: torch.Tensor, pool: str) -> torch.Tensor:
 
 
 def embedding_preset(preprocessing: Preprocessing, sampling_rate: int = DEFAULT_SAMPLING_RATE) -> VideoPreset:
-    """How `embed_videos` reads a clip for a model: its frames, size and normalisation, one center crop."""
-    return video_eval_preset(
-        preprocessing.img_size, preprocessing.num_frames, preprocessing.mean, preprocessing.std, sampling_rate
-    )
+    """How `embed_videos` reads a clip for a model: `preprocessing.evaluation()`, one center crop."""
+    return preprocessing.evaluation(sampling_rate=sampling_rate)
 
 
 @dataclass

@@ -4,7 +4,8 @@ Video mode (the ssv2 and kinetics models): each video is read as `clips` clips e
 resized to a short side of img_size * 256 / 224 and cut into `crops` views (3: left, center and right along
 the long side; 1: the center); the logits of all views are averaged. Image mode (the imagenet-2pt models,
 or any model on request): each image is resized to a short side of img_size + 32 (bicubic), center-cropped,
-normalised with the ImageNet mean/std and repeated to the model's frame count.
+normalised with the model's mean/std (ImageNet's for the imagenet-2pt models) and repeated to the model's
+frame count. Both presets come from the model's `Preprocessing`.
 """
 
 from __future__ import annotations
@@ -17,8 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from hvm1.data import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, Skipped, image_eval_preset, video_eval_preset
-from hvm1.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from hvm1.data import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, Skipped
 from hvm1.devices import Precision, resolve_precision
 from hvm1.models import VideoViT
 from hvm1.zoo import Preprocessing, preprocessing_for
@@ -99,10 +99,9 @@ def evaluate(
     check_class_count(model, listing, data)
     pre = preprocessing
     if image_mode:
-        preset = image_eval_preset(pre.img_size, pre.num_frames, IMAGENET_MEAN, IMAGENET_STD)
+        preset = pre.image_evaluation()
     else:
-        preset = video_eval_preset(pre.img_size, pre.num_frames, pre.mean, pre.std, sampling_rate,
-                                   crop="uniform" if crops == 3 else "center")
+        preset = pre.evaluation("uniform" if crops == 3 else "center", sampling_rate)
     device = torch.device(device) if device is not None else next(model.parameters()).device
     model = model.to(device).eval()
     precision = resolve_precision(precision, device)

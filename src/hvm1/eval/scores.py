@@ -41,7 +41,6 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from hvm1.data import visualisation_preset
 from hvm1.models import VideoMAE
 from hvm1.models.mae import patchify, unpatchify
 from hvm1.models.masking import MASK_TYPES, check_mask_ratio, make_masking, mask_noise
@@ -337,9 +336,8 @@ def score_videos(
     if not models:
         raise ValueError("score_videos needs at least one model")
     first = next(iter(models.values()))
-    pre = preprocessing or preprocessing_for(first)
     config = first.config
-    preset = visualisation_preset(config.img_size, config.num_frames, pre.mean, pre.std)
+    preset = (preprocessing or preprocessing_for(first)).at_size(config.img_size, config.num_frames).visualisation()
     report = ScoreReport()
     paths = [Path(video) for video in videos]
     for done, video in enumerate(paths, start=1):

@@ -22,15 +22,16 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from hvm1.data import ClipDataset, collate, image_eval_preset, video_eval_preset, video_train_preset
-from hvm1.data.transforms import IMAGENET_MEAN, IMAGENET_STD, VIDEO_MEAN, VIDEO_STD
+from hvm1.data import ClipDataset, collate, image_eval_preset, video_eval_preset
 from hvm1.checkpoint import FRESH_HEAD
 from hvm1.models import VideoViT, ViTConfig
-from hvm1.zoo import load_model
+from hvm1.zoo import (
+    IMAGENET_MEAN, IMAGENET_STD, PREPROCESSING_METADATA_KEY, VIDEO_MEAN, VIDEO_STD, load_model, preprocessing_for,
+    preprocessing_to_json,
+)
 
 from .common import Task, TrainConfig, TrainResult, config_args, load_source_model, no_weight_decay, run_task
 from .distributed import DistributedContext, all_reduce_sum, process_group
-from .pretrain import train_short_side
 from .samples import ImageTrainPreset, TrainBatch, TrainClips, sample_generator, select_shots
 
 logger = logging.getLogger(__name__)
@@ -45,7 +46,7 @@ class FinetuneConfig(TrainConfig):
     `model` is a zoo name (e.g. `vit_hvm1_none`) or a checkpoint file (MAE, headless ViT, or a ViT with a head
     of any class count: a head that doesn't fit `num_classes` is replaced by a fresh one, rule 'fresh-head'),
     or `arch` a named size from scratch. `num_classes` None takes the training data's class count. `lr` None
-    is `blr` x (batch_size x accum_iter x ranks) / 256, and `blr` None the published 1.2e-3 (6e-4 at 448 px).
+    is `blr` x (batch_size x accum_iter x ranks) / 256, and `blr` None the model's `Preprocessing.blr` (published: 1.2e-3, 6e-4 at 448 px).
     `shots` K keeps K examples per class, drawn with `seed`. `images`: the data are still images (each one a
     static clip, ImageNet mean/std). `select`: the validation metric that picks `checkpoint-best.pth`.
     """
@@ -77,11 +78,6 @@ class FinetuneConfig(TrainConfig):
     short_side: int | tuple[int, int] | None = None
     crop_scale: tuple[float, float] = (0.08, 1.0)
     eval_batch_size: int = 8
-
-
-def published_blr(img_size: int) -> float:
-    """The published base learning rate: 1.2e-3 at 224 px, 6e-4 at 448 px."""
-    return 6e-4 if img_size >= 448 else 1.2e-3
 
 
 def layer_decay_groups(model: VideoViT, weight_decay: float, layer_decay: float) -> list[dict[str, Any]]:
@@ -180,24 +176,20 @@ def finetune_task(
         logger.info("%d-shot: %d training examples with seed %d", config.shots, len(files), config.seed)
     model, head_note = finetune_model(config, num_classes)
     cfg = model.config
-    blr = config.blr if config.blr is not None else published_blr(cfg.img_size)
+    pre = preprocessing_for(config.model if config.arch is None else model, model)
+    pre = pre.for_images() if config.images else pre.for_videos()
+    blr = config.blr if config.blr is not None else pre.blr
     global_batch = config.batch_size * config.accum_iter * context.world_size
     config = replace(config, lr=config.lr if config.lr is not None else blr * global_batch / 256)
-    mean, std = (IMAGENET_MEAN, IMAGENET_STD) if config.images else (VIDEO_MEAN, VIDEO_STD)
     if train_preset is None:
         if config.images:
-            train_preset = ImageTrainPreset(cfg.img_size, cfg.num_frames, mean, std, config.crop_scale)
+            train_preset = ImageTrainPreset(cfg.img_size, cfg.num_frames, pre.mean, pre.std, config.crop_scale)
         else:
-            short_side = config.short_side if config.short_side is not None else train_short_side(cfg.img_size)
-            train_preset = replace(
-                video_train_preset(cfg.img_size, cfg.num_frames, mean, std, short_side, config.crop_scale,
-                                   config.sampling_rate),
-                target_fps=config.target_fps,
-            )
+            train_preset = replace(pre.training(config.crop_scale, config.sampling_rate, config.short_side),
+                                   target_fps=config.target_fps)
     if val_preset is None:
-        val_preset = (image_eval_preset(cfg.img_size, cfg.num_frames, mean, std) if config.images else
-                      replace(video_eval_preset(cfg.img_size, cfg.num_frames, mean, std, config.sampling_rate),
-                              target_fps=config.target_fps))
+        val_preset = (pre.image_evaluation() if config.images else
+                      replace(pre.evaluation(sampling_rate=config.sampling_rate), target_fps=config.target_fps))
     dataset = TrainClips(files, train_preset, labels=labels, repeat_aug=config.repeat_aug, seed=config.seed,
                          random_erasing=config.random_erasing)
     val_set = _labelled(val, val_preset)
@@ -207,7 +199,8 @@ def finetune_task(
     args = {
         **config_args(config), **cfg.to_dict(),
         "model": config.arch if config.arch is not None else str(config.model),
-        "nb_classes": num_classes, "fresh_head": head_note, "job": "finetune",
+        "nb_classes": num_classes, "fresh_head": head_note, PREPROCESSING_METADATA_KEY: preprocessing_to_json(pre),
+        "job": "finetune",
     }
 
     def empty_batch() -> TrainBatch:

@@ -17,9 +17,9 @@ from typing import Any
 
 import torch
 
-from hvm1.data import find_videos, video_train_preset
-from hvm1.data.transforms import VIDEO_MEAN, VIDEO_STD
+from hvm1.data import find_videos
 from hvm1.models import MAEConfig, VideoMAE
+from hvm1.zoo import PREPROCESSING_METADATA_KEY, preprocessing_for, preprocessing_to_json
 
 from .common import Task, TrainConfig, TrainResult, config_args, load_source_model, run_task, weight_decay_groups
 from .distributed import process_group
@@ -34,9 +34,9 @@ class PretrainConfig(TrainConfig):
 
     The model is `model` (a zoo name such as `mae_hvm1_none`, or a checkpoint file) or `arch` (a named size
     such as `mae_vit_base_patch16`, randomly initialised from `seed`), with `overrides` of architecture fields
-    (e.g. `num_heads`, `img_size`, `num_frames`, `norm_pix_loss`). `mask_ratio` None is the published 0.9, or
-    0.95 at 448 px; `short_side` None is the published [256, 320] jitter at 224 px (scaled with the image
-    size), or the image size itself from 448 px up.
+    (e.g. `num_heads`, `img_size`, `num_frames`, `norm_pix_loss`). `mask_ratio` and `short_side` None take
+    the model's `Preprocessing` (`hvm1.preprocessing_for`): published 0.9 and a [256, 320] jitter at 224 px,
+    0.95 and 448 at 448 px.
     """
 
     model: str | None = None
@@ -48,19 +48,6 @@ class PretrainConfig(TrainConfig):
     target_fps: float = 30.0
     short_side: int | tuple[int, int] | None = None
     crop_scale: tuple[float, float] = (0.5, 1.0)
-
-
-def published_mask_ratio(img_size: int) -> float:
-    """The published mask ratio: 0.95 for the 448 px model, 0.9 below."""
-    return 0.95 if img_size >= 448 else 0.9
-
-
-def train_short_side(img_size: int) -> int | tuple[int, int]:
-    """The published training short side: jittered in [256, 320] at 224 px (scaled for other sizes), the
-    image size itself from 448 px up."""
-    if img_size >= 448:
-        return img_size
-    return round(img_size * 256 / 224), round(img_size * 320 / 224)
 
 
 def _source_args(model: str | os.PathLike | None, arch: str | None, built: torch.nn.Module) -> dict[str, Any]:
@@ -97,15 +84,11 @@ def pretrain(
 def pretrain_task(model: VideoMAE, files: Sequence[str | os.PathLike], config: PretrainConfig, preset=None) -> Task:
     """The `Task` of MAE pretraining `model` on `files` (see `pretrain`)."""
     cfg: MAEConfig = model.config
-    mask_ratio = config.mask_ratio if config.mask_ratio is not None else published_mask_ratio(cfg.img_size)
+    pre = preprocessing_for(config.model if config.arch is None else model, model)
+    mask_ratio = config.mask_ratio if config.mask_ratio is not None else pre.mask_ratio
     if preset is None:
-        short_side = config.short_side if config.short_side is not None else train_short_side(cfg.img_size)
         preset = dataclasses.replace(
-            video_train_preset(
-                cfg.img_size, cfg.num_frames, VIDEO_MEAN, VIDEO_STD, short_side, config.crop_scale,
-                config.sampling_rate,
-            ),
-            target_fps=config.target_fps,
+            pre.training(config.crop_scale, config.sampling_rate, config.short_side), target_fps=config.target_fps
         )
     dataset = TrainClips(
         files, preset, repeat_aug=config.repeat_aug, seed=config.seed, mask_tokens=cfg.num_patches
@@ -129,6 +112,7 @@ def pretrain_task(model: VideoMAE, files: Sequence[str | os.PathLike], config: P
         **config_args(config),
         **_source_args(config.model, config.arch, model),
         "mask_ratio": mask_ratio,
+        PREPROCESSING_METADATA_KEY: preprocessing_to_json(pre),
         "job": "pretrain",
     }
     return Task(

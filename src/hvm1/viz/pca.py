@@ -23,7 +23,6 @@ import torch
 import torch.nn.functional as F
 
 from hvm1.models import VideoViT
-from hvm1.data import visualisation_preset
 from hvm1.zoo import Preprocessing, preprocessing_for
 
 from .grid import ANIMATION_FORMATS, make_grid, save_jpeg, to_uint8, write_animation
@@ -181,7 +180,7 @@ def pca_videos(
     if animate is not None and animate not in ANIMATION_FORMATS:
         raise ValueError(f"animate must be one of {', '.join(ANIMATION_FORMATS)}, got {animate!r}")
     pre = preprocessing or preprocessing_for(model)
-    preset = visualisation_preset(pre.img_size, pre.num_frames, pre.mean, pre.std)
+    preset = pre.visualisation()
     paths = [Path(video) for video in videos]
     report = RunReport(Path(out_dir))
     read: list[tuple[Path, Path, torch.Tensor, torch.Tensor]] = []

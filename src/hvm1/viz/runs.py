@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from hvm1.data import VideoError, VideoPreset, find_videos, visualisation_preset
+from hvm1.data import VideoError, VideoPreset, find_videos
 from hvm1.devices import Precision
 from hvm1.models import VideoMAE, VideoViT
 from hvm1.models.masking import check_mask_ratio
@@ -201,7 +201,7 @@ def _preset(model: VideoViT | VideoMAE, preprocessing: Preprocessing | None) -> 
             f"the preprocessing is for {pre.num_frames} frames of {pre.img_size} px, but the model takes "
             f"{config.num_frames} frames of {config.img_size} px"
         )
-    return visualisation_preset(config.img_size, config.num_frames, pre.mean, pre.std)
+    return pre.visualisation()
 
 
 def _run(
