@@ -15,7 +15,8 @@ from hvm1.data import video_eval_preset, video_train_preset
 from hvm1.zoo import VIDEO_MEAN, VIDEO_STD
 from hvm1.train import PretrainConfig, TrainingError, pretrain, read_metrics
 from hvm1.train.common import autocast_dtype, learning_rate, weight_decay_groups
-from hvm1.train.distributed import DistributedContext, ShardedSampler
+from hvm1.distributed import DistributedContext
+from hvm1.train.distributed import ShardedSampler
 from hvm1.train.samples import TrainClips
 from train_helpers import MAE_CHECKPOINT, TINY_HEADS, TINY_SET, tiny_pretrain_config
 

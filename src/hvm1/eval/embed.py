@@ -13,10 +13,8 @@ process embeds every `world_size`-th remaining video and rank 0 merges; the fold
 
 from __future__ import annotations
 
-import datetime
 import json
 import logging
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -25,9 +23,9 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.distributed as dist
 
 from hvm1.data import Skipped, VideoPreset
+from hvm1.distributed import EMBEDDING_TIMEOUT, DistributedContext, all_gather_objects, barrier, process_group
 from hvm1.devices import Precision, resolve_precision
 from hvm1.models import VideoViT
 from hvm1.zoo import Preprocessing, preprocessing_for
@@ -114,11 +112,11 @@ def embed_videos(
     listing = paths if isinstance(paths, LabelledFiles) else list_files(paths)
     preprocessing = preprocessing or preprocessing_for(model)
     preset = embedding_preset(preprocessing, sampling_rate)
-    rank, world_size, device, joined = _join_ranks(device or next(model.parameters()).device)
-    precision = resolve_precision(precision, device)
-    settings = _settings(model_name, compute_dtype(model, precision), pool, num_clips, keep_clips, preset,
-                         listing.classes)
-    try:
+    with process_group(device or next(model.parameters()).device, EMBEDDING_TIMEOUT) as context:
+        rank, world_size, device = context.rank, context.world_size, context.device
+        precision = resolve_precision(precision, device)
+        settings = _settings(model_name, compute_dtype(model, precision), pool, num_clips, keep_clips, preset,
+                             listing.classes)
         if out is None:
             if world_size > 1:
                 raise ValueError("embedding under torchrun needs an output file to merge the processes' rows into")
@@ -134,17 +132,14 @@ def embed_videos(
         done = set(stored.paths) if stored is not None else set()
         todo = [index for index, file in enumerate(listing.files) if str(file) not in done]
         first_chunk = 1 + max((int(part.stem.split("-")[1]) for part in parts.glob("part-*.npz")), default=0)
-        _barrier(world_size)  # every rank has listed the chunks before any writes one
+        barrier(context)  # every rank has listed the chunks before any writes one
         rows = _ChunkWriter(parts, listing, settings, keep_clips, rank, first_chunk, chunk_size)
         skipped = _embed_shard(model, listing, todo[rank::world_size], preset, num_clips, pool, rows,
                                batch_size, num_workers, device, precision, progress)
-        embedded, skipped = _gather(rows.count, skipped, world_size)
-        _barrier(world_size)  # every chunk is written
+        embedded, skipped = _gather(rows.count, skipped, context)
+        barrier(context)  # every chunk is written
         merged = _merge(out, parts, listing) if rank == 0 else None
         return EmbedResult(merged, embedded, reused=len(listing.files) - len(todo), skipped=skipped, out=out)
-    finally:
-        if joined:
-            dist.destroy_process_group()
 
 
 def model_dtype(model: torch.nn.Module) -> str:
@@ -171,32 +166,8 @@ def _settings(
     return json.loads(json.dumps(settings))  # as a file gives it back: tuples become lists
 
 
-def _join_ranks(device: torch.device | str) -> tuple[int, int, torch.device, bool]:
-    """(rank, world size, this rank's device, whether this call joined the process group)."""
-    device = torch.device(device)
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    if world_size == 1:
-        return 0, 1, device, False
-    if device.type == "cuda" and device.index is None:
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-        torch.cuda.set_device(device)
-    joined = not dist.is_initialized()
-    if joined:
-        # Ranks wait for each other at the end of their shards: allow for uneven shards of long videos.
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=datetime.timedelta(hours=24))
-    return dist.get_rank(), dist.get_world_size(), device, joined
-
-
-def _barrier(world_size: int) -> None:
-    if world_size > 1:
-        dist.barrier()
-
-
-def _gather(embedded: int, skipped: list[Skipped], world_size: int) -> tuple[int, list[Skipped]]:
-    if world_size == 1:
-        return embedded, skipped
-    gathered: list = [None] * world_size
-    dist.all_gather_object(gathered, (embedded, skipped))
+def _gather(embedded: int, skipped: list[Skipped], context: DistributedContext) -> tuple[int, list[Skipped]]:
+    gathered = all_gather_objects((embedded, skipped), context)
     return sum(count for count, _ in gathered), [item for _, items in gathered for item in items]
 
 

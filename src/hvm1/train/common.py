@@ -24,14 +24,12 @@ from torch.utils.data import DataLoader
 
 from hvm1.data import Skipped
 from hvm1.devices import PRECISION_CHOICES, resolve_precision
+from hvm1.distributed import DistributedContext, all_gather_objects, all_reduce_sum
 from hvm1.models import build_model, get_config
 
 from .checkpointing import BEST, LAST, find_resume_checkpoint, load_training_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .distributed import (
-    DistributedContext,
     ShardedSampler,
-    all_gather_objects,
-    all_reduce_sum,
     full_model_state,
     full_optimizer_state,
     gradient_sync,

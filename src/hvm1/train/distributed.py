@@ -1,20 +1,16 @@
-"""Parallelism around a plain model: the torchrun environment, DDP or FSDP2, deterministic sharding, full state.
+"""Parallelism around a plain model: DDP or FSDP2, deterministic sharding, full state.
 
-Launch the same training command under `torchrun` and `setup_distributed` reads the environment it sets
-(`RANK`, `WORLD_SIZE`, `LOCAL_RANK`), joins the process group (NCCL on CUDA, gloo on CPU) and picks the
-device. `wrap_model` then wraps the model: `DistributedDataParallel`, or with `fsdp=True` FSDP2's
+Launch the same training command under `torchrun` and `hvm1.distributed.process_group` (the one module that
+joins and leaves process groups, shared with `hvm1 embed`) reads the environment it sets, joins the group
+and picks the device. `wrap_model` then wraps the model: `DistributedDataParallel`, or with `fsdp=True` FSDP2's
 `fully_shard` on every transformer block and on the root. Model code never knows about any of this.
 """
 
 from __future__ import annotations
 
 import contextlib
-import datetime
-import gc
 import logging
-import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -29,81 +25,11 @@ from torch.distributed.checkpoint.state_dict import (
 )
 from torch.utils.data import Sampler
 
+from hvm1.distributed import DistributedContext
+
 from .samples import sample_generator
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class DistributedContext:
-    """Where this process runs: its rank among `world_size` processes, its local rank and device."""
-
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-    device: torch.device = torch.device("cpu")
-
-    @property
-    def is_distributed(self) -> bool:
-        """More than one process."""
-        return self.world_size > 1
-
-    @property
-    def is_main(self) -> bool:
-        """Rank 0: the only process that writes files."""
-        return self.rank == 0
-
-
-def setup_distributed(device: str | None = None) -> DistributedContext:
-    """Join the process group `torchrun` describes in the environment, or run as a single process.
-
-    `device` ('cpu', 'cuda'; None or 'auto': CUDA when available) picks the backend: NCCL on CUDA (one GPU per
-    local rank), gloo on CPU. Raises ValueError when CUDA is asked for but absent.
-    """
-    if device in (None, "auto"):
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    kind = torch.device(device).type
-    if kind == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' was asked for but no CUDA device is available")
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    target = torch.device(kind, local_rank) if kind == "cuda" else torch.device(kind)
-    if kind == "cuda":
-        torch.cuda.set_device(target)
-    if world_size > 1 and not dist.is_initialized():
-        backend = "nccl" if kind == "cuda" else "gloo"
-        dist.init_process_group(backend, timeout=datetime.timedelta(minutes=30), device_id=target if kind == "cuda" else None)
-        logger.info("rank %d of %d joined the %s process group on %s", rank, world_size, backend, target)
-    return DistributedContext(rank=rank, world_size=world_size, local_rank=local_rank, device=target)
-
-
-def teardown_distributed(context: DistributedContext, *, clean: bool = True) -> None:
-    """Leave the process group `setup_distributed` joined (nothing to do for a single process).
-
-    Objects that still hold collective work (a DDP reducer in a reference cycle) are collected first, while
-    the interpreter is fully alive: gloo aborts the process when they are destroyed at interpreter exit.
-    After a `clean` run every rank also waits for the others, so none leaves while a peer still talks to it;
-    after a failure it leaves at once (a barrier would wait for ranks that may never arrive).
-    """
-    if context.is_distributed and dist.is_initialized():
-        gc.collect()
-        if clean:
-            dist.barrier()
-        dist.destroy_process_group()
-
-
-@contextlib.contextmanager
-def process_group(device: str | None = None) -> Iterator[DistributedContext]:
-    """`setup_distributed` for the body of a `with` block, then `teardown_distributed`: clean when the body
-    finished, at once when it raised."""
-    context = setup_distributed(device)
-    try:
-        yield context
-    except BaseException:
-        teardown_distributed(context, clean=False)
-        raise
-    teardown_distributed(context)
 
 
 def wrap_model(model: nn.Module, context: DistributedContext, fsdp: bool = False) -> nn.Module:
@@ -137,23 +63,6 @@ def gradient_sync(model: nn.Module, sync: bool) -> contextlib.AbstractContextMan
     if hasattr(model, "set_requires_gradient_sync"):  # FSDP2
         model.set_requires_gradient_sync(sync)
     return contextlib.nullcontext()
-
-
-def all_reduce_sum(values: torch.Tensor, context: DistributedContext) -> torch.Tensor:
-    """The sum of `values` over all ranks (the tensor itself for one process)."""
-    if context.is_distributed:
-        values = values.clone()
-        dist.all_reduce(values)
-    return values
-
-
-def all_gather_objects(obj: Any, context: DistributedContext) -> list[Any]:
-    """Every rank's `obj`, in rank order (picklable objects; `[obj]` for one process)."""
-    if not context.is_distributed:
-        return [obj]
-    gathered: list[Any] = [None] * context.world_size
-    dist.all_gather_object(gathered, obj)
-    return gathered
 
 
 class ShardedSampler(Sampler[tuple[int, int]]):

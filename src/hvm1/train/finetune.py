@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from hvm1.data import ClipDataset, collate, image_eval_preset, video_eval_preset
 from hvm1.checkpoint import FRESH_HEAD
+from hvm1.distributed import DistributedContext, all_reduce_sum, process_group
 from hvm1.models import VideoViT, ViTConfig
 from hvm1.zoo import (
     IMAGENET_MEAN, IMAGENET_STD, PREPROCESSING_METADATA_KEY, VIDEO_MEAN, VIDEO_STD, load_model, preprocessing_for,
@@ -31,7 +32,6 @@ from hvm1.zoo import (
 )
 
 from .common import Task, TrainConfig, TrainResult, config_args, load_source_model, no_weight_decay, run_task
-from .distributed import DistributedContext, all_reduce_sum, process_group
 from .samples import ImageTrainPreset, TrainBatch, TrainClips, sample_generator, select_shots
 
 logger = logging.getLogger(__name__)

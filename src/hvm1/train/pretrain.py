@@ -18,11 +18,11 @@ from typing import Any
 import torch
 
 from hvm1.data import find_videos
+from hvm1.distributed import process_group
 from hvm1.models import MAEConfig, VideoMAE
 from hvm1.zoo import PREPROCESSING_METADATA_KEY, preprocessing_for, preprocessing_to_json
 
 from .common import Task, TrainConfig, TrainResult, config_args, load_source_model, run_task, weight_decay_groups
-from .distributed import process_group
 from .samples import TrainBatch, TrainClips
 
 logger = logging.getLogger(__name__)
