@@ -85,3 +85,15 @@ def test_propagate_refuses_unclear_inputs(model_args, tmp_path, capsys):
     video = shared("videos/box.mp4")
     assert main(["propagate", str(video), *model_args, "--out-dir", str(tmp_path / "o")]) == 1
     assert "name its first frame's mask with --mask" in capsys.readouterr().err
+
+
+def test_a_damaged_sequence_is_named_and_the_others_propagated(model_args, tmp_path, capsys):
+    root = write_davis(tmp_path / "davis", {"good": moving_object_sequence(3, size=64),
+                                            "bad": moving_object_sequence(3, size=64)})
+    frame = root / "JPEGImages" / "480p" / "bad" / "00001.jpg"
+    frame.write_bytes(frame.read_bytes()[:600])  # a truncated JPEG
+    out = tmp_path / "out"
+    assert main(["propagate", str(root), *model_args, "--out-dir", str(out), "--device", "cpu"]) == 1
+    err = capsys.readouterr().err
+    assert "1 could not be read and were skipped:\n  bad: " in err and str(frame) in err, err
+    assert len(list((out / "good").glob("*.png"))) == 3 and not (out / "bad").exists()

@@ -53,9 +53,10 @@ def test_fsdp_finetuning_validates_uneven_shards_with_a_bad_file(two_classes, tm
             (data / label / video.name).symlink_to(video.resolve())
     (data / "people" / "broken.mp4").write_text("not a video")
     out = tmp_path / "run"
-    run_cli(["finetune", str(data), "--val", str(data), "--checkpoint", str(VIT_CHECKPOINT), "--set",
+    result = run_cli(["finetune", str(data), "--val", str(data), "--checkpoint", str(VIT_CHECKPOINT), "--set",
              "num_heads=4", "--out-dir", str(out), "--batch-size", "1", "--accum-iter", "1", "--epochs", "1",
-             "--num-workers", "0", "--eval-batch-size", "1", "--fsdp"], torchrun=2)
+             "--num-workers", "0", "--eval-batch-size", "1", "--fsdp"], torchrun=2, returncode=1)
+    assert f"{data / 'people' / 'broken.mp4'}: not a video file" in result.stderr
     (evaluation,) = read_metrics(out, kind="eval")
     assert evaluation["clips"] == 4 and evaluation["skipped"] == 1
     assert hvm1.load_model(out / "checkpoint-best.pth").config.num_classes == 2

@@ -61,15 +61,18 @@ def shrink_video(source: Path, target: Path, seconds: float = 3.0, width: int = 
     return target
 
 
-def run_cli(args: list[str], *, torchrun: int | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
-    """Run `hvm1 ARGS` in a subprocess (under torchrun with that many processes), one thread per process."""
+def run_cli(
+    args: list[str], *, torchrun: int | None = None, timeout: float = 300, returncode: int = 0
+) -> subprocess.CompletedProcess:
+    """Run `hvm1 ARGS` in a subprocess (under torchrun with that many processes), one thread per process,
+    and check its exit status (1: some input could not be read)."""
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(SRC))
     launcher = [sys.executable]
     if torchrun:
         launcher += ["-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={torchrun}"]
     result = subprocess.run([*launcher, "-m", "hvm1.cli", *args], env=env, capture_output=True, text=True,
                             timeout=timeout)
-    assert result.returncode == 0, f"hvm1 {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+    assert result.returncode == returncode, f"hvm1 {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
     return result
 
 

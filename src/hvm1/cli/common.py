@@ -9,13 +9,14 @@ from typing import Any
 
 
 def _print_failures(failures) -> bool:
-    """Name each unreadable video (`.video`, `.reason`) on stderr; whether there were any."""
+    """Name each input that could not be read (`hvm1.data.Skipped`: path and reason) on stderr; whether
+    there were any. Every command that reads many inputs ends with this, and exits 1 when it says so."""
     import sys
 
     if failures:
         print(f"{len(failures)} could not be read and were skipped:", file=sys.stderr)
         for failure in failures:
-            print(f"  {failure.video}: {failure.reason}", file=sys.stderr)
+            print(f"  {failure.path}: {failure.reason}", file=sys.stderr)
     return bool(failures)
 
 

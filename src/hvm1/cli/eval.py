@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from ..devices import DEVICE_CHOICES
@@ -13,6 +12,7 @@ from .common import (
     _add_precision_arg,
     _model_from_args,
     _precision_for,
+    _print_failures,
 )
 
 
@@ -43,13 +43,6 @@ def _clip_progress(label: str, enabled: bool = True):
     return show
 
 
-def _print_skipped(skipped) -> None:
-    if skipped:
-        print(f"{len(skipped)} could not be read and were skipped:", file=sys.stderr)
-        for item in skipped:
-            print(f"  {item.path}: {item.reason}", file=sys.stderr)
-
-
 def _print_metrics(predictions) -> None:
     metrics = predictions.metrics
     print(f"top-1 {metrics.top1:.2f}%  top-5 {metrics.top5:.2f}%  mean per-class {metrics.mean_class_accuracy:.2f}%  "
@@ -76,8 +69,7 @@ def _cmd_embed(args: argparse.Namespace) -> int:
         return 0
     rows = len(result.embeddings) if result.embeddings is not None else 0
     print(f"{args.output}: {rows} videos ({result.embedded} embedded now, {result.reused} already there)")
-    _print_skipped(result.skipped)
-    return 1 if result.skipped else 0
+    return 1 if _print_failures(result.skipped) else 0
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
@@ -97,8 +89,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     files = predictions.write(out_dir)
     _print_metrics(predictions)
     print(f"wrote {files[0]} and {files[1]}")
-    _print_skipped(predictions.skipped)
-    return 1 if predictions.skipped else 0
+    return 1 if _print_failures(predictions.skipped) else 0
 
 
 def _cmd_probe(args: argparse.Namespace) -> int:

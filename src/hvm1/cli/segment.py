@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from ..devices import DEVICE_CHOICES
-from .common import _add_model_args, _add_precision_arg, _model_from_args, _precision_for
+from .common import _add_model_args, _add_precision_arg, _model_from_args, _precision_for, _print_failures
 
 
 def _frame_progress(enabled: bool = True):
@@ -72,7 +72,7 @@ def _cmd_propagate(args: argparse.Namespace) -> int:
         print(f"wrote {report.tables[0]} and {report.tables[1]}")
     elif source.is_dir():
         print("no sequence has an annotation for every frame: nothing scored", file=sys.stderr)
-    return 0
+    return 1 if _print_failures(report.failures) else 0
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:

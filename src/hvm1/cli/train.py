@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import Any
 
-from .common import _add_model_args, _add_precision_arg, _parse_set, _precision_for
+from .common import _add_model_args, _add_precision_arg, _parse_set, _precision_for, _print_failures
 
 
 def _pair(kind):
@@ -107,9 +106,13 @@ def _run_training(args: argparse.Namespace, job) -> int:
     if result.best_checkpoint is not None:
         print(f"best checkpoint {result.best_checkpoint} (val {args.select if 'select' in args else 'top1'} "
               f"{result.best_value:.2f}%)")
-    if result.skipped:
-        print(f"{len(result.skipped)} unreadable files skipped (see {Path(args.out_dir) / 'metrics.jsonl'})")
-    return 0
+    # A file skipped in every epoch is named once (metrics.jsonl has a line per skip, with the step).
+    unique = list({item.path: item for item in result.skipped}.values())
+    failed = _print_failures(unique)
+    val_skipped = (result.last_eval or {}).get("skipped", 0)
+    if val_skipped:  # each was logged above as it was skipped
+        print(f"{val_skipped} validation files could not be read and were skipped", file=sys.stderr)
+    return 1 if failed or val_skipped else 0
 
 
 def _cmd_pretrain(args: argparse.Namespace) -> int:

@@ -7,12 +7,12 @@ from hvm1.data.datasets import (
     Batch,
     ClipDataset,
     Sample,
-    Skipped,
     collate,
     find_files,
     find_images,
     find_videos,
 )
+from hvm1.data.failures import Skipped, read_or_skip, skipped_for
 from hvm1.data.transforms import (
     ImagePreset,
     VideoPreset,
@@ -42,6 +42,8 @@ __all__ = [
     "image_eval_preset",
     "read_clip",
     "read_image",
+    "read_or_skip",
+    "skipped_for",
     "transforms",
     "video_eval_preset",
     "video_train_preset",

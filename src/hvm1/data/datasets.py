@@ -9,9 +9,7 @@ main process, DataLoader workers or not. No other file is ever read in place of 
 from __future__ import annotations
 
 import csv
-import logging
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, NamedTuple, Sequence, Union
 
@@ -19,9 +17,8 @@ import torch
 from torch.utils.data import Dataset
 
 from hvm1.data.transforms import ImagePreset, VideoPreset
-from hvm1.data.video import Start, VideoError
-
-logger = logging.getLogger(__name__)
+from hvm1.data.failures import Skipped, skipped_for
+from hvm1.data.video import Start
 
 VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
@@ -77,14 +74,6 @@ class Sample(NamedTuple):
     padded: int
 
 
-@dataclass(frozen=True)
-class Skipped:
-    """A file a dataset could not read (with `skip_bad=True`), and the reason."""
-
-    path: str
-    reason: str
-
-
 class Batch(NamedTuple):
     """What `collate` makes of a list of items: the readable samples stacked, and the skipped files.
 
@@ -117,7 +106,8 @@ class ClipDataset(Dataset):
     """Files read through a preset into model inputs, with optional labels.
 
     Item i reads `files[i]` with `preset.load` at `start` (the preset's own start when None): a `Sample`,
-    or for an unreadable file a `VideoError` or, with `skip_bad=True`, a `Skipped` marker. Use `collate`
+    or for an unreadable file a `VideoError` or, with `skip_bad=True`, a `Skipped` marker (for any
+    exception reading the file raised, see `hvm1.data.failures`). Use `collate`
     as the DataLoader's collate function. Random starts and crops draw from torch's global generator,
     which a DataLoader seeds differently in each worker.
     """
@@ -147,11 +137,10 @@ class ClipDataset(Dataset):
         path = self.files[index]
         try:
             video, padded = self.preset.load(path, self.start)
-        except VideoError as error:
+        except Exception as error:  # with skip_bad, whatever reading one file raises is that file's failure
             if not self.skip_bad:
                 raise
-            logger.info("skipping %s", error)
-            return Skipped(str(path), error.reason or str(error))
+            return skipped_for(path, error)
         return Sample(video, self.labels[index], str(path), padded)
 
     @classmethod

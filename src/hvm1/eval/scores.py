@@ -41,6 +41,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from hvm1.data import Skipped, skipped_for
 from hvm1.models import VideoMAE
 from hvm1.models.mae import patchify, unpatchify
 from hvm1.models.masking import MASK_TYPES, check_mask_ratio, make_masking, mask_noise
@@ -71,20 +72,12 @@ class Score:
     ssim: float
 
 
-@dataclass(frozen=True)
-class ScoreFailure:
-    """A video that could not be scored, and why."""
-
-    video: Path
-    reason: str
-
-
 @dataclass
 class ScoreReport:
     """What `score_videos` did: the scores of the videos it read, and the videos it could not read."""
 
     scores: list[Score] = field(default_factory=list)
-    failures: list[ScoreFailure] = field(default_factory=list)
+    failures: list[Skipped] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -344,9 +337,7 @@ def score_videos(
         try:
             clip, _ = preset.load(video)
         except Exception as error:  # any failure to read one video is that video's, never the run's
-            reason = getattr(error, "reason", None) or f"{type(error).__name__}: {error}"
-            logger.warning("skipping %s: %s", video, reason)
-            report.failures.append(ScoreFailure(video, reason))
+            report.failures.append(skipped_for(video, error))
         else:
             report.scores.extend(score_clip(
                 models, clip, preset.mean, preset.std, video=str(video), mask_types=mask_types,

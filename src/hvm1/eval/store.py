@@ -109,8 +109,10 @@ def load_embeddings(path: PathLike) -> Embeddings:
         raise FileNotFoundError(f"{path}: no such embedding file")
     try:
         return _load_npz(path) if path.suffix == ".npz" else _load_parquet(path)
-    except (KeyError, OSError, ValueError) as error:
-        raise ValueError(f"{path} is not an embedding file written by hvm1 embed ({error})") from None
+    except Exception as error:  # a damaged file makes numpy, zipfile or pyarrow raise almost anything
+        raise ValueError(
+            f"{path} is not an embedding file written by hvm1 embed, or is damaged ({type(error).__name__}: {error})"
+        ) from error
 
 
 def _npz_arrays(embeddings: Embeddings) -> dict[str, np.ndarray]:

@@ -9,7 +9,6 @@ a `Skipped` naming the file and the reason when any of its clips could not be re
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -19,10 +18,8 @@ from typing import NamedTuple, Union
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from hvm1.data import ClipDataset, ImagePreset, Skipped, VideoError, VideoPreset, find_files, read_clip
+from hvm1.data import ClipDataset, ImagePreset, Skipped, VideoPreset, find_files, read_clip, skipped_for
 from hvm1.data.datasets import VIDEO_EXTENSIONS
-
-logger = logging.getLogger(__name__)
 
 PathLike = Union[str, os.PathLike]
 #: Called after each batch with (clips done, clips in all) so that a caller can show progress.
@@ -113,9 +110,8 @@ class FileViews(Dataset):
         path = self.files[file]
         try:
             views, times = self._read(path, clip)
-        except VideoError as error:
-            logger.warning("skipping %s", error)
-            return ViewItem(file, clip, None, (0.0, 0.0), error.reason or str(error))
+        except Exception as error:  # whatever reading one file raises is that file's failure
+            return ViewItem(file, clip, None, (0.0, 0.0), skipped_for(path, error).reason)
         return ViewItem(file, clip, views if views.dim() == 5 else views.unsqueeze(0), times, None)
 
     def _read(self, path: Path, clip_index: int) -> tuple[torch.Tensor, tuple[float, float]]:

@@ -7,12 +7,13 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from hvm1.data import read_clip
+from hvm1.data import Skipped, read_clip, read_or_skip
 from hvm1.devices import Precision
 from hvm1.models import VideoViT
 from hvm1.viz.grid import save_jpeg, write_animation
@@ -39,6 +40,7 @@ class PropagationReport:
     overlays: dict[str, list[Path]] = field(default_factory=dict)
     scores: list[ObjectScore] = field(default_factory=list)
     tables: tuple[Path, ...] = ()
+    failures: list[Skipped] = field(default_factory=list)  # sequences whose frames or first mask could not be read
 
     @property
     def summary(self) -> dict[str, float]:
@@ -76,12 +78,16 @@ def propagate_davis(
     """Propagate each sequence's first annotation through its frames, writing `OUT/SEQ/NNNNN.png` (indexed,
     DAVIS palette) and `OUT/SEQ/overlay.jpg` (plus `overlay.mp4|gif` with `animate`); fully annotated
     sequences are scored and the DAVIS tables written to OUT (see `hvm1.segment.davis`). The model runs at
-    `precision` (default fp32)."""
+    `precision` (default fp32). A sequence whose frames or first mask cannot be read is reported in the
+    result's `failures` (see `hvm1.data.failures`), and the others are still propagated."""
     out_dir = Path(out_dir)
     report = PropagationReport()
     for sequence in davis_sequences(root, split, resolution, sequences):
-        frames = sequence.read_frames()
-        first = read_mask(sequence.annotations[0])
+        read = read_or_skip(sequence.name, partial(_read_inputs, sequence))
+        if isinstance(read, Skipped):  # one sequence's failure, never the run's
+            report.failures.append(read)
+            continue
+        frames, first = read
         masks = propagate(model, frames, first, config, _per_sequence(progress, sequence.name), precision)
         stems = [path.stem for path in sequence.frames]
         report.masks[sequence.name], report.overlays[sequence.name] = _write_sequence(
@@ -91,6 +97,10 @@ def propagate_davis(
     if report.scores:
         report.tables = write_score_tables(report.scores, out_dir, split)
     return report
+
+
+def _read_inputs(sequence: DavisSequence) -> tuple[list[torch.Tensor], np.ndarray]:
+    return sequence.read_frames(), read_mask(sequence.annotations[0])
 
 
 def _score(sequence: DavisSequence, masks: list[np.ndarray]) -> list[ObjectScore]:

@@ -10,7 +10,6 @@ in which samples are read changes any of them. A file that cannot be read become
 from __future__ import annotations
 
 import hashlib
-import logging
 import math
 import os
 from collections.abc import Sequence
@@ -20,10 +19,8 @@ from typing import NamedTuple
 import torch
 from torch.utils.data import Dataset
 
-from hvm1.data import Skipped, VideoError, read_image
+from hvm1.data import Skipped, read_image, skipped_for
 from hvm1.data.transforms import hflip, image_to_clip, normalize, random_resized_crop
-
-logger = logging.getLogger(__name__)
 
 
 def sample_generator(*key: int) -> torch.Generator:
@@ -120,9 +117,8 @@ class TrainClips(Dataset):
                 clips.append(clip)
                 if self.mask_tokens:
                     noises.append(torch.rand(self.mask_tokens, generator=generator))
-        except VideoError as error:
-            logger.info("skipping %s", error)  # the training loop reports it, with the step
-            return Skipped(str(path), error.reason or str(error))
+        except Exception as error:  # whatever reading one file raises is that file's failure
+            return skipped_for(path, error)  # the training loop reports it, with the step
         noise = torch.stack(noises) if noises else None
         return TrainSample(torch.stack(clips), self.labels[index], noise, index, str(path))
 

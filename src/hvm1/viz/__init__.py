@@ -17,7 +17,6 @@ from .completion import (
 )
 from .grid import make_grid, mp4_encoder, save_jpeg, to_uint8, write_animation, write_gif, write_mp4
 from .runs import (
-    Failure,
     RunReport,
     Written,
     attention_videos,
@@ -29,7 +28,7 @@ from .runs import (
 from .sample import SAMPLE_NAME, make_sample_clip
 
 __all__ = [
-    "DEFAULT_MASK_RATIOS", "Completion", "Failure", "RunReport", "SAMPLE_NAME", "Written", "attention_grid",
+    "DEFAULT_MASK_RATIOS", "Completion", "RunReport", "SAMPLE_NAME", "Written", "attention_grid",
     "attention_maps", "attention_videos", "complete_clip", "complete_videos", "completion_fps",
     "completion_frames", "completion_grid", "completion_tiles", "default_mask_ratio", "heat_colours",
     "make_grid", "make_sample_clip", "mp4_encoder", "output_stems", "save_jpeg", "select_videos", "to_uint8",

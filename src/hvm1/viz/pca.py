@@ -22,11 +22,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from hvm1.data import skipped_for
 from hvm1.models import VideoViT
 from hvm1.zoo import Preprocessing, preprocessing_for
 
 from .grid import ANIMATION_FORMATS, make_grid, save_jpeg, to_uint8, write_animation
-from .runs import Failure, RunReport, Written, _prefetched, output_stems
+from .runs import RunReport, Written, _prefetched, output_stems
 
 logger = logging.getLogger(__name__)
 
@@ -198,8 +199,7 @@ def pca_videos(
         zip(paths, output_stems(paths), _prefetched(paths, preset)), start=1
     ):
         if error is not None:
-            logger.warning("skipping %s", error)
-            report.failures.append(Failure(video, error.reason or str(error)))
+            report.failures.append(skipped_for(video, error))
         else:
             tokens = patch_token_grid(model, clip, layer)
             if joint:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from hvm1.data import VideoError, VideoPreset, find_videos
+from hvm1.data import Skipped, VideoPreset, find_videos, skipped_for
 from hvm1.devices import Precision
 from hvm1.models import VideoMAE, VideoViT
 from hvm1.models.masking import check_mask_ratio
@@ -42,21 +42,13 @@ class Written:
     files: tuple[Path, ...]
 
 
-@dataclass(frozen=True)
-class Failure:
-    """A video that could not be read, and why."""
-
-    video: Path
-    reason: str
-
-
 @dataclass
 class RunReport:
     """What a run over many videos did: where it wrote, what it wrote, which videos failed."""
 
     out_dir: Path
     written: list[Written] = field(default_factory=list)
-    failures: list[Failure] = field(default_factory=list)
+    failures: list[Skipped] = field(default_factory=list)
 
 
 def select_videos(
@@ -216,8 +208,7 @@ def _run(
     stems = output_stems(videos)
     for done, (video, stem, (clip, error)) in enumerate(zip(videos, stems, _prefetched(videos, preset)), start=1):
         if error is not None:
-            logger.warning("skipping %s", error)
-            report.failures.append(Failure(video, error.reason or str(error)))
+            report.failures.append(skipped_for(video, error))
         else:
             report.written.append(Written(video, draw(video, clip, stem)))
         if progress is not None:
@@ -227,8 +218,8 @@ def _run(
 
 def _prefetched(
     videos: Sequence[Path], preset: VideoPreset
-) -> Iterator[tuple[torch.Tensor | None, VideoError | None]]:
-    """Each video's clip (or its VideoError) in order, the next one decoding while the caller works."""
+) -> Iterator[tuple[torch.Tensor | None, Exception | None]]:
+    """Each video's clip (or what reading it raised) in order, the next one decoding while the caller works."""
 
     def load(video: Path) -> torch.Tensor:
         clip, padded = preset.load(video)
@@ -244,5 +235,5 @@ def _prefetched(
                 pending = pool.submit(load, videos[index + 1])
             try:
                 yield current.result(), None
-            except VideoError as error:
+            except Exception as error:  # whatever reading one video raises is that video's failure
                 yield None, error
