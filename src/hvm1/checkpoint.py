@@ -122,18 +122,31 @@ def _is_state_dict(obj: Any) -> bool:
     )
 
 
-def read_checkpoint(path: str | os.PathLike) -> CheckpointContents:
-    """Read a checkpoint file's model tensors (memory-mapped), stored config and training args.
+def read_payload(path: str | os.PathLike) -> Any:
+    """Everything a `torch.save` checkpoint holds (a training checkpoint's model, optimizer state, counters),
+    read safely and memory-mapped: a tensor's bytes are read when it is first used, not before.
 
-    Raises FileNotFoundError for a missing file and `CheckpointError` for an unsafe, corrupt or unrecognised one.
+    Raises FileNotFoundError for a missing file and `CheckpointError` naming the file for an unsafe,
+    truncated or corrupt one, or for a `.safetensors` file (weights only: no training state).
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint file not found: {path}")
     kind = checkpoint_format(path)
     if kind == "safetensors":
+        raise CheckpointError(f"{path} is a safetensors file: it holds weights only, no training state")
+    return _load_pickled(path, mmap=kind == "zip")  # the legacy format cannot be memory-mapped
+
+
+def read_checkpoint(path: str | os.PathLike) -> CheckpointContents:
+    """Read a checkpoint file's model tensors (memory-mapped), stored config and training args.
+
+    Raises FileNotFoundError for a missing file and `CheckpointError` for an unsafe, corrupt or unrecognised one.
+    """
+    path = Path(path)
+    if path.is_file() and checkpoint_format(path) == "safetensors":
         return _read_safetensors(path)
-    obj = _load_pickled(path, mmap=kind == "zip")  # the legacy format cannot be memory-mapped
+    obj = read_payload(path)
     if _is_state_dict(obj):
         return CheckpointContents(path=path, state_dict=dict(obj))
     if isinstance(obj, Mapping):

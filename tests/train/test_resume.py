@@ -8,12 +8,14 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
 
 from hvm1.cli import main
 from hvm1.train import pretrain
+from hvm1.train.checkpointing import load_training_checkpoint
 from train_helpers import MAE_CHECKPOINT, SRC, TINY_SET, run_cli, tiny_pretrain_config, train_losses
 
 
@@ -74,3 +76,58 @@ def test_resume_with_another_batch_split_reads_the_same_files(small_videos, tmp_
         pretrain(small_videos, config(tmp_path / "split", batch_size=4, resume="auto"))
     rest = pretrain(small_videos, config(tmp_path / "split", batch_size=1, accum_iter=2, resume="auto")).losses
     assert len(whole) == 4 and first + rest == pytest.approx(whole, rel=1e-5)
+
+
+def fp32_config(out_dir, **changes):
+    # fp32, so that a resumed run's losses are the uninterrupted run's to the last bit of float32 math.
+    return tiny_pretrain_config(out_dir, **({"epochs": 2, "precision": "fp32", "save_every": 1} | changes))
+
+
+def truncate(path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def test_damaged_newest_checkpoint_resumes_from_the_previous_one(small_videos, tmp_path, caplog):
+    whole = pretrain(small_videos, fp32_config(tmp_path / "whole")).losses  # 4 steps
+    run = tmp_path / "run"
+    pretrain(small_videos, fp32_config(run, max_steps=3))
+    last, previous = run / "checkpoint-last.pth", run / "checkpoint-previous.pth"
+    assert load_training_checkpoint(last)["step"] == 3 and load_training_checkpoint(previous)["step"] == 2
+    truncate(last)
+    rest = pretrain(small_videos, fp32_config(run, resume="auto")).losses
+    assert len(whole) == 4 and rest == pytest.approx(whole[2:], rel=1e-6)
+    named = [record.getMessage() for record in caplog.records if "cannot resume from" in record.getMessage()]
+    assert len(named) == 1 and str(last) in named[0] and "truncated or corrupt" in named[0], named
+    assert (run / "checkpoint-last.pth.damaged").is_file()  # set aside, not kept as the previous checkpoint
+    assert load_training_checkpoint(last)["step"] == 4 and load_training_checkpoint(previous)["step"] == 3
+
+
+def test_no_good_checkpoint_is_a_clear_error(small_videos, tmp_path, capsys):
+    run = tmp_path / "run"
+    pretrain(small_videos, fp32_config(run, max_steps=2))
+    for name in ("checkpoint-last.pth", "checkpoint-previous.pth"):
+        truncate(run / name)
+    args = ["pretrain", *map(str, small_videos), "--checkpoint", str(MAE_CHECKPOINT), *TINY_SET, "--out-dir",
+            str(run), "--batch-size", "2", "--repeat-aug", "1", "--num-workers", "0", "--no-tensorboard",
+            "--resume", "auto"]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert f"no checkpoint in {run} can be resumed from" in err, err
+    assert str(run / "checkpoint-last.pth") in err and str(run / "checkpoint-previous.pth") in err, err
+
+
+def test_resume_memory_maps_the_checkpoint(small_videos, tmp_path):
+    run = tmp_path / "run"
+    pretrain(small_videos, fp32_config(run, max_steps=1))
+    payload = load_training_checkpoint(run / "checkpoint-last.pth")
+    tensors = list(payload["model"].values())
+    tensors += [value for state in payload["optimizer"]["state"].values() for value in state.values()
+                if isinstance(value, torch.Tensor) and value.dim()]
+    maps = Path("/proc/self/maps")
+    if not maps.is_file():
+        pytest.skip("no /proc/self/maps to see the memory map in")
+    ranges = [tuple(int(bound, 16) for bound in line.split()[0].split("-"))
+              for line in maps.read_text().splitlines() if line.endswith(str(run / "checkpoint-last.pth"))]
+    # Every tensor's bytes lie in a mapping of the file: nothing was read into memory of its own.
+    assert tensors and all(any(low <= tensor.data_ptr() < high for low, high in ranges) for tensor in tensors), ranges

@@ -4,12 +4,13 @@ A checkpoint is `{'model', 'optimizer', 'epoch', 'scaler', 'args'}` as the publi
 `argparse.Namespace` holding the architecture fields, so `hvm1.load_model` reads the file as it reads a
 published one), plus `step` (optimizer steps done), `sampler` (the epoch, and the micro-batches per rank and files in all done in it) and `rng`
 (each rank's torch generator states). Files are written to a temporary name, fsynced, then renamed: a
-process killed at any moment leaves either the old file or the new one, never a torn one.
+process killed at any moment leaves either the old file or the new one, never a torn one. The one before
+the newest is kept as `checkpoint-previous.pth`, so a newest file damaged afterwards (a bad disk, a cut
+copy) still leaves one to resume from; all are read through the one loader in `hvm1.checkpoint`.
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 from pathlib import Path
@@ -17,44 +18,100 @@ from typing import Any
 
 import torch
 
+from hvm1.checkpoint import CheckpointError, read_payload
 from hvm1.files import write_atomically
 
 logger = logging.getLogger(__name__)
 
 LAST = "checkpoint-last.pth"
+PREVIOUS = "checkpoint-previous.pth"  # the last one before the newest: kept until a newer one is complete
 BEST = "checkpoint-best.pth"
+# What `--resume auto` looks at, newest first when their steps tie.
+RESUME_CANDIDATES = (LAST, PREVIOUS, BEST)
 
 
-def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
+def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any], keep_previous: str | None = None) -> Path:
     """Write `payload` with `torch.save` atomically (temporary file in the same folder, fsync, rename, fsync of
-    the folder); returns the path."""
+    the folder); returns the path.
+
+    With `keep_previous` (a file name in the same folder), the file at `path` is first kept under that name
+    (a hard link, or a rename where the file system has none), so that a complete checkpoint is there
+    whatever happens to the new one, while it is written and after.
+    """
+    path = Path(path)
+    if keep_previous is not None and path.is_file():
+        previous = path.with_name(keep_previous)
+        previous.unlink(missing_ok=True)
+        try:
+            os.link(path, previous)
+        except OSError:
+            os.replace(path, previous)
     return write_atomically(path, lambda handle: torch.save(payload, handle))
 
 
 def load_training_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a training checkpoint for resuming (safely: tensors, plain containers and `argparse.Namespace`).
+    """Read a training checkpoint for resuming, through the one loader (`hvm1.checkpoint.read_payload`:
+    safe, memory-mapped, so each rank maps the file instead of reading all of it).
 
-    Raises FileNotFoundError for a missing file and ValueError naming the file when it is no training
-    checkpoint of this project (no `step`, e.g. a published checkpoint: start from it with `--checkpoint`).
+    Raises FileNotFoundError for a missing file, and `CheckpointError` (a ValueError) naming the file when
+    it is truncated or corrupt, or no training checkpoint of this project (no `step`, e.g. a published
+    checkpoint: start from it with `--checkpoint`).
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint to resume from not found: {path}")
-    with torch.serialization.safe_globals([argparse.Namespace]):
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+    payload = read_payload(path)
+    if not isinstance(payload, dict):
+        raise CheckpointError(f"{path} holds a {type(payload).__name__}, not a training checkpoint")
     missing = [key for key in ("model", "optimizer", "step", "sampler", "rng") if key not in payload]
     if missing:
-        raise ValueError(
+        raise CheckpointError(
             f"{path} cannot be resumed: it lacks {', '.join(missing)} (a published or foreign checkpoint); "
             f"start a new run from it with --checkpoint instead"
         )
     return payload
 
 
-def find_resume_checkpoint(out_dir: str | os.PathLike) -> Path | None:
-    """The newest checkpoint of a run folder (`checkpoint-last.pth`, rewritten at every save), or None."""
-    path = Path(out_dir) / LAST
-    return path if path.is_file() else None
+def run_checkpoints(out_dir: str | os.PathLike) -> list[Path]:
+    """The checkpoint files of a run folder that `--resume auto` considers (last, previous, best)."""
+    return [path for path in (Path(out_dir) / name for name in RESUME_CANDIDATES) if path.is_file()]
+
+
+def load_newest_checkpoint(
+    out_dir: str | os.PathLike, set_aside: bool = False
+) -> tuple[Path, dict[str, Any]] | None:
+    """The newest good checkpoint of a run folder and its payload, for `--resume auto`; None when it has none.
+
+    Every candidate (`run_checkpoints`) is read through the one loader; the one with the most steps wins.
+    A damaged one is named in a warning and passed over; with `set_aside` (one process of a run: rank 0)
+    it is also renamed to `NAME.damaged`, so that the next save does not keep it as the previous
+    checkpoint. Raises `CheckpointError` listing each file and why when none of them can be read.
+    """
+    good: list[tuple[int, int, Path, dict[str, Any]]] = []
+    bad: list[str] = []
+    for order, path in enumerate(run_checkpoints(out_dir)):
+        try:
+            payload = load_training_checkpoint(path)
+        except FileNotFoundError:
+            continue  # set aside by rank 0 while this rank looked
+        except CheckpointError as error:
+            bad.append(str(error))
+            if set_aside:
+                aside = path.with_name(path.name + ".damaged")
+                os.replace(path, aside)
+                logger.warning("cannot resume from %s (kept as %s): %s", path, aside.name, error)
+            else:
+                logger.warning("cannot resume from %s: %s", path, error)
+            continue
+        good.append((int(payload["step"]), -order, path, payload))
+    if good:
+        _, _, path, payload = max(good, key=lambda item: item[:2])
+        if bad:
+            logger.warning("resuming from %s (step %d), the newest good checkpoint", path, int(payload["step"]))
+        return path, payload
+    if bad:
+        raise CheckpointError(f"no checkpoint in {out_dir} can be resumed from: " + "; ".join(bad))
+    return None
 
 
 def rng_state() -> dict[str, Any]:

@@ -27,7 +27,17 @@ from hvm1.devices import PRECISION_CHOICES, resolve_precision
 from hvm1.distributed import DistributedContext, all_gather_objects, all_reduce_sum
 from hvm1.models import build_model, get_config
 
-from .checkpointing import BEST, LAST, find_resume_checkpoint, load_training_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .checkpointing import (
+    BEST,
+    LAST,
+    PREVIOUS,
+    load_newest_checkpoint,
+    load_training_checkpoint,
+    rng_state,
+    run_checkpoints,
+    save_checkpoint,
+    set_rng_state,
+)
 from .distributed import (
     ShardedSampler,
     full_model_state,
@@ -260,20 +270,21 @@ class _Run:
 
     def start(self) -> None:
         config, context = self.config, self.context
-        source = None
+        found = None
         if config.resume == "auto":
-            source = find_resume_checkpoint(self.out_dir)
+            # Every rank reads (memory-maps) the same file; rank 0 alone renames damaged ones.
+            found = load_newest_checkpoint(self.out_dir, set_aside=context.is_main)
         elif config.resume:
-            source = Path(config.resume)
-        elif find_resume_checkpoint(self.out_dir) is not None:
+            found = (Path(config.resume), load_training_checkpoint(config.resume))
+        elif run_checkpoints(self.out_dir):
             raise ValueError(
                 f"{self.out_dir} already holds a checkpoint: pass --resume auto to continue that run, or choose "
                 f"another --out-dir"
             )
-        if source is None:
+        if found is None:
             torch.manual_seed(sample_generator(config.seed, context.rank).initial_seed())
         else:
-            self._resume(source)
+            self._resume(*found)
         if context.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             resolved = {"train": dataclasses.asdict(config), "args": self.task.args,
@@ -282,8 +293,7 @@ class _Run:
             (self.out_dir / "config.json").write_text(json.dumps(resolved, indent=2, default=str) + "\n")
         self.metrics = MetricsWriter(self.out_dir, enabled=context.is_main, tensorboard=config.tensorboard)
 
-    def _resume(self, path: Path) -> None:
-        payload = load_training_checkpoint(path)
+    def _resume(self, path: Path, payload: dict[str, Any]) -> None:
         load_full_state(self.model, self.optimizer, payload["model"], payload["optimizer"], self.group_names)
         if self.scaler is not None and payload.get("scaler"):
             self.scaler.load_state_dict(payload["scaler"])
@@ -335,7 +345,7 @@ class _Run:
             "rng": {"world_size": self.context.world_size, "states": states},
             "best_value": self.best_value,
         }
-        self.last_checkpoint = save_checkpoint(self.out_dir / LAST, payload)
+        self.last_checkpoint = save_checkpoint(self.out_dir / LAST, payload, keep_previous=PREVIOUS)
         if best:
             self.best_checkpoint = save_checkpoint(self.out_dir / BEST, payload)
         logger.info("step %d: saved %s%s", self.step, self.last_checkpoint, " and the best" if best else "")
