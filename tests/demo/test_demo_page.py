@@ -56,6 +56,8 @@ def test_upload_completes_with_pictures_of_the_expected_size(visitor, videos_dir
     assert visitor.image_size("hvm1-animation") == (3 * (TILE + 1) + 1, TILE + 2)  # one frame: the three side by side
     assert visitor.image_size("hvm1-attention") == grid_size(2, T_TOKENS)
     assert visitor.page.locator("#hvm1-mp4 a[href*='completion.mp4']").count() == 1
+    scores = visitor.page.locator("#hvm1-scores").inner_text()
+    assert all(method in scores for method in ("MAE", "mean", "nearest_frame", "interpolate", "PSNR", "SSIM"))
     assert visitor.outside_requests() == []
 
     # The same upload again with other settings: the session kept its clip, though the upload is deleted.

@@ -11,6 +11,7 @@ from PIL import Image
 
 from hvm1.cli import _build_parser
 from hvm1.demo import DemoInputError, DemoService, UploadLimits
+from hvm1.eval.scores import score_clip
 from hvm1.viz import complete_clip, completion_grid
 
 TILE, FRAMES = 56, 8
@@ -61,6 +62,13 @@ def test_run_gives_the_library_picture_animation_and_attention(tiny_models, vide
     assert result.animation_mp4.stat().st_size > 0
     assert result.precision == "float32 on cpu" and result.seconds > 0
     assert progress[0] < progress[-1] == 1.0 and progress == sorted(progress)
+
+    # The scores are `hvm1 score`'s for the same seeded mask, without its second forward pass.
+    published = score_clip({"MAE": mae}, clips.mae, (0.45,) * 3, (0.225,) * 3, mask_types=["random"],
+                           mask_ratios=[0.75], generator=torch.Generator().manual_seed(3))
+    assert [score.method for score in result.scores] == [row.method for row in published]
+    for score, row in zip(result.scores, published):
+        assert score.psnr == pytest.approx(row.psnr, rel=1e-5) and score.ssim == pytest.approx(row.ssim, rel=1e-5)
 
 
 def test_results_of_older_runs_are_removed_and_runs_take_turns(tiny_models, videos_dir, tmp_path):

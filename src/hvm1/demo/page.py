@@ -60,8 +60,8 @@ def build_page(service: DemoService, sample_clip: Path):
         except DemoInputError as error:
             raise gr.Error(str(error), duration=None, title="This video can't be used") from None
         attention = gr.update(value=result.attention, visible=result.attention is not None)
-        return (last, _summary(service, clips.name, result), result.picture, str(result.animation_gif),
-                str(result.animation_mp4), attention)
+        return (last, _summary(service, clips.name, result), _score_table(result), result.picture,
+                str(result.animation_gif), str(result.animation_mp4), attention)
 
     mae = service.mae.config
     with gr.Blocks(title="HVM-1 demo", analytics_enabled=False, delete_cache=CACHE_SWEEP) as page:
@@ -86,6 +86,7 @@ def build_page(service: DemoService, sample_clip: Path):
                 run = gr.Button("Complete", variant="primary", elem_id="hvm1-run")
             with gr.Column(scale=2):
                 summary = gr.Markdown(elem_id="hvm1-summary")
+                scores = gr.Markdown(elem_id="hvm1-scores")
                 picture = gr.Image(label="original / masked / completion", format="png", interactive=False,
                                    buttons=_IMAGE_BUTTONS, elem_id="hvm1-completion")
                 animation = gr.Image(label="the same over time", interactive=False, buttons=_IMAGE_BUTTONS,
@@ -98,7 +99,7 @@ def build_page(service: DemoService, sample_clip: Path):
         upload.upload(None, None, source, js=f"() => {UPLOAD!r}")
         mask_type.change(None, mask_type, mask_ratio, js=f"(type) => ({DEFAULT_MASK_RATIOS!r})[type]")
         run.click(complete, [last, source, upload, mask_type, mask_ratio, seed],
-                  [last, summary, picture, animation, video, attention], concurrency_limit=1)
+                  [last, summary, scores, picture, animation, video, attention], concurrency_limit=1)
     page.queue(default_concurrency_limit=1, max_size=QUEUE_SIZE)
     return page
 
@@ -141,6 +142,12 @@ def _summary(service: DemoService, name: str, result: DemoResult) -> str:
         f"**{name}**: {result.mask_type} mask, ratio {ratio}; completed in **{result.seconds:.2f} s** "
         f"({result.precision}); MAE loss {result.loss:.4f}"
     )
+
+
+def _score_table(result: DemoResult) -> str:
+    """The scores as a Markdown table: the MAE first, then the baselines that need no model."""
+    rows = [f"| {score.method} | {score.psnr:.2f} | {score.ssim:.3f} |" for score in result.scores]
+    return "\n".join(["| on the removed patches | PSNR (dB) | SSIM |", "| --- | --- | --- |", *rows])
 
 
 def serve(page: Any, host: str = "127.0.0.1", port: int | None = None, max_file_size: int | None = None) -> str:

@@ -21,9 +21,11 @@ import numpy as np
 import torch
 
 from hvm1.data import VideoError, video_duration
+from hvm1.eval.scores import baseline_completion, baselines_for, masked_psnr, masked_ssim, to_rgb255
 from hvm1.models import VideoMAE, VideoViT
 from hvm1.models.masking import check_mask_ratio
 from hvm1.viz import (
+    Completion,
     attention_grid,
     attention_maps,
     complete_clip,
@@ -73,15 +75,26 @@ class DemoClips:
 
 
 @dataclass(frozen=True)
+class MethodScore:
+    """How well one method filled the removed patches: PSNR (dB) and SSIM there (see `hvm1.eval.scores`)."""
+
+    method: str
+    psnr: float
+    ssim: float
+
+
+@dataclass(frozen=True)
 class DemoResult:
     """One completion: the picture (3 rows x T' frames, uint8), its animation as GIF and MP4 files, the
-    attention picture (None without a ViT), the MAE loss, and how long it took with which precision."""
+    attention picture (None without a ViT), the MAE loss, the scores of the MAE and of the baselines that
+    need no model on the same mask, and how long it took with which precision."""
 
     picture: np.ndarray
     animation_gif: Path
     animation_mp4: Path
     attention: np.ndarray | None
     loss: float
+    scores: tuple[MethodScore, ...]
     seconds: float
     precision: str
     mask_type: str
@@ -187,9 +200,11 @@ class DemoService:
             fps = completion_fps(self.mae, preset.sampling_rate, preset.target_fps)
             gif = write_gif(frames, folder / "completion.gif", fps)
             mp4 = write_mp4(frames, folder / "completion.mp4", fps)
+            report(0.65 if self.vit is not None else 0.9, "scoring against the baselines")
+            scores = _scores(completion, preset.mean, preset.std, mask_type)
             attention = None
             if self.vit is not None:
-                report(0.7, "attention maps")
+                report(0.75, "attention maps")
                 maps = attention_maps(self.vit, clips.vit)[0]
                 attention = attention_grid(clips.vit, maps, self._vit_preset.mean, self._vit_preset.std)
             seconds = time.perf_counter() - start
@@ -197,6 +212,7 @@ class DemoService:
         logger.info("completed %s (%s %.2f) in %.2f s", clips.name, mask_type, mask_ratio, seconds)
         return DemoResult(
             picture=picture, animation_gif=gif, animation_mp4=mp4, attention=attention, loss=completion.loss,
+            scores=scores,
             seconds=seconds, precision=self.precision, mask_type=mask_type, mask_ratio=mask_ratio, seed=int(seed),
         )
 
@@ -209,6 +225,23 @@ class DemoService:
         for old in sorted(results.iterdir())[:-_RESULTS_KEPT]:
             shutil.rmtree(old, ignore_errors=True)
         return folder
+
+
+def _scores(completion: Completion, mean, std, mask_type: str) -> tuple[MethodScore, ...]:
+    """PSNR and SSIM on the removed pixels of the MAE's completion and of each baseline's, as `hvm1 score`
+    computes them, from the completion already made (no second forward pass)."""
+    original = to_rgb255(completion.original, mean, std)
+    removed = completion.removed
+    methods = {"MAE": completion.completion}
+    for method in baselines_for(mask_type):
+        methods[method] = baseline_completion(completion.original, removed, method)
+    return tuple(
+        MethodScore(
+            name, float(masked_psnr(to_rgb255(frames, mean, std), original, removed)[0]),
+            float(masked_ssim(to_rgb255(frames, mean, std), original, removed)[0]),
+        )
+        for name, frames in methods.items()
+    )
 
 
 def _reason(error: VideoError) -> str:
