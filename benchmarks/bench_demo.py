@@ -2,12 +2,14 @@
 model's completion alone (the page, the queue, the pictures and the transfer to the browser add little).
 
     python benchmarks/bench_demo.py [--repeats 3] [--vit] [--video ../shared/videos/box.mp4] [--device cpu]
+                                    [--precision auto|fp32|bf16|fp16]
 
 Builds `mae_hvm1_none`'s architecture (ViT-H/14, 16 frames of 224 px) with random weights (no download; with
 --vit also `vit_hvm1_none`'s encoder for the attention maps), serves the demo page in this process on a free
 loopback port, and drives it in Debian's headless Chromium (Playwright): upload the video, then --repeats
 times, taking turns,
-- `complete_clip` on the same clip in this process (the model's completion alone: encoder, decoder), and
+- `complete_clip` on the same clip in this process (the model's completion alone: encoder, decoder) at the
+  page's precision (`hvm1.devices.resolve_precision`, default auto as `hvm1 demo`), and
 - a click on Complete (center mask, ratio 0.5, the page's default) until the new completion picture is shown
   in the browser, as wall time, beside the time the page itself reports (model + pictures + files).
 The first page run also decodes the upload (the session keeps the clip for the reruns); it is printed apart.
@@ -61,6 +63,7 @@ def main() -> None:
     parser.add_argument("--vit", action="store_true", help="also load a ViT-H/14 and draw attention maps")
     parser.add_argument("--video", type=Path, default=VIDEO)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"))
     args = parser.parse_args()
     chromium = shutil.which("chromium")
     if chromium is None:
@@ -79,7 +82,7 @@ def main() -> None:
     print(f"random-weight models built in {time.perf_counter() - start:.1f} s: ViT-H/14 MAE"
           + (" + ViT-H/14" if vit is not None else ""))
     with run_demo(mae, mae_name="mae_hvm1_none (random weights)", vit=vit, vit_name="vit_hvm1_none (random weights)",
-                  port=free_port()) as server, sync_playwright() as playwright:
+                  port=free_port(), precision=args.precision) as server, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium, headless=True, args=FLAGS)
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         page.goto(server.url)
@@ -94,7 +97,7 @@ def main() -> None:
         print(f"first page run (decodes the upload): {first[0]:.2f} s in the browser, {first[1]:.2f} s on the server")
         for _ in range(args.repeats):
             start = time.perf_counter()
-            complete_clip(mae, clip, "center", 0.5)
+            complete_clip(mae, clip, "center", 0.5, precision=server.service.precision)
             bare.append(time.perf_counter() - start)
             wall, own, summary = page_seconds(page, summary)
             walls.append(wall)
@@ -104,7 +107,7 @@ def main() -> None:
     median = statistics.median
     print(f"median over {args.repeats}: complete_clip alone {median(bare):.2f} s, through the page {median(walls):.2f} s "
           f"(server {median(reported):.2f} s); page / alone = {median(walls) / median(bare):.2f}; "
-          f"load average {os.getloadavg()[0]:.1f} at the end; precision {server.service.precision}")
+          f"load average {os.getloadavg()[0]:.1f} at the end; {server.service.precision_text}")
 
 
 if __name__ == "__main__":

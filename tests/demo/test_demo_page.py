@@ -6,7 +6,7 @@ test starts its own to check what stopping leaves behind.
 
 from __future__ import annotations
 
-import shutil
+import re
 from pathlib import Path
 
 import pytest
@@ -45,13 +45,14 @@ def visitor(browser, demo):
     context.close()
 
 
-def test_upload_completes_with_pictures_of_the_expected_size(visitor, videos_dir, request):
+def test_upload_completes_with_pictures_of_the_expected_size(visitor, demo, videos_dir):
     visitor.upload(videos_dir / "box.mp4")
     visitor.choose("random", seed=3)
     assert visitor.page.locator("#hvm1-mask-ratio input[type=number]").input_value() == "0.9"  # random's default
     visitor.run()
     summary = visitor.wait_for_result("box.mp4: random mask, ratio 0.90, seed 3")
-    assert "completed in" in summary and "float32 on cpu" in summary
+    chosen = re.search(r"^precision (.+?) \(", demo.log_text(), re.M).group(1)  # what the policy chose here
+    assert "completed in" in summary and f"({chosen} on cpu)" in summary
     assert visitor.image_size("hvm1-completion") == grid_size(3, FRAMES)
     assert visitor.image_size("hvm1-animation") == (3 * (TILE + 1) + 1, TILE + 2)  # one frame: the three side by side
     assert visitor.image_size("hvm1-attention") == grid_size(2, T_TOKENS)

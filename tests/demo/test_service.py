@@ -60,7 +60,7 @@ def test_run_gives_the_library_picture_animation_and_attention(tiny_models, vide
     with Image.open(result.animation_gif) as gif:
         assert gif.n_frames == FRAMES and gif.size == (3 * (TILE + 1) + 1, TILE + 2)
     assert result.animation_mp4.stat().st_size > 0
-    assert result.precision == "float32 on cpu" and result.seconds > 0
+    assert result.precision == "fp32 on cpu" and result.seconds > 0
     assert progress[0] < progress[-1] == 1.0 and progress == sorted(progress)
 
     # The scores are `hvm1 score`'s for the same seeded mask, without its second forward pass.
@@ -69,6 +69,20 @@ def test_run_gives_the_library_picture_animation_and_attention(tiny_models, vide
     assert [score.method for score in result.scores] == [row.method for row in published]
     for score, row in zip(result.scores, published):
         assert score.psnr == pytest.approx(row.psnr, rel=1e-5) and score.ssim == pytest.approx(row.ssim, rel=1e-5)
+
+
+def test_the_models_run_at_the_precision_asked_for(tiny_models, videos_dir, tmp_path):
+    mae, vit = tiny_models
+    service = DemoService(mae, tmp_path, mae_name="tiny", vit=vit, vit_name="tiny vit", precision="bf16")
+    clips = service.read(videos_dir / "cup.mp4")
+    seen = []
+    hook = mae.blocks[0].attn.q.register_forward_hook(lambda module, args, output: seen.append(output.dtype))
+    try:
+        result = service.run(clips, "center", 0.5)
+    finally:
+        hook.remove()
+    assert seen == [torch.bfloat16] and result.precision == "bf16 autocast on cpu"
+    assert next(mae.parameters()).dtype == torch.float32  # autocast: the weights stay float32
 
 
 def test_results_of_older_runs_are_removed_and_runs_take_turns(tiny_models, videos_dir, tmp_path):

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from ..devices import DEVICE_CHOICES
-from .common import _add_model_args, _parse_set
+from .common import _add_model_args, _add_precision_arg, _parse_set, _precision_for
 
 DEFAULT_MAE = "mae_hvm1_none"
 
@@ -44,11 +44,13 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     if vit_source := args.vit_checkpoint or args.vit_model:
         print(f"loading {vit_source}", file=sys.stderr)
         vit, vit_name, vit_pre = _load(vit_source, "vit", args.vit_set, device)
+    precision = _precision_for(args, device)
     limits = UploadLimits(max_megabytes=args.max_upload_mb, max_seconds=args.max_seconds)
     # SIGTERM (a service manager, a test) stops the server as Ctrl-C does, so the temporary folder goes too.
     signal.signal(signal.SIGTERM, _interrupt)
     with run_demo(mae, mae_name=mae_name, mae_preprocessing=mae_pre, vit=vit, vit_name=vit_name,
-                  vit_preprocessing=vit_pre, host=args.host, port=args.port, limits=limits) as server:
+                  vit_preprocessing=vit_pre, host=args.host, port=args.port, limits=limits,
+                  precision=precision) as server:
         print(f"hvm1 demo: serving on {server.url} (Ctrl-C stops)", file=sys.stderr, flush=True)
         try:
             threading.Event().wait()
@@ -72,6 +74,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     demo.add_argument("--port", type=int, metavar="N", help="the port (default: 7860, or the next free one)")
     demo.add_argument("--device", choices=DEVICE_CHOICES, default="auto",
                       help="auto (default) picks cuda, then mps, then cpu")
+    _add_precision_arg(demo)
     demo.add_argument("--max-upload-mb", type=float, default=200.0, metavar="MB",
                       help="the largest upload taken, in MB (default 200)")
     demo.add_argument("--max-seconds", type=float, default=600.0, metavar="S",

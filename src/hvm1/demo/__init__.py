@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from hvm1.devices import Precision
 from hvm1.models import VideoMAE, VideoViT
 from hvm1.zoo import Preprocessing
 
@@ -57,8 +58,10 @@ def run_demo(
     host: str = "127.0.0.1",
     port: int | None = None,
     limits: UploadLimits = UploadLimits(),
+    precision: Precision | str = "fp32",
 ) -> Iterator[DemoServer]:
-    """Serve the demo page for `mae` (and `vit`'s attention maps) on `host`:`port` while the block runs.
+    """Serve the demo page for `mae` (and `vit`'s attention maps, both at `precision`) on `host`:`port` while
+    the block runs.
 
     Makes a temporary folder (the sample clip, results, and Gradio's uploads and cache, through
     `GRADIO_TEMP_DIR`, which stays set: Gradio's threads may still look at it), starts the page in a
@@ -79,7 +82,7 @@ def run_demo(
             sample = make_sample_clip(workdir / SAMPLE_NAME)
             service = DemoService(
                 mae, workdir, mae_name=mae_name, mae_preprocessing=mae_preprocessing, vit=vit, vit_name=vit_name,
-                vit_preprocessing=vit_preprocessing, limits=limits,
+                vit_preprocessing=vit_preprocessing, limits=limits, precision=precision,
             )
             page = build_page(service, sample)
             url = serve(page, host, port, max_file_size=limits.max_bytes)

@@ -68,7 +68,7 @@ def build_page(service: DemoService, sample_clip: Path):
         gr.Markdown(
             f"# HVM-1: complete a masked video\n"
             f"Model **{service.mae_name}** ({mae.num_frames} frames of {mae.img_size} px; "
-            f"{service.precision})"
+            f"{service.precision_text})"
             + (f", attention from **{service.vit_name}**" if service.vit is not None else "")
             + f". Videos up to {service.limits.max_megabytes:g} MB and {service.limits.max_seconds:g} s; "
             "the center clip is used. Uploads are deleted once read and never shown to anyone else."

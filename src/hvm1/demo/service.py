@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from hvm1.data import VideoError, video_duration
+from hvm1.devices import Precision, resolve_precision
 from hvm1.eval.scores import baseline_completion, baselines_for, masked_psnr, masked_ssim, to_rgb255
 from hvm1.models import VideoMAE, VideoViT
 from hvm1.models.masking import check_mask_ratio
@@ -106,8 +107,9 @@ class DemoService:
     """The models and work behind the demo page, shared by every visitor.
 
     `mae` completes clips; `vit` (optional) draws the last block's CLS attention. `mae_preprocessing` /
-    `vit_preprocessing` give each model's mean/std (default: `preprocessing_for(model)`). Files go under
-    `workdir`, which the caller creates and removes.
+    `vit_preprocessing` give each model's mean/std (default: `preprocessing_for(model)`). Both models run at
+    `precision` (see `hvm1.devices.resolve_precision`, resolved once on the MAE's device; default fp32).
+    Files go under `workdir`, which the caller creates and removes.
     """
 
     def __init__(
@@ -121,6 +123,7 @@ class DemoService:
         vit_name: str | None = None,
         vit_preprocessing: Preprocessing | None = None,
         limits: UploadLimits = UploadLimits(),
+        precision: Precision | str = "fp32",
     ) -> None:
         if not isinstance(mae, VideoMAE):
             raise TypeError(f"the demo completes clips with a VideoMAE, got {type(mae).__name__}")
@@ -129,6 +132,8 @@ class DemoService:
         self.mae, self.vit = mae, vit
         self.mae_name, self.vit_name = mae_name, vit_name
         self.limits = limits
+        self.device = next(mae.parameters()).device
+        self.precision = resolve_precision(precision, self.device)
         self.workdir = Path(workdir)
         self._mae_preset = _preset(mae, mae_preprocessing)
         self._vit_preset = None if vit is None else _preset(vit, vit_preprocessing)
@@ -136,10 +141,9 @@ class DemoService:
         self._runs = 0
 
     @property
-    def precision(self) -> str:
-        """The dtype and device the models compute in, e.g. 'float32 on cpu'."""
-        parameter = next(self.mae.parameters())
-        return f"{str(parameter.dtype).removeprefix('torch.')} on {parameter.device.type}"
+    def precision_text(self) -> str:
+        """The precision and device the models compute in, e.g. 'fp32 on cpu' or 'bf16 autocast on cuda'."""
+        return f"{self.precision.describe()} on {self.device.type}"
 
     def check_upload(self, path: str | os.PathLike, name: str | None = None) -> None:
         """Refuse an upload over the limits or that is no video: `DemoInputError` naming it (`name`, default
@@ -191,7 +195,7 @@ class DemoService:
             start = time.perf_counter()
             report(0.05, "masking and completing")
             generator = torch.Generator().manual_seed(int(seed))
-            completion = complete_clip(self.mae, clips.mae, mask_type, mask_ratio, generator)
+            completion = complete_clip(self.mae, clips.mae, mask_type, mask_ratio, generator, self.precision)
             preset = self._mae_preset
             report(0.6 if self.vit is not None else 0.8, "drawing the completion")
             picture = completion_grid(completion, preset.mean, preset.std)
@@ -205,7 +209,7 @@ class DemoService:
             attention = None
             if self.vit is not None:
                 report(0.75, "attention maps")
-                maps = attention_maps(self.vit, clips.vit)[0]
+                maps = attention_maps(self.vit, clips.vit, self.precision)[0]
                 attention = attention_grid(clips.vit, maps, self._vit_preset.mean, self._vit_preset.std)
             seconds = time.perf_counter() - start
         report(1.0, "done")
@@ -213,7 +217,7 @@ class DemoService:
         return DemoResult(
             picture=picture, animation_gif=gif, animation_mp4=mp4, attention=attention, loss=completion.loss,
             scores=scores,
-            seconds=seconds, precision=self.precision, mask_type=mask_type, mask_ratio=mask_ratio, seed=int(seed),
+            seconds=seconds, precision=self.precision_text, mask_type=mask_type, mask_ratio=mask_ratio, seed=int(seed),
         )
 
     def _result_folder(self) -> Path:
