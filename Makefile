@@ -1,14 +1,15 @@
 # Two commands a newcomer needs; each installs what it needs into .venv first.
 #   make demo   - install, then the main job: complete masked videos with mae_hvm1_none (fetches its 2.6 GB of weights once)
 #                 VIDEOS="a.mp4 dir/" picks the videos (default: a synthetic sample clip), OUT=DIR the output
-#   make test   - install and run the test suite
+#   make test   - install and run the test suite (all of it; `make test-fast` leaves out the slow end-to-end runs)
+#   make check  - ruff and mypy as pyproject.toml configures them (CI runs it before `make test`)
 #   make quickstart - install and run the offline first example (small random-weight models)
 PYTHON ?= python3
 VENV   ?= .venv
 PY      = $(VENV)/bin/python
 TORCH  ?= torch==2.13.0
 
-.PHONY: install test demo quickstart
+.PHONY: install test test-fast check demo quickstart
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,8 +19,19 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
+$(VENV)/.checkers: $(VENV)/.installed
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $@
+
 test: install
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+test-fast: install
+	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+check: $(VENV)/.checkers
+	$(VENV)/bin/ruff check src tests benchmarks examples hubconf.py
+	$(VENV)/bin/mypy
 
 demo: install
 	$(VENV)/bin/hvm1 complete $(VIDEOS) --model mae_hvm1_none --mask-type center $(if $(OUT),--out-dir $(OUT))

@@ -31,10 +31,10 @@ import numpy as np
 import torch
 
 import hvm1
-from hvm1.zoo import VIDEO_MEAN, VIDEO_STD
 from hvm1.devices import cpu_bf16_units
 from hvm1.models import get_config
 from hvm1.viz import complete_clip
+from hvm1.zoo import VIDEO_MEAN, VIDEO_STD
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_models import random_model  # noqa: E402

@@ -76,7 +76,7 @@ def main() -> None:
     for name in args.precisions.split(","):
         precision = resolve_precision(name, "cpu")
         stamps = [time.perf_counter()]
-        propagate(model, frames, first_mask, progress=lambda done, total: stamps.append(time.perf_counter()),
+        propagate(model, frames, first_mask, progress=lambda done, total, stamps=stamps: stamps.append(time.perf_counter()),
                   precision=precision)
         first, *rest = np.diff(stamps)
         per_frame[name] = statistics.mean(rest)

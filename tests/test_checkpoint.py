@@ -71,6 +71,7 @@ def test_garbage_and_missing_files(tmp_path):
         read_checkpoint(tmp_path / "nowhere.pth")
 
 
+@pytest.mark.slow
 def test_all_published_layouts_load_the_same(tmp_path, tiny, video):
     heads = reference_heads(tiny)
     reference = _outputs(hvm1.load_model(tiny / "mae_checkpoint.pth", **heads), video)

@@ -1,20 +1,36 @@
+"""Device choice: 'auto' prefers cuda, then mps, then cpu; a named device is taken as named or refused."""
+
 import pytest
 import torch
 
 from hvm1.devices import resolve_device
 
 
-def test_auto_and_cpu():
-    expected = "cuda" if torch.cuda.is_available() else ("mps" if torch.backends.mps.is_available() else "cpu")
-    assert resolve_device("auto").type == expected
-    assert resolve_device(None).type == expected
+def _available(monkeypatch, cuda: bool, mps: bool) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
+
+
+@pytest.mark.parametrize("cuda, mps, expected", [(True, True, "cuda"), (False, True, "mps"), (False, False, "cpu")])
+def test_auto_prefers_cuda_then_mps_then_cpu(monkeypatch, cuda, mps, expected):
+    _available(monkeypatch, cuda, mps)
+    assert resolve_device("auto") == torch.device(expected)
+    assert resolve_device(None) == torch.device(expected)
+
+
+def test_a_named_device_is_kept_even_when_a_faster_one_is_there(monkeypatch):
+    _available(monkeypatch, cuda=True, mps=True)
     assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("cuda:1") == torch.device("cuda", 1)
+    assert resolve_device(torch.device("mps")) == torch.device("mps")
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
-def test_unavailable_cuda_is_named():
+def test_unavailable_devices_are_named(monkeypatch):
+    _available(monkeypatch, cuda=False, mps=False)
     with pytest.raises(ValueError, match="'cuda:1' was asked for"):
         resolve_device("cuda:1")
+    with pytest.raises(ValueError, match="'mps' was asked for"):
+        resolve_device("mps")
 
 
 # --- precision ---------------------------------------------------------------------------------------------

@@ -19,13 +19,13 @@ import pytest
 import torch
 
 from hub_server import FakeHub, point_hub_client_at, set_offline, use_tiny_architectures
-from reference_data import reference_dir, reference_heads
 from hvm1 import CheckpointError, load_model, zoo
-from hvm1.cli import main
 from hvm1 import hub as hub_module
+from hvm1.cli import main
 from hvm1.hub import DownloadError, is_weights_only
 from hvm1.models import MAEConfig
 from hvm1.models.configs import config_fields
+from reference_data import reference_dir, reference_heads
 
 REPO = zoo.HUB_REPO
 TINY_NAMES = ["mae_hvm1_none", "vit_hvm1_none", "vit_hvm1_ssv2-50shot", "vit_hvm1_imagenet-2pt"]

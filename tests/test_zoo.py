@@ -173,7 +173,7 @@ def test_info_prints_the_presets_the_commands_use(capsys, name):
         assert "short side 512" in lines["evaluate"] and "short side 480" in lines["attention"]
 
 
-
+@pytest.mark.slow
 def test_hubconf_has_one_entry_point_per_name():
     module = _import_hubconf()
     identifiers = {name: name.replace("@", "_").replace("-", "_") for name in zoo.get_available_models()}

@@ -31,7 +31,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from .files import write_atomically
-from .models import CONFIG_CLASSES, MAEConfig, ViTConfig, build_model
+from .models import CONFIG_CLASSES, MAEConfig, VideoMAE, VideoViT, ViTConfig, build_model
 from .models.configs import ARCHITECTURES, DECODER, heads_for_width
 
 logger = logging.getLogger(__name__)
@@ -416,7 +416,8 @@ def _fit_state_dict(
     state_dict = strip_wrapper_prefixes(state_dict)
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     active = [r for r in KEY_RULES if r.applies_to == model_type and (not r.opt_in or r.name in rules)]
-    kept, dropped = {}, {}
+    kept: dict[str, torch.Tensor] = {}
+    dropped: dict[str, list[str]] = {}
     for key, value in state_dict.items():
         fits = expected.get(key) == tuple(value.shape)
         rule = next((r for r in active if not fits and r.drops(key)), None)
@@ -487,7 +488,7 @@ def load_checkpoint(
     seed: int = 0,
     report: list[str] | None = None,
     **config_overrides: Any,
-) -> torch.nn.Module:
+) -> VideoViT | VideoMAE:
     """Build the model a checkpoint file describes and load its weights; see `hvm1.load_model`.
 
     `config`, when given, fixes the architecture (a zoo entry); the file's tensors must then fit it exactly,

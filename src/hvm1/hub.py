@@ -82,13 +82,17 @@ class DownloadError(OSError):
     """A checkpoint that could not be fetched (offline, not found, network or integrity failure); names the file."""
 
 
+def _fspath(path: str | os.PathLike | None) -> str | None:
+    return None if path is None else os.fspath(path)
+
+
 def cached_file(
     repo_id: str, filename: str, *, revision: str | None = None, cache_dir: str | os.PathLike | None = None
 ) -> Path | None:
     """The cached copy of the whole `filename` from the hub repo `repo_id` at `revision` (default `main`), or
     None. Looks only at the local cache (no network).
     """
-    found = try_to_load_from_cache(repo_id, filename, cache_dir=cache_dir, revision=revision)
+    found = try_to_load_from_cache(repo_id, filename, cache_dir=_fspath(cache_dir), revision=revision)
     return Path(found) if isinstance(found, str) else None
 
 
@@ -154,7 +158,7 @@ def download_file(
     url = file_url(repo_id, filename, revision=revision)
     before = cached_file(repo_id, filename, revision=revision, cache_dir=cache_dir)
     try:
-        path = Path(hf_hub_download(repo_id, filename, revision=revision, cache_dir=cache_dir))
+        path = Path(hf_hub_download(repo_id, filename, revision=revision, cache_dir=_fspath(cache_dir)))
     except LocalEntryNotFoundError as error:
         why = (
             "downloads are off (HF_HUB_OFFLINE is set)" if constants.HF_HUB_OFFLINE
@@ -221,13 +225,13 @@ def fetch_weights(
     except Exception as error:  # transport errors: their classes depend on the hub client's HTTP library
         why = f"the hub could not be reached ({type(error).__name__}: {_first_line(error)})"
         raise _not_cached(what, why, repo_id, filename, url, cache_dir, load_hint) from None
-    whole = functools.partial(
+    download_whole = functools.partial(
         download_file, repo_id, filename, revision=revision, cache_dir=cache_dir, description=description,
         load_hint=load_hint,
     )
     if metadata.size is None or metadata.commit_hash is None:
         logger.info("%s: the hub gave no size or commit; downloading the whole file", what)
-        return whole()
+        return download_whole()
     # As the hub client does: a large file's bytes come from where the hub redirects (a CDN), which gets no token.
     location = url if getattr(metadata, "xet_file_data", None) is not None else metadata.location
     if _origin(location) != _origin(url):
@@ -242,7 +246,7 @@ def fetch_weights(
         fetch = _WeightsFetch(location, headers, target, metadata.size, metadata.etag or "", what, filename)
         if fetch.run():
             return target
-    return whole()
+    return download_whole()
 
 
 def _first_line(error: BaseException) -> str:
@@ -557,11 +561,6 @@ def _pieces(records: list[_Record]) -> Iterator[list[_Record]]:
         piece.append(record)
     if piece:
         yield piece
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def _verify(path: Path, what: str) -> None:

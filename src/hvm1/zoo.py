@@ -23,13 +23,13 @@ from .checkpoint import (
     CheckpointError,
     _as_dtype,
     check_overrides,
-    shape_config,
     load_checkpoint,
     read_checkpoint,
     save_safetensors,
+    shape_config,
 )
 from .hub import cached_weights, fetch_weights
-from .models import MAEConfig, ViTConfig, build_model, get_config
+from .models import MAEConfig, VideoMAE, VideoViT, ViTConfig, build_model, get_config
 
 HUB_REPO = "eminorhan/hvm-1"
 
@@ -82,22 +82,22 @@ class Preprocessing:
             if getattr(self, name) is None:
                 object.__setattr__(self, name, value)
 
-    def at_size(self, img_size: int, num_frames: int) -> "Preprocessing":
+    def at_size(self, img_size: int, num_frames: int) -> Preprocessing:
         """The same preprocessing for a model built at another image size or frame count (e.g. with
         `--set img_size=448`): the size-bound training settings then take that size's values."""
         if (img_size, num_frames) == (self.img_size, self.num_frames):
             return self
-        resized = {"img_size": img_size, "num_frames": num_frames}
+        resized: dict[str, Any] = {"img_size": img_size, "num_frames": num_frames}
         if img_size != self.img_size:
             resized |= dict.fromkeys(_size_defaults(img_size))
         return dataclasses.replace(self, **resized)
 
-    def for_images(self) -> "Preprocessing":
+    def for_images(self) -> Preprocessing:
         """The preprocessing of this model finetuned on still images, as the published ImageNet finetuning
         did: ImageNet mean/std, one image repeated to `num_frames`."""
         return dataclasses.replace(self, mean=IMAGENET_MEAN, std=IMAGENET_STD, single_image=True)
 
-    def for_videos(self) -> "Preprocessing":
+    def for_videos(self) -> Preprocessing:
         """The preprocessing of this model finetuned on videos, as the published video finetuning did: the
         video mean/std, clips of `num_frames` frames."""
         return dataclasses.replace(self, mean=VIDEO_MEAN, std=VIDEO_STD, single_image=False)
@@ -137,9 +137,10 @@ class Preprocessing:
         0.75-1.33, flip."""
         from .data.transforms import video_train_preset
 
+        side = short_side if short_side is not None else self.train_short_side
+        assert side is not None  # __post_init__ fills train_short_side
         preset = video_train_preset(
-            self.img_size, self.num_frames, self.mean, self.std,
-            short_side if short_side is not None else self.train_short_side, crop_scale,
+            self.img_size, self.num_frames, self.mean, self.std, side, crop_scale,
             sampling_rate or self.sampling_rate,
         )
         return dataclasses.replace(preset, target_fps=self.target_fps)
@@ -264,7 +265,7 @@ def get_model_entry(name: str) -> ZooEntry:
 
 
 def preprocessing_for(
-    source: str | os.PathLike | ZooEntry | ViTConfig | torch.nn.Module, model: torch.nn.Module | None = None
+    source: str | os.PathLike | ZooEntry | ViTConfig | torch.nn.Module, model: VideoViT | VideoMAE | None = None
 ) -> Preprocessing:
     """The preprocessing of a zoo name or entry, a checkpoint file, a model or a config.
 
@@ -364,7 +365,7 @@ def load_model(
     seed: int = 0,
     report: list[str] | None = None,
     **config_overrides: Any,
-) -> torch.nn.Module:
+) -> VideoViT | VideoMAE:
     """Load an HVM-1 model by zoo name (see `get_available_models`) or from a checkpoint file, in eval mode.
 
     A zoo name fetches the weights in its file from the hub once, about a third of it (`hub.fetch_weights`:

@@ -16,7 +16,6 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-
 from data_files import IMAGES, SHARED, VIDEO_NAMES, VIDEOS, shared_file
 from fault_cases import NUM_FRAMES, SHORT_SIDE, cases
 

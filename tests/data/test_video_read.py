@@ -18,7 +18,7 @@ RATES = [1, 4, 8]
 NUM_FRAMES = 16
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def decoded_times(path: Path) -> list[float]:
     """Every decodable frame's presentation time, decoding the whole file, sorted (decoders may reorder)."""
     with av.open(str(path)) as container:
@@ -46,6 +46,7 @@ def rgb_frames_at(path: Path, wanted: set[float], short_side: int | None = None)
     return found
 
 
+@pytest.mark.slow
 def test_times_and_pixels_match_a_full_decode(video):
     times = decoded_times(video)
     last = times[-1]
@@ -77,6 +78,7 @@ def test_resized_frames_match_a_full_decode(video):
         assert torch.equal(clip.frames[index], pixels[time])
 
 
+@pytest.mark.slow
 def test_placed_clips_stay_inside_the_decodable_frames(video):
     times = decoded_times(video)
     span = 15 * 4 / 30.0

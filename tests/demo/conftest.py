@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from demo_browser import MAE_HEADS, VIT_HEADS, shared
 
 

@@ -10,7 +10,6 @@ import re
 from pathlib import Path
 
 import pytest
-
 from demo_browser import DemoPage, launch_chromium, require_browser, start_demo
 
 TILE, FRAMES, T_TOKENS = 56, 8, 4  # the tiny reference MAE: 56 px, pred_t_dim 8; the ViT: 8 frames / t_patch 2

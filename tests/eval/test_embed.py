@@ -121,6 +121,7 @@ def test_cli_writes_parquet(labelled, tmp_path, capsys):
     assert "(0 embedded now, 4 already there)" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_torchrun_two_processes_equal_one(labelled, tmp_path):
     torchrun = Path(sys.executable).with_name("torchrun")
     if not torchrun.is_file():

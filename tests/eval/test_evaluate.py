@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -23,6 +24,7 @@ def seven(tmp_path, clips):
     })
 
 
+@pytest.mark.slow
 def test_same_numbers_twice_and_views_averaged(classifier, seven):
     first = evaluate(classifier, seven, views=(2, 3), batch_size=3)
     second = evaluate(classifier, seven, views=(2, 3), batch_size=2, num_workers=2)
@@ -34,15 +36,21 @@ def test_same_numbers_twice_and_views_averaged(classifier, seven):
     assert not np.allclose(single.logits, first.logits)  # more views: other logits
 
 
+@pytest.mark.slow
 def test_cli_writes_predictions_and_summary(seven, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     argv = ["evaluate", str(seven), "--checkpoint", str(TINY / "vit_checkpoint.pth"), *TINY_SET,
             "--views", "2x3", "--num-workers", "0"]
     assert main(argv) == 0 and main(argv) == 0
-    assert "top-1" in capsys.readouterr().out
+    printed = re.findall(r"top-1 ([\d.]+)%  top-5 ([\d.]+)%  mean per-class ([\d.]+)%  loss ([\d.]+)  \((\d+) examples\)",
+                         capsys.readouterr().out)
     first, second = tmp_path / "eval_vit_checkpoint_seven", tmp_path / "eval_vit_checkpoint_seven-2"
     summaries = [json.loads((folder / "summary.json").read_text()) for folder in (first, second)]
     assert summaries[0] == summaries[1]
+    summary = summaries[0]
+    shown = (f"{summary['top1']:.2f}", f"{summary['top5']:.2f}", f"{summary['mean_class_accuracy']:.2f}",
+             f"{summary['loss']:.4f}", str(summary["count"]))
+    assert printed == [shown, shown]  # the console says what the summary holds
     assert summaries[0]["views"] == "2x3" and summaries[0]["count"] == 11 and summaries[0]["mode"] == "video"
     assert (first / "predictions.csv").read_text() == (second / "predictions.csv").read_text()
     assert (first / "predictions.csv").read_text().count("\n") == 12
@@ -65,6 +73,7 @@ def test_no_head_is_an_error(encoder, seven):
         evaluate(encoder, seven)
 
 
+@pytest.mark.slow
 def test_csv_manifest_equals_class_folders(classifier, seven, tmp_path):
     from hvm1.eval import labelled_files
 

@@ -10,8 +10,15 @@ from PIL import Image
 
 from hvm1.data import VideoError
 from hvm1.segment import (
-    ObjectScore, boundary_f_measure, davis_palette, read_mask, region_similarity, score_sequence, statistics,
-    write_indexed_png, write_score_tables,
+    ObjectScore,
+    boundary_f_measure,
+    davis_palette,
+    read_mask,
+    region_similarity,
+    score_sequence,
+    statistics,
+    write_indexed_png,
+    write_score_tables,
 )
 from hvm1.segment.davis import boundary_map
 

@@ -11,6 +11,8 @@ from hvm1.cli import main
 from hvm1.train import read_metrics
 from train_helpers import MAE_CHECKPOINT, TINY_SET, VIT_CHECKPOINT, run_cli, train_losses
 
+pytestmark = pytest.mark.slow  # every test here is an end-to-end run
+
 
 def pretrain_args(videos, out_dir, batch_size: int) -> list[str]:
     return ["pretrain", *map(str, videos), "--checkpoint", str(MAE_CHECKPOINT), *TINY_SET, "--out-dir",

@@ -9,11 +9,13 @@ import torch
 
 import hvm1
 from hvm1.cli import main
-from hvm1.data import video_eval_preset
-from hvm1.zoo import VIDEO_MEAN, VIDEO_STD
+from hvm1.data import ClipDataset, VideoError, video_eval_preset
+from hvm1.models import ViTConfig
 from hvm1.train import FinetuneConfig, finetune, read_metrics
-from hvm1.train.finetune import _mix, finetune_model, layer_decay_groups
+from hvm1.train.distributed import DistributedContext
+from hvm1.train.finetune import _evaluator, _mix, finetune_model, layer_decay_groups
 from hvm1.train.samples import select_shots
+from hvm1.zoo import VIDEO_MEAN, VIDEO_STD
 from train_helpers import IMAGES, MAE_CHECKPOINT, VIT_CHECKPOINT, require_shared
 
 FIXED = video_eval_preset(56, 8, VIDEO_MEAN, VIDEO_STD, sampling_rate=8)
@@ -25,6 +27,7 @@ def tiny_config(out_dir: Path, **changes) -> FinetuneConfig:
     return FinetuneConfig(**(values | changes))
 
 
+@pytest.mark.slow
 def test_reaches_full_train_accuracy_on_two_classes(two_classes, tmp_path):
     config = tiny_config(tmp_path / "run", epochs=15, lr=3e-3, random_erasing=0.0, drop_path=0.0, dropout=0.0)
     result = finetune(two_classes, two_classes, config, train_preset=FIXED, val_preset=FIXED)
@@ -66,6 +69,48 @@ def test_layer_wise_lr_decay_and_weight_decay_groups():
     assert scale.keys() == {name for name, _ in model.named_parameters()}
 
 
+class _IndexPreset:
+    """Reads nothing: the clip of file `k` is filled with k (so a stub model tells the clips apart); `bad`
+    is unreadable."""
+
+    def load(self, path, start=None, generator=None):
+        if Path(path).stem == "bad":
+            raise VideoError(path, "not a video")
+        return torch.full((3, 2, 28, 28), float(Path(path).stem)), 0
+
+
+class _TableModel(torch.nn.Module):
+    """Answers clip k with row k of a fixed logits table."""
+
+    def __init__(self, logits: torch.Tensor) -> None:
+        super().__init__()
+        self.logits = logits
+
+    def forward(self, video: torch.Tensor) -> torch.Tensor:
+        return self.logits[video[:, 0, 0, 0, 0].long()]
+
+
+def test_validation_counts_top1_top5_and_loss_over_every_readable_clip():
+    # 7 classes; clip k's label is class k, ranked 1st, 3rd, 6th, 2nd, 5th and 7th by the logits: top-1 is
+    # 1 of 6, top-5 4 of 6. Batches of 4 leave a partial last batch; one file is unreadable.
+    ranks = [1, 3, 6, 2, 5, 7]
+    labels = torch.arange(len(ranks))
+    logits = torch.zeros(len(ranks), 7)
+    for clip, rank in enumerate(ranks):
+        others = [c for c in range(7) if c != clip]
+        order = others[: rank - 1] + [clip] + others[rank - 1 :]  # classes from best to worst
+        logits[clip, order] = torch.linspace(3.0, -3.0, 7)
+    files = [f"{k}.mp4" for k in range(len(ranks))] + ["bad.mp4"]
+    val_set = ClipDataset(files, _IndexPreset(), labels=[*labels.tolist(), 0], skip_bad=True)
+    cfg = ViTConfig(img_size=28, patch_size=14, num_frames=2, t_patch_size=2, embed_dim=32, depth=1, num_heads=2,
+                    num_classes=7)
+    evaluate = _evaluator(val_set, cfg, tiny_config(Path("-"), eval_batch_size=4), DistributedContext())
+    result = evaluate(_TableModel(logits))
+    assert result["clips"] == 6 and result["skipped"] == 1
+    assert result["top1"] == pytest.approx(100 * 1 / 6) and result["top5"] == pytest.approx(100 * 4 / 6)
+    assert result["loss"] == pytest.approx(torch.nn.functional.cross_entropy(logits, labels).item())
+
+
 def test_shots_draw_k_per_class_reproducibly():
     labels = [0] * 6 + [1] * 4 + [2] * 5
     chosen = select_shots(labels, 3, seed=0)
@@ -89,7 +134,9 @@ def test_cli_finetunes_on_images_with_shots(tmp_path):
                    "--out-dir", str(out)])
     assert status == 0
     (evaluation,) = read_metrics(out, kind="eval")
-    assert evaluation["clips"] == 4 and evaluation["top5"] == 100.0  # two classes: top-5 is certain
+    assert evaluation["clips"] == 4
+    best = torch.load(out / "checkpoint-best.pth", weights_only=False)
+    assert best["best_value"] == evaluation["top5"] and best["args"].select == "top5"
     (train,) = read_metrics(out)
     assert train["lr"] == pytest.approx(1.2e-3 * 2 / 256)  # blr x total batch / 256
     assert (out / "checkpoint-best.pth").is_file()
@@ -104,16 +151,26 @@ def test_resume_continues_exactly_with_dropout_and_drop_path(two_classes, tmp_pa
     assert first.losses + rest.losses == whole.losses
 
 
-def test_mixup_and_cutmix_mix_clips_and_targets_reproducibly():
-    config = tiny_config(Path("-"), mixup=0.8, cutmix=1.0)
-    video = torch.stack([torch.full((3, 2, 8, 8), float(i)) for i in range(4)])
-    target = torch.eye(4)
+@pytest.mark.parametrize("mixup, cutmix", [(0.8, 0.0), (0.0, 1.0)])
+def test_mixed_targets_hold_each_clip_in_the_share_its_pixels_have(mixup, cutmix):
+    # Clip i is all value i and its partner (the reversed batch) is clip 3 - i, so the mixed pixels tell how
+    # much of each clip is in the mix: the target must give each class exactly that share.
+    config = tiny_config(Path("-"), mixup=mixup, cutmix=cutmix)
+    video = torch.stack([torch.full((3, 2, 32, 32), float(i)) for i in range(4)])
     index = torch.tensor([5, 1, 7, 2])
-    mixed, soft = _mix(video, target, config, index)
-    again, soft_again = _mix(video, target, config, index)
+    mixed, soft = _mix(video, torch.eye(4), config, index)
+    again, soft_again = _mix(video, torch.eye(4), config, index)
     assert torch.equal(mixed, again) and torch.equal(soft, soft_again)
-    assert torch.allclose(soft.sum(dim=-1), torch.ones(4))
-    assert not torch.equal(mixed, video) and (soft.diagonal() < 1).all()
+    for i in range(4):
+        own, partner = float(i), float(3 - i)
+        if cutmix:
+            share = (mixed[i] == own).float().mean().item()  # the pasted box holds the partner's pixels
+            assert ((mixed[i] == own) | (mixed[i] == partner)).all()
+        else:
+            share = ((mixed[i] - partner) / (own - partner)).mean().item()  # lam * own + (1 - lam) * partner
+        assert 0 < share < 1, f"clip {i} was not mixed"
+        assert soft[i, i].item() == pytest.approx(share, abs=1e-6)
+        assert soft[i, 3 - i].item() == pytest.approx(1 - share, abs=1e-6)
 
 
 def test_every_config_field_has_a_flag():

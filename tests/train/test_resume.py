@@ -37,6 +37,7 @@ def wait_for_step(process: subprocess.Popen, metrics, step: int, timeout: float 
     raise AssertionError(f"the run never reached step {step} (exit status {process.poll()})")
 
 
+@pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume_equals_uninterrupted(small_videos, tmp_path):
     data = tmp_path / "data"  # 12 files: one epoch is 12 steps, so the kill lands inside the first epoch
     data.mkdir()

@@ -21,6 +21,7 @@ def grid_size(rows: int, columns: int, tile: int = TILE) -> tuple[int, int]:
     return columns * (tile + 1) + 1, rows * (tile + 1) + 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mask_type", MASK_TYPES)
 def test_complete_writes_one_true_colour_picture_per_video(mask_type, mae_args, videos_dir, tmp_path):
     out = tmp_path / "out"
@@ -42,6 +43,7 @@ def test_complete_writes_one_true_colour_picture_per_video(mask_type, mae_args, 
     assert np.abs(written - expected).mean() < 2.0
 
 
+@pytest.mark.slow
 def test_same_seed_gives_byte_identical_pictures(mae_args, two_videos, tmp_path):
     runs = {}
     for name, seed in (("a", 3), ("b", 3), ("c", 4)):
@@ -136,6 +138,7 @@ def test_published_flag_spellings(mae_args, videos_dir, tmp_path):
     assert len(list(out.iterdir())) == 2
 
 
+@pytest.mark.slow
 def test_no_videos_named_uses_the_sample_clip_and_never_the_current_folder(mae_args, tmp_path, monkeypatch, capsys):
     import tempfile
 

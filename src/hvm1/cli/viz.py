@@ -53,10 +53,10 @@ def _load_viz_model(args: argparse.Namespace, model_type: str):
         if (first_use := _first_use(entry.name, args.full_download)) is not None:
             print(f"{first_use}, into the Hugging Face cache", file=sys.stderr)
     model = _model_from_args(args, model_type=model_type, device=device)
-    file = None if zoo_name else Path(args.checkpoint or args.model)
+    source: str | Path = zoo_name or Path(args.checkpoint or args.model)
     if args.img_size and args.img_size != model.config.img_size:
-        raise ValueError(f"{file} holds a model of {model.config.img_size} px frames, not --img-size {args.img_size}")
-    return model, zoo_name or file.stem, preprocessing_for(zoo_name or file, model)
+        raise ValueError(f"{source} holds a model of {model.config.img_size} px frames, not --img-size {args.img_size}")
+    return model, zoo_name or Path(source).stem, preprocessing_for(source, model)
 
 
 def _progress_bar(label: str):

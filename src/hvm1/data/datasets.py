@@ -10,21 +10,22 @@ from __future__ import annotations
 
 import csv
 import os
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, NamedTuple, Sequence, Union
+from typing import NamedTuple
 
 import torch
 from torch.utils.data import Dataset
 
-from hvm1.data.transforms import ImagePreset, VideoPreset
 from hvm1.data.failures import Skipped, skipped_for
+from hvm1.data.transforms import ImagePreset, VideoPreset
 from hvm1.data.video import Start
 
 VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
-PathLike = Union[str, os.PathLike]
-Preset = Union[VideoPreset, ImagePreset]
+PathLike = str | os.PathLike
+Preset = VideoPreset | ImagePreset
 
 
 def find_files(paths: PathLike | Iterable[PathLike], extensions: Sequence[str]) -> list[Path]:
@@ -109,13 +110,14 @@ class ClipDataset(Dataset):
     or for an unreadable file a `VideoError` or, with `skip_bad=True`, a `Skipped` marker (for any
     exception reading the file raised, see `hvm1.data.failures`). Use `collate`
     as the DataLoader's collate function. Random starts and crops draw from torch's global generator,
-    which a DataLoader seeds differently in each worker.
+    which a DataLoader seeds differently in each worker. With `preset` None it only lists files and
+    labels (reading an item is a ValueError).
     """
 
     def __init__(
         self,
         files: Sequence[PathLike],
-        preset: Preset,
+        preset: Preset | None,
         labels: Sequence[int] | None = None,
         classes: Sequence[str] | None = None,
         start: Start | None = None,
@@ -135,6 +137,8 @@ class ClipDataset(Dataset):
 
     def __getitem__(self, index: int) -> Sample | Skipped:
         path = self.files[index]
+        if self.preset is None:
+            raise ValueError(f"this listing of {len(self)} files has no preset to read {path} with")
         try:
             video, padded = self.preset.load(path, self.start)
         except Exception as error:  # with skip_bad, whatever reading one file raises is that file's failure
@@ -151,7 +155,7 @@ class ClipDataset(Dataset):
         extensions: Sequence[str] | None = None,
         start: Start | None = None,
         skip_bad: bool = False,
-    ) -> "ClipDataset":
+    ) -> ClipDataset:
         """Every matching file under `root` (recursively, sorted), unlabelled (label -1).
 
         `extensions` defaults to the images' for an ImagePreset and the videos' otherwise.
@@ -163,11 +167,11 @@ class ClipDataset(Dataset):
     def from_class_folders(
         cls,
         root: PathLike,
-        preset: Preset,
+        preset: Preset | None,
         extensions: Sequence[str] | None = None,
         start: Start | None = None,
         skip_bad: bool = False,
-    ) -> "ClipDataset":
+    ) -> ClipDataset:
         """A folder of class subfolders: label = index of the subfolder in sorted order (as the published
         finetuning data were built), files found recursively in each. Raises ValueError for matching files
         directly in `root`, which belong to no class."""
@@ -186,8 +190,8 @@ class ClipDataset(Dataset):
 
     @classmethod
     def from_csv(
-        cls, manifest: PathLike, preset: Preset, start: Start | None = None, skip_bad: bool = False
-    ) -> "ClipDataset":
+        cls, manifest: PathLike, preset: Preset | None, start: Start | None = None, skip_bad: bool = False
+    ) -> ClipDataset:
         """A CSV manifest of `path,label` rows (an optional `path,label` header; relative paths are relative
         to the manifest's folder). Raises ValueError naming the line of a malformed row."""
         manifest = Path(manifest)
@@ -214,7 +218,7 @@ def _folder(root: PathLike) -> Path:
     return root
 
 
-def _extensions(preset: Preset, extensions: Sequence[str] | None) -> Sequence[str]:
+def _extensions(preset: Preset | None, extensions: Sequence[str] | None) -> Sequence[str]:
     if extensions is not None:
         return extensions
     return IMAGE_EXTENSIONS if isinstance(preset, ImagePreset) else VIDEO_EXTENSIONS

@@ -14,7 +14,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar, Union
+from typing import TypeVar
 
 from hvm1.data.video import VideoError
 
@@ -31,7 +31,7 @@ class Skipped:
     reason: str
 
 
-def skipped_for(path: Union[str, os.PathLike], error: Exception) -> Skipped:
+def skipped_for(path: str | os.PathLike, error: Exception) -> Skipped:
     """The failure record of `path` for `error`, raised while reading it (logged as a warning).
 
     A `VideoError` gives its reason (with the file it names, when that is not `path` itself: one frame of
@@ -48,7 +48,7 @@ def skipped_for(path: Union[str, os.PathLike], error: Exception) -> Skipped:
     return Skipped(str(path), reason)
 
 
-def read_or_skip(path: Union[str, os.PathLike], read: Callable[[], T]) -> Union[T, Skipped]:
+def read_or_skip(path: str | os.PathLike, read: Callable[[], T]) -> T | Skipped:
     """`read()`, or the `Skipped` record of `path` for any exception it raises (see `skipped_for`)."""
     try:
         return read()

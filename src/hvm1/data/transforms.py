@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -42,7 +42,7 @@ def resize_short_side(x: torch.Tensor, size: int, interpolation: str = "bilinear
 
 
 def _crop_size(size: int | tuple[int, int]) -> tuple[int, int]:
-    return (size, size) if isinstance(size, int) else tuple(size)
+    return (size, size) if isinstance(size, int) else (size[0], size[1])
 
 
 def _check_fits(x: torch.Tensor, height: int, width: int) -> None:
@@ -123,9 +123,9 @@ def normalize(x: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> t
     if len(mean) != x.shape[0] or len(std) != x.shape[0]:
         raise ValueError(f"mean/std have {len(mean)}/{len(std)} values for {x.shape[0]} channels")
     shape = (-1,) + (1,) * (x.dim() - 1)  # broadcast over (T,) H, W
-    std = torch.tensor(std, dtype=torch.float64)
-    scale = (1.0 / (std * (255.0 if x.dtype == torch.uint8 else 1.0))).float().view(shape)
-    shift = (torch.tensor(mean, dtype=torch.float64) / std).float().view(shape)
+    std_t = torch.tensor(std, dtype=torch.float64)
+    scale = (1.0 / (std_t * (255.0 if x.dtype == torch.uint8 else 1.0))).float().view(shape)
+    shift = (torch.tensor(mean, dtype=torch.float64) / std_t).float().view(shape)
     # (x / range - mean) / std in one pass that reads x (uint8 or float) and writes a fresh contiguous tensor.
     return torch.addcmul(-shift, x, scale, out=torch.empty(x.shape, dtype=torch.float32))
 

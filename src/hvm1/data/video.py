@@ -14,7 +14,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Union
+from typing import Any
 
 import av
 import numpy as np
@@ -25,7 +25,7 @@ from PIL import Image, UnidentifiedImageError
 logger = logging.getLogger(__name__)
 
 #: A clip start: seconds, "random", "center", or (clip_index, num_clips).
-Start = Union[float, str, tuple[int, int]]
+Start = float | str | tuple[int, int]
 
 # Frame times and instants are floats computed from rationals; a frame exactly on an instant must count as
 # "at or before" it whatever the rounding. One microsecond is far below any frame interval.
@@ -307,8 +307,9 @@ class _Picker:
 
     def __init__(self, path: Path, stream, limits: list[float], from_start: bool) -> None:
         self.path, self.time_base, self.limits, self.from_start = path, stream.time_base, limits, from_start
-        self.best: list[tuple[float, object] | None] = [None] * len(limits)  # (time, frame) per bucket
-        self.earliest = self.latest = None  # (time, frame)
+        self.best: list[tuple[float, Any] | None] = [None] * len(limits)  # (time, frame) per bucket
+        self.earliest: tuple[float, Any] | None = None  # (time, frame)
+        self.latest: tuple[float, Any] | None = None
         self.count = self.past_end = 0
         self.reordered = False
 
@@ -329,19 +330,30 @@ class _Picker:
         bucket = bisect.bisect_left(self.limits, time)
         if bucket == len(self.limits):
             self.past_end += 1
-        elif self.best[bucket] is None or time >= self.best[bucket][0]:
-            self.best[bucket] = (time, frame)
+        else:
+            best = self.best[bucket]
+            if best is None or time >= best[0]:
+                self.best[bucket] = (time, frame)
         return time
 
-    def chosen(self) -> list[tuple[float, object]]:
-        chosen, current = [], None
+    def chosen(self) -> list[tuple[float, Any]]:
+        if self.earliest is None:
+            return []  # nothing decoded
+        chosen, current = [], self.earliest
         for candidate in self.best:
             current = candidate if candidate is not None else current
-            chosen.append(current if current is not None else self.earliest)
+            chosen.append(current)
         return chosen
 
+    def span(self) -> tuple[float, float] | None:
+        """The times of the earliest and the latest frame decoded (None: none was)."""
+        if self.earliest is None or self.latest is None:
+            return None
+        return self.earliest[0], self.latest[0]
+
     def decoded(self, reached_end: bool, count: int | None = None) -> _Decoded:
-        if self.count == 0:
+        span = self.span()
+        if span is None:
             if self.from_start:
                 raise VideoError(self.path, "has no decodable video frame")
             raise _SeekLandedLate("the end of the stream")
@@ -349,8 +361,8 @@ class _Picker:
         return _Decoded(
             frames=[frame for _, frame in chosen],
             times=[time for time, _ in chosen],
-            first_time=self.earliest[0],
-            last_time=self.latest[0],
+            first_time=span[0],
+            last_time=span[1],
             count=self.count if count is None else count,
             reached_end=reached_end,
         )
@@ -404,7 +416,7 @@ def _decode_planned(path: Path, container, stream, limits: list[float], from_sta
     for index, packet in enumerate(packets):
         plan.add(_PlannedFrame(index, packet.pts))
     planned = {frame.index for _, frame in plan.chosen()}
-    if reached_end:
+    if reached_end and plan.latest is not None:
         planned.add(plan.latest[1].index)  # the last decodable frame: where the video ends
     known_times = set(times)
     picker = _Picker(path, stream, limits, from_start)
@@ -422,10 +434,11 @@ def _decode_planned(path: Path, container, stream, limits: list[float], from_sta
     for frame in _decode_packet(path, stream, None):
         if picker.add(frame) not in known_times:
             return None
-    if picker.count == 0 or [time for time, _ in picker.chosen()] != [time for time, _ in plan.chosen()]:
+    span = picker.span()
+    if span is None or [time for time, _ in picker.chosen()] != [time for time, _ in plan.chosen()]:
         return None
     # Skipped frames were decodable too: the rate counts every packet between the first and last frame.
-    count = sum(picker.earliest[0] <= time <= picker.latest[0] for time in times)
+    count = sum(span[0] <= time <= span[1] for time in times)
     return picker.decoded(reached_end, count)
 
 

@@ -28,7 +28,7 @@ QUEUE_SIZE = 32
 # Gradio's cache of sent results: checked this often, files older than this removed (seconds).
 CACHE_SWEEP = (600, 3600)
 # No "share" button (it posts to an outside host); download and full screen only.
-_IMAGE_BUTTONS = ["download", "fullscreen"]
+_IMAGE_BUTTONS: list[Any] = ["download", "fullscreen"]  # Gradio types them as literals
 # System fonts: Gradio's default theme would ask a web-font host for its fonts.
 _FONTS = (["ui-sans-serif", "system-ui", "sans-serif"], ["ui-monospace", "monospace"])
 

@@ -207,7 +207,7 @@ class DemoService:
             report(0.65 if self.vit is not None else 0.9, "scoring against the baselines")
             scores = _scores(completion, preset.mean, preset.std, mask_type)
             attention = None
-            if self.vit is not None:
+            if self.vit is not None and self._vit_preset is not None and clips.vit is not None:
                 report(0.75, "attention maps")
                 maps = attention_maps(self.vit, clips.vit, self.precision)[0]
                 attention = attention_grid(clips.vit, maps, self._vit_preset.mean, self._vit_preset.std)

@@ -25,13 +25,19 @@ import numpy as np
 import torch
 
 from hvm1.data import Skipped, VideoPreset
-from hvm1.distributed import EMBEDDING_TIMEOUT, DistributedContext, all_gather_objects, barrier, process_group
 from hvm1.devices import Precision, resolve_precision
+from hvm1.distributed import EMBEDDING_TIMEOUT, DistributedContext, all_gather_objects, barrier, process_group
 from hvm1.models import VideoViT
 from hvm1.zoo import Preprocessing, preprocessing_for
 
 from .store import (
-    Embeddings, PathLike, check_compatible, check_suffix, load_embeddings, require_pyarrow, save_embeddings,
+    Embeddings,
+    PathLike,
+    check_compatible,
+    check_suffix,
+    load_embeddings,
+    require_pyarrow,
+    save_embeddings,
 )
 from .views import FileOutput, FileViews, LabelledFiles, Progress, list_files, run_views
 

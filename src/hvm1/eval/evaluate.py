@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from hvm1.data import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, Skipped
+from hvm1.data.transforms import ImagePreset, VideoPreset
 from hvm1.devices import Precision, resolve_precision
 from hvm1.models import VideoViT
 from hvm1.zoo import Preprocessing, preprocessing_for
@@ -98,6 +99,7 @@ def evaluate(
     listing = labelled_files(data, IMAGE_EXTENSIONS if image_mode else VIDEO_EXTENSIONS)
     check_class_count(model, listing, data)
     pre = preprocessing
+    preset: ImagePreset | VideoPreset
     if image_mode:
         preset = pre.image_evaluation()
     else:
@@ -124,7 +126,7 @@ def evaluate(
         "model": model_name, "dtype": compute_dtype(model, precision), "data": str(data), "mode": "image" if image_mode else "video",
         "views": f"{clips}x{crops}", "num_classes": model.config.num_classes, "img_size": pre.img_size,
         "num_frames": pre.num_frames,
-        **({} if image_mode else {"sampling_rate": sampling_rate, "short_side": preset.short_side}),
+        **({} if isinstance(preset, ImagePreset) else {"sampling_rate": sampling_rate, "short_side": preset.short_side}),
         "mean": list(preset.mean), "std": list(preset.std),
     }
     logger.info("evaluated %d files of %s (%d skipped)", len(rows), data, len(skipped))
@@ -137,4 +139,4 @@ def evaluate(
 def default_out_dir(model_name: str, data: str | os.PathLike, parent: str | os.PathLike | None = None) -> Path:
     """A new folder for an evaluation's files, named after the model and the data (never `parent` itself,
     default the current directory): `eval_MODEL_DATA`, numbered when that exists."""
-    return new_folder(parent or Path.cwd(), "eval", Path(model_name).stem, Path(data).stem)
+    return new_folder(Path(parent or Path.cwd()), "eval", Path(model_name).stem, Path(data).stem)

@@ -67,7 +67,7 @@ class Predictions:
     settings: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def score(cls, paths: list[str], labels: np.ndarray, logits: np.ndarray, **details: Any) -> "Predictions":
+    def score(cls, paths: list[str], labels: np.ndarray, logits: np.ndarray, **details: Any) -> Predictions:
         """Predictions with their metrics computed; `details` are the other fields."""
         metrics = classification_metrics(torch.from_numpy(logits), torch.from_numpy(labels))
         return cls(paths, labels, logits, metrics, **details)

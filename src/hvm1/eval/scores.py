@@ -89,7 +89,7 @@ class TokenGrid:
     t_patch: int
 
     @staticmethod
-    def of(model: VideoMAE) -> "TokenGrid":
+    def of(model: VideoMAE) -> TokenGrid:
         """The token grid of the frames `model` predicts (its `pred_t_dim` frames)."""
         config = model.config
         return TokenGrid(config.grid_size, config.patch_size, config.pred_t_patch_size)

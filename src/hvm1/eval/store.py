@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence, Union
+from typing import Any
 
 import numpy as np
 
 from hvm1.files import write_atomically
 
-PathLike = Union[str, os.PathLike]
+PathLike = str | os.PathLike
 EMBEDDING_SUFFIXES = (".npz", ".parquet")
 
 
@@ -45,7 +46,7 @@ class Embeddings:
     def __len__(self) -> int:
         return len(self.paths)
 
-    def select(self, rows: Sequence[int] | np.ndarray) -> "Embeddings":
+    def select(self, rows: Sequence[int] | np.ndarray) -> Embeddings:
         """The given rows, in the given order."""
         rows = np.asarray(rows, dtype=np.int64)
         return Embeddings(
@@ -56,7 +57,7 @@ class Embeddings:
         )
 
     @staticmethod
-    def concatenate(parts: Sequence["Embeddings"]) -> "Embeddings":
+    def concatenate(parts: Sequence[Embeddings]) -> Embeddings:
         """The rows of `parts` one after another (their settings and classes must agree)."""
         if not parts:
             raise ValueError("no embeddings to concatenate")
@@ -115,7 +116,7 @@ def load_embeddings(path: PathLike) -> Embeddings:
         ) from error
 
 
-def _npz_arrays(embeddings: Embeddings) -> dict[str, np.ndarray]:
+def _npz_arrays(embeddings: Embeddings) -> dict[str, Any]:
     arrays = {
         "embeddings": embeddings.embeddings.astype(np.float32, copy=False),
         "paths": np.array(embeddings.paths, dtype=np.str_),

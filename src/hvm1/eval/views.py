@@ -13,7 +13,7 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple, Union
+from typing import NamedTuple
 
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader, Dataset
 from hvm1.data import ClipDataset, ImagePreset, Skipped, VideoPreset, find_files, read_clip, skipped_for
 from hvm1.data.datasets import VIDEO_EXTENSIONS
 
-PathLike = Union[str, os.PathLike]
+PathLike = str | os.PathLike
 #: Called after each batch with (clips done, clips in all) so that a caller can show progress.
 Progress = Callable[[int, int], None]
 
@@ -119,6 +119,8 @@ class FileViews(Dataset):
         if isinstance(preset, ImagePreset):
             return preset.load(path)[0], (0.0, 0.0)
         start = "center" if self.num_clips == 1 else (clip_index, self.num_clips)
+        if not isinstance(preset.short_side, int):
+            raise ValueError(f"evaluation views need a fixed short side, not the range {preset.short_side}")
         clip = read_clip(path, preset.num_frames, preset.sampling_rate, preset.target_fps, start, preset.short_side)
         return preset(clip.frames), (clip.times[0].item(), clip.times[-1].item())
 

@@ -25,9 +25,8 @@ def build_model(config: ViTConfig, device: torch.device | str | None = None) -> 
 
     With `device='meta'` nothing is allocated or initialised: load weights with `load_state_dict(assign=True)`.
     """
-    cls = VideoMAE if isinstance(config, MAEConfig) else VideoViT
     with torch.device(device or "cpu"):
-        return cls(config)
+        return VideoMAE(config) if isinstance(config, MAEConfig) else VideoViT(config)
 
 
 def create_model(name: str, device: torch.device | str | None = None, **overrides) -> VideoViT | VideoMAE:

@@ -56,7 +56,7 @@ class ViTConfig:
     def mlp_hidden_dim(self) -> int:
         return int(self.embed_dim * self.mlp_ratio)
 
-    def replace(self, **changes: Any) -> "ViTConfig":
+    def replace(self, **changes: Any) -> ViTConfig:
         """A copy with `changes` applied (and checked)."""
         return dataclasses.replace(self, **changes)
 
@@ -124,14 +124,14 @@ SIZES: dict[str, tuple[int, int, int]] = {
 }
 PATCH_SIZES = (14, 16)
 # The HVM-1 decoder; every named MAE uses it.
-DECODER = {"decoder_embed_dim": 512, "decoder_depth": 4, "decoder_num_heads": 16}
+DECODER: dict[str, Any] = {"decoder_embed_dim": 512, "decoder_depth": 4, "decoder_num_heads": 16}
 
 
 def _named_architectures() -> dict[str, ViTConfig]:
     table: dict[str, ViTConfig] = {}
     for size, (embed_dim, depth, num_heads) in SIZES.items():
         for patch in PATCH_SIZES:
-            common = dict(patch_size=patch, embed_dim=embed_dim, depth=depth, num_heads=num_heads)
+            common: dict[str, Any] = dict(patch_size=patch, embed_dim=embed_dim, depth=depth, num_heads=num_heads)
             table[f"vit_{size}_patch{patch}"] = ViTConfig(**common)
             table[f"mae_vit_{size}_patch{patch}"] = MAEConfig(**common, **DECODER)
     return table

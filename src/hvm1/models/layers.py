@@ -153,5 +153,6 @@ def init_weights(module: nn.Module) -> None:
     elif isinstance(module, PatchEmbed):
         w = module.proj.weight
         nn.init.xavier_uniform_(w.view(w.shape[0], -1))
-        nn.init.zeros_(module.proj.bias)
+        if module.proj.bias is not None:
+            nn.init.zeros_(module.proj.bias)
 

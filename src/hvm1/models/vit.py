@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import torch
 from torch import nn
@@ -135,20 +136,23 @@ class VideoViT(nn.Module):
     def forward(self, video: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(video))
 
+    def _last_block(self) -> Block:
+        return cast(Block, self.blocks[-1])
+
     def _last_block_input(self, video: torch.Tensor) -> torch.Tensor:
         x = run_blocks(self.blocks[:-1], self.embed_tokens(video), self.grad_checkpointing)
-        return self.blocks[-1].norm1(x)
+        return self._last_block().norm1(x)
 
     def get_last_selfattention(self, video: torch.Tensor) -> torch.Tensor:
         """The last block's softmax attention, all heads: (N, heads, 1 + L, 1 + L), CLS first.
 
         This forms the full L x L matrix (4.3 GB per 448 px clip at ViT-H); `cls_attention` does not.
         """
-        return self.blocks[-1].attn.attention_probs(self._last_block_input(video))
+        return self._last_block().attn.attention_probs(self._last_block_input(video))
 
     def cls_attention(self, video: torch.Tensor) -> torch.Tensor:
         """The CLS row of the last block's attention to the patch tokens: (N, heads, L).
 
         Equals `get_last_selfattention(video)[:, :, 0, 1:]` (not renormalised) without the L x L matrix.
         """
-        return self.blocks[-1].attn.query_attention_probs(self._last_block_input(video), 0)[:, :, 1:]
+        return self._last_block().attn.query_attention_probs(self._last_block_input(video), 0)[:, :, 1:]

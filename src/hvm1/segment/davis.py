@@ -186,12 +186,12 @@ def boundary_f_measure(truth: np.ndarray, prediction: np.ndarray, threshold: flo
 
 def statistics(values: Sequence[float]) -> tuple[float, float, float]:
     """(mean, recall, decay) of per-frame values, as DAVIS computes them (see the module docstring)."""
-    values = np.asarray(values, dtype=np.float64)
-    if len(values) == 0:
+    array = np.asarray(values, dtype=np.float64)
+    if len(array) == 0:
         return math.nan, math.nan, math.nan
-    cuts = (np.round(np.linspace(1, len(values), 5) + 1e-10) - 1).astype(int)
-    bins = [values[cuts[i] : cuts[i + 1] + 1] for i in range(4)]
-    return float(values.mean()), float((values > 0.5).mean()), float(bins[0].mean() - bins[3].mean())
+    cuts = (np.round(np.linspace(1, len(array), 5) + 1e-10) - 1).astype(int)
+    bins = [array[cuts[i] : cuts[i + 1] + 1] for i in range(4)]
+    return float(array.mean()), float((array > 0.5).mean()), float(bins[0].mean() - bins[3].mean())
 
 
 @dataclass(frozen=True)

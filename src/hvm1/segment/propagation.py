@@ -126,7 +126,7 @@ def first_frame_labels(mask: np.ndarray, grid: tuple[int, int]) -> torch.Tensor:
     """An (H, W) object-id mask -> one-hot label maps (K, h, w) float32 at the feature grid, resized nearest;
     K = the largest id left after resizing + 1."""
     h, w = grid
-    small = np.asarray(Image.fromarray(np.ascontiguousarray(mask, dtype=np.uint8)).resize((w, h), Image.NEAREST))
+    small = np.asarray(Image.fromarray(np.ascontiguousarray(mask, dtype=np.uint8)).resize((w, h), Image.Resampling.NEAREST))
     ids = torch.from_numpy(small.astype(np.int64))
     return F.one_hot(ids, int(ids.max()) + 1).permute(2, 0, 1).float()
 
@@ -171,7 +171,7 @@ def labels_to_mask(labels: torch.Tensor, patch_size: int, size: tuple[int, int])
     # A constant channel (span 0) stays as it is: the published 0 / 0 would make it NaN.
     normalised = torch.where((high > 0) & (span > 0), (up - low) / span.clamp(min=1e-30), up)
     ids = normalised.argmax(dim=0).to(torch.uint8).cpu().numpy()
-    return np.asarray(Image.fromarray(ids).resize((size[1], size[0]), Image.NEAREST))
+    return np.asarray(Image.fromarray(ids).resize((size[1], size[0]), Image.Resampling.NEAREST))
 
 
 def propagate(
@@ -219,7 +219,7 @@ def propagate(
         )
         if config.n_last_frames:
             recent.append((features, labels))
-        masks.append(labels_to_mask(labels, model.config.patch_size, tuple(frame.shape[1:])))
+        masks.append(labels_to_mask(labels, model.config.patch_size, (frame.shape[1], frame.shape[2])))
         if progress:
             progress(index + 1, total)
     logger.info("propagated %d frames at a %dx%d feature grid", total, h, w)

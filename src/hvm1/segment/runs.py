@@ -19,7 +19,13 @@ from hvm1.models import VideoViT
 from hvm1.viz.grid import save_jpeg, write_animation
 
 from .davis import (
-    DavisSequence, ObjectScore, davis_sequences, global_scores, read_mask, score_sequence, write_indexed_png,
+    DavisSequence,
+    ObjectScore,
+    davis_sequences,
+    global_scores,
+    read_mask,
+    score_sequence,
+    write_indexed_png,
     write_score_tables,
 )
 from .propagation import PropagationConfig, propagate

@@ -12,6 +12,7 @@ import dataclasses
 import json
 import logging
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ from torch.utils.data import DataLoader
 from hvm1.data import Skipped
 from hvm1.devices import PRECISION_CHOICES, resolve_precision
 from hvm1.distributed import DistributedContext, all_gather_objects, all_reduce_sum
-from hvm1.models import build_model, get_config
+from hvm1.models import VideoMAE, VideoViT, build_model, get_config
 
 from .checkpointing import (
     BEST,
@@ -69,7 +70,7 @@ class TrainConfig:
     max_steps: int | None = None
     batch_size: int = 4
     accum_iter: int = 1
-    lr: float = 1e-4
+    lr: float | None = 1e-4
     min_lr: float = 0.0
     lr_schedule: str = "constant"
     warmup_steps: int = 0
@@ -101,7 +102,7 @@ class TrainConfig:
             problems.append(f"precision must be one of {', '.join(PRECISION_CHOICES)}, got {self.precision!r}")
         if self.lr_schedule not in LR_SCHEDULES:
             problems.append(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
-        if self.lr <= 0:
+        if self.lr is None or self.lr <= 0:
             problems.append(f"lr must be positive, got {self.lr}")
         if problems:
             raise ValueError("invalid training config: " + "; ".join(problems))
@@ -123,7 +124,7 @@ class Task:
     `args`.
     """
 
-    model: nn.Module
+    model: VideoViT | VideoMAE
     dataset: TrainClips
     param_groups: list[dict[str, Any]]
     loss: Callable[[nn.Module, TrainBatch], tuple[torch.Tensor, dict[str, float]]]
@@ -156,7 +157,8 @@ def no_weight_decay(name: str, parameter: torch.Tensor) -> bool:
 
 def weight_decay_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
     """Two parameter groups, with and without weight decay (see `no_weight_decay`)."""
-    decay, exempt = [], []
+    decay: list[str] = []
+    exempt: list[str] = []
     for name, parameter in model.named_parameters():
         if parameter.requires_grad:
             (exempt if no_weight_decay(name, parameter) else decay).append(name)
@@ -180,12 +182,15 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
 def learning_rate(config: TrainConfig, step: int, total_steps: int) -> float:
     """The learning rate of optimizer step `step` (from 0): linear warmup over `warmup_steps`, then constant
     or a half cosine from `lr` to `min_lr` at `total_steps`."""
+    lr = config.lr
+    if lr is None:
+        raise ValueError("the config's lr is None: the job resolves it (finetuning: from blr) before training")
     if step < config.warmup_steps:
-        return config.lr * (step + 1) / config.warmup_steps
+        return lr * (step + 1) / config.warmup_steps
     if config.lr_schedule == "constant":
-        return config.lr
+        return lr
     progress = (step - config.warmup_steps) / max(total_steps - config.warmup_steps, 1)
-    return config.min_lr + (config.lr - config.min_lr) * 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+    return config.min_lr + (lr - config.min_lr) * 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
 
 
 def load_source_model(
@@ -194,18 +199,18 @@ def load_source_model(
     overrides: dict[str, Any],
     model_type: str,
     seed: int,
-) -> torch.nn.Module:
+) -> VideoViT | VideoMAE:
     """The model a run starts from: `model` (zoo name or checkpoint, through `hvm1.load_model`) or `arch`
     (a named size, randomly initialised with `seed` so every rank builds the same weights). Exactly one of
     the two; raises ValueError otherwise."""
     from hvm1 import load_model
 
-    if (model is None) == (arch is None):
-        raise ValueError("give exactly one of a model (zoo name or checkpoint file) and an architecture name")
-    if arch is not None:
+    if arch is not None and model is None:
         torch.manual_seed(seed)
         return build_model(get_config(arch, **overrides))
-    return load_model(model, model_type=model_type, **overrides)
+    if model is not None and arch is None:
+        return load_model(model, model_type=model_type, **overrides)
+    raise ValueError("give exactly one of a model (zoo name or checkpoint file) and an architecture name")
 
 
 def _plain(value: Any) -> Any:
@@ -237,6 +242,7 @@ class _Run:
         if config.fsdp and self.autocast == torch.float16:
             raise ValueError("fp16 with --fsdp is not supported: use bf16")
         self.model = wrap_model(model, context, config.fsdp)
+        assert config.lr is not None  # config.check() made sure
         parameters = dict(task.model.named_parameters())
         self.group_names = [group["names"] for group in task.param_groups]
         self.optimizer = torch.optim.AdamW(
@@ -264,7 +270,7 @@ class _Run:
         self.best_value: float | None = None
         self.last_checkpoint: Path | None = None
         self.best_checkpoint: Path | None = None
-        self.metrics: MetricsWriter | None = None
+        self.metrics: MetricsWriter  # made by start(), with the run folder
 
     # ---- resume and save ---------------------------------------------------------------------------------
 
@@ -375,7 +381,7 @@ class _Run:
                 is_best = False
                 if epoch_done:
                     if self.task.evaluate is not None:
-                        last_eval, is_best = self._evaluate(on_record)
+                        last_eval, is_best = self._evaluate(self.task.evaluate, on_record)
                     self.epoch, self.batches = self.epoch + 1, 0
                 if epoch_done or self.step % config.save_every == 0 or self.step >= self.total_steps:
                     self.save(is_best)
@@ -392,10 +398,12 @@ class _Run:
         if on_record is not None and self.context.is_main:
             on_record(record)
 
-    def _evaluate(self, on_record) -> tuple[dict[str, float], bool]:
+    def _evaluate(
+        self, evaluate: Callable[[nn.Module], dict[str, float]], on_record: Callable[[dict[str, Any]], None] | None
+    ) -> tuple[dict[str, float], bool]:
         self.model.eval()
         with torch.no_grad(), self._autocast():
-            result = self.task.evaluate(self.model)
+            result = evaluate(self.model)
         self.model.train()
         value = result.get(self.task.select) if self.task.select else None
         is_best = value is not None and (self.best_value is None or value > self.best_value)
@@ -448,8 +456,8 @@ class _Run:
         if self.scaler is not None:
             self.scaler.unscale_(self.optimizer)
         clip = config.clip_grad if config.clip_grad else float("inf")
-        grad_norm = nn.utils.clip_grad_norm_(self.model.parameters(), clip)
-        grad_norm = float(grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm)
+        total_norm = nn.utils.clip_grad_norm_(self.model.parameters(), clip)
+        grad_norm = float(total_norm.full_tensor() if hasattr(total_norm, "full_tensor") else total_norm)
         if not math.isfinite(loss_value) or (self.scaler is None and not math.isfinite(grad_norm)):
             what = f"loss {loss_value}" if not math.isfinite(loss_value) else f"gradient norm {grad_norm}"
             kept = self.last_checkpoint or "none (no checkpoint was written yet)"
@@ -493,8 +501,10 @@ def config_args(config: TrainConfig) -> dict[str, Any]:
 
 
 def _to_device(batch: TrainBatch, device: torch.device) -> TrainBatch:
-    moved = [None if t is None else t.to(device, non_blocking=True) for t in (batch.video, batch.label, batch.noise, batch.index)]
-    return TrainBatch(*moved, batch.skipped)
+    def move(tensor: torch.Tensor | None) -> torch.Tensor | None:
+        return None if tensor is None else tensor.to(device, non_blocking=True)
+
+    return TrainBatch(move(batch.video), move(batch.label), move(batch.noise), move(batch.index), batch.skipped)
 
 
 def run_task(

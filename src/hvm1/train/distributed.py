@@ -60,8 +60,9 @@ def gradient_sync(model: nn.Module, sync: bool) -> contextlib.AbstractContextMan
     micro-batch of an accumulated step."""
     if isinstance(model, nn.parallel.DistributedDataParallel) and not sync:
         return model.no_sync()
-    if hasattr(model, "set_requires_gradient_sync"):  # FSDP2
-        model.set_requires_gradient_sync(sync)
+    set_sync = getattr(model, "set_requires_gradient_sync", None)  # FSDP2
+    if set_sync is not None:
+        set_sync(sync)
     return contextlib.nullcontext()
 
 
@@ -120,7 +121,7 @@ class ShardedSampler(Sampler[tuple[int, int]]):
 FULL_ON_CPU = StateDictOptions(full_state_dict=True, cpu_offload=True)
 
 
-def full_model_state(model: nn.Module) -> dict[str, torch.Tensor]:
+def full_model_state(model: nn.Module) -> dict[str, Any]:
     """The model's full state dict with the plain keys (no `module.`), on rank 0; a collective on several
     ranks (every rank must call it), empty on ranks other than 0."""
     return get_model_state_dict(model, options=FULL_ON_CPU)
@@ -129,7 +130,7 @@ def full_model_state(model: nn.Module) -> dict[str, torch.Tensor]:
 def full_optimizer_state(model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
     """The optimizer's full state in `torch.optim` format (parameters numbered in param-group order, as the
     published checkpoints store it), on rank 0; a collective like `full_model_state`."""
-    state = get_optimizer_state_dict(model, optimizer, options=FULL_ON_CPU)
+    state: dict[str, Any] = get_optimizer_state_dict(model, optimizer, options=FULL_ON_CPU)
     if not state:
         return {}
     names = [name for group in state["param_groups"] for name in group["params"]]
@@ -143,7 +144,7 @@ def full_optimizer_state(model: nn.Module, optimizer: torch.optim.Optimizer) -> 
 def load_full_state(
     model: nn.Module,
     optimizer: torch.optim.Optimizer | None,
-    model_state: dict[str, torch.Tensor],
+    model_state: dict[str, Any],
     optimizer_state: dict[str, Any] | None,
     parameter_names: list[list[str]],
 ) -> None:
@@ -160,7 +161,7 @@ def load_full_state(
             f"the stored optimizer state has {sum(len(g['params']) for g in optimizer_state['param_groups'])} "
             f"parameters, this model's optimizer {len(names)}"
         )
-    by_name = {
+    by_name: dict[str, Any] = {
         "state": {names[i]: value for i, value in optimizer_state["state"].items()},
         "param_groups": [
             group | {"params": [names[i] for i in group["params"]]} for group in optimizer_state["param_groups"]

@@ -22,12 +22,18 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from hvm1.data import ClipDataset, collate, image_eval_preset, video_eval_preset
 from hvm1.checkpoint import FRESH_HEAD
+from hvm1.data import ClipDataset, collate, image_eval_preset, video_eval_preset
 from hvm1.distributed import DistributedContext, all_reduce_sum, process_group
 from hvm1.models import VideoViT, ViTConfig
 from hvm1.zoo import (
-    IMAGENET_MEAN, IMAGENET_STD, PREPROCESSING_METADATA_KEY, VIDEO_MEAN, VIDEO_STD, load_model, preprocessing_for,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    PREPROCESSING_METADATA_KEY,
+    VIDEO_MEAN,
+    VIDEO_STD,
+    load_model,
+    preprocessing_for,
     preprocessing_to_json,
 )
 
@@ -110,10 +116,15 @@ def finetune_model(config: FinetuneConfig, num_classes: int) -> tuple[VideoViT, 
     overrides = {"drop_path_rate": config.drop_path, "dropout": config.dropout, **config.overrides,
                  "num_classes": num_classes}
     if config.model is None or config.arch is not None:
-        return load_source_model(config.model, config.arch, overrides, "vit", config.seed), None
+        model = load_source_model(config.model, config.arch, overrides, "vit", config.seed)
+        if not isinstance(model, VideoViT):
+            raise ValueError(f"finetuning needs a ViT; {config.arch} is an MAE")
+        return model, None
     report: list[str] = []
     model = load_model(config.model, model_type="vit", rules=(FRESH_HEAD,), seed=config.seed, report=report,
                        **overrides)
+    if not isinstance(model, VideoViT):
+        raise ValueError(f"finetuning needs a ViT; {config.model} loaded as {type(model).__name__}")
     note = next((line for line in report if f"'{FRESH_HEAD}'" in line), None)
     if note is not None:
         logger.warning("%s", note)
@@ -176,9 +187,10 @@ def finetune_task(
         logger.info("%d-shot: %d training examples with seed %d", config.shots, len(files), config.seed)
     model, head_note = finetune_model(config, num_classes)
     cfg = model.config
-    pre = preprocessing_for(config.model if config.arch is None else model, model)
+    pre = preprocessing_for(model if config.model is None else config.model, model)
     pre = pre.for_images() if config.images else pre.for_videos()
     blr = config.blr if config.blr is not None else pre.blr
+    assert blr is not None  # Preprocessing fills blr for every size
     global_batch = config.batch_size * config.accum_iter * context.world_size
     config = replace(config, lr=config.lr if config.lr is not None else blr * global_batch / 256)
     if train_preset is None:
@@ -221,11 +233,12 @@ def _loss_function(config: FinetuneConfig, num_classes: int):
     mixing = config.mixup > 0 or config.cutmix > 0
 
     def loss(model: nn.Module, batch: TrainBatch) -> tuple[torch.Tensor, dict[str, float]]:
-        video, label = batch.video, batch.label
+        video, label, index = batch.video, batch.label, batch.index
+        assert video is not None and label is not None and index is not None  # run_task passes full batches
         target = F.one_hot(label, num_classes).float()
         target = target * (1 - config.smoothing) + config.smoothing / num_classes
         if mixing:
-            video, target = _mix(video, target, config, batch.index)
+            video, target = _mix(video, target, config, index)
         logits = model(video)
         value = torch.sum(-target * F.log_softmax(logits.float(), dim=-1), dim=-1).mean()
         correct = (logits.argmax(dim=-1) == label).sum().item()

@@ -50,7 +50,7 @@ class PretrainConfig(TrainConfig):
     crop_scale: tuple[float, float] = (0.5, 1.0)
 
 
-def _source_args(model: str | os.PathLike | None, arch: str | None, built: torch.nn.Module) -> dict[str, Any]:
+def _source_args(model: str | os.PathLike | None, arch: str | None, built: VideoMAE) -> dict[str, Any]:
     # The architecture fields first (so hvm1.load_model reads the checkpoint), `model` as published (a name).
     return {**built.config.to_dict(), "model": arch if arch is not None else str(model)}
 
@@ -84,7 +84,7 @@ def pretrain(
 def pretrain_task(model: VideoMAE, files: Sequence[str | os.PathLike], config: PretrainConfig, preset=None) -> Task:
     """The `Task` of MAE pretraining `model` on `files` (see `pretrain`)."""
     cfg: MAEConfig = model.config
-    pre = preprocessing_for(config.model if config.arch is None else model, model)
+    pre = preprocessing_for(model if config.model is None else config.model, model)
     mask_ratio = config.mask_ratio if config.mask_ratio is not None else pre.mask_ratio
     if preset is None:
         preset = dataclasses.replace(

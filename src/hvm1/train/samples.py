@@ -37,7 +37,7 @@ class TrainSample(NamedTuple):
     video: torch.Tensor
     label: int
     noise: torch.Tensor | None
-    index: int
+    index: int  # type: ignore[assignment]  # the published name; shadows tuple.index, which nothing here calls
     path: str
 
 
@@ -49,7 +49,7 @@ class TrainBatch(NamedTuple):
     video: torch.Tensor | None
     label: torch.Tensor | None
     noise: torch.Tensor | None
-    index: torch.Tensor | None
+    index: torch.Tensor | None  # type: ignore[assignment]  # shadows tuple.index, which nothing here calls
     skipped: list[Skipped]
 
 
@@ -60,7 +60,7 @@ def collate_train(items: Sequence[TrainSample | Skipped]) -> TrainBatch:
     if not samples:
         return TrainBatch(None, None, None, None, skipped)
     repeats = samples[0].video.shape[0]
-    noise = None if samples[0].noise is None else torch.cat([sample.noise for sample in samples])
+    noise = None if samples[0].noise is None else torch.cat([sample.noise for sample in samples if sample.noise is not None])
     return TrainBatch(
         video=torch.cat([sample.video for sample in samples]),
         label=torch.tensor([sample.label for sample in samples for _ in range(repeats)], dtype=torch.long),

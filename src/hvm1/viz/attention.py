@@ -7,7 +7,7 @@ map (the mean over heads, or each head) with the attention upsampled to the fram
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch

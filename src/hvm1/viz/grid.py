@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
-from typing import Sequence
 
 import av
 import numpy as np
@@ -120,7 +120,9 @@ def write_gif(frames: np.ndarray, path: str | os.PathLike, fps: Fraction | float
         stream.height, stream.width = frames.shape[1:3]
         stream.pix_fmt = "pal8"
         for frame in frames:
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(_palettised(frame), format="pal8")))
+            # PyAV takes pal8 frames as (indices, palette); its type stubs know only plain arrays.
+            pal8 = av.VideoFrame.from_ndarray(_palettised(frame), format="pal8")  # type: ignore[arg-type]
+            container.mux(stream.encode(pal8))
         container.mux(stream.encode())
     logger.info("wrote %s (%d frames)", path, len(frames))
     return path
@@ -152,7 +154,7 @@ def _even_sized(frames: np.ndarray) -> np.ndarray:
 def _palettised(frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """An RGB frame as PyAV's pal8 input: (indices (H, W) uint8, palette (256, 4) ARGB)."""
     image = Image.fromarray(frame).quantize(256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
-    colours = np.asarray(image.getpalette()[: 256 * 3], dtype=np.uint8).reshape(-1, 3)
+    colours = np.asarray((image.getpalette() or [])[: 256 * 3], dtype=np.uint8).reshape(-1, 3)
     palette = np.zeros((256, 4), dtype=np.uint8)
     palette[:, 0] = 255  # opaque
     palette[: len(colours), 1:] = colours

@@ -84,7 +84,7 @@ def pca_feature_maps(tokens: torch.Tensor | Sequence[torch.Tensor], foreground_t
 
     With `foreground_threshold` (in [0, 1], DINOv2 uses 0.5), the foreground step of the module doc runs.
     """
-    grids = torch.stack(list(tokens)) if isinstance(tokens, (list, tuple)) else tokens
+    grids = tokens if isinstance(tokens, torch.Tensor) else torch.stack(list(tokens))
     if grids.ndim != 5:
         raise ValueError(f"expected token grids (V, t, h, w, C), got {tuple(grids.shape)}")
     flat = grids.reshape(-1, grids.shape[-1])  # (V * t * h * w, C)
@@ -200,7 +200,7 @@ def pca_videos(
     ):
         if error is not None:
             report.failures.append(skipped_for(video, error))
-        else:
+        elif clip is not None:
             tokens = patch_token_grid(model, clip, layer)
             if joint:
                 read.append((video, stem, clip, tokens))

@@ -81,22 +81,22 @@ def output_stems(videos: Sequence[str | os.PathLike]) -> list[Path]:
     videos have in common (`a/clip`, `b/clip`); videos in one folder that differ only in their suffix keep
     it (`clip.avi`, `clip.mp4`).
     """
-    videos = [Path(video) for video in videos]
+    paths = [Path(video) for video in videos]
     by_stem: dict[str, list[int]] = defaultdict(list)
-    for index, video in enumerate(videos):
-        by_stem[video.stem].append(index)
-    stems = [Path(video.stem) for video in videos]
+    for index, path in enumerate(paths):
+        by_stem[path.stem].append(index)
+    stems = [Path(path.stem) for path in paths]
     for stem, indices in by_stem.items():
         if len(indices) == 1:
             continue
-        folders = [Path(os.path.abspath(videos[i])).parent for i in indices]  # as named, links not followed
+        folders = [Path(os.path.abspath(paths[i])).parent for i in indices]  # as named, links not followed
         common = Path(os.path.commonpath(folders))
         for i, folder in zip(indices, folders):
             stems[i] = folder.relative_to(common) / stem
         clashes = Counter(stems[i] for i in indices)
         for i in indices:
             if clashes[stems[i]] > 1:
-                stems[i] = stems[i].parent / videos[i].name
+                stems[i] = stems[i].parent / paths[i].name
     return stems
 
 
@@ -203,16 +203,16 @@ def _run(
     draw: Callable[[Path, torch.Tensor, Path], tuple[Path, ...]],
     progress: Progress | None,
 ) -> RunReport:
-    videos = [Path(video) for video in videos]
+    paths = [Path(video) for video in videos]
     report = RunReport(out_dir)
-    stems = output_stems(videos)
-    for done, (video, stem, (clip, error)) in enumerate(zip(videos, stems, _prefetched(videos, preset)), start=1):
+    stems = output_stems(paths)
+    for done, (video, stem, (clip, error)) in enumerate(zip(paths, stems, _prefetched(paths, preset)), start=1):
         if error is not None:
             report.failures.append(skipped_for(video, error))
-        else:
+        elif clip is not None:
             report.written.append(Written(video, draw(video, clip, stem)))
         if progress is not None:
-            progress(done, len(videos), video)
+            progress(done, len(paths), video)
     return report
 
 
@@ -227,8 +227,10 @@ def _prefetched(
             logger.info("%s: the last %d frames repeat the last decodable frame", video, padded)
         return clip
 
+    if not videos:
+        return
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="hvm1-decode") as pool:
-        pending = pool.submit(load, videos[0]) if videos else None
+        pending = pool.submit(load, videos[0])
         for index in range(len(videos)):
             current = pending
             if index + 1 < len(videos):
