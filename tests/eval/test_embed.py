@@ -59,6 +59,7 @@ def test_cls_embedding_is_the_model_output_on_the_center_clip(encoder, clips):
 def test_pools(encoder, clips, pool, shape):
     rows = embed_videos(encoder, clips["cup"], pool=pool).embeddings
     assert rows.embeddings.shape == (2, *shape)
+    assert rows.embeddings.dtype == (np.float16 if pool == "tokens" else np.float32)  # tokens in 16 bits
 
 
 def test_same_embeddings_for_batch_sizes_and_workers(encoder, labelled):

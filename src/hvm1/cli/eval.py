@@ -95,16 +95,42 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 def _cmd_probe(args: argparse.Namespace) -> int:
     from ..eval import load_embeddings, probe
 
-    predictions = probe(
-        load_embeddings(args.train), load_embeddings(args.test), method=args.method, shots=args.shots,
-        seed=args.seed, k=args.k, weight_decay=args.weight_decay,
-    )
+    if args.method == "attentive":
+        predictions = _attentive_probe(args)
+    else:
+        predictions = probe(
+            load_embeddings(args.train), load_embeddings(args.test), method=args.method, shots=args.shots,
+            seed=args.seed, k=args.k, weight_decay=args.weight_decay,
+        )
     predictions.settings.update(train=str(args.train), test=str(args.test))
     _print_metrics(predictions)
     if args.out_dir:
         files = predictions.write(args.out_dir)
         print(f"wrote {files[0]} and {files[1]}")
     return 0
+
+
+def _attentive_probe(args: argparse.Namespace):
+    """Train the attentive-probe grid on memory-mapped token files, print the grid, return the predictions."""
+    from ..devices import resolve_device
+    from ..eval import load_embeddings
+    from ..eval.attentive import attentive_probe
+
+    def tokens(path):
+        return load_embeddings(path, mmap=True)
+
+    predictions = attentive_probe(
+        tokens(args.train), tokens(args.test), val=tokens(args.val) if args.val else None, shots=args.shots,
+        seed=args.seed, lrs=args.lrs, weight_decays=args.weight_decays, depth=args.depth, num_heads=args.heads,
+        epochs=args.epochs, batch_size=args.batch_size, device=resolve_device(args.device),
+        progress=_clip_progress("probe epochs"),
+    )
+    settings = predictions.settings
+    print(f"{'lr':>8} {'wd':>8} {'loss':>8} {'val top-1':>9}")
+    for row in settings["grid"]:
+        chosen = " <" if (row["lr"], row["weight_decay"]) == (settings["lr"], settings["weight_decay"]) else ""
+        print(f"{row['lr']:>8g} {row['weight_decay']:>8g} {row['train_loss']:>8.4f} {row['val_top1']:>8.2f}%{chosen}")
+    return predictions
 
 
 def _add_loader_args(parser: argparse.ArgumentParser) -> None:
@@ -155,15 +181,33 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     _add_loader_args(evaluate)
     evaluate.set_defaults(func=_cmd_evaluate)
 
-    probe = sub.add_parser("probe", help="linear or kNN probe on embeddings from `hvm1 embed`")
+    probe = sub.add_parser("probe", help="linear, kNN or attentive probe on embeddings from `hvm1 embed`")
     probe.add_argument("--train", type=Path, required=True, metavar="FILE", help="labelled training embeddings")
     probe.add_argument("--test", type=Path, required=True, metavar="FILE", help="labelled test embeddings")
-    probe.add_argument("--method", choices=METHODS, default="linear",
-                       help="linear: logistic regression (default); knn: k nearest neighbours by cosine similarity")
+    probe.add_argument("--method", choices=(*METHODS, "attentive"), default="linear",
+                       help="linear: logistic regression (default); knn: k nearest neighbours by cosine similarity; "
+                            "attentive: a query cross-attending over --pool tokens embeddings")
     probe.add_argument("--shots", type=int, metavar="K", help="train on K videos per class (default: all)")
     probe.add_argument("--seed", type=int, default=0, help="seeds the draw of --shots (default 0)")
     probe.add_argument("--k", type=int, default=20, help="neighbours for knn (default 20)")
     probe.add_argument("--weight-decay", type=float, default=1e-4, help="L2 penalty of the linear probe (default 1e-4)")
+    from ..eval.attentive import DEFAULT_LRS, DEFAULT_WEIGHT_DECAYS
+
+    attentive = probe.add_argument_group("attentive probe")
+    attentive.add_argument("--val", type=Path, metavar="FILE",
+                           help="labelled validation tokens that pick the best of the grid (default: 20%% of each "
+                                "class of --train held out with --seed)")
+    attentive.add_argument("--lrs", nargs="+", type=float, default=list(DEFAULT_LRS), metavar="LR",
+                           help=f"learning rates of the grid (default {' '.join(map(str, DEFAULT_LRS))})")
+    attentive.add_argument("--weight-decays", nargs="+", type=float, default=list(DEFAULT_WEIGHT_DECAYS), metavar="WD",
+                           help=f"weight decays of the grid (default {' '.join(map(str, DEFAULT_WEIGHT_DECAYS))})")
+    attentive.add_argument("--depth", type=int, default=1,
+                           help="blocks: depth - 1 self-attention blocks, then the cross-attention (default 1)")
+    attentive.add_argument("--heads", type=int, default=16, help="attention heads (default 16)")
+    attentive.add_argument("--epochs", type=int, default=20, help="passes over the training tokens (default 20)")
+    attentive.add_argument("--batch-size", type=int, default=32, help="videos per step (default 32)")
+    attentive.add_argument("--device", choices=DEVICE_CHOICES, default="auto",
+                           help="auto (default) picks cuda, then mps, then cpu")
     probe.add_argument("--out-dir", type=Path, metavar="DIR", help="also write predictions.csv and summary.json")
     probe.set_defaults(func=_cmd_probe)
 

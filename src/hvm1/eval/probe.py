@@ -79,7 +79,7 @@ def probe(
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
-    _check_pair(train, test)
+    check_pair(train, test)
     if shots is not None:
         train = train.select(select_shots(train.labels.tolist(), shots, seed))
     num_classes = len(train.classes) if train.classes else int(max(train.labels.max(), test.labels.max())) + 1
@@ -101,11 +101,18 @@ def probe(
     return Predictions.score(test.paths, test.labels, logits.numpy(), classes=test.classes, settings=settings)
 
 
-def _check_pair(train: Embeddings, test: Embeddings) -> None:
+def check_pair(train: Embeddings, test: Embeddings, tokens: bool = False) -> None:
+    """Raise ValueError unless `train` and `test` are labelled embeddings of one kind that a probe can compare:
+    one vector per video, or with `tokens` one token set per video (`--pool tokens`)."""
     for name, rows in (("train", train), ("test", test)):
         if len(rows) == 0:
             raise ValueError(f"the {name} embeddings hold no video")
-        if rows.embeddings.ndim != 2:
+        if tokens and rows.embeddings.ndim != 3:
+            raise ValueError(
+                f"the {name} embeddings are one {rows.embeddings.shape[1:]} vector per video; an attentive probe "
+                f"takes tokens (embed with --pool tokens)"
+            )
+        if not tokens and rows.embeddings.ndim != 2:
             raise ValueError(
                 f"the {name} embeddings are {rows.embeddings.shape[1:]} tokens per video; a probe takes one "
                 f"vector per video (embed with --pool cls or mean)"
@@ -115,8 +122,8 @@ def _check_pair(train: Embeddings, test: Embeddings) -> None:
                 f"{unlabelled} of the {len(rows)} {name} videos have no label (-1): embed a folder of class "
                 f"subfolders or a CSV manifest"
             )
-    if train.embeddings.shape[1] != test.embeddings.shape[1]:
-        raise ValueError(f"train embeddings are {train.embeddings.shape[1]} wide, test {test.embeddings.shape[1]}")
+    if train.embeddings.shape[-1] != test.embeddings.shape[-1]:
+        raise ValueError(f"train embeddings are {train.embeddings.shape[-1]} wide, test {test.embeddings.shape[-1]}")
     for key in ("model", "pool"):
         if train.settings.get(key) != test.settings.get(key):
             raise ValueError(f"train and test embeddings differ in {key}: {train.settings.get(key)!r} vs {test.settings.get(key)!r}")

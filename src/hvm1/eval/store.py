@@ -1,6 +1,7 @@
 """Embedding files: one row per video in `.npz` or `.parquet`, written atomically, read back as `Embeddings`.
 
-`.npz` arrays: `embeddings` (videos, ...) float32, `paths`, `labels` (-1 where none), `clip_times`
+`.npz` arrays: `embeddings` (videos, ...) float32 (float16 for `--pool tokens`: memory-mappable with
+`load_embeddings(mmap=True)`), `paths`, `labels` (-1 where none), `clip_times`
 (videos, clips, 2: the first and last frame time of each clip, in seconds), `clip_embeddings` (videos, clips,
 ...) when kept, `classes` when the videos came from class folders, and `settings` (JSON: how the embeddings
 were made). `.parquet` (pyarrow): one row per video with columns `path`, `label`, `clip_times`, `embedding`
@@ -12,6 +13,8 @@ from __future__ import annotations
 
 import json
 import os
+import struct
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +32,8 @@ EMBEDDING_SUFFIXES = (".npz", ".parquet")
 class Embeddings:
     """Embeddings of videos, one row each, as `hvm1 embed` writes them.
 
-    `embeddings` is (videos, width) for cls/mean pooling or (videos, 1 + L, width) for tokens, float32;
+    `embeddings` is (videos, width) for cls/mean pooling, float32, or (videos, 1 + L, width) for tokens,
+    float16 as `hvm1 embed` writes them;
     `labels` (videos,) int64, -1 where none; `clip_times` (videos, clips, 2) float64; `clip_embeddings`
     (videos, clips, ...) or None; `classes` the class names labels index, or None; `settings` how they
     were made (model, pooling, clips, preprocessing).
@@ -102,14 +106,15 @@ def save_embeddings(embeddings: Embeddings, path: PathLike) -> Path:
     return write_atomically(path, lambda handle: pq.write_table(table, handle))
 
 
-def load_embeddings(path: PathLike) -> Embeddings:
-    """Read a file `save_embeddings` (or `hvm1 embed`) wrote. Raises FileNotFoundError, or ValueError
-    naming the file when it is not an embedding file."""
+def load_embeddings(path: PathLike, mmap: bool = False) -> Embeddings:
+    """Read a file `save_embeddings` (or `hvm1 embed`) wrote. With `mmap`, the `embeddings` of an `.npz` are
+    memory-mapped read-only instead of read (pages load as rows are touched). Raises FileNotFoundError, or
+    ValueError naming the file when it is not an embedding file."""
     path = check_suffix(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such embedding file")
     try:
-        return _load_npz(path) if path.suffix == ".npz" else _load_parquet(path)
+        return _load_npz(path, mmap) if path.suffix == ".npz" else _load_parquet(path)
     except Exception as error:  # a damaged file makes numpy, zipfile or pyarrow raise almost anything
         raise ValueError(
             f"{path} is not an embedding file written by hvm1 embed, or is damaged ({type(error).__name__}: {error})"
@@ -118,27 +123,51 @@ def load_embeddings(path: PathLike) -> Embeddings:
 
 def _npz_arrays(embeddings: Embeddings) -> dict[str, Any]:
     arrays = {
-        "embeddings": embeddings.embeddings.astype(np.float32, copy=False),
+        "embeddings": _stored_floats(embeddings.embeddings),
         "paths": np.array(embeddings.paths, dtype=np.str_),
         "labels": embeddings.labels.astype(np.int64, copy=False),
         "clip_times": embeddings.clip_times.astype(np.float64, copy=False),
         "settings": np.array(json.dumps(embeddings.settings)),
     }
     if embeddings.clip_embeddings is not None:
-        arrays["clip_embeddings"] = embeddings.clip_embeddings.astype(np.float32, copy=False)
+        arrays["clip_embeddings"] = _stored_floats(embeddings.clip_embeddings)
     if embeddings.classes is not None:
         arrays["classes"] = np.array(embeddings.classes, dtype=np.str_)
     return arrays
 
 
-def _load_npz(path: Path) -> Embeddings:
+def _stored_floats(array: np.ndarray) -> np.ndarray:
+    """float16 (token embeddings) stays float16; everything else is stored as float32."""
+    return array if array.dtype == np.float16 else array.astype(np.float32, copy=False)
+
+
+def _mapped_member(path: Path, name: str) -> np.ndarray | None:
+    """The array `name` of an uncompressed `.npz` as a read-only memory map (None when it is compressed)."""
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo(f"{name}.npy")
+    if info.compress_type != zipfile.ZIP_STORED:
+        return None
+    with open(path, "rb") as handle:
+        handle.seek(info.header_offset)
+        local = handle.read(30)  # the member's local header: its name and extra field lengths at bytes 26-29
+        name_length, extra_length = struct.unpack("<HH", local[26:30])
+        handle.seek(info.header_offset + 30 + name_length + extra_length)
+        version = np.lib.format.read_magic(handle)
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, fortran_order, dtype = read_header(handle)
+        offset = handle.tell()
+    return np.memmap(path, dtype=dtype, mode="r", shape=shape, offset=offset, order="F" if fortran_order else "C")
+
+
+def _load_npz(path: Path, mmap: bool = False) -> Embeddings:
+    mapped = _mapped_member(path, "embeddings") if mmap else None
     with np.load(path, allow_pickle=False) as data:
         paths = data["paths"].tolist()
         return Embeddings(
             paths=paths,
             labels=data["labels"],
             clip_times=data["clip_times"],
-            embeddings=data["embeddings"],
+            embeddings=data["embeddings"] if mapped is None else mapped,
             clip_embeddings=data["clip_embeddings"] if "clip_embeddings" in data else None,
             classes=data["classes"].tolist() if "classes" in data else None,
             settings=json.loads(data["settings"].item()) if "settings" in data else {},
