@@ -176,7 +176,8 @@ def attentive_probe(
         first = AttentiveProbe(dim, num_classes, depth, num_heads)
     probes = nn.ModuleList(copy.deepcopy(first) for _ in settings_grid).to(device)
     groups = []
-    for probe, (lr, wd) in zip(probes, settings_grid):
+    for index, (lr, wd) in enumerate(settings_grid):
+        probe: AttentiveProbe = probes[index]  # type: ignore[assignment]  # ModuleList items are Modules
         decay, rest = probe.decay_groups()
         groups += [{"params": decay, "lr": lr, "weight_decay": wd}, {"params": rest, "lr": lr, "weight_decay": 0.0}]
     optimizer = torch.optim.AdamW(groups)
