@@ -60,6 +60,26 @@ def test_named_size_forward_backward_tiny(name):
         assert p.grad.abs().sum() > 0, f"{pname} received a zero gradient"
 
 
+@pytest.mark.parametrize("name", ["vit_small_patch16", "mae_vit_small_patch16"])
+def test_models_say_their_blocks_layers_and_weight_decay_exemptions(name):
+    config = get_config(name, depth=3, decoder_depth=2) if name.startswith("mae") else get_config(name, depth=3, num_classes=5)
+    model = build_model(config, device="meta")
+    blocks = model.transformer_blocks()
+    expected = [*model.blocks, *model.decoder_blocks] if isinstance(model, VideoMAE) else list(model.blocks)
+    assert len(blocks) == len(expected) and all(a is b for a, b in zip(blocks, expected))
+    if isinstance(model, VideoMAE):
+        return
+    parameters = dict(model.named_parameters())
+    assert model.no_weight_decay() <= parameters.keys()
+    assert all(parameters[name].ndim == 3 for name in model.no_weight_decay())
+    layers = model.layer_ids()
+    assert layers.keys() == parameters.keys()
+    for index, block in enumerate(model.blocks):
+        assert {layers[f"blocks.{index}.{name}"] for name, _ in block.named_parameters()} == {index + 1}
+    assert {layers[name] for name in ("cls_token", "pos_embed_spatial", "patch_embed.proj.weight")} == {0}
+    assert layers["norm.weight"] == layers["head.weight"] == 4 == max(layers.values())
+
+
 def _zoo_configs():
     for size in (224, 448):
         yield f"mae@{size}", get_config("mae_vit_huge_patch14", img_size=size)

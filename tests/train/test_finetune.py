@@ -13,7 +13,8 @@ from hvm1.data import ClipDataset, VideoError, video_eval_preset
 from hvm1.models import ViTConfig
 from hvm1.train import FinetuneConfig, finetune, read_metrics
 from hvm1.train.distributed import DistributedContext
-from hvm1.train.finetune import _evaluator, _mix, finetune_model, layer_decay_groups
+from hvm1.train.finetune import _evaluator, _mix, finetune_model
+from hvm1.train.optim import finetuning_param_groups
 from hvm1.train.samples import select_shots
 from hvm1.zoo import VIDEO_MEAN, VIDEO_STD
 from train_helpers import IMAGES, MAE_CHECKPOINT, VIT_CHECKPOINT, require_shared
@@ -56,17 +57,23 @@ def test_head_is_kept_when_it_fits_and_made_fresh_by_rule_otherwise(tmp_path):
     assert "rule 'fresh-head' made head.bias (2,), head.weight (2, 64)" in note and "dropped" not in note
 
 
-def test_layer_wise_lr_decay_and_weight_decay_groups():
+def test_finetuning_groups_are_the_published_layer_decay_groups():
+    # Published (param_groups_lrd): 1-D parameters and the ViT's no_weight_decay list (CLS token, position
+    # embeddings) take no weight decay; layer k's lr is scaled by layer_decay ** (depth + 1 - k), with layer 0
+    # the embeddings, block i layer i + 1, and the final norm and head layer depth + 1.
     model = hvm1.load_model(VIT_CHECKPOINT, num_heads=4)  # depth 2: layers 0 (embeddings), 1, 2, 3 (norm, head)
-    groups = layer_decay_groups(model, 1e-4, 0.8)
+    groups = finetuning_param_groups(model, 1e-4, 0.8)
     scale = {name: group["lr_scale"] for group in groups for name in group["names"]}
     decay = {name: group["weight_decay"] for group in groups for name in group["names"]}
-    assert scale["head.weight"] == 1.0 and scale["norm.weight"] == 1.0
-    assert scale["blocks.1.mlp.fc1.weight"] == pytest.approx(0.8)
-    assert scale["blocks.0.mlp.fc1.weight"] == pytest.approx(0.8**2)
-    assert scale["pos_embed_spatial"] == scale["patch_embed.proj.weight"] == pytest.approx(0.8**3)
-    assert decay["head.weight"] == 1e-4 and decay["head.bias"] == decay["cls_token"] == decay["norm.weight"] == 0
-    assert scale.keys() == {name for name, _ in model.named_parameters()}
+    parameters = dict(model.named_parameters())
+    assert scale.keys() == parameters.keys() and sum(len(group["names"]) for group in groups) == len(parameters)
+    tokens = {"cls_token", "pos_embed_spatial", "pos_embed_temporal", "pos_embed_class"}
+    assert {n for n, wd in decay.items() if wd == 0} == tokens | {n for n, p in parameters.items() if p.ndim == 1}
+    assert {wd for n, wd in decay.items() if n not in tokens and parameters[n].ndim > 1} == {1e-4}
+    assert scale["head.weight"] == scale["head.bias"] == scale["norm.weight"] == 1.0
+    assert scale["blocks.1.mlp.fc1.weight"] == scale["blocks.1.norm1.bias"] == pytest.approx(0.8)
+    assert scale["blocks.0.attn.q.weight"] == pytest.approx(0.8**2)
+    assert all(scale[n] == pytest.approx(0.8**3) for n in (*tokens, "patch_embed.proj.weight", "patch_embed.proj.bias"))
 
 
 class _IndexPreset:

@@ -27,8 +27,8 @@ def _add_train_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--min-lr", type=float, help="final learning rate of --lr-schedule cosine")
     parser.add_argument("--lr-schedule", choices=("constant", "cosine"), help="after warmup")
     parser.add_argument("--warmup-steps", type=int, help="linear warmup steps")
-    parser.add_argument("--weight-decay", type=float, help="AdamW weight decay (never on biases, norms, "
-                        "position embeddings, tokens)")
+    parser.add_argument("--weight-decay", type=float, help="AdamW weight decay (see hvm1.train.optim for the "
+                        "parameters each command exempts)")
     parser.add_argument("--betas", type=float, nargs=2, metavar=("B1", "B2"), help="AdamW betas")
     parser.add_argument("--clip-grad", type=float, help="gradient norm clipping (0: off)")
     parser.add_argument("--repeat-aug", type=int, help="clips drawn from each video per step")

@@ -90,6 +90,11 @@ class VideoMAE(nn.Module):
         """Recompute each block's activations in backward instead of storing them."""
         self.grad_checkpointing = enable
 
+    def transformer_blocks(self) -> list[nn.Module]:
+        """The transformer blocks in the order they run, the encoder's then the decoder's: the units FSDP
+        shards and `torch.compile` compiles (and activation checkpointing recomputes)."""
+        return [*self.blocks, *self.decoder_blocks]
+
     def make_masking(
         self,
         batch: int,

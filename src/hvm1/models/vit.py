@@ -70,6 +70,27 @@ class VideoViT(nn.Module):
         """Recompute each block's activations in backward instead of storing them."""
         self.grad_checkpointing = enable
 
+    def transformer_blocks(self) -> list[nn.Module]:
+        """The transformer blocks in the order they run: the units FSDP shards and `torch.compile` compiles
+        (and activation checkpointing recomputes)."""
+        return list(self.blocks)
+
+    def no_weight_decay(self) -> set[str]:
+        """The parameters finetuning exempts from weight decay besides the 1-D ones (biases, norms): the CLS
+        token and the position embeddings, as the published ViT lists them (timm's `no_weight_decay`)."""
+        return {"cls_token", "pos_embed_spatial", "pos_embed_temporal", "pos_embed_class"}
+
+    def layer_ids(self) -> dict[str, int]:
+        """Each parameter's layer for layer-wise lr decay, as the published finetuning numbers them: 0 for the
+        embeddings (patch embedding, CLS token, position embeddings), i + 1 for block i, and depth + 1 (the
+        top) for the final norm and the head."""
+        ids = dict.fromkeys((name for name, _ in self.named_parameters()), len(self.blocks) + 1)
+        ids |= dict.fromkeys(("cls_token", "pos_embed_spatial", "pos_embed_temporal", "pos_embed_class"), 0)
+        ids |= {name: 0 for name, _ in self.patch_embed.named_parameters(prefix="patch_embed")}
+        for index, block in enumerate(self.blocks):
+            ids |= {name: index + 1 for name, _ in block.named_parameters(prefix=f"blocks.{index}")}
+        return ids
+
     def embed_tokens(self, video: torch.Tensor) -> torch.Tensor:
         """Patch-embed and add positions: (N, C, T, H, W) -> (N, 1 + L, embed_dim), CLS first."""
         cfg = self.config

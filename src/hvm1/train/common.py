@@ -149,25 +149,6 @@ class TrainResult:
     skipped: list[Skipped] = field(default_factory=list)
 
 
-def no_weight_decay(name: str, parameter: torch.Tensor) -> bool:
-    """Whether a parameter is exempt from weight decay: biases, norms (1-D), position embeddings and tokens."""
-    leaf = name.rsplit(".", 1)[-1]
-    return parameter.ndim <= 1 or leaf == "bias" or "pos_embed" in leaf or leaf.endswith("token")
-
-
-def weight_decay_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """Two parameter groups, with and without weight decay (see `no_weight_decay`)."""
-    decay: list[str] = []
-    exempt: list[str] = []
-    for name, parameter in model.named_parameters():
-        if parameter.requires_grad:
-            (exempt if no_weight_decay(name, parameter) else decay).append(name)
-    return [
-        {"names": decay, "weight_decay": weight_decay, "lr_scale": 1.0},
-        {"names": exempt, "weight_decay": 0.0, "lr_scale": 1.0},
-    ]
-
-
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype of `precision` on `device` (None: float32), as `hvm1.devices.resolve_precision`
     decides it: 'auto' is bf16 where the device multiplies bf16 fast (CUDA with bf16, CPUs with AMX or
@@ -235,9 +216,8 @@ class _Run:
         if config.grad_checkpointing:
             model.set_grad_checkpointing(True)
         if config.compile:
-            for name in ("blocks", "decoder_blocks"):
-                for block in getattr(model, name, ()):
-                    block.compile()
+            for block in model.transformer_blocks():
+                block.compile()
         self.autocast = autocast_dtype(config.precision, context.device)
         if config.fsdp and self.autocast == torch.float16:
             raise ValueError("fp16 with --fsdp is not supported: use bf16")

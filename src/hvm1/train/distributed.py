@@ -26,13 +26,14 @@ from torch.distributed.checkpoint.state_dict import (
 from torch.utils.data import Sampler
 
 from hvm1.distributed import DistributedContext
+from hvm1.models import VideoMAE, VideoViT
 
 from .samples import sample_generator
 
 logger = logging.getLogger(__name__)
 
 
-def wrap_model(model: nn.Module, context: DistributedContext, fsdp: bool = False) -> nn.Module:
+def wrap_model(model: VideoViT | VideoMAE, context: DistributedContext, fsdp: bool = False) -> nn.Module:
     """The model as training calls it: DDP across processes, FSDP2 (`fully_shard` per block, then the root)
     with `fsdp`, or the model itself for one process without `fsdp`.
 
@@ -44,9 +45,8 @@ def wrap_model(model: nn.Module, context: DistributedContext, fsdp: bool = False
             raise ValueError("--fsdp needs a process group: launch with torchrun (a single process shards nothing)")
         from torch.distributed.fsdp import fully_shard
 
-        for name in ("blocks", "decoder_blocks"):
-            for block in getattr(model, name, ()):
-                fully_shard(block)
+        for block in model.transformer_blocks():
+            fully_shard(block)
         fully_shard(model)
         return model
     if context.is_distributed:

@@ -1,9 +1,10 @@
 """Finetune a video ViT for recognition with few labelled examples, with the published recipe by default.
 
 Published (few-shot video, 224 px): lr = blr x total batch / 256 with blr 1.2e-3 (6e-4 at 448 px), layer-wise
-lr decay 0.8, AdamW weight decay 1e-4, drop path 0.1, head dropout 0.3, label smoothing 0.1, gradient clipping
-5, random erasing 0.25, random resized crop (scale 0.08-1) and flip, no mixup or cutmix, 1 GPU x 16 x 2
-accumulation; the checkpoint kept was the best by validation top-5. `shots` draws K examples per class.
+lr decay 0.8, AdamW weight decay 1e-4 (not on 1-D parameters, the CLS token and position embeddings; see
+`hvm1.train.optim`), drop path 0.1, head dropout 0.3, label smoothing 0.1, gradient clipping 5, random erasing
+0.25, random resized crop (scale 0.08-1) and flip, no mixup or cutmix, 1 GPU x 16 x 2 accumulation; the checkpoint
+kept was the best by validation top-5. `shots` draws K examples per class.
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ from hvm1.zoo import (
     preprocessing_to_json,
 )
 
-from .common import Task, TrainConfig, TrainResult, config_args, load_source_model, no_weight_decay, run_task
+from .common import Task, TrainConfig, TrainResult, config_args, load_source_model, run_task
+from .optim import finetuning_param_groups
 from .samples import ImageTrainPreset, TrainBatch, TrainClips, sample_generator, select_shots
 
 logger = logging.getLogger(__name__)
@@ -84,30 +86,6 @@ class FinetuneConfig(TrainConfig):
     short_side: int | tuple[int, int] | None = None
     crop_scale: tuple[float, float] = (0.08, 1.0)
     eval_batch_size: int = 8
-
-
-def layer_decay_groups(model: VideoViT, weight_decay: float, layer_decay: float) -> list[dict[str, Any]]:
-    """Parameter groups with layer-wise lr decay: layer 0 is the embeddings, block i is layer i + 1, the final
-    norm and head layer depth + 1 with scale 1; layer k gets `layer_decay ** (depth + 1 - k)`. Within a layer,
-    weight decay applies except to biases, norms, position embeddings and tokens."""
-    num_layers = model.config.depth + 1
-    groups: dict[tuple[int, bool], dict[str, Any]] = {}
-    for name, parameter in model.named_parameters():
-        if not parameter.requires_grad:
-            continue
-        if name.startswith("blocks."):
-            layer = int(name.split(".")[1]) + 1
-        elif name.startswith(("cls_token", "pos_embed", "patch_embed")):
-            layer = 0
-        else:
-            layer = num_layers
-        exempt = no_weight_decay(name, parameter)
-        group = groups.setdefault((layer, exempt), {
-            "names": [], "weight_decay": 0.0 if exempt else weight_decay,
-            "lr_scale": layer_decay ** (num_layers - layer),
-        })
-        group["names"].append(name)
-    return [groups[key] for key in sorted(groups)]
 
 
 def finetune_model(config: FinetuneConfig, num_classes: int) -> tuple[VideoViT, str | None]:
@@ -222,7 +200,7 @@ def finetune_task(
 
     task = Task(
         model=model.train(), dataset=dataset,
-        param_groups=layer_decay_groups(model, config.weight_decay, config.layer_decay),
+        param_groups=finetuning_param_groups(model, config.weight_decay, config.layer_decay),
         loss=loss, empty_batch=empty_batch, args=args,
         evaluate=_evaluator(val_set, cfg, config, context), select=config.select,
     )

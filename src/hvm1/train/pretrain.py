@@ -1,7 +1,7 @@
 """Continue (or start) spatiotemporal MAE pretraining on your own videos, with the published recipe by default.
 
-Published (hvm1 at 224 px): AdamW betas (0.9, 0.95), weight decay 0.05 off biases, norms, position embeddings
-and tokens, constant lr 1e-4, gradient clipping 0.1, mask ratio 0.9 (0.95 at 448 px), 16 frames at sampling
+Published (hvm1 at 224 px): AdamW betas (0.9, 0.95), weight decay 0.05 on all but 1-D parameters and biases
+(position embeddings and tokens are decayed; see `hvm1.train.optim`), constant lr 1e-4, gradient clipping 0.1, mask ratio 0.9 (0.95 at 448 px), 16 frames at sampling
 rate 8 and 30 fps, 4 videos per GPU x repeat_aug 16 clips each, random resized crop (scale 0.5-1) and flip,
 pixel loss without per-patch normalisation. Frame count, tubelet and image size follow the model.
 """
@@ -22,7 +22,8 @@ from hvm1.distributed import process_group
 from hvm1.models import MAEConfig, VideoMAE
 from hvm1.zoo import PREPROCESSING_METADATA_KEY, preprocessing_for, preprocessing_to_json
 
-from .common import Task, TrainConfig, TrainResult, config_args, load_source_model, run_task, weight_decay_groups
+from .common import Task, TrainConfig, TrainResult, config_args, load_source_model, run_task
+from .optim import pretraining_param_groups
 from .samples import TrainBatch, TrainClips
 
 logger = logging.getLogger(__name__)
@@ -116,6 +117,6 @@ def pretrain_task(model: VideoMAE, files: Sequence[str | os.PathLike], config: P
         "job": "pretrain",
     }
     return Task(
-        model=model.train(), dataset=dataset, param_groups=weight_decay_groups(model, config.weight_decay),
+        model=model.train(), dataset=dataset, param_groups=pretraining_param_groups(model, config.weight_decay),
         loss=loss, empty_batch=empty_batch, args=args,
     )
