@@ -89,6 +89,8 @@ def _run_training(args: argparse.Namespace, job) -> int:
             bar.update(record["step"] - bar.n)
             bar.set_postfix(epoch=record["epoch"], loss=f"{record['loss']:.4f}", lr=f"{record['lr']:.2e}",
                             clips_s=f"{record['clips_per_s']:.1f}")
+        elif record["kind"] == "epoch":
+            bar.write(f"epoch {record['epoch']}: mean training loss {record['loss']:.4f} ({record['steps']} steps)")
         elif record["kind"] == "eval":
             bar.write(f"epoch {record['epoch']}: val top-1 {record['top1']:.2f}%, top-5 {record['top5']:.2f}%, "
                       f"loss {record['loss']:.4f} ({record['clips']} clips)")
@@ -182,7 +184,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     fine.add_argument("--drop-path", type=float, help="stochastic depth rate")
     fine.add_argument("--dropout", type=float, help="dropout before the head")
     fine.add_argument("--smoothing", type=float, help="label smoothing")
-    fine.add_argument("--random-erasing", type=float, help="probability per frame")
+    fine.add_argument("--random-erasing", type=float,
+                      help="probability of erasing a random rectangle per frame (0: off, as the published runs)")
     fine.add_argument("--mixup", type=float, help="mixup alpha (0: off)")
     fine.add_argument("--cutmix", type=float, help="cutmix alpha (0: off)")
     fine.add_argument("--select", choices=("top1", "top5"), help="the val metric of the best checkpoint")

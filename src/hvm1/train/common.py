@@ -247,6 +247,9 @@ class _Run:
         if config.max_steps is not None:
             self.total_steps = min(self.total_steps, config.max_steps)
         self.step = self.epoch = self.batches = 0
+        # The epoch so far: sum of the step losses and their count (kept in checkpoints, so that a resumed
+        # run writes the epoch-mean loss an uninterrupted one would).
+        self.epoch_loss = [0.0, 0]
         self.best_value: float | None = None
         self.last_checkpoint: Path | None = None
         self.best_checkpoint: Path | None = None
@@ -286,6 +289,7 @@ class _Run:
         self.step = int(payload["step"])
         self.epoch, self.batches = int(payload["sampler"]["epoch"]), self._batches_done(payload["sampler"], path)
         self.best_value = payload.get("best_value")
+        self.epoch_loss = list(payload.get("epoch_loss", [0.0, 0]))
         self.last_checkpoint = path
         best = self.out_dir / BEST
         self.best_checkpoint = best if best.is_file() else None
@@ -330,6 +334,7 @@ class _Run:
                         "samples": self.batches * self.config.batch_size * self.context.world_size},
             "rng": {"world_size": self.context.world_size, "states": states},
             "best_value": self.best_value,
+            "epoch_loss": self.epoch_loss,
         }
         self.last_checkpoint = save_checkpoint(self.out_dir / LAST, payload, keep_previous=PREVIOUS)
         if best:
@@ -356,13 +361,15 @@ class _Run:
                 skipped += step_skipped
                 losses.append(record["loss"])
                 self._emit(record, on_record)
+                self.epoch_loss = [self.epoch_loss[0] + record["loss"], self.epoch_loss[1] + 1]
                 self.batches += config.accum_iter
                 epoch_done = self.batches >= self.steps_per_epoch * config.accum_iter
                 is_best = False
                 if epoch_done:
+                    self._emit_epoch(on_record)
                     if self.task.evaluate is not None:
                         last_eval, is_best = self._evaluate(self.task.evaluate, on_record)
-                    self.epoch, self.batches = self.epoch + 1, 0
+                    self.epoch, self.batches, self.epoch_loss = self.epoch + 1, 0, [0.0, 0]
                 if epoch_done or self.step % config.save_every == 0 or self.step >= self.total_steps:
                     self.save(is_best)
                 if epoch_done:
@@ -377,6 +384,12 @@ class _Run:
         self.metrics.write(record)
         if on_record is not None and self.context.is_main:
             on_record(record)
+
+    def _emit_epoch(self, on_record: Callable[[dict[str, Any]], None] | None) -> None:
+        # The published logs' line per epoch: the mean of its step losses (their `train_loss`).
+        total, steps = self.epoch_loss
+        self._emit({"kind": "epoch", "step": self.step, "epoch": self.epoch, "loss": total / steps, "steps": steps},
+                   on_record)
 
     def _evaluate(
         self, evaluate: Callable[[nn.Module], dict[str, float]], on_record: Callable[[dict[str, Any]], None] | None

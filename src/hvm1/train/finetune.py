@@ -2,9 +2,11 @@
 
 Published (few-shot video, 224 px): lr = blr x total batch / 256 with blr 1.2e-3 (6e-4 at 448 px), layer-wise
 lr decay 0.8, AdamW weight decay 1e-4 (not on 1-D parameters, the CLS token and position embeddings; see
-`hvm1.train.optim`), drop path 0.1, head dropout 0.3, label smoothing 0.1, gradient clipping 5, random erasing
-0.25, random resized crop (scale 0.08-1) and flip, no mixup or cutmix, 1 GPU x 16 x 2 accumulation; the checkpoint
-kept was the best by validation top-5. `shots` draws K examples per class.
+`hvm1.train.optim`), drop path 0.1, head dropout 0.3, label smoothing 0.1, gradient clipping 5; augmentation:
+short side drawn in [256, 320] (at 224 px), random resized crop (area 0.08-1, aspect 0.75-1.33) and horizontal
+flip, and no random erasing and no RandAugment (the published loader erases only on its RandAugment branch,
+which the published finetuning runs never enabled; `random_erasing` > 0 opts in); no mixup or cutmix, 1 GPU x
+16 x 2 accumulation; the checkpoint kept was the best by validation top-5. `shots` draws K examples per class.
 """
 
 from __future__ import annotations
@@ -72,7 +74,7 @@ class FinetuneConfig(TrainConfig):
     drop_path: float = 0.1
     dropout: float = 0.3
     smoothing: float = 0.1
-    random_erasing: float = 0.25
+    random_erasing: float = 0.0  # published runs: off (see the module docstring)
     mixup: float = 0.0
     cutmix: float = 0.0
     shots: int | None = None

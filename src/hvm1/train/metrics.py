@@ -15,7 +15,7 @@ METRICS_FILE = "metrics.jsonl"
 
 
 class MetricsWriter:
-    """Appends records (`{'kind': 'train' | 'eval', 'step': ..., ...}`) to `out_dir/metrics.jsonl`, flushed at
+    """Appends records (`{'kind': 'train' | 'epoch' | 'eval' | 'skipped', 'step': ..., ...}`) to `out_dir/metrics.jsonl`, flushed at
     every record so a killed run loses none, and their numbers to TensorBoard (`out_dir/tensorboard`) when
     `tensorboard` is true and the package is installed. Writes nothing when `enabled` is false (ranks > 0).
     """

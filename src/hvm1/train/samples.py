@@ -159,7 +159,7 @@ def random_erasing(
     area: tuple[float, float] = (0.02, 1 / 3),
     aspect: tuple[float, float] = (0.3, 1 / 0.3),
 ) -> torch.Tensor:
-    """Random erasing of a normalised clip (C, T, H, W), frame by frame as the published finetuning applied it:
+    """Random erasing of a normalised clip (C, T, H, W), frame by frame as the published loader applies it:
     with `probability`, a rectangle of `area` (fraction) and `aspect` is replaced by standard normal noise."""
     channels, frames, height, width = clip.shape
     clip = clip.clone()
