@@ -1,35 +1,67 @@
-"""How close each model path runs to the machine's float32 matrix-multiply roofline, measured in one process.
+"""How close each model path runs to the machine's matrix-multiply roofline, in float32 and in bf16, in one process.
 
-The roofline is the rate of 4096 x 4096 float32 matrix products on all cores (the median of repeated
-products, so one lucky or unlucky product does not set it), measured right before and right after each path
-and averaged (the machines are shared: a figure taken minutes apart would drift). FLOPs count 2 per multiply-add of
-every matrix product: linear layers, patch embedding, attention's QK^T and AV; nothing else.
+Two rooflines: the rate of 4096 x 4096 matrix products on all cores in float32 and in bfloat16 (the median of
+repeated products, so one lucky or unlucky product does not set it). Each timed run of a path is bracketed by
+roofline measurements right before and right after it, in its own precision, and its fraction is taken
+against their mean; the printed fraction is the median over `--repeats` such runs (the machines are shared:
+a roofline taken minutes apart would drift). FLOPs count 2 per multiply-add of every matrix product: linear
+layers, patch embedding, attention's QK^T and AV; nothing else.
 
-Paths (batch 1, random weights, ViT-H/14, 16 frames of 224 px, as published):
+Paths (batch 1, random weights, ViT-H/14, 16 frames of 224 px, as published), each in fp32 and in bf16
+(autocast, what `--precision auto` runs on a CPU with bf16 units):
   vit_forward      VideoViT forward (logits-free encoder)
   mae_forward_0.9  VideoMAE forward, random masking at 0.9 (what pretraining runs)
   mae_center_0.5   VideoMAE forward with visualize=True, center masking at 0.5 (a completion)
-Published code on a 2-core x86_64 dev machine: 88%, 58%, 75%. Targets: >= 90%, >= 70%, >= 85%.
+Targets on AVX-512 machines: fp32 >= 90%, 80%, 90%; bf16 >= 75% (ViT forward, completion).
 
-Usage: python benchmarks/bench_models.py [--arch vit_huge_patch14] [--img-size 224] [--repeats 1]
+Like the `hvm1` command, the script keeps freed memory for reuse (`hvm1.devices.keep_freed_memory`) and
+runs bf16 with the linear layers' weights cast once (`Precision.cast_linear_weights`); `--default-malloc`
+measures glibc's default instead (run both to compare: the page faults column shows the difference).
+
+Usage: python benchmarks/bench_models.py [--repeats 3] [--precisions fp32,bf16] [--paths ...] [--default-malloc]
 """
 
 from __future__ import annotations
 
 import argparse
+import platform
+import resource
 import statistics
 import time
+from pathlib import Path
 
 import torch
 
+from hvm1.devices import cpu_bf16_units, keep_freed_memory, resolve_precision
 from hvm1.models import MAEConfig, build_model, get_config
 from hvm1.models.masking import num_kept
 
 
-def matmul_rate(size: int = 4096, repeats: int = 5) -> float:
-    """Median float32 GFLOP/s of (size x size) @ (size x size) products on all cores."""
-    a, b = torch.randn(size, size), torch.randn(size, size)
-    out = torch.empty(size, size)
+CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16", "amx_fp16")
+# (name, fp32 target, bf16 target); None: no target.
+TARGETS = {"vit_forward": (0.90, 0.75), "mae_forward_0.9": (0.80, None), "mae_center_0.5": (0.90, 0.75)}
+
+
+def cpu_description() -> str:
+    """The CPU model and which of the flags that decide matrix-product speed it has (Linux /proc/cpuinfo)."""
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                model = value.strip()
+            elif key.strip() == "flags":
+                flags = set(value.split())
+    except OSError:
+        pass
+    shown = " ".join(flag if flag in flags else f"-{flag}" for flag in CPU_FLAGS) if flags else "(flags unknown)"
+    return f"{model}; {shown}; torch bf16 units: {', '.join(cpu_bf16_units()) or 'none'}"
+
+
+def matmul_rate(size: int = 4096, repeats: int = 5, dtype: torch.dtype = torch.float32) -> float:
+    """Median GFLOP/s of (size x size) @ (size x size) products in `dtype` on all cores."""
+    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
+    out = torch.empty(size, size, dtype=dtype)
     torch.mm(a, b, out=out)  # warm-up
     rates = []
     for _ in range(repeats):
@@ -77,52 +109,69 @@ def random_model(config):
     return model.eval()
 
 
-def timed(fn, repeats: int) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        with torch.inference_mode():
-            fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
+def timed(fn, precision) -> float:
+    t0 = time.perf_counter()
+    with torch.inference_mode(), precision.autocast("cpu"):
+        fn()
+    return time.perf_counter() - t0
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--arch", default="huge_patch14", help="size suffix of vit_* / mae_vit_* (default huge_patch14)")
     parser.add_argument("--img-size", type=int, default=224)
-    parser.add_argument("--repeats", type=int, default=1, help="timed runs per path (best is kept)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs per path and precision (median kept)")
+    parser.add_argument("--precisions", default="fp32,bf16", help="comma-separated, of fp32, bf16")
+    parser.add_argument("--paths", default=",".join(TARGETS), help="comma-separated, of " + ", ".join(TARGETS))
+    parser.add_argument("--default-malloc", action="store_true",
+                        help="leave glibc returning freed memory to the OS (the `hvm1` command keeps it for reuse)")
     args = parser.parse_args()
+    reuse = False if args.default_malloc else keep_freed_memory()
 
     vit_cfg = get_config(f"vit_{args.arch}", img_size=args.img_size)
     mae_cfg = get_config(f"mae_vit_{args.arch}", img_size=args.img_size)
     video = torch.randn(1, 3, vit_cfg.num_frames, args.img_size, args.img_size)
+    print(f"CPU: {cpu_description()}")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {args.arch} at {args.img_size} px, "
-          f"{vit_cfg.num_frames} frames, batch 1")
+          f"{vit_cfg.num_frames} frames, batch 1; freed memory {'reused' if reuse else 'returned to the OS'} "
+          f"(faults: minor page faults per run)")
+    precisions = [resolve_precision(name, "cpu") for name in args.precisions.split(",")]
+    roofs = {p.name: matmul_rate(dtype=p.dtype) for p in precisions}
+    print("rooflines (4096^3 products): " + ", ".join(f"{name} {rate:.0f} GFLOP/s" for name, rate in roofs.items()))
 
     vit = random_model(vit_cfg)
     mae = random_model(mae_cfg)
-    # Warm-up at the real shapes (first calls allocate and pick kernels).
-    with torch.inference_mode():
-        mae(video, mask_ratio=0.9)
-
-    paths = [
-        ("vit_forward", lambda: vit(video), vit_flops(vit_cfg), 0.90, 0.88),
-        ("mae_forward_0.9", lambda: mae(video, mask_ratio=0.9), mae_flops(mae_cfg, 0.9), 0.70, 0.58),
-        ("mae_center_0.5", lambda: mae(video, mask_ratio=0.5, visualize=True, mask_type="center"),
-         mae_flops(mae_cfg, 0.5), 0.85, 0.75),
-    ]
-    print(f"{'path':<17} {'GFLOP':>8} {'time s':>8} {'GFLOP/s':>8} {'roofline':>9} {'fraction':>9} "
-          f"{'target':>7} {'published':>9}")
-    for name, fn, flops, target, published in paths:
-        before = matmul_rate()
-        seconds = timed(fn, args.repeats)
-        roof = (before + matmul_rate()) / 2
-        rate = flops / seconds / 1e9
-        fraction = rate / roof
-        verdict = "ok" if fraction >= target else "BELOW"
-        print(f"{name:<17} {flops / 1e9:8.1f} {seconds:8.2f} {rate:8.1f} {roof:9.1f} {fraction:9.1%} "
-              f"{target:7.0%} {published:9.0%}  {verdict}")
+    paths = {
+        "vit_forward": (lambda: vit(video), vit_flops(vit_cfg)),
+        "mae_forward_0.9": (lambda: mae(video, mask_ratio=0.9), mae_flops(mae_cfg, 0.9)),
+        "mae_center_0.5": (lambda: mae(video, mask_ratio=0.5, visualize=True, mask_type="center"),
+                           mae_flops(mae_cfg, 0.5)),
+    }
+    print(f"{'path':<17} {'prec':<5} {'GFLOP':>8} {'time s':>8} {'GFLOP/s':>8} {'roofline':>9} {'fraction':>9} "
+          f"{'target':>7}        faults  (fractions of each run)")
+    for precision in precisions:
+        for model in (vit, mae):  # as the commands run them: linear weights cast once (a no-op for fp32)
+            precision.cast_linear_weights(model)
+        for name in args.paths.split(","):
+            fn, flops = paths[name]
+            timed(fn, precision)  # warm-up at the real shapes (first calls allocate and pick kernels)
+            seconds, roof, fractions, faults = [], [], [], 0
+            for _ in range(args.repeats):
+                before = matmul_rate(dtype=precision.dtype)
+                faults -= resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+                seconds.append(timed(fn, precision))
+                faults += resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+                roof.append((before + matmul_rate(dtype=precision.dtype)) / 2)
+                fractions.append(flops / seconds[-1] / 1e9 / roof[-1])
+            faults /= args.repeats
+            fraction = statistics.median(fractions)
+            target = TARGETS[name][0 if precision.is_float32 else 1]
+            verdict = "" if target is None else ("ok" if fraction >= target else "BELOW")
+            shown = "-" if target is None else f"{target:.0%}"
+            t, r = statistics.median(seconds), statistics.median(roof)
+            print(f"{name:<17} {precision.name:<5} {flops / 1e9:8.1f} {t:8.2f} {flops / t / 1e9:8.1f} {r:9.1f} "
+                  f"{fraction:9.1%} {shown:>7}  {verdict:<5} {faults:7.0f}  ({', '.join(f'{f:.0%}' for f in fractions)})",
+                  flush=True)
 
 
 if __name__ == "__main__":

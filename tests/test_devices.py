@@ -95,3 +95,37 @@ def test_fp32_autocast_changes_nothing_and_bf16_computes_in_bf16():
         low = layer(x)
     assert torch.equal(plain, same) and same.dtype == torch.float32
     assert low.dtype == torch.bfloat16 and torch.allclose(low.float(), plain, atol=0.05)
+
+
+def test_cast_linear_weights_gives_autocast_results_exactly(reference):
+    import hvm1
+    from reference_data import reference_heads
+
+    vit = hvm1.load_model(reference / "vit_checkpoint.pth", **reference_heads(reference))
+    video = torch.randn(2, 3, vit.config.num_frames, vit.config.img_size, vit.config.img_size)
+    bf16 = resolve_precision("bf16", "cpu")
+    with torch.inference_mode(), bf16.autocast("cpu"):
+        expected = vit(video)
+        bf16.cast_linear_weights(vit)
+        cast = vit(video)
+    assert vit.head.weight.dtype == torch.bfloat16 and vit.blocks[0].norm1.weight.dtype == torch.float32
+    assert vit.cls_token.dtype == torch.float32 and vit.patch_embed.proj.weight.dtype == torch.float32
+    assert torch.equal(cast, expected)
+    assert resolve_precision("fp32", "cpu").cast_linear_weights(vit) is vit
+
+
+def test_keep_freed_memory_reuses_large_blocks():
+    import platform
+    import resource
+
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        pytest.skip("glibc only")
+    assert devices.keep_freed_memory()
+    size = 42 << 20  # a ViT-H MLP activation at 2048 tokens
+    for _ in range(4):  # the heap reaches its high-water mark
+        torch.empty(size, dtype=torch.uint8).fill_(1)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(4):
+        torch.empty(size, dtype=torch.uint8).fill_(1)
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+    assert faults < 4 * size // 4096 // 2  # fresh pages every time would fault 10,752 times per block

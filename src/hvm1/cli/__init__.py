@@ -32,8 +32,11 @@ def _build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the `hvm1` command line with `argv` (default: `sys.argv[1:]`); returns the exit status."""
+    from ..devices import keep_freed_memory
+
     parser = _build_parser()
     args = parser.parse_args(argv)
+    keep_freed_memory()  # large activations are reused, not page-faulted afresh at every forward
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
     try:
         return int(args.func(args) or 0)

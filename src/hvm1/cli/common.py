@@ -112,12 +112,13 @@ def _add_precision_arg(parser: argparse.ArgumentParser, *, deprecated_dtype: boo
                             type=lambda text: _DTYPE_SPELLINGS.get(text, text), help=argparse.SUPPRESS)
 
 
-def _precision_for(args: argparse.Namespace, device, name: str | None = None):
-    """Resolve the command's `--precision` on `device` and say on stderr what was chosen and why."""
+def _precision_for(args: argparse.Namespace, device, name: str | None = None, say: bool = True):
+    """Resolve the command's `--precision` on `device` and (with `say`) say on stderr what was chosen and why."""
     import sys
 
     from ..devices import resolve_precision
 
     precision = resolve_precision(name or getattr(args, "precision", None), device)
-    print(f"precision {precision.describe()} ({precision.reason})", file=sys.stderr)
+    if say:
+        print(f"precision {precision.describe()} ({precision.reason})", file=sys.stderr)
     return precision

@@ -58,7 +58,8 @@ def _cmd_embed(args: argparse.Namespace) -> int:
     model, name, preprocessing = _load_eval_model(args)
     is_main = int(os.environ.get("RANK", "0")) == 0
     device = resolve_device(args.device)
-    precision = _precision_for(args, device) if is_main else args.precision
+    precision = _precision_for(args, device, say=is_main)
+    precision.cast_linear_weights(model)  # the model runs only at this precision: cast once, not per call
     result = embed_videos(
         model, args.paths, args.output, preprocessing=preprocessing, model_name=name, pool=args.pool,
         num_clips=args.num_clips, keep_clips=args.keep_clips, sampling_rate=args.sampling_rate,
@@ -80,6 +81,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     out_dir = args.out_dir or default_out_dir(name, args.data)
     device = resolve_device(args.device)
     precision = _precision_for(args, device)
+    precision.cast_linear_weights(model)  # the model runs only at this precision: cast once, not per call
     predictions = evaluate(
         model, args.data, preprocessing=preprocessing, image_mode=True if args.images else None,
         views=parse_views(args.views) if args.views else None, sampling_rate=args.sampling_rate,

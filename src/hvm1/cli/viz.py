@@ -105,6 +105,7 @@ def _cmd_complete(args: argparse.Namespace) -> int:
     mask_ratio = default_mask_ratio(args.mask_type) if args.mask_ratio is None else args.mask_ratio
     model, name, preprocessing = _load_viz_model(args, "mae")
     precision = _precision_for(args, next(model.parameters()).device)
+    precision.cast_linear_weights(model)  # the model runs only at this precision: cast once, not per call
     return _run_on_videos(args, "complete", lambda videos, out_dir, progress: complete_videos(
         model, videos, out_dir, model_name=name, preprocessing=preprocessing, mask_type=args.mask_type,
         mask_ratio=mask_ratio, seed=args.seed, scale_each=args.scale_each, animate=args.animate,
@@ -117,6 +118,7 @@ def _cmd_attention(args: argparse.Namespace) -> int:
 
     model, name, preprocessing = _load_viz_model(args, "vit")
     precision = _precision_for(args, next(model.parameters()).device)
+    precision.cast_linear_weights(model)  # the model runs only at this precision: cast once, not per call
     return _run_on_videos(args, "attention", lambda videos, out_dir, progress: attention_videos(
         model, videos, out_dir, model_name=name, preprocessing=preprocessing, heads=args.heads,
         precision=precision, progress=progress,
