@@ -25,6 +25,8 @@ VIDEOS = SHARED / "videos"
 TINY_SET = ["--set", "num_heads=4", "--set", "decoder_num_heads=4"]
 PLANTED = "planted failure"
 
+pytestmark = pytest.mark.slow  # every test here is an end-to-end command run
+
 
 def small_video(path: Path, seed: int, num_frames: int = 24, size: tuple[int, int] = (64, 80)) -> Path:
     """A small noise video at 30 fps (MPEG-4 Part 2): quick to decode, different for each seed."""

@@ -16,6 +16,8 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from data_files import IMAGES, SHARED, VIDEO_NAMES, VIDEOS, shared_file
 from fault_cases import NUM_FRAMES, SHORT_SIDE, cases
 
@@ -29,6 +31,8 @@ REGRESSIONS = [("vtest.avi", "header_noise", 12), ("vtest.avi", "header_noise", 
 CASE_TIME_LIMIT = 20.0  # seconds; a healthy case takes well under one on a loaded 2-core machine
 CHILD = Path(__file__).with_name("fault_cases.py")
 SRC = Path(__file__).resolve().parents[2] / "src"
+
+pytestmark = pytest.mark.slow  # about half a minute: 340 damaged files, each in a child process
 
 
 class Child:

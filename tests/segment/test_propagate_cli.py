@@ -87,6 +87,7 @@ def test_propagate_refuses_unclear_inputs(model_args, tmp_path, capsys):
     assert "name its first frame's mask with --mask" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_a_damaged_sequence_is_named_and_the_others_propagated(model_args, tmp_path, capsys):
     root = write_davis(tmp_path / "davis", {"good": moving_object_sequence(3, size=64),
                                             "bad": moving_object_sequence(3, size=64)})

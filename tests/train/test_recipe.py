@@ -81,6 +81,7 @@ def test_random_resized_crop_draws_within_the_published_area_and_aspect():
     assert PUBLISHED_CROP_ASPECT[0] * 0.95 <= min(aspects) < 0.85 and 1.2 < max(aspects) <= PUBLISHED_CROP_ASPECT[1] / 0.95
 
 
+@pytest.mark.slow
 def test_epoch_mean_loss_line(small_videos, tmp_path):
     config = tiny_pretrain_config(tmp_path / "whole", epochs=2, precision="fp32", save_every=1)
     result = pretrain(small_videos, config)

@@ -89,6 +89,7 @@ def truncate(path) -> None:
     path.write_bytes(data[: len(data) // 2])
 
 
+@pytest.mark.slow
 def test_damaged_newest_checkpoint_resumes_from_the_previous_one(small_videos, tmp_path, caplog):
     whole = pretrain(small_videos, fp32_config(tmp_path / "whole")).losses  # 4 steps
     run = tmp_path / "run"
@@ -104,6 +105,7 @@ def test_damaged_newest_checkpoint_resumes_from_the_previous_one(small_videos, t
     assert load_training_checkpoint(last)["step"] == 4 and load_training_checkpoint(previous)["step"] == 3
 
 
+@pytest.mark.slow
 def test_no_good_checkpoint_is_a_clear_error(small_videos, tmp_path, capsys):
     run = tmp_path / "run"
     pretrain(small_videos, fp32_config(run, max_steps=2))
@@ -118,6 +120,7 @@ def test_no_good_checkpoint_is_a_clear_error(small_videos, tmp_path, capsys):
     assert str(run / "checkpoint-last.pth") in err and str(run / "checkpoint-previous.pth") in err, err
 
 
+@pytest.mark.slow
 def test_resume_memory_maps_the_checkpoint(small_videos, tmp_path):
     run = tmp_path / "run"
     pretrain(small_videos, fp32_config(run, max_steps=1))
