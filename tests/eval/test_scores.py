@@ -167,3 +167,12 @@ def test_score_command_writes_the_table_and_plot_and_names_a_broken_video(tmp_pa
     assert (out / "scores.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert main(args[:-1] + [str(tmp_path / "again")]) == 1
     assert read_scores(tmp_path / "again" / "scores.csv") == rows
+
+
+def test_bf16_autocast_moves_only_the_model_rows():
+    clip = torch.randn(3, 8, 32, 32)
+    kwargs = dict(mask_types=("center",), mask_ratios=(0.5,))
+    exact = by_method(score_clip({"m": tiny_mae()}, clip, MEAN, STD, **kwargs), "center", 0.5)
+    bf16 = by_method(score_clip({"m": tiny_mae()}, clip, MEAN, STD, precision="bf16", **kwargs), "center", 0.5)
+    assert bf16["m"].loss == pytest.approx(exact["m"].loss, rel=0.05) and bf16["m"].loss != exact["m"].loss
+    assert all(bf16[method] == exact[method] for method in ("mean", "nearest_frame", "interpolate"))

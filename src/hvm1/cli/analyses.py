@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from ..devices import DEVICE_CHOICES
-from .common import _add_set_arg, _model_from_args, _parse_set, _print_failures
+from .common import _add_precision_arg, _add_set_arg, _model_from_args, _parse_set, _precision_for, _print_failures
 from .viz import _add_video_run_args
 
 
@@ -60,9 +60,10 @@ def _cmd_score(args: argparse.Namespace) -> int:
     first_source = (args.models or args.checkpoints)[0]
     preprocessing = preprocessing_for(first_source, next(iter(models.values())))
     out_dir = args.out_dir or Path(tempfile.mkdtemp(prefix=f"hvm1-score-{time.strftime('%Y%m%d-%H%M%S')}-"))
+    precision = _precision_for(args, next(next(iter(models.values())).parameters()).device)
     report = score_videos(
         models, videos, preprocessing=preprocessing, mask_types=args.mask_types, mask_ratios=args.mask_ratios,
-        seed=args.seed, progress=_progress_bar("score"),
+        seed=args.seed, precision=precision, progress=_progress_bar("score"),
     )
     if report.scores:
         _print_summary(report.scores)
@@ -84,11 +85,12 @@ def _cmd_pca(args: argparse.Namespace) -> int:
     if args.img_size:
         preprocessing = preprocessing.at_size(args.img_size, preprocessing.num_frames)
     name = source if isinstance(source, str) else source.stem
+    precision = _precision_for(args, next(model.parameters()).device)
     if args.layer is not None:
         name = f"{name}_layer{args.layer}"
     return _run_on_videos(args, "pca", lambda videos, out_dir, progress: pca_videos(
         model, videos, out_dir, model_name=name, preprocessing=preprocessing, layer=args.layer, joint=args.joint,
-        foreground_threshold=args.foreground, animate=args.animate, progress=progress,
+        foreground_threshold=args.foreground, animate=args.animate, precision=precision, progress=progress,
     ))
 
 
@@ -118,6 +120,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                        help="where scores.csv and scores.png go (default: a new folder hvm1-score-DATE-* in the temp folder)")
     score.add_argument("--device", choices=DEVICE_CHOICES, default="auto",
                        help="auto (default) picks cuda, then mps, then cpu")
+    _add_precision_arg(score)
     score.set_defaults(func=_cmd_score)
 
     pca = sub.add_parser(

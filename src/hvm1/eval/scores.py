@@ -42,6 +42,7 @@ import torch
 import torch.nn.functional as F
 
 from hvm1.data import Skipped, skipped_for
+from hvm1.devices import Precision, resolve_precision
 from hvm1.models import VideoMAE
 from hvm1.models.mae import patchify, unpatchify
 from hvm1.models.masking import MASK_TYPES, check_mask_ratio, make_masking, mask_noise
@@ -228,6 +229,7 @@ def score_clip(
     baselines: Sequence[str] = BASELINES,
     generator: torch.Generator | None = None,
     norm_pix_loss: bool | None = None,
+    precision: Precision | str = "fp32",
 ) -> list[Score]:
     """Score each of `models` (name -> MAE) and the `baselines` on one normalised clip (C, T, H, W).
 
@@ -235,7 +237,8 @@ def score_clip(
     see the module doc); each method's completion is scored with `loss`, `psnr`, `ssim` on the removed
     patches, its `mean`/`std` undoing the normalisation. All models must share the token grid. The
     baselines' loss follows `norm_pix_loss` (default: the models' common setting; False without models).
-    Rows come in the order mask type, ratio, models (in `models`' order), baselines.
+    Models run at `precision` (`hvm1.devices.resolve_precision`; default fp32), scores are computed in
+    float32/float64. Rows come in the order mask type, ratio, models (in `models`' order), baselines.
     """
     for ratio in mask_ratios:
         check_mask_ratio(ratio)
@@ -286,7 +289,7 @@ def score_clip(
             for name in names:
                 model = models[name]
                 parameter = next(model.parameters())
-                with torch.inference_mode():
+                with torch.inference_mode(), resolve_precision(precision, parameter.device).autocast(parameter.device):
                     _, pred, model_mask = model(
                         batch.to(parameter.device, parameter.dtype), mask_ratio=ratio, mask_type=mask_type,
                         noise=None if type_noise is None else type_noise.to(parameter.device),
@@ -315,6 +318,7 @@ def score_videos(
     mask_ratios: Sequence[float] = DEFAULT_SCORE_RATIOS,
     baselines: Sequence[str] = BASELINES,
     seed: int = 0,
+    precision: Precision | str = "fp32",
     progress: Progress | None = None,
 ) -> ScoreReport:
     """`score_clip` on each of `videos`, read with the published visualisation preset at the models' size.
@@ -341,7 +345,7 @@ def score_videos(
         else:
             report.scores.extend(score_clip(
                 models, clip, preset.mean, preset.std, video=str(video), mask_types=mask_types,
-                mask_ratios=mask_ratios, baselines=baselines, generator=video_generator(seed, video),
+                mask_ratios=mask_ratios, baselines=baselines, generator=video_generator(seed, video), precision=precision,
             ))
         if progress is not None:
             progress(done, len(paths), video)

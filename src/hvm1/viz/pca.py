@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from hvm1.data import skipped_for
+from hvm1.devices import Precision, resolve_precision
 from hvm1.models import VideoViT
 from hvm1.zoo import Preprocessing, preprocessing_for
 
@@ -105,12 +106,15 @@ def pca_feature_maps(tokens: torch.Tensor | Sequence[torch.Tensor], foreground_t
     return FeatureMaps(colours.reshape(*grids.shape[:-1], 3).float(), chosen.reshape(grids.shape[:-1]), refit)
 
 
-def patch_token_grid(model: VideoViT, clip: torch.Tensor, layer: int | None = None) -> torch.Tensor:
+def patch_token_grid(
+    model: VideoViT, clip: torch.Tensor, layer: int | None = None, precision: Precision | str = "fp32"
+) -> torch.Tensor:
     """The patch tokens of a normalised clip (C, T, H, W) as a grid (t, h, w, C), float32 on the CPU.
 
     `layer` None: the final-normed tokens (`forward_features`); an index: that block's output with the final
     norm applied (`forward_intermediates(indices=[layer], norm=True)`, negative from the end). The clip may
-    have any size the model takes (H, W multiples of the patch, T of the tubelet).
+    have any size the model takes (H, W multiples of the patch, T of the tubelet). The model runs at
+    `precision` (`hvm1.devices.resolve_precision`; default fp32).
     """
     if not isinstance(model, VideoViT):
         raise TypeError(f"feature maps need a VideoViT (an MAE's encoder: load with model_type='vit'), got "
@@ -120,7 +124,7 @@ def patch_token_grid(model: VideoViT, clip: torch.Tensor, layer: int | None = No
     grid = (frames // config.t_patch_size, height // config.patch_size, width // config.patch_size)
     parameter = next(model.parameters())
     batch = clip.unsqueeze(0).to(parameter.device, parameter.dtype)
-    with torch.inference_mode():
+    with torch.inference_mode(), resolve_precision(precision, parameter.device).autocast(parameter.device):
         if layer is None:
             tokens = model.forward_features(batch)
         else:
@@ -169,6 +173,7 @@ def pca_videos(
     joint: bool = False,
     foreground_threshold: float | None = None,
     animate: str | None = None,
+    precision: Precision | str = "fp32",
     progress: Progress | None = None,
 ) -> RunReport:
     """Write a feature-map picture for each of `videos` to `out_dir/{stem}_{model_name}_pca.jpg`.
@@ -201,7 +206,7 @@ def pca_videos(
         if error is not None:
             report.failures.append(skipped_for(video, error))
         elif clip is not None:
-            tokens = patch_token_grid(model, clip, layer)
+            tokens = patch_token_grid(model, clip, layer, precision)
             if joint:
                 read.append((video, stem, clip, tokens))
             else:
