@@ -181,6 +181,15 @@ class DemoPage:
         self.page.wait_for_function("(image) => image.complete && image.naturalWidth > 0", arg=image.element_handle())
         return tuple(image.evaluate("(image) => [image.naturalWidth, image.naturalHeight]"))
 
+    def animation_size(self) -> tuple[int, int]:
+        """The (width, height) of the animation: an MP4 the browser decodes (H.264), else a GIF image."""
+        box = self.page.locator("#hvm1-animation")
+        box.locator("video, img").first.wait_for()
+        if box.locator("video").count():
+            self.page.wait_for_function("(video) => video.videoWidth > 0", arg=box.locator("video").element_handle())
+            return tuple(box.locator("video").evaluate("(video) => [video.videoWidth, video.videoHeight]"))
+        return self.image_size("hvm1-animation")
+
     def outside_requests(self) -> list[str]:
         return [url for url in self.requested if urlparse(url).hostname not in ("127.0.0.1", None)
                 and not url.startswith(("data:", "blob:"))]

@@ -53,18 +53,20 @@ def test_upload_completes_with_pictures_of_the_expected_size(visitor, demo, vide
     chosen = re.search(r"^precision (.+?) \(", demo.log_text(), re.M).group(1)  # what the policy chose here
     assert "completed in" in summary and f"({chosen} on cpu)" in summary
     assert visitor.image_size("hvm1-completion") == grid_size(3, FRAMES)
-    assert visitor.image_size("hvm1-animation") == (3 * (TILE + 1) + 1, TILE + 2)  # one frame: the three side by side
+    assert visitor.animation_size() == (3 * (TILE + 1) + 1, TILE + 2)  # a frame: the three side by side
     assert visitor.image_size("hvm1-attention") == grid_size(2, T_TOKENS)
-    assert visitor.page.locator("#hvm1-mp4 a[href*='completion.mp4']").count() == 1
+    assert visitor.image_size("hvm1-pca") == grid_size(2, T_TOKENS)  # frames over their feature maps
     scores = visitor.page.locator("#hvm1-scores").inner_text()
     assert all(method in scores for method in ("MAE", "mean", "nearest_frame", "interpolate", "PSNR", "SSIM"))
     assert visitor.outside_requests() == []
 
     # The same upload again with other settings: the session kept its clip, though the upload is deleted.
     visitor.choose("temporal", ratio=0.75)
+    visitor.page.locator("#hvm1-score input").uncheck()
     visitor.run()
     visitor.wait_for_result("box.mp4: temporal mask, ratio 0.75")
     assert visitor.image_size("hvm1-completion") == grid_size(3, FRAMES)
+    assert "PSNR" not in visitor.page.locator("#hvm1-scores").inner_text()
 
 
 def test_sample_clip_and_the_readme_screenshot(visitor, request):

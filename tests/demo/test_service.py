@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import threading
 
+import av
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from hvm1.cli import _build_parser
 from hvm1.demo import DemoInputError, DemoService, UploadLimits
 from hvm1.eval.scores import score_clip
 from hvm1.viz import complete_clip, completion_grid
+from hvm1.viz.pca import feature_map_grid, patch_token_grid, pca_feature_maps
 
 TILE, FRAMES = 56, 8
 
@@ -57,9 +58,13 @@ def test_run_gives_the_library_picture_animation_and_attention(tiny_models, vide
     expected = complete_clip(mae, clips.mae, "random", 0.75, torch.Generator().manual_seed(3))
     assert np.array_equal(result.picture, completion_grid(expected, (0.45,) * 3, (0.225,) * 3))
     assert result.attention.shape == grid_shape(2, FRAMES // 2)  # frames row + mean row, t = 8 / 2 tokens
-    with Image.open(result.animation_gif) as gif:
-        assert gif.n_frames == FRAMES and gif.size == (3 * (TILE + 1) + 1, TILE + 2)
-    assert result.animation_mp4.stat().st_size > 0
+    vit = tiny_models[1]
+    colours = pca_feature_maps(patch_token_grid(vit, clips.vit)[None]).maps[0]
+    assert np.array_equal(result.feature_maps, feature_map_grid(clips.vit, colours, (0.45,) * 3, (0.225,) * 3, 2))
+    assert result.animation.suffix == f".{service.animation_format}"
+    with av.open(str(result.animation)) as container:
+        frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+    assert len(frames) == FRAMES and frames[0].shape == (TILE + 2, 3 * (TILE + 1) + 1, 3)
     assert result.precision == "fp32 on cpu" and result.seconds > 0
     assert progress[0] < progress[-1] == 1.0 and progress == sorted(progress)
 
@@ -78,10 +83,10 @@ def test_the_models_run_at_the_precision_asked_for(tiny_models, videos_dir, tmp_
     seen = []
     hook = mae.blocks[0].attn.q.register_forward_hook(lambda module, args, output: seen.append(output.dtype))
     try:
-        result = service.run(clips, "center", 0.5)
+        result = service.run(clips, "center", 0.5, score=False)
     finally:
         hook.remove()
-    assert seen == [torch.bfloat16] and result.precision == "bf16 autocast on cpu"
+    assert seen == [torch.bfloat16] and result.precision == "bf16 autocast on cpu" and result.scores == ()
     assert next(mae.parameters()).dtype == torch.float32  # autocast: the weights stay float32
 
 
@@ -109,9 +114,9 @@ def test_results_of_older_runs_are_removed_and_runs_take_turns(tiny_models, vide
     finally:
         del service.mae.forward
     assert len(results) == 4 and max(overlaps) == 1  # never two forwards at once
-    assert results[0].attention is None
+    assert results[0].attention is None and results[0].feature_maps is None
     kept = sorted(path.name for path in (tmp_path / "results").iterdir())
-    assert len(kept) == 2 and all(result.animation_gif.exists() == (result.animation_gif.parent.name in kept)
+    assert len(kept) == 2 and all(result.animation.exists() == (result.animation.parent.name in kept)
                                   for result in results)
 
 

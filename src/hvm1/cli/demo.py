@@ -65,8 +65,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     )
     _add_model_args(demo, required=False)  # neither: mae_hvm1_none
     vit = demo.add_mutually_exclusive_group()
-    vit.add_argument("--vit-model", metavar="NAME", help="also draw this zoo ViT's attention maps (e.g. vit_hvm1_none)")
-    vit.add_argument("--vit-checkpoint", metavar="FILE", type=Path, help="also draw attention maps with this file's ViT")
+    vit.add_argument("--vit-model", metavar="NAME",
+                     help="also draw this zoo ViT's attention and PCA feature maps (e.g. vit_hvm1_none)")
+    vit.add_argument("--vit-checkpoint", metavar="FILE", type=Path,
+                     help="also draw attention and PCA feature maps with this file's ViT")
     demo.add_argument("--vit-set", action="append", default=[], metavar="FIELD=VALUE",
                       help="an architecture field of the ViT, as --set is for the MAE; repeatable")
     demo.add_argument("--host", default="127.0.0.1",

@@ -52,16 +52,15 @@ def build_page(service: DemoService, sample_clip: Path):
     _environment_offline()
     import gradio as gr
 
-    def complete(last, source, upload, mask_type, mask_ratio, seed, progress=gr.Progress()):
+    def complete(last, source, upload, mask_type, mask_ratio, seed, score, progress=gr.Progress()):
         try:
             clips, last = _clips_for(service, last, source, upload, sample_clip)
             result = service.run(clips, mask_type, float(mask_ratio), int(seed or 0),
-                                 lambda fraction, text: progress(fraction, desc=text))
+                                 lambda fraction, text: progress(fraction, desc=text), score=bool(score))
         except DemoInputError as error:
             raise gr.Error(str(error), duration=None, title="This video can't be used") from None
-        attention = gr.update(value=result.attention, visible=result.attention is not None)
         return (last, _summary(service, clips.name, result), _score_table(result), result.picture,
-                str(result.animation_gif), str(result.animation_mp4), attention)
+                str(result.animation), result.attention, result.feature_maps)
 
     mae = service.mae.config
     with gr.Blocks(title="HVM-1 demo", analytics_enabled=False, delete_cache=CACHE_SWEEP) as page:
@@ -83,23 +82,32 @@ def build_page(service: DemoService, sample_clip: Path):
                 mask_ratio = gr.Slider(0.05, 0.95, value=DEFAULT_MASK_RATIOS["center"], step=0.05,
                                        label="Mask ratio (fraction of patches removed)", elem_id="hvm1-mask-ratio")
                 seed = gr.Number(0, precision=0, label="Seed (draws the random mask)", elem_id="hvm1-seed")
+                score = gr.Checkbox(True, label="Score against the baselines (PSNR, SSIM; takes a few seconds)",
+                                    elem_id="hvm1-score")
                 run = gr.Button("Complete", variant="primary", elem_id="hvm1-run")
             with gr.Column(scale=2):
                 summary = gr.Markdown(elem_id="hvm1-summary")
                 scores = gr.Markdown(elem_id="hvm1-scores")
                 picture = gr.Image(label="original / masked / completion", format="png", interactive=False,
                                    buttons=_IMAGE_BUTTONS, elem_id="hvm1-completion")
-                animation = gr.Image(label="the same over time", interactive=False, buttons=_IMAGE_BUTTONS,
-                                     elem_id="hvm1-animation")
-                video = gr.File(label="the animation as MP4", interactive=False, elem_id="hvm1-mp4")
+                animation: gr.Video | gr.Image
+                if service.animation_format == "mp4":
+                    animation = gr.Video(label="the same over time", interactive=False, autoplay=True, loop=True,
+                                         height=260, elem_id="hvm1-animation")
+                else:
+                    animation = gr.Image(label="the same over time", interactive=False, buttons=_IMAGE_BUTTONS,
+                                         elem_id="hvm1-animation")
                 attention = gr.Image(label=f"last-block CLS attention ({service.vit_name})", format="png",
                                      interactive=False, buttons=_IMAGE_BUTTONS, visible=service.vit is not None,
                                      elem_id="hvm1-attention")
+                features = gr.Image(label=f"PCA of the patch features, 3 components as RGB ({service.vit_name})",
+                                    format="png", interactive=False, buttons=_IMAGE_BUTTONS,
+                                    visible=service.vit is not None, elem_id="hvm1-pca")
         # Browser-side only, so they never wait behind a completion in the queue.
         upload.upload(None, None, source, js=f"() => {UPLOAD!r}")
         mask_type.change(None, mask_type, mask_ratio, js=f"(type) => ({DEFAULT_MASK_RATIOS!r})[type]")
-        run.click(complete, [last, source, upload, mask_type, mask_ratio, seed],
-                  [last, summary, scores, picture, animation, video, attention], concurrency_limit=1)
+        run.click(complete, [last, source, upload, mask_type, mask_ratio, seed, score],
+                  [last, summary, scores, picture, animation, attention, features], concurrency_limit=1)
     page.queue(default_concurrency_limit=1, max_size=QUEUE_SIZE)
     return page
 
@@ -145,7 +153,9 @@ def _summary(service: DemoService, name: str, result: DemoResult) -> str:
 
 
 def _score_table(result: DemoResult) -> str:
-    """The scores as a Markdown table: the MAE first, then the baselines that need no model."""
+    """The scores as a Markdown table: the MAE first, then the baselines that need no model ('' unscored)."""
+    if not result.scores:
+        return ""
     rows = [f"| {score.method} | {score.psnr:.2f} | {score.ssim:.3f} |" for score in result.scores]
     return "\n".join(["| on the removed patches | PSNR (dB) | SSIM |", "| --- | --- | --- |", *rows])
 

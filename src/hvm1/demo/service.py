@@ -1,9 +1,9 @@
 """What the demo page runs, without the page: one shared model, uploads checked against limits, one run at a time.
 
-`DemoService` holds the loaded MAE (and optionally a ViT for attention maps), checks an upload's size and
-duration before decoding it, reads it with the published visualisation preset, and makes the completion
-picture, its animation and the attention picture. Runs take a lock, so however the page calls it the model
-works on one clip at a time. Everything it writes goes under its own `workdir`.
+`DemoService` holds the loaded MAE (and optionally a ViT for attention and PCA feature maps), checks an
+upload's size and duration before decoding it, reads it with the published visualisation preset, and makes
+the completion picture, its animation, completion scores and the ViT's pictures. Runs take a lock, so however
+the page calls it the model works on one clip at a time. Everything it writes goes under its own `workdir`.
 """
 
 from __future__ import annotations
@@ -33,9 +33,11 @@ from hvm1.viz import (
     completion_fps,
     completion_frames,
     completion_grid,
-    write_gif,
-    write_mp4,
+    mp4_encoder,
+    write_animation,
 )
+from hvm1.viz.grid import _H264_ENCODERS  # the encoders whose MP4 a browser plays
+from hvm1.viz.pca import feature_map_grid, patch_token_grid, pca_feature_maps
 from hvm1.viz.runs import _preset  # the preset complete_videos reads with, so page and CLI agree
 from hvm1.zoo import Preprocessing
 
@@ -86,14 +88,15 @@ class MethodScore:
 
 @dataclass(frozen=True)
 class DemoResult:
-    """One completion: the picture (3 rows x T' frames, uint8), its animation as GIF and MP4 files, the
-    attention picture (None without a ViT), the MAE loss, the scores of the MAE and of the baselines that
-    need no model on the same mask, and how long it took with which precision."""
+    """One completion: the picture (3 rows x T' frames, uint8), its animation file (`animation_format`), the
+    attention picture and the PCA feature-map picture (None without a ViT), the MAE loss, the scores of the
+    MAE and of the baselines that need no model on the same mask (empty when not asked for), and how long it
+    took with which precision."""
 
     picture: np.ndarray
-    animation_gif: Path
-    animation_mp4: Path
+    animation: Path
     attention: np.ndarray | None
+    feature_maps: np.ndarray | None
     loss: float
     scores: tuple[MethodScore, ...]
     seconds: float
@@ -137,6 +140,8 @@ class DemoService:
         self.workdir = Path(workdir)
         self._mae_preset = _preset(mae, mae_preprocessing)
         self._vit_preset = None if vit is None else _preset(vit, vit_preprocessing)
+        # Browsers play H.264 MP4; MPEG-4 Part 2 (a PyAV build without an H.264 encoder) only as a GIF.
+        self.animation_format = "mp4" if mp4_encoder() in _H264_ENCODERS else "gif"
         self._lock = threading.Lock()
         self._runs = 0
 
@@ -186,38 +191,53 @@ class DemoService:
         mask_ratio: float = 0.5,
         seed: int = 0,
         progress: Progress | None = None,
+        score: bool = True,
     ) -> DemoResult:
-        """Complete `clips` with the MAE (random masks drawn from `seed`), draw the picture and animation, and
-        the attention map when a ViT is loaded. One run at a time; waits for the one in progress."""
+        """Complete `clips` with the MAE (random masks drawn from `seed`), draw the picture and animation,
+        score the completion against the baselines (unless `score` is False: SSIM is the slow part), and draw
+        the attention and PCA feature maps when a ViT is loaded. One run at a time; waits for the one in
+        progress."""
         check_mask_ratio(mask_ratio)
         report = progress or (lambda fraction, text: None)
+        steps = ["complete", "draw", *(["score"] if score else []), *(["attention", "pca"] if self.vit else [])]
+
+        def step(name: str, text: str) -> None:
+            report(steps.index(name) / len(steps), text)
+
         with self._lock:
             start = time.perf_counter()
-            report(0.05, "masking and completing")
+            step("complete", "masking and completing")
             generator = torch.Generator().manual_seed(int(seed))
             completion = complete_clip(self.mae, clips.mae, mask_type, mask_ratio, generator, self.precision)
             preset = self._mae_preset
-            report(0.6 if self.vit is not None else 0.8, "drawing the completion")
+            step("draw", "drawing the completion")
             picture = completion_grid(completion, preset.mean, preset.std)
             frames = completion_frames(completion, preset.mean, preset.std)
-            folder = self._result_folder()
             fps = completion_fps(self.mae, preset.sampling_rate, preset.target_fps)
-            gif = write_gif(frames, folder / "completion.gif", fps)
-            mp4 = write_mp4(frames, folder / "completion.mp4", fps)
-            report(0.65 if self.vit is not None else 0.9, "scoring against the baselines")
-            scores = _scores(completion, preset.mean, preset.std, mask_type)
-            attention = None
+            animation = write_animation(frames, self._result_folder() / f"completion.{self.animation_format}", fps)
+            scores: tuple[MethodScore, ...] = ()
+            if score:
+                step("score", "scoring against the baselines")
+                scores = _scores(completion, preset.mean, preset.std, mask_type)
+            attention = feature_maps = None
             if self.vit is not None and self._vit_preset is not None and clips.vit is not None:
-                report(0.75, "attention maps")
+                step("attention", "attention maps")
+                vit_preset = self._vit_preset
                 maps = attention_maps(self.vit, clips.vit, self.precision)[0]
-                attention = attention_grid(clips.vit, maps, self._vit_preset.mean, self._vit_preset.std)
+                attention = attention_grid(clips.vit, maps, vit_preset.mean, vit_preset.std)
+                step("pca", "PCA feature maps")
+                with self.precision.autocast(self.device):
+                    tokens = patch_token_grid(self.vit, clips.vit)  # (t, h, w, C)
+                colours = pca_feature_maps(tokens[None]).maps[0]
+                feature_maps = feature_map_grid(clips.vit, colours, vit_preset.mean, vit_preset.std,
+                                                self.vit.config.t_patch_size)
             seconds = time.perf_counter() - start
         report(1.0, "done")
         logger.info("completed %s (%s %.2f) in %.2f s", clips.name, mask_type, mask_ratio, seconds)
         return DemoResult(
-            picture=picture, animation_gif=gif, animation_mp4=mp4, attention=attention, loss=completion.loss,
-            scores=scores,
-            seconds=seconds, precision=self.precision_text, mask_type=mask_type, mask_ratio=mask_ratio, seed=int(seed),
+            picture=picture, animation=animation, attention=attention, feature_maps=feature_maps,
+            loss=completion.loss, scores=scores, seconds=seconds, precision=self.precision_text,
+            mask_type=mask_type, mask_ratio=mask_ratio, seed=int(seed),
         )
 
     def _result_folder(self) -> Path:
