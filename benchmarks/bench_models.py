@@ -36,7 +36,6 @@ from hvm1.devices import cpu_bf16_units, keep_freed_memory, resolve_precision
 from hvm1.models import MAEConfig, build_model, get_config
 from hvm1.models.masking import num_kept
 
-
 CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16", "amx_fp16")
 # (name, fp32 target, bf16 target); None: no target.
 TARGETS = {"vit_forward": (0.90, 0.75), "mae_forward_0.9": (0.80, None), "mae_center_0.5": (0.90, 0.75)}

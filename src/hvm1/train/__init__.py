@@ -5,8 +5,9 @@
 (FSDP2 with `fsdp=True`).
 """
 
-from .common import TrainConfig, TrainingError, TrainResult
+from .config import TrainConfig
 from .finetune import FinetuneConfig, finetune
+from .loop import TrainingError, TrainResult
 from .metrics import read_metrics
 from .pretrain import PretrainConfig, pretrain
 

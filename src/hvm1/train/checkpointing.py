@@ -11,8 +11,10 @@ copy) still leaves one to resume from; all are read through the one loader in `h
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,8 @@ import torch
 
 from hvm1.checkpoint import CheckpointError, read_payload
 from hvm1.files import write_atomically
+
+from .samples import sample_generator
 
 logger = logging.getLogger(__name__)
 
@@ -127,3 +131,82 @@ def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["cpu"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+@dataclass
+class RunPosition:
+    """Where a run stands: optimizer `step`s done in all, the `epoch`, the micro-batches per rank done in it
+    (`batches`), the best validation value so far, and the epoch's step losses so far as [sum, count] (so
+    that a resumed run writes the epoch-mean loss an uninterrupted one would)."""
+
+    step: int = 0
+    epoch: int = 0
+    batches: int = 0
+    best_value: float | None = None
+    epoch_loss: list[float] = field(default_factory=lambda: [0.0, 0])
+
+
+def training_payload(
+    model_state: dict[str, Any],
+    optimizer_state: dict[str, Any],
+    scaler_state: dict[str, Any],
+    args: dict[str, Any],
+    position: RunPosition,
+    batch_size: int,
+    world_size: int,
+    rng_states: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """The checkpoint of a run at `position` (see the module doc): the published keys, `args` as an
+    `argparse.Namespace`, plus the step, the sampler position in files and every rank's generator states."""
+    return {
+        "model": model_state,
+        "optimizer": optimizer_state,
+        "epoch": position.epoch,
+        "scaler": scaler_state,
+        "args": argparse.Namespace(**{key: _plain(value) for key, value in args.items()}),
+        "step": position.step,
+        "sampler": {"epoch": position.epoch, "batches": position.batches,
+                    "samples": position.batches * batch_size * world_size},
+        "rng": {"world_size": world_size, "states": rng_states},
+        "best_value": position.best_value,
+        "epoch_loss": position.epoch_loss,
+    }
+
+
+def resume_position(payload: dict[str, Any], path: Path, batch_size: int, world_size: int) -> RunPosition:
+    """Where the run of `payload` (read from `path`) stopped, in this run's micro-batches of `batch_size` files
+    per rank on `world_size` ranks. Raises ValueError when the files done are not a whole number of them."""
+    # The position is stored in files, so a run may resume with another rank count or batch size as long as
+    # the files done so far are a whole number of its micro-batches; it then reads the same files.
+    sampler = payload["sampler"]
+    per_batch = batch_size * world_size
+    if sampler["samples"] % per_batch:
+        raise ValueError(
+            f"{path} stopped {sampler['samples']} files into epoch {sampler['epoch']}, not a whole number of "
+            f"this run's micro-batches of {batch_size} files x {world_size} ranks: resume with a batch size "
+            f"that divides it"
+        )
+    return RunPosition(int(payload["step"]), int(sampler["epoch"]), sampler["samples"] // per_batch,
+                       payload.get("best_value"), list(payload.get("epoch_loss", [0.0, 0])))
+
+
+def restore_rng(payload: dict[str, Any], path: Path, seed: int, rank: int, world_size: int) -> None:
+    """Restore this rank's generator states from `payload`; when it was written by another number of ranks,
+    reseed from (seed, step, rank) instead, with a warning."""
+    states = payload["rng"]
+    if states["world_size"] == world_size:
+        set_rng_state(states["states"][rank])
+        return
+    logger.warning(
+        "%s was written by %d ranks, this run has %d: generator states reseeded", path.name, states["world_size"],
+        world_size,
+    )
+    torch.manual_seed(sample_generator(seed, int(payload["step"]), rank).initial_seed())
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain(v) for v in value)
+    return value

@@ -40,9 +40,11 @@ from hvm1.zoo import (
     preprocessing_to_json,
 )
 
-from .common import Task, TrainConfig, TrainResult, config_args, load_source_model, run_task
+from .config import TrainConfig, config_args
+from .loop import Task, TrainResult, run_task
 from .optim import finetuning_param_groups
 from .samples import ImageTrainPreset, TrainBatch, TrainClips, sample_generator, select_shots
+from .source import load_source_model
 
 logger = logging.getLogger(__name__)
 

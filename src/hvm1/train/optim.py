@@ -1,4 +1,5 @@
-"""The parameter groups of the published recipes, from what the model says about itself.
+"""Optimizer and precision setup: the parameter groups of the published recipes (from what the model says
+about itself), AdamW over them, the learning-rate schedule, and the autocast dtype.
 
 Pretraining (the published MAE code's `add_weight_decay`): weight decay on every parameter except the 1-D
 ones (biases, norms) and those whose name ends in `.bias`; the position embeddings, `cls_token`,
@@ -10,11 +11,19 @@ each parameter's lr is scaled by `layer_decay ** (top - layer)` with the layer f
 
 from __future__ import annotations
 
+import logging
+import math
 from typing import Any
 
+import torch
 from torch import nn
 
+from hvm1.devices import resolve_precision
 from hvm1.models import VideoViT
+
+from .config import TrainConfig
+
+logger = logging.getLogger(__name__)
 
 
 def pretraining_param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
@@ -47,3 +56,40 @@ def finetuning_param_groups(model: VideoViT, weight_decay: float, layer_decay: f
         })
         group["names"].append(name)
     return [groups[key] for key in sorted(groups)]
+
+
+def make_optimizer(model: nn.Module, param_groups: list[dict[str, Any]], config: TrainConfig) -> torch.optim.AdamW:
+    """AdamW with `config.betas` over `param_groups` (as the functions above return them), each group keeping
+    its `lr_scale` for `learning_rate`; the lr itself is set before every step."""
+    parameters = dict(model.named_parameters())
+    groups = [
+        {"params": [parameters[name] for name in group["names"]], "weight_decay": group["weight_decay"],
+         "lr_scale": group["lr_scale"]}
+        for group in param_groups
+    ]
+    return torch.optim.AdamW(groups, lr=learning_rate(config, 0, 1), betas=config.betas)
+
+
+def learning_rate(config: TrainConfig, step: int, total_steps: int) -> float:
+    """The learning rate of optimizer step `step` (from 0): linear warmup over `warmup_steps`, then constant
+    or a half cosine from `lr` to `min_lr` at `total_steps`."""
+    lr = config.lr
+    if lr is None:
+        raise ValueError("the config's lr is None: the job resolves it (finetuning: from blr) before training")
+    if step < config.warmup_steps:
+        return lr * (step + 1) / config.warmup_steps
+    if config.lr_schedule == "constant":
+        return lr
+    progress = (step - config.warmup_steps) / max(total_steps - config.warmup_steps, 1)
+    return config.min_lr + (lr - config.min_lr) * 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of `precision` on `device` (None: float32), as `hvm1.devices.resolve_precision`
+    decides it: 'auto' is bf16 where the device multiplies bf16 fast (CUDA with bf16, CPUs with AMX or
+    AVX512-BF16), float32 elsewhere; fp16 is for CUDA only (it needs a gradient scaler)."""
+    chosen = resolve_precision(precision, device)
+    if chosen.name == "fp16" and device.type != "cuda":
+        raise ValueError("precision fp16 needs CUDA (with a gradient scaler); on CPU use fp32 or bf16")
+    logger.info("training precision %s (%s)", chosen.describe(), chosen.reason)
+    return None if chosen.is_float32 else chosen.dtype

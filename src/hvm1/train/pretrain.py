@@ -22,9 +22,11 @@ from hvm1.distributed import process_group
 from hvm1.models import MAEConfig, VideoMAE
 from hvm1.zoo import PREPROCESSING_METADATA_KEY, preprocessing_for, preprocessing_to_json
 
-from .common import Task, TrainConfig, TrainResult, config_args, load_source_model, run_task
+from .config import TrainConfig, config_args
+from .loop import Task, TrainResult, run_task
 from .optim import pretraining_param_groups
 from .samples import TrainBatch, TrainClips
+from .source import load_source_model
 
 logger = logging.getLogger(__name__)
 

@@ -1,18 +1,18 @@
-"""The training loop both jobs share: optimizer and schedule, precision, accumulation, checkpoints, metrics.
+"""The training loop both jobs share: accumulation, distributed steps, checkpoints, evaluation, metrics.
 
-`pretrain` and `finetune` describe their job as a `Task` (the model, the samples, how a micro-batch becomes a
-loss, how to evaluate) and hand it to `run_task`, which runs the same loop on one CPU, on many GPUs under
-torchrun (DDP, or FSDP2 with `fsdp`), from scratch or resumed to the micro-batch.
+`pretrain` and `finetune` describe their job as a `Task` (the model, the samples, its parameter groups, how
+a micro-batch becomes a loss, how to evaluate) and hand it to `run_task`, which runs the same loop on one CPU,
+on many GPUs under torchrun (DDP, or FSDP2 with `fsdp`), from scratch or resumed to the micro-batch. The
+settings are `config.TrainConfig`, the optimizer and precision come from `optim`, the checkpoint payload
+from `checkpointing`.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import logging
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,21 +24,24 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from hvm1.data import Skipped
-from hvm1.devices import PRECISION_CHOICES, resolve_precision
 from hvm1.distributed import DistributedContext, all_gather_objects, all_reduce_sum
-from hvm1.models import VideoMAE, VideoViT, build_model, get_config
+from hvm1.models import VideoMAE, VideoViT
 
 from .checkpointing import (
     BEST,
     LAST,
     PREVIOUS,
+    RunPosition,
     load_newest_checkpoint,
     load_training_checkpoint,
+    restore_rng,
+    resume_position,
     rng_state,
     run_checkpoints,
     save_checkpoint,
-    set_rng_state,
+    training_payload,
 )
+from .config import TrainConfig
 from .distributed import (
     ShardedSampler,
     full_model_state,
@@ -48,64 +51,10 @@ from .distributed import (
     wrap_model,
 )
 from .metrics import MetricsWriter
+from .optim import autocast_dtype, learning_rate, make_optimizer
 from .samples import TrainBatch, TrainClips, collate_train, sample_generator
 
 logger = logging.getLogger(__name__)
-
-LR_SCHEDULES = ("constant", "cosine")
-
-
-@dataclass(kw_only=True)
-class TrainConfig:
-    """What every training job takes. `epochs` bounds the run, and `max_steps` (optimizer steps) when set;
-    a step takes `accum_iter` micro-batches of `batch_size` files per rank. `resume`: None (fresh: the run
-    folder must hold no checkpoint), 'auto' (continue from the run folder's newest checkpoint when there is
-    one) or a checkpoint path. `precision` 'auto' is bf16 autocast where the device multiplies bf16 fast
-    (`hvm1.devices.resolve_precision`: CUDA with bf16, CPUs with AMX or AVX512-BF16), else float32. A checkpoint
-    is written every `save_every` steps and at the end of every epoch and of the run (`checkpoint-last.pth`).
-    """
-
-    out_dir: str
-    epochs: int = 1
-    max_steps: int | None = None
-    batch_size: int = 4
-    accum_iter: int = 1
-    lr: float | None = 1e-4
-    min_lr: float = 0.0
-    lr_schedule: str = "constant"
-    warmup_steps: int = 0
-    weight_decay: float = 0.05
-    betas: tuple[float, float] = (0.9, 0.95)
-    clip_grad: float | None = 0.1
-    num_workers: int = 2
-    seed: int = 0
-    resume: str | None = None
-    precision: str = "auto"
-    grad_checkpointing: bool = False
-    compile: bool = False
-    fsdp: bool = False
-    device: str | None = None
-    save_every: int = 500
-    tensorboard: bool = True
-
-    def check(self) -> None:
-        """Raise ValueError naming every setting out of range."""
-        problems = []
-        for name in ("epochs", "batch_size", "accum_iter", "save_every"):
-            if getattr(self, name) < 1:
-                problems.append(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.max_steps is not None and self.max_steps < 1:
-            problems.append(f"max_steps must be at least 1, got {self.max_steps}")
-        if self.num_workers < 0:
-            problems.append(f"num_workers must be at least 0, got {self.num_workers}")
-        if self.precision not in PRECISION_CHOICES:
-            problems.append(f"precision must be one of {', '.join(PRECISION_CHOICES)}, got {self.precision!r}")
-        if self.lr_schedule not in LR_SCHEDULES:
-            problems.append(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
-        if self.lr is None or self.lr <= 0:
-            problems.append(f"lr must be positive, got {self.lr}")
-        if problems:
-            raise ValueError("invalid training config: " + "; ".join(problems))
 
 
 class TrainingError(RuntimeError):
@@ -149,63 +98,6 @@ class TrainResult:
     skipped: list[Skipped] = field(default_factory=list)
 
 
-def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype of `precision` on `device` (None: float32), as `hvm1.devices.resolve_precision`
-    decides it: 'auto' is bf16 where the device multiplies bf16 fast (CUDA with bf16, CPUs with AMX or
-    AVX512-BF16), float32 elsewhere; fp16 is for CUDA only (it needs a gradient scaler)."""
-    chosen = resolve_precision(precision, device)
-    if chosen.name == "fp16" and device.type != "cuda":
-        raise ValueError("precision fp16 needs CUDA (with a gradient scaler); on CPU use fp32 or bf16")
-    logger.info("training precision %s (%s)", chosen.describe(), chosen.reason)
-    return None if chosen.is_float32 else chosen.dtype
-
-
-def learning_rate(config: TrainConfig, step: int, total_steps: int) -> float:
-    """The learning rate of optimizer step `step` (from 0): linear warmup over `warmup_steps`, then constant
-    or a half cosine from `lr` to `min_lr` at `total_steps`."""
-    lr = config.lr
-    if lr is None:
-        raise ValueError("the config's lr is None: the job resolves it (finetuning: from blr) before training")
-    if step < config.warmup_steps:
-        return lr * (step + 1) / config.warmup_steps
-    if config.lr_schedule == "constant":
-        return lr
-    progress = (step - config.warmup_steps) / max(total_steps - config.warmup_steps, 1)
-    return config.min_lr + (lr - config.min_lr) * 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
-
-
-def load_source_model(
-    model: str | os.PathLike | None,
-    arch: str | None,
-    overrides: dict[str, Any],
-    model_type: str,
-    seed: int,
-) -> VideoViT | VideoMAE:
-    """The model a run starts from: `model` (zoo name or checkpoint, through `hvm1.load_model`) or `arch`
-    (a named size, randomly initialised with `seed` so every rank builds the same weights). Exactly one of
-    the two; raises ValueError otherwise."""
-    from hvm1 import load_model
-
-    if arch is not None and model is None:
-        torch.manual_seed(seed)
-        return build_model(get_config(arch, **overrides))
-    if model is not None and arch is None:
-        return load_model(model, model_type=model_type, **overrides)
-    raise ValueError("give exactly one of a model (zoo name or checkpoint file) and an architecture name")
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, (list, tuple)):
-        return type(value)(_plain(v) for v in value)
-    return value
-
-
-def _namespace(args: dict[str, Any]) -> argparse.Namespace:
-    return argparse.Namespace(**{key: _plain(value) for key, value in args.items()})
-
-
 class _Run:
     """The state of one `run_task` call (kept in one place so that saving and resuming see the same)."""
 
@@ -222,18 +114,8 @@ class _Run:
         if config.fsdp and self.autocast == torch.float16:
             raise ValueError("fp16 with --fsdp is not supported: use bf16")
         self.model = wrap_model(model, context, config.fsdp)
-        assert config.lr is not None  # config.check() made sure
-        parameters = dict(task.model.named_parameters())
         self.group_names = [group["names"] for group in task.param_groups]
-        self.optimizer = torch.optim.AdamW(
-            [
-                {"params": [parameters[n] for n in group["names"]], "weight_decay": group["weight_decay"],
-                 "lr_scale": group["lr_scale"]}
-                for group in task.param_groups
-            ],
-            lr=config.lr,
-            betas=config.betas,
-        )
+        self.optimizer = make_optimizer(task.model, task.param_groups, config)
         self.scaler = torch.amp.GradScaler("cuda") if self.autocast == torch.float16 else None
         self.sampler = ShardedSampler(len(task.dataset), config.batch_size, context, config.seed)
         self.steps_per_epoch = self.sampler.batches_per_epoch // config.accum_iter
@@ -286,35 +168,14 @@ class _Run:
         load_full_state(self.model, self.optimizer, payload["model"], payload["optimizer"], self.group_names)
         if self.scaler is not None and payload.get("scaler"):
             self.scaler.load_state_dict(payload["scaler"])
-        self.step = int(payload["step"])
-        self.epoch, self.batches = int(payload["sampler"]["epoch"]), self._batches_done(payload["sampler"], path)
-        self.best_value = payload.get("best_value")
-        self.epoch_loss = list(payload.get("epoch_loss", [0.0, 0]))
+        position = resume_position(payload, path, self.config.batch_size, self.context.world_size)
+        self.step, self.epoch, self.batches = position.step, position.epoch, position.batches
+        self.best_value, self.epoch_loss = position.best_value, position.epoch_loss
         self.last_checkpoint = path
         best = self.out_dir / BEST
         self.best_checkpoint = best if best.is_file() else None
-        states = payload["rng"]
-        if states["world_size"] == self.context.world_size:
-            set_rng_state(states["states"][self.context.rank])
-        else:
-            logger.warning(
-                "%s was written by %d ranks, this run has %d: generator states reseeded", path.name,
-                states["world_size"], self.context.world_size,
-            )
-            torch.manual_seed(sample_generator(self.config.seed, self.step, self.context.rank).initial_seed())
+        restore_rng(payload, path, self.config.seed, self.context.rank, self.context.world_size)
         logger.info("resumed from %s at step %d (epoch %d, micro-batch %d)", path, self.step, self.epoch, self.batches)
-
-    def _batches_done(self, sampler: dict[str, int], path: Path) -> int:
-        # The position is stored in files, so a run may resume with another rank count or batch size as long
-        # as the files done so far are a whole number of its micro-batches; it then reads the same files.
-        per_batch = self.config.batch_size * self.context.world_size
-        if sampler["samples"] % per_batch:
-            raise ValueError(
-                f"{path} stopped {sampler['samples']} files into epoch {sampler['epoch']}, not a whole number of "
-                f"this run's micro-batches of {self.config.batch_size} files x {self.context.world_size} ranks: "
-                f"resume with a batch size that divides it"
-            )
-        return sampler["samples"] // per_batch
 
     def save(self, best: bool) -> None:
         # Collectives first: every rank takes part, then rank 0 alone writes.
@@ -323,19 +184,11 @@ class _Run:
         states = all_gather_objects(rng_state(), self.context)
         if not self.context.is_main:
             return
-        payload = {
-            "model": model_state,
-            "optimizer": optimizer_state,
-            "epoch": self.epoch,
-            "scaler": self.scaler.state_dict() if self.scaler is not None else {},
-            "args": _namespace(self.task.args),
-            "step": self.step,
-            "sampler": {"epoch": self.epoch, "batches": self.batches,
-                        "samples": self.batches * self.config.batch_size * self.context.world_size},
-            "rng": {"world_size": self.context.world_size, "states": states},
-            "best_value": self.best_value,
-            "epoch_loss": self.epoch_loss,
-        }
+        position = RunPosition(self.step, self.epoch, self.batches, self.best_value, self.epoch_loss)
+        payload = training_payload(
+            model_state, optimizer_state, self.scaler.state_dict() if self.scaler is not None else {},
+            self.task.args, position, self.config.batch_size, self.context.world_size, states,
+        )
         self.last_checkpoint = save_checkpoint(self.out_dir / LAST, payload, keep_previous=PREVIOUS)
         if best:
             self.best_checkpoint = save_checkpoint(self.out_dir / BEST, payload)
@@ -483,14 +336,6 @@ class _Run:
             self.metrics.write({"kind": "skipped", "step": self.step + 1, "epoch": self.epoch,
                                 "path": item.path, "reason": item.reason})
         return everyone
-
-
-def config_args(config: TrainConfig) -> dict[str, Any]:
-    """The training settings of `config` as checkpoint `args` entries (architecture overrides left out: the
-    resolved architecture is written instead)."""
-    values = dataclasses.asdict(config)
-    values.pop("overrides", None)
-    return values
 
 
 def _to_device(batch: TrainBatch, device: torch.device) -> TrainBatch:
