@@ -4,7 +4,8 @@ Paths as in bench_models.py (ViT-H/14 forward, MAE forward at mask 0.9, center-0
 frames of 224 px, random weights). `--depth` cuts the encoder to fewer blocks (each block is the same work,
 so the shares per op hold for the full 32; the MAE decoder keeps its 4). Prints, per path and precision, the
 ops by self CPU time with their share of the path, and the share of matrix products (mm/addmm/bmm/linear
-and SDPA's flash kernel) against everything else (copies, casts, GELU, LayerNorm, softmax, adds).
+and SDPA's flash kernel) against everything else (copies, casts, GELU, LayerNorm, softmax, adds). Runs as
+the commands do: freed memory kept for reuse, bf16 with the linear weights cast once.
 
 Usage: python benchmarks/profile_models.py [--depth 8] [--top 12] [--paths vit,mae,complete] [--precisions fp32,bf16]
 """
@@ -18,7 +19,7 @@ from pathlib import Path
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from hvm1.devices import resolve_precision
+from hvm1.devices import keep_freed_memory, resolve_precision
 from hvm1.models import get_config
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -61,11 +62,15 @@ def main() -> None:
         "mae": ("MAE forward, random mask 0.9", lambda: mae(video, mask_ratio=0.9)),
         "complete": ("MAE center-0.5 completion", lambda: mae(video, 0.5, visualize=True, mask_type="center")),
     }
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; encoder depth {args.depth}")
-    for key in args.paths.split(","):
-        label, fn = paths[key]
-        print(f"\n{label}")
-        for precision in args.precisions.split(","):
+    reuse = keep_freed_memory()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; encoder depth {args.depth}; freed memory "
+          f"{'reused' if reuse else 'returned to the OS'}")
+    for precision in args.precisions.split(","):
+        for model in (vit, mae):  # as the commands run them: linear weights cast once (a no-op for fp32)
+            resolve_precision(precision, "cpu").cast_linear_weights(model)
+        for key in args.paths.split(","):
+            label, fn = paths[key]
+            print(f"\n{label}")
             profile_path(fn, precision, args.top)
 
 

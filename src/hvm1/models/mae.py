@@ -149,6 +149,8 @@ class VideoMAE(nn.Module):
         at linspace(0, T - 1) rounded down."""
         cfg = self.config
         count = video.shape[2] // cfg.t_patch_size * cfg.pred_t_patch_size
+        if count == video.shape[2]:
+            return video  # every frame (the HVM-1 models): no copy
         frames = torch.linspace(0, video.shape[2] - 1, count).long().to(video.device)
         return torch.index_select(video, 2, frames)
 
