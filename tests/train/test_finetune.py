@@ -9,13 +9,12 @@ import torch
 
 import hvm1
 from hvm1.cli import main
-from hvm1.data import ClipDataset, VideoError, video_eval_preset
+from hvm1.data import ClipDataset, VideoError, select_shots, video_eval_preset
 from hvm1.models import ViTConfig
 from hvm1.train import FinetuneConfig, finetune, read_metrics
 from hvm1.train.distributed import DistributedContext
 from hvm1.train.finetune import _evaluator, _mix, finetune_model
 from hvm1.train.optim import finetuning_param_groups
-from hvm1.train.samples import select_shots
 from hvm1.zoo import VIDEO_MEAN, VIDEO_STD
 from train_helpers import IMAGES, MAE_CHECKPOINT, VIT_CHECKPOINT, require_shared
 

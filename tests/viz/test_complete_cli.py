@@ -9,8 +9,8 @@ from PIL import Image
 
 import hvm1
 from hvm1.cli import _build_parser, main
-from hvm1.data import visualisation_preset
-from hvm1.viz import complete_clip, completion_grid, video_generator
+from hvm1.data import file_generator, visualisation_preset
+from hvm1.viz import complete_clip, completion_grid
 
 MASK_TYPES = ("random", "temporal", "center")
 TILE, FRAMES = 56, 8  # the tiny reference MAE: 56 px frames, pred_t_dim 8
@@ -37,7 +37,7 @@ def test_complete_writes_one_true_colour_picture_per_video(mask_type, mae_args, 
     model = hvm1.load_model(mae_args[1], num_heads=4, decoder_num_heads=4)
     preset = visualisation_preset(TILE, 8, (0.45,) * 3, (0.225,) * 3)
     clip, _ = preset.load(video)
-    expected = completion_grid(complete_clip(model, clip, mask_type, None, video_generator(0, video)), preset.mean,
+    expected = completion_grid(complete_clip(model, clip, mask_type, None, file_generator(0, video)), preset.mean,
                                preset.std)
     written = np.asarray(Image.open(out / f"box_mae_checkpoint_{mask_type}.jpg"), dtype=np.float32)
     assert np.abs(written - expected).mean() < 2.0

@@ -12,7 +12,7 @@ import torch
 
 import hvm1
 from hvm1 import zoo
-from hvm1.data import transforms, visualisation_preset
+from hvm1.data import file_generator, select_videos, transforms, visualisation_preset
 from hvm1.viz import (
     attention_grid,
     attention_maps,
@@ -23,9 +23,7 @@ from hvm1.viz import (
     make_grid,
     make_sample_clip,
     output_stems,
-    select_videos,
     to_uint8,
-    video_generator,
 )
 from hvm1.viz.runs import _prefetched
 
@@ -51,7 +49,7 @@ def tiny_clip():
 def test_masked_row_is_flat_exactly_where_the_mask_says(mask_type, name, reference_mae, videos_dir, tiny_clip):
     config = reference_mae.config
     clip = tiny_clip(videos_dir / name)
-    completion = complete_clip(reference_mae, clip, mask_type, generator=video_generator(0, name))
+    completion = complete_clip(reference_mae, clip, mask_type, generator=file_generator(0, name))
     original, masked, completed = completion_tiles(completion, MEAN, STD)  # each (T', S, S, 3)
     removed = completion.removed[0].numpy()  # (T', S, S)
     assert removed.shape == original.shape[:3] == (config.pred_t_dim, config.img_size, config.img_size)

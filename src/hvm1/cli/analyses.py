@@ -50,8 +50,8 @@ def _cmd_score(args: argparse.Namespace) -> int:
     import tempfile
     import time
 
+    from ..data import select_videos
     from ..eval.scores import plot_scores, score_videos, write_scores
-    from ..viz import select_videos
     from ..zoo import preprocessing_for
     from .viz import _progress_bar
 

@@ -81,7 +81,8 @@ def _run_on_videos(args: argparse.Namespace, command: str, run) -> int:
     import tempfile
     import time
 
-    from ..viz import SAMPLE_NAME, make_sample_clip, select_videos
+    from ..data import select_videos
+    from ..viz import SAMPLE_NAME, make_sample_clip
 
     out_dir = args.out_dir or Path(tempfile.mkdtemp(prefix=f"hvm1-{command}-{time.strftime('%Y%m%d-%H%M%S')}-"))
     paths = [*args.paths, *args.video_dirs]

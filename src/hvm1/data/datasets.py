@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import os
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
@@ -18,6 +19,7 @@ import torch
 from torch.utils.data import Dataset
 
 from hvm1.data.failures import Skipped, skipped_for
+from hvm1.data.sampling import select_files
 from hvm1.data.transforms import ImagePreset, VideoPreset
 from hvm1.data.video import Start
 
@@ -63,6 +65,113 @@ def find_videos(paths: PathLike | Iterable[PathLike]) -> list[Path]:
 def find_images(paths: PathLike | Iterable[PathLike]) -> list[Path]:
     """The image files named by `paths` (files, or folders searched recursively for IMAGE_EXTENSIONS)."""
     return find_files(paths, IMAGE_EXTENSIONS)
+
+
+@dataclass(frozen=True)
+class LabelledFiles:
+    """Files with their labels (-1 where none) and, for a folder of class subfolders, the class names."""
+
+    files: list[Path]
+    labels: list[int]
+    classes: list[str] | None = None
+
+
+def class_folder_files(root: PathLike, extensions: Sequence[str] = VIDEO_EXTENSIONS) -> LabelledFiles:
+    """A folder of class subfolders: label = index of the subfolder in sorted order (as the published
+    finetuning data were built), files found recursively in each. Raises ValueError for matching files
+    directly in `root`, which belong to no class."""
+    root = _folder(root)
+    classes = sorted(entry.name for entry in root.iterdir() if entry.is_dir() and not entry.name.startswith("."))
+    loose = sorted(file for file in root.iterdir() if not file.name.startswith(".") and _matches(file, extensions))
+    if loose:
+        raise ValueError(f"{root}: {len(loose)} files belong to no class folder, e.g. {loose[0].name}")
+    files: list[Path] = []
+    labels: list[int] = []
+    for label, name in enumerate(classes):
+        found = find_files(root / name, extensions)
+        files += found
+        labels += [label] * len(found)
+    return LabelledFiles(files, labels, classes)
+
+
+def manifest_files(manifest: PathLike) -> LabelledFiles:
+    """A CSV manifest of `path,label` rows (an optional `path,label` header; relative paths are relative
+    to the manifest's folder). Raises ValueError naming the line of a malformed row."""
+    manifest = Path(manifest)
+    if not manifest.is_file():
+        raise FileNotFoundError(f"{manifest}: no such manifest file")
+    files, labels = [], []
+    with open(manifest, newline="") as handle:
+        for line, row in enumerate(csv.reader(handle), start=1):
+            if not row or (line == 1 and [cell.strip().lower() for cell in row] == ["path", "label"]):
+                continue
+            try:
+                path, label = row
+                labels.append(int(label))
+            except ValueError:
+                raise ValueError(f"{manifest}:{line}: expected 'path,label' with an integer label, got {row}") from None
+            files.append(manifest.parent / path.strip())
+    return LabelledFiles(files, labels)
+
+
+def labelled_files(data: PathLike, extensions: Sequence[str] = VIDEO_EXTENSIONS) -> LabelledFiles:
+    """The labelled files of `data`: a CSV manifest of `path,label` rows or a folder of class subfolders.
+
+    Raises FileNotFoundError when `data` does not exist and ValueError when a folder has files outside
+    any class subfolder, or has no file at all.
+    """
+    data = Path(data)
+    if data.is_file():
+        listing = manifest_files(data)
+    elif data.is_dir():
+        listing = class_folder_files(data, extensions)
+    else:
+        raise FileNotFoundError(f"{data}: neither a folder of class subfolders nor a .csv manifest")
+    if not listing.files:
+        raise ValueError(f"{data}: no files with the extensions {', '.join(extensions)}")
+    return listing
+
+
+def list_files(paths: PathLike | Sequence[PathLike], extensions: Sequence[str] = VIDEO_EXTENSIONS) -> LabelledFiles:
+    """The files `paths` name, labelled where their layout gives labels.
+
+    One CSV manifest (`path,label` rows) gives its labels; one folder whose files all sit in subfolders gives
+    each file the index of its subfolder in sorted order (as the published finetuning sets were built);
+    anything else (several paths, loose files) is listed with `find_files` and labelled -1.
+    """
+    paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+    if len(paths) == 1:
+        path = Path(paths[0])
+        if path.is_file() and path.suffix.lower() == ".csv":
+            return labelled_files(path, extensions)
+        if path.is_dir() and _is_class_folder(path, extensions):
+            return labelled_files(path, extensions)
+    files = find_files(paths, extensions)
+    return LabelledFiles(files, [-1] * len(files))
+
+
+def _is_class_folder(folder: Path, extensions: Sequence[str]) -> bool:
+    files = find_files(folder, extensions)
+    return bool(files) and all(file.parent != folder for file in files)
+
+
+def select_videos(paths: PathLike | Sequence[PathLike], num_vids: int | None = None, seed: int = 0) -> list[Path]:
+    """The video files under `paths` (files, or folders searched recursively, top level included), each
+    file once however it is named.
+
+    With `num_vids`, that many of them drawn at random with `seed` (all when there are fewer), kept in the
+    order they were found. Raises FileNotFoundError for a missing path, ValueError when no video is found.
+    """
+    if num_vids is not None and num_vids < 1:
+        raise ValueError(f"num_vids must be >= 1, got {num_vids}")
+    unique: dict[Path, Path] = {}  # the same file named twice (relative and absolute) is read once
+    for video in find_videos(paths):
+        unique.setdefault(video.resolve(), video)
+    videos = list(unique.values())
+    if not videos:
+        named = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+        raise ValueError(f"no video files found in {', '.join(map(str, named))}")
+    return select_files(videos, num_vids, seed)
 
 
 class Sample(NamedTuple):
@@ -167,48 +276,28 @@ class ClipDataset(Dataset):
     def from_class_folders(
         cls,
         root: PathLike,
-        preset: Preset | None,
+        preset: Preset,
         extensions: Sequence[str] | None = None,
         start: Start | None = None,
         skip_bad: bool = False,
     ) -> ClipDataset:
-        """A folder of class subfolders: label = index of the subfolder in sorted order (as the published
-        finetuning data were built), files found recursively in each. Raises ValueError for matching files
-        directly in `root`, which belong to no class."""
-        root = _folder(root)
-        suffixes = _extensions(preset, extensions)
-        classes = sorted(entry.name for entry in root.iterdir() if entry.is_dir() and not entry.name.startswith("."))
-        loose = sorted(file for file in root.iterdir() if not file.name.startswith(".") and _matches(file, suffixes))
-        if loose:
-            raise ValueError(f"{root}: {len(loose)} files belong to no class folder, e.g. {loose[0].name}")
-        files, labels = [], []
-        for label, name in enumerate(classes):
-            found = find_files(root / name, suffixes)
-            files += found
-            labels += [label] * len(found)
-        return cls(files, preset, labels=labels, classes=classes, start=start, skip_bad=skip_bad)
+        """A folder of class subfolders (see `class_folder_files`); `extensions` as for `from_folder`."""
+        return cls.from_listing(class_folder_files(root, _extensions(preset, extensions)), preset, start, skip_bad)
 
     @classmethod
     def from_csv(
-        cls, manifest: PathLike, preset: Preset | None, start: Start | None = None, skip_bad: bool = False
+        cls, manifest: PathLike, preset: Preset, start: Start | None = None, skip_bad: bool = False
     ) -> ClipDataset:
-        """A CSV manifest of `path,label` rows (an optional `path,label` header; relative paths are relative
-        to the manifest's folder). Raises ValueError naming the line of a malformed row."""
-        manifest = Path(manifest)
-        if not manifest.is_file():
-            raise FileNotFoundError(f"{manifest}: no such manifest file")
-        files, labels = [], []
-        with open(manifest, newline="") as handle:
-            for line, row in enumerate(csv.reader(handle), start=1):
-                if not row or (line == 1 and [cell.strip().lower() for cell in row] == ["path", "label"]):
-                    continue
-                try:
-                    path, label = row
-                    labels.append(int(label))
-                except ValueError:
-                    raise ValueError(f"{manifest}:{line}: expected 'path,label' with an integer label, got {row}") from None
-                files.append(manifest.parent / path.strip())
-        return cls(files, preset, labels=labels, start=start, skip_bad=skip_bad)
+        """A CSV manifest of `path,label` rows (see `manifest_files`)."""
+        return cls.from_listing(manifest_files(manifest), preset, start, skip_bad)
+
+    @classmethod
+    def from_listing(
+        cls, listing: LabelledFiles, preset: Preset, start: Start | None = None, skip_bad: bool = False
+    ) -> ClipDataset:
+        """The files of a `LabelledFiles` listing with their labels and classes."""
+        return cls(listing.files, preset, labels=listing.labels, classes=listing.classes, start=start,
+                   skip_bad=skip_bad)
 
 
 def _folder(root: PathLike) -> Path:

@@ -264,6 +264,62 @@ class ImagePreset:
         return image_to_clip(normalize(x, self.mean, self.std), self.num_frames)
 
 
+@dataclass(frozen=True)
+class ImageTrainPreset:
+    """Training reads of a still image: random resized crop (`crop_scale`, aspect 3/4-4/3) to `img_size`, a
+    flip half of the time, normalisation, repeated to a static clip of `num_frames` frames."""
+
+    img_size: int
+    num_frames: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    crop_scale: tuple[float, float] = (0.08, 1.0)
+
+    def load(
+        self, path: str | os.PathLike, start: Start | None = None, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, int]:
+        """The image at `path` as an augmented static clip (C, T, H, W) float32, and 0 padded frames.
+
+        `start` is accepted so that datasets can treat image and video presets alike."""
+        image = random_resized_crop(read_image(Path(path)), self.img_size, self.crop_scale, generator=generator)
+        if torch.rand((), generator=generator).item() < 0.5:
+            image = hflip(image)
+        return image_to_clip(normalize(image, self.mean, self.std), self.num_frames), 0
+
+    def describe(self) -> str:
+        """What the preset does, in words and its own numbers."""
+        return (f"one image, random resized crop to {self.img_size} (area {self.crop_scale[0]:g}-"
+                f"{self.crop_scale[1]:g}, aspect 0.75-1.33), flip half, repeated to {self.num_frames} frames")
+
+
+def random_erasing(
+    clip: torch.Tensor,
+    probability: float,
+    generator: torch.Generator,
+    area: tuple[float, float] = (0.02, 1 / 3),
+    aspect: tuple[float, float] = (0.3, 1 / 0.3),
+) -> torch.Tensor:
+    """Random erasing of a normalised clip (C, T, H, W), frame by frame as the published loader applies it:
+    with `probability`, a rectangle of `area` (fraction) and `aspect` is replaced by standard normal noise."""
+    channels, frames, height, width = clip.shape
+    clip = clip.clone()
+    log_aspect = (math.log(aspect[0]), math.log(aspect[1]))
+    for t in range(frames):
+        if torch.rand((), generator=generator).item() >= probability:
+            continue
+        for _ in range(10):
+            draws = torch.rand(2, generator=generator, dtype=torch.float64).tolist()
+            target = height * width * (area[0] + draws[0] * (area[1] - area[0]))
+            ratio = math.exp(log_aspect[0] + draws[1] * (log_aspect[1] - log_aspect[0]))
+            h, w = round(math.sqrt(target * ratio)), round(math.sqrt(target / ratio))
+            if 0 < h < height and 0 < w < width:
+                top = int(torch.randint(0, height - h + 1, (), generator=generator))
+                left = int(torch.randint(0, width - w + 1, (), generator=generator))
+                clip[:, t, top : top + h, left : left + w] = torch.randn(channels, h, w, generator=generator)
+                break
+    return clip
+
+
 def visualisation_preset(
     img_size: int, num_frames: int, mean: Sequence[float], std: Sequence[float]
 ) -> VideoPreset:

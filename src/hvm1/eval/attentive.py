@@ -25,8 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hvm1.data import select_shots
 from hvm1.models.layers import Block, Mlp
-from hvm1.train.samples import select_shots
 
 from .predictions import Predictions, classification_metrics
 from .store import Embeddings

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from hvm1.train.samples import select_shots
+from hvm1.data import select_shots
 
 from .predictions import Predictions
 from .store import Embeddings

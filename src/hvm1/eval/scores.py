@@ -324,11 +324,11 @@ def score_videos(
     """`score_clip` on each of `videos`, read with the published visualisation preset at the models' size.
 
     `preprocessing` gives the mean/std (default: the first model's). A video's random masks are seeded by
-    `seed` and its file name (`hvm1.viz.video_generator`), so it gets the same masks whichever videos run
+    `seed` and its file name (`hvm1.data.file_generator`), so it gets the same masks whichever videos run
     beside it. A video whose reading raises anything is reported in the result's `failures` with the reason;
     the others are still scored.
     """
-    from hvm1.viz.runs import video_generator
+    from hvm1.data import file_generator
 
     if not models:
         raise ValueError("score_videos needs at least one model")
@@ -345,7 +345,7 @@ def score_videos(
         else:
             report.scores.extend(score_clip(
                 models, clip, preset.mean, preset.std, video=str(video), mask_types=mask_types,
-                mask_ratios=mask_ratios, baselines=baselines, generator=video_generator(seed, video), precision=precision,
+                mask_ratios=mask_ratios, baselines=baselines, generator=file_generator(seed, video), precision=precision,
             ))
         if progress is not None:
             progress(done, len(paths), video)

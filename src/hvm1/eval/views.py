@@ -18,60 +18,11 @@ from typing import NamedTuple
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from hvm1.data import ClipDataset, ImagePreset, Skipped, VideoPreset, find_files, read_clip, skipped_for
-from hvm1.data.datasets import VIDEO_EXTENSIONS
+from hvm1.data import ImagePreset, Skipped, VideoPreset, read_clip, skipped_for
 
 PathLike = str | os.PathLike
 #: Called after each batch with (clips done, clips in all) so that a caller can show progress.
 Progress = Callable[[int, int], None]
-
-
-@dataclass(frozen=True)
-class LabelledFiles:
-    """Files with their labels (-1 where none) and, for a folder of class subfolders, the class names."""
-
-    files: list[Path]
-    labels: list[int]
-    classes: list[str] | None = None
-
-
-def list_files(paths: PathLike | Sequence[PathLike], extensions: Sequence[str] = VIDEO_EXTENSIONS) -> LabelledFiles:
-    """The files `paths` name, labelled where their layout gives labels.
-
-    One CSV manifest (`path,label` rows) gives its labels; one folder whose files all sit in subfolders gives
-    each file the index of its subfolder in sorted order (as the published finetuning sets were built);
-    anything else (several paths, loose files) is listed with `find_files` and labelled -1.
-    """
-    paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
-    if len(paths) == 1:
-        path = Path(paths[0])
-        if path.is_file() and path.suffix.lower() == ".csv":
-            return labelled_files(path, extensions)
-        if path.is_dir() and _is_class_folder(path, extensions):
-            return labelled_files(path, extensions)
-    files = find_files(paths, extensions)
-    return LabelledFiles(files, [-1] * len(files))
-
-
-def labelled_files(data: PathLike, extensions: Sequence[str] = VIDEO_EXTENSIONS) -> LabelledFiles:
-    """The labelled files of `data`: a CSV manifest of `path,label` rows or a folder of class subfolders.
-
-    Raises FileNotFoundError when `data` does not exist and ValueError when a folder has files outside
-    any class subfolder, or has no file at all.
-    """
-    data = Path(data)
-    if data.is_file():
-        dataset = ClipDataset.from_csv(data, None)
-    else:
-        dataset = ClipDataset.from_class_folders(data, None, extensions=extensions)
-    if not dataset.files:
-        raise ValueError(f"{data}: no files with the extensions {', '.join(extensions)}")
-    return LabelledFiles(dataset.files, dataset.labels, dataset.classes)
-
-
-def _is_class_folder(folder: Path, extensions: Sequence[str]) -> bool:
-    files = find_files(folder, extensions)
-    return bool(files) and all(file.parent != folder for file in files)
 
 
 class ViewItem(NamedTuple):

@@ -21,9 +21,8 @@ from typing import Any
 import torch
 
 from hvm1.checkpoint import CheckpointError, read_payload
+from hvm1.data import sample_generator
 from hvm1.files import write_atomically
-
-from .samples import sample_generator
 
 logger = logging.getLogger(__name__)
 

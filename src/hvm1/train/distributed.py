@@ -25,10 +25,9 @@ from torch.distributed.checkpoint.state_dict import (
 )
 from torch.utils.data import Sampler
 
+from hvm1.data import sample_generator
 from hvm1.distributed import DistributedContext
 from hvm1.models import VideoMAE, VideoViT
-
-from .samples import sample_generator
 
 logger = logging.getLogger(__name__)
 

@@ -16,7 +16,6 @@ import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,15 +25,20 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from hvm1.checkpoint import FRESH_HEAD
-from hvm1.data import ClipDataset, collate, image_eval_preset, video_eval_preset
+from hvm1.data import (
+    IMAGE_EXTENSIONS,
+    VIDEO_EXTENSIONS,
+    ClipDataset,
+    ImageTrainPreset,
+    collate,
+    labelled_files,
+    sample_generator,
+    select_shots,
+)
 from hvm1.distributed import DistributedContext, all_reduce_sum, process_group
 from hvm1.models import VideoViT, ViTConfig
 from hvm1.zoo import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
     PREPROCESSING_METADATA_KEY,
-    VIDEO_MEAN,
-    VIDEO_STD,
     load_model,
     preprocessing_for,
     preprocessing_to_json,
@@ -43,7 +47,7 @@ from hvm1.zoo import (
 from .config import TrainConfig, config_args
 from .loop import Task, TrainResult, run_task
 from .optim import finetuning_param_groups
-from .samples import ImageTrainPreset, TrainBatch, TrainClips, sample_generator, select_shots
+from .samples import TrainBatch, TrainClips
 from .source import load_source_model
 
 logger = logging.getLogger(__name__)
@@ -113,15 +117,6 @@ def finetune_model(config: FinetuneConfig, num_classes: int) -> tuple[VideoViT, 
     return model, note
 
 
-def _labelled(path: str | os.PathLike, preset) -> ClipDataset:
-    path = Path(path)
-    if path.is_file() and path.suffix.lower() == ".csv":
-        return ClipDataset.from_csv(path, preset, skip_bad=True)
-    if not path.is_dir():
-        raise FileNotFoundError(f"{path}: neither a folder of class subfolders nor a .csv manifest")
-    return ClipDataset.from_class_folders(path, preset, skip_bad=True)
-
-
 def finetune(
     train: str | os.PathLike,
     val: str | os.PathLike,
@@ -155,8 +150,8 @@ def finetune_task(
 ) -> tuple[Task, FinetuneConfig]:
     """The `Task` of `finetune`, and the config with the learning rate resolved."""
     # The listing's preset only decides which file extensions count; nothing is read here.
-    listing = _labelled(train, image_eval_preset(1, 1, IMAGENET_MEAN, IMAGENET_STD) if config.images else
-                        video_eval_preset(1, 1, VIDEO_MEAN, VIDEO_STD))
+    extensions = IMAGE_EXTENSIONS if config.images else VIDEO_EXTENSIONS
+    listing = labelled_files(train, extensions)
     files, labels = listing.files, listing.labels
     if not files:
         raise ValueError(f"no training files found in {train}")
@@ -186,7 +181,7 @@ def finetune_task(
                       replace(pre.evaluation(sampling_rate=config.sampling_rate), target_fps=config.target_fps))
     dataset = TrainClips(files, train_preset, labels=labels, repeat_aug=config.repeat_aug, seed=config.seed,
                          random_erasing=config.random_erasing)
-    val_set = _labelled(val, val_preset)
+    val_set = ClipDataset.from_listing(labelled_files(val, extensions), val_preset, skip_bad=True)
     if listing.classes and val_set.classes and listing.classes != val_set.classes:
         raise ValueError(f"{train} and {val} have different class folders: {listing.classes} vs {val_set.classes}")
     loss = _loss_function(config, num_classes)

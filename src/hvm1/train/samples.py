@@ -9,8 +9,6 @@ in which samples are read changes any of them. A file that cannot be read become
 
 from __future__ import annotations
 
-import hashlib
-import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,15 +17,7 @@ from typing import NamedTuple
 import torch
 from torch.utils.data import Dataset
 
-from hvm1.data import Skipped, read_image, skipped_for
-from hvm1.data.transforms import hflip, image_to_clip, normalize, random_resized_crop
-
-
-def sample_generator(*key: int) -> torch.Generator:
-    """A CPU generator seeded by the integers `key` (e.g. seed, epoch, index, repeat), the same in every
-    process (unlike Python's salted `hash`)."""
-    digest = hashlib.blake2b(repr(tuple(int(k) for k in key)).encode(), digest_size=8).digest()
-    return torch.Generator().manual_seed(int.from_bytes(digest, "little") & (2**63 - 1))
+from hvm1.data import Skipped, random_erasing, sample_generator, skipped_for
 
 
 class TrainSample(NamedTuple):
@@ -121,76 +111,3 @@ class TrainClips(Dataset):
             return skipped_for(path, error)  # the training loop reports it, with the step
         noise = torch.stack(noises) if noises else None
         return TrainSample(torch.stack(clips), self.labels[index], noise, index, str(path))
-
-
-class ImageTrainPreset:
-    """Training reads of a still image: random resized crop (`crop_scale`, aspect 3/4-4/3) to `img_size`,
-    a flip half of the time, normalisation, repeated to a static clip of `num_frames` frames.
-
-    Has the `load(path, start=None, generator=None)` method of the `hvm1.data` presets.
-    """
-
-    def __init__(
-        self,
-        img_size: int,
-        num_frames: int,
-        mean: Sequence[float],
-        std: Sequence[float],
-        crop_scale: tuple[float, float] = (0.08, 1.0),
-    ) -> None:
-        self.img_size = img_size
-        self.num_frames = num_frames
-        self.mean = tuple(mean)
-        self.std = tuple(std)
-        self.crop_scale = crop_scale
-
-    def load(self, path: str | os.PathLike, start=None, generator: torch.Generator | None = None):
-        """The image at `path` as an augmented static clip (C, T, H, W) float32, and 0 padded frames."""
-        image = random_resized_crop(read_image(Path(path)), self.img_size, self.crop_scale, generator=generator)
-        if torch.rand((), generator=generator).item() < 0.5:
-            image = hflip(image)
-        return image_to_clip(normalize(image, self.mean, self.std), self.num_frames), 0
-
-
-def random_erasing(
-    clip: torch.Tensor,
-    probability: float,
-    generator: torch.Generator,
-    area: tuple[float, float] = (0.02, 1 / 3),
-    aspect: tuple[float, float] = (0.3, 1 / 0.3),
-) -> torch.Tensor:
-    """Random erasing of a normalised clip (C, T, H, W), frame by frame as the published loader applies it:
-    with `probability`, a rectangle of `area` (fraction) and `aspect` is replaced by standard normal noise."""
-    channels, frames, height, width = clip.shape
-    clip = clip.clone()
-    log_aspect = (math.log(aspect[0]), math.log(aspect[1]))
-    for t in range(frames):
-        if torch.rand((), generator=generator).item() >= probability:
-            continue
-        for _ in range(10):
-            draws = torch.rand(2, generator=generator, dtype=torch.float64).tolist()
-            target = height * width * (area[0] + draws[0] * (area[1] - area[0]))
-            ratio = math.exp(log_aspect[0] + draws[1] * (log_aspect[1] - log_aspect[0]))
-            h, w = round(math.sqrt(target * ratio)), round(math.sqrt(target / ratio))
-            if 0 < h < height and 0 < w < width:
-                top = int(torch.randint(0, height - h + 1, (), generator=generator))
-                left = int(torch.randint(0, width - w + 1, (), generator=generator))
-                clip[:, t, top : top + h, left : left + w] = torch.randn(channels, h, w, generator=generator)
-                break
-    return clip
-
-
-def select_shots(labels: Sequence[int], shots: int, seed: int) -> list[int]:
-    """The indices of `shots` examples per class, drawn with `seed` (the same draw on every machine), in
-    dataset order. Raises ValueError naming a class with fewer examples."""
-    by_class: dict[int, list[int]] = {}
-    for index, label in enumerate(labels):
-        by_class.setdefault(label, []).append(index)
-    chosen = []
-    for label in sorted(by_class):
-        members = by_class[label]
-        if len(members) < shots:
-            raise ValueError(f"class {label} has {len(members)} examples, fewer than --shots {shots}")
-        order = torch.randperm(len(members), generator=sample_generator(seed, label)).tolist()
-        chosen += [members[i] for i in order[:shots]]
-    return sorted(chosen)

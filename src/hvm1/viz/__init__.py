@@ -22,8 +22,6 @@ from .runs import (
     attention_videos,
     complete_videos,
     output_stems,
-    select_videos,
-    video_generator,
 )
 from .sample import SAMPLE_NAME, make_sample_clip
 
@@ -31,6 +29,6 @@ __all__ = [
     "DEFAULT_MASK_RATIOS", "Completion", "RunReport", "SAMPLE_NAME", "Written", "attention_grid",
     "attention_maps", "attention_videos", "complete_clip", "complete_videos", "completion_fps",
     "completion_frames", "completion_grid", "completion_tiles", "default_mask_ratio", "heat_colours",
-    "make_grid", "make_sample_clip", "mp4_encoder", "output_stems", "save_jpeg", "select_videos", "to_uint8",
-    "video_generator", "write_animation", "write_gif", "write_mp4",
+    "make_grid", "make_sample_clip", "mp4_encoder", "output_stems", "save_jpeg", "to_uint8",
+    "write_animation", "write_gif", "write_mp4",
 ]

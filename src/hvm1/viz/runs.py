@@ -7,7 +7,6 @@ what was written and which videos could not be read and why; a bad video never s
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from collections import Counter, defaultdict
@@ -18,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from hvm1.data import Skipped, VideoPreset, find_videos, skipped_for
+from hvm1.data import Skipped, VideoPreset, file_generator, skipped_for
 from hvm1.devices import Precision
 from hvm1.models import VideoMAE, VideoViT
 from hvm1.models.masking import check_mask_ratio
@@ -51,29 +50,6 @@ class RunReport:
     failures: list[Skipped] = field(default_factory=list)
 
 
-def select_videos(
-    paths: str | os.PathLike | Sequence[str | os.PathLike], num_vids: int | None = None, seed: int = 0
-) -> list[Path]:
-    """The video files under `paths` (files, or folders searched recursively, top level included).
-
-    With `num_vids`, that many of them drawn at random with `seed` (all when there are fewer), kept in the
-    order they were found. Raises FileNotFoundError for a missing path, ValueError when no video is found.
-    """
-    if num_vids is not None and num_vids < 1:
-        raise ValueError(f"num_vids must be >= 1, got {num_vids}")
-    unique: dict[Path, Path] = {}  # the same file named twice (relative and absolute) is read once
-    for video in find_videos(paths):
-        unique.setdefault(video.resolve(), video)
-    videos = list(unique.values())
-    if not videos:
-        named = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
-        raise ValueError(f"no video files found in {', '.join(map(str, named))}")
-    if num_vids is None or num_vids >= len(videos):
-        return videos
-    chosen = torch.randperm(len(videos), generator=torch.Generator().manual_seed(seed))[:num_vids]
-    return [videos[i] for i in sorted(chosen.tolist())]
-
-
 def output_stems(videos: Sequence[str | os.PathLike]) -> list[Path]:
     """The relative output stem of each video: its file stem, unique among `videos`.
 
@@ -100,13 +76,6 @@ def output_stems(videos: Sequence[str | os.PathLike]) -> list[Path]:
     return stems
 
 
-def video_generator(seed: int, video: str | os.PathLike) -> torch.Generator:
-    """The generator of a video's random masking: seeded from `seed` and the file name, so a video gets the
-    same mask whichever other videos run beside it and whichever folder it is named from."""
-    digest = hashlib.sha256(f"{seed}:{Path(video).name}".encode()).digest()
-    return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little"))
-
-
 def complete_videos(
     model: VideoMAE,
     videos: Sequence[str | os.PathLike],
@@ -127,7 +96,7 @@ def complete_videos(
     Each video is read with the published visualisation preset at the model's size and frame count
     (`preprocessing` gives the mean/std; default: the video normalisation), masked (`mask_ratio` defaults
     to 0.9 for random, 0.5 for temporal and center; random masks are seeded per video by `seed`, see
-    `video_generator`), completed by `model`, and drawn by `completion_grid`. `animate` ('mp4' or 'gif')
+    `hvm1.data.file_generator`), completed by `model`, and drawn by `completion_grid`. `animate` ('mp4' or 'gif')
     also writes the side-by-side animation with the same name. The model runs at `precision` (see
     `hvm1.devices.resolve_precision`; default fp32). Stems come from `output_stems`. Videos
     that cannot be read are reported in the result's `failures`, and the others are still written.
@@ -142,7 +111,7 @@ def complete_videos(
     fps = completion_fps(model, preset.sampling_rate, preset.target_fps)
 
     def draw(video: Path, clip: torch.Tensor, stem: Path) -> tuple[Path, ...]:
-        completion = complete_clip(model, clip, mask_type, mask_ratio, video_generator(seed, video), precision)
+        completion = complete_clip(model, clip, mask_type, mask_ratio, file_generator(seed, video), precision)
         base = Path(out_dir) / stem.parent / f"{stem.name}_{model_name}_{mask_type}"
         files = [save_jpeg(completion_grid(completion, preset.mean, preset.std, scale_each), f"{base}.jpg")]
         if animate:
