@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 
 import hvm1
-from hvm1.cli import eval as cli_eval
-from hvm1.cli import viz as cli_viz
-from hvm1.zoo import IMAGENET_MEAN, IMAGENET_STD, PREPROCESSING_METADATA_KEY
+from hvm1.zoo import IMAGENET_MEAN, IMAGENET_STD, PREPROCESSING_METADATA_KEY, load_for_inputs
 from reference_data import reference_dir, reference_heads
 
 
@@ -19,8 +16,9 @@ def test_recorded_preprocessing_reaches_viz_and_eval_commands(tmp_path):
                 "single_image": True}
     path = hvm1.save_safetensors(model, tmp_path / "imagenet_like.safetensors",
                                  metadata={PREPROCESSING_METADATA_KEY: json.dumps(recorded)})
-    args = argparse.Namespace(model=None, checkpoint=path, set=[], device="cpu", img_size=None, dtype=None)
-    for loaded, _, pre in (cli_viz._load_viz_model(args, "vit"), cli_eval._load_eval_model(args)):
-        assert isinstance(loaded, hvm1.VideoViT)
+    for model_type in ("vit", None):
+        loaded = load_for_inputs(path, model_type=model_type, device="cpu")
+        pre = loaded.preprocessing
+        assert isinstance(loaded.model, hvm1.VideoViT) and loaded.stem == "imagenet_like"
         assert (pre.mean, pre.std, pre.single_image) == (IMAGENET_MEAN, IMAGENET_STD, True)
         assert (pre.img_size, pre.num_frames) == (56, 8)

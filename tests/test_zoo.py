@@ -210,3 +210,21 @@ def test_a_training_checkpoint_records_its_preprocessing_and_other_sizes_get_the
     assert entry.at_size(448, 16) == zoo.Preprocessing(img_size=448, num_frames=16)
     assert (entry.at_size(448, 16).train_short_side, entry.at_size(448, 16).blr) == (448, 6e-4)
     assert entry.at_size(224, 8).train_short_side == (256, 320)
+
+
+def test_load_for_inputs_fails_before_any_download_and_names_what_it_loaded(monkeypatch, tmp_path):
+    fetched: list = []
+    monkeypatch.setattr(zoo, "fetch_weights", lambda *args, **kwargs: fetched.append(args))
+    told: list = []
+    with pytest.raises(ValueError, match="takes 224 px frames, not the 448 px asked for"):
+        zoo.load_for_inputs("mae_hvm1_none", img_size=448, before_download=told.append)
+    with pytest.raises(ValueError, match="cannot be loaded as model_type='mae'"):
+        zoo.load_for_inputs("vit_hvm1_ssv2-50shot", model_type="mae", before_download=told.append)
+    with pytest.raises(ValueError, match=r"unknown config field\(s\) num_hedas"):
+        zoo.load_for_inputs("mae_hvm1_none", num_hedas=4, before_download=told.append)
+    assert fetched == [] and told == []
+    path = tmp_path / "tiny_vit.pth"
+    path.write_bytes((REFERENCE / "tiny" / "vit_checkpoint.pth").read_bytes())
+    loaded = zoo.load_for_inputs(path, num_heads=4, before_download=told.append)
+    assert (loaded.source, loaded.stem, told) == (str(path.resolve()), "tiny_vit", [])
+    assert loaded.preprocessing == zoo.preprocessing_for(path, loaded.model)

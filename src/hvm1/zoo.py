@@ -12,7 +12,7 @@ import dataclasses
 import difflib
 import json
 import os
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -408,6 +408,53 @@ def load_model(
                                seed=seed, report=report)
     except CheckpointError as error:
         raise CheckpointError(f"model {name!r} ({entry.filename} from {entry.repo_id}): {error}") from None
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model loaded for a command, with what the command needs to know about it: `source` (the zoo name,
+    or the checkpoint file's resolved path), `stem` (for output file names: the zoo name or the file's stem)
+    and `preprocessing` (the entry's or the file's, at the size and frames the model was built with)."""
+
+    model: torch.nn.Module
+    source: str
+    stem: str
+    preprocessing: Preprocessing
+
+
+def load_for_inputs(
+    name_or_path: str | os.PathLike,
+    *,
+    model_type: str | None = None,
+    device: torch.device | str | None = None,
+    img_size: int | None = None,
+    full_download: bool = False,
+    before_download: Callable[[ZooEntry], None] | None = None,
+    **config_overrides: Any,
+) -> LoadedModel:
+    """`load_model` for a command that reads inputs: the model with its name and its preprocessing
+    (`preprocessing_for(name_or_path, model)`).
+
+    A zoo name is first built on the meta device, so a wrong model type, override or `img_size` fails before
+    anything is downloaded; `before_download(entry)` is then called when its weights are not cached yet (a
+    CLI says what it is about to fetch). `img_size`, when given, is the image size the caller requires:
+    a model of another size is a ValueError naming both.
+    """
+    is_file = Path(name_or_path).is_file()
+    if not is_file and str(name_or_path) in MODELS:  # anything else: load_model names the missing file or name
+        entry = MODELS[str(name_or_path)]
+        if img_size and img_size != entry.img_size:
+            raise ValueError(f"model {entry.name!r} takes {entry.img_size} px frames, not the {img_size} px asked for")
+        load_model(entry.name, pretrained=False, device="meta", model_type=model_type, **config_overrides)
+        if before_download is not None and (full_download or cached_path(entry.name) is None):
+            before_download(entry)
+    model = load_model(name_or_path, model_type=model_type, device=device, full_download=full_download,
+                       **config_overrides)
+    if img_size and img_size != model.config.img_size:
+        raise ValueError(f"{name_or_path} holds a model of {model.config.img_size} px frames, not the {img_size} px asked for")
+    source = str(Path(name_or_path).resolve()) if is_file else str(name_or_path)
+    stem = Path(name_or_path).stem if is_file else str(name_or_path)
+    return LoadedModel(model, source, stem, preprocessing_for(name_or_path, model))
 
 
 def convert(

@@ -6,9 +6,10 @@ import argparse
 import math
 import sys
 from pathlib import Path
+from typing import cast
 
 from ..devices import DEVICE_CHOICES
-from .common import _add_precision_arg, _add_set_arg, _model_from_args, _parse_set, _precision_for, _print_failures
+from .common import _add_precision_arg, _add_set_arg, _parse_set, _precision_for, _print_failures
 from .viz import _add_video_run_args
 
 
@@ -75,16 +76,16 @@ def _cmd_score(args: argparse.Namespace) -> int:
 
 def _cmd_pca(args: argparse.Namespace) -> int:
     from ..devices import resolve_device
+    from ..models import VideoViT
     from ..viz.pca import pca_videos
-    from ..zoo import preprocessing_for
+    from ..zoo import load_for_inputs
     from .viz import _run_on_videos
 
-    model = _model_from_args(args, model_type="vit", device=resolve_device(args.device))
-    source = args.model if args.model and not Path(args.model).is_file() else Path(args.checkpoint or args.model)
-    preprocessing = preprocessing_for(source, model)
-    if args.img_size:
+    loaded = load_for_inputs(args.checkpoint or args.model, model_type="vit", device=resolve_device(args.device),
+                             full_download=getattr(args, "full_download", False), **_parse_set(args.set))
+    model, name, preprocessing = cast(VideoViT, loaded.model), loaded.stem, loaded.preprocessing
+    if args.img_size:  # the model takes any size (its position embeddings interpolated)
         preprocessing = preprocessing.at_size(args.img_size, preprocessing.num_frames)
-    name = source if isinstance(source, str) else source.stem
     precision = _precision_for(args, next(model.parameters()).device)
     if args.layer is not None:
         name = f"{name}_layer{args.layer}"

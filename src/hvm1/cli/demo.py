@@ -14,11 +14,10 @@ DEFAULT_MAE = "mae_hvm1_none"
 
 
 def _load(source: str | Path, model_type: str, sets: list[str], device):
-    from ..zoo import load_model, preprocessing_for
+    from ..zoo import load_for_inputs
 
-    model = load_model(source, model_type=model_type, device=device, **_parse_set(sets))
-    name = source if not Path(source).is_file() else Path(source).stem
-    return model, str(name), preprocessing_for(source, model)
+    loaded = load_for_inputs(source, model_type=model_type, device=device, **_parse_set(sets))
+    return loaded.model, loaded.stem, loaded.preprocessing
 
 
 def _interrupt(signum, frame) -> None:

@@ -10,20 +10,19 @@ from .common import (
     _add_download_arg,
     _add_model_args,
     _add_precision_arg,
-    _model_from_args,
+    _parse_set,
     _precision_for,
     _print_failures,
 )
 
 
 def _load_eval_model(args: argparse.Namespace):
-    """The ViT of `args` on the CPU (a command moves it to its device), its name, and its preprocessing
-    (the zoo entry's or the file's, at the size and frames of the model as built, `--set` included)."""
-    from ..zoo import preprocessing_for
+    """The ViT of `args` on the CPU (a command moves it to its device), loaded with
+    `hvm1.zoo.load_for_inputs` (name and preprocessing at the size built, `--set` included)."""
+    from ..zoo import load_for_inputs
 
-    model = _model_from_args(args, model_type="vit")
-    name = args.model or str(args.checkpoint.resolve())
-    return model, name, preprocessing_for(args.model or args.checkpoint, model)
+    return load_for_inputs(args.checkpoint or args.model, model_type="vit",
+                           full_download=getattr(args, "full_download", False), **_parse_set(args.set))
 
 
 def _clip_progress(label: str, enabled: bool = True):
@@ -55,7 +54,8 @@ def _cmd_embed(args: argparse.Namespace) -> int:
     from ..devices import resolve_device
     from ..eval import embed_videos
 
-    model, name, preprocessing = _load_eval_model(args)
+    loaded = _load_eval_model(args)
+    model, name, preprocessing = loaded.model, loaded.source, loaded.preprocessing
     is_main = int(os.environ.get("RANK", "0")) == 0
     device = resolve_device(args.device)
     precision = _precision_for(args, device, say=is_main)
@@ -77,7 +77,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from ..devices import resolve_device
     from ..eval import default_out_dir, evaluate, parse_views
 
-    model, name, preprocessing = _load_eval_model(args)
+    loaded = _load_eval_model(args)
+    model, name, preprocessing = loaded.model, loaded.source, loaded.preprocessing
     out_dir = args.out_dir or default_out_dir(name, args.data)
     device = resolve_device(args.device)
     precision = _precision_for(args, device)

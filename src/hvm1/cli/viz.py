@@ -12,7 +12,7 @@ from .common import (
     _add_model_args,
     _add_precision_arg,
     _first_use,
-    _model_from_args,
+    _parse_set,
     _precision_for,
     _print_failures,
 )
@@ -39,24 +39,19 @@ def _add_video_run_args(parser: argparse.ArgumentParser, command: str) -> None:
 
 
 def _load_viz_model(args: argparse.Namespace, model_type: str):
-    """The model of `args` as `model_type`, its name for file names, and its preprocessing."""
+    """`hvm1.zoo.load_for_inputs` with the command's flags; says on stderr what a first use downloads."""
     from ..devices import resolve_device
-    from ..zoo import get_model_entry, preprocessing_for
+    from ..zoo import load_for_inputs
 
-    device = resolve_device(args.device)
-    zoo_name = args.model if args.model and not Path(args.model).is_file() else None
-    if zoo_name:
-        entry = get_model_entry(zoo_name)
-        if args.img_size and args.img_size != entry.img_size:
-            raise ValueError(f"model {entry.name!r} takes {entry.img_size} px frames, not --img-size {args.img_size}")
-        _model_from_args(args, model_type=model_type, pretrained=False, device="meta")  # fails before downloading
+    def before_download(entry) -> None:
         if (first_use := _first_use(entry.name, args.full_download)) is not None:
             print(f"{first_use}, into the Hugging Face cache", file=sys.stderr)
-    model = _model_from_args(args, model_type=model_type, device=device)
-    source: str | Path = zoo_name or Path(args.checkpoint or args.model)
-    if args.img_size and args.img_size != model.config.img_size:
-        raise ValueError(f"{source} holds a model of {model.config.img_size} px frames, not --img-size {args.img_size}")
-    return model, zoo_name or Path(source).stem, preprocessing_for(source, model)
+
+    return load_for_inputs(
+        args.checkpoint or args.model, model_type=model_type, device=resolve_device(args.device),
+        img_size=args.img_size, full_download=args.full_download, before_download=before_download,
+        **_parse_set(args.set),
+    )
 
 
 def _progress_bar(label: str):
@@ -104,7 +99,8 @@ def _cmd_complete(args: argparse.Namespace) -> int:
     from ..viz import complete_videos, default_mask_ratio
 
     mask_ratio = default_mask_ratio(args.mask_type) if args.mask_ratio is None else args.mask_ratio
-    model, name, preprocessing = _load_viz_model(args, "mae")
+    loaded = _load_viz_model(args, "mae")
+    model, name, preprocessing = loaded.model, loaded.stem, loaded.preprocessing
     precision = _precision_for(args, next(model.parameters()).device)
     precision.cast_linear_weights(model)  # the model runs only at this precision: cast once, not per call
     return _run_on_videos(args, "complete", lambda videos, out_dir, progress: complete_videos(
@@ -117,7 +113,8 @@ def _cmd_complete(args: argparse.Namespace) -> int:
 def _cmd_attention(args: argparse.Namespace) -> int:
     from ..viz import attention_videos
 
-    model, name, preprocessing = _load_viz_model(args, "vit")
+    loaded = _load_viz_model(args, "vit")
+    model, name, preprocessing = loaded.model, loaded.stem, loaded.preprocessing
     precision = _precision_for(args, next(model.parameters()).device)
     precision.cast_linear_weights(model)  # the model runs only at this precision: cast once, not per call
     return _run_on_videos(args, "attention", lambda videos, out_dir, progress: attention_videos(
