@@ -167,3 +167,12 @@ def test_cli_precision_is_said_and_old_dtype_spelling_still_works(labelled, tmp_
     assert main([*base[:-1], str(out), "--precision", "fp32", "--num-workers", "0"]) == 0
     assert "precision fp32 (asked for on cpu)" in capsys.readouterr().err
     assert load_embeddings(out).settings["dtype"] == "float32"
+
+
+def test_layer_pools_that_blocks_tokens(encoder, clips):
+    last = embed_videos(encoder, clips["cup"], pool="mean").embeddings
+    also_last = embed_videos(encoder, clips["cup"], pool="mean", layer=-1).embeddings
+    first = embed_videos(encoder, clips["cup"], pool="mean", layer=0).embeddings
+    np.testing.assert_allclose(also_last.embeddings, last.embeddings, rtol=1e-5, atol=1e-6)
+    assert np.abs(first.embeddings - last.embeddings).max() > 1e-2
+    assert first.settings["layer"] == 0 and "layer" not in last.settings

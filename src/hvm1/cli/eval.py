@@ -64,7 +64,7 @@ def _cmd_embed(args: argparse.Namespace) -> int:
         model, args.paths, args.output, preprocessing=preprocessing, model_name=name, pool=args.pool,
         num_clips=args.num_clips, keep_clips=args.keep_clips, sampling_rate=args.sampling_rate,
         batch_size=args.batch_size, num_workers=args.num_workers, device=device, precision=precision,
-        progress=_clip_progress("embed", enabled=is_main),
+        layer=args.layer, progress=_clip_progress("embed", enabled=is_main),
     )
     if not is_main:
         return 0
@@ -166,6 +166,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     embed.add_argument("--num-clips", type=int, default=1, metavar="K",
                        help="K clips evenly spaced over each video, averaged (default 1: the center clip)")
     embed.add_argument("--keep-clips", action="store_true", help="also store each clip's embedding")
+    embed.add_argument("--layer", type=int, metavar="K",
+                       help="pool block K's tokens (0-based, negative from the end), final norm applied (default: "
+                            "the final output)")
     _add_loader_args(embed)
     embed.set_defaults(func=_cmd_embed)
 

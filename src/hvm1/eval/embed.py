@@ -95,6 +95,7 @@ def embed_videos(
     device: torch.device | str | None = None,
     chunk_size: int = 64,
     precision: Precision | str = "fp32",
+    layer: int | None = None,
     progress: Progress | None = None,
 ) -> EmbedResult:
     """Embed every video `paths` name (files, folders searched recursively, a CSV manifest, or a folder of
@@ -104,7 +105,8 @@ def embed_videos(
     mean/std; pass the zoo entry's for a named model). `num_clips` clips per video are averaged (kept per clip
     with `keep_clips`); `batch_size` clips go through the model at once; clips are decoded in `num_workers`
     DataLoader workers; the model runs at `precision` (see `hvm1.devices.resolve_precision`; default fp32,
-    recorded in the file's settings as `dtype`). Unreadable videos are logged and listed in `skipped`, never replaced.
+    recorded in the file's settings as `dtype`). `layer` pools the tokens of that block (0-based, negative from
+    the end) with the final norm applied, instead of the final output. Unreadable videos are logged and listed in `skipped`, never replaced.
 
     With `out` (`.npz` or `.parquet`) rows are saved every `chunk_size` videos (and when interrupted) and a
     rerun with the same `out` continues where the last one stopped; under `torchrun` (WORLD_SIZE > 1) the
@@ -122,13 +124,13 @@ def embed_videos(
         rank, world_size, device = context.rank, context.world_size, context.device
         precision = resolve_precision(precision, device)
         settings = _settings(model_name, compute_dtype(model, precision), pool, num_clips, keep_clips, preset,
-                             listing.classes)
+                             listing.classes, layer)
         if out is None:
             if world_size > 1:
                 raise ValueError("embedding under torchrun needs an output file to merge the processes' rows into")
             rows = _ChunkWriter(None, listing, settings, keep_clips)
             skipped = _embed_shard(model, listing, range(len(listing.files)), preset, num_clips, pool, rows,
-                                   batch_size, num_workers, device, precision, progress)
+                                   batch_size, num_workers, device, precision, layer, progress)
             return EmbedResult(rows.all_rows(), rows.count, skipped=skipped)
         out = check_suffix(out)
         if out.suffix == ".parquet":
@@ -141,7 +143,7 @@ def embed_videos(
         barrier(context)  # every rank has listed the chunks before any writes one
         rows = _ChunkWriter(parts, listing, settings, keep_clips, rank, first_chunk, chunk_size)
         skipped = _embed_shard(model, listing, todo[rank::world_size], preset, num_clips, pool, rows,
-                               batch_size, num_workers, device, precision, progress)
+                               batch_size, num_workers, device, precision, layer, progress)
         embedded, skipped = _gather(rows.count, skipped, context)
         barrier(context)  # every chunk is written
         merged = _merge(out, parts, listing) if rank == 0 else None
@@ -161,13 +163,13 @@ def compute_dtype(model: torch.nn.Module, precision: Precision) -> str:
 
 def _settings(
     model_name: str | None, dtype: str, pool: str, num_clips: int, keep_clips: bool, preset: VideoPreset,
-    classes: list[str] | None,
+    classes: list[str] | None, layer: int | None = None,
 ) -> dict[str, Any]:
     settings = {
         "model": model_name, "dtype": dtype, "pool": pool, "num_clips": num_clips, "keep_clips": keep_clips,
         "img_size": preset.img_size, "num_frames": preset.num_frames, "sampling_rate": preset.sampling_rate,
         "target_fps": preset.target_fps, "short_side": preset.short_side, "mean": preset.mean, "std": preset.std,
-        "classes": classes,
+        "classes": classes, **({"layer": layer} if layer is not None else {}),
     }
     return json.loads(json.dumps(settings))  # as a file gives it back: tuples become lists
 
@@ -268,7 +270,7 @@ class _ChunkWriter:
 def _embed_shard(
     model: VideoViT, listing: LabelledFiles, indices: Sequence[int], preset: VideoPreset, num_clips: int,
     pool: str, rows: _ChunkWriter, batch_size: int, num_workers: int, device: torch.device, precision: Precision,
-    progress: Progress | None,
+    layer: int | None, progress: Progress | None,
 ) -> list[Skipped]:
     """Embed the videos at `indices` of the listing into `rows`; returns the unreadable ones."""
     indices = list(indices)
@@ -278,7 +280,9 @@ def _embed_shard(
     started = time.perf_counter()
     def forward(video: torch.Tensor) -> torch.Tensor:
         with precision.autocast(device):
-            return pool_tokens(model.forward_features(video), pool)
+            if layer is None:
+                return pool_tokens(model.forward_features(video), pool)
+            return pool_tokens(model.forward_intermediates(video, indices=[layer], norm=True)[0], pool)
 
     try:
         for result in run_views(forward, dataset, batch_size=batch_size, num_workers=num_workers, device=device,
