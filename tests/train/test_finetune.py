@@ -177,17 +177,3 @@ def test_mixed_targets_hold_each_clip_in_the_share_its_pixels_have(mixup, cutmix
         assert 0 < share < 1, f"clip {i} was not mixed"
         assert soft[i, i].item() == pytest.approx(share, abs=1e-6)
         assert soft[i, 3 - i].item() == pytest.approx(1 - share, abs=1e-6)
-
-
-def test_every_config_field_has_a_flag():
-    import dataclasses
-
-    from hvm1.cli import _build_parser
-    from hvm1.train import PretrainConfig
-
-    commands = _build_parser()._subparsers._group_actions[0].choices
-    for name, cls, library_only in (("pretrain", PretrainConfig, {"model", "overrides"}),
-                                    ("finetune", FinetuneConfig, {"model", "overrides", "arch"})):
-        flags = {action.dest for action in commands[name]._actions}
-        missing = {f.name for f in dataclasses.fields(cls)} - flags - library_only
-        assert not missing, f"hvm1 {name} lacks flags for {sorted(missing)}"

@@ -3,65 +3,70 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
+import types
+import typing
 from typing import Any
 
-from .common import _add_model_args, _add_precision_arg, _parse_set, _precision_for, _print_failures
+from .common import _add_model_args, _parse_set, _precision_for, _print_failures
 
 
-def _pair(kind):
-    def parse(text: str):
-        low, sep, high = text.partition(",")
-        return (kind(low), kind(high)) if sep else kind(low)
-    return parse
+def _int_or_pair(text: str) -> int | tuple[int, int]:
+    low, sep, high = text.partition(",")
+    return (int(low), int(high)) if sep else int(low)
 
 
-def _add_train_args(parser: argparse.ArgumentParser) -> None:
-    """The flags every training command shares (see `hvm1.train.TrainConfig`); unset flags keep its defaults."""
-    parser.add_argument("--out-dir", required=True, help="the run folder: config, metrics.jsonl, checkpoints")
-    parser.add_argument("--epochs", type=int, help="passes over the data")
-    parser.add_argument("--max-steps", type=int, help="stop after this many optimizer steps")
-    parser.add_argument("--batch-size", type=int, help="videos per micro-batch per process")
-    parser.add_argument("--accum-iter", type=int, help="micro-batches per optimizer step")
-    parser.add_argument("--lr", type=float, help="learning rate (finetune: blr x total batch / 256 unless given)")
-    parser.add_argument("--min-lr", type=float, help="final learning rate of --lr-schedule cosine")
-    parser.add_argument("--lr-schedule", choices=("constant", "cosine"), help="after warmup")
-    parser.add_argument("--warmup-steps", type=int, help="linear warmup steps")
-    parser.add_argument("--weight-decay", type=float, help="AdamW weight decay (see hvm1.train.optim for the "
-                        "parameters each command exempts)")
-    parser.add_argument("--betas", type=float, nargs=2, metavar=("B1", "B2"), help="AdamW betas")
-    parser.add_argument("--clip-grad", type=float, help="gradient norm clipping (0: off)")
-    parser.add_argument("--repeat-aug", type=int, help="clips drawn from each video per step")
-    parser.add_argument("--sampling-rate", type=int, help="frames of a 30 fps video between sampled frames")
-    parser.add_argument("--target-fps", type=float, help="the clock of --sampling-rate")
-    parser.add_argument("--short-side", type=_pair(int), metavar="N|LOW,HIGH",
-                        help="decode short side, or a range drawn per clip (default 256,320 at 224 px, scaled "
-                        "with the image size; the image size from 448 px up)")
-    parser.add_argument("--crop-scale", type=float, nargs=2, metavar=("LOW", "HIGH"),
-                        help="random resized crop area fraction")
-    parser.add_argument("--num-workers", type=int, help="DataLoader worker processes")
-    parser.add_argument("--seed", type=int, help="seeds every random choice (with epoch and sample index)")
-    parser.add_argument("--resume", metavar="auto|FILE", help="auto: continue from the run folder's newest "
-                        "checkpoint when there is one; or a checkpoint file")
-    _add_precision_arg(parser, default=argparse.SUPPRESS)
-    parser.add_argument("--grad-checkpointing", action="store_true", help="recompute block activations in backward")
-    parser.add_argument("--compile", action="store_true", help="torch.compile every transformer block")
-    parser.add_argument("--fsdp", action="store_true", help="shard with FSDP2 under torchrun (else DDP)")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), help="auto: cuda when available")
-    parser.add_argument("--save-every", type=int, help="optimizer steps between checkpoints (also every epoch)")
-    parser.add_argument("--no-tensorboard", dest="tensorboard", action="store_false",
-                        help="don't write TensorBoard logs even when it is installed")
+def _flag_kind(hint: Any) -> dict[str, Any]:
+    """argparse settings for a config field of type `hint` (None in a union only means 'not given')."""
+    union = typing.get_origin(hint) in (typing.Union, types.UnionType)
+    kinds = [kind for kind in typing.get_args(hint) if kind is not type(None)] if union else [hint]
+    if len(kinds) == 1 and typing.get_origin(kinds[0]) is tuple:
+        (item, *_), size = typing.get_args(kinds[0]), len(typing.get_args(kinds[0]))
+        return {"type": item, "nargs": size}
+    if len(kinds) == 2 and int in kinds and typing.get_origin(kinds[1 - kinds.index(int)]) is tuple:
+        return {"type": _int_or_pair}
+    if len(kinds) == 1 and kinds[0] in (int, float, str):
+        return {"type": kinds[0]}
+    raise TypeError(f"no command-line flag for a config field of type {hint}")
+
+
+def _shown(value: Any) -> str:
+    return " ".join(map(str, value)) if isinstance(value, tuple) else str(value)
+
+
+def _add_config_flags(parser: argparse.ArgumentParser, config_class: type) -> None:
+    """A flag per field of `config_class` (`hvm1.train.config.setting`): `--name-with-dashes` and the
+    published `--name_with_underscores`, plus the field's aliases; the help is the field's, with its default.
+    Booleans are switches (`--no-NAME` for one that defaults to on). Unset flags keep the library default."""
+    from ..train.config import setting_info
+
+    hints = typing.get_type_hints(config_class)
+    for field in dataclasses.fields(config_class):
+        info = setting_info(config_class, field.name)
+        if not info["flag"]:
+            continue
+        dashed = field.name.replace("_", "-")
+        help_text = info["help"]
+        if hints[field.name] is bool:
+            prefix = "no-" if field.default else ""
+            names = [f"--{prefix}{dashed}", *([f"--{prefix.replace('-', '_')}{field.name}"] if "_" in field.name else [])]
+            action = "store_false" if field.default else "store_true"
+            parser.add_argument(*names, *info["aliases"], dest=field.name, action=action,
+                                help=f"do not {help_text}" if field.default else help_text)
+            continue
+        names = [f"--{dashed}", *([f"--{field.name}"] if "_" in field.name else []), *info["aliases"]]
+        if field.default not in (dataclasses.MISSING, None):
+            help_text += f" (default {_shown(field.default)})"
+        parser.add_argument(*names, dest=field.name, required=field.default is dataclasses.MISSING,
+                            metavar=info["metavar"], choices=info["choices"], help=help_text,
+                            **_flag_kind(hints[field.name]))
 
 
 def _train_config(cls, args: argparse.Namespace, **values: Any):
-    import dataclasses
-
+    """`cls` from the flags given (the others keep the library defaults) and `values`."""
     given = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)}
-    for name in ("betas", "crop_scale"):
-        if name in given:
-            given[name] = tuple(given[name])
-    if given.get("clip_grad") == 0:
-        given["clip_grad"] = None
+    given = {name: tuple(value) if isinstance(value, list) else value for name, value in given.items()}
     return cls(**(given | values))
 
 
@@ -138,19 +143,6 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
     return _run_training(args, lambda on_record: finetune(args.train, args.val, config, on_record=on_record))
 
 
-def _show_defaults(parser: argparse.ArgumentParser, config_class) -> None:
-    """Append each flag's library default to its help (the flags themselves default to 'not given')."""
-    import dataclasses
-
-    defaults = {f.name: f.default for f in dataclasses.fields(config_class)
-                if f.default is not dataclasses.MISSING and f.default is not None}
-    for action in parser._actions:
-        if action.dest in defaults and action.help and action.nargs != 0:
-            value = defaults[action.dest]
-            shown = " ".join(map(str, value)) if isinstance(value, tuple) else value
-            action.help += f" (default {shown})"
-
-
 def add_commands(sub: argparse._SubParsersAction) -> None:
     from ..train import FinetuneConfig, PretrainConfig
 
@@ -161,10 +153,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     )
     pre.add_argument("data", nargs="+", help="video files or folders (searched recursively)")
     _add_model_args(pre, required=False)
-    pre.add_argument("--arch", help="start from scratch with a named size, e.g. mae_vit_base_patch16")
-    pre.add_argument("--mask-ratio", type=float, help="default 0.9 (0.95 at 448 px)")
-    _add_train_args(pre)
-    _show_defaults(pre, PretrainConfig)
+    _add_config_flags(pre, PretrainConfig)
     pre.set_defaults(func=_cmd_pretrain, set=[])
     fine = sub.add_parser(
         "finetune", argument_default=argparse.SUPPRESS,
@@ -175,23 +164,5 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     fine.add_argument("train", help="a folder of class subfolders, or a path,label CSV")
     fine.add_argument("--val", required=True, help="validation data, as TRAIN")
     _add_model_args(fine, required=True)
-    fine.add_argument("--num-classes", type=int, help="default: the class count of TRAIN")
-    fine.add_argument("--shots", type=int, help="K examples per class, drawn with --seed")
-    fine.add_argument("--images", action="store_true", help="the data are images (each a static clip)")
-    fine.add_argument("--blr", type=float, help="base lr: lr = blr x total batch / 256 (default 1.2e-3, 6e-4 "
-                      "at 448 px)")
-    fine.add_argument("--layer-decay", type=float, help="layer-wise lr decay")
-    fine.add_argument("--drop-path", type=float, help="stochastic depth rate")
-    fine.add_argument("--dropout", type=float, help="dropout before the head")
-    fine.add_argument("--smoothing", type=float, help="label smoothing")
-    fine.add_argument("--random-erasing", type=float,
-                      help="probability of erasing a random rectangle per frame (0: off, as the published runs)")
-    fine.add_argument("--mixup", type=float, help="mixup alpha (0: off)")
-    fine.add_argument("--cutmix", type=float, help="cutmix alpha (0: off)")
-    fine.add_argument("--select", choices=("top1", "top5"), help="the val metric of the best checkpoint")
-    fine.add_argument("--eval-batch-size", type=int, help="validation clips per batch")
-    _add_train_args(fine)
-    _show_defaults(fine, FinetuneConfig)
+    _add_config_flags(fine, FinetuneConfig)
     fine.set_defaults(func=_cmd_finetune, set=[])
-
-

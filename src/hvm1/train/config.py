@@ -1,4 +1,9 @@
-"""The settings every training job shares (`TrainConfig`); `PretrainConfig` and `FinetuneConfig` extend it."""
+"""The settings every training job shares (`TrainConfig`); `PretrainConfig` and `FinetuneConfig` extend it.
+
+Each field is defined once, with its default and its help (`setting`), and the `hvm1 pretrain` / `hvm1
+finetune` flags are generated from these fields (`hvm1.cli.train`), as torchtitan's job config does. A
+subclass that changes a field's default or meaning redeclares it with its own help.
+"""
 
 from __future__ import annotations
 
@@ -9,40 +14,73 @@ from typing import Any
 from hvm1.devices import PRECISION_CHOICES
 
 LR_SCHEDULES = ("constant", "cosine")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def setting(
+    default: Any = dataclasses.MISSING,
+    *,
+    help: str,
+    default_factory: Any = dataclasses.MISSING,
+    metavar: str | tuple[str, ...] | None = None,
+    choices: tuple[str, ...] | None = None,
+    aliases: tuple[str, ...] = (),
+    flag: bool = True,
+) -> Any:
+    """A config field with its help: `dataclasses.field` plus what its command-line flag needs (`metavar`,
+    `choices`, further spellings in `aliases`, e.g. a published script's; `flag=False`: library only)."""
+    metadata = {"help": help, "metavar": metavar, "choices": choices, "aliases": aliases, "flag": flag}
+    if default_factory is not dataclasses.MISSING:
+        return dataclasses.field(default_factory=default_factory, metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def setting_info(cls: type, name: str) -> dict[str, Any]:
+    """The `setting` metadata of field `name` of config class `cls`, from the nearest class in its MRO that
+    declares it with a help (a subclass may redeclare a field only to change its default)."""
+    for klass in cls.__mro__:
+        declared = getattr(klass, "__dataclass_fields__", {}).get(name)
+        if declared is not None and "help" in declared.metadata:
+            return dict(declared.metadata)
+    raise ValueError(f"{cls.__name__}.{name} has no help: declare it with hvm1.train.config.setting")
 
 
 @dataclass(kw_only=True)
 class TrainConfig:
     """What every training job takes. `epochs` bounds the run, and `max_steps` (optimizer steps) when set;
     a step takes `accum_iter` micro-batches of `batch_size` files per rank. `resume`: None (fresh: the run
-    folder must hold no checkpoint), 'auto' (continue from the run folder's newest checkpoint when there is
-    one) or a checkpoint path. `precision` 'auto' is bf16 autocast where the device multiplies bf16 fast
-    (`hvm1.devices.resolve_precision`: CUDA with bf16, CPUs with AMX or AVX512-BF16), else float32. A checkpoint
-    is written every `save_every` steps and at the end of every epoch and of the run (`checkpoint-last.pth`).
+    folder must hold no checkpoint), 'auto' or a checkpoint path. A checkpoint is written every `save_every`
+    steps and at the end of every epoch and of the run (`checkpoint-last.pth`).
     """
 
-    out_dir: str
-    epochs: int = 1
-    max_steps: int | None = None
-    batch_size: int = 4
-    accum_iter: int = 1
-    lr: float | None = 1e-4
-    min_lr: float = 0.0
-    lr_schedule: str = "constant"
-    warmup_steps: int = 0
-    weight_decay: float = 0.05
-    betas: tuple[float, float] = (0.9, 0.95)
-    clip_grad: float | None = 0.1
-    num_workers: int = 2
-    seed: int = 0
-    resume: str | None = None
-    precision: str = "auto"
-    grad_checkpointing: bool = False
-    compile: bool = False
-    fsdp: bool = False
-    device: str | None = None
-    save_every: int = 500
-    tensorboard: bool = True
+    out_dir: str = setting(help="the run folder: config.json, metrics.jsonl, checkpoints", aliases=("--output_dir",))
+    epochs: int = setting(1, help="passes over the data")
+    max_steps: int | None = setting(None, help="stop after this many optimizer steps")
+    batch_size: int = setting(4, help="files per micro-batch per process")
+    accum_iter: int = setting(1, help="micro-batches per optimizer step")
+    lr: float | None = setting(1e-4, help="learning rate")
+    min_lr: float = setting(0.0, help="final learning rate of --lr-schedule cosine")
+    lr_schedule: str = setting("constant", choices=LR_SCHEDULES,
+                               help="after warmup: constant, or a half cosine down to --min-lr")
+    warmup_steps: int = setting(0, help="optimizer steps of linear warmup")
+    weight_decay: float = setting(0.05, help="AdamW weight decay")
+    betas: tuple[float, float] = setting((0.9, 0.95), metavar=("B1", "B2"), help="AdamW betas")
+    clip_grad: float | None = setting(0.1, help="gradient norm clipping (0: off)")
+    num_workers: int = setting(2, help="DataLoader worker processes")
+    seed: int = setting(0, help="seeds every random choice (with epoch and sample index)")
+    resume: str | None = setting(None, metavar="auto|FILE", help="auto: continue from the run folder's newest "
+                                 "good checkpoint when there is one; or a checkpoint file")
+    precision: str = setting("auto", choices=PRECISION_CHOICES,
+                             help="autocast: auto is bf16 where the device multiplies bf16 fast (CUDA with bf16, "
+                                  "CPUs with AMX or AVX512-BF16), else fp32 (hvm1.devices.resolve_precision)")
+    grad_checkpointing: bool = setting(False, help="recompute each block's activations in backward (less memory)")
+    compile: bool = setting(False, help="torch.compile every transformer block")
+    fsdp: bool = setting(False, help="shard with FSDP2 under torchrun (else DDP)")
+    device: str | None = setting(None, choices=DEVICES, help="auto (the default): cuda when available")
+    save_every: int = setting(500, help="optimizer steps between checkpoints (one is also written every epoch)")
+    tensorboard: bool = setting(True, help="write TensorBoard logs (when TensorBoard is installed)")
+    sampling_rate: int = setting(8, help="frames of a --target-fps video between sampled frames")
+    target_fps: float = setting(30.0, help="the clock of --sampling-rate")
 
     def check(self) -> None:
         """Raise ValueError naming every setting out of range."""

@@ -15,7 +15,7 @@ import logging
 import math
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -44,7 +44,7 @@ from hvm1.zoo import (
     preprocessing_to_json,
 )
 
-from .config import TrainConfig, config_args
+from .config import TrainConfig, config_args, setting
 from .loop import Task, TrainResult, run_task
 from .optim import finetuning_param_groups
 from .samples import TrainBatch, TrainClips
@@ -67,33 +67,38 @@ class FinetuneConfig(TrainConfig):
     static clip, ImageNet mean/std). `select`: the validation metric that picks `checkpoint-best.pth`.
     """
 
-    model: str | None = None
-    arch: str | None = None
-    overrides: dict[str, Any] = field(default_factory=dict)
-    num_classes: int | None = None
-    lr: float | None = None
-    blr: float | None = None
-    layer_decay: float = 0.8
-    weight_decay: float = 1e-4
+    model: str | None = setting(None, flag=False, help="a zoo name or checkpoint file (--model, --checkpoint)")
+    arch: str | None = setting(None, flag=False, help="a named size from scratch (library only)")
+    overrides: dict[str, Any] = setting(default_factory=dict, flag=False, help="architecture fields (--set)")
+    num_classes: int | None = setting(None, aliases=("--nb_classes",),
+                                      help="classes of the head (default: the class count of TRAIN)")
+    lr: float | None = setting(None, help="learning rate (default: --blr x total batch / 256)")
+    blr: float | None = setting(None, help="base lr: lr = blr x total batch / 256 (default: the model's, "
+                                           "1.2e-3; 6e-4 at 448 px)")
+    layer_decay: float = setting(0.8, help="layer-wise lr decay: block i of depth d gets decay ** (d - i)")
+    weight_decay: float = setting(1e-4, help="AdamW weight decay, not on 1-D parameters, the CLS token and the "
+                                             "position embeddings (as published)")
     betas: tuple[float, float] = (0.9, 0.999)
     clip_grad: float | None = 5.0
-    drop_path: float = 0.1
-    dropout: float = 0.3
-    smoothing: float = 0.1
-    random_erasing: float = 0.0  # published runs: off (see the module docstring)
-    mixup: float = 0.0
-    cutmix: float = 0.0
-    shots: int | None = None
-    select: str = "top1"
-    images: bool = False
+    drop_path: float = setting(0.1, help="stochastic depth rate (of the last block)")
+    dropout: float = setting(0.3, help="dropout before the head")
+    smoothing: float = setting(0.1, help="label smoothing")
+    random_erasing: float = setting(0.0, aliases=("--reprob",), help="probability of erasing a random rectangle "
+                                    "per frame (0: off, as the published runs)")
+    mixup: float = setting(0.0, help="mixup alpha (0: off)")
+    cutmix: float = setting(0.0, help="cutmix alpha (0: off)")
+    shots: int | None = setting(None, help="K examples per class, drawn with --seed (default: all)")
+    select: str = setting("top1", choices=SELECT_METRICS, help="the validation metric of checkpoint-best.pth")
+    images: bool = setting(False, help="the data are images (each one a static clip)")
     batch_size: int = 16
     accum_iter: int = 2
-    repeat_aug: int = 1
-    sampling_rate: int = 8
-    target_fps: float = 30.0
-    short_side: int | tuple[int, int] | None = None
-    crop_scale: tuple[float, float] = (0.08, 1.0)
-    eval_batch_size: int = 8
+    repeat_aug: int = setting(1, help="clips drawn from each file per step")
+    short_side: int | tuple[int, int] | None = setting(
+        None, metavar="N|LOW,HIGH", help="decode short side, or a range drawn per clip (default: the model's "
+        "training short side)")
+    crop_scale: tuple[float, float] = setting((0.08, 1.0), metavar=("LOW", "HIGH"),
+                                              help="area fraction of the random resized crop")
+    eval_batch_size: int = setting(8, help="validation clips per batch")
 
 
 def finetune_model(config: FinetuneConfig, num_classes: int) -> tuple[VideoViT, str | None]:

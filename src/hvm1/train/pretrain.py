@@ -12,7 +12,7 @@ import dataclasses
 import logging
 import os
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -22,7 +22,7 @@ from hvm1.distributed import process_group
 from hvm1.models import MAEConfig, VideoMAE
 from hvm1.zoo import PREPROCESSING_METADATA_KEY, preprocessing_for, preprocessing_to_json
 
-from .config import TrainConfig, config_args
+from .config import TrainConfig, config_args, setting
 from .loop import Task, TrainResult, run_task
 from .optim import pretraining_param_groups
 from .samples import TrainBatch, TrainClips
@@ -42,15 +42,19 @@ class PretrainConfig(TrainConfig):
     0.95 and 448 at 448 px.
     """
 
-    model: str | None = None
-    arch: str | None = None
-    overrides: dict[str, Any] = field(default_factory=dict)
-    mask_ratio: float | None = None
-    repeat_aug: int = 16
-    sampling_rate: int = 8
-    target_fps: float = 30.0
-    short_side: int | tuple[int, int] | None = None
-    crop_scale: tuple[float, float] = (0.5, 1.0)
+    model: str | None = setting(None, flag=False, help="a zoo name or checkpoint file (--model, --checkpoint)")
+    arch: str | None = setting(None, help="start from scratch with a named size, e.g. mae_vit_base_patch16")
+    overrides: dict[str, Any] = setting(default_factory=dict, flag=False, help="architecture fields (--set)")
+    weight_decay: float = setting(0.05, help="AdamW weight decay, on all but 1-D parameters and biases (position "
+                                             "embeddings and tokens are decayed, as published)")
+    mask_ratio: float | None = setting(None,
+                                       help="the fraction of tokens masked (default: the model's, 0.9; 0.95 at 448 px)")
+    repeat_aug: int = setting(16, help="clips drawn from each video per step")
+    short_side: int | tuple[int, int] | None = setting(
+        None, metavar="N|LOW,HIGH", help="decode short side, or a range drawn per clip (default: the model's, "
+        "256,320 at 224 px; the image size from 448 px up)")
+    crop_scale: tuple[float, float] = setting((0.5, 1.0), metavar=("LOW", "HIGH"),
+                                              help="area fraction of the random resized crop")
 
 
 def _source_args(model: str | os.PathLike | None, arch: str | None, built: VideoMAE) -> dict[str, Any]:
