@@ -106,7 +106,7 @@ def main() -> int:
     measured = bf16_matmul_rate()
     reference = peak or measured
     print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}; bf16 peak "
-          f"{'%.0f TFLOP/s (%s)' % (peak / 1e12, source) if peak else 'unknown'}; 8192^3 bf16 product "
+          f"{f'{peak / 1e12:.0f} TFLOP/s ({source})' if peak else 'unknown'}; 8192^3 bf16 product "
           f"{measured / 1e12:.0f} TFLOP/s; fractions against {'the peak' if peak else 'that product'}")
     precision = resolve_precision("auto", "cuda")
     print(f"precision {precision.describe()} ({precision.reason})")
@@ -122,7 +122,7 @@ def main() -> int:
         vit = random_cuda_model(config).eval()
         video = torch.randn(n, 3, 16, size, size, device="cuda")
 
-        def forward():
+        def forward(vit=vit, video=video):
             with torch.inference_mode(), precision.autocast("cuda"), sdpa_kernel(SDPBackend.FLASH_ATTENTION):
                 vit(video)
 
@@ -138,7 +138,7 @@ def main() -> int:
         optimizer = torch.optim.AdamW(mae.parameters(), lr=1e-4, betas=(0.9, 0.95), weight_decay=0.05, fused=True)
         video = torch.randn(n, 3, 16, 448, 448, device="cuda")
 
-        def step():
+        def step(mae=mae, video=video, optimizer=optimizer):
             with precision.autocast("cuda"):
                 loss = mae(video, mask_ratio=0.95)[0]
             loss.backward()
