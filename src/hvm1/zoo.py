@@ -15,7 +15,7 @@ import os
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -30,6 +30,9 @@ from .checkpoint import (
 )
 from .hub import cached_weights, fetch_weights
 from .models import MAEConfig, VideoMAE, VideoViT, ViTConfig, build_model, get_config
+
+if TYPE_CHECKING:  # the data layer is imported when a preset is built, not with hvm1
+    from .data.transforms import ImagePreset, ImageTrainPreset, VideoPreset
 
 HUB_REPO = "eminorhan/hvm-1"
 
@@ -102,7 +105,7 @@ class Preprocessing:
         video mean/std, clips of `num_frames` frames."""
         return dataclasses.replace(self, mean=VIDEO_MEAN, std=VIDEO_STD, single_image=False)
 
-    def visualisation(self):
+    def visualisation(self) -> VideoPreset:
         """`complete` and `attention`: every 4th frame from the center of the video, short side
         img_size + 32, center crop (the published visualisation)."""
         from .data.transforms import visualisation_preset
@@ -110,7 +113,7 @@ class Preprocessing:
         preset = visualisation_preset(self.img_size, self.num_frames, self.mean, self.std)
         return dataclasses.replace(preset, sampling_rate=self.visualisation_sampling_rate, target_fps=self.target_fps)
 
-    def evaluation(self, crop: str = "center", sampling_rate: int | None = None):
+    def evaluation(self, crop: str = "center", sampling_rate: int | None = None) -> VideoPreset:
         """`embed` and `evaluate` on videos: short side img_size * 256 / 224, a center crop or (`crop`
         'uniform') the left, center and right crops; every `sampling_rate`-th frame (default the model's)."""
         from .data.transforms import video_eval_preset
@@ -119,7 +122,7 @@ class Preprocessing:
                                    sampling_rate or self.sampling_rate, crop=crop)
         return dataclasses.replace(preset, target_fps=self.target_fps)
 
-    def image_evaluation(self):
+    def image_evaluation(self) -> ImagePreset:
         """`evaluate` on images: short side img_size + 32 (bicubic), center crop, normalised with this
         model's mean/std, repeated to `num_frames`."""
         from .data.transforms import image_eval_preset
@@ -131,7 +134,7 @@ class Preprocessing:
         crop_scale: tuple[float, float],
         sampling_rate: int | None = None,
         short_side: int | tuple[int, int] | None = None,
-    ):
+    ) -> VideoPreset:
         """`pretrain` and `finetune` on videos: a random start, short side `train_short_side` (or
         `short_side`; a range is drawn per clip), random resized crop of area `crop_scale` and aspect
         0.75-1.33, flip."""
@@ -144,6 +147,13 @@ class Preprocessing:
             sampling_rate or self.sampling_rate,
         )
         return dataclasses.replace(preset, target_fps=self.target_fps)
+
+    def image_training(self, crop_scale: tuple[float, float]) -> ImageTrainPreset:
+        """`finetune --images`: random resized crop of area `crop_scale` and aspect 0.75-1.33, flip,
+        normalised with this model's mean/std, repeated to `num_frames`."""
+        from .data.transforms import ImageTrainPreset
+
+        return ImageTrainPreset(self.img_size, self.num_frames, self.mean, self.std, crop_scale)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -15,7 +15,7 @@ from hvm1.train import FinetuneConfig, finetune, read_metrics
 from hvm1.train.distributed import DistributedContext
 from hvm1.train.finetune import _evaluator, _mix, finetune_model
 from hvm1.train.optim import finetuning_param_groups
-from hvm1.zoo import VIDEO_MEAN, VIDEO_STD
+from hvm1.zoo import IMAGENET_MEAN, IMAGENET_STD, VIDEO_MEAN, VIDEO_STD, preprocessing_for
 from train_helpers import IMAGES, MAE_CHECKPOINT, VIT_CHECKPOINT, require_shared
 
 FIXED = video_eval_preset(56, 8, VIDEO_MEAN, VIDEO_STD, sampling_rate=8)
@@ -145,7 +145,9 @@ def test_cli_finetunes_on_images_with_shots(tmp_path):
     assert best["best_value"] == evaluation["top5"] and best["args"].select == "top5"
     (train,) = read_metrics(out)
     assert train["lr"] == pytest.approx(1.2e-3 * 2 / 256)  # blr x total batch / 256
-    assert (out / "checkpoint-best.pth").is_file()
+    # The checkpoint records how its inputs were prepared, so evaluate reads images as finetune did.
+    recorded = preprocessing_for(out / "checkpoint-best.pth")
+    assert (recorded.mean, recorded.std, recorded.single_image) == (IMAGENET_MEAN, IMAGENET_STD, True)
 
 
 def test_resume_continues_exactly_with_dropout_and_drop_path(two_classes, tmp_path):

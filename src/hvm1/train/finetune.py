@@ -29,7 +29,6 @@ from hvm1.data import (
     IMAGE_EXTENSIONS,
     VIDEO_EXTENSIONS,
     ClipDataset,
-    ImageTrainPreset,
     collate,
     labelled_files,
     sample_generator,
@@ -177,7 +176,7 @@ def finetune_task(
     config = replace(config, lr=config.lr if config.lr is not None else blr * global_batch / 256)
     if train_preset is None:
         if config.images:
-            train_preset = ImageTrainPreset(cfg.img_size, cfg.num_frames, pre.mean, pre.std, config.crop_scale)
+            train_preset = pre.image_training(config.crop_scale)
         else:
             train_preset = replace(pre.training(config.crop_scale, config.sampling_rate, config.short_side),
                                    target_fps=config.target_fps)
