@@ -11,12 +11,11 @@ import torch
 
 import hvm1
 from hvm1.cli import main
-from hvm1.data import video_eval_preset, video_train_preset
+from hvm1.data import TrainClips, video_eval_preset, video_train_preset
 from hvm1.distributed import DistributedContext
 from hvm1.train import PretrainConfig, TrainingError, pretrain, read_metrics
 from hvm1.train.distributed import ShardedSampler
 from hvm1.train.optim import autocast_dtype, learning_rate, pretraining_param_groups
-from hvm1.train.samples import TrainClips
 from hvm1.zoo import VIDEO_MEAN, VIDEO_STD
 from train_helpers import MAE_CHECKPOINT, TINY_HEADS, TINY_SET, tiny_pretrain_config
 

@@ -15,12 +15,12 @@ import math
 import pytest
 import torch
 
+from hvm1.data import sample_generator
 from hvm1.data.transforms import random_resized_crop
 from hvm1.distributed import DistributedContext
 from hvm1.train import FinetuneConfig, pretrain
 from hvm1.train.finetune import finetune_task
 from hvm1.train.metrics import read_metrics
-from hvm1.train.samples import sample_generator
 from hvm1.zoo import preprocessing_for
 from train_helpers import VIT_CHECKPOINT, tiny_pretrain_config
 

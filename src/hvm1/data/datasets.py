@@ -1,9 +1,12 @@
-"""Finding video and image files, and datasets of them that say which files they could not read.
+"""Finding files, and the datasets every command reads them through, which say which files they could not read.
 
-A dataset item is a `Sample` (the model input, its label, its path, how many frames were padded) or, with
-`skip_bad=True`, a `Skipped` marker naming a file that could not be read and why. `collate` drops the
-markers and hands them on in the `Batch`, so a training or evaluation loop sees every skipped file in the
-main process, DataLoader workers or not. No other file is ever read in place of a bad one.
+Listing: `find_files`, `list_files`, `labelled_files` (class folders, CSV manifests, flat folders, images),
+`select_videos`. Datasets, each with its collate function: `ClipDataset` (a `Sample` per file: finetuning's
+validation), `FileViews` (a `ViewItem` per clip of a file: embed and evaluate) and `TrainClips` (a
+`TrainSample` of `repeat_aug` clips per file, every random choice seeded by (seed, epoch, index): pretrain
+and finetune). A file that cannot be read becomes a `Skipped` marker (or a `ViewItem` with its reason) that
+the collate function hands to the main process, DataLoader workers or not. No other file is ever read in
+place of a bad one.
 """
 
 from __future__ import annotations
@@ -19,9 +22,9 @@ import torch
 from torch.utils.data import Dataset
 
 from hvm1.data.failures import Skipped, skipped_for
-from hvm1.data.sampling import select_files
-from hvm1.data.transforms import ImagePreset, VideoPreset
-from hvm1.data.video import Start
+from hvm1.data.sampling import sample_generator, select_files
+from hvm1.data.transforms import ImagePreset, VideoPreset, random_erasing
+from hvm1.data.video import Start, read_clip
 
 VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
@@ -311,3 +314,166 @@ def _extensions(preset: Preset | None, extensions: Sequence[str] | None) -> Sequ
     if extensions is not None:
         return extensions
     return IMAGE_EXTENSIONS if isinstance(preset, ImagePreset) else VIDEO_EXTENSIONS
+
+
+# ---- the datasets of embedding and evaluation: every view of every file ------------------------------------
+
+class ViewItem(NamedTuple):
+    """Clip `clip` of file `file`: its views (crops, C, T, H, W) and the times in seconds of the first and
+    last frame it shows; or, when it could not be read, `views` None and the `reason`."""
+
+    file: int
+    clip: int
+    views: torch.Tensor | None
+    times: tuple[float, float]
+    reason: str | None
+
+
+class FileViews(Dataset):
+    """Item i is clip `i % num_clips` of file `i // num_clips`, read through `preset`.
+
+    A video preset places `num_clips` clips evenly from the start to the end of the video (one clip: at the
+    center); an image preset makes one static clip of an image. An unreadable file gives items with the
+    reason instead of views: never another file's views.
+    """
+
+    def __init__(self, files: Sequence[PathLike], preset: VideoPreset | ImagePreset, num_clips: int = 1) -> None:
+        if num_clips < 1:
+            raise ValueError(f"num_clips must be >= 1, got {num_clips}")
+        if isinstance(preset, ImagePreset) and num_clips != 1:
+            raise ValueError(f"an image gives one clip, not {num_clips}")
+        self.files = [Path(file) for file in files]
+        self.preset = preset
+        self.num_clips = num_clips
+
+    def __len__(self) -> int:
+        return len(self.files) * self.num_clips
+
+    def __getitem__(self, index: int) -> ViewItem:
+        file, clip = divmod(index, self.num_clips)
+        path = self.files[file]
+        try:
+            views, times = self._read(path, clip)
+        except Exception as error:  # whatever reading one file raises is that file's failure
+            return ViewItem(file, clip, None, (0.0, 0.0), skipped_for(path, error).reason)
+        return ViewItem(file, clip, views if views.dim() == 5 else views.unsqueeze(0), times, None)
+
+    def _read(self, path: Path, clip_index: int) -> tuple[torch.Tensor, tuple[float, float]]:
+        preset = self.preset
+        if isinstance(preset, ImagePreset):
+            return preset.load(path)[0], (0.0, 0.0)
+        start = "center" if self.num_clips == 1 else (clip_index, self.num_clips)
+        if not isinstance(preset.short_side, int):
+            raise ValueError(f"evaluation views need a fixed short side, not the range {preset.short_side}")
+        clip = read_clip(path, preset.num_frames, preset.sampling_rate, preset.target_fps, start, preset.short_side)
+        return preset(clip.frames), (clip.times[0].item(), clip.times[-1].item())
+
+
+class ViewBatch(NamedTuple):
+    """Stacked readable clips: `views` (N, crops, C, T, H, W) or None when none was readable, and every item."""
+
+    views: torch.Tensor | None
+    items: list[ViewItem]
+
+
+def collate_views(items: Sequence[ViewItem]) -> ViewBatch:
+    """Collate function for `FileViews`: stack the readable clips' views, keep every item's bookkeeping
+    (the views themselves are dropped from the items, so only one copy crosses from a worker)."""
+    readable = [item.views for item in items if item.views is not None]
+    views = torch.stack(readable) if readable else None
+    return ViewBatch(views, [item._replace(views=None) for item in items])
+
+
+# ---- training samples: every random choice a function of (seed, epoch, sample index) ----------------------
+
+class TrainSample(NamedTuple):
+    """One readable file: `video` (repeat_aug, C, T, H, W) float32, `label` (-1 when unlabelled), `noise`
+    (repeat_aug, L) MAE mask noise or None, the dataset `index` and the `path`."""
+
+    video: torch.Tensor
+    label: int
+    noise: torch.Tensor | None
+    index: int  # type: ignore[assignment]  # the published name; shadows tuple.index, which nothing here calls
+    path: str
+
+
+class TrainBatch(NamedTuple):
+    """A collated micro-batch: the clips of its readable samples (N * repeat_aug, C, T, H, W), their labels
+    (N * repeat_aug,) and mask noise, the dataset indices (N,), and the files skipped. The tensors are None
+    when every file of the micro-batch was skipped."""
+
+    video: torch.Tensor | None
+    label: torch.Tensor | None
+    noise: torch.Tensor | None
+    index: torch.Tensor | None  # type: ignore[assignment]  # shadows tuple.index, which nothing here calls
+    skipped: list[Skipped]
+
+
+def collate_train(items: Sequence[TrainSample | Skipped]) -> TrainBatch:
+    """DataLoader collate function for `TrainClips`: flattens the repeats into the batch, passes markers on."""
+    samples = [item for item in items if isinstance(item, TrainSample)]
+    skipped = [item for item in items if isinstance(item, Skipped)]
+    if not samples:
+        return TrainBatch(None, None, None, None, skipped)
+    repeats = samples[0].video.shape[0]
+    noise = None if samples[0].noise is None else torch.cat([sample.noise for sample in samples if sample.noise is not None])
+    return TrainBatch(
+        video=torch.cat([sample.video for sample in samples]),
+        label=torch.tensor([sample.label for sample in samples for _ in range(repeats)], dtype=torch.long),
+        noise=noise,
+        index=torch.tensor([sample.index for sample in samples], dtype=torch.long),
+        skipped=skipped,
+    )
+
+
+class TrainClips(Dataset):
+    """Files read for training: item `(epoch, index)` is file `index` read `repeat_aug` times through
+    `preset.load(path, generator=...)` (any `hvm1.data` preset, or an object with that method).
+
+    `random_erasing`: the probability of erasing a random rectangle of each frame (with noise, as published
+    finetuning does); `mask_tokens`: with L > 0, each clip also gets (L,) uniform MAE mask noise. A file that
+    cannot be read gives a `Skipped` marker (logged), never another file.
+    """
+
+    def __init__(
+        self,
+        files: Sequence[str | os.PathLike],
+        preset,
+        labels: Sequence[int] | None = None,
+        repeat_aug: int = 1,
+        seed: int = 0,
+        random_erasing: float = 0.0,
+        mask_tokens: int = 0,
+    ) -> None:
+        if labels is not None and len(labels) != len(files):
+            raise ValueError(f"got {len(labels)} labels for {len(files)} files")
+        if repeat_aug < 1:
+            raise ValueError(f"repeat_aug must be at least 1, got {repeat_aug}")
+        self.files = [Path(file) for file in files]
+        self.labels = [-1] * len(self.files) if labels is None else [int(label) for label in labels]
+        self.preset = preset
+        self.repeat_aug = repeat_aug
+        self.seed = seed
+        self.random_erasing = random_erasing
+        self.mask_tokens = mask_tokens
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, key: tuple[int, int]) -> TrainSample | Skipped:
+        epoch, index = key
+        path = self.files[index]
+        clips, noises = [], []
+        try:
+            for repeat in range(self.repeat_aug):
+                generator = sample_generator(self.seed, epoch, index, repeat)
+                clip, _ = self.preset.load(path, generator=generator)  # (C, T, H, W)
+                if self.random_erasing > 0:
+                    clip = random_erasing(clip, self.random_erasing, generator)
+                clips.append(clip)
+                if self.mask_tokens:
+                    noises.append(torch.rand(self.mask_tokens, generator=generator))
+        except Exception as error:  # whatever reading one file raises is that file's failure
+            return skipped_for(path, error)  # the training loop reports it, with the step
+        noise = torch.stack(noises) if noises else None
+        return TrainSample(torch.stack(clips), self.labels[index], noise, index, str(path))

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from hvm1.data import LabelledFiles, Skipped, VideoPreset, list_files
+from hvm1.data import FileViews, LabelledFiles, Skipped, VideoPreset, list_files
 from hvm1.devices import Precision, resolve_precision
 from hvm1.distributed import EMBEDDING_TIMEOUT, DistributedContext, all_gather_objects, barrier, process_group
 from hvm1.models import VideoViT
@@ -39,7 +39,7 @@ from .store import (
     require_pyarrow,
     save_embeddings,
 )
-from .views import FileOutput, FileViews, Progress, run_views
+from .views import FileOutput, Progress, run_views
 
 logger = logging.getLogger(__name__)
 

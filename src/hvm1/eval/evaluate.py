@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from hvm1.data import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, LabelledFiles, Skipped, labelled_files
+from hvm1.data import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, FileViews, LabelledFiles, Skipped, labelled_files
 from hvm1.data.transforms import ImagePreset, VideoPreset
 from hvm1.devices import Precision, resolve_precision
 from hvm1.models import VideoViT
@@ -26,7 +26,7 @@ from hvm1.zoo import Preprocessing, preprocessing_for
 
 from .embed import DEFAULT_SAMPLING_RATE, compute_dtype
 from .predictions import Predictions, new_folder
-from .views import FileViews, Progress, run_views
+from .views import Progress, run_views
 
 logger = logging.getLogger(__name__)
 

@@ -10,85 +10,19 @@ a `Skipped` naming the file and the reason when any of its clips could not be re
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
 
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
-from hvm1.data import ImagePreset, Skipped, VideoPreset, read_clip, skipped_for
+from hvm1.data.datasets import FileViews, collate_views
+from hvm1.data.failures import Skipped
 
 PathLike = str | os.PathLike
 #: Called after each batch with (clips done, clips in all) so that a caller can show progress.
 Progress = Callable[[int, int], None]
-
-
-class ViewItem(NamedTuple):
-    """Clip `clip` of file `file`: its views (crops, C, T, H, W) and the times in seconds of the first and
-    last frame it shows; or, when it could not be read, `views` None and the `reason`."""
-
-    file: int
-    clip: int
-    views: torch.Tensor | None
-    times: tuple[float, float]
-    reason: str | None
-
-
-class FileViews(Dataset):
-    """Item i is clip `i % num_clips` of file `i // num_clips`, read through `preset`.
-
-    A video preset places `num_clips` clips evenly from the start to the end of the video (one clip: at the
-    center); an image preset makes one static clip of an image. An unreadable file gives items with the
-    reason instead of views: never another file's views.
-    """
-
-    def __init__(self, files: Sequence[PathLike], preset: VideoPreset | ImagePreset, num_clips: int = 1) -> None:
-        if num_clips < 1:
-            raise ValueError(f"num_clips must be >= 1, got {num_clips}")
-        if isinstance(preset, ImagePreset) and num_clips != 1:
-            raise ValueError(f"an image gives one clip, not {num_clips}")
-        self.files = [Path(file) for file in files]
-        self.preset = preset
-        self.num_clips = num_clips
-
-    def __len__(self) -> int:
-        return len(self.files) * self.num_clips
-
-    def __getitem__(self, index: int) -> ViewItem:
-        file, clip = divmod(index, self.num_clips)
-        path = self.files[file]
-        try:
-            views, times = self._read(path, clip)
-        except Exception as error:  # whatever reading one file raises is that file's failure
-            return ViewItem(file, clip, None, (0.0, 0.0), skipped_for(path, error).reason)
-        return ViewItem(file, clip, views if views.dim() == 5 else views.unsqueeze(0), times, None)
-
-    def _read(self, path: Path, clip_index: int) -> tuple[torch.Tensor, tuple[float, float]]:
-        preset = self.preset
-        if isinstance(preset, ImagePreset):
-            return preset.load(path)[0], (0.0, 0.0)
-        start = "center" if self.num_clips == 1 else (clip_index, self.num_clips)
-        if not isinstance(preset.short_side, int):
-            raise ValueError(f"evaluation views need a fixed short side, not the range {preset.short_side}")
-        clip = read_clip(path, preset.num_frames, preset.sampling_rate, preset.target_fps, start, preset.short_side)
-        return preset(clip.frames), (clip.times[0].item(), clip.times[-1].item())
-
-
-class ViewBatch(NamedTuple):
-    """Stacked readable clips: `views` (N, crops, C, T, H, W) or None when none was readable, and every item."""
-
-    views: torch.Tensor | None
-    items: list[ViewItem]
-
-
-def collate_views(items: Sequence[ViewItem]) -> ViewBatch:
-    """Collate function for `FileViews`: stack the readable clips' views, keep every item's bookkeeping
-    (the views themselves are dropped from the items, so only one copy crosses from a worker)."""
-    readable = [item.views for item in items if item.views is not None]
-    views = torch.stack(readable) if readable else None
-    return ViewBatch(views, [item._replace(views=None) for item in items])
 
 
 @dataclass

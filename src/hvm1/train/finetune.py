@@ -29,6 +29,8 @@ from hvm1.data import (
     IMAGE_EXTENSIONS,
     VIDEO_EXTENSIONS,
     ClipDataset,
+    TrainBatch,
+    TrainClips,
     collate,
     labelled_files,
     sample_generator,
@@ -46,7 +48,6 @@ from hvm1.zoo import (
 from .config import TrainConfig, config_args, setting
 from .loop import Task, TrainResult, run_task
 from .optim import finetuning_param_groups
-from .samples import TrainBatch, TrainClips
 from .source import load_source_model
 
 logger = logging.getLogger(__name__)

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from hvm1.data import Skipped, sample_generator
+from hvm1.data import Skipped, TrainBatch, TrainClips, collate_train, sample_generator
 from hvm1.distributed import DistributedContext, all_gather_objects, all_reduce_sum
 from hvm1.models import VideoMAE, VideoViT
 
@@ -52,7 +52,6 @@ from .distributed import (
 )
 from .metrics import MetricsWriter
 from .optim import autocast_dtype, learning_rate, make_optimizer
-from .samples import TrainBatch, TrainClips, collate_train
 
 logger = logging.getLogger(__name__)
 

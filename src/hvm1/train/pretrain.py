@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from hvm1.data import find_videos
+from hvm1.data import TrainBatch, TrainClips, find_videos
 from hvm1.distributed import process_group
 from hvm1.models import MAEConfig, VideoMAE
 from hvm1.zoo import PREPROCESSING_METADATA_KEY, preprocessing_for, preprocessing_to_json
@@ -25,7 +25,6 @@ from hvm1.zoo import PREPROCESSING_METADATA_KEY, preprocessing_for, preprocessin
 from .config import TrainConfig, config_args, setting
 from .loop import Task, TrainResult, run_task
 from .optim import pretraining_param_groups
-from .samples import TrainBatch, TrainClips
 from .source import load_source_model
 
 logger = logging.getLogger(__name__)
