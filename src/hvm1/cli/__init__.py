@@ -1,8 +1,10 @@
 """The `hvm1` command line: parse arguments, call the library, print.
 
 One module per group of commands (`zoo`, `viz`, `eval`, `train`, `analyses`, `demo`, `segment`), each with
-an `add_commands(sub)` that registers its `_cmd_*` functions; the library does the work and logs, this package
-decides what the user sees. Heavy modules are imported inside the commands that need them, so `hvm1 -h` starts fast.
+a `COMMANDS` table (name -> one-line help) and an `add_commands(sub)` that registers its `_cmd_*` functions;
+the library does the work and logs, this package decides what the user sees. Only the group of the command
+asked for builds its parser (the others list their names and help), and heavy modules are imported inside
+the commands that need them, so `hvm1 -h` starts without importing torch.
 """
 
 from __future__ import annotations
@@ -13,38 +15,64 @@ import sys
 from collections.abc import Sequence
 
 from . import analyses, demo, eval, segment, train, viz, zoo
+from .common import _interrupted, _kept_on_interrupt, _say_on_interrupt
 
 __all__ = ["main"]
 
 # The groups in the order `hvm1 -h` lists them.
 COMMAND_GROUPS = (zoo, train, viz, eval, analyses, demo, segment)
 
+# The exit status of a command stopped by Ctrl-C (128 + SIGINT), as shells report it.
+INTERRUPTED = 130
 
-def _build_parser() -> argparse.ArgumentParser:
+
+def _build_parser(command: str | None = None, *, lazy: bool = False) -> argparse.ArgumentParser:
+    """The `hvm1` parser; `lazy`: with the options of `command`'s group alone (the other commands by name and
+    help, so that their modules' imports are not paid for)."""
+    from .. import __version__
+
     parser = argparse.ArgumentParser(prog="hvm1", description="The HVM-1 video models.")
+    parser.add_argument("--version", action="version", version=f"hvm1 {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for group in COMMAND_GROUPS:
-        group.add_commands(sub)
+        if not lazy or command in group.COMMANDS:
+            group.add_commands(sub)
+        else:
+            for name, help in group.COMMANDS.items():
+                sub.add_parser(name, help=help, add_help=False)
     return parser
 
 
+def _command_of(argv: Sequence[str]) -> str | None:
+    # The top-level options take no value, so the first word that is no option names the command.
+    return next((word for word in argv if not word.startswith("-")), None)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the `hvm1` command line with `argv` (default: `sys.argv[1:]`); returns the exit status."""
+    """Run the `hvm1` command line with `argv` (default: `sys.argv[1:]`); returns the exit status.
+
+    Ctrl-C stops any command with one line saying what was kept and how to go on, and exit status 130.
+    """
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = _build_parser(_command_of(argv), lazy=True)
+    args = parser.parse_args(argv)
     from ..devices import keep_freed_memory
 
-    parser = _build_parser()
-    args = parser.parse_args(argv)
     keep_freed_memory()  # large activations are reused, not page-faulted afresh at every forward
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
+    _say_on_interrupt("it stopped before writing anything")  # each command says more as it goes
     try:
         return int(args.func(args) or 0)
-    except (ValueError, OSError) as error:  # user errors: a wrong name or field, a missing or corrupt file, no network
+    except BaseException as error:
+        if not _interrupted(error):
+            if args.verbose or not isinstance(error, (ValueError, OSError)):
+                raise
+            # user errors: a wrong name or field, a missing or corrupt file, no network
+            print(f"hvm1 {args.command}: error: {error}", file=sys.stderr)
+            return 1
         if args.verbose:
             raise
-        print(f"hvm1 {args.command}: error: {error}", file=sys.stderr)
-        return 1
-
-
-
+        print(f"hvm1 {args.command}: interrupted; {_kept_on_interrupt(args)}", file=sys.stderr)
+        return INTERRUPTED

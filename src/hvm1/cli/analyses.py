@@ -8,9 +8,22 @@ import sys
 from pathlib import Path
 from typing import cast
 
-from ..devices import DEVICE_CHOICES
-from .common import _add_precision_arg, _add_set_arg, _parse_set, _precision_for, _print_failures
+from .common import (
+    _add_device_arg,
+    _add_precision_arg,
+    _add_set_arg,
+    _parse_set,
+    _precision_for,
+    _print_failures,
+    _say_on_interrupt,
+)
 from .viz import _add_video_run_args
+
+# Each command's one-line help, as `hvm1 -h` lists it without importing what the commands need.
+COMMANDS = {
+    "score": "score MAE completions (loss, PSNR, SSIM on removed patches) against baselines",
+    "pca": "feature maps: a ViT's patch tokens reduced by PCA to 3 components, drawn as colours",
+}
 
 
 def _load_maes(args: argparse.Namespace) -> dict:
@@ -62,6 +75,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
     preprocessing = preprocessing_for(first_source, next(iter(models.values())))
     out_dir = args.out_dir or Path(tempfile.mkdtemp(prefix=f"hvm1-score-{time.strftime('%Y%m%d-%H%M%S')}-"))
     precision = _precision_for(args, next(next(iter(models.values())).parameters()).device)
+    _say_on_interrupt(f"nothing was written (scores go to {out_dir} when every video is scored)")
     report = score_videos(
         models, videos, preprocessing=preprocessing, mask_types=args.mask_types, mask_ratios=args.mask_ratios,
         seed=args.seed, precision=precision, progress=_progress_bar("score"),
@@ -100,7 +114,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     from ..models.masking import MASK_TYPES
 
     score = sub.add_parser(
-        "score", help="score MAE completions (loss, PSNR, SSIM on removed patches) against baselines",
+        "score", help=COMMANDS["score"],
         description="For each video, mask type and mask ratio: the models' and the baselines' (mean, nearest "
                     "visible frame, interpolation in time) errors on the removed patches, on shared seeded masks. "
                     "Writes OUT/scores.csv and OUT/scores.png and prints the mean over videos.",
@@ -119,13 +133,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     score.add_argument("--seed", type=int, default=0, help="seeds the random masks and the draw of videos (default 0)")
     score.add_argument("--out-dir", type=Path, metavar="OUT",
                        help="where scores.csv and scores.png go (default: a new folder hvm1-score-DATE-* in the temp folder)")
-    score.add_argument("--device", choices=DEVICE_CHOICES, default="auto",
-                       help="auto (default) picks cuda, then mps, then cpu")
+    _add_device_arg(score)
     _add_precision_arg(score)
     score.set_defaults(func=_cmd_score)
 
     pca = sub.add_parser(
-        "pca", help="feature maps: a ViT's patch tokens reduced by PCA to 3 components, drawn as colours",
+        "pca", help=COMMANDS["pca"],
         description="Frames over their feature maps (one PCA over all time steps, each component min-max scaled "
                     "to [0, 1] as R, G, B), one picture per video; --joint fits one PCA across all videos.",
     )

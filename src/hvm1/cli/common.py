@@ -3,9 +3,36 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+
+# What the running command has kept so far, as the sentence Ctrl-C prints (set by the command as it learns it).
+_interrupt_note: list[Callable[[], str]] = []
+
+
+def _say_on_interrupt(note: str | Callable[[], str]) -> None:
+    """Set what a Ctrl-C from now on says was kept and how to go on (a sentence, or a function giving one)."""
+    _interrupt_note[:] = [note if callable(note) else (lambda: note)]
+
+
+def _kept_on_interrupt(args: argparse.Namespace) -> str:
+    """The sentence of `_say_on_interrupt`, once: the next command starts without one."""
+    note = _interrupt_note.pop() if _interrupt_note else None
+    return note() if note is not None else "it stopped before writing anything"
+
+
+def _interrupted(error: BaseException) -> bool:
+    """Whether `error` is Ctrl-C, or an error raised while Ctrl-C unwound (torch.save's zip writer, cut off
+    mid-file, raises its own RuntimeError from the KeyboardInterrupt: the file is a temporary one)."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if isinstance(current, KeyboardInterrupt):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def _print_failures(failures) -> bool:
@@ -57,6 +84,15 @@ def _add_model_args(
     _add_set_arg(parser)
 
 
+def _add_device_arg(parser: argparse.ArgumentParser, *, note: str = "", **kwargs: Any) -> None:
+    """Add `--device` with the one set of choices (`hvm1.devices.DEVICE_CHOICES`); `note` ends its help."""
+    from ..devices import DEVICE_CHOICES
+
+    kwargs.setdefault("default", "auto")
+    parser.add_argument("--device", choices=DEVICE_CHOICES, **kwargs,
+                        help=f"auto (default) picks cuda, then mps, then cpu{note}")
+
+
 def _add_download_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--full-download", action="store_true",
                         help="a zoo model: download its whole file (with the published optimizer state, ~3x the "
@@ -71,18 +107,27 @@ def _add_set_arg(parser: argparse.ArgumentParser) -> None:
 def _model_from_args(args: argparse.Namespace, **kwargs: Any):
     """The model `--model` / `--checkpoint`, `--set` and `--full-download` (where the command has it) ask for,
     loaded with `hvm1.load_model(**kwargs)`."""
-    from ..zoo import load_model
+    from ..hub import DownloadError
+    from ..zoo import get_model_entry, load_model
 
     full_download = getattr(args, "full_download", False)
-    return load_model(args.checkpoint or args.model, full_download=full_download, **kwargs, **_parse_set(args.set))
+    try:
+        return load_model(args.checkpoint or args.model, full_download=full_download, **kwargs, **_parse_set(args.set))
+    except DownloadError as error:  # the library's hint is the Python call; on the command line it is a flag
+        filename = get_model_entry(args.model).filename
+        raise DownloadError(f"{error}; on the command line: --checkpoint /path/to/{filename} in place of --model "
+                            f"{args.model}") from None
 
 
 def _first_use(name: str, full_download: bool = False) -> str | None:
-    """What the first use of zoo model `name` downloads, as a sentence, or None when it is cached."""
+    """What the first use of zoo model `name` downloads, as a sentence, or None when it is cached or downloads
+    are off (`HF_HUB_OFFLINE`: the loader then says so, and what to do instead)."""
+    from huggingface_hub import constants
+
     from ..zoo import cached_path, get_model_entry, weights_nbytes
 
     entry = get_model_entry(name)
-    if cached_path(entry.name) is not None and not full_download:
+    if constants.HF_HUB_OFFLINE or (cached_path(entry.name) is not None and not full_download):
         return None
     if full_download:
         return f"downloading the whole {entry.filename} ({PUBLISHED_FILE_SIZE}) from {entry.repo_id} once"

@@ -7,10 +7,15 @@ import signal
 import sys
 from pathlib import Path
 
-from ..devices import DEVICE_CHOICES
-from .common import _add_model_args, _add_precision_arg, _parse_set, _precision_for
+from .common import _add_device_arg, _add_model_args, _add_precision_arg, _parse_set, _precision_for
 
 DEFAULT_MAE = "mae_hvm1_none"
+
+
+# Each command's one-line help, as `hvm1 -h` lists it without importing what the commands need.
+COMMANDS = {
+    "demo": "serve a page in the browser: upload a video, see the MAE complete it (needs hvm1[demo])",
+}
 
 
 def _load(source: str | Path, model_type: str, sets: list[str], device):
@@ -60,7 +65,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     demo = sub.add_parser(
-        "demo", help="serve a page in the browser: upload a video, see the MAE complete it (needs hvm1[demo])"
+        "demo", help=COMMANDS["demo"]
     )
     _add_model_args(demo, required=False)  # neither: mae_hvm1_none
     vit = demo.add_mutually_exclusive_group()
@@ -73,8 +78,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     demo.add_argument("--host", default="127.0.0.1",
                       help="the address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 for all)")
     demo.add_argument("--port", type=int, metavar="N", help="the port (default: 7860, or the next free one)")
-    demo.add_argument("--device", choices=DEVICE_CHOICES, default="auto",
-                      help="auto (default) picks cuda, then mps, then cpu")
+    _add_device_arg(demo)
     _add_precision_arg(demo)
     demo.add_argument("--max-upload-mb", type=float, default=200.0, metavar="MB",
                       help="the largest upload taken, in MB (default 200)")

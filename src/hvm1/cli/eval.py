@@ -5,15 +5,23 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..devices import DEVICE_CHOICES
 from .common import (
+    _add_device_arg,
     _add_download_arg,
     _add_model_args,
     _add_precision_arg,
     _parse_set,
     _precision_for,
     _print_failures,
+    _say_on_interrupt,
 )
+
+# Each command's one-line help, as `hvm1 -h` lists it without importing what the commands need.
+COMMANDS = {
+    "embed": "one embedding per video, into a .npz or .parquet file (resumable)",
+    "evaluate": "accuracy of a finetuned model on labelled videos or images",
+    "probe": "linear, kNN or attentive probe on embeddings from `hvm1 embed`",
+}
 
 
 def _load_eval_model(args: argparse.Namespace):
@@ -60,6 +68,7 @@ def _cmd_embed(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     precision = _precision_for(args, device, say=is_main)
     precision.cast_linear_weights(model)  # the model runs only at this precision: cast once, not per call
+    _say_on_interrupt(lambda: _embed_kept(args.output))
     result = embed_videos(
         model, args.paths, args.output, preprocessing=preprocessing, model_name=name, pool=args.pool,
         num_clips=args.num_clips, keep_clips=args.keep_clips, sampling_rate=args.sampling_rate,
@@ -73,6 +82,14 @@ def _cmd_embed(args: argparse.Namespace) -> int:
     return 1 if _print_failures(result.skipped) else 0
 
 
+def _embed_kept(output: Path) -> str:
+    parts = output.with_name(output.name + ".parts")
+    if any(parts.glob("part-*.npz")):
+        return (f"the embeddings saved so far (a chunk at a time) are in {parts}: run the same command again "
+                f"to embed only the rest")
+    return f"no chunk of embeddings was saved yet ({output} and {parts} hold nothing new)"
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from ..devices import resolve_device
     from ..eval import default_out_dir, evaluate, parse_views
@@ -83,6 +100,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     precision = _precision_for(args, device)
     precision.cast_linear_weights(model)  # the model runs only at this precision: cast once, not per call
+    _say_on_interrupt(f"nothing was written (predictions go to {out_dir} when every video is done)")
     predictions = evaluate(
         model, args.data, preprocessing=preprocessing, image_mode=True if args.images else None,
         views=parse_views(args.views) if args.views else None, sampling_rate=args.sampling_rate,
@@ -144,15 +162,14 @@ def _add_loader_args(parser: argparse.ArgumentParser) -> None:
                         help="DataLoader processes decoding videos while the model runs (default 2; 0: none)")
     parser.add_argument("--sampling-rate", type=int, default=DEFAULT_SAMPLING_RATE, metavar="R",
                         help=f"take every R-th frame at 30 fps (default {DEFAULT_SAMPLING_RATE}, as published)")
-    parser.add_argument("--device", choices=DEVICE_CHOICES, default="auto",
-                        help="auto (default) picks cuda, then mps, then cpu; under torchrun each rank its own GPU")
+    _add_device_arg(parser, note="; under torchrun each rank its own GPU")
     _add_precision_arg(parser, deprecated_dtype=True)
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     from ..eval import METHODS, POOLS
 
-    embed = sub.add_parser("embed", help="one embedding per video, into a .npz or .parquet file (resumable)",
+    embed = sub.add_parser("embed", help=COMMANDS["embed"],
                            description="Embed videos with a ViT; run under torchrun to share the work.")
     embed.add_argument("paths", nargs="+", type=Path, metavar="PATH",
                        help="videos or folders (searched recursively); one folder of class subfolders or one CSV "
@@ -172,7 +189,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     _add_loader_args(embed)
     embed.set_defaults(func=_cmd_embed)
 
-    evaluate = sub.add_parser("evaluate", help="accuracy of a finetuned model on labelled videos or images",
+    evaluate = sub.add_parser("evaluate", help=COMMANDS["evaluate"],
                               description="Multi-view evaluation; predictions.csv and summary.json go to DIR.")
     evaluate.add_argument("data", type=Path, metavar="DATA",
                           help="a folder of class subfolders (label: sorted index) or a CSV manifest (path,label)")
@@ -187,7 +204,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     _add_loader_args(evaluate)
     evaluate.set_defaults(func=_cmd_evaluate)
 
-    probe = sub.add_parser("probe", help="linear, kNN or attentive probe on embeddings from `hvm1 embed`")
+    probe = sub.add_parser("probe", help=COMMANDS["probe"])
     probe.add_argument("--train", type=Path, required=True, metavar="FILE", help="labelled training embeddings")
     probe.add_argument("--test", type=Path, required=True, metavar="FILE", help="labelled test embeddings")
     probe.add_argument("--method", choices=(*METHODS, "attentive"), default="linear",
@@ -212,8 +229,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     attentive.add_argument("--heads", type=int, default=16, help="attention heads (default 16)")
     attentive.add_argument("--epochs", type=int, default=20, help="passes over the training tokens (default 20)")
     attentive.add_argument("--batch-size", type=int, default=32, help="videos per step (default 32)")
-    attentive.add_argument("--device", choices=DEVICE_CHOICES, default="auto",
-                           help="auto (default) picks cuda, then mps, then cpu")
+    _add_device_arg(attentive)
     probe.add_argument("--out-dir", type=Path, metavar="DIR", help="also write predictions.csv and summary.json")
     probe.set_defaults(func=_cmd_probe)
 

@@ -6,8 +6,20 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..devices import DEVICE_CHOICES
-from .common import _add_model_args, _add_precision_arg, _model_from_args, _precision_for, _print_failures
+from .common import (
+    _add_device_arg,
+    _add_model_args,
+    _add_precision_arg,
+    _model_from_args,
+    _precision_for,
+    _print_failures,
+    _say_on_interrupt,
+)
+
+# Each command's one-line help, as `hvm1 -h` lists it without importing what the commands need.
+COMMANDS = {
+    "propagate": "segment a video from its first frame's mask by label propagation (DAVIS-2017 scores)",
+}
 
 
 def _frame_progress(enabled: bool = True):
@@ -51,6 +63,7 @@ def _cmd_propagate(args: argparse.Namespace) -> int:
     model = _model_from_args(args, model_type="vit").to(device)
     precision = _precision_for(args, device)
     out_dir = args.out_dir
+    _say_on_interrupt(f"the masks written so far are in {out_dir}")
     progress = _frame_progress()
     if source.is_dir():
         report = propagate_davis(
@@ -80,7 +93,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
     defaults = PropagationConfig()
     propagate = sub.add_parser(
-        "propagate", help="segment a video from its first frame's mask by label propagation (DAVIS-2017 scores)",
+        "propagate", help=COMMANDS["propagate"],
         description="Label propagation with a ViT's patch features, as the published evaluation does it. "
                     "SOURCE is a DAVIS-2017 folder (JPEGImages/480p, Annotations/480p, ImageSets/2017) or a "
                     "video file with --mask. Writes OUT/SEQ/NNNNN.png (indexed, DAVIS palette), "
@@ -91,8 +104,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                            help="the first frame's mask for a video file (indexed or greyscale PNG: pixel = object id)")
     _add_model_args(propagate)
     propagate.add_argument("--out-dir", type=Path, required=True, metavar="OUT", help="where masks and tables go")
-    propagate.add_argument("--device", choices=DEVICE_CHOICES, default="auto",
-                           help="auto (default) picks cuda, then mps, then cpu")
+    _add_device_arg(propagate)
     _add_precision_arg(propagate)
     propagate.add_argument("--split", default="val", help="DAVIS: the ImageSets/2017 list to run (default val)")
     propagate.add_argument("--resolution", default="480p", help="DAVIS: the frame folder (default 480p)")

@@ -9,7 +9,13 @@ import types
 import typing
 from typing import Any
 
-from .common import _add_model_args, _parse_set, _precision_for, _print_failures
+from .common import _add_model_args, _parse_set, _precision_for, _print_failures, _say_on_interrupt
+
+# Each command's one-line help, as `hvm1 -h` lists it without importing what the commands need.
+COMMANDS = {
+    "pretrain": "continue (or start) MAE pretraining on videos; published recipe by default",
+    "finetune": "finetune a ViT for video (or image) classification, few-shot; published recipe by default",
+}
 
 
 def _int_or_pair(text: str) -> int | tuple[int, int]:
@@ -74,11 +80,22 @@ def _say_precision(args: argparse.Namespace, config) -> None:
     """Print (rank 0 only) the autocast precision the training job will resolve on its device."""
     import os
 
-    import torch
+    from ..devices import resolve_device
 
     if int(os.environ.get("RANK", "0")) == 0:
-        device = config.device if config.device not in (None, "auto") else ("cuda" if torch.cuda.is_available() else "cpu")
-        _precision_for(args, device, config.precision)
+        _precision_for(args, resolve_device(config.device), config.precision)
+
+
+def _training_kept(out_dir: str) -> str:
+    from pathlib import Path
+
+    from ..train.checkpointing import LAST
+
+    last = Path(out_dir) / LAST
+    if last.is_file():
+        return (f"the last checkpoint saved, {last}, is complete (a save cut short leaves only a temporary "
+                f"file): run the same command with --resume auto to continue from it")
+    return f"no checkpoint was saved yet in {out_dir}: nothing to resume from"
 
 
 def _run_training(args: argparse.Namespace, job) -> int:
@@ -87,6 +104,7 @@ def _run_training(args: argparse.Namespace, job) -> int:
 
     from ..train import TrainingError
 
+    _say_on_interrupt(lambda: _training_kept(args.out_dir))
     bar = tqdm(unit="step", dynamic_ncols=True, disable=None)
 
     def on_record(record: dict[str, Any]) -> None:
@@ -148,7 +166,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
     pre = sub.add_parser(
         "pretrain", argument_default=argparse.SUPPRESS,
-        help="continue (or start) MAE pretraining on videos; published recipe by default",
+        help=COMMANDS["pretrain"],
         description="MAE pretraining; defaults are the published recipe. Run under torchrun for several GPUs.",
     )
     pre.add_argument("data", nargs="+", help="video files or folders (searched recursively)")
@@ -157,7 +175,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     pre.set_defaults(func=_cmd_pretrain, set=[])
     fine = sub.add_parser(
         "finetune", argument_default=argparse.SUPPRESS,
-        help="finetune a ViT for video (or image) classification, few-shot; published recipe by default",
+        help=COMMANDS["finetune"],
         description="Finetuning for classification; defaults are the published recipe. Run under torchrun for "
                     "several GPUs.",
     )

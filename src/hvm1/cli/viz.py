@@ -6,8 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..devices import DEVICE_CHOICES
 from .common import (
+    _add_device_arg,
     _add_download_arg,
     _add_model_args,
     _add_precision_arg,
@@ -15,7 +15,14 @@ from .common import (
     _parse_set,
     _precision_for,
     _print_failures,
+    _say_on_interrupt,
 )
+
+# Each command's one-line help, as `hvm1 -h` lists it without importing what the commands need.
+COMMANDS = {
+    "complete": "mask videos and let an MAE complete them: one picture per video (original, masked, completion)",
+    "attention": "draw a ViT's last-block CLS attention over the frames: one picture per video",
+}
 
 
 def _add_video_run_args(parser: argparse.ArgumentParser, command: str) -> None:
@@ -28,11 +35,11 @@ def _add_video_run_args(parser: argparse.ArgumentParser, command: str) -> None:
     _add_download_arg(parser)
     parser.add_argument("--num-vids", "--num_vids", type=int, metavar="K",
                         help="draw K of the videos at random with --seed (default: all of them)")
-    parser.add_argument("--seed", type=int, default=0, help="seeds the draw of videos and the random masks (default 0)")
+    seeded = "the draw of videos and the random masks" if command == "complete" else "the draw of videos (--num-vids)"
+    parser.add_argument("--seed", type=int, default=0, help=f"seeds {seeded} (default 0)")
     parser.add_argument("--out-dir", type=Path, metavar="DIR",
                         help=f"where the pictures go (default: a new folder hvm1-{command}-DATE-* in the temp folder)")
-    parser.add_argument("--device", choices=DEVICE_CHOICES, default="auto",
-                        help="auto (default) picks cuda, then mps, then cpu")
+    _add_device_arg(parser)
     _add_precision_arg(parser)
     parser.add_argument("--img-size", "--img_size", type=int, metavar="N",
                         help="the image size the model must take (default: the model's own)")
@@ -81,6 +88,7 @@ def _run_on_videos(args: argparse.Namespace, command: str, run) -> int:
 
     out_dir = args.out_dir or Path(tempfile.mkdtemp(prefix=f"hvm1-{command}-{time.strftime('%Y%m%d-%H%M%S')}-"))
     paths = [*args.paths, *args.video_dirs]
+    _say_on_interrupt(f"the pictures written so far are in {out_dir}")
     with tempfile.TemporaryDirectory(prefix="hvm1-sample-") as scratch:
         if paths:
             videos = select_videos(paths, args.num_vids, args.seed)
@@ -125,7 +133,7 @@ def _cmd_attention(args: argparse.Namespace) -> int:
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     complete = sub.add_parser(
-        "complete", help="mask videos and let an MAE complete them: one picture per video (original, masked, completion)"
+        "complete", help=COMMANDS["complete"]
     )
     _add_video_run_args(complete, "complete")
     complete.add_argument("--mask-type", "--mask_type", choices=("random", "temporal", "center"), default="random",
@@ -138,7 +146,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                           help="also write original | masked | completion side by side over time, beside the picture")
     complete.set_defaults(func=_cmd_complete)
     attention = sub.add_parser(
-        "attention", help="draw a ViT's last-block CLS attention over the frames: one picture per video"
+        "attention", help=COMMANDS["attention"]
     )
     _add_video_run_args(attention, "attention")
     attention.add_argument("--heads", choices=("mean", "each"), default="mean",

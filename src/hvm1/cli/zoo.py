@@ -7,6 +7,13 @@ from pathlib import Path
 
 from .common import PUBLISHED_FILE_SIZE, _add_download_arg, _add_set_arg, _parse_set
 
+# Each command's one-line help, as `hvm1 -h` lists it without importing what the commands need.
+COMMANDS = {
+    "list": "the published models, and which are cached",
+    "info": "one published model: file, architecture, preprocessing",
+    "convert": "write a model's weights and full config to one .safetensors file (no optimizer state)",
+}
+
 
 def _cmd_list(args: argparse.Namespace) -> int:
     from ..zoo import MODELS, cached_path
@@ -90,13 +97,13 @@ def _cmd_convert(args: argparse.Namespace) -> int:
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
-    listing = sub.add_parser("list", help="the published models, and which are cached")
+    listing = sub.add_parser("list", help=COMMANDS["list"])
     listing.set_defaults(func=_cmd_list)
-    info = sub.add_parser("info", help="one published model: file, architecture, preprocessing")
+    info = sub.add_parser("info", help=COMMANDS["info"])
     info.add_argument("name", help="a zoo model name (see `hvm1 list`)")
     info.set_defaults(func=_cmd_info)
     convert = sub.add_parser(
-        "convert", help="write a model's weights and full config to one .safetensors file (no optimizer state)"
+        "convert", help=COMMANDS["convert"]
     )
     convert.add_argument("source", metavar="NAME_OR_PATH", help="a zoo model name or a checkpoint file")
     convert.add_argument("-o", "--output", type=Path, required=True, metavar="FILE.safetensors",

@@ -11,10 +11,9 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from hvm1.devices import PRECISION_CHOICES
+from hvm1.devices import DEVICE_CHOICES, PRECISION_CHOICES
 
 LR_SCHEDULES = ("constant", "cosine")
-DEVICES = ("auto", "cpu", "cuda")
 
 
 def setting(
@@ -76,7 +75,9 @@ class TrainConfig:
     grad_checkpointing: bool = setting(False, help="recompute each block's activations in backward (less memory)")
     compile: bool = setting(False, help="torch.compile every transformer block")
     fsdp: bool = setting(False, help="shard with FSDP2 under torchrun (else DDP)")
-    device: str | None = setting(None, choices=DEVICES, help="auto (the default): cuda when available")
+    device: str | None = setting(None, choices=DEVICE_CHOICES,
+                                 help="auto (the default) picks cuda, then mps, then cpu; under torchrun each rank "
+                                      "its local GPU")
     save_every: int = setting(500, help="optimizer steps between checkpoints (one is also written every epoch)")
     tensorboard: bool = setting(True, help="write TensorBoard logs (when TensorBoard is installed)")
     sampling_rate: int = setting(8, help="frames of a --target-fps video between sampled frames")
