@@ -154,3 +154,11 @@ def test_a_model_that_cannot_be_fetched_fails_at_once_and_names_the_flag(tmp_pat
     if hub == "offline":  # nothing announces a download that cannot happen
         assert len(lines) == 1 and "fetching" not in result.stderr, result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_every_public_name_imports_on_first_use():
+    import hvm1
+
+    assert set(hvm1.__all__) == set(hvm1._EXPORTS)
+    for name in hvm1.__all__:
+        assert getattr(hvm1, name).__name__ == name

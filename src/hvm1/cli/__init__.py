@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from . import analyses, demo, eval, segment, train, viz, zoo
-from .common import _interrupted, _kept_on_interrupt, _say_on_interrupt
+from .common import _error_message, _interrupted, _kept_on_interrupt, _say_on_interrupt
 
 __all__ = ["main"]
 
@@ -70,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.verbose or not isinstance(error, (ValueError, OSError)):
                 raise
             # user errors: a wrong name or field, a missing or corrupt file, no network
-            print(f"hvm1 {args.command}: error: {error}", file=sys.stderr)
+            print(f"hvm1 {args.command}: error: {_error_message(error, args)}", file=sys.stderr)
             return 1
         if args.verbose:
             raise

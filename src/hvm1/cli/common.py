@@ -107,16 +107,25 @@ def _add_set_arg(parser: argparse.ArgumentParser) -> None:
 def _model_from_args(args: argparse.Namespace, **kwargs: Any):
     """The model `--model` / `--checkpoint`, `--set` and `--full-download` (where the command has it) ask for,
     loaded with `hvm1.load_model(**kwargs)`."""
-    from ..hub import DownloadError
-    from ..zoo import get_model_entry, load_model
+    from ..zoo import load_model
 
     full_download = getattr(args, "full_download", False)
-    try:
-        return load_model(args.checkpoint or args.model, full_download=full_download, **kwargs, **_parse_set(args.set))
-    except DownloadError as error:  # the library's hint is the Python call; on the command line it is a flag
-        filename = get_model_entry(args.model).filename
-        raise DownloadError(f"{error}; on the command line: --checkpoint /path/to/{filename} in place of --model "
-                            f"{args.model}") from None
+    return load_model(args.checkpoint or args.model, full_download=full_download, **kwargs, **_parse_set(args.set))
+
+
+def _error_message(error: BaseException, args: argparse.Namespace) -> str:
+    """The one line a user error prints: the library's message, and for a zoo model that could not be fetched
+    the command line's own way round it (the library's hint is the Python call)."""
+    from ..hub import DownloadError
+
+    model = getattr(args, "model", None)
+    if isinstance(error, DownloadError) and isinstance(model, str) and hasattr(args, "checkpoint"):
+        from ..zoo import MODELS
+
+        if model in MODELS:
+            return (f"{error}; on the command line: --checkpoint /path/to/{MODELS[model].filename} in place of "
+                    f"--model {model}")
+    return str(error)
 
 
 def _first_use(name: str, full_download: bool = False) -> str | None:
