@@ -80,6 +80,9 @@ def test_sample_clip_and_the_readme_screenshot(visitor, request):
 
 
 def test_a_text_file_named_mp4_shows_an_error_and_a_good_upload_still_works(visitor, videos_dir, tmp_path):
+    visitor.page.locator("#hvm1-source").get_by_text("your upload").click()
+    visitor.run()
+    visitor.wait_for_error("no video uploaded yet")
     fake = tmp_path / "holiday.mp4"
     fake.write_text("not a video, just text\n" * 100)
     visitor.upload(fake)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 
 import av
 import numpy as np
@@ -10,7 +11,7 @@ import pytest
 import torch
 
 from hvm1.cli import _build_parser
-from hvm1.demo import DemoInputError, DemoService, UploadLimits
+from hvm1.demo import DemoInputError, DemoResult, DemoService, UploadLimits
 from hvm1.eval.scores import score_clip
 from hvm1.viz import complete_clip, completion_grid
 from hvm1.viz.pca import feature_map_grid, patch_token_grid, pca_feature_maps
@@ -20,6 +21,12 @@ TILE, FRAMES = 56, 8
 
 def grid_shape(rows: int, columns: int) -> tuple[int, int, int]:
     return rows * (TILE + 1) + 1, columns * (TILE + 1) + 1, 3
+
+
+def finished(stages: Iterator[DemoResult]) -> DemoResult:
+    """The last (complete) result of `DemoService.stages`."""
+    *_, result = stages
+    return result
 
 
 def make_service(tiny_models, tmp_path, limits=UploadLimits(), with_vit=True) -> DemoService:
@@ -52,7 +59,8 @@ def test_run_gives_the_library_picture_animation_and_attention(tiny_models, vide
     service = make_service(tiny_models, tmp_path)
     clips = service.read(videos_dir / "box.mp4")
     progress = []
-    result = service.run(clips, "random", 0.75, seed=3, progress=lambda fraction, text: progress.append(fraction))
+    result = finished(service.stages(clips, "random", 0.75, seed=3,
+                                     progress=lambda fraction, text: progress.append(fraction)))
     assert result.picture.shape == grid_shape(3, FRAMES)
     mae = tiny_models[0]
     expected = complete_clip(mae, clips.mae, "random", 0.75, torch.Generator().manual_seed(3))
@@ -76,6 +84,16 @@ def test_run_gives_the_library_picture_animation_and_attention(tiny_models, vide
         assert score.psnr == pytest.approx(row.psnr, rel=1e-5) and score.ssim == pytest.approx(row.ssim, rel=1e-5)
 
 
+def test_stages_show_the_completion_before_the_scores_and_maps(tiny_models, videos_dir, tmp_path):
+    service = make_service(tiny_models, tmp_path)
+    stages = list(service.stages(service.read(videos_dir / "cup.mp4"), "temporal", 0.5))
+    assert [(stage.scores != (), stage.attention is not None, stage.done) for stage in stages] == [
+        (False, False, False), (True, False, False), (True, True, True)]
+    assert all(np.array_equal(stage.picture, stages[0].picture) for stage in stages)
+    assert stages[-1].seconds >= stages[0].seconds == stages[-1].completion_seconds
+    assert stages[-1].feature_maps is not None
+
+
 def test_the_models_run_at_the_precision_asked_for(tiny_models, videos_dir, tmp_path):
     mae, vit = tiny_models
     service = DemoService(mae, tmp_path, mae_name="tiny", vit=vit, vit_name="tiny vit", precision="bf16")
@@ -83,10 +101,11 @@ def test_the_models_run_at_the_precision_asked_for(tiny_models, videos_dir, tmp_
     seen = []
     hook = mae.blocks[0].attn.q.register_forward_hook(lambda module, args, output: seen.append(output.dtype))
     try:
-        result = service.run(clips, "center", 0.5, score=False)
+        result = finished(service.stages(clips, "center", 0.5, score=False))
     finally:
         hook.remove()
     assert seen == [torch.bfloat16] and result.precision == "bf16 autocast on cpu" and result.scores == ()
+    assert result.done and result.attention is not None
     assert next(mae.parameters()).dtype == torch.float32  # autocast: the weights stay float32
 
 
@@ -106,7 +125,8 @@ def test_results_of_older_runs_are_removed_and_runs_take_turns(tiny_models, vide
 
     service.mae.forward = watched
     try:
-        threads = [threading.Thread(target=lambda: results.append(service.run(clips, "center", 0.5))) for _ in range(4)]
+        threads = [threading.Thread(target=lambda: results.append(finished(service.stages(clips, "center", 0.5))))
+                   for _ in range(4)]
         for thread in threads:
             thread.start()
         for thread in threads:

@@ -53,14 +53,15 @@ def build_page(service: DemoService, sample_clip: Path):
     import gradio as gr
 
     def complete(last, source, upload, mask_type, mask_ratio, seed, score, progress=gr.Progress()):
+        # A generator: the completion shows as soon as it is drawn, the scores and maps when they follow.
         try:
             clips, last = _clips_for(service, last, source, upload, sample_clip)
-            result = service.run(clips, mask_type, float(mask_ratio), int(seed or 0),
-                                 lambda fraction, text: progress(fraction, desc=text), score=bool(score))
         except DemoInputError as error:
             raise gr.Error(str(error), duration=None, title="This video can't be used") from None
-        return (last, _summary(service, clips.name, result), _score_table(result), result.picture,
-                str(result.animation), result.attention, result.feature_maps)
+        for result in service.stages(clips, mask_type, float(mask_ratio), int(seed or 0),
+                                     lambda fraction, text: progress(fraction, desc=text), score=bool(score)):
+            yield (last, _summary(clips.name, result), _score_table(result), result.picture, str(result.animation),
+                   result.attention, result.feature_maps)
 
     mae = service.mae.config
     with gr.Blocks(title="HVM-1 demo", analytics_enabled=False, delete_cache=CACHE_SWEEP) as page:
@@ -122,8 +123,6 @@ def _clips_for(
             last = _Upload(key, service.read(sample_clip, name="the sample clip"))
         return last.clips, last
     if not upload:
-        if last is not None and not last.key.startswith("sample:"):
-            return last.clips, last
         raise DemoInputError("no video uploaded yet: upload one, or choose the sample clip")
     if last is not None and last.key == upload:
         return last.clips, last
@@ -144,11 +143,12 @@ def _delete_upload(path: Path) -> None:
         pass
 
 
-def _summary(service: DemoService, name: str, result: DemoResult) -> str:
+def _summary(name: str, result: DemoResult) -> str:
     ratio = f"{result.mask_ratio:.2f}" + (f", seed {result.seed}" if result.mask_type == "random" else "")
+    status = f"all done in {result.seconds:.2f} s" if result.done else "scores and maps follow"
     return (
-        f"**{name}**: {result.mask_type} mask, ratio {ratio}; completed in **{result.seconds:.2f} s** "
-        f"({result.precision}); MAE loss {result.loss:.4f}"
+        f"**{name}**: {result.mask_type} mask, ratio {ratio}; completed in **{result.completion_seconds:.2f} s** "
+        f"({result.precision}); MAE loss {result.loss:.4f}; {status}"
     )
 
 

@@ -8,12 +8,13 @@ the page calls it the model works on one clip at a time. Everything it writes go
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import shutil
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,8 +91,8 @@ class MethodScore:
 class DemoResult:
     """One completion: the picture (3 rows x T' frames, uint8), its animation file (`animation_format`), the
     attention picture and the PCA feature-map picture (None without a ViT), the MAE loss, the scores of the
-    MAE and of the baselines that need no model on the same mask (empty when not asked for), and how long it
-    took with which precision."""
+    MAE and of the baselines that need no model on the same mask (empty when not asked for or not yet made),
+    the seconds the completion took and the seconds so far, the precision, and whether all is `done`."""
 
     picture: np.ndarray
     animation: Path
@@ -100,10 +101,12 @@ class DemoResult:
     loss: float
     scores: tuple[MethodScore, ...]
     seconds: float
+    completion_seconds: float
     precision: str
     mask_type: str
     mask_ratio: float
     seed: int
+    done: bool
 
 
 class DemoService:
@@ -184,7 +187,7 @@ class DemoService:
             raise DemoInputError(f"{name} {_reason(error)}") from None
         return DemoClips(name, mae_clip, vit_clip)
 
-    def run(
+    def stages(
         self,
         clips: DemoClips,
         mask_type: str = "center",
@@ -192,20 +195,24 @@ class DemoService:
         seed: int = 0,
         progress: Progress | None = None,
         score: bool = True,
-    ) -> DemoResult:
-        """Complete `clips` with the MAE (random masks drawn from `seed`), draw the picture and animation,
-        score the completion against the baselines (unless `score` is False: SSIM is the slow part), and draw
-        the attention and PCA feature maps when a ViT is loaded. One run at a time; waits for the one in
-        progress."""
+    ) -> Iterator[DemoResult]:
+        """Complete `clips` with the MAE (random masks drawn from `seed`) and yield the result as it grows.
+
+        First the completion picture and animation, then (unless `score` is False) with the scores against
+        the baselines, then (with a ViT) with the attention and PCA feature maps; `done` marks the last.
+        Each stage holds the service's lock, so the models work on one clip at a time whoever calls.
+        """
         check_mask_ratio(mask_ratio)
         report = progress or (lambda fraction, text: None)
-        steps = ["complete", "draw", *(["score"] if score else []), *(["attention", "pca"] if self.vit else [])]
+        vit, vit_preset, vit_clip = self.vit, self._vit_preset, clips.vit
+        with_vit = vit is not None and vit_clip is not None
+        steps = ["complete", "draw", *(["score"] if score else []), *(["attention", "pca"] if with_vit else [])]
 
         def step(name: str, text: str) -> None:
             report(steps.index(name) / len(steps), text)
 
+        start = time.perf_counter()
         with self._lock:
-            start = time.perf_counter()
             step("complete", "masking and completing")
             generator = torch.Generator().manual_seed(int(seed))
             completion = complete_clip(self.mae, clips.mae, mask_type, mask_ratio, generator, self.precision)
@@ -215,30 +222,36 @@ class DemoService:
             frames = completion_frames(completion, preset.mean, preset.std)
             fps = completion_fps(self.mae, preset.sampling_rate, preset.target_fps)
             animation = write_animation(frames, self._result_folder() / f"completion.{self.animation_format}", fps)
-            scores: tuple[MethodScore, ...] = ()
-            if score:
+        seconds = time.perf_counter() - start
+        result = DemoResult(
+            picture=picture, animation=animation, attention=None, feature_maps=None, loss=completion.loss,
+            scores=(), seconds=seconds, completion_seconds=seconds, precision=self.precision_text,
+            mask_type=mask_type, mask_ratio=mask_ratio, seed=int(seed), done=len(steps) == 2,
+        )
+        logger.info("completed %s (%s %.2f) in %.2f s", clips.name, mask_type, mask_ratio, seconds)
+        yield result
+        if score:
+            with self._lock:
                 step("score", "scoring against the baselines")
                 scores = _scores(completion, preset.mean, preset.std, mask_type)
-            attention = feature_maps = None
-            if self.vit is not None and self._vit_preset is not None and clips.vit is not None:
+            result = dataclasses.replace(result, scores=scores, seconds=time.perf_counter() - start,
+                                         done=steps[-1] == "score")
+            yield result
+        if vit is not None and vit_preset is not None and vit_clip is not None:
+            with self._lock:
                 step("attention", "attention maps")
-                vit_preset = self._vit_preset
-                maps = attention_maps(self.vit, clips.vit, self.precision)[0]
-                attention = attention_grid(clips.vit, maps, vit_preset.mean, vit_preset.std)
+                maps = attention_maps(vit, vit_clip, self.precision)[0]
+                attention = attention_grid(vit_clip, maps, vit_preset.mean, vit_preset.std)
                 step("pca", "PCA feature maps")
                 with self.precision.autocast(self.device):
-                    tokens = patch_token_grid(self.vit, clips.vit)  # (t, h, w, C)
+                    tokens = patch_token_grid(vit, vit_clip)  # (t, h, w, C)
                 colours = pca_feature_maps(tokens[None]).maps[0]
-                feature_maps = feature_map_grid(clips.vit, colours, vit_preset.mean, vit_preset.std,
-                                                self.vit.config.t_patch_size)
-            seconds = time.perf_counter() - start
+                feature_maps = feature_map_grid(vit_clip, colours, vit_preset.mean, vit_preset.std,
+                                                vit.config.t_patch_size)
+            result = dataclasses.replace(result, attention=attention, feature_maps=feature_maps,
+                                         seconds=time.perf_counter() - start, done=True)
+            yield result
         report(1.0, "done")
-        logger.info("completed %s (%s %.2f) in %.2f s", clips.name, mask_type, mask_ratio, seconds)
-        return DemoResult(
-            picture=picture, animation=animation, attention=attention, feature_maps=feature_maps,
-            loss=completion.loss, scores=scores, seconds=seconds, precision=self.precision_text,
-            mask_type=mask_type, mask_ratio=mask_ratio, seed=int(seed),
-        )
 
     def _result_folder(self) -> Path:
         """A new folder for one run's files; older ones beyond the newest few are removed."""
