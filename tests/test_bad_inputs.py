@@ -71,7 +71,7 @@ def folder(tmp_path, monkeypatch) -> Path:
 
 def assert_named(err: str, root: Path) -> None:
     """The summary at the end of stderr names exactly the two bad files, the planted one with its type."""
-    heading = "2 could not be read and were skipped:\n"
+    heading = "2 inputs could not be read and were skipped:\n"
     assert heading in err, err
     damaged, planted = sorted(err.split(heading)[-1].splitlines())  # training reads in shuffled order
     assert damaged.startswith(f"  {root / 'a' / 'damaged.mp4'}: "), err

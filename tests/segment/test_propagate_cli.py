@@ -96,5 +96,5 @@ def test_a_damaged_sequence_is_named_and_the_others_propagated(model_args, tmp_p
     out = tmp_path / "out"
     assert main(["propagate", str(root), *model_args, "--out-dir", str(out), "--device", "cpu"]) == 1
     err = capsys.readouterr().err
-    assert "1 could not be read and were skipped:\n  bad: " in err and str(frame) in err, err
+    assert "1 input could not be read and was skipped:\n  bad: " in err and str(frame) in err, err
     assert len(list((out / "good").glob("*.png"))) == 3 and not (out / "bad").exists()

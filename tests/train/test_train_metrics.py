@@ -30,7 +30,7 @@ def test_numbers_go_to_tensorboard_when_it_is_installed(tmp_path, monkeypatch):
     scalars = []
 
     class SummaryWriter:
-        def __init__(self, folder):
+        def __init__(self, folder, purge_step=None):
             self.folder = folder
 
         def add_scalar(self, tag, value, step):

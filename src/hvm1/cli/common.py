@@ -35,13 +35,19 @@ def _interrupted(error: BaseException) -> bool:
     return False
 
 
+def _plural(count: int, word: str) -> str:
+    """'1 step', '2 steps'."""
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
 def _print_failures(failures) -> bool:
     """Name each input that could not be read (`hvm1.data.Skipped`: path and reason) on stderr; whether
     there were any. Every command that reads many inputs ends with this, and exits 1 when it says so."""
     import sys
 
     if failures:
-        print(f"{len(failures)} could not be read and were skipped:", file=sys.stderr)
+        print(f"{_plural(len(failures), 'input')} could not be read and {'was' if len(failures) == 1 else 'were'} "
+              f"skipped:", file=sys.stderr)
         for failure in failures:
             print(f"  {failure.path}: {failure.reason}", file=sys.stderr)
     return bool(failures)

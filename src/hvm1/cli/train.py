@@ -9,7 +9,7 @@ import types
 import typing
 from typing import Any
 
-from .common import _add_model_args, _parse_set, _precision_for, _print_failures, _say_on_interrupt
+from .common import _add_model_args, _parse_set, _plural, _precision_for, _print_failures, _say_on_interrupt
 
 # Each command's one-line help, as `hvm1 -h` lists it without importing what the commands need.
 COMMANDS = {
@@ -98,36 +98,88 @@ def _training_kept(out_dir: str) -> str:
     return f"no checkpoint was saved yet in {out_dir}: nothing to resume from"
 
 
-def _run_training(args: argparse.Namespace, job) -> int:
-    """Run `job(on_record)` with a progress bar on the console; print the outcome."""
+def _clock(seconds: float) -> str:
+    minutes, seconds = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{seconds:02d}"
+
+
+def _progress(print_every: int):
+    """The `on_record` of a training job: on a terminal a bar with the total and the time left, elsewhere
+    (batch jobs, logs) a plain line at the first step, every `print_every` steps and the last; epoch and
+    validation lines either way. Returns (on_record, close)."""
+    import time
+
     from tqdm import tqdm
+
+    live = sys.stderr.isatty()
+    state: dict[str, Any] = {"bar": None, "start": None}
+
+    def on_record(record: dict[str, Any]) -> None:
+        if record["kind"] == "train":
+            step, total = record["step"], record["total_steps"]
+            if state["start"] is None:  # this call's first step: the clock starts here, after any resume
+                state["start"] = (time.monotonic() - record["step_s"], step - 1)
+                if live:
+                    state["bar"] = tqdm(total=total, initial=step - 1, unit="step", dynamic_ncols=True)
+            began, first = state["start"]
+            left = (time.monotonic() - began) / (step - first) * (total - step)
+            if state["bar"] is not None:
+                state["bar"].update(step - state["bar"].n)
+                state["bar"].set_postfix(epoch=record["epoch"], loss=f"{record['loss']:.4f}",
+                                         lr=f"{record['lr']:.2e}", clips_s=f"{record['clips_per_s']:.1f}")
+            elif step == first + 1 or step % print_every == 0 or step == total:
+                print(f"step {step}/{total}  epoch {record['epoch']}  loss {record['loss']:.4f}  "
+                      f"lr {record['lr']:.2e}  {record['clips_per_s']:.1f} clips/s  {_clock(left)} left",
+                      file=sys.stderr, flush=True)
+        elif record["kind"] == "epoch":
+            tqdm.write(f"epoch {record['epoch']}: mean training loss {record['loss']:.4f} "
+                       f"({_plural(record['steps'], 'step')})", file=sys.stderr)
+        elif record["kind"] == "eval":
+            tqdm.write(f"epoch {record['epoch']}: val top-1 {record['top1']:.2f}%, top-5 {record['top5']:.2f}%, "
+                       f"loss {record['loss']:.4f} ({_plural(record['clips'], 'clip')})", file=sys.stderr)
+
+    def close() -> None:
+        if state["bar"] is not None:
+            state["bar"].close()
+
+    return on_record, close
+
+
+def _stopped_by(result, config) -> str:
+    """Which limit ended a run, in the flags' words."""
+    epochs = f"--epochs {config.epochs} ({_plural(result.steps_per_epoch, 'step')} an epoch)"
+    if result.stopped_by == "max_steps":
+        return f"--max-steps {config.max_steps} came before the end of {epochs}"
+    if config.max_steps is not None:
+        return f"the end of {epochs} came before --max-steps {config.max_steps}"
+    return f"the end of {epochs}"
+
+
+def _run_training(args: argparse.Namespace, config, job) -> int:
+    """Run `job(on_record)` with progress on the console; print the outcome."""
+    import os
 
     from ..train import TrainingError
 
     _say_on_interrupt(lambda: _training_kept(args.out_dir))
-    bar = tqdm(unit="step", dynamic_ncols=True, disable=None)
-
-    def on_record(record: dict[str, Any]) -> None:
-        if record["kind"] == "train":
-            bar.update(record["step"] - bar.n)
-            bar.set_postfix(epoch=record["epoch"], loss=f"{record['loss']:.4f}", lr=f"{record['lr']:.2e}",
-                            clips_s=f"{record['clips_per_s']:.1f}")
-        elif record["kind"] == "epoch":
-            bar.write(f"epoch {record['epoch']}: mean training loss {record['loss']:.4f} ({record['steps']} steps)")
-        elif record["kind"] == "eval":
-            bar.write(f"epoch {record['epoch']}: val top-1 {record['top1']:.2f}%, top-5 {record['top5']:.2f}%, "
-                      f"loss {record['loss']:.4f} ({record['clips']} clips)")
-
+    on_record, close = _progress(args.print_every)
     try:
         result = job(on_record)
     except TrainingError as error:
-        bar.close()
+        close()
         print(f"hvm1 {args.command}: stopped: {error}", file=sys.stderr)
         return 2
-    bar.close()
-    if result.last_checkpoint is None:
+    close()
+    if int(os.environ.get("RANK", "0")) != 0:
         return 0  # ranks other than 0 write and print nothing
-    print(f"{result.steps} steps; last checkpoint {result.last_checkpoint}")
+    if result.stopped_by == "nothing_left":
+        print(f"nothing left to do: {result.last_checkpoint} is at step {result.steps} of {result.total_steps} "
+              f"({_stopped_by(result, config)}); raise --epochs or --max-steps to train further. No file was "
+              f"changed.")
+        return 0
+    print(f"{_plural(len(result.losses), 'step')} trained ({result.steps} of {result.total_steps} in all), stopped "
+          f"by {_stopped_by(result, config)}; last checkpoint {result.last_checkpoint}")
     if result.best_checkpoint is not None:
         print(f"best checkpoint {result.best_checkpoint} (val {args.select if 'select' in args else 'top1'} "
               f"{result.best_value:.2f}%)")
@@ -136,7 +188,8 @@ def _run_training(args: argparse.Namespace, job) -> int:
     failed = _print_failures(unique)
     val_skipped = (result.last_eval or {}).get("skipped", 0)
     if val_skipped:  # each was logged above as it was skipped
-        print(f"{val_skipped} validation files could not be read and were skipped", file=sys.stderr)
+        print(f"{_plural(val_skipped, 'validation file')} could not be read and {'was' if val_skipped == 1 else 'were'} "
+              f"skipped", file=sys.stderr)
     return 1 if failed or val_skipped else 0
 
 
@@ -149,7 +202,7 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
     source = str(args.checkpoint) if getattr(args, "checkpoint", None) else getattr(args, "model", None)
     config = _train_config(PretrainConfig, args, model=source, overrides=_parse_set(args.set))
     _say_precision(args, config)
-    return _run_training(args, lambda on_record: pretrain(args.data, config, on_record=on_record))
+    return _run_training(args, config, lambda on_record: pretrain(args.data, config, on_record=on_record))
 
 
 def _cmd_finetune(args: argparse.Namespace) -> int:
@@ -158,7 +211,13 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
     source = str(args.checkpoint) if getattr(args, "checkpoint", None) else getattr(args, "model", None)
     config = _train_config(FinetuneConfig, args, model=source, overrides=_parse_set(args.set))
     _say_precision(args, config)
-    return _run_training(args, lambda on_record: finetune(args.train, args.val, config, on_record=on_record))
+    return _run_training(args, config, lambda on_record: finetune(args.train, args.val, config, on_record=on_record))
+
+
+def _add_print_every(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--print-every", type=int, default=10, metavar="N",
+                        help="where stderr is no terminal (batch jobs, logs): a progress line every N steps "
+                             "(default 10); on a terminal, a bar")
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -172,6 +231,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     pre.add_argument("data", nargs="+", help="video files or folders (searched recursively)")
     _add_model_args(pre, required=False)
     _add_config_flags(pre, PretrainConfig)
+    _add_print_every(pre)
     pre.set_defaults(func=_cmd_pretrain, set=[])
     fine = sub.add_parser(
         "finetune", argument_default=argparse.SUPPRESS,
@@ -183,4 +243,5 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     fine.add_argument("--val", required=True, help="validation data, as TRAIN")
     _add_model_args(fine, required=True)
     _add_config_flags(fine, FinetuneConfig)
+    _add_print_every(fine)
     fine.set_defaults(func=_cmd_finetune, set=[])

@@ -82,10 +82,19 @@ class Task:
     select: str | None = None
 
 
+# What ended a run (`TrainResult.stopped_by`).
+STOPPED_BY = ("epochs", "max_steps", "nothing_left")
+
+
 @dataclass
 class TrainResult:
     """What a run did: optimizer `steps` done in all (resumed runs included), the `losses` of the steps this
-    call ran, the checkpoints kept, the best `select` value, the last evaluation, and the files skipped."""
+    call ran, the checkpoints kept, the best `select` value, the last evaluation, and the files skipped.
+
+    `stopped_by` says which limit ended it: 'epochs' (the last epoch was done), 'max_steps', or 'nothing_left'
+    (a resumed run that had already reached its limits: nothing was trained and no file changed);
+    `steps_per_epoch` and `total_steps` (the smaller of the two limits) are the run's.
+    """
 
     out_dir: Path
     steps: int
@@ -95,6 +104,9 @@ class TrainResult:
     best_value: float | None = None
     last_eval: dict[str, float] | None = None
     skipped: list[Skipped] = field(default_factory=list)
+    stopped_by: str = "epochs"
+    steps_per_epoch: int = 0
+    total_steps: int = 0
 
 
 class _Run:
@@ -135,6 +147,7 @@ class _Run:
         self.last_checkpoint: Path | None = None
         self.best_checkpoint: Path | None = None
         self.metrics: MetricsWriter  # made by start(), with the run folder
+        self.nothing_left = False  # a resumed run already at its limits: start() and run() change nothing
 
     # ---- resume and save ---------------------------------------------------------------------------------
 
@@ -155,15 +168,22 @@ class _Run:
             torch.manual_seed(sample_generator(config.seed, context.rank).initial_seed())
         else:
             self._resume(*found)
+            if self.step >= self.total_steps or self.epoch >= config.epochs:
+                self.nothing_left = True
+                logger.info("%s is at step %d of %d: nothing left to do", found[0], self.step, self.total_steps)
+                return
         if context.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             resolved = {"train": dataclasses.asdict(config), "args": self.task.args,
                         "world_size": context.world_size, "steps_per_epoch": self.steps_per_epoch,
                         "total_steps": self.total_steps}
             (self.out_dir / "config.json").write_text(json.dumps(resolved, indent=2, default=str) + "\n")
-        self.metrics = MetricsWriter(self.out_dir, enabled=context.is_main, tensorboard=config.tensorboard)
+        # A resumed run writes again the steps after its checkpoint: their first records go.
+        self.metrics = MetricsWriter(self.out_dir, enabled=context.is_main, tensorboard=config.tensorboard,
+                                     resumed_at=None if found is None else self.step)
 
     def _resume(self, path: Path, payload: dict[str, Any]) -> None:
+        self._check_same_steps(path, payload)
         load_full_state(self.model, self.optimizer, payload["model"], payload["optimizer"], self.group_names)
         if self.scaler is not None and payload.get("scaler"):
             self.scaler.load_state_dict(payload["scaler"])
@@ -175,6 +195,26 @@ class _Run:
         self.best_checkpoint = best if best.is_file() else None
         restore_rng(payload, path, self.config.seed, self.context.rank, self.context.world_size)
         logger.info("resumed from %s at step %d (epoch %d, micro-batch %d)", path, self.step, self.epoch, self.batches)
+
+    def _check_same_steps(self, path: Path, payload: dict[str, Any]) -> None:
+        # A step is batch_size x accum_iter x world_size files: another count makes other steps (another
+        # length of epoch, of schedule, another lr), and the run would not be the one it continues.
+        args, config = payload.get("args"), self.config
+        then = [getattr(args, "batch_size", None), getattr(args, "accum_iter", None), payload["rng"]["world_size"]]
+        if None in then:
+            return  # written before checkpoints recorded it
+        now = [config.batch_size, config.accum_iter, self.context.world_size]
+        if math.prod(then) != math.prod(now):
+            def spelled(values: list[int]) -> str:
+                ranks = f"{values[2]} rank{'s' if values[2] != 1 else ''}"
+                return (f"--batch-size {values[0]} x --accum-iter {values[1]} x {ranks} = {math.prod(values)} "
+                        f"files a step")
+            raise ValueError(
+                f"{path} was written by a run of {spelled(then)}; this one asks for {spelled(now)}, which would "
+                f"make other steps (epoch length, schedule and lr). Resume with {math.prod(then)} files a step"
+                + (f" (--batch-size {then[0]} --accum-iter {then[1]})" if then[2] == now[2] else "")
+                + ", or start a new run in another --out-dir"
+            )
 
     def save(self, best: bool) -> None:
         # Collectives first: every rank takes part, then rank 0 alone writes.
@@ -205,6 +245,8 @@ class _Run:
         losses: list[float] = []
         skipped: list[Skipped] = []
         last_eval = None
+        if self.nothing_left:
+            return self._result(losses, skipped, last_eval, "nothing_left")
         while self.epoch < config.epochs and self.step < self.total_steps:
             self.sampler.set_epoch(self.epoch, self.batches)
             batches = iter(loader)
@@ -227,9 +269,15 @@ class _Run:
                 if epoch_done:
                     break
         self.metrics.close()
+        by_max_steps = config.max_steps is not None and self.step >= config.max_steps and self.epoch < config.epochs
+        return self._result(losses, skipped, last_eval, "max_steps" if by_max_steps else "epochs")
+
+    def _result(self, losses: list[float], skipped: list[Skipped], last_eval: dict[str, float] | None,
+                stopped_by: str) -> TrainResult:
         return TrainResult(
             out_dir=self.out_dir, steps=self.step, losses=losses, last_checkpoint=self.last_checkpoint,
             best_checkpoint=self.best_checkpoint, best_value=self.best_value, last_eval=last_eval, skipped=skipped,
+            stopped_by=stopped_by, steps_per_epoch=self.steps_per_epoch, total_steps=self.total_steps,
         )
 
     def _emit(self, record: dict[str, Any], on_record: Callable[[dict[str, Any]], None] | None) -> None:
@@ -319,7 +367,8 @@ class _Run:
         self.step += 1
         elapsed = time.perf_counter() - started
         record = {
-            "kind": "train", "step": self.step, "epoch": self.epoch, "loss": loss_value, "lr": lr,
+            "kind": "train", "step": self.step, "total_steps": self.total_steps, "epoch": self.epoch,
+            "loss": loss_value, "lr": lr,
             "grad_norm": grad_norm, "clips_per_s": clips / elapsed if elapsed > 0 else 0.0,
             "data_wait_s": waited, "step_s": elapsed,
         }
