@@ -156,8 +156,8 @@ def test_no_videos_named_uses_the_sample_clip_and_never_the_current_folder(mae_a
 
 def test_user_errors_are_one_line(mae_args, vit_args, two_videos, tmp_path, capsys):
     video = str(two_videos[0])
-    assert main(["complete", video, *mae_args, "--img-size", "224", "--out-dir", str(tmp_path)]) == 1
-    assert "56 px frames, not the 224 px asked for" in capsys.readouterr().err
+    assert main(["complete", video, *mae_args, "--img-size", "50", "--out-dir", str(tmp_path)]) == 1
+    assert "--img-size 50 is not a multiple of the model's patch size 14" in capsys.readouterr().err
     assert main(["complete", video, *vit_args, "--out-dir", str(tmp_path)]) == 1
     assert "vit_checkpoint.pth" in capsys.readouterr().err
     assert main(["complete", str(tmp_path / "missing"), *mae_args, "--out-dir", str(tmp_path)]) == 1

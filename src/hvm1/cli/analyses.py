@@ -16,6 +16,7 @@ from .common import (
     _precision_for,
     _print_failures,
     _say_on_interrupt,
+    _sized_preprocessing,
 )
 from .viz import _add_video_run_args
 
@@ -95,11 +96,12 @@ def _cmd_pca(args: argparse.Namespace) -> int:
     from ..zoo import load_for_inputs
     from .viz import _run_on_videos
 
+    if args.full_frame:
+        raise ValueError("--full-frame is not available for pca yet: its maps are drawn on square frames")
     loaded = load_for_inputs(args.checkpoint or args.model, model_type="vit", device=resolve_device(args.device),
                              full_download=getattr(args, "full_download", False), **_parse_set(args.set))
-    model, name, preprocessing = cast(VideoViT, loaded.model), loaded.stem, loaded.preprocessing
-    if args.img_size:  # the model takes any size (its position embeddings interpolated)
-        preprocessing = preprocessing.at_size(args.img_size, preprocessing.num_frames)
+    model, name = cast(VideoViT, loaded.model), loaded.stem
+    preprocessing = _sized_preprocessing(args, loaded.preprocessing, model)  # any size: embeddings interpolated
     precision = _precision_for(args, next(model.parameters()).device)
     if args.layer is not None:
         name = f"{name}_layer{args.layer}"

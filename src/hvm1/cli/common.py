@@ -182,3 +182,27 @@ def _precision_for(args: argparse.Namespace, device, name: str | None = None, sa
     if say:
         print(f"precision {precision.describe()} ({precision.reason})", file=sys.stderr)
     return precision
+
+
+def _add_size_args(parser: argparse.ArgumentParser, *, published_spelling: bool = False) -> None:
+    """Add `--img-size N`, `--num-frames T` and `--full-frame`: run a model at another size than its own
+    (the position embeddings are interpolated, see `hvm1.models.positions`)."""
+    names = ("--img-size", "--img_size") if published_spelling else ("--img-size",)
+    parser.add_argument(*names, dest="img_size", type=int, metavar="N",
+                        help="frames of N x N px (any multiple of the patch size; default: the model's own)")
+    parser.add_argument("--num-frames", type=int, metavar="T",
+                        help="clips of T frames (any multiple of the tubelet; default: the model's own)")
+    parser.add_argument("--full-frame", action="store_true",
+                        help="keep the whole frame at its aspect ratio instead of a square center crop: the short "
+                             "side becomes N, the long side follows, both rounded to the nearest patch multiple")
+
+
+def _sized_preprocessing(args: argparse.Namespace, preprocessing, model):
+    """`preprocessing` at `--img-size` and `--num-frames` where given, checked against what `model` divides
+    into tokens (a ValueError naming both otherwise)."""
+    cfg = model.config
+    if args.img_size and args.img_size % cfg.patch_size:
+        raise ValueError(f"--img-size {args.img_size} is not a multiple of the model's patch size {cfg.patch_size}")
+    if args.num_frames and args.num_frames % cfg.t_patch_size:
+        raise ValueError(f"--num-frames {args.num_frames} is not a multiple of the model's tubelet {cfg.t_patch_size}")
+    return preprocessing.at_size(args.img_size or preprocessing.img_size, args.num_frames or preprocessing.num_frames)

@@ -10,10 +10,12 @@ from .common import (
     _add_download_arg,
     _add_model_args,
     _add_precision_arg,
+    _add_size_args,
     _parse_set,
     _precision_for,
     _print_failures,
     _say_on_interrupt,
+    _sized_preprocessing,
 )
 
 # Each command's one-line help, as `hvm1 -h` lists it without importing what the commands need.
@@ -63,7 +65,8 @@ def _cmd_embed(args: argparse.Namespace) -> int:
     from ..eval import embed_videos
 
     loaded = _load_eval_model(args)
-    model, name, preprocessing = loaded.model, loaded.source, loaded.preprocessing
+    model, name = loaded.model, loaded.source
+    preprocessing = _sized_preprocessing(args, loaded.preprocessing, model)
     is_main = int(os.environ.get("RANK", "0")) == 0
     device = resolve_device(args.device)
     precision = _precision_for(args, device, say=is_main)
@@ -73,7 +76,7 @@ def _cmd_embed(args: argparse.Namespace) -> int:
         model, args.paths, args.output, preprocessing=preprocessing, model_name=name, pool=args.pool,
         num_clips=args.num_clips, keep_clips=args.keep_clips, sampling_rate=args.sampling_rate,
         batch_size=args.batch_size, num_workers=args.num_workers, device=device, precision=precision,
-        layer=args.layer, progress=_clip_progress("embed", enabled=is_main),
+        layer=args.layer, progress=_clip_progress("embed", enabled=is_main), full_frame=args.full_frame,
     )
     if not is_main:
         return 0
@@ -95,7 +98,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from ..eval import default_out_dir, evaluate, parse_views
 
     loaded = _load_eval_model(args)
-    model, name, preprocessing = loaded.model, loaded.source, loaded.preprocessing
+    model, name = loaded.model, loaded.source
+    preprocessing = _sized_preprocessing(args, loaded.preprocessing, model)
     out_dir = args.out_dir or default_out_dir(name, args.data)
     device = resolve_device(args.device)
     precision = _precision_for(args, device)
@@ -105,7 +109,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         model, args.data, preprocessing=preprocessing, image_mode=True if args.images else None,
         views=parse_views(args.views) if args.views else None, sampling_rate=args.sampling_rate,
         batch_size=args.batch_size, num_workers=args.num_workers, device=device, precision=precision,
-        model_name=name, progress=_clip_progress("evaluate"),
+        model_name=name, progress=_clip_progress("evaluate"), full_frame=args.full_frame,
     )
     files = predictions.write(out_dir)
     _print_metrics(predictions)
@@ -164,6 +168,7 @@ def _add_loader_args(parser: argparse.ArgumentParser) -> None:
                         help=f"take every R-th frame at 30 fps (default {DEFAULT_SAMPLING_RATE}, as published)")
     _add_device_arg(parser, note="; under torchrun each rank its own GPU")
     _add_precision_arg(parser, deprecated_dtype=True)
+    _add_size_args(parser)
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:

@@ -11,11 +11,13 @@ from .common import (
     _add_download_arg,
     _add_model_args,
     _add_precision_arg,
+    _add_size_args,
     _first_use,
     _parse_set,
     _precision_for,
     _print_failures,
     _say_on_interrupt,
+    _sized_preprocessing,
 )
 
 # Each command's one-line help, as `hvm1 -h` lists it without importing what the commands need.
@@ -41,8 +43,7 @@ def _add_video_run_args(parser: argparse.ArgumentParser, command: str) -> None:
                         help=f"where the pictures go (default: a new folder hvm1-{command}-DATE-* in the temp folder)")
     _add_device_arg(parser)
     _add_precision_arg(parser)
-    parser.add_argument("--img-size", "--img_size", type=int, metavar="N",
-                        help="the image size the model must take (default: the model's own)")
+    _add_size_args(parser, published_spelling=True)
 
 
 def _load_viz_model(args: argparse.Namespace, model_type: str):
@@ -56,7 +57,7 @@ def _load_viz_model(args: argparse.Namespace, model_type: str):
 
     return load_for_inputs(
         args.checkpoint or args.model, model_type=model_type, device=resolve_device(args.device),
-        img_size=args.img_size, full_download=args.full_download, before_download=before_download,
+        full_download=args.full_download, before_download=before_download,
         **_parse_set(args.set),
     )
 
@@ -108,13 +109,14 @@ def _cmd_complete(args: argparse.Namespace) -> int:
 
     mask_ratio = default_mask_ratio(args.mask_type) if args.mask_ratio is None else args.mask_ratio
     loaded = _load_viz_model(args, "mae")
-    model, name, preprocessing = loaded.model, loaded.stem, loaded.preprocessing
+    model, name = loaded.model, loaded.stem
+    preprocessing = _sized_preprocessing(args, loaded.preprocessing, model)
     precision = _precision_for(args, next(model.parameters()).device)
     precision.cast_linear_weights(model)  # the model runs only at this precision: cast once, not per call
     return _run_on_videos(args, "complete", lambda videos, out_dir, progress: complete_videos(
         model, videos, out_dir, model_name=name, preprocessing=preprocessing, mask_type=args.mask_type,
         mask_ratio=mask_ratio, seed=args.seed, scale_each=args.scale_each, animate=args.animate,
-        precision=precision, progress=progress,
+        precision=precision, progress=progress, full_frame=args.full_frame,
     ))
 
 
@@ -122,12 +124,13 @@ def _cmd_attention(args: argparse.Namespace) -> int:
     from ..viz import attention_videos
 
     loaded = _load_viz_model(args, "vit")
-    model, name, preprocessing = loaded.model, loaded.stem, loaded.preprocessing
+    model, name = loaded.model, loaded.stem
+    preprocessing = _sized_preprocessing(args, loaded.preprocessing, model)
     precision = _precision_for(args, next(model.parameters()).device)
     precision.cast_linear_weights(model)  # the model runs only at this precision: cast once, not per call
     return _run_on_videos(args, "attention", lambda videos, out_dir, progress: attention_videos(
         model, videos, out_dir, model_name=name, preprocessing=preprocessing, heads=args.heads,
-        precision=precision, progress=progress,
+        precision=precision, progress=progress, full_frame=args.full_frame,
     ))
 
 

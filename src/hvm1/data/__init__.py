@@ -35,6 +35,7 @@ from hvm1.data.transforms import (
     video_eval_preset,
     video_train_preset,
     visualisation_preset,
+    whole_frame_preset,
 )
 from hvm1.data.video import Clip, VideoError, clip_instants, read_clip, read_image, video_duration
 
@@ -82,4 +83,5 @@ __all__ = [
     "video_eval_preset",
     "video_train_preset",
     "visualisation_preset",
+    "whole_frame_preset",
 ]

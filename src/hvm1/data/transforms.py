@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from hvm1.data.video import Start, read_clip, read_image, short_side_size
 
 CROP_POSITIONS = ("left", "center", "right")
+CROPS = ("center", "uniform", "random_resized", "full")
 
 
 def resize(x: torch.Tensor, size: tuple[int, int], interpolation: str = "bilinear") -> torch.Tensor:
@@ -156,8 +157,10 @@ class VideoPreset:
     """How a model's clips are read and preprocessed: decode parameters plus the tensor pipeline.
 
     `short_side` is the decode-time resize, fixed or a (low, high) range drawn per clip; `crop` is
-    "center", "uniform" (the left, center and right views, stacked first) or "random_resized" (with
-    `crop_scale` and `crop_ratio`); `flip` mirrors half of the clips. Build one with the functions below.
+    "center", "uniform" (the left, center and right views, stacked first), "random_resized" (with
+    `crop_scale` and `crop_ratio`) or "full" (no crop: the whole frame at its aspect ratio, both sides
+    rounded to the nearest multiple of `multiple`, see `whole_frame_preset`); `flip` mirrors half of the
+    clips. Build one with the functions below.
     """
 
     img_size: int
@@ -172,10 +175,13 @@ class VideoPreset:
     crop_ratio: tuple[float, float] = (3 / 4, 4 / 3)
     flip: bool = False
     start: Start = "center"
+    multiple: int = 1
 
     def __post_init__(self) -> None:
-        if self.crop not in ("center", "uniform", "random_resized"):
-            raise ValueError(f"crop must be 'center', 'uniform' or 'random_resized', got {self.crop!r}")
+        if self.crop not in CROPS:
+            raise ValueError(f"crop must be one of {', '.join(map(repr, CROPS))}, got {self.crop!r}")
+        if self.multiple < 1:
+            raise ValueError(f"multiple must be >= 1, got {self.multiple}")
 
     def describe(self, start: str | None = None) -> str:
         """What the preset does, in words and its own numbers (what `hvm1 info` prints); `start` words the
@@ -221,7 +227,9 @@ class VideoPreset:
         short = min(x.shape[-2:])
         if not low <= short <= high:
             x = resize_short_side(x, min(max(short, low), high))
-        if self.crop == "random_resized":
+        if self.crop == "full":
+            x = resize(x, whole_frame_size(x.shape[-2], x.shape[-1], self.multiple))
+        elif self.crop == "random_resized":
             x = random_resized_crop(x, self.img_size, self.crop_scale, self.crop_ratio, generator)
         elif self.crop == "uniform":
             return torch.stack(
@@ -318,6 +326,18 @@ def random_erasing(
                 clip[:, t, top : top + h, left : left + w] = torch.randn(channels, h, w, generator=generator)
                 break
     return clip
+
+
+def whole_frame_size(height: int, width: int, multiple: int) -> tuple[int, int]:
+    """(height, width) each rounded to the nearest multiple of `multiple` (at least one multiple)."""
+    return max(multiple, round(height / multiple) * multiple), max(multiple, round(width / multiple) * multiple)
+
+
+def whole_frame_preset(preset: VideoPreset, multiple: int) -> VideoPreset:
+    """`preset` reading whole frames instead of a square crop: the short side resized to `img_size`, the long
+    side in proportion, then both rounded to the nearest multiple of `multiple` (the model's patch), so a
+    640 x 480 video at 224 px becomes 294 x 224 (16 x 21 patches of 14 px)."""
+    return replace(preset, crop="full", short_side=preset.img_size, multiple=multiple)
 
 
 def visualisation_preset(

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from hvm1.data import FileViews, LabelledFiles, Skipped, VideoPreset, list_files
+from hvm1.data import FileViews, LabelledFiles, Skipped, VideoPreset, list_files, whole_frame_preset
 from hvm1.devices import Precision, resolve_precision
 from hvm1.distributed import EMBEDDING_TIMEOUT, DistributedContext, all_gather_objects, barrier, process_group
 from hvm1.models import VideoViT
@@ -97,6 +97,7 @@ def embed_videos(
     precision: Precision | str = "fp32",
     layer: int | None = None,
     progress: Progress | None = None,
+    full_frame: bool = False,
 ) -> EmbedResult:
     """Embed every video `paths` name (files, folders searched recursively, a CSV manifest, or a folder of
     class subfolders, which labels the videos; see `list_files`) with a `VideoViT`.
@@ -106,7 +107,10 @@ def embed_videos(
     with `keep_clips`); `batch_size` clips go through the model at once; clips are decoded in `num_workers`
     DataLoader workers; the model runs at `precision` (see `hvm1.devices.resolve_precision`; default fp32,
     recorded in the file's settings as `dtype`). `layer` pools the tokens of that block (0-based, negative from
-    the end) with the final norm applied, instead of the final output. Unreadable videos are logged and listed in `skipped`, never replaced.
+    the end) with the final norm applied, instead of the final output. `full_frame` reads whole frames at their
+    aspect ratio instead of a square center crop (see `hvm1.data.whole_frame_preset`), one clip per forward
+    since videos of other shapes cannot share a batch. Unreadable videos are logged and listed in `skipped`,
+    never replaced.
 
     With `out` (`.npz` or `.parquet`) rows are saved every `chunk_size` videos (and when interrupted) and a
     rerun with the same `out` continues where the last one stopped; under `torchrun` (WORLD_SIZE > 1) the
@@ -120,11 +124,18 @@ def embed_videos(
     listing = paths if isinstance(paths, LabelledFiles) else list_files(paths)
     preprocessing = preprocessing or preprocessing_for(model)
     preset = embedding_preset(preprocessing, sampling_rate)
+    if full_frame:
+        preset = whole_frame_preset(preset, model.config.patch_size)
+        batch_size = 1
+    if layer is not None:
+        model.block_indices([layer])  # a ValueError naming the blocks before any work
     with process_group(device or next(model.parameters()).device, EMBEDDING_TIMEOUT) as context:
         rank, world_size, device = context.rank, context.world_size, context.device
         precision = resolve_precision(precision, device)
         settings = _settings(model_name, compute_dtype(model, precision), pool, num_clips, keep_clips, preset,
                              listing.classes, layer)
+        if full_frame:  # recorded only when set, so files made before this option still resume
+            settings["crop"] = "full"
         if out is None:
             if world_size > 1:
                 raise ValueError("embedding under torchrun needs an output file to merge the processes' rows into")

@@ -18,7 +18,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from hvm1.data import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, FileViews, LabelledFiles, Skipped, labelled_files
+from hvm1.data import (
+    IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, FileViews, LabelledFiles, Skipped, labelled_files, whole_frame_preset,
+)
 from hvm1.data.transforms import ImagePreset, VideoPreset
 from hvm1.devices import Precision, resolve_precision
 from hvm1.models import VideoViT
@@ -78,6 +80,7 @@ def evaluate(
     model_name: str | None = None,
     precision: Precision | str = "fp32",
     progress: Progress | None = None,
+    full_frame: bool = False,
 ) -> Predictions:
     """Evaluate a finetuned `VideoViT` on `data`: a folder of class subfolders (label = sorted subfolder
     index) or a CSV manifest of `path,label` rows.
@@ -86,8 +89,9 @@ def evaluate(
     `image_mode` reads images instead of videos (default: when `preprocessing.single_image`, as for the
     imagenet-2pt models); `views` is (clips, crops), video mode only, default 2x3. The class count is
     checked against the model's head before anything is decoded. The model runs at `precision` (see
-    `hvm1.devices.resolve_precision`; default fp32). Unreadable files are skipped and listed.
-    Returns the per-file averaged logits with top-1, top-5, mean per-class accuracy and loss.
+    `hvm1.devices.resolve_precision`; default fp32). `full_frame` (video mode, one crop) reads whole frames
+    at their aspect ratio instead of square crops (`hvm1.data.whole_frame_preset`), one clip per forward.
+    Unreadable files are skipped and listed. Returns the per-file averaged logits with top-1, top-5, mean per-class accuracy and loss.
     """
     if not isinstance(model, VideoViT):
         raise ValueError(f"evaluation needs a VideoViT with a head, got a {type(model).__name__}")
@@ -96,6 +100,10 @@ def evaluate(
     if image_mode and views not in (None, (1, 1)):
         raise ValueError(f"an image is one view (1x1); got views {views[0]}x{views[1]} in image mode")
     clips, crops = (1, 1) if image_mode else (views or DEFAULT_VIEWS)
+    if full_frame:
+        if image_mode or (views is not None and views[1] != 1):
+            raise ValueError("full_frame reads one whole-frame view per clip: video mode with 1 crop (e.g. views 2x1)")
+        crops = 1
     listing = labelled_files(data, IMAGE_EXTENSIONS if image_mode else VIDEO_EXTENSIONS)
     check_class_count(model, listing, data)
     pre = preprocessing
@@ -104,6 +112,9 @@ def evaluate(
         preset = pre.image_evaluation()
     else:
         preset = pre.evaluation("uniform" if crops == 3 else "center", sampling_rate)
+        if full_frame:
+            preset = whole_frame_preset(preset, model.config.patch_size)
+            batch_size = 1
     device = torch.device(device) if device is not None else next(model.parameters()).device
     model = model.to(device).eval()
     precision = resolve_precision(precision, device)

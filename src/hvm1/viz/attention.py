@@ -41,7 +41,8 @@ def attention_maps(model: VideoViT, video: torch.Tensor, precision: Precision | 
     parameter = next(model.parameters())
     with torch.inference_mode(), resolve_precision(precision, parameter.device).autocast(parameter.device):
         attention = model.cls_attention(batch.to(parameter.device, parameter.dtype))  # (N, heads, L)
-    t, h, w = model.config.grid_size
+    cfg = model.config
+    t, h, w = batch.shape[2] // cfg.t_patch_size, batch.shape[3] // cfg.patch_size, batch.shape[4] // cfg.patch_size
     return attention.to("cpu", torch.float32).reshape(batch.shape[0], -1, t, h, w)
 
 

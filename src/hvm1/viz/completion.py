@@ -8,6 +8,7 @@ does, for many videos.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -75,9 +76,10 @@ def complete_clip(
         mask_ratio = default_mask_ratio(mask_type)
     batch = video.unsqueeze(0) if video.dim() == 4 else video
     config = model.config
+    grid = model.token_grid(batch)  # any size the model takes, not only its configured one
     noise = None
     if mask_type == "random":
-        noise = mask_noise("random", batch.shape[0], config.num_patches, generator=generator)
+        noise = mask_noise("random", batch.shape[0], math.prod(grid), generator=generator)
     parameter = next(model.parameters())
     with torch.inference_mode(), resolve_precision(precision, parameter.device).autocast(parameter.device):
         loss, _, mask, comparison = model(
@@ -91,7 +93,7 @@ def complete_clip(
         masked=comparison[:, 1],
         completion=comparison[:, 2],
         mask=mask,
-        removed=_pixel_mask(mask, config.grid_size, config.pred_t_patch_size, config.patch_size),
+        removed=_pixel_mask(mask, grid, config.pred_t_patch_size, config.patch_size),
         loss=float(loss),
     )
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from hvm1.data import Skipped, VideoPreset, file_generator, skipped_for
+from hvm1.data import Skipped, VideoPreset, file_generator, skipped_for, whole_frame_preset
 from hvm1.devices import Precision
 from hvm1.models import VideoMAE, VideoViT
 from hvm1.models.masking import check_mask_ratio
@@ -90,11 +90,13 @@ def complete_videos(
     animate: str | None = None,
     precision: Precision | str = "fp32",
     progress: Progress | None = None,
+    full_frame: bool = False,
 ) -> RunReport:
     """Write a completion picture for each of `videos` to `out_dir/{stem}_{model_name}_{mask_type}.jpg`.
 
-    Each video is read with the published visualisation preset at the model's size and frame count
-    (`preprocessing` gives the mean/std; default: the video normalisation), masked (`mask_ratio` defaults
+    Each video is read with the published visualisation preset at the size and frame count of
+    `preprocessing` (default: the model's own, with the video mean/std; any size the model takes), or with
+    `full_frame` the whole frame at its aspect ratio (`hvm1.data.whole_frame_preset`), masked (`mask_ratio` defaults
     to 0.9 for random, 0.5 for temporal and center; random masks are seeded per video by `seed`, see
     `hvm1.data.file_generator`), completed by `model`, and drawn by `completion_grid`. `animate` ('mp4' or 'gif')
     also writes the side-by-side animation with the same name. The model runs at `precision` (see
@@ -107,7 +109,7 @@ def complete_videos(
     check_mask_ratio(mask_ratio)
     if animate is not None and animate not in ANIMATION_FORMATS:
         raise ValueError(f"animate must be one of {', '.join(ANIMATION_FORMATS)}, got {animate!r}")
-    preset = _preset(model, preprocessing)
+    preset = _preset(model, preprocessing, full_frame)
     fps = completion_fps(model, preset.sampling_rate, preset.target_fps)
 
     def draw(video: Path, clip: torch.Tensor, stem: Path) -> tuple[Path, ...]:
@@ -132,10 +134,11 @@ def attention_videos(
     heads: str = "mean",
     precision: Precision | str = "fp32",
     progress: Progress | None = None,
+    full_frame: bool = False,
 ) -> RunReport:
     """Write an attention picture for each of `videos` to `out_dir/{stem}_{model_name}_attention.jpg`.
 
-    Videos are read as by `complete_videos`; each picture is `attention_grid` of the model's last-block
+    Videos are read as by `complete_videos` (`full_frame` too); each picture is `attention_grid` of the model's last-block
     CLS attention (`heads`: 'mean' for one row averaged over heads, 'each' for a row per head), computed at
     `precision` (default fp32). Videos
     that cannot be read are reported in the result's `failures`, and the others are still written.
@@ -144,7 +147,7 @@ def attention_videos(
         raise TypeError(f"attention_videos needs a VideoViT, got {type(model).__name__}")
     if heads not in HEAD_MODES:
         raise ValueError(f"heads must be one of {', '.join(HEAD_MODES)}, got {heads!r}")
-    preset = _preset(model, preprocessing)
+    preset = _preset(model, preprocessing, full_frame)
 
     def draw(video: Path, clip: torch.Tensor, stem: Path) -> tuple[Path, ...]:
         maps = attention_maps(model, clip, precision)[0]
@@ -154,15 +157,16 @@ def attention_videos(
     return _run(videos, preset, Path(out_dir), draw, progress)
 
 
-def _preset(model: VideoViT | VideoMAE, preprocessing: Preprocessing | None) -> VideoPreset:
+def _preset(model: VideoViT | VideoMAE, preprocessing: Preprocessing | None, full_frame: bool = False) -> VideoPreset:
     config = model.config
     pre = preprocessing or preprocessing_for(model)
-    if (pre.img_size, pre.num_frames) != (config.img_size, config.num_frames):
+    if pre.img_size % config.patch_size or pre.num_frames % config.t_patch_size:
         raise ValueError(
-            f"the preprocessing is for {pre.num_frames} frames of {pre.img_size} px, but the model takes "
-            f"{config.num_frames} frames of {config.img_size} px"
+            f"the preprocessing is for {pre.num_frames} frames of {pre.img_size} px, but the model takes frame "
+            f"counts that are multiples of {config.t_patch_size} and sizes that are multiples of {config.patch_size}"
         )
-    return pre.visualisation()
+    preset = pre.visualisation()
+    return whole_frame_preset(preset, config.patch_size) if full_frame else preset
 
 
 def _run(
