@@ -48,7 +48,7 @@ def test_other_size_and_whole_frame(encoder, clips):
     assert clip.shape == (3, 4, 42, 56)
     with torch.no_grad():
         expected = encoder.forward_features(clip[None])
-    np.testing.assert_allclose(whole.embeddings, expected.numpy(), atol=1e-6)
+    np.testing.assert_allclose(whole.embeddings, expected.numpy(), rtol=2e-3, atol=2e-3)  # tokens: stored float16
 
 
 def test_cli_sizes_layers_and_whole_frames(clips, tmp_path, capsys):

@@ -9,8 +9,8 @@ import json
 import numpy as np
 import pytest
 from PIL import Image
+from segment_data import moving_object_sequence, shared, write_davis
 
-from conftest import moving_object_sequence, shared, write_davis
 from hvm1.cli import main
 from hvm1.segment import davis_palette, read_mask, region_similarity
 from hvm1.viz.grid import write_mp4

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from segment_data import as_tensors, moving_object_sequence, video_frames
 
-from conftest import as_tensors, moving_object_sequence, video_frames
 from hvm1.segment import PropagationConfig, frame_features, frame_size, prepare_frame, propagate, propagate_labels
 from hvm1.segment.propagation import first_frame_labels, labels_to_mask, neighbourhood
 

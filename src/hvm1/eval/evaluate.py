@@ -111,10 +111,11 @@ def evaluate(
     if image_mode:
         preset = pre.image_evaluation()
     else:
-        preset = pre.evaluation("uniform" if crops == 3 else "center", sampling_rate)
+        video_preset = pre.evaluation("uniform" if crops == 3 else "center", sampling_rate)
         if full_frame:
-            preset = whole_frame_preset(preset, model.config.patch_size)
+            video_preset = whole_frame_preset(video_preset, model.config.patch_size)
             batch_size = 1
+        preset = video_preset
     device = torch.device(device) if device is not None else next(model.parameters()).device
     model = model.to(device).eval()
     precision = resolve_precision(precision, device)
