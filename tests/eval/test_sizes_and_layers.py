@@ -22,11 +22,11 @@ def test_whole_frame_size_rounds_both_sides_to_patches():
     assert whole_frame_size(3, 5, 14) == (14, 14)
 
 
-def test_layer_pools_the_block_output_before_the_final_norm(encoder, clips):
+def test_layer_pools_the_normed_block_output(encoder, clips):
     video = clips["cup"][0]
     clip, _ = embedding_preset(preprocessing_for(encoder)).load(video, "center")
     with torch.no_grad():
-        blocks = encoder.forward_intermediates(clip[None])  # every block, un-normed
+        blocks = encoder.forward_intermediates(clip[None], norm=True)  # every block, final norm applied
     first = embed_videos(encoder, [video], pool="mean", layer=0).embeddings
     last = embed_videos(encoder, [video], pool="cls", layer=-1).embeddings
     np.testing.assert_allclose(first.embeddings[0], blocks[0][0, 1:].mean(0).numpy(), atol=1e-6)
