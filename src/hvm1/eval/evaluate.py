@@ -19,7 +19,13 @@ import numpy as np
 import torch
 
 from hvm1.data import (
-    IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, FileViews, LabelledFiles, Skipped, labelled_files, whole_frame_preset,
+    IMAGE_EXTENSIONS,
+    VIDEO_EXTENSIONS,
+    FileViews,
+    LabelledFiles,
+    Skipped,
+    labelled_files,
+    whole_frame_preset,
 )
 from hvm1.data.transforms import ImagePreset, VideoPreset
 from hvm1.devices import Precision, resolve_precision
