@@ -1,7 +1,7 @@
 """Claim: `hvm1 complete` on the ../shared/videos files with a full-size MAE takes little more wall time than the
 model's forward passes alone (loading, decoding and writing the pictures are a small overhead).
 
-    python benchmarks/bench_complete.py [FOLDER] [--keep] [--device auto|cpu|cuda|mps]
+    python benchmarks/bench_complete.py [FOLDER] [--keep] [--device auto|cpu|cuda|mps] [--precisions fp32,bf16]
 
 Writes a published-format training checkpoint of the `mae_hvm1_none` architecture (random weights plus AdamW
 state and an `argparse.Namespace`, ~7.7 GB, with `bench_load.write_published_checkpoint`) into FOLDER (default:
@@ -12,7 +12,8 @@ machine, --repeats times: `hvm1 complete --checkpoint FILE ../shared/videos --ou
   JPEG files), and
 - the wall time of the model's forward passes inside that same run (the first one also pages in the
   memory-mapped weights, which is loading work the forward pass does).
-Both come from one run, so on a shared machine other work stretches them alike; the best ratio counts.
+Both come from one run, so on a shared machine other work stretches them alike; the best ratio counts. Each of
+--precisions (`hvm1 complete --precision P`) is measured this way, the precisions taking turns.
 The file is deleted at the end unless --keep.
 """
 
@@ -35,7 +36,7 @@ from bench_load import ARCHITECTURE, GB, MIN_FREE_BYTES, SHAPES, write_published
 VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "videos"
 
 
-def child(path: Path, out_dir: Path, device: str) -> None:
+def child(path: Path, out_dir: Path, device: str, precision: str) -> None:
     """In a fresh process: run `hvm1 complete` through its `main`, timing every MAE forward pass it makes, and
     print the forward seconds as the last line (JSON)."""
     from hvm1.cli import main as hvm1_main
@@ -54,14 +55,14 @@ def child(path: Path, out_dir: Path, device: str) -> None:
 
     VideoMAE.forward = timed
     status = hvm1_main(["complete", "--checkpoint", str(path), str(VIDEOS), "--out-dir", str(out_dir),
-                        "--device", device])
+                        "--device", device, "--precision", precision])
     print(json.dumps({"status": status, "forward": seconds, "pictures": len(list(out_dir.iterdir()))}))
 
 
-def run_command(path: Path, device: str) -> dict:
+def run_command(path: Path, device: str, precision: str) -> dict:
     """One `hvm1 complete` run in a fresh process: its wall time, start to exit, and its forward passes' times."""
     with tempfile.TemporaryDirectory(prefix="hvm1-bench-complete-out-") as out_dir:
-        command = [sys.executable, __file__, "--child", str(path), out_dir, device]
+        command = [sys.executable, __file__, "--child", str(path), out_dir, device, precision]
         start = time.perf_counter()
         result = subprocess.run(command, capture_output=True, text=True, check=False)
         wall = time.perf_counter() - start
@@ -70,7 +71,7 @@ def run_command(path: Path, device: str) -> dict:
     report = json.loads(result.stdout.strip().splitlines()[-1])
     if report["status"]:
         raise SystemExit(f"hvm1 complete exited with {report['status']}:\n{result.stderr}")
-    return {"wall": wall, **report}
+    return {"wall": wall, "precision": precision, **report}
 
 
 def main() -> int:
@@ -79,10 +80,11 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the checkpoint file afterwards")
     parser.add_argument("--device", default="auto", help="the device of both runs (default auto)")
     parser.add_argument("--repeats", type=int, default=2, help="runs of the command (default 2)")
-    parser.add_argument("--child", nargs=3, metavar=("PATH", "OUT", "DEVICE"), help=argparse.SUPPRESS)
+    parser.add_argument("--precisions", default="fp32,bf16", help="comma-separated --precision values (default fp32,bf16)")
+    parser.add_argument("--child", nargs=4, metavar=("PATH", "OUT", "DEVICE", "PRECISION"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(Path(args.child[0]), Path(args.child[1]), args.child[2])
+        child(Path(args.child[0]), Path(args.child[1]), args.child[2], args.child[3])
         return 0
     if not SHAPES.is_file() or not VIDEOS.is_dir():
         print(f"skipped: {SHAPES} or {VIDEOS} not found (../shared beside the checkout)")
@@ -102,22 +104,25 @@ def main() -> int:
             start = time.perf_counter()
             write_published_checkpoint(path, json.loads(SHAPES.read_text())[ARCHITECTURE])
             print(f"wrote {path}: {path.stat().st_size / GB:.2f} GB ({time.perf_counter() - start:.0f} s)")
-        runs = [run_command(path, args.device) for _ in range(args.repeats)]
+        precisions = args.precisions.split(",")
+        runs = [run_command(path, args.device, precision) for _ in range(args.repeats) for precision in precisions]
     finally:
         if not args.keep:
             path.unlink(missing_ok=True)
             if made_folder:
                 shutil.rmtree(folder, ignore_errors=True)
-    print(f"{'run':<4} {'whole command s':>16} {'forward passes s':>17} {'ratio':>6}   forward passes (s)")
+    print(f"{'run':<4} {'precision':<9} {'whole command s':>16} {'forward passes s':>17} {'ratio':>6}   forward passes (s)")
     for index, run in enumerate(runs, start=1):
         forward = sum(run["forward"])
-        print(f"{index:<4} {run['wall']:>16.2f} {forward:>17.2f} {run['wall'] / forward:>6.2f}   "
+        print(f"{index:<4} {run['precision']:<9} {run['wall']:>16.2f} {forward:>17.2f} {run['wall'] / forward:>6.2f}   "
               + ", ".join(f"{s:.2f}" for s in run["forward"]))
-    best = min(runs, key=lambda run: run["wall"] / sum(run["forward"]))
-    print(f"{best['pictures']} pictures from {len(best['forward'])} videos, device {args.device}, "
-          f"{torch.get_num_threads()} CPU threads: hvm1 complete takes {best['wall'] / sum(best['forward']):.2f}x "
-          f"the time of its model's forward passes (best of {args.repeats} runs), start-up, loading, decoding and "
-          f"writing included")
+    for precision in precisions:
+        mine = [run for run in runs if run["precision"] == precision]
+        best = min(mine, key=lambda run: run["wall"] / sum(run["forward"]))
+        print(f"{precision}: {best['pictures']} pictures from {len(best['forward'])} videos, device {args.device}, "
+              f"{torch.get_num_threads()} CPU threads: hvm1 complete takes {best['wall'] / sum(best['forward']):.2f}x "
+              f"the time of its model's forward passes (best of {args.repeats} runs), start-up, loading, decoding "
+              f"and writing included")
     return 0
 
 

@@ -223,3 +223,30 @@ def test_fps_is_measured_from_the_frames(name, fps):
 
     clip = read_clip(shared_file(VIDEOS, name), start=1.0)
     assert clip.fps == pytest.approx(fps, rel=0.03)
+
+
+def test_read_clips_gives_each_clip_read_clip_gives(video):
+    from hvm1.data import read_clips
+
+    starts = ["random", "center", (0, 3), 0.4, "random", (2, 3)]
+    sides = [112, None, 96, 128, 100, 112]
+    seeds = [1, 2, 3, 4, 5, 6]
+    clips = read_clips(video, starts, 8, 4, 30.0, short_side=sides,
+                       generator=[torch.Generator().manual_seed(seed) for seed in seeds])
+    for clip, start, side, seed in zip(clips, starts, sides, seeds):
+        alone = read_clip(video, 8, 4, 30.0, start, side, torch.Generator().manual_seed(seed))
+        assert torch.equal(clip.frames, alone.frames) and torch.equal(clip.times, alone.times)
+        assert torch.equal(clip.instants, alone.instants) and (clip.fps, clip.padded) == (alone.fps, alone.padded)
+    with pytest.raises(ValueError, match="one value per clip expected"):
+        read_clips(video, starts, short_side=[112])
+
+
+def test_preset_load_clips_equals_loads(video):
+    from hvm1.data import video_train_preset
+
+    preset = video_train_preset(112, 8, (0.45, 0.45, 0.45), (0.225, 0.225, 0.225), (128, 160), (0.5, 1.0), 4)
+    seeds = range(4)
+    together = preset.load_clips(video, [torch.Generator().manual_seed(seed) for seed in seeds])
+    for (clip, padded), seed in zip(together, seeds):
+        alone, alone_padded = preset.load(video, generator=torch.Generator().manual_seed(seed))
+        assert torch.equal(clip, alone) and padded == alone_padded

@@ -37,7 +37,7 @@ from hvm1.data.transforms import (
     visualisation_preset,
     whole_frame_preset,
 )
-from hvm1.data.video import Clip, VideoError, clip_instants, read_clip, read_image, video_duration
+from hvm1.data.video import Clip, VideoError, clip_instants, read_clip, read_clips, read_image, video_duration
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -71,6 +71,7 @@ __all__ = [
     "list_files",
     "random_erasing",
     "read_clip",
+    "read_clips",
     "read_image",
     "read_or_skip",
     "sample_generator",

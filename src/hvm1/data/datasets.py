@@ -428,7 +428,8 @@ def collate_train(items: Sequence[TrainSample | Skipped]) -> TrainBatch:
 
 class TrainClips(Dataset):
     """Files read for training: item `(epoch, index)` is file `index` read `repeat_aug` times through
-    `preset.load(path, generator=...)` (any `hvm1.data` preset, or an object with that method).
+    `preset.load(path, generator=...)` (any `hvm1.data` preset, or an object with that method); a
+    `VideoPreset` reads all of a file's clips with one open (`load_clips`), the same clips.
 
     `random_erasing`: the probability of erasing a random rectangle of each frame (with noise, as published
     finetuning does); `mask_tokens`: with L > 0, each clip also gets (L,) uniform MAE mask noise. A file that
@@ -465,9 +466,12 @@ class TrainClips(Dataset):
         path = self.files[index]
         clips, noises = [], []
         try:
-            for repeat in range(self.repeat_aug):
-                generator = sample_generator(self.seed, epoch, index, repeat)
-                clip, _ = self.preset.load(path, generator=generator)  # (C, T, H, W)
+            generators = [sample_generator(self.seed, epoch, index, repeat) for repeat in range(self.repeat_aug)]
+            if isinstance(self.preset, VideoPreset):  # a video: opened once for all its clips
+                loaded = self.preset.load_clips(path, generators)
+            else:
+                loaded = [self.preset.load(path, generator=generator) for generator in generators]
+            for (clip, _), generator in zip(loaded, generators):  # clip: (C, T, H, W)
                 if self.random_erasing > 0:
                     clip = random_erasing(clip, self.random_erasing, generator)
                 clips.append(clip)

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from hvm1.data.video import Start, read_clip, read_image, short_side_size
+from hvm1.data.video import Start, read_clip, read_clips, read_image, short_side_size
 
 CROP_POSITIONS = ("left", "center", "right")
 CROPS = ("center", "uniform", "random_resized", "full")
@@ -218,6 +218,23 @@ class VideoPreset:
             generator=generator,
         )
         return self(clip.frames, generator), clip.padded
+
+    def load_clips(
+        self, path: str | os.PathLike, generators: Sequence[torch.Generator | None], start: Start | None = None
+    ) -> list[tuple[torch.Tensor, int]]:
+        """`[self.load(path, start, g) for g in generators]`, the same clips, with the file opened once
+        (`read_clips`): each clip draws its short side, start, crop and flip from its own generator."""
+        short_sides = [
+            self.short_side if isinstance(self.short_side, int)
+            else int(torch.randint(self.short_side[0], self.short_side[1] + 1, (), generator=generator))
+            for generator in generators
+        ]
+        clips = read_clips(
+            path, [self.start if start is None else start] * len(generators), num_frames=self.num_frames,
+            sampling_rate=self.sampling_rate, target_fps=self.target_fps, short_side=short_sides,
+            generator=list(generators),
+        )
+        return [(self(clip.frames, generator), clip.padded) for clip, generator in zip(clips, generators)]
 
     def __call__(self, frames: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Decoded frames (T, H, W, 3) uint8 to the model input; `load` decodes them at the preset's short

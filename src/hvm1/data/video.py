@@ -12,6 +12,7 @@ import bisect
 import logging
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -112,50 +113,92 @@ def read_clip(
     converted to RGB, resized on the way when `short_side` is given (bilinear, the short side becomes
     `short_side`). Raises `VideoError` for anything unreadable, never reading another video instead.
     """
+    return read_clips(path, [start], num_frames, sampling_rate, target_fps, short_side, generator)[0]
+
+
+def read_clips(
+    path: str | os.PathLike,
+    starts: Sequence[Start],
+    num_frames: int = 16,
+    sampling_rate: int = 4,
+    target_fps: float = 30.0,
+    short_side: int | None | Sequence[int | None] = None,
+    generator: torch.Generator | None | Sequence[torch.Generator | None] = None,
+) -> list[Clip]:
+    """Read one clip per start of `starts` from the video at `path`, opening and probing the file once.
+
+    Clip k is exactly `read_clip(path, num_frames, sampling_rate, target_fps, starts[k], short_side[k],
+    generator[k])`: `short_side` and `generator` are one value for every clip or one per clip (a "random"
+    start draws from its clip's generator). What is shared is the container: opening it, finding the
+    stream, its duration estimate and the decoder, which read_clip repeats per clip (pretraining's
+    `repeat_aug` reads up to 16 clips of each video). Raises `VideoError` for anything unreadable.
+    """
     if num_frames < 1 or sampling_rate < 1:
         raise ValueError(f"num_frames and sampling_rate must be >= 1, got {num_frames} and {sampling_rate}")
     if not target_fps > 0:
         raise ValueError(f"target_fps must be > 0, got {target_fps}")
-    if short_side is not None and short_side < 1:
-        raise ValueError(f"short_side must be >= 1, got {short_side}")
+    short_sides = _per_clip(short_side, len(starts), "short_side")
+    generators = _per_clip(generator, len(starts), "generator")
+    for size in short_sides:
+        if size is not None and size < 1:
+            raise ValueError(f"short_side must be >= 1, got {size}")
     path = Path(path)
     _check_is_file(path, "a video")
-    span = (num_frames - 1) * sampling_rate / target_fps
     try:
         with _open(path) as container:
             stream = _video_stream(path, container)
-            if isinstance(start, (str, tuple)):
-                begin = _place(start, path, container, stream, span, generator)
-                decoded, instants = _decode_at(path, container, stream, begin, num_frames, sampling_rate, target_fps)
-                if decoded.reached_end and instants[-1] > decoded.last_time + _TIME_TOLERANCE:
-                    # The container promised more than decodes (a lying header or a cut file): shift back.
-                    shifted = max(_origin(stream), decoded.last_time - span)
-                    logger.info(
-                        "%s: frames end at %.3f s, before the clip placed at %.3f s; shifting it to %.3f s",
-                        path, decoded.last_time, begin, shifted,
-                    )
-                    decoded, instants = _decode_at(
-                        path, container, stream, shifted, num_frames, sampling_rate, target_fps
-                    )
-            elif isinstance(start, (int, float)) and not isinstance(start, bool) and math.isfinite(start):
-                decoded, instants = _decode_at(
-                    path, container, stream, float(start), num_frames, sampling_rate, target_fps
-                )
-                if decoded.reached_end and instants[0] > decoded.last_time + _TIME_TOLERANCE:
-                    raise VideoError(
-                        path, f"start {start:.3f} s is after the last decodable frame at {decoded.last_time:.3f} s"
-                    )
-            else:
-                raise ValueError(
-                    f"start must be seconds, 'random', 'center' or (clip_index, num_clips), got {start!r}"
-                )
-            frames = _to_rgb(decoded.frames, short_side)
-            if decoded.count > 1 and decoded.last_time > decoded.first_time:
-                fps = (decoded.count - 1) / (decoded.last_time - decoded.first_time)
-            else:
-                fps = float(stream.average_rate or 0.0)  # one frame measures no rate: the container's
+            return [
+                _read_in(path, container, stream, start, num_frames, sampling_rate, target_fps, size, draws)
+                for start, size, draws in zip(starts, short_sides, generators)
+            ]
     except av.FFmpegError as error:
         raise VideoError(path, f"cannot be decoded: {_describe(error)}") from error
+
+
+def _per_clip(value, count: int, name: str) -> list:
+    if isinstance(value, (list, tuple)):
+        if len(value) != count:
+            raise ValueError(f"{name}: one value per clip expected ({count}), got {len(value)}")
+        return list(value)
+    return [value] * count
+
+
+def _read_in(
+    path: Path, container, stream, start: Start, num_frames: int, sampling_rate: int, target_fps: float,
+    short_side: int | None, generator: torch.Generator | None,
+) -> Clip:
+    """One clip of an open container (see `read_clip`)."""
+    span = (num_frames - 1) * sampling_rate / target_fps
+    if isinstance(start, (str, tuple)):
+        begin = _place(start, path, container, stream, span, generator)
+        decoded, instants = _decode_at(path, container, stream, begin, num_frames, sampling_rate, target_fps)
+        if decoded.reached_end and instants[-1] > decoded.last_time + _TIME_TOLERANCE:
+            # The container promised more than decodes (a lying header or a cut file): shift back.
+            shifted = max(_origin(stream), decoded.last_time - span)
+            logger.info(
+                "%s: frames end at %.3f s, before the clip placed at %.3f s; shifting it to %.3f s",
+                path, decoded.last_time, begin, shifted,
+            )
+            decoded, instants = _decode_at(
+                path, container, stream, shifted, num_frames, sampling_rate, target_fps
+            )
+    elif isinstance(start, (int, float)) and not isinstance(start, bool) and math.isfinite(start):
+        decoded, instants = _decode_at(
+            path, container, stream, float(start), num_frames, sampling_rate, target_fps
+        )
+        if decoded.reached_end and instants[0] > decoded.last_time + _TIME_TOLERANCE:
+            raise VideoError(
+                path, f"start {start:.3f} s is after the last decodable frame at {decoded.last_time:.3f} s"
+            )
+    else:
+        raise ValueError(
+            f"start must be seconds, 'random', 'center' or (clip_index, num_clips), got {start!r}"
+        )
+    frames = _to_rgb(decoded.frames, short_side)
+    if decoded.count > 1 and decoded.last_time > decoded.first_time:
+        fps = (decoded.count - 1) / (decoded.last_time - decoded.first_time)
+    else:
+        fps = float(stream.average_rate or 0.0)  # one frame measures no rate: the container's
     padded = sum(instant > decoded.last_time + _TIME_TOLERANCE for instant in instants) if decoded.reached_end else 0
     return Clip(
         frames=frames,
