@@ -35,8 +35,8 @@ def _load_eval_model(args: argparse.Namespace):
                            full_download=getattr(args, "full_download", False), **_parse_set(args.set))
 
 
-def _clip_progress(label: str, enabled: bool = True):
-    """A progress callback (clips done, clips in all) drawing a bar with clips per second on stderr."""
+def _clip_progress(label: str, enabled: bool = True, unit: str = "clip"):
+    """A progress callback (clips done, clips in all) drawing a bar with clips (`unit`s) per second on stderr."""
     from tqdm import tqdm
 
     bar = None
@@ -44,7 +44,7 @@ def _clip_progress(label: str, enabled: bool = True):
     def show(done: int, total: int) -> None:
         nonlocal bar
         if bar is None:
-            bar = tqdm(total=total, desc=label, unit="clip", disable=not enabled, dynamic_ncols=True)
+            bar = tqdm(total=total, desc=label, unit=unit, disable=not enabled, dynamic_ncols=True)
         bar.update(done - bar.n)
         if done == total:
             bar.close()
@@ -148,7 +148,7 @@ def _attentive_probe(args: argparse.Namespace):
         tokens(args.train), tokens(args.test), val=tokens(args.val) if args.val else None, shots=args.shots,
         seed=args.seed, lrs=args.lrs, weight_decays=args.weight_decays, depth=args.depth, num_heads=args.heads,
         epochs=args.epochs, batch_size=args.batch_size, device=resolve_device(args.device),
-        progress=_clip_progress("probe epochs"),
+        progress=_clip_progress("attentive probe", unit="epoch"),
     )
     settings = predictions.settings
     print(f"{'lr':>8} {'wd':>8} {'loss':>8} {'val top-1':>9}")
