@@ -51,6 +51,7 @@ def test_other_size_and_whole_frame(encoder, clips):
     np.testing.assert_allclose(whole.embeddings, expected.numpy(), rtol=2e-3, atol=2e-3)  # tokens: stored float16
 
 
+@pytest.mark.slow
 def test_cli_sizes_layers_and_whole_frames(clips, tmp_path, capsys):
     model = ["--checkpoint", str(shared(TINY / "mae_checkpoint.pth")), *TINY_SET]
     out = tmp_path / "e.npz"
@@ -81,6 +82,7 @@ def test_evaluate_at_another_size_and_whole_frames(classifier, clips, tmp_path):
         evaluate(classifier, data, preprocessing=pre, views=(1, 3), full_frame=True)
 
 
+@pytest.mark.slow
 def test_complete_whole_frames_at_another_size(clips, tmp_path):
     from PIL import Image
 

@@ -15,6 +15,8 @@ from hvm1.cli import main
 from hvm1.segment import davis_palette, read_mask, region_similarity
 from hvm1.viz.grid import write_mp4
 
+pytestmark = pytest.mark.slow  # every test here is an end-to-end command run
+
 
 @pytest.fixture
 def model_args() -> list[str]:
