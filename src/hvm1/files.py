@@ -47,6 +47,25 @@ def write_atomically(path: str | os.PathLike, write: Callable[[BinaryIO], object
     return path
 
 
+def check_writable(folder: str | os.PathLike) -> None:
+    """Check that files can be created in `folder`, or, where it does not exist yet, in the nearest folder
+    above it that does (where it would be made): called before work whose result goes there, so that a
+    read-only or wrong place fails in a second, not after hours. Creates nothing; raises OSError naming the
+    folder and why."""
+    folder = Path(folder)
+    existing = folder
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise OSError(f"cannot write into {folder}: {existing} is a file, not a folder")
+    probe = existing / f".hvm1-write-check-{os.getpid()}-{secrets.token_hex(4)}"
+    try:
+        probe.open("xb").close()
+    except OSError as error:
+        raise OSError(f"cannot write into {folder}: {error.strerror or error}") from None
+    probe.unlink()
+
+
 def _fsync(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:

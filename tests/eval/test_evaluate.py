@@ -38,13 +38,19 @@ def test_same_numbers_twice_and_views_averaged(classifier, seven):
 
 @pytest.mark.slow
 def test_cli_writes_predictions_and_summary(seven, tmp_path, monkeypatch, capsys):
+    import tempfile
+
     monkeypatch.chdir(tmp_path)
+    temp = tmp_path / "tmp"  # the default output: a new folder in the temp folder, never the current one
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
     argv = ["evaluate", str(seven), "--checkpoint", str(TINY / "vit_checkpoint.pth"), *TINY_SET,
             "--views", "2x3", "--num-workers", "0"]
     assert main(argv) == 0 and main(argv) == 0
     printed = re.findall(r"top-1 ([\d.]+)%  top-5 ([\d.]+)%  mean per-class ([\d.]+)%  loss ([\d.]+)  \((\d+) examples\)",
                          capsys.readouterr().out)
-    first, second = tmp_path / "eval_vit_checkpoint_seven", tmp_path / "eval_vit_checkpoint_seven-2"
+    first, second = sorted(temp.iterdir())
+    assert first.name.startswith("hvm1-evaluate-") and second.name.startswith("hvm1-evaluate-")
     summaries = [json.loads((folder / "summary.json").read_text()) for folder in (first, second)]
     assert summaries[0] == summaries[1]
     summary = summaries[0]
@@ -54,7 +60,7 @@ def test_cli_writes_predictions_and_summary(seven, tmp_path, monkeypatch, capsys
     assert summaries[0]["views"] == "2x3" and summaries[0]["count"] == 11 and summaries[0]["mode"] == "video"
     assert (first / "predictions.csv").read_text() == (second / "predictions.csv").read_text()
     assert (first / "predictions.csv").read_text().count("\n") == 12
-    assert not (tmp_path / "summary.json").exists()
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["seven", "tmp"]  # the data, the temp folder
 
 
 def test_class_count_mismatch_is_an_error_before_any_compute(classifier, tmp_path, clips, monkeypatch):

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from . import analyses, demo, eval, segment, train, viz, zoo
-from .common import _error_message, _interrupted, _kept_on_interrupt, _say_on_interrupt
+from .common import _check_outputs, _error_message, _interrupted, _kept_on_interrupt, _say_on_interrupt
 
 __all__ = ["main"]
 
@@ -64,6 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
     _say_on_interrupt("it stopped before writing anything")  # each command says more as it goes
     try:
+        _check_outputs(args)  # a place that cannot be written fails now, not after the work
         return int(args.func(args) or 0)
     except BaseException as error:
         if not _interrupted(error):

@@ -12,6 +12,8 @@ from .common import (
     _add_device_arg,
     _add_precision_arg,
     _add_set_arg,
+    _note_fewer,
+    _out_dir,
     _parse_set,
     _precision_for,
     _print_failures,
@@ -62,8 +64,6 @@ def _print_summary(scores) -> None:
 
 
 def _cmd_score(args: argparse.Namespace) -> int:
-    import tempfile
-    import time
 
     from ..data import select_videos
     from ..eval.scores import plot_scores, score_videos, write_scores
@@ -71,10 +71,11 @@ def _cmd_score(args: argparse.Namespace) -> int:
     from .viz import _progress_bar
 
     videos = select_videos(args.paths, args.num_vids, args.seed)
+    _note_fewer(args.num_vids, len(videos))
     models = _load_maes(args)
     first_source = (args.models or args.checkpoints)[0]
     preprocessing = preprocessing_for(first_source, next(iter(models.values())))
-    out_dir = args.out_dir or Path(tempfile.mkdtemp(prefix=f"hvm1-score-{time.strftime('%Y%m%d-%H%M%S')}-"))
+    out_dir = _out_dir(args, "score")
     precision = _precision_for(args, next(next(iter(models.values())).parameters()).device)
     _say_on_interrupt(f"nothing was written (scores go to {out_dir} when every video is scored)")
     report = score_videos(

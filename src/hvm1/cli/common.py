@@ -35,6 +35,36 @@ def _interrupted(error: BaseException) -> bool:
     return False
 
 
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Before a command does any work: its `--out-dir` and the folder of its `-o` file can be written."""
+    from ..files import check_writable
+
+    if getattr(args, "out_dir", None):
+        check_writable(args.out_dir)
+    if getattr(args, "output", None):
+        check_writable(Path(args.output).parent)
+
+
+def _out_dir(args: argparse.Namespace, command: str) -> Path:
+    """Where a command's files go: `--out-dir`, else (the one rule of every command) a new folder
+    `hvm1-COMMAND-DATE-*` in the temp folder, never the current one."""
+    import tempfile
+    import time
+
+    if getattr(args, "out_dir", None):
+        return Path(args.out_dir)
+    return Path(tempfile.mkdtemp(prefix=f"hvm1-{command}-{time.strftime('%Y%m%d-%H%M%S')}-"))
+
+
+def _note_fewer(num_vids: int | None, found: int) -> None:
+    """Say on stderr when `--num-vids` asked for more videos than were found (all of them are used)."""
+    import sys
+
+    if num_vids is not None and num_vids > found:
+        print(f"--num-vids {num_vids} asks for more videos than the {found} found: using all {found}",
+              file=sys.stderr)
+
+
 def _plural(count: int, word: str) -> str:
     """'1 step', '2 steps'."""
     return f"{count} {word}{'' if count == 1 else 's'}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from .common import (
@@ -11,6 +12,7 @@ from .common import (
     _add_model_args,
     _add_precision_arg,
     _add_size_args,
+    _out_dir,
     _parse_set,
     _precision_for,
     _print_failures,
@@ -61,19 +63,27 @@ def _print_metrics(predictions) -> None:
 def _cmd_embed(args: argparse.Namespace) -> int:
     import os
 
+    from ..data import list_files
     from ..devices import resolve_device
     from ..eval import embed_videos
 
+    listing = list_files(args.paths)
+    if not listing.files:
+        raise ValueError(f"no videos in {', '.join(map(str, args.paths))}: nothing to embed")
+    is_main = int(os.environ.get("RANK", "0")) == 0
+    if is_main and listing.classes is None and len(args.paths) > 1 and any(_has_subfolders(path) for path in args.paths):
+        print(f"note: {len(args.paths)} paths are named, so the videos get no labels (label -1): labels come from "
+              f"one folder of class subfolders or one CSV; embed each set into its own file to keep them",
+              file=sys.stderr)
     loaded = _load_eval_model(args)
     model, name = loaded.model, loaded.source
     preprocessing = _sized_preprocessing(args, loaded.preprocessing, model)
-    is_main = int(os.environ.get("RANK", "0")) == 0
     device = resolve_device(args.device)
     precision = _precision_for(args, device, say=is_main)
     precision.cast_linear_weights(model)  # the model runs only at this precision: cast once, not per call
     _say_on_interrupt(lambda: _embed_kept(args.output))
     result = embed_videos(
-        model, args.paths, args.output, preprocessing=preprocessing, model_name=name, pool=args.pool,
+        model, listing, args.output, preprocessing=preprocessing, model_name=name, pool=args.pool,
         num_clips=args.num_clips, keep_clips=args.keep_clips, sampling_rate=args.sampling_rate,
         batch_size=args.batch_size, num_workers=args.num_workers, device=device, precision=precision,
         layer=args.layer, progress=_clip_progress("embed", enabled=is_main), full_frame=args.full_frame,
@@ -83,6 +93,10 @@ def _cmd_embed(args: argparse.Namespace) -> int:
     rows = len(result.embeddings) if result.embeddings is not None else 0
     print(f"{args.output}: {rows} videos ({result.embedded} embedded now, {result.reused} already there)")
     return 1 if _print_failures(result.skipped) else 0
+
+
+def _has_subfolders(path: Path) -> bool:
+    return path.is_dir() and any(entry.is_dir() for entry in path.iterdir())
 
 
 def _embed_kept(output: Path) -> str:
@@ -95,23 +109,22 @@ def _embed_kept(output: Path) -> str:
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from ..devices import resolve_device
-    from ..eval import default_out_dir, evaluate, parse_views
+    from ..eval import evaluate, parse_views
 
     loaded = _load_eval_model(args)
     model, name = loaded.model, loaded.source
     preprocessing = _sized_preprocessing(args, loaded.preprocessing, model)
-    out_dir = args.out_dir or default_out_dir(name, args.data)
     device = resolve_device(args.device)
     precision = _precision_for(args, device)
     precision.cast_linear_weights(model)  # the model runs only at this precision: cast once, not per call
-    _say_on_interrupt(f"nothing was written (predictions go to {out_dir} when every video is done)")
+    _say_on_interrupt("nothing was written (predictions.csv and summary.json are written when every file is done)")
     predictions = evaluate(
         model, args.data, preprocessing=preprocessing, image_mode=True if args.images else None,
         views=parse_views(args.views) if args.views else None, sampling_rate=args.sampling_rate,
         batch_size=args.batch_size, num_workers=args.num_workers, device=device, precision=precision,
         model_name=name, progress=_clip_progress("evaluate"), full_frame=args.full_frame,
     )
-    files = predictions.write(out_dir)
+    files = predictions.write(_out_dir(args, "evaluate"))
     _print_metrics(predictions)
     print(f"wrote {files[0]} and {files[1]}")
     return 1 if _print_failures(predictions.skipped) else 0
@@ -205,7 +218,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--images", action="store_true",
                           help="image mode: DATA holds images (default for the imagenet-2pt models)")
     evaluate.add_argument("--out-dir", type=Path, metavar="DIR",
-                          help="where the files go (default: a new folder eval_MODEL_DATA here)")
+                          help="where the files go (default: a new folder hvm1-evaluate-DATE-* in the temp folder)")
     _add_loader_args(evaluate)
     evaluate.set_defaults(func=_cmd_evaluate)
 

@@ -13,6 +13,8 @@ from .common import (
     _add_precision_arg,
     _add_size_args,
     _first_use,
+    _note_fewer,
+    _out_dir,
     _parse_set,
     _precision_for,
     _print_failures,
@@ -82,20 +84,20 @@ def _progress_bar(label: str):
 def _run_on_videos(args: argparse.Namespace, command: str, run) -> int:
     """Select the videos (or make the sample clip), call `run(videos, out_dir, progress)`, print the summary."""
     import tempfile
-    import time
 
     from ..data import select_videos
     from ..viz import SAMPLE_NAME, make_sample_clip
 
-    out_dir = args.out_dir or Path(tempfile.mkdtemp(prefix=f"hvm1-{command}-{time.strftime('%Y%m%d-%H%M%S')}-"))
     paths = [*args.paths, *args.video_dirs]
-    _say_on_interrupt(f"the pictures written so far are in {out_dir}")
     with tempfile.TemporaryDirectory(prefix="hvm1-sample-") as scratch:
         if paths:
             videos = select_videos(paths, args.num_vids, args.seed)
+            _note_fewer(args.num_vids, len(videos))
         else:
             print("no videos named: using a synthetic sample clip of moving shapes", file=sys.stderr)
             videos = [make_sample_clip(Path(scratch) / SAMPLE_NAME)]
+        out_dir = _out_dir(args, command)
+        _say_on_interrupt(f"the pictures written so far are in {out_dir}")
         report = run(videos, out_dir, _progress_bar(command))
     for written in report.written:
         for file in written.files:
