@@ -253,3 +253,17 @@ def test_fresh_head_rule_makes_the_published_init_only_when_asked_for(tmp_path, 
     assert kept == [] and torch.equal(same.head.weight, stored["head.weight"])
     with pytest.raises(ValueError, match="unknown key rule.*fresh-heads"):
         hvm1.load_model(tiny / "vit_checkpoint.pth", rules=["fresh-heads"], **heads)
+
+
+def test_a_file_that_cannot_be_opened_is_a_checkpoint_error_naming_it(tmp_path, tiny, monkeypatch):
+    import hvm1.checkpoint as checkpoint
+
+    path = tmp_path / "locked.pth"
+    path.write_bytes((tiny / "vit_checkpoint.pth").read_bytes())
+
+    def refuse(file, mode="r", *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(file))
+
+    monkeypatch.setattr(checkpoint, "open", refuse, raising=False)
+    with pytest.raises(CheckpointError, match=r"cannot read checkpoint .*locked\.pth: Permission denied"):
+        hvm1.load_model(path, **reference_heads(tiny))

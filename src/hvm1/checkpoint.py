@@ -79,11 +79,15 @@ def checkpoint_format(path: str | os.PathLike) -> str:
     """The format of a checkpoint file from its first bytes, whatever its name: 'zip' (`torch.save`),
     'pickle' (`torch.save` before PyTorch 1.6) or 'safetensors' (an 8-byte header length, then JSON).
 
-    Raises `CheckpointError` naming the file for anything else (a text file, an image, an empty file).
+    Raises `CheckpointError` naming the file for anything else (a text file, an image, an empty file) and
+    for a file that cannot be opened.
     """
     path = Path(path)
-    with open(path, "rb") as handle:
-        head = handle.read(9)
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(9)
+    except OSError as error:  # permissions, a file that vanished, an I/O error: still this file's failure
+        raise CheckpointError(f"cannot read checkpoint {path}: {error.strerror or error}") from None
     if head[:4] == ZIP_SIGNATURE:
         return "zip"
     if len(head) >= 2 and head[0] == 0x80 and head[1] in PICKLE_PROTOCOLS:
