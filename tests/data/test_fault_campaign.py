@@ -28,6 +28,7 @@ IMAGE_PER_KIND = 4  # 96 image cases (a damaged image reads in milliseconds)
 # a UnicodeDecodeError from metadata strings inside av.open, and a video stream without a decoder.
 REGRESSIONS = [("vtest.avi", "header_noise", 12), ("vtest.avi", "header_noise", 42),
                ("cup.mp4", "header_noise", 58), ("cup.mp4", "truncate", 41)]
+STARTUP_TIME_LIMIT = 300.0  # seconds, for the imports of a new child
 CASE_TIME_LIMIT = 20.0  # seconds; a healthy case takes well under one on a loaded 2-core machine
 CHILD = Path(__file__).with_name("fault_cases.py")
 SRC = Path(__file__).resolve().parents[2] / "src"
@@ -44,6 +45,12 @@ class Child:
             [sys.executable, str(CHILD), str(SHARED), str(scratch)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
         )
+        # Start-up (importing torch, PyAV and hvm1) is not a case: on a loaded machine it alone can pass the
+        # case limit, which would read as a hang of whichever case came first.
+        ready, _, _ = select.select([self.process.stdout], [], [], STARTUP_TIME_LIMIT)
+        if not ready or not self.process.stdout.readline():
+            self.process.kill()
+            raise RuntimeError(f"the fault-case child did not start within {STARTUP_TIME_LIMIT:.0f} s")
 
     def run(self, case: tuple[str, str, int]) -> dict | None:
         self.process.stdin.write(json.dumps(case) + "\n")
