@@ -25,7 +25,8 @@ def grid_size(rows: int, columns: int, tile: int = TILE) -> tuple[int, int]:
 @pytest.mark.parametrize("mask_type", MASK_TYPES)
 def test_complete_writes_one_true_colour_picture_per_video(mask_type, mae_args, videos_dir, tmp_path):
     out = tmp_path / "out"
-    assert main(["complete", str(videos_dir), *mae_args, "--mask-type", mask_type, "--out-dir", str(out)]) == 0
+    assert main(["complete", str(videos_dir), *mae_args, "--mask-type", mask_type, "--no-labels", "--out-dir",
+                 str(out)]) == 0
     stems = sorted(path.stem for path in videos_dir.iterdir() if path.suffix in (".mp4", ".avi"))
     assert sorted(path.name for path in out.iterdir()) == [f"{stem}_mae_checkpoint_{mask_type}.jpg" for stem in stems]
     for picture in out.iterdir():
@@ -56,7 +57,7 @@ def test_same_seed_gives_byte_identical_pictures(mae_args, two_videos, tmp_path)
 
 def test_scale_each_stretches_every_tile(mae_args, two_videos, tmp_path):
     out = tmp_path / "out"
-    assert main(["complete", str(two_videos[0]), *mae_args, "--scale-each", "--out-dir", str(out)]) == 0
+    assert main(["complete", str(two_videos[0]), *mae_args, "--scale-each", "--no-labels", "--out-dir", str(out)]) == 0
     with Image.open(out / "box_mae_checkpoint_random.jpg") as image:
         picture = np.asarray(image)
     assert picture.shape == (3 * (TILE + 1) + 1, FRAMES * (TILE + 1) + 1, 3)
@@ -110,7 +111,8 @@ def test_animation_decodes_to_one_frame_per_predicted_frame(animate, mae_args, t
 @pytest.mark.parametrize("heads, rows", [("mean", 1), ("each", 4)])
 def test_attention_maps_for_the_vit(heads, rows, vit_args, two_videos, tmp_path):
     out = tmp_path / "out"
-    assert main(["attention", *map(str, two_videos), *vit_args, "--heads", heads, "--out-dir", str(out)]) == 0
+    assert main(["attention", *map(str, two_videos), *vit_args, "--heads", heads, "--no-labels", "--out-dir",
+                 str(out)]) == 0
     assert sorted(path.name for path in out.iterdir()) == [
         "box_vit_checkpoint_attention.jpg", "tree_vit_checkpoint_attention.jpg",
     ]
@@ -165,3 +167,35 @@ def test_user_errors_are_one_line(mae_args, vit_args, two_videos, tmp_path, caps
     assert main(["complete", video, *mae_args, "--mask-ratio", "1.0", "--out-dir", str(tmp_path)]) == 1
     assert "mask_ratio must be in [0, 1)" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_pictures_are_labelled_by_default_around_the_published_tiles(mae_args, vit_args, two_videos, tmp_path):
+    from hvm1.viz import attention_labels, completion_labels
+
+    video = str(two_videos[0])
+    for command, args in (("complete", mae_args), ("attention", vit_args)):
+        plain, labelled = tmp_path / f"{command}-plain", tmp_path / f"{command}-labelled"
+        assert main([command, video, *args, "--mask-type" if command == "complete" else "--heads",
+                     "center" if command == "complete" else "mean", "--no-labels", "--out-dir", str(plain)]) == 0
+        assert main([command, video, *args, "--mask-type" if command == "complete" else "--heads",
+                     "center" if command == "complete" else "mean", "--out-dir", str(labelled)]) == 0
+        [plain_file], [labelled_file] = plain.iterdir(), labelled.iterdir()
+        assert plain_file.name == labelled_file.name
+        with Image.open(plain_file) as image:
+            published = np.asarray(image)
+        with Image.open(labelled_file) as image:
+            picture = np.asarray(image).astype(np.int16)
+        height, width = published.shape[:2]
+        margin_top = picture.shape[0] - height
+        assert margin_top > 5 and picture.shape[1] > width + 30  # a margin above and row names on the left
+        # The tiles are the published ones, moved: the margins are added around them, not drawn over them.
+        left = next(x for x in range(picture.shape[1] - width + 1)
+                    if np.abs(picture[margin_top:, x:x + width] - published).mean() < 3)
+        assert left > 30
+        # The row names are drawn: bright text in the black margin on the left of the first row.
+        assert picture[margin_top + TILE // 2 - 4 : margin_top + TILE // 2 + 4, : left - 2].max() > 200
+    # The labels are computed, not fixed: a frame time per column, in the clip's seconds.
+    times = completion_labels(np.zeros((3 * 57 + 1, 8 * 57 + 1, 3), np.uint8), (56, 56), 7.5)
+    assert times.shape[1] > 8 * 57 + 1
+    with pytest.raises(ValueError, match="a 100x100 picture is no grid of 2x1 tiles of 56x56"):
+        attention_labels(np.zeros((100, 100, 3), np.uint8), (56, 56), 0.27)

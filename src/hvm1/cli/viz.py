@@ -45,6 +45,9 @@ def _add_video_run_args(parser: argparse.ArgumentParser, command: str) -> None:
                         help=f"where the pictures go (default: a new folder hvm1-{command}-DATE-* in the temp folder)")
     _add_device_arg(parser)
     _add_precision_arg(parser)
+    if command in ("complete", "attention"):
+        parser.add_argument("--no-labels", dest="labels", action="store_false",
+                            help="the published picture: no row names, frame times or colour scale")
     _add_size_args(parser, published_spelling=True)
 
 
@@ -117,7 +120,7 @@ def _cmd_complete(args: argparse.Namespace) -> int:
     precision.cast_linear_weights(model)  # the model runs only at this precision: cast once, not per call
     return _run_on_videos(args, "complete", lambda videos, out_dir, progress: complete_videos(
         model, videos, out_dir, model_name=name, preprocessing=preprocessing, mask_type=args.mask_type,
-        mask_ratio=mask_ratio, seed=args.seed, scale_each=args.scale_each, animate=args.animate,
+        mask_ratio=mask_ratio, seed=args.seed, scale_each=args.scale_each, animate=args.animate, labels=args.labels,
         precision=precision, progress=progress, full_frame=args.full_frame,
     ))
 
@@ -131,7 +134,7 @@ def _cmd_attention(args: argparse.Namespace) -> int:
     precision = _precision_for(args, next(model.parameters()).device)
     precision.cast_linear_weights(model)  # the model runs only at this precision: cast once, not per call
     return _run_on_videos(args, "attention", lambda videos, out_dir, progress: attention_videos(
-        model, videos, out_dir, model_name=name, preprocessing=preprocessing, heads=args.heads,
+        model, videos, out_dir, model_name=name, preprocessing=preprocessing, heads=args.heads, labels=args.labels,
         precision=precision, progress=progress, full_frame=args.full_frame,
     ))
 
@@ -142,7 +145,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     )
     _add_video_run_args(complete, "complete")
     complete.add_argument("--mask-type", "--mask_type", choices=("random", "temporal", "center"), default="random",
-                          help="which tokens to remove (default random)")
+                          help="which tokens to remove: random (anywhere, default); temporal (the final frames, "
+                               "all of each); center (the middle frames in time, all of each: not a spatial box)")
     complete.add_argument("--mask-ratio", "--mask_ratio", type=float, metavar="R",
                           help="the fraction of tokens removed (default 0.9 for random, 0.5 for temporal and center)")
     complete.add_argument("--scale-each", action="store_true",
@@ -151,7 +155,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                           help="also write original | masked | completion side by side over time, beside the picture")
     complete.set_defaults(func=_cmd_complete)
     attention = sub.add_parser(
-        "attention", help=COMMANDS["attention"]
+        "attention", help=COMMANDS["attention"],
+        description="The last block's CLS attention over the patches, one map per temporal token: a token spans "
+                    "t_patch_size frames (2 for HVM-1), so 16 frames give 8 maps, each drawn over the first frame "
+                    "of its token.",
     )
     _add_video_run_args(attention, "attention")
     attention.add_argument("--heads", choices=("mean", "each"), default="mean",

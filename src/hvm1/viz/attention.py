@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from hvm1.devices import Precision, resolve_precision
 from hvm1.models import VideoViT
 
-from .grid import make_grid, to_uint8
+from .grid import add_colour_bar, label_grid, make_grid, to_uint8
 
 HEAD_MODES = ("mean", "each")
 # Viridis at nine evenly spaced points: dark blue (least attention) to yellow (most); linear in between.
@@ -87,3 +87,18 @@ def attention_grid(
     blended = (1 - HEAT_ALPHA) * picture[None].astype(np.float32) + HEAT_ALPHA * heat_colours(unit.numpy())
     overlay = np.clip(np.round(blended), 0, 255).astype(np.uint8)  # (R, t, H, W, 3)
     return make_grid(np.concatenate([picture[None], overlay]))
+
+
+def attention_labels(
+    picture: np.ndarray, tile_size: Sequence[int], seconds_per_token: float, heads: int | None = None
+) -> np.ndarray:
+    """An `attention_grid` picture with its rows named (the frame, then the attention: averaged over heads,
+    or `heads` rows, one per head), each column's time from the clip's start (one column per temporal token
+    of `seconds_per_token`: a token spans t_patch_size frames, so its map is one for all of them) and the
+    colour scale on the right (each row is stretched from its own min to its own max)."""
+    rows = ["frame", *([f"head {index}" for index in range(heads)] if heads else ["attention"])]
+    columns = (picture.shape[1] - 1) // (tile_size[1] + 1)
+    times = [f"{column * seconds_per_token:.2f} s" for column in range(columns)]
+    labelled = label_grid(picture, (tile_size[0], tile_size[1]), rows, times)
+    scale = np.round(heat_colours(np.linspace(0.0, 1.0, 64))).astype(np.uint8)
+    return add_colour_bar(labelled, scale, "row min", "row max", top=labelled.shape[0] - picture.shape[0])

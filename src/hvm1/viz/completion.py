@@ -20,7 +20,10 @@ from hvm1.devices import Precision, resolve_precision
 from hvm1.models import VideoMAE
 from hvm1.models.masking import MASK_TYPES, mask_noise
 
-from .grid import make_grid, to_uint8
+from .grid import label_grid, make_grid, to_uint8
+
+# The rows of a completion picture, top to bottom.
+ROW_NAMES = ("original", "masked", "completion")
 
 #: The mask ratio each mask type gets unless one is given (the published visualisation's).
 DEFAULT_MASK_RATIOS = {"random": 0.9, "temporal": 0.5, "center": 0.5}
@@ -128,6 +131,14 @@ def completion_grid(
     normalisation with `mean`/`std` undone), or per-tile stretched with `scale_each`.
     """
     return make_grid(completion_tiles(completion, mean, std, scale_each, index))
+
+
+def completion_labels(picture: np.ndarray, tile_size: Sequence[int], fps: float | Fraction) -> np.ndarray:
+    """A `completion_grid` picture with its rows named (original, masked, completion) and each frame's time
+    from the clip's start (`fps`: `completion_fps`) above it."""
+    columns = (picture.shape[1] - 1) // (tile_size[1] + 1)
+    times = [f"{float(column / fps):.2f} s" for column in range(columns)]
+    return label_grid(picture, (tile_size[0], tile_size[1]), ROW_NAMES, times)
 
 
 def completion_frames(

@@ -16,7 +16,7 @@ from pathlib import Path
 import av
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +62,67 @@ def make_grid(tiles: np.ndarray, padding: int = 1, pad_value: int = 0) -> np.nda
             top, left = padding + row * step_y, padding + column * step_x
             grid[top : top + height, left : left + width] = tiles[row, column]
     return grid
+
+
+# Label margins: Pillow's built-in font (the same bytes everywhere), white on the padding's black.
+_FONT_SIZE = 11
+_MARGIN = 4
+
+
+def _font() -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    return ImageFont.load_default(size=_FONT_SIZE)
+
+
+def _text_size(text: str) -> tuple[int, int]:
+    left, top, right, bottom = _font().getbbox(text)
+    return int(right - left), int(bottom)
+
+
+def label_grid(
+    image: np.ndarray,
+    tile_size: tuple[int, int],
+    row_labels: Sequence[str],
+    column_labels: Sequence[str],
+    padding: int = 1,
+) -> np.ndarray:
+    """A `make_grid` picture with each row's name in a margin on its left and each column's (a frame time)
+    above it, white on black; the tiles are unchanged. `tile_size` is the tiles' (height, width)."""
+    height, width = tile_size
+    rows, columns = len(row_labels), len(column_labels)
+    if image.shape[:2] != (rows * (height + padding) + padding, columns * (width + padding) + padding):
+        raise ValueError(f"a {image.shape[0]}x{image.shape[1]} picture is no grid of {rows}x{columns} tiles of "
+                         f"{height}x{width}")
+    left = max(_text_size(text)[0] for text in row_labels) + 2 * _MARGIN
+    top = max(_text_size(text)[1] for text in column_labels) + _MARGIN
+    canvas = Image.new("RGB", (left + image.shape[1], top + image.shape[0]))
+    canvas.paste(Image.fromarray(image), (left, top))
+    draw = ImageDraw.Draw(canvas)
+    for row, text in enumerate(row_labels):
+        middle = top + padding + row * (height + padding) + height // 2
+        draw.text((left - _MARGIN, middle), text, fill="white", font=_font(), anchor="rm")
+    for column, text in enumerate(column_labels):
+        draw.text((left + padding + column * (width + padding), top - 2), text, fill="white", font=_font(), anchor="lb")
+    return np.asarray(canvas)
+
+
+def add_colour_bar(image: np.ndarray, colours: np.ndarray, low: str, high: str, top: int = 0) -> np.ndarray:
+    """`image` with a vertical colour scale on its right: `colours` (K, 3) from low (bottom) to high (top),
+    from row `top` down, named `high` above it and `low` below it."""
+    text_height = max(_text_size(low)[1], _text_size(high)[1])
+    bar_width, bar_top = 10, top + text_height + _MARGIN
+    bar_height = image.shape[0] - bar_top - text_height - _MARGIN
+    if bar_height < 2:
+        raise ValueError(f"a {image.shape[0]} px high picture has no room for a colour bar")
+    width = max(_text_size(low)[0], _text_size(high)[0], bar_width) + 2 * _MARGIN
+    canvas = Image.new("RGB", (image.shape[1] + width, image.shape[0]))
+    canvas.paste(Image.fromarray(image), (0, 0))
+    positions = np.linspace(len(colours) - 1, 0, bar_height).round().astype(np.int64)  # high at the top
+    bar = np.repeat(colours[positions][:, None], bar_width, axis=1).astype(np.uint8)
+    canvas.paste(Image.fromarray(bar), (image.shape[1] + _MARGIN, bar_top))
+    draw = ImageDraw.Draw(canvas)
+    draw.text((image.shape[1] + _MARGIN, bar_top - 2), high, fill="white", font=_font(), anchor="lb")
+    draw.text((image.shape[1] + _MARGIN, bar_top + bar_height + 2), low, fill="white", font=_font(), anchor="lt")
+    return np.asarray(canvas)
 
 
 def save_jpeg(image: np.ndarray, path: str | os.PathLike) -> Path:

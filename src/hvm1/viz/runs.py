@@ -23,8 +23,15 @@ from hvm1.models import VideoMAE, VideoViT
 from hvm1.models.masking import check_mask_ratio
 from hvm1.zoo import Preprocessing, preprocessing_for
 
-from .attention import HEAD_MODES, attention_grid, attention_maps
-from .completion import complete_clip, completion_fps, completion_frames, completion_grid, default_mask_ratio
+from .attention import HEAD_MODES, attention_grid, attention_labels, attention_maps
+from .completion import (
+    complete_clip,
+    completion_fps,
+    completion_frames,
+    completion_grid,
+    completion_labels,
+    default_mask_ratio,
+)
 from .grid import ANIMATION_FORMATS, save_jpeg, write_animation
 
 logger = logging.getLogger(__name__)
@@ -91,6 +98,7 @@ def complete_videos(
     precision: Precision | str = "fp32",
     progress: Progress | None = None,
     full_frame: bool = False,
+    labels: bool = False,
 ) -> RunReport:
     """Write a completion picture for each of `videos` to `out_dir/{stem}_{model_name}_{mask_type}.jpg`.
 
@@ -99,7 +107,8 @@ def complete_videos(
     `full_frame` the whole frame at its aspect ratio (`hvm1.data.whole_frame_preset`), masked (`mask_ratio` defaults
     to 0.9 for random, 0.5 for temporal and center; random masks are seeded per video by `seed`, see
     `hvm1.data.file_generator`), completed by `model`, and drawn by `completion_grid`. `animate` ('mp4' or 'gif')
-    also writes the side-by-side animation with the same name. The model runs at `precision` (see
+    also writes the side-by-side animation with the same name. `labels` names the rows (original, masked,
+    completion) and gives each frame's time in the clip (`completion_labels`); without, the published picture. The model runs at `precision` (see
     `hvm1.devices.resolve_precision`; default fp32). Stems come from `output_stems`. Videos
     that cannot be read are reported in the result's `failures`, and the others are still written.
     """
@@ -115,7 +124,10 @@ def complete_videos(
     def draw(video: Path, clip: torch.Tensor, stem: Path) -> tuple[Path, ...]:
         completion = complete_clip(model, clip, mask_type, mask_ratio, file_generator(seed, video), precision)
         base = Path(out_dir) / stem.parent / f"{stem.name}_{model_name}_{mask_type}"
-        files = [save_jpeg(completion_grid(completion, preset.mean, preset.std, scale_each), f"{base}.jpg")]
+        picture = completion_grid(completion, preset.mean, preset.std, scale_each)
+        if labels:
+            picture = completion_labels(picture, clip.shape[-2:], fps)
+        files = [save_jpeg(picture, f"{base}.jpg")]
         if animate:
             frames = completion_frames(completion, preset.mean, preset.std, scale_each)
             files.append(write_animation(frames, f"{base}.{animate}", fps))
@@ -135,12 +147,14 @@ def attention_videos(
     precision: Precision | str = "fp32",
     progress: Progress | None = None,
     full_frame: bool = False,
+    labels: bool = False,
 ) -> RunReport:
     """Write an attention picture for each of `videos` to `out_dir/{stem}_{model_name}_attention.jpg`.
 
     Videos are read as by `complete_videos` (`full_frame` too); each picture is `attention_grid` of the model's last-block
     CLS attention (`heads`: 'mean' for one row averaged over heads, 'each' for a row per head), computed at
-    `precision` (default fp32). Videos
+    `precision` (default fp32). `labels` names the rows, gives each column's time in the clip and adds the
+    colour scale (`attention_labels`). Videos
     that cannot be read are reported in the result's `failures`, and the others are still written.
     """
     if not isinstance(model, VideoViT):
@@ -152,6 +166,9 @@ def attention_videos(
     def draw(video: Path, clip: torch.Tensor, stem: Path) -> tuple[Path, ...]:
         maps = attention_maps(model, clip, precision)[0]
         picture = attention_grid(clip, maps, preset.mean, preset.std, heads)
+        if labels:
+            seconds = model.config.t_patch_size * preset.sampling_rate / preset.target_fps
+            picture = attention_labels(picture, clip.shape[-2:], seconds, maps.shape[0] if heads == "each" else None)
         return (save_jpeg(picture, Path(out_dir) / stem.parent / f"{stem.name}_{model_name}_attention.jpg"),)
 
     return _run(videos, preset, Path(out_dir), draw, progress)
