@@ -423,13 +423,23 @@ def load_model(
 @dataclass(frozen=True)
 class LoadedModel:
     """A model loaded for a command, with what the command needs to know about it: `source` (the zoo name,
-    or the checkpoint file's resolved path), `stem` (for output file names: the zoo name or the file's stem)
+    or the checkpoint file's resolved path), `stem` (for output file names: the zoo name or `file_stem`)
     and `preprocessing` (the entry's or the file's, at the size and frames the model was built with)."""
 
     model: torch.nn.Module
     source: str
     stem: str
     preprocessing: Preprocessing
+
+
+def file_stem(path: str | os.PathLike) -> str:
+    """The name output files give a checkpoint file: its stem, and for a training run's own checkpoints
+    (`checkpoint-last.pth`, `-best`, `-previous`, the same in every run) the run folder's name before it:
+    `runs/pre/checkpoint-last.pth` -> 'pre-last'."""
+    path = Path(path)
+    if path.stem.startswith("checkpoint-") and path.parent.name:
+        return f"{path.parent.resolve().name}-{path.stem.removeprefix('checkpoint-')}"
+    return path.stem
 
 
 def load_for_inputs(
@@ -463,7 +473,7 @@ def load_for_inputs(
     if img_size and img_size != model.config.img_size:
         raise ValueError(f"{name_or_path} holds a model of {model.config.img_size} px frames, not the {img_size} px asked for")
     source = str(Path(name_or_path).resolve()) if is_file else str(name_or_path)
-    stem = Path(name_or_path).stem if is_file else str(name_or_path)
+    stem = file_stem(name_or_path) if is_file else str(name_or_path)
     return LoadedModel(model, source, stem, preprocessing_for(name_or_path, model))
 
 

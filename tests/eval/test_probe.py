@@ -57,3 +57,13 @@ def test_errors(street_and_box):
     other = Embeddings(**{**vars(train), "settings": {**train.settings, "pool": "cls"}})
     with pytest.raises(ValueError, match="differ in pool"):
         probe(train, other)
+
+
+def test_two_classes_report_no_top5_and_a_k_beyond_the_data_is_said(street_and_box, capsys):
+    train, test = map(str, street_and_box)
+    assert main(["probe", "--train", train, "--test", test, "--method", "knn", "--shots", "2"]) == 0
+    captured = capsys.readouterr()
+    assert "top-5 n/a (2 classes)" in captured.out and "top-5 100" not in captured.out, captured.out
+    assert "note: --k 20 is more than the 4 training videos: every one of them votes (k = 4)" in captured.err
+    assert main(["probe", "--train", train, "--test", test, "--method", "knn", "--k", "3"]) == 0
+    assert "--k" not in capsys.readouterr().err  # 7 training videos: no note

@@ -199,3 +199,18 @@ def test_pictures_are_labelled_by_default_around_the_published_tiles(mae_args, v
     assert times.shape[1] > 8 * 57 + 1
     with pytest.raises(ValueError, match="a 100x100 picture is no grid of 2x1 tiles of 56x56"):
         attention_labels(np.zeros((100, 100, 3), np.uint8), (56, 56), 0.27)
+
+
+def test_pictures_from_a_training_checkpoint_are_named_after_the_run(mae_args, two_videos, tmp_path):
+    from pathlib import Path
+
+    from hvm1.zoo import file_stem
+
+    run = tmp_path / "runs" / "pre"
+    run.mkdir(parents=True)
+    (run / "checkpoint-last.pth").symlink_to(mae_args[1])
+    out = tmp_path / "out"
+    assert main(["complete", str(two_videos[0]), "--checkpoint", str(run / "checkpoint-last.pth"), *mae_args[2:],
+                 "--mask-type", "center", "--out-dir", str(out)]) == 0
+    assert [path.name for path in out.iterdir()] == ["box_pre-last_center.jpg"]
+    assert file_stem(Path("weights/my_model.pth")) == "my_model"  # any other file keeps its stem

@@ -32,7 +32,7 @@ COMMANDS = {
 def _load_maes(args: argparse.Namespace) -> dict:
     """Every `--model` and `--checkpoint` of `args` as an MAE on its device, by name (zoo name or file stem)."""
     from ..devices import resolve_device
-    from ..zoo import load_model
+    from ..zoo import file_stem, load_model
 
     device = resolve_device(args.device)
     overrides = _parse_set(args.set)
@@ -41,7 +41,7 @@ def _load_maes(args: argparse.Namespace) -> dict:
         raise ValueError("name at least one --model NAME or --checkpoint FILE")
     models = {}
     for source in sources:
-        name = Path(source).stem if isinstance(source, Path) else source
+        name = file_stem(source) if isinstance(source, Path) else source
         if name in models:
             raise ValueError(f"two models are named {name!r}; scores are told apart by name")
         models[name] = load_model(source, model_type="mae", device=device, **overrides)

@@ -56,7 +56,10 @@ def _clip_progress(label: str, enabled: bool = True, unit: str = "clip"):
 
 def _print_metrics(predictions) -> None:
     metrics = predictions.metrics
-    print(f"top-1 {metrics.top1:.2f}%  top-5 {metrics.top5:.2f}%  mean per-class {metrics.mean_class_accuracy:.2f}%  "
+    classes = predictions.logits.shape[1]
+    # With 5 classes or fewer the true class is always among the top 5: 100% says nothing.
+    top5 = f"{metrics.top5:.2f}%" if classes > 5 else f"n/a ({classes} classes)"
+    print(f"top-1 {metrics.top1:.2f}%  top-5 {top5}  mean per-class {metrics.mean_class_accuracy:.2f}%  "
           f"loss {metrics.loss:.4f}  ({metrics.count} examples)")
 
 
@@ -141,6 +144,10 @@ def _cmd_probe(args: argparse.Namespace) -> int:
             seed=args.seed, k=args.k, weight_decay=args.weight_decay,
         )
     predictions.settings.update(train=str(args.train), test=str(args.test))
+    voters = predictions.settings.get("train_videos", 0)
+    if args.method == "knn" and args.k > voters:
+        print(f"note: --k {args.k} is more than the {voters} training videos: every one of them votes (k = {voters})",
+              file=sys.stderr)
     _print_metrics(predictions)
     if args.out_dir:
         files = predictions.write(args.out_dir)

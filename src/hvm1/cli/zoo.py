@@ -10,7 +10,7 @@ from .common import PUBLISHED_FILE_SIZE, _add_download_arg, _add_set_arg, _parse
 # Each command's one-line help, as `hvm1 -h` lists it without importing what the commands need.
 COMMANDS = {
     "list": "the published models, and which are cached",
-    "info": "one published model: file, architecture, preprocessing",
+    "info": "one published model or checkpoint file: architecture, preprocessing, parameters",
     "convert": "write a model's weights and full config to one .safetensors file (no optimizer state)",
 }
 
@@ -30,14 +30,14 @@ def _cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _command_presets(entry) -> dict[str, str]:
-    """What each command does with the model's inputs, from the presets the commands use."""
+def _command_presets(pre, model_type: str) -> dict[str, str]:
+    """What each command does with the inputs of a model of `model_type` and preprocessing `pre`, from the
+    presets the commands use."""
     from ..eval import DEFAULT_VIEWS
     from ..train import FinetuneConfig, PretrainConfig
 
-    pre = entry.preprocessing
-    lines = {"complete, attention" if entry.model_type == "mae" else "attention": pre.visualisation().describe()}
-    if entry.model_type == "mae":
+    lines = {"complete, attention" if model_type == "mae" else "attention": pre.visualisation().describe()}
+    if model_type == "mae":
         crop_scale = PretrainConfig.__dataclass_fields__["crop_scale"].default
         lines["pretrain"] = f"{pre.training(crop_scale).describe()}; mask ratio {pre.mask_ratio:g}"
         return lines
@@ -51,10 +51,54 @@ def _command_presets(entry) -> dict[str, str]:
     return lines
 
 
+def _print_lines(lines: dict[str, str]) -> None:
+    width = max(map(len, lines))
+    for key, value in lines.items():
+        print(f"{key:<{width}}  {value}")
+
+
+def _file_info(path: Path, args: argparse.Namespace) -> int:
+    """`hvm1 info FILE`: what a checkpoint file holds, read through the one loader."""
+    from ..checkpoint import checkpoint_format, read_checkpoint
+    from ..models import VideoMAE
+    from ..zoo import PREPROCESSING_METADATA_KEY, load_model, preprocessing_for
+
+    contents = read_checkpoint(path)
+    model = load_model(path, **_parse_set(args.set))
+    model_type = "mae" if isinstance(model, VideoMAE) else "vit"
+    config = model.config
+    parts = "encoder and decoder" if model_type == "mae" else "encoder"
+    head = f" + {config.num_classes}-class head" if config.num_classes else ""
+    pre = preprocessing_for(path, model)
+    recorded = PREPROCESSING_METADATA_KEY in contents.metadata or PREPROCESSING_METADATA_KEY in contents.args
+    kind = {"safetensors": "safetensors (weights and config, e.g. from hvm1 convert)",
+            "zip": "PyTorch zip archive", "legacy": "PyTorch legacy pickle"}.get(checkpoint_format(path))
+    dtypes = sorted({str(tensor.dtype).removeprefix("torch.") for tensor in contents.state_dict.values()})
+    lines = {
+        "file": f"{path} ({path.stat().st_size / 1e6:,.1f} MB)",
+        "format": (kind or checkpoint_format(path)) + (", with training args" if contents.args else ""),
+        "type": f"{model_type} (ViT, width {config.embed_dim}, depth {config.depth}, patch {config.patch_size}, "
+                f"{config.num_heads} heads: {parts}{head})",
+        "parameters": f"{sum(p.numel() for p in model.parameters()):,} ({len(contents.state_dict)} tensors stored, "
+                      f"{', '.join(dtypes)})",
+        "input": f"{pre.num_frames} frames of {pre.img_size}x{pre.img_size}"
+                 f"{' (one image repeated)' if pre.single_image else ''}",
+        "mean / std": f"{pre.mean} / {pre.std}",
+        "preprocessing": "recorded in the file" if recorded else
+                         "not recorded in the file: the video mean/std and the published settings for its size",
+        **_command_presets(pre, model_type),
+        "architecture": " ".join(f"{k}={v}" for k, v in config.to_dict().items()),
+    }
+    _print_lines(lines)
+    return 0
+
+
 def _cmd_info(args: argparse.Namespace) -> int:
     from ..hub import file_url, is_weights_only
-    from ..zoo import cached_path, get_model_entry, load_model, weights_nbytes
+    from ..zoo import MODELS, cached_path, get_model_entry, load_model, weights_nbytes
 
+    if args.name not in MODELS and Path(args.name).is_file():
+        return _file_info(Path(args.name), args)
     entry = get_model_entry(args.name)
     pre = entry.preprocessing
     model = load_model(entry.name, pretrained=False, device="meta")
@@ -76,14 +120,12 @@ def _cmd_info(args: argparse.Namespace) -> int:
         "input": f"{pre.num_frames} frames of {pre.img_size}x{pre.img_size}"
                  f"{' (one image repeated)' if pre.single_image else ''}",
         "mean / std": f"{pre.mean} / {pre.std}",
-        **_command_presets(entry),
+        **_command_presets(pre, entry.model_type),
     }
     if entry.top1 is not None:
         lines["published top-1"] = f"{entry.top1}% (validation, single view)"
     lines["architecture"] = " ".join(f"{k}={v}" for k, v in entry.config.to_dict().items())
-    width = max(map(len, lines))
-    for key, value in lines.items():
-        print(f"{key:<{width}}  {value}")
+    _print_lines(lines)
     return 0
 
 
@@ -100,7 +142,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     listing = sub.add_parser("list", help=COMMANDS["list"])
     listing.set_defaults(func=_cmd_list)
     info = sub.add_parser("info", help=COMMANDS["info"])
-    info.add_argument("name", help="a zoo model name (see `hvm1 list`)")
+    info.add_argument("name", metavar="NAME_OR_FILE",
+                      help="a zoo model name (see `hvm1 list`), or a checkpoint file (.pth, .safetensors)")
+    _add_set_arg(info)
     info.set_defaults(func=_cmd_info)
     convert = sub.add_parser(
         "convert", help=COMMANDS["convert"]
