@@ -162,3 +162,31 @@ def test_every_public_name_imports_on_first_use():
     assert set(hvm1.__all__) == set(hvm1._EXPORTS)
     for name in hvm1.__all__:
         assert getattr(hvm1, name).__name__ == name
+
+
+def test_every_dashed_flag_takes_the_published_underscore_spelling():
+    checked = 0
+    for name, sub in subcommands(_build_parser()).items():
+        for action in sub._actions:
+            for option in action.option_strings:
+                if option.startswith("--") and "-" in option[2:]:
+                    spelled = "--" + option[2:].replace("-", "_")
+                    assert sub._option_string_actions.get(spelled) is action, (name, option)
+                    checked += 1
+    assert checked > 50
+    args = _build_parser().parse_args(["complete", "--model", "mae_hvm1_none", "--out_dir", "x", "--num_vids", "2"])
+    assert (str(args.out_dir), args.num_vids) == ("x", 2)
+    assert "--out_dir" not in _build_parser("complete", lazy=True).format_help()  # -h lists one spelling
+
+
+def test_errors_name_the_flag_not_the_field(capsys):
+    if not (TINY / "mae_checkpoint.pth").is_file():
+        pytest.skip("../shared tiny reference checkpoints not found")
+    video = str(SHARED / "videos" / "box.mp4")
+    tiny = ["--checkpoint", str(TINY / "mae_checkpoint.pth"), "--set", "num_heads=4", "--set", "decoder_num_heads=4"]
+    assert main(["complete", video, *tiny, "--mask-ratio", "1.0"]) == 1
+    assert capsys.readouterr().err.splitlines()[-1] == "hvm1 complete: error: --mask-ratio must be in [0, 1), got 1.0"
+    assert main(["pretrain", video, *tiny, "--batch-size", "0", "--out-dir", "unused"]) == 1
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1] == ("hvm1 pretrain: error: invalid training config: --batch-size must be at least 1, "
+                                    "got 0"), err

@@ -39,10 +39,32 @@ def _build_parser(command: str | None = None, *, lazy: bool = False) -> argparse
     for group in COMMAND_GROUPS:
         if not lazy or command in group.COMMANDS:
             group.add_commands(sub)
+            for name in group.COMMANDS:
+                _accept_underscores(sub.choices[name])
         else:
             for name, help in group.COMMANDS.items():
                 sub.add_parser(name, help=help, add_help=False)
     return parser
+
+
+def _accept_underscores(parser: argparse.ArgumentParser) -> None:
+    # The published scripts spell flags with underscores (--out_dir, --batch_size): every --dashed-flag also
+    # takes that spelling, unlisted in -h, on every command that has the flag.
+    for action in list(parser._actions):
+        for option in list(action.option_strings):
+            spelled = option.replace("-", "_").replace("__", "--", 1)
+            if option.startswith("--") and spelled not in parser._option_string_actions:
+                parser._option_string_actions[spelled] = action
+
+
+def _flag_names(parser: argparse.ArgumentParser, command: str | None) -> dict[str, str]:
+    """The command's options by the config field they set (`mask_ratio` -> `--mask-ratio`), for errors."""
+    sub = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+    chosen = sub.choices.get(command) if sub is not None and command else None
+    if chosen is None:
+        return {}
+    return {action.dest: max(action.option_strings, key=lambda option: option.count("-"))
+            for action in chosen._actions if action.option_strings and "_" in action.dest}
 
 
 def _command_of(argv: Sequence[str]) -> str | None:
@@ -71,7 +93,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.verbose or not isinstance(error, (ValueError, OSError)):
                 raise
             # user errors: a wrong name or field, a missing or corrupt file, no network
-            print(f"hvm1 {args.command}: error: {_error_message(error, args)}", file=sys.stderr)
+            message = _error_message(error, args, _flag_names(parser, args.command))
+            print(f"hvm1 {args.command}: error: {message}", file=sys.stderr)
             return 1
         if args.verbose:
             raise

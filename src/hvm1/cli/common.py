@@ -149,9 +149,20 @@ def _model_from_args(args: argparse.Namespace, **kwargs: Any):
     return load_model(args.checkpoint or args.model, full_download=full_download, **kwargs, **_parse_set(args.set))
 
 
-def _error_message(error: BaseException, args: argparse.Namespace) -> str:
-    """The one line a user error prints: the library's message, and for a zoo model that could not be fetched
-    the command line's own way round it (the library's hint is the Python call)."""
+def _error_message(error: BaseException, args: argparse.Namespace, flags: dict[str, str] | None = None) -> str:
+    """The one line a user error prints: the library's message with the fields it names spelled as the
+    command's flags (`flags`: field -> flag, `mask_ratio` -> `--mask-ratio`), and for a zoo model that could
+    not be fetched the command line's own way round it (the library's hint is the Python call)."""
+    import re
+
+    text = str(error)
+    for field, flag in (flags or {}).items():
+        # A field the library names alone (not inside a path, a --flag or a FIELD=VALUE).
+        text = re.sub(rf"(?<![\w/.=-]){re.escape(field)}(?![\w/.=-])", flag, text)
+    return _download_hint(error, args, text)
+
+
+def _download_hint(error: BaseException, args: argparse.Namespace, text: str) -> str:
     from ..hub import DownloadError
 
     model = getattr(args, "model", None)
@@ -159,9 +170,9 @@ def _error_message(error: BaseException, args: argparse.Namespace) -> str:
         from ..zoo import MODELS
 
         if model in MODELS:
-            return (f"{error}; on the command line: --checkpoint /path/to/{MODELS[model].filename} in place of "
+            return (f"{text}; on the command line: --checkpoint /path/to/{MODELS[model].filename} in place of "
                     f"--model {model}")
-    return str(error)
+    return text
 
 
 def _first_use(name: str, full_download: bool = False) -> str | None:
