@@ -165,7 +165,7 @@ def test_user_errors_are_one_line(mae_args, vit_args, two_videos, tmp_path, caps
     assert main(["complete", str(tmp_path / "missing"), *mae_args, "--out-dir", str(tmp_path)]) == 1
     assert "missing: no such file or folder" in capsys.readouterr().err
     assert main(["complete", video, *mae_args, "--mask-ratio", "1.0", "--out-dir", str(tmp_path)]) == 1
-    assert "mask_ratio must be in [0, 1)" in capsys.readouterr().err
+    assert "--mask-ratio must be in [0, 1)" in capsys.readouterr().err  # the flag, not the field
     assert list(tmp_path.iterdir()) == []
 
 
