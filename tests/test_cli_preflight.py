@@ -121,3 +121,27 @@ def test_num_vids_beyond_the_videos_found_is_said(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "--num-vids 5 asks for more videos than the 2 found: using all 2" in err, err
     assert len(list(out.iterdir())) == 2
+
+
+def test_embed_takes_images_as_evaluate_reads_them(tmp_path, capsys):
+    import numpy as np
+    import torch
+
+    import hvm1
+    from hvm1.eval import load_embeddings
+
+    images = SHARED / "images"
+    out = tmp_path / "images.npz"
+    assert main(["embed", str(images), "--images", *VIT, "-o", str(out), "--num-workers", "0", "--precision",
+                 "fp32"]) == 0
+    assert f"{out}: 4 images (4 embedded now" in capsys.readouterr().out
+    rows = load_embeddings(out)
+    assert rows.settings["images"] is True and rows.settings["sampling_rate"] is None
+    model = hvm1.load_model(TINY / "vit_checkpoint.pth", model_type="vit", num_heads=4)
+    preset = hvm1.preprocessing_for(TINY / "vit_checkpoint.pth", model).image_evaluation()
+    for path, embedding in zip(rows.paths, rows.embeddings):
+        with torch.no_grad():
+            expected = model.forward_features(preset.load(path)[0][None])[0, 0]
+        np.testing.assert_allclose(embedding, expected.numpy(), rtol=1e-4, atol=1e-5)
+    assert main(["embed", str(images), "--images", "--num-clips", "2", *VIT, "-o", str(tmp_path / "x.npz")]) == 1
+    assert "an image is one clip" in capsys.readouterr().err

@@ -66,13 +66,14 @@ def _print_metrics(predictions) -> None:
 def _cmd_embed(args: argparse.Namespace) -> int:
     import os
 
-    from ..data import list_files
+    from ..data import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, list_files
     from ..devices import resolve_device
     from ..eval import embed_videos
 
-    listing = list_files(args.paths)
+    listing = list_files(args.paths, IMAGE_EXTENSIONS if args.images else VIDEO_EXTENSIONS)
     if not listing.files:
-        raise ValueError(f"no videos in {', '.join(map(str, args.paths))}: nothing to embed")
+        kind = "images" if args.images else "videos"
+        raise ValueError(f"no {kind} in {', '.join(map(str, args.paths))}: nothing to embed")
     is_main = int(os.environ.get("RANK", "0")) == 0
     if is_main and listing.classes is None and len(args.paths) > 1 and any(_has_subfolders(path) for path in args.paths):
         print(f"note: {len(args.paths)} paths are named, so the videos get no labels (label -1): labels come from "
@@ -90,11 +91,12 @@ def _cmd_embed(args: argparse.Namespace) -> int:
         num_clips=args.num_clips, keep_clips=args.keep_clips, sampling_rate=args.sampling_rate,
         batch_size=args.batch_size, num_workers=args.num_workers, device=device, precision=precision,
         layer=args.layer, progress=_clip_progress("embed", enabled=is_main), full_frame=args.full_frame,
+        images=args.images,
     )
     if not is_main:
         return 0
     rows = len(result.embeddings) if result.embeddings is not None else 0
-    print(f"{args.output}: {rows} videos ({result.embedded} embedded now, {result.reused} already there)")
+    print(f"{args.output}: {rows} {'images' if args.images else 'videos'} ({result.embedded} embedded now, {result.reused} already there)")
     return 1 if _print_failures(result.skipped) else 0
 
 
@@ -208,6 +210,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     embed.add_argument("--num-clips", type=int, default=1, metavar="K",
                        help="K clips evenly spaced over each video, averaged (default 1: the center clip)")
     embed.add_argument("--keep-clips", action="store_true", help="also store each clip's embedding")
+    embed.add_argument("--images", action="store_true",
+                       help="the files are images (.jpg .png ...), each one static clip read as `evaluate --images` "
+                            "reads it")
     embed.add_argument("--layer", type=int, metavar="K",
                        help="pool block K's tokens (0-based, negative from the end), final norm applied (default: "
                             "the final output)")

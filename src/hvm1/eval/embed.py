@@ -24,7 +24,17 @@ from typing import Any
 import numpy as np
 import torch
 
-from hvm1.data import FileViews, LabelledFiles, Skipped, VideoPreset, list_files, whole_frame_preset
+from hvm1.data import (
+    IMAGE_EXTENSIONS,
+    VIDEO_EXTENSIONS,
+    FileViews,
+    ImagePreset,
+    LabelledFiles,
+    Skipped,
+    VideoPreset,
+    list_files,
+    whole_frame_preset,
+)
 from hvm1.devices import Precision, resolve_precision
 from hvm1.distributed import EMBEDDING_TIMEOUT, DistributedContext, all_gather_objects, barrier, process_group
 from hvm1.models import VideoViT
@@ -98,6 +108,7 @@ def embed_videos(
     layer: int | None = None,
     progress: Progress | None = None,
     full_frame: bool = False,
+    images: bool = False,
 ) -> EmbedResult:
     """Embed every video `paths` name (files, folders searched recursively, a CSV manifest, or a folder of
     class subfolders, which labels the videos; see `list_files`) with a `VideoViT`.
@@ -109,7 +120,9 @@ def embed_videos(
     recorded in the file's settings as `dtype`). `layer` pools the tokens of that block (0-based, negative from
     the end) with the final norm applied, instead of the final output. `full_frame` reads whole frames at their
     aspect ratio instead of a square center crop (see `hvm1.data.whole_frame_preset`), one clip per forward
-    since videos of other shapes cannot share a batch. Unreadable videos are logged and listed in `skipped`,
+    since videos of other shapes cannot share a batch. `images` embeds images instead (the image extensions
+    are listed; each image is one static clip read as `evaluate` reads images, `preprocessing.image_evaluation()`;
+    one clip each). Unreadable videos are logged and listed in `skipped`,
     never replaced.
 
     With `out` (`.npz` or `.parquet`) rows are saved every `chunk_size` videos (and when interrupted) and a
@@ -121,10 +134,14 @@ def embed_videos(
         raise ValueError(f"embeddings come from a VideoViT, got a {type(model).__name__} (load an MAE with model_type='vit')")
     if pool not in POOLS:
         raise ValueError(f"pool must be one of {', '.join(POOLS)}, got {pool!r}")
-    listing = paths if isinstance(paths, LabelledFiles) else list_files(paths)
+    if images and (num_clips != 1 or full_frame):
+        raise ValueError("an image is one clip: images take neither num_clips > 1 nor full_frame")
+    listing = paths if isinstance(paths, LabelledFiles) else list_files(
+        paths, IMAGE_EXTENSIONS if images else VIDEO_EXTENSIONS)
     preprocessing = preprocessing or preprocessing_for(model)
-    preset = embedding_preset(preprocessing, sampling_rate)
-    if full_frame:
+    preset: VideoPreset | ImagePreset = (preprocessing.image_evaluation() if images
+                                         else embedding_preset(preprocessing, sampling_rate))
+    if full_frame and isinstance(preset, VideoPreset):
         preset = whole_frame_preset(preset, model.config.patch_size)
         batch_size = 1
     if layer is not None:
@@ -136,6 +153,8 @@ def embed_videos(
                              listing.classes, layer)
         if full_frame:  # recorded only when set, so files made before this option still resume
             settings["crop"] = "full"
+        if images:  # likewise
+            settings["images"] = True
         if out is None:
             if world_size > 1:
                 raise ValueError("embedding under torchrun needs an output file to merge the processes' rows into")
@@ -173,13 +192,19 @@ def compute_dtype(model: torch.nn.Module, precision: Precision) -> str:
 
 
 def _settings(
-    model_name: str | None, dtype: str, pool: str, num_clips: int, keep_clips: bool, preset: VideoPreset,
-    classes: list[str] | None, layer: int | None = None,
+    model_name: str | None, dtype: str, pool: str, num_clips: int, keep_clips: bool,
+    preset: VideoPreset | ImagePreset, classes: list[str] | None, layer: int | None = None,
 ) -> dict[str, Any]:
+    reading: dict[str, Any]
+    if isinstance(preset, VideoPreset):
+        reading = {"sampling_rate": preset.sampling_rate, "target_fps": preset.target_fps,
+                   "short_side": preset.short_side}
+    else:  # an image has no frame rate
+        reading = {"sampling_rate": None, "target_fps": None, "short_side": preset.resize_to}
     settings = {
         "model": model_name, "dtype": dtype, "pool": pool, "num_clips": num_clips, "keep_clips": keep_clips,
-        "img_size": preset.img_size, "num_frames": preset.num_frames, "sampling_rate": preset.sampling_rate,
-        "target_fps": preset.target_fps, "short_side": preset.short_side, "mean": preset.mean, "std": preset.std,
+        "img_size": preset.img_size, "num_frames": preset.num_frames, **reading, "mean": preset.mean,
+        "std": preset.std,
         "classes": classes, **({"layer": layer} if layer is not None else {}),
     }
     return json.loads(json.dumps(settings))  # as a file gives it back: tuples become lists
@@ -279,7 +304,7 @@ class _ChunkWriter:
 
 
 def _embed_shard(
-    model: VideoViT, listing: LabelledFiles, indices: Sequence[int], preset: VideoPreset, num_clips: int,
+    model: VideoViT, listing: LabelledFiles, indices: Sequence[int], preset: VideoPreset | ImagePreset, num_clips: int,
     pool: str, rows: _ChunkWriter, batch_size: int, num_workers: int, device: torch.device, precision: Precision,
     layer: int | None, progress: Progress | None,
 ) -> list[Skipped]:
