@@ -189,3 +189,18 @@ def test_errors_name_the_flag_not_the_field(capsys):
     err = capsys.readouterr().err
     assert err.splitlines()[-1] == ("hvm1 pretrain: error: invalid training config: --batch-size must be at least 1, "
                                     "got 0"), err
+
+
+def test_a_flag_has_one_placeholder_on_every_command():
+    # Where they differ, the flag means another thing: an embedding file is no data folder, propagate's
+    # --img-size is its short side, and score and propagate call their folder OUT in their own help.
+    different_things = {"--img-size", "--out-dir", "--output", "--short-side", "--val"}
+    placeholders: dict[str, set[str]] = {}
+    for sub in subcommands(_build_parser()).values():
+        for action in sub._actions:
+            for option in action.option_strings:
+                if option.startswith("--") and action.nargs != 0:
+                    placeholders.setdefault(option, set()).add(str(action.metavar))
+    shared = {option: names for option, names in placeholders.items() if option not in different_things}
+    assert all(len(names) == 1 for names in shared.values()), {o: n for o, n in shared.items() if len(n) > 1}
+    assert placeholders["--out-dir"] == {"DIR", "OUT"}

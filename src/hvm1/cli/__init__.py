@@ -41,6 +41,7 @@ def _build_parser(command: str | None = None, *, lazy: bool = False) -> argparse
             group.add_commands(sub)
             for name in group.COMMANDS:
                 _accept_underscores(sub.choices[name])
+                _shared_placeholders(sub.choices[name])
         else:
             for name, help in group.COMMANDS.items():
                 sub.add_parser(name, help=help, add_help=False)
@@ -55,6 +56,17 @@ def _accept_underscores(parser: argparse.ArgumentParser) -> None:
             spelled = option.replace("-", "_").replace("__", "--", 1)
             if option.startswith("--") and spelled not in parser._option_string_actions:
                 parser._option_string_actions[spelled] = action
+
+
+# One placeholder per setting, on every command that has it (where a command names none of its own).
+PLACEHOLDERS = {"out_dir": "DIR", "batch_size": "B", "num_workers": "W", "sampling_rate": "R", "mask_ratio": "R",
+                "shots": "K", "img_size": "N", "num_vids": "K", "seed": "S"}
+
+
+def _shared_placeholders(parser: argparse.ArgumentParser) -> None:
+    for action in parser._actions:
+        if action.option_strings and action.metavar is None and action.dest in PLACEHOLDERS and action.nargs != 0:
+            action.metavar = PLACEHOLDERS[action.dest]
 
 
 def _flag_names(parser: argparse.ArgumentParser, command: str | None) -> dict[str, str]:
