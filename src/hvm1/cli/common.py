@@ -186,13 +186,17 @@ def _first_use(name: str, full_download: bool = False) -> str | None:
     if constants.HF_HUB_OFFLINE or (cached_path(entry.name) is not None and not full_download):
         return None
     if full_download:
-        return f"downloading the whole {entry.filename} ({PUBLISHED_FILE_SIZE}) from {entry.repo_id} once"
+        return f"downloading the whole {entry.filename} ({published_file_size(entry.name)}) from {entry.repo_id} once"
     return (f"fetching {weights_nbytes(entry.name) / 1e9:.2f} GB from {entry.repo_id} once: the weights in "
-            f"{entry.filename} ({PUBLISHED_FILE_SIZE}; the rest is optimizer state)")
+            f"{entry.filename} ({published_file_size(entry.name)}; the rest is optimizer state)")
 
 
-# The published checkpoint files are about this size each (two thirds of it AdamW state that is never read).
-PUBLISHED_FILE_SIZE = "about 7.6 GB"
+def published_file_size(name: str) -> str:
+    """About how large zoo model `name`'s published file is: a training checkpoint, so its float32 weights and
+    AdamW's two moments of each (7.75 GB for the MAE files, as bench_download.py measures)."""
+    from ..zoo import weights_nbytes
+
+    return f"about {3 * weights_nbytes(name) / 1e9:.2f} GB"
 
 
 _DTYPE_SPELLINGS = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import PUBLISHED_FILE_SIZE, _add_download_arg, _add_set_arg, _parse_set
+from .common import _add_download_arg, _add_set_arg, _parse_set, published_file_size
 
 # Each command's one-line help, as `hvm1 -h` lists it without importing what the commands need.
 COMMANDS = {
@@ -115,7 +115,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
         "cached": "no" if cached is None else f"{cached} ({'weights only' if is_weights_only(cached) else 'whole file'})",
         "first use": "downloads nothing (cached)" if cached else
                      f"downloads {weights_nbytes(entry.name) / 1e9:.2f} GB, the weights (the whole file, "
-                     f"{PUBLISHED_FILE_SIZE}, with --full-download)",
+                     f"{published_file_size(entry.name)}, with --full-download)",
         "parameters": f"{sum(p.numel() for p in model.parameters()):,}",
         "input": f"{pre.num_frames} frames of {pre.img_size}x{pre.img_size}"
                  f"{' (one image repeated)' if pre.single_image else ''}",
