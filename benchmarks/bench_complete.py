@@ -32,6 +32,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_load import ARCHITECTURE, GB, MIN_FREE_BYTES, SHAPES, write_published_checkpoint  # noqa: E402
+from forward_timer import time_forwards  # noqa: E402
 
 VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "videos"
 
@@ -42,18 +43,7 @@ def child(path: Path, out_dir: Path, device: str, precision: str) -> None:
     from hvm1.cli import main as hvm1_main
     from hvm1.models import VideoMAE
 
-    seconds = []
-    forward = VideoMAE.forward
-
-    def timed(self, *args, **kwargs):
-        start = time.perf_counter()
-        result = forward(self, *args, **kwargs)
-        if result[0].device.type == "cuda":
-            torch.cuda.synchronize(result[0].device)
-        seconds.append(time.perf_counter() - start)
-        return result
-
-    VideoMAE.forward = timed
+    seconds = time_forwards(VideoMAE)
     status = hvm1_main(["complete", "--checkpoint", str(path), str(VIDEOS), "--out-dir", str(out_dir),
                         "--device", device, "--precision", precision])
     print(json.dumps({"status": status, "forward": seconds, "pictures": len(list(out_dir.iterdir()))}))

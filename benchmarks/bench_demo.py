@@ -74,6 +74,7 @@ def main() -> None:
     chromium = shutil.which("chromium")
     if chromium is None:
         sys.exit("needs Debian's chromium on PATH (apt-get install chromium) and playwright (pip install playwright)")
+    from forward_timer import time_forwards
     from playwright.sync_api import sync_playwright
 
     import hvm1
@@ -81,18 +82,7 @@ def main() -> None:
     from hvm1.models import VideoMAE
     from hvm1.viz import complete_clip
 
-    forwards: list[float] = []  # every MAE forward pass, alone or in the page's run
-    forward = VideoMAE.forward
-
-    def timed(self, *args, **kwargs):
-        start = time.perf_counter()
-        result = forward(self, *args, **kwargs)
-        if result[0].device.type == "cuda":
-            torch.cuda.synchronize(result[0].device)
-        forwards.append(time.perf_counter() - start)
-        return result
-
-    VideoMAE.forward = timed
+    forwards = time_forwards(VideoMAE)  # every MAE forward pass, alone or in the page's run
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} cores, "
           f"load average {os.getloadavg()[0]:.1f} at start")
