@@ -217,8 +217,11 @@ def _add_precision_arg(parser: argparse.ArgumentParser, *, deprecated_dtype: boo
                             type=lambda text: _DTYPE_SPELLINGS.get(text, text), help=argparse.SUPPRESS)
 
 
-def _precision_for(args: argparse.Namespace, device, name: str | None = None, say: bool = True):
-    """Resolve the command's `--precision` on `device` and (with `say`) say on stderr what was chosen and why."""
+def _precision_for(args: argparse.Namespace, device, name: str | None = None, say: bool = True, model=None):
+    """Resolve the command's `--precision` on `device` and (with `say`) say on stderr what was chosen and why.
+
+    With `model`, a model the command runs only at this precision, its linear weights are cast once here
+    rather than by autocast at every call."""
     import sys
 
     from ..devices import resolve_precision
@@ -226,6 +229,8 @@ def _precision_for(args: argparse.Namespace, device, name: str | None = None, sa
     precision = resolve_precision(name or getattr(args, "precision", None), device)
     if say:
         print(f"precision {precision.describe()} ({precision.reason})", file=sys.stderr)
+    if model is not None:
+        precision.cast_linear_weights(model)
     return precision
 
 

@@ -83,8 +83,7 @@ def _cmd_embed(args: argparse.Namespace) -> int:
     model, name = loaded.model, loaded.source
     preprocessing = _sized_preprocessing(args, loaded.preprocessing, model)
     device = resolve_device(args.device)
-    precision = _precision_for(args, device, say=is_main)
-    precision.cast_linear_weights(model)  # the model runs only at this precision: cast once, not per call
+    precision = _precision_for(args, device, say=is_main, model=model)
     _say_on_interrupt(lambda: _embed_kept(args.output))
     result = embed_videos(
         model, listing, args.output, preprocessing=preprocessing, model_name=name, pool=args.pool,
@@ -120,8 +119,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     model, name = loaded.model, loaded.source
     preprocessing = _sized_preprocessing(args, loaded.preprocessing, model)
     device = resolve_device(args.device)
-    precision = _precision_for(args, device)
-    precision.cast_linear_weights(model)  # the model runs only at this precision: cast once, not per call
+    precision = _precision_for(args, device, model=model)
     _say_on_interrupt("nothing was written (predictions.csv and summary.json are written when every file is done)")
     predictions = evaluate(
         model, args.data, preprocessing=preprocessing, image_mode=True if args.images else None,

@@ -116,8 +116,7 @@ def _cmd_complete(args: argparse.Namespace) -> int:
     loaded = _load_viz_model(args, "mae")
     model, name = loaded.model, loaded.stem
     preprocessing = _sized_preprocessing(args, loaded.preprocessing, model)
-    precision = _precision_for(args, next(model.parameters()).device)
-    precision.cast_linear_weights(model)  # the model runs only at this precision: cast once, not per call
+    precision = _precision_for(args, next(model.parameters()).device, model=model)
     return _run_on_videos(args, "complete", lambda videos, out_dir, progress: complete_videos(
         model, videos, out_dir, model_name=name, preprocessing=preprocessing, mask_type=args.mask_type,
         mask_ratio=mask_ratio, seed=args.seed, scale_each=args.scale_each, animate=args.animate, labels=args.labels,
@@ -131,8 +130,7 @@ def _cmd_attention(args: argparse.Namespace) -> int:
     loaded = _load_viz_model(args, "vit")
     model, name = loaded.model, loaded.stem
     preprocessing = _sized_preprocessing(args, loaded.preprocessing, model)
-    precision = _precision_for(args, next(model.parameters()).device)
-    precision.cast_linear_weights(model)  # the model runs only at this precision: cast once, not per call
+    precision = _precision_for(args, next(model.parameters()).device, model=model)
     return _run_on_videos(args, "attention", lambda videos, out_dir, progress: attention_videos(
         model, videos, out_dir, model_name=name, preprocessing=preprocessing, heads=args.heads, labels=args.labels,
         precision=precision, progress=progress, full_frame=args.full_frame,
