@@ -7,7 +7,8 @@ Writes a published-format training checkpoint of the `mae_hvm1_none` architectur
 state and an `argparse.Namespace`, ~7.7 GB, with `bench_load.write_published_checkpoint`) into FOLDER (default:
 a new temporary folder under /tmp; skipped with a message when it has less than 10 GB free). Then, on the same
 machine, --repeats times: `hvm1 complete --checkpoint FILE ../shared/videos --out-dir TMP` in a fresh process
-(through `hvm1.cli.main`, with `VideoMAE.forward` wrapped in a timer), measuring
+(through `hvm1.cli.console`, the `hvm1` command's entry point, with `VideoMAE.forward` wrapped in a timer),
+measuring
 - the whole command's wall time, start to exit (imports, lazy loading, decoding, the forward passes, the
   JPEG files), and
 - the wall time of the model's forward passes inside that same run (the first one also pages in the
@@ -15,6 +16,12 @@ machine, --repeats times: `hvm1 complete --checkpoint FILE ../shared/videos --ou
 Both come from one run, so on a shared machine other work stretches them alike; the best ratio counts. Each of
 --precisions (`hvm1 complete --precision P`) is measured this way, the precisions taking turns.
 The file is deleted at the end unless --keep.
+
+--breakdown also times, in each run, where the rest of the wall time goes: the process's start-up (Python and
+its imports, up to the command's `main`), each library step the command calls (reading the checkpoint, building
+and loading the model, casting its weights, waiting for a decoded video, the pictures) on the main thread and
+in background threads, and the process's exit after `main` returns; and, apart, a fresh process that only
+imports torch and `hvm1.cli` and exits as `hvm1` does: the start-up and exit no command can go below.
 """
 
 from __future__ import annotations
@@ -22,10 +29,13 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -37,31 +47,162 @@ from forward_timer import time_forwards  # noqa: E402
 VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "videos"
 
 
-def child(path: Path, out_dir: Path, device: str, precision: str) -> None:
-    """In a fresh process: run `hvm1 complete` through its `main`, timing every MAE forward pass it makes, and
-    print the forward seconds as the last line (JSON)."""
-    from hvm1.cli import main as hvm1_main
+# What --breakdown times inside `hvm1 complete`: (module, attribute, label), the attribute a function or method
+# that the command reaches through that module (looked up when called), the label what the table calls it.
+STEPS = (
+    ("hvm1.zoo", "load_for_inputs", "load the model (read, build, assign)"),
+    ("hvm1.checkpoint", "read_checkpoint", "  of which: read the checkpoint's pickle"),  # from load_checkpoint
+    ("hvm1.zoo", "read_checkpoint", "  of which: read the checkpoint's pickle"),  # from preprocessing_for
+    ("hvm1.devices", "Precision.cast_linear_weights", "cast the linear weights"),
+    ("hvm1.viz.runs", "_prefetched", "wait for a decoded video"),
+    ("hvm1.data", "VideoPreset.load", "decode + preprocess a video"),
+    ("hvm1.viz.runs", "complete_clip", "complete_clip (forward included)"),
+    ("hvm1.viz.runs", "completion_grid", "picture: grid"),
+    ("hvm1.viz.runs", "completion_labels", "picture: labels"),
+    ("hvm1.viz.runs", "save_jpeg", "picture: JPEG file"),
+)
+
+
+def _time_calls(owner: object, attribute: str, label: str, totals: dict[str, float]) -> None:
+    """Wrap `owner.attribute` (a function, or a generator function: then the time spent in each `next`) so its
+    seconds add to `totals[label + thread]`, thread ' (main)' or ' (background)' by the thread that called it."""
+    original = getattr(owner, attribute)
+
+    def add(start: float) -> None:
+        where = " (main)" if threading.current_thread() is threading.main_thread() else " (background)"
+        totals[label + where] = totals.get(label + where, 0.0) + time.perf_counter() - start
+
+    def timed(*args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            add(start)
+
+    def timed_generator(*args, **kwargs) -> Iterator:
+        items = original(*args, **kwargs)
+        while True:
+            start = time.perf_counter()
+            try:
+                item = next(items)
+            except StopIteration:
+                return
+            finally:
+                add(start)
+            yield item
+
+    import inspect
+
+    setattr(owner, attribute, timed_generator if inspect.isgeneratorfunction(original) else timed)
+
+
+def _instrument(totals: dict[str, float]) -> None:
+    import importlib
+
+    for module_name, attribute, label in STEPS:
+        owner: object = importlib.import_module(module_name)
+        *classes, name = attribute.split(".")
+        for class_name in classes:
+            owner = getattr(owner, class_name)
+        _time_calls(owner, name, label, totals)
+
+
+def child(path: Path, out_dir: Path, device: str, precision: str, breakdown: bool) -> None:
+    """In a fresh process: run `hvm1 complete` through its entry point, timing every MAE forward pass it makes (and
+    with `breakdown` the `STEPS`), and print the seconds as the last line (JSON)."""
+    entered = time.time()
+    from hvm1.cli import console
     from hvm1.models import VideoMAE
 
     seconds = time_forwards(VideoMAE)
-    status = hvm1_main(["complete", "--checkpoint", str(path), str(VIDEOS), "--out-dir", str(out_dir),
-                        "--device", device, "--precision", precision])
-    print(json.dumps({"status": status, "forward": seconds, "pictures": len(list(out_dir.iterdir()))}))
+    steps: dict[str, float] = {}
+    if breakdown:
+        _instrument(steps)
+    sys.argv = ["hvm1", "complete", "--checkpoint", str(path), str(VIDEOS), "--out-dir", str(out_dir),
+                "--device", device, "--precision", precision]
+    status = console()
+    print(json.dumps({"status": status, "forward": seconds, "pictures": len(list(out_dir.iterdir())),
+                      "entered": entered, "returned": time.time(), "steps": steps}))
 
 
-def run_command(path: Path, device: str, precision: str) -> dict:
+def run_command(path: Path, device: str, precision: str, breakdown: bool = False) -> dict:
     """One `hvm1 complete` run in a fresh process: its wall time, start to exit, and its forward passes' times."""
     with tempfile.TemporaryDirectory(prefix="hvm1-bench-complete-out-") as out_dir:
         command = [sys.executable, __file__, "--child", str(path), out_dir, device, precision]
+        command += ["--breakdown"] if breakdown else []
+        spawned = time.time()
         start = time.perf_counter()
         result = subprocess.run(command, capture_output=True, text=True, check=False)
         wall = time.perf_counter() - start
+        exited = time.time()
     if result.returncode:
         raise SystemExit(f"hvm1 complete failed:\n{result.stderr}")
     report = json.loads(result.stdout.strip().splitlines()[-1])
     if report["status"]:
         raise SystemExit(f"hvm1 complete exited with {report['status']}:\n{result.stderr}")
-    return {"wall": wall, "precision": precision, **report}
+    return {"wall": wall, "precision": precision, "start-up": report["entered"] - spawned,
+            "exit": exited - report["returned"], **report}
+
+
+# A process that imports what `hvm1 complete` cannot do without and exits as the command does.
+BARE = ("import time\nimport torch\nimport hvm1.cli\nprint(time.time(), flush=True)\nhvm1.cli.leave_quickly()")
+
+
+def bare_process_seconds(repeats: int = 5) -> tuple[float, float]:
+    """Medians over `repeats` fresh processes of `BARE`: seconds from spawn to torch and `hvm1.cli` imported,
+    and from then to the process's exit."""
+    start_ups, exits = [], []
+    for _ in range(repeats):
+        spawned = time.time()
+        result = subprocess.run([sys.executable, "-c", BARE], check=True, capture_output=True, text=True)
+        exited = time.time()
+        imported = float(result.stdout.split()[0])
+        start_ups.append(imported - spawned)
+        exits.append(exited - imported)
+    return statistics.median(start_ups), statistics.median(exits)
+
+
+def print_breakdown(runs: list[dict]) -> None:
+    """Each run's wall time split into start-up, the timed steps, the forward passes and the rest."""
+    labels = ["process start-up (python, imports before main)"]
+    labels += [label + where for label in dict.fromkeys(label for _, _, label in STEPS)
+               for where in (" (main)", " (background)") if any(label + where in run["steps"] for run in runs)]
+    labels += ["forward passes (main)", "rest of main (main)", "process exit after main", "whole command"]
+    columns = [f"{index} {run['precision']}" for index, run in enumerate(runs, start=1)]
+    print(f"{'breakdown, seconds':<58}" + "".join(f"{column:>10}" for column in columns))
+    for label in labels:
+        values = []
+        for run in runs:
+            main_steps = [seconds for name, seconds in run["steps"].items()
+                          if name.endswith("(main)") and not name.startswith(("  ", "complete_clip"))]
+            clip = run["steps"].get("complete_clip (forward included) (main)", 0.0)
+            main_total = run["returned"] - run["entered"]
+            value = {
+                "process start-up (python, imports before main)": run["start-up"],
+                "forward passes (main)": sum(run["forward"]),
+                "rest of main (main)": main_total - sum(main_steps) - clip,
+                "process exit after main": run["exit"],
+                "whole command": run["wall"],
+            }.get(label)
+            if label.startswith("complete_clip"):
+                label_shown = "complete_clip besides the forward (main)"
+                value = clip - sum(run["forward"])
+            else:
+                label_shown = label
+            values.append(run["steps"].get(label, 0.0) if value is None else value)
+        print(f"{label_shown:<58}" + "".join(f"{value:>10.3f}" for value in values))
+    print("(main): on the command's main thread, in its wall time; (background): in a background thread, "
+          "overlapping the main thread's work")
+    start_up, exit_seconds = bare_process_seconds()
+    print(f"floor: a process that imports torch and hvm1.cli and exits as hvm1 does (median of 5): start-up "
+          f"{start_up:.3f} s, exit {exit_seconds:.3f} s")
+    for precision in dict.fromkeys(run["precision"] for run in runs):
+        forward = min(sum(run["forward"]) for run in runs if run["precision"] == precision)
+        print(f"{precision}: with that alone on top of {forward:.2f} s of forward passes, the ratio could be no "
+              f"lower than {(forward + start_up + exit_seconds) / forward:.2f}x; without the process's start-up "
+              f"and exit, the runs above are "
+              + ", ".join(f"{(run['wall'] - run['start-up'] - run['exit']) / sum(run['forward']):.2f}x"
+                          for run in runs if run["precision"] == precision))
 
 
 def main() -> int:
@@ -71,10 +212,12 @@ def main() -> int:
     parser.add_argument("--device", default="auto", help="the device of both runs (default auto)")
     parser.add_argument("--repeats", type=int, default=2, help="runs of the command (default 2)")
     parser.add_argument("--precisions", default="fp32,bf16", help="comma-separated --precision values (default fp32,bf16)")
+    parser.add_argument("--breakdown", action="store_true",
+                        help="also time start-up, each step of the command, and exit (see above)")
     parser.add_argument("--child", nargs=4, metavar=("PATH", "OUT", "DEVICE", "PRECISION"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(Path(args.child[0]), Path(args.child[1]), args.child[2], args.child[3])
+        child(Path(args.child[0]), Path(args.child[1]), args.child[2], args.child[3], args.breakdown)
         return 0
     if not SHAPES.is_file() or not VIDEOS.is_dir():
         print(f"skipped: {SHAPES} or {VIDEOS} not found (../shared beside the checkout)")
@@ -95,7 +238,8 @@ def main() -> int:
             write_published_checkpoint(path, json.loads(SHAPES.read_text())[ARCHITECTURE])
             print(f"wrote {path}: {path.stat().st_size / GB:.2f} GB ({time.perf_counter() - start:.0f} s)")
         precisions = args.precisions.split(",")
-        runs = [run_command(path, args.device, precision) for _ in range(args.repeats) for precision in precisions]
+        runs = [run_command(path, args.device, precision, args.breakdown)
+                for _ in range(args.repeats) for precision in precisions]
     finally:
         if not args.keep:
             path.unlink(missing_ok=True)
@@ -113,6 +257,8 @@ def main() -> int:
               f"{torch.get_num_threads()} CPU threads: hvm1 complete takes {best['wall'] / sum(best['forward']):.2f}x "
               f"the time of its model's forward passes (best of {args.repeats} runs), start-up, loading, decoding "
               f"and writing included")
+    if args.breakdown:
+        print_breakdown(runs)
     return 0
 
 

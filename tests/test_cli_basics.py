@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from hvm1.cli import COMMAND_GROUPS, INTERRUPTED, _build_parser, main
+from hvm1.cli import COMMAND_GROUPS, INTERRUPTED, _build_parser, console, main
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
@@ -58,6 +58,23 @@ def test_version(capsys):
     with pytest.raises(SystemExit) as stop:
         main(["--version"])
     assert stop.value.code == 0 and capsys.readouterr().out.strip() == f"hvm1 {__version__}"
+
+
+def test_the_console_command_returns_mains_status_with_the_live_objects_frozen(monkeypatch, capsys):
+    import gc
+
+    monkeypatch.setattr(sys, "argv", ["hvm1", "list"])
+    try:
+        assert console() == 0
+        assert gc.get_freeze_count() > 0  # shutdown's collections skip them
+    finally:
+        gc.unfreeze()
+    assert "mae_hvm1_none" in capsys.readouterr().out
+    monkeypatch.setattr(sys, "argv", ["hvm1", "info", "no_such_model"])
+    try:
+        assert console() == main(["info", "no_such_model"]) == 1
+    finally:
+        gc.unfreeze()
 
 
 def test_every_command_takes_the_same_device_choices():

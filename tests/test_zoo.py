@@ -228,3 +228,20 @@ def test_load_for_inputs_fails_before_any_download_and_names_what_it_loaded(monk
     loaded = zoo.load_for_inputs(path, num_heads=4, before_download=told.append)
     assert (loaded.source, loaded.stem, told) == (str(path.resolve()), "tiny_vit", [])
     assert loaded.preprocessing == zoo.preprocessing_for(path, loaded.model)
+
+
+def test_load_for_inputs_unpickles_a_file_once_for_its_weights_and_preprocessing(monkeypatch, tmp_path):
+    from hvm1 import checkpoint
+
+    path = tmp_path / "tiny_mae.pth"
+    path.write_bytes((REFERENCE / "tiny" / "mae_checkpoint.pth").read_bytes())
+    expected_model = zoo.load_model(path, num_heads=4, decoder_num_heads=4)
+    expected_pre = zoo.preprocessing_for(path, expected_model)
+    reads: list[Path] = []
+    unpickle = checkpoint._load_pickled
+    monkeypatch.setattr(checkpoint, "_load_pickled", lambda file, mmap: reads.append(file) or unpickle(file, mmap))
+    loaded = zoo.load_for_inputs(path, num_heads=4, decoder_num_heads=4)
+    assert reads == [path]
+    assert loaded.preprocessing == expected_pre and loaded.model.config == expected_model.config
+    for (key, value), expected in zip(loaded.model.state_dict().items(), expected_model.state_dict().values()):
+        assert torch.equal(value, expected), key

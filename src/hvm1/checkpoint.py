@@ -481,7 +481,7 @@ def _as_dtype(dtype: torch.dtype | str | None) -> torch.dtype:
 
 
 def load_checkpoint(
-    path: str | os.PathLike,
+    path: str | os.PathLike | CheckpointContents,
     *,
     pretrained: bool = True,
     model_type: str | None = None,
@@ -495,6 +495,8 @@ def load_checkpoint(
 ) -> VideoViT | VideoMAE:
     """Build the model a checkpoint file describes and load its weights; see `hvm1.load_model`.
 
+    `path` may also be the file's `read_checkpoint` contents, for a caller that reads the file's other
+    contents too (its preprocessing) and should not unpickle it twice.
     `config`, when given, fixes the architecture (a zoo entry); the file's tensors must then fit it exactly,
     up to the key rules. `rules` names the opt-in rules to apply (e.g. 'fresh-head'); tensors a rule makes
     are drawn from a generator seeded with `seed`. `report`, a list, gets a line per rule that applied.
@@ -507,7 +509,7 @@ def load_checkpoint(
         raise ValueError("device='meta' builds an empty model: pass pretrained=False with it")
     if unknown := sorted(set(rules) - set(RULE_NAMES)):
         raise ValueError(f"unknown key rule(s) {', '.join(unknown)}; the rules are {', '.join(RULE_NAMES)}")
-    contents = read_checkpoint(path)
+    contents = path if isinstance(path, CheckpointContents) else read_checkpoint(path)
     stored_type = stored_model_type(contents)
     model_type = model_type or stored_type
     if model_type == "mae" and stored_type == "vit":

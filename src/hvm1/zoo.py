@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from .checkpoint import (
+    CheckpointContents,
     CheckpointError,
     _as_dtype,
     check_overrides,
@@ -293,14 +294,7 @@ def preprocessing_for(
 
 def _preprocessing_of(source: str | os.PathLike | ZooEntry | ViTConfig | torch.nn.Module) -> Preprocessing:
     if isinstance(source, (str, os.PathLike)) and Path(source).is_file():
-        contents = read_checkpoint(source)
-        recorded = contents.metadata.get(PREPROCESSING_METADATA_KEY) or contents.args.get(PREPROCESSING_METADATA_KEY)
-        if recorded:
-            return preprocessing_from_json(recorded)
-        shapes = contents.config or shape_config(contents)
-        if not {"img_size", "num_frames"} <= shapes.keys():
-            raise CheckpointError(f"cannot tell the image size and frames of {contents.path} from its tensors")
-        return Preprocessing(img_size=shapes["img_size"], num_frames=shapes["num_frames"])
+        return _recorded_preprocessing(read_checkpoint(source))
     if isinstance(source, (str, os.PathLike)):
         source = get_model_entry(str(source))
     if isinstance(source, ZooEntry):
@@ -311,6 +305,16 @@ def _preprocessing_of(source: str | os.PathLike | ZooEntry | ViTConfig | torch.n
             f"expected a zoo name, file, ZooEntry, ViTConfig or hvm1 model, got {type(source).__name__}"
         )
     return Preprocessing(img_size=config.img_size, num_frames=config.num_frames)
+
+
+def _recorded_preprocessing(contents: CheckpointContents) -> Preprocessing:
+    recorded = contents.metadata.get(PREPROCESSING_METADATA_KEY) or contents.args.get(PREPROCESSING_METADATA_KEY)
+    if recorded:
+        return preprocessing_from_json(recorded)
+    shapes = contents.config or shape_config(contents)
+    if not {"img_size", "num_frames"} <= shapes.keys():
+        raise CheckpointError(f"cannot tell the image size and frames of {contents.path} from its tensors")
+    return Preprocessing(img_size=shapes["img_size"], num_frames=shapes["num_frames"])
 
 
 def preprocessing_to_json(pre: Preprocessing) -> str:
@@ -468,13 +472,19 @@ def load_for_inputs(
         load_model(entry.name, pretrained=False, device="meta", model_type=model_type, **config_overrides)
         if before_download is not None and (full_download or cached_path(entry.name) is None):
             before_download(entry)
-    model = load_model(name_or_path, model_type=model_type, device=device, full_download=full_download,
-                       **config_overrides)
+    if is_file:  # one read of the file for its weights and its preprocessing (unpickling is not free)
+        contents = read_checkpoint(name_or_path)
+        model = load_checkpoint(contents, model_type=model_type, device=device, **config_overrides)
+        preprocessing = _recorded_preprocessing(contents)
+    else:
+        model = load_model(name_or_path, model_type=model_type, device=device, full_download=full_download,
+                           **config_overrides)
+        preprocessing = _preprocessing_of(name_or_path)
     if img_size and img_size != model.config.img_size:
         raise ValueError(f"{name_or_path} holds a model of {model.config.img_size} px frames, not the {img_size} px asked for")
     source = str(Path(name_or_path).resolve()) if is_file else str(name_or_path)
     stem = file_stem(name_or_path) if is_file else str(name_or_path)
-    return LoadedModel(model, source, stem, preprocessing_for(name_or_path, model))
+    return LoadedModel(model, source, stem, preprocessing.at_size(model.config.img_size, model.config.num_frames))
 
 
 def convert(

@@ -10,6 +10,7 @@ the commands that need them, so `hvm1 -h` starts without importing torch.
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import sys
 from collections.abc import Sequence
@@ -17,7 +18,7 @@ from collections.abc import Sequence
 from . import analyses, demo, eval, segment, train, viz, zoo
 from .common import _check_outputs, _error_message, _interrupted, _kept_on_interrupt, _say_on_interrupt
 
-__all__ = ["main"]
+__all__ = ["console", "main"]
 
 # The groups in the order `hvm1 -h` lists them.
 COMMAND_GROUPS = (zoo, train, viz, eval, analyses, demo, segment)
@@ -112,3 +113,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"hvm1 {args.command}: interrupted; {_kept_on_interrupt(args)}", file=sys.stderr)
         return INTERRUPTED
+
+
+def leave_quickly() -> None:
+    """Prepare this process to exit fast once its command is done: freeze the objects alive now (`gc.freeze`),
+    so that the interpreter's shutdown does not walk them all again in its last garbage collections.
+
+    With torch imported that walk costs more than the rest of the exit (0.2 s of 0.4 s measured after `hvm1
+    complete` on a 2-core Xeon). Objects are still freed by reference counting and `atexit` handlers still run;
+    only the reference cycles alive at exit are left for the OS to reclaim. For a process about to exit (the
+    `hvm1` command, `python -m hvm1.cli`), not for one that calls `main` and goes on."""
+    gc.freeze()
+
+
+def console() -> int:
+    """The `hvm1` command: `main()` on `sys.argv`, then `leave_quickly()`; returns the exit status."""
+    status = main()
+    leave_quickly()
+    return status
