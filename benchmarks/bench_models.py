@@ -15,8 +15,14 @@ Paths (batch 1, random weights, ViT-H/14, 16 frames of 224 px, as published), ea
 Targets on AVX-512 machines: fp32 >= 90%, 80%, 90%; bf16 >= 75% (ViT forward, completion).
 
 Like the `hvm1` command, the script keeps freed memory for reuse (`hvm1.devices.keep_freed_memory`) and
-runs bf16 with the linear layers' weights cast once (`Precision.cast_linear_weights`); `--default-malloc`
-measures glibc's default instead (run both to compare: the page faults column shows the difference).
+runs bf16 with the linear layers' weights cast and packed once (`Precision.cast_linear_weights`);
+`--default-malloc` measures glibc's default instead (run both to compare: the page faults column shows the
+difference).
+
+The `ceiling` column is the fraction a path could reach with this PyTorch's attention kernel: its attention
+calls (`scaled_dot_product_attention` at the path's shapes, timed alone, in the same precision) as measured,
+and every other matrix product at the roofline with nothing else taking any time. A target above the
+ceiling cannot be met by work outside the attention kernel.
 
 Usage: python benchmarks/bench_models.py [--repeats 3] [--precisions fp32,bf16] [--paths ...] [--default-malloc]
 """
@@ -98,6 +104,38 @@ def mae_flops(cfg: MAEConfig, mask_ratio: float) -> int:
     return total + 2 * (num_patches + 1) * dec * pred
 
 
+def attention_shapes(cfg, mask_ratio: float | None) -> list[tuple[int, int, int, int]]:
+    """(calls, tokens, heads, head dim) of the attention calls of one forward: the ViT's blocks (mask_ratio
+    None) or the MAE encoder's blocks on the kept tokens plus its decoder's on all of them."""
+    if mask_ratio is None:
+        return [(cfg.depth, cfg.num_patches + 1, cfg.num_heads, cfg.embed_dim // cfg.num_heads)]
+    kept = num_kept(cfg.num_patches, mask_ratio)
+    return [(cfg.depth, kept + 1, cfg.num_heads, cfg.embed_dim // cfg.num_heads),
+            (cfg.decoder_depth, cfg.num_patches + 1, cfg.decoder_num_heads,
+             cfg.decoder_embed_dim // cfg.decoder_num_heads)]
+
+
+def attention_seconds(shapes, dtype: torch.dtype, repeats: int = 3) -> float:
+    """Wall time of the attention calls `shapes` (see `attention_shapes`) alone: batch 1, random q, k, v in
+    `dtype`, each shape's median call times its count."""
+    total = 0.0
+    with torch.inference_mode():
+        for calls, tokens, heads, dim in shapes:
+            q, k, v = (torch.randn(1, heads, tokens, dim, dtype=dtype) for _ in range(3))
+            torch.nn.functional.scaled_dot_product_attention(q, k, v)  # warm-up
+            times = []
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                torch.nn.functional.scaled_dot_product_attention(q, k, v)
+                times.append(time.perf_counter() - t0)
+            total += calls * statistics.median(times)
+    return total
+
+
+def attention_flops(shapes) -> int:
+    return sum(calls * 4 * tokens * tokens * heads * dim for calls, tokens, heads, dim in shapes)
+
+
 def random_model(config):
     """A model with small random weights, without the slow published initialisation."""
     model = build_model(config, device="meta").to_empty(device="cpu")
@@ -141,18 +179,19 @@ def main() -> None:
     vit = random_model(vit_cfg)
     mae = random_model(mae_cfg)
     paths = {
-        "vit_forward": (lambda: vit(video), vit_flops(vit_cfg)),
-        "mae_forward_0.9": (lambda: mae(video, mask_ratio=0.9), mae_flops(mae_cfg, 0.9)),
+        "vit_forward": (lambda: vit(video), vit_flops(vit_cfg), attention_shapes(vit_cfg, None)),
+        "mae_forward_0.9": (lambda: mae(video, mask_ratio=0.9), mae_flops(mae_cfg, 0.9),
+                            attention_shapes(mae_cfg, 0.9)),
         "mae_center_0.5": (lambda: mae(video, mask_ratio=0.5, visualize=True, mask_type="center"),
-                           mae_flops(mae_cfg, 0.5)),
+                           mae_flops(mae_cfg, 0.5), attention_shapes(mae_cfg, 0.5)),
     }
     print(f"{'path':<17} {'prec':<5} {'GFLOP':>8} {'time s':>8} {'GFLOP/s':>8} {'roofline':>9} {'fraction':>9} "
-          f"{'target':>7}        faults  (fractions of each run)")
+          f"{'target':>7}        {'ceiling':>7} {'attn s':>7}  faults  (fractions of each run)")
     for precision in precisions:
         for model in (vit, mae):  # as the commands run them: linear weights cast once (a no-op for fp32)
             precision.cast_linear_weights(model)
         for name in args.paths.split(","):
-            fn, flops = paths[name]
+            fn, flops, shapes = paths[name]
             timed(fn, precision)  # warm-up at the real shapes (first calls allocate and pick kernels)
             seconds, roof, fractions, faults = [], [], [], 0
             for _ in range(args.repeats):
@@ -164,12 +203,16 @@ def main() -> None:
                 fractions.append(flops / seconds[-1] / 1e9 / roof[-1])
             faults /= args.repeats
             fraction = statistics.median(fractions)
+            attention = attention_seconds(shapes, precision.dtype)
+            rest = (flops - attention_flops(shapes)) / 1e9 / statistics.median(roof)
+            ceiling = flops / 1e9 / statistics.median(roof) / (rest + attention)
             target = TARGETS[name][0 if precision.is_float32 else 1]
             verdict = "" if target is None else ("ok" if fraction >= target else "BELOW")
             shown = "-" if target is None else f"{target:.0%}"
             t, r = statistics.median(seconds), statistics.median(roof)
             print(f"{name:<17} {precision.name:<5} {flops / 1e9:8.1f} {t:8.2f} {flops / t / 1e9:8.1f} {r:9.1f} "
-                  f"{fraction:9.1%} {shown:>7}  {verdict:<5} {faults:7.0f}  ({', '.join(f'{f:.0%}' for f in fractions)})",
+                  f"{fraction:9.1%} {shown:>7}  {verdict:<5} {ceiling:7.1%} {attention:7.2f} {faults:7.0f}  "
+                  f"({', '.join(f'{f:.0%}' for f in fractions)})",
                   flush=True)
 
 

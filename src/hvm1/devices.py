@@ -65,15 +65,27 @@ class Precision:
         return torch.autocast(torch.device(device).type, dtype=self.dtype)
 
     def cast_linear_weights(self, model: torch.nn.Module) -> torch.nn.Module:
-        """Cast, in place, the weights and biases of `model`'s `nn.Linear` layers to this precision's dtype and
-        return the model; other parameters (LayerNorms, position embeddings, tokens, the patch projection)
-        stay float32. For a model that will only run inside `autocast`: autocast casts every linear layer's
-        weights at every call (a third of a CPU's bf16 forward time), and these are the same values cast
-        once, so the results are identical while the weights take half the memory. A no-op under fp32."""
-        if not self.is_float32:
-            for module in model.modules():
-                if isinstance(module, torch.nn.Linear):
-                    module.to(self.dtype)
+        """Prepare `model`'s `nn.Linear` layers, in place, for inference at this precision and return the model.
+
+        Under bf16 or fp16 their weights and biases are cast to that dtype once (autocast would cast every
+        linear layer's weights at every call, a third of a CPU's bf16 forward time; these are the same values
+        cast once, so the results are identical while the weights take half the memory); other parameters
+        (LayerNorms, position embeddings, tokens, the patch projection) stay float32. For a model that will
+        only run inside `autocast`.
+
+        Under bf16 on the CPU the weights are also packed once in oneDNN's layout
+        (`hvm1.models.layers.pack_linear_weights`): the same products, bit for bit, 10-25% faster, with the
+        bias and the GELU applied inside the product; the packed copies take as much memory again as the cast
+        weights. float32 is left as it is (its results stay those of the plain layers, bit for bit)."""
+        if self.is_float32:
+            return model
+        for module in model.modules():
+            if isinstance(module, torch.nn.Linear):
+                module.to(self.dtype)
+        if self.dtype == torch.bfloat16:
+            from .models.layers import pack_linear_weights
+
+            pack_linear_weights(model, self.dtype)
         return model
 
     def describe(self) -> str:

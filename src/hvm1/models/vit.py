@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from .configs import ViTConfig
-from .layers import Block, PatchEmbed, init_weights, run_blocks
+from .layers import Block, PatchEmbed, init_weights, linear, run_blocks
 from .positions import sized_pos_embed, token_grid
 
 
@@ -152,7 +152,9 @@ class VideoViT(nn.Module):
     def forward_head(self, features: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         """From `forward_features` output to logits (N, num_classes), or the CLS embedding with `pre_logits`."""
         x = self.head_drop(features[:, 0])
-        return x if pre_logits else self.head(x)
+        if pre_logits:
+            return x
+        return linear(self.head, x) if isinstance(self.head, nn.Linear) else self.head(x)
 
     def forward(self, video: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(video))
