@@ -214,3 +214,32 @@ def test_pictures_from_a_training_checkpoint_are_named_after_the_run(mae_args, t
                  "--mask-type", "center", "--out-dir", str(out)]) == 0
     assert [path.name for path in out.iterdir()] == ["box_pre-last_center.jpg"]
     assert file_stem(Path("weights/my_model.pth")) == "my_model"  # any other file keeps its stem
+
+
+@pytest.mark.parametrize("command", ["complete", "attention"])
+def test_drawing_beside_the_model_writes_the_same_files_in_the_same_order(command, two_videos, tmp_path, monkeypatch):
+    from hvm1.viz import attention_videos, complete_videos, runs
+
+    folder = two_videos[0].parent.parent / "reference" / "tiny"
+    bad = tmp_path / "bad.mp4"
+    bad.write_text("not a video")
+    videos = [two_videos[0], bad, two_videos[1]]
+    if command == "complete":
+        model = hvm1.load_model(folder / "mae_checkpoint.pth", num_heads=4, decoder_num_heads=4)
+        run = complete_videos
+    else:
+        model = hvm1.load_model(folder / "vit_checkpoint.pth", num_heads=4)
+        run = attention_videos
+    outputs = {}
+    for beside in (False, True):
+        monkeypatch.setattr(runs, "_draws_beside", lambda model, beside=beside: beside)
+        done: list[tuple[int, str]] = []
+        out = tmp_path / str(beside)
+        report = run(model, videos, out, model_name="tiny", labels=True,
+                     progress=lambda index, total, video, done=done: done.append((index, video.name)))
+        assert done == [(1, "box.mp4"), (2, "bad.mp4"), (3, "tree.avi")]
+        assert [written.video for written in report.written] == [videos[0], videos[2]]
+        assert [failure.path for failure in report.failures] == [str(bad)]
+        files = [file for written in report.written for file in written.files]
+        outputs[beside] = [(file.relative_to(out), file.read_bytes()) for file in files]
+    assert outputs[True] == outputs[False] and len(outputs[True]) == 2

@@ -1,19 +1,22 @@
 """Pictures for many videos with one loaded model: selection, output names, prefetching, failures.
 
 `complete_videos` and `attention_videos` read each video with the published visualisation preset while the
-model works on the previous one (one background decoding thread), write one picture per video, and report
-what was written and which videos could not be read and why; a bad video never stops the others.
+model works on the previous one (one background decoding thread), draw and write each video's picture (while
+the model works on the next one when it runs off the CPU), and report what was written and which videos could
+not be read and why; a bad video never stops the others.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -25,6 +28,7 @@ from hvm1.zoo import Preprocessing, preprocessing_for
 
 from .attention import HEAD_MODES, attention_grid, attention_labels, attention_maps
 from .completion import (
+    Completion,
     complete_clip,
     completion_fps,
     completion_frames,
@@ -121,8 +125,10 @@ def complete_videos(
     preset = _preset(model, preprocessing, full_frame)
     fps = completion_fps(model, preset.sampling_rate, preset.target_fps)
 
-    def draw(video: Path, clip: torch.Tensor, stem: Path) -> tuple[Path, ...]:
-        completion = complete_clip(model, clip, mask_type, mask_ratio, file_generator(seed, video), precision)
+    def work(video: Path, clip: torch.Tensor) -> Completion:
+        return complete_clip(model, clip, mask_type, mask_ratio, file_generator(seed, video), precision)
+
+    def draw(clip: torch.Tensor, completion: Completion, stem: Path) -> tuple[Path, ...]:
         base = Path(out_dir) / stem.parent / f"{stem.name}_{model_name}_{mask_type}"
         picture = completion_grid(completion, preset.mean, preset.std, scale_each)
         if labels:
@@ -133,7 +139,7 @@ def complete_videos(
             files.append(write_animation(frames, f"{base}.{animate}", fps))
         return tuple(files)
 
-    return _run(videos, preset, Path(out_dir), draw, progress)
+    return _run(videos, preset, Path(out_dir), work, draw, progress, _draws_beside(model))
 
 
 def attention_videos(
@@ -163,15 +169,17 @@ def attention_videos(
         raise ValueError(f"heads must be one of {', '.join(HEAD_MODES)}, got {heads!r}")
     preset = _preset(model, preprocessing, full_frame)
 
-    def draw(video: Path, clip: torch.Tensor, stem: Path) -> tuple[Path, ...]:
-        maps = attention_maps(model, clip, precision)[0]
+    def work(video: Path, clip: torch.Tensor) -> torch.Tensor:
+        return attention_maps(model, clip, precision)[0]
+
+    def draw(clip: torch.Tensor, maps: torch.Tensor, stem: Path) -> tuple[Path, ...]:
         picture = attention_grid(clip, maps, preset.mean, preset.std, heads)
         if labels:
             seconds = model.config.t_patch_size * preset.sampling_rate / preset.target_fps
             picture = attention_labels(picture, clip.shape[-2:], seconds, maps.shape[0] if heads == "each" else None)
         return (save_jpeg(picture, Path(out_dir) / stem.parent / f"{stem.name}_{model_name}_attention.jpg"),)
 
-    return _run(videos, preset, Path(out_dir), draw, progress)
+    return _run(videos, preset, Path(out_dir), work, draw, progress, _draws_beside(model))
 
 
 def _preset(model: VideoViT | VideoMAE, preprocessing: Preprocessing | None, full_frame: bool = False) -> VideoPreset:
@@ -186,24 +194,64 @@ def _preset(model: VideoViT | VideoMAE, preprocessing: Preprocessing | None, ful
     return whole_frame_preset(preset, config.patch_size) if full_frame else preset
 
 
+def _draws_beside(model: torch.nn.Module) -> bool:
+    """Whether pictures are drawn on a background thread while `model` works on the next video: only where the
+    model runs off the CPU. On the CPU its forward pass already keeps every core busy, and drawing beside it
+    slowed the run down (bf16 forwards 2.15 -> 3.05 s for 4 videos on a 2-core Xeon, whole command 4.46 ->
+    5.23 s; `benchmarks/bench_complete.py --breakdown`)."""
+    return next(model.parameters()).device.type != "cpu"
+
+
 def _run(
     videos: Sequence[str | os.PathLike],
     preset: VideoPreset,
     out_dir: Path,
-    draw: Callable[[Path, torch.Tensor, Path], tuple[Path, ...]],
+    work: Callable[[Path, torch.Tensor], Any],
+    draw: Callable[[torch.Tensor, Any, Path], tuple[Path, ...]],
     progress: Progress | None,
+    draw_beside: bool = False,
 ) -> RunReport:
+    """`work(video, clip)` (the model) on this thread for each readable video, in order, then `draw(clip, what
+    work made, stem)` (the picture and its files): here, or with `draw_beside` on one background thread while
+    `work` goes on with the next video. A video counts as done (`report.written`, `progress`) once its files
+    are written, in the order of `videos`; an error of `draw` is raised here either way."""
     paths = [Path(video) for video in videos]
     report = RunReport(out_dir)
     stems = output_stems(paths)
-    for done, (video, stem, (clip, error)) in enumerate(zip(paths, stems, _prefetched(paths, preset)), start=1):
-        if error is not None:
-            report.failures.append(skipped_for(video, error))
-        elif clip is not None:
-            report.written.append(Written(video, draw(video, clip, stem)))
+    # The video before the current one, with its files being written (None: it could not be read).
+    previous: tuple[int, Path, Future[tuple[Path, ...]] | None] | None = None
+
+    def finish(done: int, video: Path, files: Future[tuple[Path, ...]] | None) -> None:
+        if files is not None:
+            report.written.append(Written(video, files.result()))
         if progress is not None:
             progress(done, len(paths), video)
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="hvm1-draw") if draw_beside else _Here() as drawing:
+        for done, (video, stem, (clip, error)) in enumerate(zip(paths, stems, _prefetched(paths, preset)), start=1):
+            files = None
+            if error is not None:
+                report.failures.append(skipped_for(video, error))
+            elif clip is not None:
+                files = drawing.submit(draw, clip, work(video, clip), stem)
+            if previous is not None:
+                finish(*previous)
+            previous = (done, video, files)
+        if previous is not None:
+            finish(*previous)
     return report
+
+
+class _Here(contextlib.AbstractContextManager):
+    """An executor that runs what is submitted at once, on the calling thread (its errors raised at once)."""
+
+    def submit(self, function: Callable[..., Any], *args: Any) -> Future:
+        future: Future = Future()
+        future.set_result(function(*args))
+        return future
+
+    def __exit__(self, *exc_info: object) -> None:
+        return None
 
 
 def _prefetched(
