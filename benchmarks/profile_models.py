@@ -7,13 +7,22 @@ ops by self CPU time with their share of the path, and the share of matrix produ
 and SDPA's flash kernel) against everything else (copies, casts, GELU, LayerNorm, softmax, adds). Runs as
 the commands do: freed memory kept for reuse, bf16 with the linear weights cast once.
 
+`--block` instead times each step of one ViT-H/14 block at 2049 tokens by wall clock (LayerNorms, the input
+cast, q, k, v, attention, proj, the residual adds, fc1, GELU, fc2; median of `--repeats`), with each step's
+matrix-product rate where it has one, and sweeps the attention's head dimension at the same tokens and heads:
+attention time grows linearly with the head dimension, and what it would take at head dimension 0 is the work
+that does not depend on it (the softmax over every query-key score, and the kernel's bookkeeping).
+
 Usage: python benchmarks/profile_models.py [--depth 8] [--top 12] [--paths vit,mae,complete] [--precisions fp32,bf16]
+       python benchmarks/profile_models.py --block [--repeats 10] [--precisions fp32,bf16]
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -21,6 +30,7 @@ from torch.profiler import ProfilerActivity, profile
 
 from hvm1.devices import keep_freed_memory, resolve_precision
 from hvm1.models import get_config
+from hvm1.models.layers import Block, linear, packed_input
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_models import random_model  # noqa: E402
@@ -47,13 +57,90 @@ def profile_path(fn, precision: str, top: int) -> None:
               f"{e.self_cpu_time_total / total:6.1%}")
 
 
+_sdpa = torch.nn.functional.scaled_dot_product_attention
+
+
+def _median_ms(fn, repeats: int) -> float:
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1e3
+
+
+def profile_block(precision: str, repeats: int, tokens: int = 2049) -> None:
+    """Wall time of each step of one ViT-H/14 block (see the module docstring), then the head-dimension sweep."""
+    chosen = resolve_precision(precision, "cpu")
+    cfg = get_config("vit_huge_patch14")
+    dim, heads = cfg.embed_dim, cfg.num_heads
+    block = Block(dim, heads, cfg.mlp_ratio, cfg.qkv_bias, cfg.layer_norm_eps).eval()
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in block.parameters():
+            p.normal_(0.0, 0.02, generator=generator)
+    chosen.cast_linear_weights(block)
+    attn, mlp = block.attn, block.mlp
+    x = torch.randn(1, tokens, dim)
+    with torch.inference_mode(), chosen.autocast("cpu"):
+        h1 = packed_input(attn.q, block.norm1(x))
+        q, k, v = (attn._heads(linear(layer, h1)) for layer in (attn.q, attn.k, attn.v))
+        out = torch.nn.functional.scaled_dot_product_attention(q, k, v, scale=attn.scale)
+        out = out.transpose(1, 2).reshape(1, tokens, dim)
+        proj = linear(attn.proj, out)
+        y = x + proj
+        h2 = block.norm2(y)
+        f1 = linear(mlp.fc1, h2)
+        g = torch.nn.functional.gelu(f1)
+        f2 = linear(mlp.fc2, g)
+        product = 2 * tokens * dim
+        steps = [
+            ("norm1", lambda: block.norm1(x), 0), ("cast to product dtype", lambda: packed_input(attn.q, h2), 0),
+            ("q", lambda: linear(attn.q, h1), product * dim), ("k", lambda: linear(attn.k, h1), product * dim),
+            ("v", lambda: linear(attn.v, h1), product * dim),
+            ("attention (SDPA)", lambda: torch.nn.functional.scaled_dot_product_attention(q, k, v, scale=attn.scale),
+             4 * tokens * tokens * dim),
+            ("proj", lambda: linear(attn.proj, out), product * dim), ("residual add 1", lambda: x + proj, 0),
+            ("norm2", lambda: block.norm2(y), 0), ("fc1", lambda: linear(mlp.fc1, h2), product * 4 * dim),
+            ("GELU", lambda: torch.nn.functional.gelu(f1), 0), ("fc2", lambda: linear(mlp.fc2, g), product * 4 * dim),
+            ("residual add 2", lambda: y + f2, 0),
+        ]
+        whole = _median_ms(lambda: block(x), repeats)
+        times = [(name, _median_ms(fn, repeats), flops) for name, fn, flops in steps]
+        dims = (32, 64, 96, 128)
+        sweep = []
+        for d in dims:
+            qd, kd, vd = (torch.randn(1, heads, tokens, d, dtype=chosen.dtype) for _ in range(3))
+            sweep.append(_median_ms(lambda qd=qd, kd=kd, vd=vd: _sdpa(qd, kd, vd), repeats))
+    print(f"\none ViT-H/14 block, {tokens} tokens, {chosen.describe()}: {whole:.1f} ms the whole block, "
+          f"{sum(t for _, t, _ in times):.1f} ms the steps one by one")
+    for name, ms, flops in times:
+        rate = f"{flops / ms / 1e6:8.0f} GFLOP/s" if flops else ""
+        print(f"    {name:<24} {ms:8.2f} ms {ms / whole:6.1%}  {rate}")
+    slope = statistics.linear_regression(dims, sweep).slope
+    intercept = statistics.linear_regression(dims, sweep).intercept
+    print(f"  attention at {tokens} tokens x {heads} heads by head dimension: "
+          + ", ".join(f"{d}: {ms:.1f} ms" for d, ms in zip(dims, sweep))
+          + f"; fitted {intercept:.1f} ms + {slope:.3f} ms per dimension: {intercept:.1f} ms "
+          f"({intercept / sweep[1]:.0%} of head dimension 64's) does not depend on it")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--depth", type=int, default=8, help="encoder blocks (default 8; ViT-H has 32)")
     parser.add_argument("--top", type=int, default=12, help="ops shown per path")
     parser.add_argument("--paths", default="vit,mae,complete")
     parser.add_argument("--precisions", default="fp32,bf16")
+    parser.add_argument("--block", action="store_true", help="time the steps of one block instead (see above)")
+    parser.add_argument("--repeats", type=int, default=10, help="with --block: timed runs per step (median)")
     args = parser.parse_args()
+    if args.block:
+        keep_freed_memory()
+        print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+        for precision in args.precisions.split(","):
+            profile_block(precision, args.repeats)
+        return
     vit = random_model(get_config("vit_huge_patch14", depth=args.depth))
     mae = random_model(get_config("mae_vit_huge_patch14", depth=args.depth))
     video = torch.randn(1, 3, 16, 224, 224)
