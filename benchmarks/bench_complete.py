@@ -49,46 +49,59 @@ VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "videos"
 
 # What --breakdown times inside `hvm1 complete`: (module, attribute, label), the attribute a function or method
 # that the command reaches through that module (looked up when called), the label what the table calls it.
+# Each step's seconds leave out the steps timed inside it (reading the pickle inside loading the model).
 STEPS = (
-    ("hvm1.zoo", "load_for_inputs", "load the model (read, build, assign)"),
-    ("hvm1.checkpoint", "read_checkpoint", "  of which: read the checkpoint's pickle"),  # from load_checkpoint
-    ("hvm1.zoo", "read_checkpoint", "  of which: read the checkpoint's pickle"),  # from preprocessing_for
-    ("hvm1.devices", "Precision.cast_linear_weights", "cast the linear weights"),
+    ("hvm1.zoo", "load_for_inputs", "load the model: build, assign"),
+    ("hvm1.checkpoint", "read_checkpoint", "load the model: read the checkpoint's pickle"),  # from load_checkpoint
+    ("hvm1.zoo", "read_checkpoint", "load the model: read the checkpoint's pickle"),  # from preprocessing_for
+    ("hvm1.devices", "Precision.cast_linear_weights", "cast (and pack) the linear weights"),
     ("hvm1.viz.runs", "_prefetched", "wait for a decoded video"),
     ("hvm1.data", "VideoPreset.load", "decode + preprocess a video"),
-    ("hvm1.viz.runs", "complete_clip", "complete_clip (forward included)"),
+    ("hvm1.viz.runs", "complete_clip", "complete_clip besides the forward"),
     ("hvm1.viz.runs", "completion_grid", "picture: grid"),
     ("hvm1.viz.runs", "completion_labels", "picture: labels"),
     ("hvm1.viz.runs", "save_jpeg", "picture: JPEG file"),
 )
+_NESTED = threading.local()  # per thread: the seconds of timed steps inside the step now running, a stack
 
 
 def _time_calls(owner: object, attribute: str, label: str, totals: dict[str, float]) -> None:
     """Wrap `owner.attribute` (a function, or a generator function: then the time spent in each `next`) so its
-    seconds add to `totals[label + thread]`, thread ' (main)' or ' (background)' by the thread that called it."""
+    seconds, less those of the steps timed inside it, add to `totals[label + thread]`, thread ' (main)' or
+    ' (background)' by the thread that called it."""
     original = getattr(owner, attribute)
 
-    def add(start: float) -> None:
+    def enter() -> float:
+        if not hasattr(_NESTED, "stack"):
+            _NESTED.stack = []
+        _NESTED.stack.append(0.0)
+        return time.perf_counter()
+
+    def leave(start: float) -> None:
+        seconds = time.perf_counter() - start
+        inside = _NESTED.stack.pop()
+        if _NESTED.stack:
+            _NESTED.stack[-1] += seconds
         where = " (main)" if threading.current_thread() is threading.main_thread() else " (background)"
-        totals[label + where] = totals.get(label + where, 0.0) + time.perf_counter() - start
+        totals[label + where] = totals.get(label + where, 0.0) + seconds - inside
 
     def timed(*args, **kwargs):
-        start = time.perf_counter()
+        start = enter()
         try:
             return original(*args, **kwargs)
         finally:
-            add(start)
+            leave(start)
 
     def timed_generator(*args, **kwargs) -> Iterator:
         items = original(*args, **kwargs)
         while True:
-            start = time.perf_counter()
+            start = enter()
             try:
                 item = next(items)
             except StopIteration:
                 return
             finally:
-                add(start)
+                leave(start)
             yield item
 
     import inspect
@@ -170,27 +183,22 @@ def print_breakdown(runs: list[dict]) -> None:
     labels += ["forward passes (main)", "rest of main (main)", "process exit after main", "whole command"]
     columns = [f"{index} {run['precision']}" for index, run in enumerate(runs, start=1)]
     print(f"{'breakdown, seconds':<58}" + "".join(f"{column:>10}" for column in columns))
+    clip_step = "complete_clip besides the forward (main)"
     for label in labels:
         values = []
         for run in runs:
-            main_steps = [seconds for name, seconds in run["steps"].items()
-                          if name.endswith("(main)") and not name.startswith(("  ", "complete_clip"))]
-            clip = run["steps"].get("complete_clip (forward included) (main)", 0.0)
-            main_total = run["returned"] - run["entered"]
+            steps = dict(run["steps"])
+            steps[clip_step] = steps.get(clip_step, 0.0) - sum(run["forward"])  # the forward is timed apart
+            main_steps = sum(seconds for name, seconds in steps.items() if name.endswith("(main)"))
             value = {
                 "process start-up (python, imports before main)": run["start-up"],
                 "forward passes (main)": sum(run["forward"]),
-                "rest of main (main)": main_total - sum(main_steps) - clip,
+                "rest of main (main)": run["returned"] - run["entered"] - main_steps - sum(run["forward"]),
                 "process exit after main": run["exit"],
                 "whole command": run["wall"],
-            }.get(label)
-            if label.startswith("complete_clip"):
-                label_shown = "complete_clip besides the forward (main)"
-                value = clip - sum(run["forward"])
-            else:
-                label_shown = label
-            values.append(run["steps"].get(label, 0.0) if value is None else value)
-        print(f"{label_shown:<58}" + "".join(f"{value:>10.3f}" for value in values))
+            }.get(label, steps.get(label, 0.0))
+            values.append(value)
+        print(f"{label:<58}" + "".join(f"{value:>10.3f}" for value in values))
     print("(main): on the command's main thread, in its wall time; (background): in a background thread, "
           "overlapping the main thread's work")
     start_up, exit_seconds = bare_process_seconds()
