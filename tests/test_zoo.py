@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import hvm1
-from hvm1 import zoo
+from hvm1 import hub, zoo
 from hvm1.cli import main
 from hvm1.cli.common import _parse_set
 from reference_data import REFERENCE
@@ -214,7 +214,7 @@ def test_a_training_checkpoint_records_its_preprocessing_and_other_sizes_get_the
 
 def test_load_for_inputs_fails_before_any_download_and_names_what_it_loaded(monkeypatch, tmp_path):
     fetched: list = []
-    monkeypatch.setattr(zoo, "fetch_weights", lambda *args, **kwargs: fetched.append(args))
+    monkeypatch.setattr(hub, "fetch_weights", lambda *args, **kwargs: fetched.append(args))
     told: list = []
     with pytest.raises(ValueError, match="takes 224 px frames, not the 448 px asked for"):
         zoo.load_for_inputs("mae_hvm1_none", img_size=448, before_download=told.append)

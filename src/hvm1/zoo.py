@@ -29,7 +29,6 @@ from .checkpoint import (
     save_safetensors,
     shape_config,
 )
-from .hub import cached_weights, fetch_weights
 from .models import MAEConfig, VideoMAE, VideoViT, ViTConfig, build_model, get_config
 
 if TYPE_CHECKING:  # the data layer is imported when a preset is built, not with hvm1
@@ -335,6 +334,8 @@ def cached_path(
 ) -> Path | None:
     """The cached file zoo model `name` loads from (the whole file, or the weights-only one a first load
     fetched; `hub.is_weights_only` tells which), or None. Checked without network."""
+    from .hub import cached_weights  # huggingface_hub (0.1 s to import) only where the hub is asked
+
     entry = get_model_entry(name)
     return cached_weights(entry.repo_id, entry.filename, revision=revision, cache_dir=cache_dir)
 
@@ -412,6 +413,8 @@ def load_model(
         return build_model(config, device=device).to(_as_dtype(dtype)).eval()
     if torch.device(device or "cpu").type == "meta":
         raise ValueError("device='meta' builds an empty model: pass pretrained=False with it")
+    from .hub import fetch_weights  # huggingface_hub (0.1 s to import) only where the hub is asked
+
     path = fetch_weights(
         entry.repo_id, entry.filename, revision=revision, cache_dir=cache_dir, description=f"model {name!r}",
         load_hint=f"hvm1.load_model('/path/to/{entry.filename}', model_type={model_type!r})",

@@ -243,3 +243,16 @@ def test_drawing_beside_the_model_writes_the_same_files_in_the_same_order(comman
         files = [file for written in report.written for file in written.files]
         outputs[beside] = [(file.relative_to(out), file.read_bytes()) for file in files]
     assert outputs[True] == outputs[False] and len(outputs[True]) == 2
+
+
+def test_complete_from_a_file_imports_nothing_it_does_not_use(mae_args, two_videos, tmp_path):
+    import subprocess
+    import sys
+
+    # huggingface_hub takes 0.1 s to import and serves only zoo names; the others serve other commands.
+    code = (f"import sys\nfrom hvm1.cli import main\nstatus = main({['complete', *mae_args, str(two_videos[0]), '--out-dir', str(tmp_path)]!r})\n"
+            "print(status, sorted({name.split('.')[0] for name in sys.modules} & "
+            "{'huggingface_hub', 'matplotlib', 'gradio', 'pandas', 'scipy', 'sklearn'}))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split("\n")[-2] == "0 []", result.stdout
