@@ -179,3 +179,16 @@ def test_mixed_targets_hold_each_clip_in_the_share_its_pixels_have(mixup, cutmix
         assert 0 < share < 1, f"clip {i} was not mixed"
         assert soft[i, i].item() == pytest.approx(share, abs=1e-6)
         assert soft[i, 3 - i].item() == pytest.approx(1 - share, abs=1e-6)
+
+
+def test_data_workers_give_the_in_process_run(two_classes, tmp_path):
+    # Training and validation loaders with a spawned, persistent worker: the same losses and validation as
+    # reading in this process, epoch after epoch.
+    runs = {}
+    for workers in (0, 1):
+        config = tiny_config(tmp_path / f"run{workers}", epochs=2, num_workers=workers, precision="fp32")
+        result = finetune(two_classes, two_classes, config, train_preset=FIXED, val_preset=FIXED)
+        evals = read_metrics(tmp_path / f"run{workers}", kind="eval")
+        runs[workers] = (result.losses, [(r["loss"], r["top1"], r["clips"]) for r in evals])
+    assert len(runs[0][0]) == 4 and len(runs[0][1]) == 2
+    assert runs[1] == runs[0]

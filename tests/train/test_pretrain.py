@@ -170,3 +170,19 @@ def test_learning_rate_warms_up_then_stays_or_follows_a_half_cosine():
     assert learning_rate(cosine, 0, 10) == pytest.approx(1e-3)
     assert learning_rate(cosine, 5, 10) == pytest.approx((1e-3 + 1e-5) / 2)
     assert learning_rate(cosine, 10, 10) == pytest.approx(1e-5)
+
+
+def test_data_workers_give_the_in_process_losses_over_epochs(small_videos, tmp_path):
+    # Workers are started once per run (persistent) and, on the CPU, spawned rather than forked: every epoch's
+    # draws must still reach them through the sampler's (epoch, index) keys.
+    from hvm1.train.loop import worker_options
+
+    assert worker_options(2, torch.device("cpu")) == {
+        "num_workers": 2, "persistent_workers": True, "multiprocessing_context": "spawn"}
+    assert worker_options(0, torch.device("cpu")) == {"num_workers": 0}
+    runs = {}
+    for workers in (0, 1):
+        config = tiny_pretrain_config(tmp_path / f"run{workers}", epochs=3, num_workers=workers, precision="fp32")
+        runs[workers] = pretrain(small_videos[:4], config).losses
+    assert len(runs[0]) == 6 and runs[1] == runs[0]
+    assert len(set(runs[0])) == 6  # each epoch drew new clips

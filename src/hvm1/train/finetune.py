@@ -46,7 +46,7 @@ from hvm1.zoo import (
 )
 
 from .config import TrainConfig, config_args, setting
-from .loop import Task, TrainResult, run_task
+from .loop import Task, TrainResult, run_task, worker_options
 from .optim import finetuning_param_groups
 from .source import load_source_model
 
@@ -274,8 +274,8 @@ def _collate_counted(items):
 
 
 def _evaluator(val_set: ClipDataset, cfg: ViTConfig, config: FinetuneConfig, context: DistributedContext):
-    loader = DataLoader(_Shard(val_set, context), batch_size=config.eval_batch_size,
-                        num_workers=config.num_workers, collate_fn=_collate_counted)
+    loader = DataLoader(_Shard(val_set, context), batch_size=config.eval_batch_size, collate_fn=_collate_counted,
+                        **worker_options(config.num_workers, context.device))
     top_k = min(5, cfg.num_classes)
 
     def evaluate(model: nn.Module) -> dict[str, float]:
