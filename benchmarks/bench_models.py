@@ -15,7 +15,7 @@ Paths (batch 1, random weights, ViT-H/14, 16 frames of 224 px, as published), ea
 Targets on AVX-512 machines: fp32 >= 90%, 80%, 90%; bf16 >= 75% (ViT forward, completion).
 
 Like the `hvm1` command, the script keeps freed memory for reuse (`hvm1.devices.keep_freed_memory`) and
-runs bf16 with the linear layers' weights cast and packed once (`Precision.cast_linear_weights`);
+runs bf16 with the linear layers' weights prepared once, packed in oneDNN's layout (`Precision.cast_linear_weights`);
 `--default-malloc` measures glibc's default instead (run both to compare: the page faults column shows the
 difference).
 
@@ -188,7 +188,7 @@ def main() -> None:
     print(f"{'path':<17} {'prec':<5} {'GFLOP':>8} {'time s':>8} {'GFLOP/s':>8} {'roofline':>9} {'fraction':>9} "
           f"{'target':>7}        {'ceiling':>7} {'attn s':>7}  faults  (fractions of each run)")
     for precision in precisions:
-        for model in (vit, mae):  # as the commands run them: linear weights cast once (a no-op for fp32)
+        for model in (vit, mae):  # as the commands run them: linear weights prepared once (a no-op for fp32)
             precision.cast_linear_weights(model)
         for name in args.paths.split(","):
             fn, flops, shapes = paths[name]

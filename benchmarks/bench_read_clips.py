@@ -7,7 +7,7 @@ In one process, on the videos of ../shared/videos:
   read_clips       the same pretraining clips read with `VideoPreset.load_clips` (the file opened once for all
                    of a video's clips), turns taken with the per-clip reads so that the machine's load falls
                    on both; identical clips (checked)
-  forward          ViT-H/14 clips/s at 16 x 224 px in bf16 autocast with the linear weights cast once, as
+  forward          ViT-H/14 clips/s at 16 x 224 px in bf16 autocast with the linear weights packed once, as
                    `hvm1 embed` runs on a CPU with bf16 units (skip with --no-forward); decoding keeps up with
                    the model where decode clips/s x decoding processes >= forward clips/s
 

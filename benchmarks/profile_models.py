@@ -5,7 +5,7 @@ frames of 224 px, random weights). `--depth` cuts the encoder to fewer blocks (e
 so the shares per op hold for the full 32; the MAE decoder keeps its 4). Prints, per path and precision, the
 ops by self CPU time with their share of the path, and the share of matrix products (mm/addmm/bmm/linear
 and SDPA's flash kernel) against everything else (copies, casts, GELU, LayerNorm, softmax, adds). Runs as
-the commands do: freed memory kept for reuse, bf16 with the linear weights cast once.
+the commands do: freed memory kept for reuse, bf16 with the linear weights packed once (`Precision.cast_linear_weights`).
 
 `--block` instead times each step of one ViT-H/14 block at 2049 tokens by wall clock (LayerNorms, the input
 cast, q, k, v, attention, proj, the residual adds, fc1, GELU, fc2; median of `--repeats`), with each step's
@@ -153,7 +153,7 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; encoder depth {args.depth}; freed memory "
           f"{'reused' if reuse else 'returned to the OS'}")
     for precision in args.precisions.split(","):
-        for model in (vit, mae):  # as the commands run them: linear weights cast once (a no-op for fp32)
+        for model in (vit, mae):  # as the commands run them: linear weights prepared once (a no-op for fp32)
             resolve_precision(precision, "cpu").cast_linear_weights(model)
         for key in args.paths.split(","):
             label, fn = paths[key]

@@ -220,7 +220,7 @@ def _add_precision_arg(parser: argparse.ArgumentParser, *, deprecated_dtype: boo
 def _precision_for(args: argparse.Namespace, device, name: str | None = None, say: bool = True, model=None):
     """Resolve the command's `--precision` on `device` and (with `say`) say on stderr what was chosen and why.
 
-    With `model`, a model the command runs only at this precision, its linear weights are cast once here
+    With `model`, a model the command runs only at this precision, its linear weights are prepared once here
     rather than by autocast at every call."""
     import sys
 
