@@ -24,7 +24,11 @@ calls (`scaled_dot_product_attention` at the path's shapes, timed alone, in the 
 and every other matrix product at the roofline with nothing else taking any time. A target above the
 ceiling cannot be met by work outside the attention kernel.
 
+`--pack-fp32` also packs the float32 linear weights (`hvm1.models.layers.pack_linear_weights(model,
+torch.float32)`, which the commands do not do: see the README's "Performance").
+
 Usage: python benchmarks/bench_models.py [--repeats 3] [--precisions fp32,bf16] [--paths ...] [--default-malloc]
+       [--pack-fp32]
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ import torch
 
 from hvm1.devices import cpu_bf16_units, keep_freed_memory, resolve_precision
 from hvm1.models import MAEConfig, build_model, get_config
+from hvm1.models.layers import pack_linear_weights
 from hvm1.models.masking import num_kept
 
 CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16", "amx_fp16")
@@ -162,6 +167,7 @@ def main() -> None:
     parser.add_argument("--paths", default=",".join(TARGETS), help="comma-separated, of " + ", ".join(TARGETS))
     parser.add_argument("--default-malloc", action="store_true",
                         help="leave glibc returning freed memory to the OS (the `hvm1` command keeps it for reuse)")
+    parser.add_argument("--pack-fp32", action="store_true", help="pack the float32 linear weights too")
     args = parser.parse_args()
     reuse = False if args.default_malloc else keep_freed_memory()
 
@@ -190,6 +196,8 @@ def main() -> None:
     for precision in precisions:
         for model in (vit, mae):  # as the commands run them: linear weights prepared once (a no-op for fp32)
             precision.cast_linear_weights(model)
+            if precision.is_float32 and args.pack_fp32:
+                pack_linear_weights(model, torch.float32)
         for name in args.paths.split(","):
             fn, flops, shapes = paths[name]
             timed(fn, precision)  # warm-up at the real shapes (first calls allocate and pick kernels)

@@ -102,3 +102,22 @@ def test_bf16_inference_gives_autocast_results_bit_for_bit_and_the_state_dict_is
     assert list(state) == list(keys)
     assert all(state[k].shape == shape for k, (shape, _) in keys.items())
     assert all(not v.is_mkldnn for v in state.values())
+
+
+def test_a_prepared_model_copies_and_saves_without_its_packed_copies(tmp_path):
+    import copy
+    import pickle
+
+    layer = _layer()
+    x = torch.randn(3, 16)
+    plain = layer(x)
+    pack_linear_weights(layer, torch.float32)
+    _mark(layer)
+    torch.save(layer, tmp_path / "layer.pt")
+    copies = [copy.deepcopy(layer), pickle.loads(pickle.dumps(layer)),
+              torch.load(tmp_path / "layer.pt", weights_only=False)]
+    with torch.inference_mode():
+        assert (linear(layer, x) - plain).mean() > 99  # the original keeps its (marked) packed copy
+        for other in copies:
+            assert other.__dict__.get("_hvm1_packed") is None
+            assert torch.equal(linear(other, x), plain)

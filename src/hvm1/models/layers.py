@@ -32,6 +32,11 @@ def _version(tensor: torch.Tensor) -> int | None:
     return None if tensor.is_inference() else tensor._version
 
 
+def _dropped() -> None:
+    """What a `PackedWeight` becomes when copied or unpickled: nothing (see `PackedWeight.__reduce__`)."""
+    return None
+
+
 class PackedWeight:
     """One linear layer's weight and bias in `dtype`, the weight in oneDNN's packed layout, plus what it was
     made from: the parameter object, its version counter and storage, to tell when it no longer matches."""
@@ -46,6 +51,11 @@ class PackedWeight:
         self.source = layer.weight
         self.version = _version(layer.weight)
         self.pointer = layer.weight.data_ptr()
+
+    def __reduce__(self):
+        # oneDNN's packed tensors have no storage to copy or save: a copied, pickled or saved model (deepcopy,
+        # torch.save of the module) comes without its packed copies and runs the plain layers until packed again.
+        return _dropped, ()
 
     def fits(self, layer: nn.Linear, x: torch.Tensor) -> bool:
         """Whether this packed weight computes `layer(x)` here: no gradients wanted, a CPU input, the layer's
