@@ -1,6 +1,6 @@
-"""Linear weights packed once for CPU inference (`hvm1.models.layers.pack_linear_weights`): used exactly where
-they give what the plain layer computes, never in training, never after the weight changed, and never in the
-state dict."""
+"""Linear weights packed once for CPU inference (`hvm1.models.layers.pack_linear_weights`): packed at the first
+call they serve, used exactly where they give what the plain layer computes, never in training, made again
+after the weight changed, and never in the state dict."""
 
 import pytest
 import torch
@@ -19,9 +19,11 @@ def _layer(dtype=torch.float32) -> nn.Linear:
 
 
 def _mark(layer: nn.Linear) -> None:
-    """Shift the packed copy's bias (never the parameter's) by 100: an output that moved by 100 came from the
-    packed copy."""
+    """Pack `layer` (one inference call) and shift the packed copy's bias (never the parameter's) by 100: an
+    output that moved by 100 came from the packed copy."""
     packed = layer.__dict__["_hvm1_packed"]
+    with torch.inference_mode():
+        linear(layer, torch.zeros(1, layer.in_features, dtype=packed.dtype))
     packed.bias = packed.bias + 100
 
 
@@ -45,24 +47,35 @@ def test_the_packed_copy_is_used_in_inference_only():
         assert torch.equal(linear(layer, x), plain)
 
 
-def test_a_weight_changed_after_packing_is_not_served_stale():
+def test_packing_happens_at_the_first_call_it_serves():
     layer = _layer()
     x = torch.randn(2, 16)
     pack_linear_weights(layer, torch.float32)
-    _mark(layer)
+    mark = layer.__dict__["_hvm1_packed"]
+    assert mark.weight is None
+    linear(layer, x)  # gradients on: the plain layer, nothing packed
+    assert mark.weight is None
     with torch.no_grad():
-        layer.weight.mul_(2)  # in place: the version counter moves
-        assert torch.equal(linear(layer, x), layer(x))
+        linear(layer, x)
+    assert mark.weight is not None and mark.weight.is_mkldnn
+
+
+def test_a_weight_changed_after_packing_is_packed_again():
+    layer = _layer()
+    x = torch.randn(2, 16)
     pack_linear_weights(layer, torch.float32)
-    _mark(layer)
-    layer.load_state_dict({"weight": torch.zeros(8, 16), "bias": torch.ones(8)})
-    with torch.no_grad():
-        assert torch.equal(linear(layer, x), torch.ones(2, 8))
-    pack_linear_weights(layer, torch.float32)
-    _mark(layer)
-    layer.weight = nn.Parameter(torch.zeros(8, 16))  # a new parameter object
-    with torch.no_grad():
-        assert torch.equal(linear(layer, x), layer.bias.expand(2, 8))
+    changes = [
+        lambda: layer.weight.mul_(2),  # in place: the version counter moves
+        lambda: layer.bias.add_(1),  # the bias alone
+        lambda: layer.load_state_dict({"weight": torch.zeros(8, 16), "bias": torch.ones(8)}),
+        lambda: setattr(layer, "weight", nn.Parameter(torch.full((8, 16), 0.5))),  # a new parameter object
+    ]
+    for change in changes:
+        _mark(layer)
+        with torch.no_grad():
+            change()
+            got, plain = linear(layer, x), layer(x)
+        assert torch.allclose(got, plain, atol=1e-5), "a packed copy of the old parameters was used"
 
 
 def test_the_packed_dtype_must_be_the_one_the_product_runs_in():

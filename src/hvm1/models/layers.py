@@ -16,12 +16,14 @@ from torch.utils.checkpoint import checkpoint
 # oneDNN multiplies by a weight it has reordered into its own blocked layout once ("packed") faster than
 # by the plain (out, in) matrix, which it reorders again at every call: on the AVX-512/AMX Xeon, bf16
 # products at 2049 tokens ran 10-25% faster packed, and float32 ones at 206 tokens (the MAE encoder at mask
-# 0.9) 25-35% faster (benchmarks/bench_models.py measures the whole models). The packed copy lives beside
-# the parameter, never in it, so `state_dict()` keeps the published keys, shapes and values; it is used only
-# where it gives what the plain layer would compute in that precision (no gradients, CPU input, the packed
-# dtype the one the product runs in: the input's, or autocast's) and only while the parameter it was made
-# from is unchanged. Anything else (training, other devices, a weight loaded or stepped after packing) runs
-# the plain `nn.Linear`.
+# 0.9) 25-35% faster (benchmarks/bench_models.py measures the whole models). A layer marked for packing
+# (`pack_linear_weights`) packs its weight at the first call it serves, doing there the cast and the reorder
+# the plain call would have done anyway, so a model run once costs no more than an unpacked one; every later
+# call saves them. The packed copy lives beside the parameter, never in it, so `state_dict()` keeps the
+# published keys, shapes and values. It serves only calls whose result it gives exactly as the plain layer
+# would in that precision (no gradients, CPU input, the packed dtype the one the product runs in: the
+# input's, or autocast's), and it is made again when the weight or bias changed since (in place, by
+# `load_state_dict`, or replaced). Anything else (training, other devices) runs the plain `nn.Linear`.
 
 _PACKED = "_hvm1_packed"
 
@@ -32,42 +34,60 @@ def _version(tensor: torch.Tensor) -> int | None:
     return None if tensor.is_inference() else tensor._version
 
 
+def _stamp(layer: nn.Linear) -> tuple:
+    """What a packed copy must match: the layer's weight and bias objects, versions and storage."""
+    return tuple((p, _version(p), p.data_ptr()) if p is not None else None for p in (layer.weight, layer.bias))
+
+
+def _same(one: tuple | None, other: tuple) -> bool:
+    return one is not None and all(
+        (a is None and b is None) or (a is not None and b is not None and a[0] is b[0] and a[1:] == b[1:])
+        for a, b in zip(one, other)
+    )
+
+
 def _dropped() -> None:
     """What a `PackedWeight` becomes when copied or unpickled: nothing (see `PackedWeight.__reduce__`)."""
     return None
 
 
 class PackedWeight:
-    """One linear layer's weight and bias in `dtype`, the weight in oneDNN's packed layout, plus what it was
-    made from: the parameter object, its version counter and storage, to tell when it no longer matches."""
+    """A linear layer's mark for packed inference in `dtype` and, once it served a call, its weight in
+    oneDNN's packed layout and its bias in `dtype`, with the `_stamp` of the parameters they were made from."""
 
-    __slots__ = ("weight", "bias", "dtype", "source", "version", "pointer")
+    __slots__ = ("dtype", "weight", "bias", "stamp")
 
-    def __init__(self, layer: nn.Linear, dtype: torch.dtype) -> None:
-        weight = layer.weight.detach()
-        self.weight = torch.ops.mkldnn._reorder_linear_weight(weight.to(dtype), None)
-        self.bias = None if layer.bias is None else layer.bias.detach().to(dtype)
+    def __init__(self, dtype: torch.dtype) -> None:
         self.dtype = dtype
-        self.source = layer.weight
-        self.version = _version(layer.weight)
-        self.pointer = layer.weight.data_ptr()
+        self.weight: torch.Tensor | None = None
+        self.bias: torch.Tensor | None = None
+        self.stamp: tuple | None = None
 
     def __reduce__(self):
         # oneDNN's packed tensors have no storage to copy or save: a copied, pickled or saved model (deepcopy,
-        # torch.save of the module) comes without its packed copies and runs the plain layers until packed again.
+        # torch.save of the module) comes without its packed copies and runs the plain layers until marked again.
         return _dropped, ()
 
-    def fits(self, layer: nn.Linear, x: torch.Tensor) -> bool:
-        """Whether this packed weight computes `layer(x)` here: no gradients wanted, a CPU input, the layer's
-        weight the very parameter it was packed from and unchanged since, and the product's dtype (autocast's,
-        else the input's) the packed one."""
+    def serves(self, layer: nn.Linear, x: torch.Tensor) -> bool:
+        """Whether the packed weight computes `layer(x)` here: no gradients wanted, the input and the weight on
+        the CPU, and the product's dtype (autocast's, else the input's) the packed one."""
         if torch.is_grad_enabled() or x.device.type != "cpu" or not x.is_floating_point():
             return False
-        weight = layer.weight
-        if weight is not self.source or _version(weight) != self.version or weight.data_ptr() != self.pointer:
+        if layer.weight.device.type != "cpu":
             return False
         compute = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else x.dtype
         return compute == self.dtype
+
+    def packed(self, layer: nn.Linear) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The packed weight and the bias in `dtype`, made now if not yet or if the parameters changed since."""
+        stamp = _stamp(layer)
+        weight, bias = self.weight, self.bias
+        if weight is None or not _same(self.stamp, stamp):
+            with torch.no_grad():
+                weight = torch.ops.mkldnn._reorder_linear_weight(layer.weight.detach().to(self.dtype), None)
+                bias = None if layer.bias is None else layer.bias.detach().to(self.dtype)
+            self.weight, self.bias, self.stamp = weight, bias, stamp
+        return weight, bias
 
 
 def can_pack_linear_weights(dtype: torch.dtype) -> bool:
@@ -79,44 +99,45 @@ def can_pack_linear_weights(dtype: torch.dtype) -> bool:
 
 
 def pack_linear_weights(model: nn.Module, dtype: torch.dtype) -> int:
-    """Pack the weight of every CPU `nn.Linear` in `model` for inference in `dtype` (see `PackedWeight`) and
-    return how many were packed; 0 where this build cannot (`can_pack_linear_weights`). The parameters are
-    untouched; the packed copies take as much memory again as the linear weights in `dtype`."""
+    """Mark every CPU `nn.Linear` of `model` for packed inference in `dtype` (each packs its weight at the
+    first call it serves, see `PackedWeight`) and return how many were marked; 0 where this build cannot
+    (`can_pack_linear_weights`). The parameters are untouched; the packed copies take as much memory again as
+    the linear weights in `dtype`."""
     if not can_pack_linear_weights(dtype):
         return 0
-    packed = 0
+    marked = 0
     for module in model.modules():
         if isinstance(module, nn.Linear) and module.weight.device.type == "cpu":
-            module.__dict__[_PACKED] = PackedWeight(module, dtype)
-            packed += 1
-    return packed
+            module.__dict__[_PACKED] = PackedWeight(dtype)
+            marked += 1
+    return marked
 
 
 def unpack_linear_weights(model: nn.Module) -> None:
-    """Drop the packed copies `pack_linear_weights` made (their memory is freed)."""
+    """Drop the marks and packed copies `pack_linear_weights` made (their memory is freed)."""
     for module in model.modules():
         module.__dict__.pop(_PACKED, None)
 
 
 def packed_input(layer: nn.Linear, x: torch.Tensor) -> torch.Tensor:
-    """`x` cast to the dtype `layer`'s packed weight computes in, where it will be used; else `x` itself.
+    """`x` cast to the dtype `layer`'s packed weight computes in, where it will serve; else `x` itself.
     For an input several layers read (q, k and v), so that it is cast once rather than by each."""
-    packed = layer.__dict__.get(_PACKED)
-    if packed is not None and packed.fits(layer, x):
-        return x.to(packed.dtype)
+    mark = layer.__dict__.get(_PACKED)
+    if mark is not None and mark.serves(layer, x):
+        return x.to(mark.dtype)
     return x
 
 
 def linear(layer: nn.Linear, x: torch.Tensor) -> torch.Tensor:
-    """`layer(x)`, through the packed weight where it fits (the bias added inside the product): bit for bit
-    what the plain layer gives. (oneDNN could also apply the GELU inside fc1's product, to the float32
+    """`layer(x)`, through the packed weight where it serves (the bias added inside the product): bit for bit
+    what the plain layer gives in bf16. (oneDNN could also apply the GELU inside fc1's product, to the float32
     accumulator: ViT-H/14 in bf16 ran 1.5% faster that way, within the noise, and its results would then
     differ from the plain layers', so it is not done.)"""
-    packed = layer.__dict__.get(_PACKED)
-    if packed is None or not packed.fits(layer, x):
+    mark = layer.__dict__.get(_PACKED)
+    if mark is None or not mark.serves(layer, x):
         return layer(x)
-    return torch.ops.mkldnn._linear_pointwise(x.to(packed.dtype), packed.weight, packed.bias, "none", [], "")
-
+    weight, bias = mark.packed(layer)
+    return torch.ops.mkldnn._linear_pointwise(x.to(mark.dtype), weight, bias, "none", [], "")
 
 
 class PatchEmbed(nn.Module):
