@@ -134,3 +134,17 @@ def test_a_prepared_model_copies_and_saves_without_its_packed_copies(tmp_path):
         for other in copies:
             assert other.__dict__.get("_hvm1_packed") is None
             assert torch.equal(linear(other, x), plain)
+
+
+def test_the_inference_commands_prepare_every_model_they_run(capsys):
+    import argparse
+
+    from hvm1.cli.common import _precision_for
+
+    first, second = _layer(), _layer()
+    precision = _precision_for(argparse.Namespace(precision="bf16"), "cpu", models=(first, None, second))
+    assert precision.name == "bf16" and "precision bf16 autocast" in capsys.readouterr().err
+    assert all(m.__dict__["_hvm1_packed"].dtype == torch.bfloat16 for m in (first, second))
+    third = _layer()
+    _precision_for(argparse.Namespace(precision="fp32"), "cpu", model=third)
+    assert "_hvm1_packed" not in third.__dict__ and third.weight.dtype == torch.float32

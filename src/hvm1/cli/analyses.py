@@ -76,7 +76,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
     first_source = (args.models or args.checkpoints)[0]
     preprocessing = preprocessing_for(first_source, next(iter(models.values())))
     out_dir = _out_dir(args, "score")
-    precision = _precision_for(args, next(next(iter(models.values())).parameters()).device)
+    precision = _precision_for(args, next(next(iter(models.values())).parameters()).device, models=models.values())
     _say_on_interrupt(f"nothing was written (scores go to {out_dir} when every video is scored)")
     report = score_videos(
         models, videos, preprocessing=preprocessing, mask_types=args.mask_types, mask_ratios=args.mask_ratios,
@@ -103,7 +103,7 @@ def _cmd_pca(args: argparse.Namespace) -> int:
                              full_download=getattr(args, "full_download", False), **_parse_set(args.set))
     model, name = cast(VideoViT, loaded.model), loaded.stem
     preprocessing = _sized_preprocessing(args, loaded.preprocessing, model)  # any size: embeddings interpolated
-    precision = _precision_for(args, next(model.parameters()).device)
+    precision = _precision_for(args, next(model.parameters()).device, model=model)
     if args.layer is not None:
         name = f"{name}_layer{args.layer}"
     return _run_on_videos(args, "pca", lambda videos, out_dir, progress: pca_videos(

@@ -217,11 +217,12 @@ def _add_precision_arg(parser: argparse.ArgumentParser, *, deprecated_dtype: boo
                             type=lambda text: _DTYPE_SPELLINGS.get(text, text), help=argparse.SUPPRESS)
 
 
-def _precision_for(args: argparse.Namespace, device, name: str | None = None, say: bool = True, model=None):
+def _precision_for(args: argparse.Namespace, device, name: str | None = None, say: bool = True, model=None,
+                   models=()):
     """Resolve the command's `--precision` on `device` and (with `say`) say on stderr what was chosen and why.
 
-    With `model`, a model the command runs only at this precision, its linear weights are prepared once here
-    rather than by autocast at every call."""
+    With `model` (or `models`), models the command runs only at this precision for inference, their linear
+    weights are prepared here (`Precision.cast_linear_weights`) rather than cast by autocast at every call."""
     import sys
 
     from ..devices import resolve_precision
@@ -229,8 +230,9 @@ def _precision_for(args: argparse.Namespace, device, name: str | None = None, sa
     precision = resolve_precision(name or getattr(args, "precision", None), device)
     if say:
         print(f"precision {precision.describe()} ({precision.reason})", file=sys.stderr)
-    if model is not None:
-        precision.cast_linear_weights(model)
+    for each in (model, *models):
+        if each is not None:
+            precision.cast_linear_weights(each)
     return precision
 
 

@@ -48,7 +48,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     if vit_source := args.vit_checkpoint or args.vit_model:
         print(f"loading {vit_source}", file=sys.stderr)
         vit, vit_name, vit_pre = _load(vit_source, "vit", args.vit_set, device)
-    precision = _precision_for(args, device)
+    precision = _precision_for(args, device, models=(mae, vit))
     limits = UploadLimits(max_megabytes=args.max_upload_mb, max_seconds=args.max_seconds)
     # SIGTERM (a service manager, a test) stops the server as Ctrl-C does, so the temporary folder goes too.
     signal.signal(signal.SIGTERM, _interrupt)

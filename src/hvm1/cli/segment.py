@@ -61,7 +61,7 @@ def _cmd_propagate(args: argparse.Namespace) -> int:
         raise ValueError(f"{source}: no such file or folder")
     device = resolve_device(args.device)
     model = _model_from_args(args, model_type="vit").to(device)
-    precision = _precision_for(args, device)
+    precision = _precision_for(args, device, model=model)
     out_dir = args.out_dir
     _say_on_interrupt(f"the masks written so far are in {out_dir}")
     progress = _frame_progress()
