@@ -13,8 +13,13 @@ matrix-product rate where it has one, and sweeps the attention's head dimension 
 attention time grows linearly with the head dimension, and what it would take at head dimension 0 is the work
 that does not depend on it (the softmax over every query-key score, and the kernel's bookkeeping).
 
+`--attention` instead compares SDPA with attention written as two matrix products and a softmax, at ViT-H's 16
+heads of 80 channels and 103, 206, 1025 and 2049 tokens: forward alone (inference) and forward + backward
+(training), milliseconds (median of `--repeats`), and each one's relative error against float32 SDPA.
+
 Usage: python benchmarks/profile_models.py [--depth 8] [--top 12] [--paths vit,mae,complete] [--precisions fp32,bf16]
        python benchmarks/profile_models.py --block [--repeats 10] [--precisions fp32,bf16]
+       python benchmarks/profile_models.py --attention [--repeats 10] [--precisions fp32,bf16]
 """
 
 from __future__ import annotations
@@ -126,6 +131,33 @@ def profile_block(precision: str, repeats: int, tokens: int = 2049) -> None:
           f"({intercept / sweep[1]:.0%} of head dimension 64's) does not depend on it")
 
 
+def _explicit_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    scores = torch.matmul(q, k.transpose(-2, -1)) * q.shape[-1] ** -0.5
+    return torch.matmul(scores.softmax(dim=-1), v)
+
+
+def compare_attention(precision: str, repeats: int) -> None:
+    """SDPA against explicit attention (see the module docstring)."""
+    dtype = resolve_precision(precision, "cpu").dtype
+    print(f"\nattention, {precision}, 16 heads x 80: ms (relative error against float32 SDPA)")
+    for tokens in (103, 206, 1025, 2049):
+        generator = torch.Generator().manual_seed(0)
+        q, k, v = (torch.randn(1, 16, tokens, 80, generator=generator) for _ in range(3))
+        reference = _sdpa(q, k, v)
+        cells = []
+        for name, fn in (("sdpa", _sdpa), ("explicit", _explicit_attention)):
+            ql, kl, vl = (t.to(dtype) for t in (q, k, v))
+            with torch.inference_mode():
+                forward_ms = _median_ms(lambda fn=fn, ql=ql, kl=kl, vl=vl: fn(ql, kl, vl), repeats)
+                error = ((fn(ql, kl, vl).float() - reference).norm() / reference.norm()).item()
+            qg, kg, vg = (t.detach().requires_grad_(True) for t in (ql, kl, vl))
+            grad = torch.ones_like(qg)
+            both_ms = _median_ms(lambda fn=fn, qg=qg, kg=kg, vg=vg, grad=grad: fn(qg, kg, vg).backward(grad),
+                                 max(3, repeats // 3))
+            cells.append(f"{name} forward {forward_ms:7.2f}, with backward {both_ms:7.2f} ({error:.1e})")
+        print(f"  {tokens:5d} tokens: " + ";  ".join(cells), flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--depth", type=int, default=8, help="encoder blocks (default 8; ViT-H has 32)")
@@ -133,8 +165,14 @@ def main() -> None:
     parser.add_argument("--paths", default="vit,mae,complete")
     parser.add_argument("--precisions", default="fp32,bf16")
     parser.add_argument("--block", action="store_true", help="time the steps of one block instead (see above)")
-    parser.add_argument("--repeats", type=int, default=10, help="with --block: timed runs per step (median)")
+    parser.add_argument("--attention", action="store_true", help="compare SDPA with explicit attention instead")
+    parser.add_argument("--repeats", type=int, default=10, help="with --block or --attention: timed runs (median)")
     args = parser.parse_args()
+    if args.attention:
+        print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+        for precision in args.precisions.split(","):
+            compare_attention(precision, args.repeats)
+        return
     if args.block:
         keep_freed_memory()
         print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")

@@ -14,12 +14,12 @@ from torch.utils.checkpoint import checkpoint
 # --- Linear layers with their weights packed once for CPU inference --------------------------------------
 #
 # oneDNN multiplies by a weight it has reordered into its own blocked layout once ("packed") faster than
-# by the plain (out, in) matrix, which it reorders again at every call: on the AVX-512/AMX Xeon, bf16
-# products ran 5-25% faster packed than as autocast runs them at 2049 tokens and 17-53% at 206, and float32
-# ones 8-33% at 206 tokens (the MAE encoder at mask 0.9); benchmarks/bench_models.py measures whole models.
+# by the plain (out, in) matrix, which it reorders again at every call: on the AVX-512/AMX Xeon
+# (benchmarks/bench_packing.py), bf16 products ran 12-34% faster packed than as autocast runs them at 2049
+# tokens and 16-46% at 206, and float32 ones 4-26% at 206 tokens (the MAE encoder at mask 0.9).
 # A layer marked for packing (`pack_linear_weights`) packs its weight at the first call it serves, doing
 # there the cast and the reorder the plain call does anyway, into memory of its own (a MAE-H completion's
-# first bf16 forward took 0.84-0.96 s against 0.59-0.69 s unpacked, the next ones 0.36-0.39 s); every later
+# first bf16 forward took 0.75-1.08 s against 0.66-0.69 s unpacked, the next ones 0.35-0.38 s); every later
 # call saves them. The packed copy lives beside the parameter, never in it, so `state_dict()` keeps the
 # published keys, shapes and values. It serves only calls whose result it gives exactly as the plain layer
 # would in that precision (no gradients, CPU input, the packed dtype the one the product runs in: the
