@@ -18,7 +18,7 @@ heads of 80 channels and 103, 206, 1025 and 2049 tokens: forward alone (inferenc
 (training), milliseconds (median of `--repeats`), and each one's relative error against float32 SDPA.
 
 Usage: python benchmarks/profile_models.py [--depth 8] [--top 12] [--paths vit,mae,complete] [--precisions fp32,bf16]
-       python benchmarks/profile_models.py --block [--repeats 10] [--precisions fp32,bf16]
+       python benchmarks/profile_models.py --block [--tokens 2049] [--repeats 10] [--precisions fp32,bf16]
        python benchmarks/profile_models.py --attention [--repeats 10] [--precisions fp32,bf16]
 """
 
@@ -166,6 +166,8 @@ def main() -> None:
     parser.add_argument("--precisions", default="fp32,bf16")
     parser.add_argument("--block", action="store_true", help="time the steps of one block instead (see above)")
     parser.add_argument("--attention", action="store_true", help="compare SDPA with explicit attention instead")
+    parser.add_argument("--tokens", type=int, default=2049, help="with --block: tokens (2049: a 16 x 224 clip; "
+                        "206: the MAE encoder at mask 0.9)")
     parser.add_argument("--repeats", type=int, default=10, help="with --block or --attention: timed runs (median)")
     args = parser.parse_args()
     if args.attention:
@@ -177,7 +179,7 @@ def main() -> None:
         keep_freed_memory()
         print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
         for precision in args.precisions.split(","):
-            profile_block(precision, args.repeats)
+            profile_block(precision, args.repeats, args.tokens)
         return
     vit = random_model(get_config("vit_huge_patch14", depth=args.depth))
     mae = random_model(get_config("mae_vit_huge_patch14", depth=args.depth))
