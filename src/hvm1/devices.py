@@ -83,10 +83,9 @@ class Precision:
         if self.dtype == torch.bfloat16:
             from .models.layers import pack_linear_weights
 
-            linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
-            if linears and all(m.weight.device.type == "cpu" for m in linears):
-                if pack_linear_weights(model, self.dtype) == len(linears):
-                    return model
+            linears = sum(isinstance(m, torch.nn.Linear) for m in model.modules())
+            if linears and pack_linear_weights(model, self.dtype) == linears:  # every one is on the CPU
+                return model
         for module in model.modules():
             if isinstance(module, torch.nn.Linear):
                 module.to(self.dtype)

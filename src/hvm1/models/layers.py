@@ -132,8 +132,8 @@ def packed_input(layer: nn.Linear, x: torch.Tensor) -> torch.Tensor:
 def linear(layer: nn.Linear, x: torch.Tensor) -> torch.Tensor:
     """`layer(x)`, through the packed weight where it serves (the bias added inside the product): bit for bit
     what the plain layer gives in bf16. (oneDNN could also apply the GELU inside fc1's product, to the float32
-    accumulator: ViT-H/14 in bf16 ran 1.5% faster that way, within the noise, and its results would then
-    differ from the plain layers', so it is not done.)"""
+    accumulator; a trial gained nothing beyond the noise, and the results would then differ from the plain
+    layers', so it is not done.)"""
     mark = layer.__dict__.get(_PACKED)
     if mark is None or not mark.serves(layer, x):
         return layer(x)
