@@ -12,6 +12,7 @@ import os
 from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -144,28 +145,74 @@ def mp4_encoder() -> str:
     return _FALLBACK_ENCODER
 
 
+class Mp4Writer:
+    """An MP4 video written frame by frame at `fps` (H.264 where available, else MPEG-4), for videos too long
+    to hold in memory: `with Mp4Writer(path, fps) as writer: writer.write(frame)`.
+
+    The first frame fixes the size; 4:2:0 video needs even sizes, so an odd height or width gains one black row
+    or column. Leaving the `with` block by an exception removes the unfinished file.
+    """
+
+    def __init__(self, path: str | os.PathLike, fps: Fraction | float) -> None:
+        self.path = Path(path)
+        self.frames = 0
+        self._rate = _rate(fps)
+        self._encoder = mp4_encoder()
+        self._container: Any = None
+        self._stream: Any = None
+
+    def __enter__(self) -> Mp4Writer:
+        return self
+
+    def write(self, frame: np.ndarray) -> None:
+        """Append one (H, W, 3) uint8 frame, the size of the first."""
+        if frame.ndim != 3 or frame.shape[-1] != 3 or frame.dtype != np.uint8:
+            raise ValueError(f"expected a uint8 frame of shape (H, W, 3), got {frame.dtype} {frame.shape}")
+        frame = _even_sized(frame[None])[0]
+        if self._container is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._container = av.open(str(self.path), mode="w", format="mp4")
+            self._stream = self._container.add_stream(self._encoder, rate=self._rate)
+            self._stream.height, self._stream.width = frame.shape[:2]
+            self._stream.pix_fmt = "yuv420p"
+            if self._encoder == _FALLBACK_ENCODER:
+                self._stream.bit_rate = 8_000_000  # MPEG-4's default rate smears fine detail
+            else:
+                self._stream.options = {"crf": "18"}
+        elif frame.shape[:2] != (self._stream.height, self._stream.width):
+            raise ValueError(f"{self.path}: a {frame.shape[0]}x{frame.shape[1]} frame in a "
+                             f"{self._stream.height}x{self._stream.width} video")
+        self._container.mux(self._stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame),
+                                                                           format="rgb24")))
+        self.frames += 1
+
+    def close(self) -> Path:
+        """Finish the file and return its path (an error when no frame was written)."""
+        if self._container is None:
+            raise ValueError(f"{self.path}: no frames to write")
+        self._container.mux(self._stream.encode())
+        self._container.close()
+        self._container = None
+        logger.info("wrote %s (%d frames, %s)", self.path, self.frames, self._encoder)
+        return self.path
+
+    def __exit__(self, kind, error, traceback) -> None:
+        if error is None:
+            self.close()
+        elif self._container is not None:
+            self._container.close()
+            self.path.unlink(missing_ok=True)
+
+
 def write_mp4(frames: np.ndarray, path: str | os.PathLike, fps: Fraction | float) -> Path:
     """Write frames (T, H, W, 3) uint8 as an MP4 video at `fps` (H.264 where available, else MPEG-4).
 
     4:2:0 video needs even sizes: an odd height or width gains one black row or column.
     """
-    frames = _even_sized(frames)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    encoder = mp4_encoder()
-    with av.open(str(path), mode="w", format="mp4") as container:
-        stream = container.add_stream(encoder, rate=_rate(fps))
-        stream.height, stream.width = frames.shape[1:3]
-        stream.pix_fmt = "yuv420p"
-        if encoder == _FALLBACK_ENCODER:
-            stream.bit_rate = 8_000_000  # MPEG-4's default rate smears fine detail
-        else:
-            stream.options = {"crf": "18"}
+    with Mp4Writer(path, fps) as writer:
         for frame in frames:
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
-        container.mux(stream.encode())
-    logger.info("wrote %s (%d frames, %s)", path, len(frames), encoder)
-    return path
+            writer.write(frame)
+    return writer.path
 
 
 def write_gif(frames: np.ndarray, path: str | os.PathLike, fps: Fraction | float) -> Path:
