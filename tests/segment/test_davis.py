@@ -13,14 +13,18 @@ from hvm1.segment import (
     ObjectScore,
     boundary_f_measure,
     davis_palette,
+    davis_sequence_names,
+    davis_sequences,
+    global_scores,
     read_mask,
     region_similarity,
     score_sequence,
     statistics,
+    without_void,
     write_indexed_png,
     write_score_tables,
 )
-from hvm1.segment.davis import boundary_map
+from hvm1.segment.davis import VOID_ID, boundary_map
 
 
 def square(size: int, top: int, left: int, side: int) -> np.ndarray:
@@ -130,3 +134,64 @@ def test_palette_and_indexed_png_round_trip(tmp_path):
         read_mask(tmp_path / "odd.png")
     with pytest.raises(VideoError, match="no such mask file"):
         read_mask(tmp_path / "missing.png")
+
+
+def test_void_pixels_are_background_as_the_official_evaluation_sets_them():
+    # The official DAVIS-2017 evaluation sets 255 to 0 before counting objects (1..the largest id of the
+    # first annotation): void is neither an object nor scored apart from the background.
+    truth = [square(40, 5, 5, 10).astype(np.uint8) for _ in range(4)]
+    for mask in truth:
+        mask[0:3, :] = VOID_ID  # an unlabelled band along the top
+        mask[20:30, 20:30] = 2
+    predicted = [np.where(mask == VOID_ID, 0, mask) for mask in truth]
+    predicted[1][5:15, 5:10] = 0  # frame 1: half of object 1 lost
+    scores = score_sequence("seq", truth, predicted)
+    assert [s.name for s in scores] == ["seq_1", "seq_2"]  # not 255 objects
+    assert scores[0].j == (0.5, 1.0) and scores[1].j == (1.0, 1.0)
+    # Predicting the void band as object 1 costs what predicting any background as object 1 costs.
+    spoiled = [mask.copy() for mask in predicted]
+    spoiled[2][0:3, :] = 1
+    assert score_sequence("seq", truth, spoiled)[0].j[1] == pytest.approx(100 / (100 + 3 * 40))
+    np.testing.assert_array_equal(without_void(truth[0]), predicted[0])
+
+
+def test_objects_without_a_scored_frame_stay_out_of_the_means_and_tables(tmp_path):
+    truth = [square(40, 5, 5, 10).astype(np.uint8)]  # one frame: its first and last, never scored
+    empty = score_sequence("one", truth, truth)
+    assert [(s.name, s.scored) for s in empty] == [("one_1", False)]
+    two_frames = score_sequence("two", truth * 2, truth * 2)
+    assert [s.scored for s in two_frames] == [False]
+    scored = [ObjectScore("a_1", (1.0, 0.5), (1.0, 0.0))]
+    with pytest.raises(ValueError, match="none of 2 objects has a scored frame"):
+        global_scores(empty + two_frames)
+    with pytest.raises(ValueError, match="no global scores"):
+        write_score_tables(empty, tmp_path / "nothing")
+    assert not (tmp_path / "nothing").exists()  # refused before anything is written
+    assert global_scores(scored + empty) == global_scores(scored)
+    global_path, sequence_path = write_score_tables(scored + empty + two_frames, tmp_path)
+    assert sequence_path.read_text() == "Sequence,J-Mean,F-Mean\na_1,0.750,0.500\n"
+    assert "nan" not in global_path.read_text().lower()
+
+
+def test_tables_end_their_lines_with_lf(tmp_path):
+    global_path, sequence_path = write_score_tables([ObjectScore("a_1", (1.0,), (1.0,))], tmp_path)
+    for path in (global_path, sequence_path):
+        data = path.read_bytes()
+        assert b"\r" not in data and data.endswith(b"\n") and data.count(b"\n") == 2
+
+
+def test_a_sequence_listed_twice_is_run_once(tmp_path):
+    listing = tmp_path / "ImageSets" / "2017" / "val.txt"
+    listing.parent.mkdir(parents=True)
+    listing.write_text("b\na\n\nb\r\nc\na\n")
+    assert davis_sequence_names(tmp_path) == ["b", "a", "c"]
+    assert davis_sequence_names(tmp_path, names=["x", "x", "y"]) == ["x", "y"]
+    for name in ("a", "b", "c"):
+        Image.new("RGB", (8, 6)).save(_folder(tmp_path / "JPEGImages" / "480p" / name) / "00000.jpg")
+        write_indexed_png(np.zeros((6, 8), np.uint8), tmp_path / "Annotations" / "480p" / name / "00000.png")
+    assert [s.name for s in davis_sequences(tmp_path)] == ["b", "a", "c"]
+
+
+def _folder(path):
+    path.mkdir(parents=True, exist_ok=True)
+    return path

@@ -100,3 +100,49 @@ def test_a_damaged_sequence_is_named_and_the_others_propagated(model_args, tmp_p
     err = capsys.readouterr().err
     assert "1 input could not be read and was skipped:\n  bad: " in err and str(frame) in err, err
     assert len(list((out / "good").glob("*.png"))) == 3 and not (out / "bad").exists()
+
+
+def test_odd_sized_frame_one_frame_void_and_a_repeated_listing(model_args, tmp_path, capsys):
+    # The cases of issue 23 in one DAVIS folder: "odd" has a frame 648 px wide among 640 px ones (the same
+    # 640 px feature grid, so only the sizes tell), "single" one frame (nothing to score), "void" void
+    # pixels (255) in its annotations, and "good" listed twice in val.txt.
+    good = moving_object_sequence(3, size=64)
+    odd = moving_object_sequence(3, size=64)
+    single = moving_object_sequence(1, size=64)
+    void_frames, void_masks = moving_object_sequence(3, size=64)
+    void_masks = [mask.copy() for mask in void_masks]
+    for mask in void_masks:
+        mask[:4, :] = 255  # a void band along the top of every annotation
+    odd[0][1] = np.concatenate([odd[0][1], odd[0][1][:, -8:]], axis=1)  # frame 00001: 648 x 480
+    odd[1][1] = np.concatenate([odd[1][1], np.zeros((480, 8), np.uint8)], axis=1)
+    root = write_davis(tmp_path / "davis", {"good": good, "odd": odd, "single": single,
+                                            "void": (void_frames, void_masks)})
+    (root / "ImageSets" / "2017" / "val.txt").write_text("good\nodd\nsingle\nvoid\ngood\n")
+    out = tmp_path / "out"
+    assert main(["propagate", str(root), *model_args, "--out-dir", str(out), "--device", "cpu"]) == 1
+    printed = capsys.readouterr()
+    bad_frame = root / "JPEGImages" / "480p" / "odd" / "00001.jpg"
+    assert f"  odd: {bad_frame}: 648x480 px, but the sequence's first frame 00000.jpg is 640x480 px" in printed.err
+    assert "single: not scored (1 frame: the first and the last are never scored)" in printed.out
+    assert "nan" not in printed.out.lower()
+
+    for name, (frames, _) in (("good", good), ("single", single), ("void", (void_frames, void_masks))):
+        assert len(list((out / name).glob("*.png"))) == len(frames)  # every finished sequence is written
+    assert not (out / "odd").exists()
+    # The void band is background in the propagated masks too: the first one is the annotation without it.
+    np.testing.assert_array_equal(read_mask(out / "void" / "00000.png"), np.where(void_masks[0] == 255, 0,
+                                                                                   void_masks[0]))
+
+    tables = {path.name: path.read_bytes() for path in out.glob("*.csv")}
+    assert set(tables) == {"global_results-val.csv", "per-sequence_results-val.csv"}
+    for data in tables.values():
+        assert b"\r" not in data and b"nan" not in data.lower()  # LF line ends, as the official files
+    rows = list(csv.reader(tables["per-sequence_results-val.csv"].decode().splitlines()))
+    assert [row[0] for row in rows[1:]] == ["good_1", "void_1"]  # good once; no void_2..void_255; no single
+    predicted = {name: [read_mask(out / name / "00001.png")] for name in ("good", "void")}
+    truth = {"good": good[1][1], "void": np.where(void_masks[1] == 255, 0, void_masks[1])}
+    for row in rows[1:]:
+        name = row[0][:-2]
+        assert float(row[1]) == pytest.approx(region_similarity(truth[name] == 1, predicted[name][0] == 1), abs=5e-4)
+    header, values = list(csv.reader(tables["global_results-val.csv"].decode().splitlines()))
+    assert float(values[1]) == pytest.approx(np.mean([float(row[1]) for row in rows[1:]]), abs=1e-3)

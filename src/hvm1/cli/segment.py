@@ -79,12 +79,14 @@ def _cmd_propagate(args: argparse.Namespace) -> int:
     for name, masks in report.masks.items():
         overlays = ", ".join(str(path) for path in report.overlays[name])
         print(f"{name}: {len(masks)} masks in {masks[0].parent}; overlay {overlays}")
+    for name, reason in report.unscored.items():
+        print(f"{name}: not scored ({reason}), left out of the global means")
     if report.scores:
         summary = report.summary
         print("  ".join(f"{column} {value:.3f}" for column, value in summary.items()))
         print(f"wrote {report.tables[0]} and {report.tables[1]}")
     elif source.is_dir():
-        print("no sequence has an annotation for every frame: nothing scored", file=sys.stderr)
+        print("no sequence has a scored frame: nothing scored, no tables written", file=sys.stderr)
     return 1 if _print_failures(report.failures) else 0
 
 

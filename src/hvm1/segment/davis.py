@@ -4,7 +4,8 @@ Layout: `JPEGImages/480p/SEQ/NNNNN.jpg`, `Annotations/480p/SEQ/NNNNN.png` (index
 id, 0 = background), `ImageSets/2017/val.txt` (one sequence name a line).
 
 Scores as the DAVIS-2017 semi-supervised evaluation defines them, per object (ids 1..the largest id of the
-first annotation) and frame, leaving out the first and the last frame:
+first annotation) and frame, leaving out the first and the last frame; void pixels (id 255, `VOID_ID`) of
+an annotation are background, as the official evaluation sets them:
 - J, region similarity: intersection over union of the two masks (1 when both are empty);
 - F, boundary F-measure: a mask's boundary is the set of pixels that differ from their right, lower or
   lower-right neighbour (the last row and column compared along the border only); a boundary pixel
@@ -15,13 +16,19 @@ first annotation) and frame, leaving out the first and the last frame:
   round(linspace(1, n, 5)) - 1, bin i running from cut i to cut i + 1 inclusive, and decay is the mean of
   the first bin minus the mean of the last;
 - J&F-Mean = (J-Mean + F-Mean) / 2, each the mean over all objects of all sequences.
+
+Where the official evaluation gives NaN, an object with no scored frame (a sequence of one or two frames),
+these functions leave that object out of the means and the tables instead (`ObjectScore.scored`): the
+caller names it (`hvm1.segment.propagate_davis` reports it as unscored).
 """
 
 from __future__ import annotations
 
 import csv
+import logging
 import math
 import os
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,10 +41,14 @@ from PIL import Image
 from hvm1.data import VideoError
 from hvm1.data.video import read_image
 
+logger = logging.getLogger(__name__)
+
 #: DAVIS's CSV layouts.
 GLOBAL_COLUMNS = ("J&F-Mean", "J-Mean", "J-Recall", "J-Decay", "F-Mean", "F-Recall", "F-Decay")
 SEQUENCE_COLUMNS = ("Sequence", "J-Mean", "F-Mean")
 BOUNDARY_THRESHOLD = 0.008
+#: The annotation id of void pixels (unlabelled, ambiguous): background for scoring, as in the official code.
+VOID_ID = 255
 
 
 def davis_palette() -> np.ndarray:
@@ -111,12 +122,12 @@ class DavisSequence:
         return [read_image(path) for path in self.frames]
 
 
-def davis_sequences(
-    root: str | os.PathLike, split: str = "val", resolution: str = "480p", names: Sequence[str] | None = None
-) -> list[DavisSequence]:
-    """The sequences of a DAVIS-2017 folder: those of `ImageSets/2017/{split}.txt` (or `names`), in that order.
+def davis_sequence_names(root: str | os.PathLike, split: str = "val", names: Sequence[str] | None = None) -> list[str]:
+    """The sequence names of a DAVIS-2017 folder: those of `ImageSets/2017/{split}.txt` (or `names`), in that
+    order, each once however often it is listed (the official evaluation runs each once too).
 
-    Raises ValueError naming what is missing: the split file, a sequence's frames, its first annotation.
+    Raises:
+        ValueError: when `names` is None and the folder has no such split file.
     """
     root = Path(root)
     if names is None:
@@ -124,17 +135,43 @@ def davis_sequences(
         if not listing.is_file():
             raise ValueError(f"{root} is not a DAVIS-2017 folder: no {listing.relative_to(root)}")
         names = [line.strip() for line in listing.read_text().splitlines() if line.strip()]
-    sequences = []
-    for name in names:
-        frames = tuple(sorted((root / "JPEGImages" / resolution / name).glob("*.jpg")))
-        annotations = tuple(sorted((root / "Annotations" / resolution / name).glob("*.png")))
-        if not frames:
-            raise ValueError(f"sequence {name!r}: no frames in {root / 'JPEGImages' / resolution / name}")
-        if not annotations or annotations[0].stem != frames[0].stem:
-            raise ValueError(f"sequence {name!r}: no first-frame annotation "
-                             f"{root / 'Annotations' / resolution / name / (frames[0].stem + '.png')}")
-        sequences.append(DavisSequence(name, frames, annotations))
-    return sequences
+    repeated = sorted(name for name, count in Counter(names).items() if count > 1)
+    if repeated:
+        logger.warning("listed more than once, run once: %s", ", ".join(repeated))
+    return list(dict.fromkeys(names))  # each name once, in the order first listed
+
+
+def davis_sequence(root: str | os.PathLike, name: str, resolution: str = "480p") -> DavisSequence:
+    """One sequence of a DAVIS-2017 folder: its frames and annotations in order.
+
+    Raises:
+        ValueError: naming what is missing: the sequence's frames, or its first frame's annotation.
+    """
+    root = Path(root)
+    frames = tuple(sorted((root / "JPEGImages" / resolution / name).glob("*.jpg")))
+    annotations = tuple(sorted((root / "Annotations" / resolution / name).glob("*.png")))
+    if not frames:
+        raise ValueError(f"sequence {name!r}: no frames in {root / 'JPEGImages' / resolution / name}")
+    if not annotations or annotations[0].stem != frames[0].stem:
+        raise ValueError(f"sequence {name!r}: no first-frame annotation "
+                         f"{root / 'Annotations' / resolution / name / (frames[0].stem + '.png')}")
+    return DavisSequence(name, frames, annotations)
+
+
+def davis_sequences(
+    root: str | os.PathLike, split: str = "val", resolution: str = "480p", names: Sequence[str] | None = None
+) -> list[DavisSequence]:
+    """The sequences of a DAVIS-2017 folder (`davis_sequence_names`, each read by `davis_sequence`).
+
+    Raises:
+        ValueError: naming what is missing: the split file, a sequence's frames, its first annotation.
+    """
+    return [davis_sequence(root, name, resolution) for name in davis_sequence_names(root, split, names)]
+
+
+def without_void(mask: np.ndarray) -> np.ndarray:
+    """An annotation with its void pixels (`VOID_ID`) set to background (0), as the official evaluation reads it."""
+    return np.where(mask == VOID_ID, 0, mask).astype(np.uint8)
 
 
 def region_similarity(truth: np.ndarray, prediction: np.ndarray) -> float:
@@ -203,6 +240,12 @@ class ObjectScore:
     f: tuple[float, ...]
 
     @property
+    def scored(self) -> bool:
+        """Whether any frame was scored (a sequence of one or two frames has none: its first and last are left
+        out); an unscored object has no statistics and stays out of the means and the tables."""
+        return len(self.j) > 0
+
+    @property
     def j_stats(self) -> tuple[float, float, float]:
         return statistics(self.j)
 
@@ -213,9 +256,12 @@ class ObjectScore:
 
 def score_sequence(name: str, truth: Sequence[np.ndarray], predicted: Sequence[np.ndarray]) -> list[ObjectScore]:
     """Each object's J and F per frame, the first and last frames left out; objects are ids 1..the largest
-    id of the first true mask. `truth` and `predicted` are (H, W) id masks, one per frame."""
+    id of the first true mask. `truth` and `predicted` are (H, W) id masks, one per frame; void pixels of
+    `truth` (`VOID_ID`) are background. A sequence of one or two frames gives objects with no frame scored
+    (`ObjectScore.scored` False)."""
     if len(truth) != len(predicted):
         raise ValueError(f"sequence {name!r}: {len(truth)} annotations but {len(predicted)} predicted masks")
+    truth = [without_void(mask) for mask in truth]
     objects = int(np.max(truth[0])) if len(truth) else 0
     scores = []
     for obj in range(1, objects + 1):
@@ -230,29 +276,41 @@ def score_sequence(name: str, truth: Sequence[np.ndarray], predicted: Sequence[n
 
 
 def global_scores(scores: Sequence[ObjectScore]) -> dict[str, float]:
-    """The row of `global_results-val.csv`: each statistic averaged over all objects."""
-    j = np.array([s.j_stats for s in scores]).reshape(-1, 3)
-    f = np.array([s.f_stats for s in scores]).reshape(-1, 3)
-    j_mean, j_recall, j_decay = j.mean(axis=0) if len(j) else (math.nan,) * 3
-    f_mean, f_recall, f_decay = f.mean(axis=0) if len(f) else (math.nan,) * 3
+    """The row of `global_results-val.csv`: each statistic averaged over the objects with scored frames.
+
+    Raises:
+        ValueError: when no object has a scored frame (there is no mean to give).
+    """
+    scored = [score for score in scores if score.scored]
+    if not scored:
+        raise ValueError(f"none of {len(scores)} objects has a scored frame: no global scores")
+    j_mean, j_recall, j_decay = np.array([s.j_stats for s in scored]).mean(axis=0)
+    f_mean, f_recall, f_decay = np.array([s.f_stats for s in scored]).mean(axis=0)
     values = ((j_mean + f_mean) / 2, j_mean, j_recall, j_decay, f_mean, f_recall, f_decay)
     return {column: float(value) for column, value in zip(GLOBAL_COLUMNS, values)}
 
 
 def write_score_tables(scores: Sequence[ObjectScore], out_dir: str | os.PathLike, split: str = "val") -> tuple[Path, Path]:
     """Write `global_results-{split}.csv` and `per-sequence_results-{split}.csv` in DAVIS's layout
-    (three decimals, as its evaluation writes them); returns both paths."""
+    (three decimals and LF line ends, as its evaluation writes them); objects without a scored frame are
+    left out of both. Returns both paths.
+
+    Raises:
+        ValueError: when no object has a scored frame (see `global_scores`), before anything is written.
+    """
+    summary = global_scores(scores)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     global_path = out_dir / f"global_results-{split}.csv"
     sequence_path = out_dir / f"per-sequence_results-{split}.csv"
     with open(global_path, "w", newline="") as file:
-        writer = csv.writer(file)
+        writer = csv.writer(file, lineterminator="\n")
         writer.writerow(GLOBAL_COLUMNS)
-        writer.writerow([f"{value:.3f}" for value in global_scores(scores).values()])
+        writer.writerow([f"{value:.3f}" for value in summary.values()])
     with open(sequence_path, "w", newline="") as file:
-        writer = csv.writer(file)
+        writer = csv.writer(file, lineterminator="\n")
         writer.writerow(SEQUENCE_COLUMNS)
         for score in scores:
-            writer.writerow([score.name, f"{score.j_stats[0]:.3f}", f"{score.f_stats[0]:.3f}"])
+            if score.scored:
+                writer.writerow([score.name, f"{score.j_stats[0]:.3f}", f"{score.f_stats[0]:.3f}"])
     return global_path, sequence_path
