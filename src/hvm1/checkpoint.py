@@ -21,7 +21,7 @@ import math
 import os
 import pickle
 import re
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from .files import write_atomically
+from .labels import CLASS_NAMES_METADATA_KEY, class_names_from_json, class_names_to_json
 from .models import CONFIG_CLASSES, MAEConfig, VideoMAE, VideoViT, ViTConfig, build_model
 from .models.configs import ARCHITECTURES, DECODER, heads_for_width
 
@@ -520,12 +521,27 @@ def load_checkpoint(
         config = config.replace(**check_overrides(config_overrides, type(config)))
     if not pretrained:
         model = build_model(config, device=device)
-        return model.to(dtype).eval()
+        return attach_class_names(model, recorded_class_names(contents)).to(dtype).eval()
     model = build_model(config, device="meta")
     state_dict = _fit_state_dict(model, contents.state_dict, model_type, contents.path, rules, seed, report)
     model.load_state_dict(state_dict, strict=True, assign=True)
     # Tensors stay memory-mapped from the file (copy-on-write) unless the dtype or device asks for a copy.
-    return model.to(device=device, dtype=dtype).eval()
+    return attach_class_names(model, recorded_class_names(contents)).to(device=device, dtype=dtype).eval()
+
+
+def recorded_class_names(contents: CheckpointContents) -> tuple[str, ...] | None:
+    """The class names a file records (a `.safetensors` file's metadata from `hvm1 convert`, or the args of a
+    `hvm1 finetune` checkpoint), or None."""
+    recorded = contents.metadata.get(CLASS_NAMES_METADATA_KEY) or contents.args.get(CLASS_NAMES_METADATA_KEY)
+    return class_names_from_json(recorded) if recorded else None
+
+
+def attach_class_names(model: Any, names: Sequence[str] | None) -> Any:
+    """Give a ViT `names` as its `class_names` when there is one per output of its head (a head replaced by
+    one of another class count keeps none); returns the model."""
+    if isinstance(model, VideoViT) and names is not None and len(names) == model.config.num_classes:
+        model.class_names = tuple(names)
+    return model
 
 
 def save_safetensors(
@@ -538,7 +554,8 @@ def save_safetensors(
     """Write a model's weights and full config to a `.safetensors` file, atomically; returns the path.
 
     `load_model(path)` then needs no overrides. `dtype` (default: as the model holds them) may halve the file.
-    `metadata` adds string entries to the file's metadata (e.g. the zoo's preprocessing).
+    `metadata` adds string entries to the file's metadata (e.g. the zoo's preprocessing); a ViT's
+    `class_names` are recorded too, and `load_model(path).class_names` reads them back.
     """
     path = Path(path)
     config = getattr(model, "config", None)
@@ -546,7 +563,9 @@ def save_safetensors(
         raise ValueError(f"expected an hvm1 VideoViT or VideoMAE, got {type(model).__name__}")
     target = _as_dtype(dtype) if dtype is not None else None
     tensors = {k: (v.to(target) if target else v).contiguous() for k, v in model.state_dict().items()}
+    names = getattr(model, "class_names", None)
     metadata = {
+        **({CLASS_NAMES_METADATA_KEY: class_names_to_json(names)} if names is not None else {}),
         **(metadata or {}),
         "format": "pt",
         CONFIG_METADATA_KEY: json.dumps(config.to_dict()),

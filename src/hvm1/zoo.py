@@ -23,12 +23,14 @@ from .checkpoint import (
     CheckpointContents,
     CheckpointError,
     _as_dtype,
+    attach_class_names,
     check_overrides,
     load_checkpoint,
     read_checkpoint,
     save_safetensors,
     shape_config,
 )
+from .labels import label_set
 from .models import MAEConfig, VideoMAE, VideoViT, ViTConfig, build_model, get_config
 
 if TYPE_CHECKING:  # the data layer is imported when a preset is built, not with hvm1
@@ -161,7 +163,9 @@ class ZooEntry:
     """One named model: where its weights are, what architecture they fit, and how inputs are prepared.
 
     `config` fixes the architecture (`MAEConfig` for mae, `ViTConfig` for vit); image size, frames and class
-    count are read from it. `preprocessing` is everything about its inputs, with each command's preset. `top1` is the published validation top-1 (%) of a finetuned model, else None.
+    count are read from it. `preprocessing` is everything about its inputs, with each command's preset. `top1`
+    is the published validation top-1 (%) of a finetuned model, else None. `labels` names the published label
+    set of its head (`hvm1.labels.LABEL_SETS`), None without a head.
     """
 
     name: str
@@ -172,6 +176,7 @@ class ZooEntry:
     config: ViTConfig
     preprocessing: Preprocessing
     top1: float | None = None
+    labels: str | None = None
     repo_id: str = HUB_REPO
 
     @property
@@ -189,6 +194,11 @@ class ZooEntry:
         """Classes of the head: 0 (none), 174 (SSv2), 700 (Kinetics-700) or 1000 (ImageNet)."""
         return self.config.num_classes
 
+    @property
+    def class_names(self) -> tuple[str, ...] | None:
+        """The names of the head's outputs in order (`hvm1.labels.label_set(labels)`), None without a head."""
+        return label_set(self.labels) if self.labels else None
+
 
 @dataclass(frozen=True)
 class _Pretraining:
@@ -201,6 +211,7 @@ class _Pretraining:
 @dataclass(frozen=True)
 class _Finetuning:
     num_classes: int
+    labels: str | None = None
     mean: tuple[float, float, float] = VIDEO_MEAN
     std: tuple[float, float, float] = VIDEO_STD
     single_image: bool = False
@@ -214,11 +225,11 @@ PRETRAININGS = {
 }
 FINETUNINGS = {
     "none": _Finetuning(0),
-    "ssv2-50shot": _Finetuning(174),
-    "ssv2-10shot": _Finetuning(174),
-    "kinetics-50shot": _Finetuning(700),
-    "kinetics-10shot": _Finetuning(700),
-    "imagenet-2pt": _Finetuning(1000, IMAGENET_MEAN, IMAGENET_STD, single_image=True),
+    "ssv2-50shot": _Finetuning(174, "ssv2"),
+    "ssv2-10shot": _Finetuning(174, "ssv2"),
+    "kinetics-50shot": _Finetuning(700, "kinetics700"),
+    "kinetics-10shot": _Finetuning(700, "kinetics700"),
+    "imagenet-2pt": _Finetuning(1000, "imagenet1k", IMAGENET_MEAN, IMAGENET_STD, single_image=True),
 }
 # Published validation top-1 (%) of the saved finetuned checkpoints, single random view.
 PUBLISHED_TOP1 = {
@@ -242,7 +253,7 @@ def _entry(model_type: str, pretraining: str, finetuning: str) -> ZooEntry:
     return ZooEntry(
         name=f"{model_type}_{pretraining}_{finetuning}", model_type=model_type, pretraining=pretraining,
         finetuning=finetuning, filename=f"{pretraining}_{finetuning}.pth", config=config,
-        preprocessing=preprocessing, top1=PUBLISHED_TOP1.get((pretraining, finetuning)),
+        preprocessing=preprocessing, top1=PUBLISHED_TOP1.get((pretraining, finetuning)), labels=fine.labels,
     )
 
 
@@ -390,6 +401,8 @@ def load_model(
     a published training checkpoint, a state dict, or a `.safetensors` file from `hvm1 convert`. Either way
     the file is read safely and memory-mapped (optimizer state is never read) into a model built on the meta
     device; float32 unless `dtype` says otherwise. `model_type='vit'` builds the encoder alone from an MAE.
+    A ViT with a head carries the names of its outputs as `model.class_names`: a zoo model's published label
+    set, or the names a file records (`hvm1 convert`, `hvm1 finetune`); None where the file records none.
     `config_overrides` set architecture fields (e.g. `num_heads=4` for a file whose width matches no named
     size, or `drop_path_rate=0.1` for finetuning). `rules` names opt-in key rules: 'fresh-head' with
     `num_classes=N` replaces a missing head, or one of another class count, by a new one drawn with `seed`
@@ -410,7 +423,7 @@ def load_model(
     model_type, config = _entry_config(entry, model_type)
     config = _with_overrides(config, config_overrides)
     if not pretrained:
-        return build_model(config, device=device).to(_as_dtype(dtype)).eval()
+        return attach_class_names(build_model(config, device=device), entry.class_names).to(_as_dtype(dtype)).eval()
     if torch.device(device or "cpu").type == "meta":
         raise ValueError("device='meta' builds an empty model: pass pretrained=False with it")
     from .hub import fetch_weights  # huggingface_hub (0.1 s to import) only where the hub is asked
@@ -421,8 +434,9 @@ def load_model(
         full_download=full_download,
     )
     try:
-        return load_checkpoint(path, config=config, model_type=model_type, device=device, dtype=dtype, rules=rules,
-                               seed=seed, report=report)
+        model = load_checkpoint(path, config=config, model_type=model_type, device=device, dtype=dtype, rules=rules,
+                                seed=seed, report=report)
+        return attach_class_names(model, entry.class_names)
     except CheckpointError as error:
         raise CheckpointError(f"model {name!r} ({entry.filename} from {entry.repo_id}): {error}") from None
 
@@ -502,7 +516,8 @@ def convert(
     **config_overrides: Any,
 ) -> Path:
     """Write a zoo model or checkpoint file as one `.safetensors` file: weights and full config, no optimizer
-    state, and the zoo model's preprocessing when the source has one; returns the output path.
+    state, the zoo model's preprocessing when the source has one, and the head's class names when the model
+    has them (`load_model(output).class_names` reads them back); returns the output path.
 
     `load_model(output)` then needs no overrides and gives the same outputs (exactly in float32); `dtype`
     'bfloat16' or 'float16' halves the file. The other arguments are `load_model`'s.

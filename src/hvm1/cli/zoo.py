@@ -57,6 +57,31 @@ def _print_lines(lines: dict[str, str]) -> None:
         print(f"{key:<{width}}  {value}")
 
 
+# How many class names `hvm1 info` shows before `--labels` (all of them).
+SHOWN_CLASS_NAMES = 3
+
+
+def _classes_line(num_classes: int, names, where: str) -> str:
+    """`hvm1 info`'s classes line: the count, the first names and where they come from, or that there are none."""
+    if names is None:
+        return f"{num_classes}, no names recorded in the file (give them to classify with --labels)"
+    shown = ", ".join(names[:SHOWN_CLASS_NAMES]) + (", ..." if len(names) > SHOWN_CLASS_NAMES else "")
+    return f"{num_classes} ({where}): {shown} (--labels lists all)"
+
+
+def _print_class_names(names, num_classes: int) -> int:
+    """`hvm1 info --labels`: each class's index and name, one a line; an error where there are none."""
+    from ..labels import LabelsError
+
+    if not num_classes:
+        raise LabelsError("the model has no classification head, so no class names")
+    if names is None:
+        raise LabelsError(f"the file records no names for its {num_classes} classes")
+    for index, name in enumerate(names):
+        print(f"{index}\t{name}")
+    return 0
+
+
 def _file_info(path: Path, args: argparse.Namespace) -> int:
     """`hvm1 info FILE`: what a checkpoint file holds, read through the one loader."""
     from ..checkpoint import checkpoint_format, read_checkpoint
@@ -71,6 +96,9 @@ def _file_info(path: Path, args: argparse.Namespace) -> int:
     head = f" + {config.num_classes}-class head" if config.num_classes else ""
     pre = preprocessing_for(path, model)
     recorded = PREPROCESSING_METADATA_KEY in contents.metadata or PREPROCESSING_METADATA_KEY in contents.args
+    names = getattr(model, "class_names", None)
+    if args.labels:
+        return _print_class_names(names, config.num_classes)
     kind = {"safetensors": "safetensors (weights and config, e.g. from hvm1 convert)",
             "zip": "PyTorch zip archive", "legacy": "PyTorch legacy pickle"}.get(checkpoint_format(path))
     dtypes = sorted({str(tensor.dtype).removeprefix("torch.") for tensor in contents.state_dict.values()})
@@ -86,6 +114,7 @@ def _file_info(path: Path, args: argparse.Namespace) -> int:
         "mean / std": f"{pre.mean} / {pre.std}",
         "preprocessing": "recorded in the file" if recorded else
                          "not recorded in the file: the video mean/std and the published settings for its size",
+        **({"classes": _classes_line(config.num_classes, names, "recorded in the file")} if config.num_classes else {}),
         **_command_presets(pre, model_type),
         "architecture": " ".join(f"{k}={v}" for k, v in config.to_dict().items()),
     }
@@ -100,6 +129,8 @@ def _cmd_info(args: argparse.Namespace) -> int:
     if args.name not in MODELS and Path(args.name).is_file():
         return _file_info(Path(args.name), args)
     entry = get_model_entry(args.name)
+    if args.labels:
+        return _print_class_names(entry.class_names, entry.num_classes)
     pre = entry.preprocessing
     model = load_model(entry.name, pretrained=False, device="meta")
     parts = "MAE: encoder and decoder" if entry.model_type == "mae" else "encoder"
@@ -120,6 +151,8 @@ def _cmd_info(args: argparse.Namespace) -> int:
         "input": f"{pre.num_frames} frames of {pre.img_size}x{pre.img_size}"
                  f"{' (one image repeated)' if pre.single_image else ''}",
         "mean / std": f"{pre.mean} / {pre.std}",
+        **({"classes": _classes_line(entry.num_classes, entry.class_names, f"label set {entry.labels}")}
+           if entry.num_classes else {}),
         **_command_presets(pre, entry.model_type),
     }
     if entry.top1 is not None:
@@ -144,6 +177,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     info = sub.add_parser("info", help=COMMANDS["info"])
     info.add_argument("name", metavar="NAME_OR_FILE",
                       help="a zoo model name (see `hvm1 list`), or a checkpoint file (.pth, .safetensors)")
+    info.add_argument("--labels", action="store_true",
+                      help="list the head's class names, one a line with its index (tab-separated), and nothing else")
     _add_set_arg(info)
     info.set_defaults(func=_cmd_info)
     convert = sub.add_parser(

@@ -25,6 +25,7 @@ from hvm1.data.failures import Skipped, skipped_for
 from hvm1.data.sampling import sample_generator, select_files
 from hvm1.data.transforms import ImagePreset, VideoPreset, random_erasing
 from hvm1.data.video import Start, read_clip
+from hvm1.labels import class_folder_names
 
 VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
@@ -84,7 +85,7 @@ def class_folder_files(root: PathLike, extensions: Sequence[str] = VIDEO_EXTENSI
     finetuning data were built), files found recursively in each. Raises ValueError for matching files
     directly in `root`, which belong to no class."""
     root = _folder(root)
-    classes = sorted(entry.name for entry in root.iterdir() if entry.is_dir() and not entry.name.startswith("."))
+    classes = class_folder_names(root)
     loose = sorted(file for file in root.iterdir() if not file.name.startswith(".") and _matches(file, extensions))
     if loose:
         raise ValueError(f"{root}: {len(loose)} files belong to no class folder, e.g. {loose[0].name}")

@@ -38,6 +38,8 @@ class VideoViT(nn.Module):
     `get_last_activation` -> the last block's output before the final norm (N, 1 + L, embed_dim);
     `forward_intermediates` -> chosen blocks' outputs;
     `get_last_selfattention` -> (N, heads, 1 + L, 1 + L); `cls_attention` -> (N, heads, L).
+    `class_names`: the names of the head's outputs in order, as the loader found them (a zoo model's label
+    set, a file's recorded names), or None (`hvm1.labels.class_names_of` then says how to give them).
     """
 
     def __init__(self, config: ViTConfig) -> None:
@@ -56,6 +58,7 @@ class VideoViT(nn.Module):
         self.head_drop = nn.Dropout(config.dropout)
         self.head = nn.Linear(dim, config.num_classes) if config.num_classes else nn.Identity()
         self.grad_checkpointing = False
+        self.class_names: tuple[str, ...] | None = None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:

@@ -37,6 +37,7 @@ from hvm1.data import (
     select_shots,
 )
 from hvm1.distributed import DistributedContext, all_reduce_sum, process_group
+from hvm1.labels import CLASS_NAMES_METADATA_KEY, class_names_to_json
 from hvm1.models import VideoViT, ViTConfig
 from hvm1.zoo import (
     PREPROCESSING_METADATA_KEY,
@@ -196,6 +197,10 @@ def finetune_task(
         "nb_classes": num_classes, "fresh_head": head_note, PREPROCESSING_METADATA_KEY: preprocessing_to_json(pre),
         "job": "finetune",
     }
+    # The head's names: the class folders trained on, else those of the model it started from (same head).
+    names = listing.classes if listing.classes and len(listing.classes) == num_classes else model.class_names
+    if names is not None:
+        args[CLASS_NAMES_METADATA_KEY] = class_names_to_json(names)
 
     def empty_batch() -> TrainBatch:
         video = torch.zeros(config.repeat_aug, cfg.in_chans, cfg.num_frames, cfg.img_size, cfg.img_size)
