@@ -109,7 +109,7 @@ def test_evaluate_writes_into_a_new_temp_folder_by_default(tmp_path, monkeypatch
     assert list(cwd.iterdir()) == []
     [out_dir] = list(temp.iterdir())
     assert out_dir.name.startswith("hvm1-evaluate-")
-    assert sorted(path.name for path in out_dir.iterdir()) == ["predictions.csv", "summary.json"]
+    assert sorted(path.name for path in out_dir.iterdir()) == ["per_class.csv", "predictions.csv", "summary.json"]
     assert f"wrote {out_dir / 'predictions.csv'}" in capsys.readouterr().out
 
 

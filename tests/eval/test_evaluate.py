@@ -129,3 +129,44 @@ def test_cli_class_count_error_names_both_counts(tmp_path, clips, capsys):
     error = capsys.readouterr().err
     assert "hvm1 evaluate: error: the model's head has 7 classes but" in error and "has 3 class folders" in error
     assert not (tmp_path / "out").exists()
+
+
+def test_per_class_accuracy_and_most_confused_pairs_by_name(tmp_path):
+    from hvm1.eval import Predictions
+
+    labels = np.array([0, 0, 1, 1, 2, 2, 2])
+    predicted = [0, 1, 1, 0, 1, 1, 2]
+    logits = np.eye(3)[predicted]
+    predictions = Predictions.score([f"f{i}.mp4" for i in range(7)], labels, logits, classes=["pour", "stir", "cut"])
+    assert [(row.name, row.count, row.top1) for row in predictions.per_class()] == [
+        ("pour", 2, 50.0), ("stir", 2, 50.0), ("cut", 3, pytest.approx(100 / 3))]
+    pairs = [(pair.true_name, pair.predicted_name, pair.count) for pair in predictions.confused_pairs()]
+    assert pairs == [("cut", "stir", 2), ("pour", "stir", 1), ("stir", "pour", 1)]
+    _, per_class, summary = predictions.write(tmp_path)
+    assert per_class.read_text().splitlines() == ["class,name,examples,top1", "0,pour,2,50.00", "1,stir,2,50.00",
+                                                  "2,cut,3,33.33"]
+    assert json.loads(summary.read_text())["most_confused"][0] == {
+        "true": 2, "true_name": "cut", "predicted": 1, "predicted_name": "stir", "count": 2}
+
+
+@pytest.mark.slow
+def test_the_model_names_the_classes_and_the_console_names_the_confusions(classifier, seven, tmp_path, capsys):
+    import copy
+
+    from hvm1.checkpoint import save_safetensors
+
+    named = copy.deepcopy(classifier)
+    named.class_names = ("pour", "stir", "cut", "peel", "wash", "fold", "open")
+    file = save_safetensors(named, tmp_path / "named.safetensors")
+    assert main(["evaluate", str(seven), "--checkpoint", str(file), "--views", "1x1", "--num-workers", "0",
+                 "--out-dir", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    for pair in summary["most_confused"][:5]:
+        assert f"  {pair['true_name']} ({pair['true']}) -> {pair['predicted_name']} ({pair['predicted']}): " \
+               f"{pair['count']}" in out
+        assert pair["true_name"] == named.class_names[pair["true"]]
+    rows = (tmp_path / "out" / "per_class.csv").read_text().splitlines()
+    assert [row.split(",")[1] for row in rows[1:]] == list(named.class_names)
+    predictions = (tmp_path / "out" / "predictions.csv").read_text().splitlines()
+    assert predictions[1].split(",")[2] == "pour"  # label_name of the first file, in class folder c0

@@ -63,6 +63,28 @@ def _print_metrics(predictions) -> None:
           f"loss {metrics.loss:.4f}  ({metrics.count} examples)")
 
 
+# How many of the most confused pairs of classes `hvm1 evaluate` prints (summary.json has more).
+SHOWN_CONFUSIONS = 5
+
+
+def _print_confusions(predictions) -> None:
+    """The classes with the lowest accuracy and the most confused pairs, by name where the classes have names."""
+    def named(index: int) -> str:
+        name = predictions.class_name(index)
+        return f"{name} ({index})" if name else f"class {index}"
+
+    per_class = predictions.per_class()
+    if len(per_class) > 1:
+        worst = sorted(per_class, key=lambda row: (row.top1, row.index))[:SHOWN_CONFUSIONS]
+        print("lowest per-class top-1: " + "; ".join(f"{named(row.index)} {row.top1:.1f}% of {row.count}"
+                                                      for row in worst))
+    pairs = predictions.confused_pairs(SHOWN_CONFUSIONS)
+    if pairs:
+        print("most confused (true -> predicted, examples):")
+        for pair in pairs:
+            print(f"  {named(pair.true)} -> {named(pair.predicted)}: {pair.count}")
+
+
 def _cmd_embed(args: argparse.Namespace) -> int:
     import os
 
@@ -129,7 +151,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     )
     files = predictions.write(_out_dir(args, "evaluate"))
     _print_metrics(predictions)
-    print(f"wrote {files[0]} and {files[1]}")
+    _print_confusions(predictions)
+    print(f"wrote {', '.join(map(str, files[:-1]))} and {files[-1]}")
     return 1 if _print_failures(predictions.skipped) else 0
 
 
@@ -151,7 +174,7 @@ def _cmd_probe(args: argparse.Namespace) -> int:
     _print_metrics(predictions)
     if args.out_dir:
         files = predictions.write(args.out_dir)
-        print(f"wrote {files[0]} and {files[1]}")
+        print(f"wrote {', '.join(map(str, files[:-1]))} and {files[-1]}")
     return 0
 
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,7 @@ from hvm1.data import (
 )
 from hvm1.data.transforms import ImagePreset, VideoPreset
 from hvm1.devices import Precision, resolve_precision
+from hvm1.labels import imagenet_synsets, label_set
 from hvm1.models import VideoViT
 from hvm1.zoo import Preprocessing, preprocessing_for
 
@@ -72,6 +75,115 @@ def check_class_count(model: VideoViT, listing: LabelledFiles, data: str | os.Pa
         )
 
 
+@dataclass(frozen=True)
+class ViewPlan:
+    """How a classifier reads each file: `preset` (an image or a video preset), `clips` per video, `crops` per
+    clip, and the `batch_size` it runs at (1 for whole frames of other sizes)."""
+
+    preset: ImagePreset | VideoPreset
+    clips: int
+    crops: int
+    batch_size: int
+
+    @property
+    def image_mode(self) -> bool:
+        """Whether the files are images (one view each)."""
+        return isinstance(self.preset, ImagePreset)
+
+    def settings(self) -> dict[str, Any]:
+        """The plan as the entries a summary records: mode, views, and the preset's sizes and statistics."""
+        preset = self.preset
+        video = {} if isinstance(preset, ImagePreset) else {"sampling_rate": preset.sampling_rate,
+                                                              "short_side": preset.short_side}
+        return {"mode": "image" if self.image_mode else "video", "views": f"{self.clips}x{self.crops}",
+                "img_size": preset.img_size, "num_frames": preset.num_frames, **video,
+                "mean": list(preset.mean), "std": list(preset.std)}
+
+
+def view_plan(
+    model: VideoViT,
+    preprocessing: Preprocessing,
+    *,
+    image_mode: bool | None = None,
+    views: tuple[int, int] | None = None,
+    sampling_rate: int = DEFAULT_SAMPLING_RATE,
+    batch_size: int = 8,
+    full_frame: bool = False,
+) -> ViewPlan:
+    """The views `evaluate` (and `classify`) read of each file, from the model's `preprocessing`.
+
+    Args:
+        model: the classifier (its patch size shapes whole frames).
+        preprocessing: frames, size and mean/std.
+        image_mode: read images (default: `preprocessing.single_image`, as for the imagenet-2pt models).
+        views: (clips, crops) per video, default `DEFAULT_VIEWS`; an image is one view.
+        sampling_rate: every `sampling_rate`-th frame at the target fps (videos).
+        batch_size: clips per forward pass.
+        full_frame: video mode with one crop: whole frames at their aspect ratio, one clip per forward.
+
+    Returns:
+        The `ViewPlan`.
+
+    Raises:
+        ValueError: views that the mode cannot take.
+    """
+    image_mode = preprocessing.single_image if image_mode is None else image_mode
+    if image_mode and views not in (None, (1, 1)):
+        raise ValueError(f"an image is one view (1x1); got views {views[0]}x{views[1]} in image mode")
+    clips, crops = (1, 1) if image_mode else (views or DEFAULT_VIEWS)
+    if full_frame:
+        if image_mode or (views is not None and views[1] != 1):
+            raise ValueError("full_frame reads one whole-frame view per clip: video mode with 1 crop (e.g. views 2x1)")
+        crops = 1
+    if image_mode:
+        return ViewPlan(preprocessing.image_evaluation(), 1, 1, batch_size)
+    video_preset = preprocessing.evaluation("uniform" if crops == 3 else "center", sampling_rate)
+    if full_frame:
+        return ViewPlan(whole_frame_preset(video_preset, model.config.patch_size), clips, 1, 1)
+    return ViewPlan(video_preset, clips, crops, batch_size)
+
+
+def averaged_logits(
+    model: VideoViT,
+    files: list[Path],
+    plan: ViewPlan,
+    *,
+    num_workers: int = 0,
+    device: torch.device | str | None = None,
+    precision: Precision | str = "fp32",
+    progress: Progress | None = None,
+) -> Iterator[tuple[int, torch.Tensor] | Skipped]:
+    """Run `model` over every view `plan` reads of each of `files` and average each file's logits.
+
+    Args:
+        model: the classifier.
+        files: the files, in order.
+        plan: the views of each file (`view_plan`).
+        num_workers: DataLoader processes decoding while the model runs.
+        device: where the model runs (default: where it is).
+        precision: autocast precision (`hvm1.devices.resolve_precision`).
+        progress: called with (clips done, clips in all).
+
+    Yields:
+        In file order, (index in `files`, the mean of its views' logits (classes,), float32 on the CPU), or a
+        `Skipped` for a file that could not be read.
+    """
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    model = model.to(device).eval()
+    precision = resolve_precision(precision, device)
+
+    def forward(video: torch.Tensor) -> torch.Tensor:
+        with precision.autocast(device):
+            return model(video)
+
+    for result in run_views(forward, FileViews(files, plan.preset, plan.clips), batch_size=plan.batch_size,
+                            num_workers=num_workers, device=device, progress=progress):
+        if isinstance(result, Skipped):
+            yield result
+        else:
+            yield result.index, result.outputs.flatten(0, 1).mean(dim=0)  # (clips, crops, C) -> (C,)
+
+
 def evaluate(
     model: VideoViT,
     data: str | os.PathLike,
@@ -97,61 +209,63 @@ def evaluate(
     checked against the model's head before anything is decoded. The model runs at `precision` (see
     `hvm1.devices.resolve_precision`; default fp32). `full_frame` (video mode, one crop) reads whole frames
     at their aspect ratio instead of square crops (`hvm1.data.whole_frame_preset`), one clip per forward.
-    Unreadable files are skipped and listed. Returns the per-file averaged logits with top-1, top-5, mean per-class accuracy and loss.
+    The classes are named by the model's `class_names` where it has them, else by the class folders.
+    Unreadable files are skipped and listed. Returns the per-file averaged logits with top-1, top-5, mean
+    per-class accuracy and loss.
     """
     if not isinstance(model, VideoViT):
         raise ValueError(f"evaluation needs a VideoViT with a head, got a {type(model).__name__}")
     preprocessing = preprocessing or preprocessing_for(model)
-    image_mode = preprocessing.single_image if image_mode is None else image_mode
-    if image_mode and views not in (None, (1, 1)):
-        raise ValueError(f"an image is one view (1x1); got views {views[0]}x{views[1]} in image mode")
-    clips, crops = (1, 1) if image_mode else (views or DEFAULT_VIEWS)
-    if full_frame:
-        if image_mode or (views is not None and views[1] != 1):
-            raise ValueError("full_frame reads one whole-frame view per clip: video mode with 1 crop (e.g. views 2x1)")
-        crops = 1
-    listing = labelled_files(data, IMAGE_EXTENSIONS if image_mode else VIDEO_EXTENSIONS)
+    plan = view_plan(model, preprocessing, image_mode=image_mode, views=views, sampling_rate=sampling_rate,
+                     batch_size=batch_size, full_frame=full_frame)
+    listing = labelled_files(data, IMAGE_EXTENSIONS if plan.image_mode else VIDEO_EXTENSIONS)
     check_class_count(model, listing, data)
-    pre = preprocessing
-    preset: ImagePreset | VideoPreset
-    if image_mode:
-        preset = pre.image_evaluation()
-    else:
-        video_preset = pre.evaluation("uniform" if crops == 3 else "center", sampling_rate)
-        if full_frame:
-            video_preset = whole_frame_preset(video_preset, model.config.patch_size)
-            batch_size = 1
-        preset = video_preset
-    device = torch.device(device) if device is not None else next(model.parameters()).device
-    model = model.to(device).eval()
-    precision = resolve_precision(precision, device)
-
-    def forward(video: torch.Tensor) -> torch.Tensor:
-        with precision.autocast(device):
-            return model(video)
-
+    classes = class_names(model, listing.classes)
     rows, logits, skipped = [], [], []
-    for result in run_views(forward, FileViews(listing.files, preset, clips), batch_size=batch_size,
-                            num_workers=num_workers, device=device, progress=progress):
+    for result in averaged_logits(model, listing.files, plan, num_workers=num_workers, device=device,
+                                  precision=precision, progress=progress):
         if isinstance(result, Skipped):
             skipped.append(result)
         else:
-            rows.append(result.index)
-            logits.append(result.outputs.flatten(0, 1).mean(dim=0))  # (clips, crops, C) -> (C,)
+            rows.append(result[0])
+            logits.append(result[1])
     if not rows:
         raise ValueError(f"{data}: none of its {len(listing.files)} files could be read ({skipped[0].reason}, ...)")
+    device = torch.device(device) if device is not None else next(model.parameters()).device
     settings: dict[str, Any] = {
-        "model": model_name, "dtype": compute_dtype(model, precision), "data": str(data), "mode": "image" if image_mode else "video",
-        "views": f"{clips}x{crops}", "num_classes": model.config.num_classes, "img_size": pre.img_size,
-        "num_frames": pre.num_frames,
-        **({} if isinstance(preset, ImagePreset) else {"sampling_rate": sampling_rate, "short_side": preset.short_side}),
-        "mean": list(preset.mean), "std": list(preset.std),
+        "model": model_name, "dtype": compute_dtype(model, resolve_precision(precision, device)), "data": str(data),
+        "num_classes": model.config.num_classes, **plan.settings(),
     }
     logger.info("evaluated %d files of %s (%d skipped)", len(rows), data, len(skipped))
     return Predictions.score(
         [str(listing.files[row]) for row in rows], np.array([listing.labels[row] for row in rows], dtype=np.int64),
-        torch.stack(logits).numpy(), classes=listing.classes, skipped=skipped, settings=settings,
+        torch.stack(logits).numpy(), classes=classes, skipped=skipped, settings=settings,
     )
+
+
+def class_names(model: VideoViT, folders: list[str] | None) -> list[str] | None:
+    """The names of `model`'s outputs for a report: its `class_names`, else the class `folders` the data were
+    numbered by (logged where the two disagree: the data's labels then mean other classes), else None."""
+    names = getattr(model, "class_names", None)
+    if names is None:
+        return folders
+    if folders is not None and not folders_match(names, folders):
+        logger.warning("the data's class folders (%s, ...) are not the model's classes (%s, ...): labels are the "
+                       "folders' sorted order", folders[0], names[0])
+    return list(names)
+
+
+def folders_match(names: tuple[str, ...] | list[str], folders: list[str]) -> bool:
+    """Whether class `folders` (sorted) are the classes `names`: the same names up to case, spaces against
+    underscores, and a WordNet id in place of an ImageNet name."""
+    def plain(text: str) -> str:
+        return text.lower().replace("_", " ").strip()
+
+    if len(names) != len(folders):
+        return False
+    if tuple(names) == label_set("imagenet1k"):
+        return folders == [wnid for wnid, _ in imagenet_synsets()]
+    return [plain(name) for name in names] == [plain(folder) for folder in folders]
 
 
 def default_out_dir(model_name: str, data: str | os.PathLike, parent: str | os.PathLike | None = None) -> Path:

@@ -16,7 +16,10 @@ import torch.nn.functional as F
 from hvm1.data import Skipped
 
 PREDICTIONS_FILE = "predictions.csv"
+PER_CLASS_FILE = "per_class.csv"
 SUMMARY_FILE = "summary.json"
+#: How many of the most confused (true, predicted) pairs a summary lists.
+CONFUSED_PAIRS = 10
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,27 @@ def classification_metrics(logits: torch.Tensor, labels: torch.Tensor) -> Classi
     )
 
 
+@dataclass(frozen=True)
+class ClassAccuracy:
+    """Top-1 accuracy (%) on the `count` examples of class `index` (`name`, '' when unnamed)."""
+
+    index: int
+    name: str
+    count: int
+    top1: float
+
+
+@dataclass(frozen=True)
+class Confusion:
+    """`count` examples of class `true` (named `true_name`) predicted as class `predicted` (`predicted_name`)."""
+
+    true: int
+    true_name: str
+    predicted: int
+    predicted_name: str
+    count: int
+
+
 @dataclass
 class Predictions:
     """Per-example class scores and their metrics: `logits` (N, classes), averaged over views for a video;
@@ -72,25 +96,50 @@ class Predictions:
         metrics = classification_metrics(torch.from_numpy(logits), torch.from_numpy(labels))
         return cls(paths, labels, logits, metrics, **details)
 
+    def class_name(self, index: int) -> str:
+        """The name of class `index`, '' when the classes are unnamed."""
+        names = self.classes or []
+        return names[index] if 0 <= index < len(names) else ""
+
+    def per_class(self) -> list[ClassAccuracy]:
+        """Top-1 accuracy of each class that has examples, in class order."""
+        predicted = self.logits.argmax(axis=1)
+        rows = []
+        for label in np.unique(self.labels):
+            chosen = self.labels == label
+            rows.append(ClassAccuracy(int(label), self.class_name(int(label)), int(chosen.sum()),
+                                      100 * float((predicted[chosen] == label).mean())))
+        return rows
+
+    def confused_pairs(self, limit: int = CONFUSED_PAIRS) -> list[Confusion]:
+        """The `limit` (true, predicted) pairs of different classes seen most often, most first (ties in class
+        order)."""
+        predicted = self.logits.argmax(axis=1)
+        wrong = predicted != self.labels
+        pairs, counts = np.unique(np.stack([self.labels[wrong], predicted[wrong]], axis=1), axis=0,
+                                  return_counts=True)
+        order = sorted(range(len(counts)), key=lambda i: (-counts[i], *pairs[i]))[:limit]
+        return [Confusion(int(pairs[i][0]), self.class_name(int(pairs[i][0])), int(pairs[i][1]),
+                          self.class_name(int(pairs[i][1])), int(counts[i])) for i in order]
+
     def summary(self) -> dict[str, Any]:
-        """Settings, metrics, and the skipped files, as the JSON summary holds them."""
+        """Settings, metrics, the most confused pairs of classes, and the skipped files, as the JSON summary
+        holds them."""
         return {
             **self.settings, **asdict(self.metrics),
+            "most_confused": [asdict(pair) for pair in self.confused_pairs()],
             "skipped": [{"path": item.path, "reason": item.reason} for item in self.skipped],
         }
 
-    def write(self, out_dir: str | Path) -> tuple[Path, Path]:
+    def write(self, out_dir: str | Path) -> tuple[Path, Path, Path]:
         """Write `predictions.csv` (one row per example: path, label, prediction, their class names, the
-        predicted probability, the top-5 classes) and `summary.json` into `out_dir`; returns both paths."""
+        predicted probability, the top-5 classes), `per_class.csv` (each class with examples: index, name,
+        examples, top-1 %) and `summary.json` into `out_dir`; returns the three paths."""
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         probabilities = torch.from_numpy(self.logits).double().softmax(dim=1)
         top = probabilities.topk(min(5, probabilities.shape[1]), dim=1)
-        names = self.classes or []
-
-        def name(index: int) -> str:
-            return names[index] if 0 <= index < len(names) else ""
-
+        name = self.class_name
         predictions = out_dir / PREDICTIONS_FILE
         with open(predictions, "w", newline="") as handle:
             writer = csv.writer(handle)
@@ -101,9 +150,15 @@ class Predictions:
                     path, label, name(label), predicted, name(predicted), f"{top.values[row, 0].item():.6f}",
                     " ".join(str(int(index)) for index in top.indices[row]),
                 ])
+        per_class = out_dir / PER_CLASS_FILE
+        with open(per_class, "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["class", "name", "examples", "top1"])
+            for accuracy in self.per_class():
+                writer.writerow([accuracy.index, accuracy.name, accuracy.count, f"{accuracy.top1:.2f}"])
         summary = out_dir / SUMMARY_FILE
-        summary.write_text(json.dumps(self.summary(), indent=2) + "\n")
-        return predictions, summary
+        summary.write_text(json.dumps(self.summary(), indent=2, ensure_ascii=False) + "\n")
+        return predictions, per_class, summary
 
 
 def new_folder(parent: str | Path, *names: str) -> Path:
