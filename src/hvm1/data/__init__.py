@@ -37,14 +37,28 @@ from hvm1.data.transforms import (
     visualisation_preset,
     whole_frame_preset,
 )
-from hvm1.data.video import Clip, VideoError, clip_instants, read_clip, read_clips, read_image, video_duration
+from hvm1.data.video import (
+    IMAGE_BACKGROUND,
+    Clip,
+    Display,
+    VideoError,
+    clip_instants,
+    frame_display,
+    frames_to_rgb,
+    read_clip,
+    read_clips,
+    read_image,
+    video_duration,
+)
 
 __all__ = [
+    "IMAGE_BACKGROUND",
     "IMAGE_EXTENSIONS",
     "VIDEO_EXTENSIONS",
     "Batch",
     "Clip",
     "ClipDataset",
+    "Display",
     "FileViews",
     "ImagePreset",
     "ImageTrainPreset",
@@ -66,6 +80,8 @@ __all__ = [
     "find_files",
     "find_images",
     "find_videos",
+    "frame_display",
+    "frames_to_rgb",
     "image_eval_preset",
     "labelled_files",
     "list_files",

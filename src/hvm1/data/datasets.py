@@ -366,7 +366,8 @@ class FileViews(Dataset):
         start = "center" if self.num_clips == 1 else (clip_index, self.num_clips)
         if not isinstance(preset.short_side, int):
             raise ValueError(f"evaluation views need a fixed short side, not the range {preset.short_side}")
-        clip = read_clip(path, preset.num_frames, preset.sampling_rate, preset.target_fps, start, preset.short_side)
+        clip = read_clip(path, preset.num_frames, preset.sampling_rate, preset.target_fps, start, preset.short_side,
+                         autorotate=preset.autorotate)
         return preset(clip.frames), (clip.times[0].item(), clip.times[-1].item())
 
 

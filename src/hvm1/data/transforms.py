@@ -160,7 +160,8 @@ class VideoPreset:
     "center", "uniform" (the left, center and right views, stacked first), "random_resized" (with
     `crop_scale` and `crop_ratio`) or "full" (no crop: the whole frame at its aspect ratio, both sides
     rounded to the nearest multiple of `multiple`, see `whole_frame_preset`); `flip` mirrors half of the
-    clips. Build one with the functions below.
+    clips; `autorotate` applies the video's display rotation as players do (False: the frames as stored,
+    see `hvm1.data.read_clip`). Build one with the functions below.
     """
 
     img_size: int
@@ -176,6 +177,7 @@ class VideoPreset:
     flip: bool = False
     start: Start = "center"
     multiple: int = 1
+    autorotate: bool = True
 
     def __post_init__(self) -> None:
         if self.crop not in CROPS:
@@ -216,6 +218,7 @@ class VideoPreset:
             start=self.start if start is None else start,
             short_side=short_side,
             generator=generator,
+            autorotate=self.autorotate,
         )
         return self(clip.frames, generator), clip.padded
 
@@ -232,7 +235,7 @@ class VideoPreset:
         clips = read_clips(
             path, [self.start if start is None else start] * len(generators), num_frames=self.num_frames,
             sampling_rate=self.sampling_rate, target_fps=self.target_fps, short_side=short_sides,
-            generator=list(generators),
+            generator=list(generators), autorotate=self.autorotate,
         )
         return [(self(clip.frames, generator), clip.padded) for clip, generator in zip(clips, generators)]
 
@@ -261,13 +264,16 @@ class VideoPreset:
 
 @dataclass(frozen=True)
 class ImagePreset:
-    """How a model reads a still image: resize the short side (bicubic), center crop, normalise, repeat."""
+    """How a model reads a still image: resize the short side (bicubic), center crop, normalise, repeat.
+
+    `autorotate` applies the image's EXIF orientation as viewers do (False: the pixels as stored)."""
 
     img_size: int
     num_frames: int
     mean: tuple[float, ...]
     std: tuple[float, ...]
     resize_to: int
+    autorotate: bool = True
 
     def load(
         self, path: str | os.PathLike, start: Start | None = None, generator: torch.Generator | None = None
@@ -276,7 +282,7 @@ class ImagePreset:
 
         `start` and `generator` are accepted so that datasets can treat image and video presets alike.
         """
-        return self(read_image(Path(path))), 0
+        return self(read_image(Path(path), autorotate=self.autorotate)), 0
 
     def describe(self) -> str:
         """What the preset does, in words and its own numbers (what `hvm1 info` prints)."""
@@ -292,13 +298,15 @@ class ImagePreset:
 @dataclass(frozen=True)
 class ImageTrainPreset:
     """Training reads of a still image: random resized crop (`crop_scale`, aspect 3/4-4/3) to `img_size`, a
-    flip half of the time, normalisation, repeated to a static clip of `num_frames` frames."""
+    flip half of the time, normalisation, repeated to a static clip of `num_frames` frames; `autorotate`
+    applies the EXIF orientation."""
 
     img_size: int
     num_frames: int
     mean: tuple[float, ...]
     std: tuple[float, ...]
     crop_scale: tuple[float, float] = (0.08, 1.0)
+    autorotate: bool = True
 
     def load(
         self, path: str | os.PathLike, start: Start | None = None, generator: torch.Generator | None = None
@@ -306,7 +314,8 @@ class ImageTrainPreset:
         """The image at `path` as an augmented static clip (C, T, H, W) float32, and 0 padded frames.
 
         `start` is accepted so that datasets can treat image and video presets alike."""
-        image = random_resized_crop(read_image(Path(path)), self.img_size, self.crop_scale, generator=generator)
+        image = read_image(Path(path), autorotate=self.autorotate)
+        image = random_resized_crop(image, self.img_size, self.crop_scale, generator=generator)
         if torch.rand((), generator=generator).item() < 0.5:
             image = hflip(image)
         return image_to_clip(normalize(image, self.mean, self.std), self.num_frames), 0

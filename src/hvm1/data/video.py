@@ -1,9 +1,16 @@
-"""Decoding clips from video files: time-based frame sampling that checks what the file really holds.
+"""Decoding clips from video files as a player shows them: time-based frame sampling that checks what the
+file really holds.
 
-A clip is `num_frames` instants `sampling_rate / target_fps` seconds apart on the stream's own clock; each
-instant shows the frame on screen then (the last frame whose presentation time is at or before it). Header
-frame counts and durations are only used to place a clip, never to decide what was decoded: decoding
-finds where the frames really end, and a decoder may hand frames out of presentation order.
+A clip is `num_frames` instants `sampling_rate / target_fps` seconds apart on the video's clock, whose 0 is
+the video's first frame (the stream's start time: cut recordings, MPEG-TS and camera files start later than
+0 on their own clock); each instant shows the frame on screen then (the last frame whose presentation time is
+at or before it). Header frame counts and durations are only used to place a clip, never to decide what was
+decoded: decoding finds where the frames really end, and a decoder may hand frames out of presentation order.
+
+Frames come out as a player shows them (`Display`): the stream's display matrix (rotation by 90, 180 or 270
+degrees and mirroring, as phones record upright video) is applied, and non-square pixels (anamorphic video,
+a sample aspect ratio other than 1:1) are stretched to the display aspect, before any resize; all readers
+share `frame_display` and `frames_to_rgb`, which do this.
 """
 
 from __future__ import annotations
@@ -13,7 +20,8 @@ import logging
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +29,7 @@ import av
 import numpy as np
 import torch
 from av.video.reformatter import VideoReformatter
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 logger = logging.getLogger(__name__)
 
@@ -60,12 +68,54 @@ class VideoError(Exception):
 
 
 @dataclass(frozen=True)
+class Display:
+    """How a stored frame becomes the picture a player shows: mirrored, rotated, pixels made square.
+
+    `mirrored` mirrors the stored frame left-right first, then it is turned `rotation` degrees clockwise
+    (0, 90, 180 or 270): the eight orientations a display matrix (or an EXIF tag) can give. `sample_aspect`
+    is the width of a stored pixel over its height; the frame is stretched horizontally by it (before the
+    rotation) so that its pixels are square. The identity is `Display()`.
+    """
+
+    rotation: int = 0
+    mirrored: bool = False
+    sample_aspect: Fraction = field(default_factory=lambda: Fraction(1))
+
+    def __post_init__(self) -> None:
+        if self.rotation not in (0, 90, 180, 270):
+            raise ValueError(f"rotation must be 0, 90, 180 or 270 degrees, got {self.rotation}")
+        if not self.sample_aspect > 0:
+            raise ValueError(f"sample_aspect must be > 0, got {self.sample_aspect}")
+
+    @property
+    def turns_sideways(self) -> bool:
+        """Whether the shown picture is the stored one's height wide (a rotation by 90 or 270 degrees)."""
+        return self.rotation in (90, 270)
+
+    def shown_size(self, height: int, width: int) -> tuple[int, int]:
+        """The (height, width) a player shows a stored `height` x `width` frame at."""
+        width = max(1, round(width * self.sample_aspect))
+        return (width, height) if self.turns_sideways else (height, width)
+
+    def orient(self, frames: torch.Tensor) -> torch.Tensor:
+        """Mirror and rotate frames (..., H, W, C) as a player shows them (a view where it can be one)."""
+        if self.mirrored:
+            frames = frames.flip(-2)
+        if self.rotation:
+            frames = torch.rot90(frames, k=-self.rotation // 90, dims=(-3, -2))  # k < 0 turns clockwise
+        return frames
+
+
+@dataclass(frozen=True)
 class Clip:
     """Frames read from a video, with the times they show and the times that were asked for.
 
-    `frames` is (T, H, W, 3) uint8 RGB; `times` (T,) float64 is the presentation time in seconds of each
-    returned frame; `instants` (T,) float64 the times asked for; `fps` the frame rate measured from the
-    decoded frames; `padded` how many instants fell after the last decodable frame (those show that frame).
+    `frames` is (T, H, W, 3) uint8 RGB, as a player shows them (`display` says what was applied to the stored
+    frames); `times` (T,) float64 is the presentation time of each returned frame and `instants` (T,) float64
+    the times asked for, both in seconds on the video's clock: from its first frame, which is at 0.0 (`origin`
+    is where that frame is on the stream's own clock: add it for the times FFmpeg's `frame.time` gives);
+    `fps` the frame rate measured from the decoded frames; `padded` how many instants fell after the last
+    decodable frame (those show that frame).
     """
 
     frames: torch.Tensor
@@ -74,6 +124,8 @@ class Clip:
     fps: float
     padded: int
     path: Path
+    display: Display = field(default_factory=Display)
+    origin: float = 0.0
 
 
 @dataclass
@@ -100,20 +152,24 @@ def read_clip(
     start: Start = 0.0,
     short_side: int | None = None,
     generator: torch.Generator | None = None,
+    autorotate: bool = True,
 ) -> Clip:
     """Decode the `num_frames` frames on screen at `start + k * sampling_rate / target_fps` seconds.
 
-    Times are on the stream's own clock (PyAV's `frame.time`), so videos of any frame rate give the same
-    moments; an instant before the first frame shows the first frame. `start` is seconds, "random"
-    (uniform over the starts that keep the clip inside the video, drawn from `generator`), "center", or
-    `(clip_index, num_clips)` for evenly spaced clips; for those three the container's duration estimate
-    places the clip, and a clip that then runs past the last decodable frame is shifted back to fit. Only
-    what the clip needs is decoded (from the keyframe before `start` to the last frame shown, skipping
-    non-reference frames no instant shows), with the decoder's threads; only the chosen frames are
-    converted to RGB, resized on the way when `short_side` is given (bilinear, the short side becomes
-    `short_side`). Raises `VideoError` for anything unreadable, never reading another video instead.
+    Times are seconds from the video's first frame (its stream's start time is 0.0, see `Clip`), so
+    `start=0.0` is the first frame a player shows and videos of any frame rate give the same moments; an
+    instant before the first frame shows the first frame. `start` is seconds, "random" (uniform over the
+    starts that keep the clip inside the video, drawn from `generator`), "center", or `(clip_index,
+    num_clips)` for evenly spaced clips; for those three the container's duration estimate places the clip,
+    and a clip that then runs past the last decodable frame is shifted back to fit. Only what the clip needs
+    is decoded (from the keyframe before `start` to the last frame shown, skipping non-reference frames no
+    instant shows), with the decoder's threads; only the chosen frames are converted to RGB, resized on the
+    way when `short_side` is given (bilinear, the short side of the shown picture becomes `short_side`).
+    Frames are as a player shows them (see `Display`): non-square pixels stretched to the display aspect,
+    and the stream's display rotation applied unless `autorotate` is False (FFmpeg's `-noautorotate`: the
+    frames as stored). Raises `VideoError` for anything unreadable, never reading another video instead.
     """
-    return read_clips(path, [start], num_frames, sampling_rate, target_fps, short_side, generator)[0]
+    return read_clips(path, [start], num_frames, sampling_rate, target_fps, short_side, generator, autorotate)[0]
 
 
 def read_clips(
@@ -124,11 +180,12 @@ def read_clips(
     target_fps: float = 30.0,
     short_side: int | None | Sequence[int | None] = None,
     generator: torch.Generator | None | Sequence[torch.Generator | None] = None,
+    autorotate: bool = True,
 ) -> list[Clip]:
     """Read one clip per start of `starts` from the video at `path`, opening and probing the file once.
 
     Clip k is exactly `read_clip(path, num_frames, sampling_rate, target_fps, starts[k], short_side[k],
-    generator[k])`: `short_side` and `generator` are one value for every clip or one per clip (a "random"
+    generator[k], autorotate)`: `short_side` and `generator` are one value for every clip or one per clip (a "random"
     start draws from its clip's generator). What is shared is the container: opening it, finding the
     stream, its duration estimate and the decoder, which read_clip repeats per clip (pretraining's
     `repeat_aug` reads up to 16 clips of each video). Raises `VideoError` for anything unreadable.
@@ -148,7 +205,9 @@ def read_clips(
         with _open(path) as container:
             stream = _video_stream(path, container)
             return [
-                _read_in(path, container, stream, start, num_frames, sampling_rate, target_fps, size, draws)
+                _read_in(
+                    path, container, stream, start, num_frames, sampling_rate, target_fps, size, draws, autorotate
+                )
                 for start, size, draws in zip(starts, short_sides, generators)
             ]
     except av.FFmpegError as error:
@@ -165,16 +224,16 @@ def _per_clip(value, count: int, name: str) -> list:
 
 def _read_in(
     path: Path, container, stream, start: Start, num_frames: int, sampling_rate: int, target_fps: float,
-    short_side: int | None, generator: torch.Generator | None,
+    short_side: int | None, generator: torch.Generator | None, autorotate: bool,
 ) -> Clip:
-    """One clip of an open container (see `read_clip`)."""
+    """One clip of an open container (see `read_clip`); times on the video's clock (0 is its first frame)."""
     span = (num_frames - 1) * sampling_rate / target_fps
     if isinstance(start, (str, tuple)):
         begin = _place(start, path, container, stream, span, generator)
         decoded, instants = _decode_at(path, container, stream, begin, num_frames, sampling_rate, target_fps)
         if decoded.reached_end and instants[-1] > decoded.last_time + _TIME_TOLERANCE:
             # The container promised more than decodes (a lying header or a cut file): shift back.
-            shifted = max(_origin(stream), decoded.last_time - span)
+            shifted = max(0.0, decoded.last_time - span)
             logger.info(
                 "%s: frames end at %.3f s, before the clip placed at %.3f s; shifting it to %.3f s",
                 path, decoded.last_time, begin, shifted,
@@ -194,7 +253,8 @@ def _read_in(
         raise ValueError(
             f"start must be seconds, 'random', 'center' or (clip_index, num_clips), got {start!r}"
         )
-    frames = _to_rgb(decoded.frames, short_side)
+    display = frame_display(decoded.frames[0], stream, autorotate)
+    frames = frames_to_rgb(decoded.frames, display, short_side)
     if decoded.count > 1 and decoded.last_time > decoded.first_time:
         fps = (decoded.count - 1) / (decoded.last_time - decoded.first_time)
     else:
@@ -207,14 +267,16 @@ def _read_in(
         fps=fps,
         padded=padded,
         path=path,
+        display=display,
+        origin=float(_start_pts(stream) * stream.time_base),
     )
 
 
 def video_duration(path: str | os.PathLike) -> float | None:
     """The duration in seconds that a video's header (or its packet timestamps) claims, without decoding.
 
-    An estimate for limits and placement, like the one `read_clip` places clips with: the frames that
-    really decode may end earlier. None when nothing tells. Raises `VideoError` for a missing file, a
+    Seconds from the video's first frame: an estimate for limits and placement, like the one `read_clip`
+    places clips with (the frames that really decode may end earlier). None when nothing tells. Raises `VideoError` for a missing file, a
     file that is not a video and one without a video stream.
     """
     path = Path(path)
@@ -276,20 +338,35 @@ def _video_stream(path: Path, container):
     return stream
 
 
-def _origin(stream) -> float:
-    """The stream's start time from its header (an estimate, like the duration)."""
-    return float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
+def _start_pts(stream) -> int:
+    """Where the video's first frame is on the stream's clock (its time base): the header's start time."""
+    return stream.start_time if stream.start_time is not None else 0
+
+
+def _seconds(stream, pts: int) -> float:
+    """A timestamp of the stream as seconds on the video's clock (0 is the first frame), computed exactly."""
+    return float((pts - _start_pts(stream)) * stream.time_base)
 
 
 def _duration_estimate(container, stream) -> float | None:
+    """Seconds from the first frame to the end, by the stream's header, else the container's, else packets."""
     if stream.duration is not None and stream.duration > 0:
         return float(stream.duration * stream.time_base)
-    if container.duration is not None and container.duration > 0:
+    if container.duration is not None and container.duration > 0 and _start_pts(stream) == 0:
         return container.duration / av.time_base
-    # No header duration: the packets' timestamps are cheap to read without decoding.
-    ends = [float(packet.pts * stream.time_base) for packet in container.demux(stream) if packet.pts is not None]
+    # The container's duration of a stream that starts later is the end on the file's clock for some formats
+    # (Matroska) and the length for others: the last packets' timestamps say which, without decoding. Seek
+    # near the end when there is a duration to seek to; read every packet's timestamp when there is none.
+    hint = container.duration / av.time_base if container.duration is not None and container.duration > 0 else None
+    ends: list[float] = []
+    if hint is not None:
+        container.seek(round(hint / stream.time_base) + _start_pts(stream), stream=stream, backward=True)
+        ends = [_seconds(stream, packet.pts) for packet in container.demux(stream) if packet.pts is not None]
+    if not ends:
+        container.seek(0)
+        ends = [_seconds(stream, packet.pts) for packet in container.demux(stream) if packet.pts is not None]
     container.seek(0)
-    return max(ends) - _origin(stream) if ends else None
+    return max(ends) if ends else None
 
 
 def _place(start, path: Path, container, stream, span: float, generator: torch.Generator | None) -> float:
@@ -307,7 +384,7 @@ def _place(start, path: Path, container, stream, span: float, generator: torch.G
         raise ValueError(f"start must be seconds, 'random', 'center' or (clip_index, num_clips), got {start!r}")
     if duration is None:
         logger.info("%s: no duration estimate; placing the clip at the start", path)
-    return _origin(stream) + fraction * room
+    return fraction * room
 
 
 def _decode_at(
@@ -323,13 +400,14 @@ def _decode_at(
     backoff = 0.0
     while True:
         target = instants[0] - backoff
-        from_start = target <= _origin(stream)
+        from_start = target <= 0.0
         try:
             for decode in (_decode_planned, _decode_every_frame):
                 if from_start:
                     container.seek(0)  # the start of the stream: also where a seek was never needed
                 else:
-                    container.seek(round(target / stream.time_base), stream=stream, backward=True, any_frame=False)
+                    position = round(target / stream.time_base) + _start_pts(stream)
+                    container.seek(position, stream=stream, backward=True, any_frame=False)
                 decoded = decode(path, container, stream, limits, from_start)
                 if decoded is not None:
                     return decoded, instants
@@ -344,12 +422,12 @@ class _Picker:
 
     Instant k's candidates are the frames in (instant k-1, instant k]; the frame shown at instant k is the
     latest candidate of the nearest non-empty bucket at or before k, or the first frame before any. Times
-    are `pts * time_base` of the stream (what PyAV's `frame.time` gives, also for frames drained from the
-    decoder, which carry no time base of their own).
+    are on the video's clock (`_seconds`: the stream's time base, also for frames drained from the decoder,
+    which carry no time base of their own).
     """
 
     def __init__(self, path: Path, stream, limits: list[float], from_start: bool) -> None:
-        self.path, self.time_base, self.limits, self.from_start = path, stream.time_base, limits, from_start
+        self.path, self.stream, self.limits, self.from_start = path, stream, limits, from_start
         self.best: list[tuple[float, Any] | None] = [None] * len(limits)  # (time, frame) per bucket
         self.earliest: tuple[float, Any] | None = None  # (time, frame)
         self.latest: tuple[float, Any] | None = None
@@ -359,7 +437,7 @@ class _Picker:
     def add(self, frame) -> float:
         if frame.pts is None:
             raise VideoError(self.path, "decoded frames carry no presentation time")
-        time = float(frame.pts * self.time_base)
+        time = _seconds(self.stream, frame.pts)
         if frame.is_corrupt:
             raise VideoError(self.path, f"damaged frame at {time:.3f} s")
         if self.count == 0 and not self.from_start and time > self.limits[0]:
@@ -412,7 +490,7 @@ class _Picker:
 
 
 def _where(stream, packet) -> str:
-    return f"near {float(packet.pts * stream.time_base):.3f} s" if packet is not None and packet.pts is not None else "at its end"
+    return f"near {_seconds(stream, packet.pts):.3f} s" if packet is not None and packet.pts is not None else "at its end"
 
 
 def _check_packet(path: Path, stream, packet) -> None:
@@ -446,11 +524,11 @@ def _decode_planned(path: Path, container, stream, limits: list[float], from_sta
         if packet.pts is None:
             return None
         packets.append(packet)
-        past_end += float(packet.pts * stream.time_base) > limits[-1]
+        past_end += _seconds(stream, packet.pts) > limits[-1]
         if past_end >= _REORDER_DEPTH:
             reached_end = False
             break
-    times = [float(packet.pts * stream.time_base) for packet in packets]
+    times = [_seconds(stream, packet.pts) for packet in packets]
     if not from_start and (not times or min(times) > limits[0]):
         raise _SeekLandedLate(f"{min(times):.3f} s" if times else "the end of the stream")
     if not times:
@@ -510,21 +588,74 @@ def _decode_every_frame(path: Path, container, stream, limits: list[float], from
     return picker.decoded(reached_end=True)
 
 
-def _to_rgb(frames: list, short_side: int | None) -> torch.Tensor:
-    """Convert each distinct chosen frame once to RGB (resized if asked): (T, H, W, 3) uint8."""
+def frame_display(frame, stream, autorotate: bool = True) -> Display:
+    """How a player shows the decoded `frame` of `stream`: its display matrix and the stream's pixel aspect.
+
+    The display matrix is the frame's side data (FFmpeg puts the stream's matrix, or the one an H.264 or
+    HEVC stream carries itself, on every frame); it is read as FFmpeg's `-autorotate` reads it: multiples
+    of 90 degrees with or without a mirror. A rotation by another angle is left out (logged), as is every
+    rotation when `autorotate` is False. The sample aspect ratio is the stream's (container, else codec).
+    """
+    rotation, mirrored = _display_matrix(frame) if autorotate else (0, False)
+    sample_aspect = stream.sample_aspect_ratio or stream.codec_context.sample_aspect_ratio
+    if sample_aspect is None or not sample_aspect > 0:
+        sample_aspect = Fraction(1)
+    return Display(rotation, mirrored, Fraction(sample_aspect))
+
+
+def _display_matrix(frame) -> tuple[int, bool]:
+    """(clockwise degrees, mirrored first) of the frame's display matrix; (0, False) when it has none."""
+    matrix = next((data for data in frame.side_data if data.type.name == "DISPLAYMATRIX"), None)
+    if matrix is None or matrix.buffer_size < 36:
+        return 0, False
+    # The 3x3 matrix as FFmpeg stores it: 16.16 fixed point, row-major; only the 2x2 part rotates and flips.
+    a, b, _, c, d, *_ = np.frombuffer(bytes(matrix), dtype=np.int32, count=9).tolist()
+    # av_display_rotation_get: the counter-clockwise angle; FFmpeg's get_rotation turns it into clockwise
+    # degrees in [0, 360) and its video filter picks the transpose or flips from the matrix's signs.
+    scale_a, scale_b = math.hypot(a, c), math.hypot(b, d)
+    if scale_a == 0 or scale_b == 0:
+        return 0, False
+    clockwise = -round(-math.degrees(math.atan2(b / scale_b, a / scale_a)))
+    clockwise -= 360 * math.floor(clockwise / 360 + 0.9 / 360)
+    if abs(clockwise - 90) < 1:
+        return (270, True) if c > 0 else (90, False)  # transpose: cclock_flip, else clock
+    if abs(clockwise - 270) < 1:
+        return (90, True) if c < 0 else (270, False)  # clock_flip, else cclock
+    if abs(clockwise - 180) < 1:
+        return {(True, True): (180, False), (True, False): (0, True), (False, True): (180, True)}.get(
+            (a < 0, d < 0), (0, False)
+        )
+    if abs(clockwise) < 1 or abs(clockwise - 360) < 1:
+        return (180, True) if d < 0 else (0, False)  # a vertical flip: mirrored and turned upside down
+    logger.warning("display rotation by %s degrees is not a multiple of 90: the frames are left as stored", clockwise)
+    return 0, False
+
+
+def frames_to_rgb(frames: Sequence, display: Display, short_side: int | None = None) -> torch.Tensor:
+    """Decoded frames (PyAV `VideoFrame`s) as a player shows them: (T, H, W, 3) uint8 RGB.
+
+    Each distinct frame is converted once (a frame repeated in `frames` is one conversion), stretched to
+    square pixels and, when `short_side` is given, resized so that the shown picture's short side is
+    `short_side` (bilinear, in the one conversion), then mirrored and rotated by `display`.
+    """
     # One reformatter keeps one scaling context for the clip, and one thread per conversion: starting
     # swscale's threads costs more than converting a frame of these sizes.
     reformatter = VideoReformatter()
     converted: dict[int, np.ndarray] = {}
     for frame in frames:
         if id(frame) not in converted:
-            height, width = (
-                (frame.height, frame.width) if short_side is None else short_side_size(frame.height, frame.width, short_side)
-            )
+            height, width = display.shown_size(frame.height, frame.width)
+            if short_side is not None:
+                height, width = short_side_size(height, width, short_side)
+            if display.turns_sideways:
+                height, width = width, height  # the size to convert to is the stored orientation's
             converted[id(frame)] = reformatter.reformat(
                 frame, width=width, height=height, format="rgb24", interpolation="BILINEAR", threads=1
             ).to_ndarray()
-    return torch.from_numpy(np.stack([converted[id(frame)] for frame in frames]))
+    stacked = torch.from_numpy(np.stack([converted[id(frame)] for frame in frames]))  # (T, H, W, 3) stored
+    if display.rotation == 0 and not display.mirrored:
+        return stacked
+    return display.orient(stacked).contiguous()
 
 
 def short_side_size(height: int, width: int, size: int) -> tuple[int, int]:
@@ -534,17 +665,65 @@ def short_side_size(height: int, width: int, size: int) -> tuple[int, int]:
     return max(1, round(height * size / width)), size
 
 
-def read_image(path: str | os.PathLike) -> torch.Tensor:
-    """Read an image file as (3, H, W) uint8 RGB; raises `VideoError` (path and reason) if it cannot be read."""
+#: What transparent parts of an image are shown on (white, as a web page shows a transparent PNG): RGB 0-255.
+IMAGE_BACKGROUND = (255, 255, 255)
+_EXIF_ORIENTATION = 0x0112  # the EXIF tag: 1 is upright, 2-8 the other seven orientations
+
+
+def read_image(
+    path: str | os.PathLike, background: tuple[int, int, int] = IMAGE_BACKGROUND, autorotate: bool = True
+) -> torch.Tensor:
+    """Read an image file as a viewer shows it: (3, H, W) uint8 RGB.
+
+    The EXIF orientation is applied (a phone photo turned upright) unless `autorotate` is False; every mode
+    Pillow reads is scaled to 8 bits by its range: 16-bit integer by 65535, 32-bit integer by its bit depth
+    (negative values black), floating point from 0.0-1.0 (clipped); palette, greyscale, CMYK, YCbCr, HSV
+    and LAB images are converted to RGB; transparency (an alpha channel, or a palette's or colour key's
+    transparent colour) is composited over `background` (RGB 0-255). An animated image gives its first
+    frame. Raises `VideoError` (path and reason) if the file cannot be read.
+    """
     path = Path(path)
     _check_is_file(path, "an image")
     try:
-        with Image.open(path) as image:
-            rgb = image.convert("RGB")
+        with Image.open(path) as opened:
+            image: Image.Image = opened
+            if autorotate and image.getexif().get(_EXIF_ORIENTATION, 1) != 1:
+                image = ImageOps.exif_transpose(image)
+            rgb = _image_rgb(image, background)
     except UnidentifiedImageError as error:
         raise VideoError(path, "not an image file Pillow can read") from error
     except Exception as error:  # only Pillow runs here: whatever a damaged file makes it raise
         # Pillow reports truncated and damaged data as OSError, some decoders as SyntaxError, ValueError,
         # struct.error, or DecompressionBombError for a header that claims an enormous size.
         raise VideoError(path, f"truncated or damaged image ({type(error).__name__}: {error})") from error
-    return torch.from_numpy(np.asarray(rgb).copy()).permute(2, 0, 1)
+    return torch.from_numpy(rgb).permute(2, 0, 1)
+
+
+def _image_rgb(image: Image.Image, background: tuple[int, int, int]) -> np.ndarray:
+    """A Pillow image of any mode as (H, W, 3) uint8 RGB, transparency composited over `background`."""
+    if image.mode.startswith("I") or image.mode == "F":
+        grey = np.asarray(image).astype(np.float64)  # (H, W)
+        if image.mode == "F":
+            scaled = grey.clip(0.0, 1.0) * 255.0
+        else:
+            bits = 16 if image.mode.startswith("I;16") else _integer_bits(image)
+            scaled = grey.clip(0.0, None) * (255.0 / (2.0**bits - 1))
+        grey8 = np.rint(scaled).clip(0, 255).astype(np.uint8)
+        return np.repeat(grey8[:, :, None], 3, axis=2)
+    if image.mode in ("La", "RGBa"):  # premultiplied alpha: undo it first
+        image = image.convert("LA" if image.mode == "La" else "RGBA")
+    if not image.has_transparency_data:
+        return np.array(image.convert("RGB"))
+    rgba = np.asarray(image.convert("RGBA")).astype(np.float64)  # (H, W, 4)
+    alpha = rgba[:, :, 3:] / 255.0
+    shown = rgba[:, :, :3] * alpha + np.array(background, dtype=np.float64) * (1.0 - alpha)
+    return np.rint(shown).clip(0, 255).astype(np.uint8)
+
+
+def _integer_bits(image: Image.Image) -> int:
+    """How many bits a 32-bit integer ("I") image's samples have: the TIFF's BitsPerSample, else 31 (signed)."""
+    tags = getattr(image, "tag_v2", None)
+    bits = tags.get(258) if tags is not None else None
+    if isinstance(bits, tuple):
+        bits = bits[0] if bits else None
+    return 31 if not isinstance(bits, int) or not 1 <= bits < 32 else bits
