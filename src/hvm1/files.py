@@ -47,6 +47,12 @@ def write_atomically(path: str | os.PathLike, write: Callable[[BinaryIO], object
     return path
 
 
+def write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write `text` (UTF-8) to `path` atomically with `write_atomically`; returns the path."""
+    data = text.encode("utf-8")
+    return write_atomically(path, lambda handle: handle.write(data))
+
+
 def check_writable(folder: str | os.PathLike) -> None:
     """Check that files can be created in `folder`, or, where it does not exist yet, in the nearest folder
     above it that does (where it would be made): called before work whose result goes there, so that a

@@ -22,6 +22,7 @@ from .common import (
 
 # Each command's one-line help, as `hvm1 -h` lists it without importing what the commands need.
 COMMANDS = {
+    "classify": "the top-k class names of a finetuned model for each video or image, with probabilities",
     "embed": "one embedding per video, into a .npz or .parquet file (resumable)",
     "evaluate": "accuracy of a finetuned model on labelled videos or images",
     "probe": "linear, kNN or attentive probe on embeddings from `hvm1 embed`",
@@ -156,6 +157,33 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 1 if _print_failures(predictions.skipped) else 0
 
 
+def _cmd_classify(args: argparse.Namespace) -> int:
+    from ..eval.classify import ClassifyConfig, classify
+
+    config = ClassifyConfig(
+        paths=tuple(args.paths), model=args.model, checkpoint=args.checkpoint, overrides=_parse_set(args.set),
+        full_download=args.full_download, labels=args.labels, top_k=args.top_k, images=args.images,
+        views=args.views, sampling_rate=args.sampling_rate, batch_size=args.batch_size,
+        num_workers=args.num_workers, out_dir=args.out_dir, device=args.device, precision=args.precision,
+    )
+    _say_on_interrupt("nothing was written (classes.csv and classes.json are written when every file is done)")
+    report = classify(config, progress=_clip_progress("classify"))
+    _print_classes(report.result)
+    print(f"wrote {report.written[0]} and {report.written[1]}")
+    return 1 if _print_failures(report.skipped) else 0
+
+
+def _print_classes(result) -> None:
+    """Each file's top classes as a table: file, rank, class name, probability (the file named once)."""
+    header = ("file", "rank", "class", "probability")
+    rows = [(item.path if ranked.rank == 1 else "", str(ranked.rank), ranked.name, f"{100 * ranked.probability:.2f}%")
+            for item in result.files for ranked in item.top]
+    widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
+    for row in (header, *rows):
+        cells = [row[0].ljust(widths[0]), row[1].rjust(widths[1]), row[2].ljust(widths[2]), row[3].rjust(widths[3])]
+        print("  ".join(cells).rstrip())
+
+
 def _cmd_probe(args: argparse.Namespace) -> int:
     from ..eval import load_embeddings, probe
 
@@ -201,7 +229,7 @@ def _attentive_probe(args: argparse.Namespace):
     return predictions
 
 
-def _add_loader_args(parser: argparse.ArgumentParser) -> None:
+def _add_loader_args(parser: argparse.ArgumentParser, sizes: bool = True) -> None:
     from ..eval.embed import DEFAULT_SAMPLING_RATE
 
     parser.add_argument("--batch-size", type=int, default=8, metavar="B", help="clips per forward pass (default 8)")
@@ -211,7 +239,8 @@ def _add_loader_args(parser: argparse.ArgumentParser) -> None:
                         help=f"take every R-th frame at 30 fps (default {DEFAULT_SAMPLING_RATE}, as published)")
     _add_device_arg(parser, note="; under torchrun each rank its own GPU")
     _add_precision_arg(parser, deprecated_dtype=True)
-    _add_size_args(parser)
+    if sizes:
+        _add_size_args(parser)
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -254,6 +283,30 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                           help="where the files go (default: a new folder hvm1-evaluate-DATE-* in the temp folder)")
     _add_loader_args(evaluate)
     evaluate.set_defaults(func=_cmd_evaluate)
+
+    from ..eval.classify import DEFAULT_TOP_K
+
+    classify = sub.add_parser("classify", help=COMMANDS["classify"],
+                              description="Top-k class names per file; classes.csv and classes.json go to DIR.")
+    classify.add_argument("paths", nargs="+", type=Path, metavar="PATH",
+                          help="videos or images, or folders of them (searched recursively)")
+    _add_model_args(classify)
+    _add_download_arg(classify)
+    classify.add_argument("--labels", metavar="FILE|DIR|SET",
+                          help="the class names: a text file (one per line), a folder of class subfolders (sorted "
+                               "names), or a published label set (ssv2, kinetics700, imagenet1k); default: the "
+                               "model's own")
+    classify.add_argument("--top-k", type=int, default=DEFAULT_TOP_K, metavar="K",
+                          help=f"classes per file, most probable first (default {DEFAULT_TOP_K})")
+    classify.add_argument("--images", action="store_true",
+                          help="the files are images, read as `evaluate --images` reads them (default for the "
+                               "imagenet-2pt models)")
+    classify.add_argument("--views", metavar="CLIPSxCROPS",
+                          help="clips over time x crops (1 or 3) per video, logits averaged (default 2x3, as evaluate)")
+    classify.add_argument("--out-dir", type=Path, metavar="DIR",
+                          help="where the files go (default: a new folder hvm1-classify-DATE-* in the temp folder)")
+    _add_loader_args(classify, sizes=False)
+    classify.set_defaults(func=_cmd_classify)
 
     probe = sub.add_parser("probe", help=COMMANDS["probe"])
     probe.add_argument("--train", type=Path, required=True, metavar="FILE", help="labelled training embeddings")

@@ -1,0 +1,276 @@
+"""What a finetuned classifier sees in each video or image: the top-k class names with their probabilities.
+
+A file is read as `hvm1 evaluate` reads it (`view_plan`: clips x crops of a video, or one image), the logits of
+its views are averaged (`averaged_logits`) and their softmax gives the probabilities. The names come from the
+model (`model.class_names`: a zoo model's label set, or the names its file records) or from `labels` (a
+published label set's name, a text file of one name per line, or a folder of class subfolders); a count that
+does not match the head is an error before anything is decoded.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from hvm1.data import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, Skipped, find_files
+from hvm1.devices import DEVICE_CHOICES, PRECISION_CHOICES, Precision, resolve_device, resolve_precision
+from hvm1.files import write_text
+from hvm1.labels import LabelsError, class_names_of, read_labels
+from hvm1.models import VideoViT
+from hvm1.train.config import setting
+from hvm1.zoo import MODELS, load_for_inputs, preprocessing_for
+
+from .embed import DEFAULT_SAMPLING_RATE, compute_dtype
+from .evaluate import ViewPlan, averaged_logits, parse_views, view_plan
+from .views import Progress
+
+logger = logging.getLogger(__name__)
+
+CLASSES_CSV = "classes.csv"
+CLASSES_JSON = "classes.json"
+DEFAULT_TOP_K = 5
+
+
+@dataclass(frozen=True)
+class RankedClass:
+    """One of a file's top classes: its `rank` (1 = most probable), head `index`, `name` and `probability`."""
+
+    rank: int
+    index: int
+    name: str
+    probability: float
+
+
+@dataclass(frozen=True)
+class FileClasses:
+    """A file's top-k classes, most probable first."""
+
+    path: str
+    top: list[RankedClass]
+
+
+@dataclass
+class ClassifyResult:
+    """What `classify_files` made: each readable file's top classes, the files `skipped` as unreadable, the
+    class `names` used and the `settings` that made them (written into the JSON)."""
+
+    files: list[FileClasses]
+    names: tuple[str, ...]
+    skipped: list[Skipped] = field(default_factory=list)
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """The result as `classes.json` holds it: settings, each file's top classes, the skipped files."""
+        return {
+            **self.settings,
+            "files": [{"path": item.path, "top": [asdict(ranked) for ranked in item.top]} for item in self.files],
+            "skipped": [{"path": item.path, "reason": item.reason} for item in self.skipped],
+        }
+
+    def write(self, out_dir: str | Path) -> list[Path]:
+        """Write `classes.csv` (one row per file and rank: path, rank, class, name, probability) and
+        `classes.json` into `out_dir`, each atomically; returns both paths."""
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        rows = io.StringIO()
+        writer = csv.writer(rows)
+        writer.writerow(["path", "rank", "class", "name", "probability"])
+        for item in self.files:
+            for ranked in item.top:
+                writer.writerow([item.path, ranked.rank, ranked.index, ranked.name, f"{ranked.probability:.6f}"])
+        table = write_text(out_dir / CLASSES_CSV, rows.getvalue())
+        summary = write_text(out_dir / CLASSES_JSON, json.dumps(self.to_json(), indent=2, ensure_ascii=False) + "\n")
+        return [table, summary]
+
+
+def head_names(model: VideoViT, labels: str | Path | None = None) -> tuple[str, ...]:
+    """The class names for `model`'s head: `labels` read with `hvm1.labels.read_labels` (checked against the
+    head's class count) when given, else the model's own.
+
+    Raises:
+        LabelsError: the model has no head, the labels' count is not the head's (both named), or there are no
+            names (the message says how to give them).
+        FileNotFoundError: `labels` does not exist.
+    """
+    if not isinstance(model, VideoViT) or not model.config.num_classes:
+        raise LabelsError("classify needs a finetuned ViT with a classification head (this model has none)")
+    if labels is not None:
+        return read_labels(labels, model.config.num_classes)
+    return class_names_of(model)
+
+
+def top_classes(logits: torch.Tensor, names: Sequence[str], top_k: int) -> list[RankedClass]:
+    """The `top_k` most probable classes of one file's averaged `logits` (classes,), by softmax."""
+    probabilities = logits.double().softmax(dim=0)
+    top = probabilities.topk(min(top_k, len(probabilities)))
+    return [RankedClass(rank, int(index), names[int(index)], float(value))
+            for rank, (value, index) in enumerate(zip(top.values, top.indices), start=1)]
+
+
+def classify_files(
+    model: VideoViT,
+    files: Sequence[str | Path],
+    plan: ViewPlan,
+    names: Sequence[str],
+    *,
+    top_k: int = DEFAULT_TOP_K,
+    num_workers: int = 0,
+    device: torch.device | str | None = None,
+    precision: Precision | str = "fp32",
+    progress: Progress | None = None,
+) -> ClassifyResult:
+    """Classify each of `files` with `model`: the `top_k` names of `names` with their probabilities.
+
+    Args:
+        model: a finetuned `VideoViT`.
+        files: videos, or images when `plan` reads images.
+        plan: the views of each file (`hvm1.eval.view_plan`), as `evaluate` reads them.
+        names: one name per output of the head (`head_names`).
+        top_k: how many classes to keep per file (all of them when the head has fewer).
+        num_workers: DataLoader processes decoding while the model runs.
+        device: where the model runs (default: where it is).
+        precision: autocast precision (`hvm1.devices.resolve_precision`).
+        progress: called with (clips done, clips in all).
+
+    Returns:
+        The `ClassifyResult`; an unreadable file is in its `skipped` with the reason, and the others go on.
+
+    Raises:
+        ValueError: `top_k` below 1, or `names` not one per output of the head (before anything is decoded).
+    """
+    if top_k < 1:
+        raise ValueError(f"top_k must be at least 1, got {top_k}")
+    if len(names) != model.config.num_classes:
+        raise LabelsError(f"{len(names)} class names but the model's head has {model.config.num_classes} classes")
+    paths = [Path(file) for file in files]
+    results, skipped = [], []
+    for result in averaged_logits(model, paths, plan, num_workers=num_workers, device=device, precision=precision,
+                                  progress=progress):
+        if isinstance(result, Skipped):
+            skipped.append(result)
+        else:
+            index, logits = result
+            results.append(FileClasses(str(paths[index]), top_classes(logits, names, top_k)))
+    logger.info("classified %d files (%d skipped)", len(results), len(skipped))
+    settings = {"top_k": top_k, "num_classes": model.config.num_classes, **plan.settings()}
+    return ClassifyResult(results, tuple(names), skipped, settings)
+
+
+def find_inputs(paths: Sequence[str | Path], images: bool) -> list[Path]:
+    """The videos (or, with `images`, the images) that `paths` name: files as given, folders searched
+    recursively.
+
+    Raises:
+        FileNotFoundError: a path does not exist.
+        ValueError: there is no file to classify.
+    """
+    files = find_files(paths, IMAGE_EXTENSIONS if images else VIDEO_EXTENSIONS)
+    if not files:
+        kind = "images" if images else "videos"
+        raise ValueError(f"no {kind} in {', '.join(map(str, paths))}: nothing to classify")
+    return files
+
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClassifyConfig:
+    """`hvm1 classify`: which files, which model and class names, how many classes per file, where to write."""
+
+    paths: tuple[Path, ...] = setting((), metavar="PATH", help="videos or images, or folders of them (searched "
+                                      "recursively)", flag=False)
+    model: str | None = setting(None, metavar="NAME", help="a zoo model name (see `hvm1 list`)")
+    checkpoint: Path | None = setting(None, metavar="FILE", help="a finetuned checkpoint file")
+    overrides: dict[str, Any] = setting(default_factory=dict, help="architecture fields the file can't tell "
+                                        "(e.g. num_heads=4)", flag=False)
+    full_download: bool = setting(False, help="a zoo model: download its whole file", flag=False)
+    labels: str | None = setting(
+        None, metavar="FILE|DIR|SET",
+        help="the class names: a text file (one per line), a folder of class subfolders (sorted names), or a "
+             "published label set (ssv2, kinetics700, imagenet1k); default: the model's own")
+    top_k: int = setting(DEFAULT_TOP_K, metavar="K", help="classes per file, most probable first")
+    images: bool = setting(False, help="the files are images, read as `evaluate --images` reads them (default for "
+                                       "the imagenet-2pt models)")
+    views: str | None = setting(None, metavar="CLIPSxCROPS",
+                                help="clips over time x crops (1 or 3) per video, logits averaged (default 2x3, as "
+                                     "evaluate)")
+    sampling_rate: int = setting(DEFAULT_SAMPLING_RATE, metavar="R",
+                                 help="take every R-th frame at 30 fps (default as published)")
+    batch_size: int = setting(8, metavar="B", help="clips per forward pass")
+    num_workers: int = setting(2, metavar="W", help="DataLoader processes decoding videos while the model runs")
+    out_dir: Path | None = setting(None, metavar="DIR", help="where classes.csv and classes.json go (default: a new "
+                                   "folder hvm1-classify-DATE-* in the temp folder)")
+    device: str = setting("auto", choices=DEVICE_CHOICES, help="auto picks cuda, then mps, then cpu")
+    precision: str = setting("auto", choices=PRECISION_CHOICES, help="autocast precision (auto: bf16 where the "
+                             "device multiplies bf16 fast, else fp32)")
+
+
+@dataclass
+class ClassifyReport:
+    """What `classify` did: the files `written`, the inputs `skipped` (each with its reason), the `result`
+    (each file's top classes), the model's `source` and the `out_dir`."""
+
+    result: ClassifyResult
+    source: str
+    out_dir: Path
+    written: list[Path] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+
+
+def classify(config: ClassifyConfig, *, progress: Progress | None = None) -> ClassifyReport:
+    """`hvm1 classify`: each file's top-k class names with their probabilities, written as CSV and JSON.
+
+    The class names (`config.labels`, else the model's own) are checked against the head before anything is
+    decoded; a file that cannot be read is skipped with its reason and the others go on.
+
+    Args:
+        config: the files, the model, the names and the settings.
+        progress: called with (clips done, clips in all).
+
+    Returns:
+        The `ClassifyReport`.
+
+    Raises:
+        LabelsError: no names, or a count that is not the head's (both counts named).
+        FileNotFoundError: a path, the checkpoint or the labels do not exist.
+        ValueError: no file to classify, or a setting out of range.
+    """
+    if (config.model is None) == (config.checkpoint is None):
+        raise ValueError("classify needs one model: a zoo name (model) or a checkpoint file (checkpoint)")
+    if config.top_k < 1:
+        raise ValueError(f"top_k must be at least 1, got {config.top_k}")
+    source = config.checkpoint if config.checkpoint is not None else str(config.model)
+    overrides = dict(config.overrides)
+    zoo_entry = MODELS.get(str(source)) if config.checkpoint is None else None
+    if zoo_entry is not None:  # a wrong count fails before the weights are fetched
+        if not zoo_entry.num_classes:
+            raise LabelsError(f"{zoo_entry.name} has no classification head: classify a finetuned model")
+        if config.labels is not None:
+            read_labels(config.labels, overrides.get("num_classes", zoo_entry.num_classes))
+    images = config.images or preprocessing_for(source).single_image
+    files = find_inputs(config.paths, images)
+    loaded = load_for_inputs(source, model_type="vit", full_download=config.full_download, **overrides)
+    model = loaded.model
+    assert isinstance(model, VideoViT)  # model_type='vit'
+    names = head_names(model, config.labels)
+    plan = view_plan(model, loaded.preprocessing, image_mode=images, views=parse_views(config.views) if config.views
+                     else None, sampling_rate=config.sampling_rate, batch_size=config.batch_size)
+    device = resolve_device(config.device)
+    precision = resolve_precision(config.precision, device)
+    precision.cast_linear_weights(model)
+    result = classify_files(model, files, plan, names, top_k=config.top_k, num_workers=config.num_workers,
+                            device=device, precision=precision, progress=progress)
+    result.settings = {"model": loaded.source, "labels": str(config.labels) if config.labels else "the model's own",
+                       "dtype": compute_dtype(model, precision), **result.settings}
+    out_dir = config.out_dir or Path(tempfile.mkdtemp(prefix=f"hvm1-classify-{time.strftime('%Y%m%d-%H%M%S')}-"))
+    written = result.write(out_dir)
+    return ClassifyReport(result, loaded.source, out_dir, written, list(result.skipped))

@@ -1,0 +1,112 @@
+"""`hvm1 classify` and `classify`: top-k names with probabilities, as `evaluate` reads and averages the views."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from eval_files import IMAGES, TINY, TINY_HEADS, TINY_SET, class_folders, shared
+from hvm1.cli import main
+from hvm1.eval import evaluate
+from hvm1.eval.classify import ClassifyConfig, classify
+from hvm1.labels import LabelsError
+
+NAMES = ["pouring", "stirring", "cutting", "peeling", "washing", "folding", "opening"]
+
+
+@pytest.fixture
+def names_file(tmp_path):
+    path = tmp_path / "names.txt"
+    path.write_text("\n".join(NAMES) + "\n")
+    return path
+
+
+def config(paths, tmp_path, **settings) -> ClassifyConfig:
+    return ClassifyConfig(paths=tuple(paths), checkpoint=shared(TINY / "vit_checkpoint.pth"), overrides=TINY_HEADS,
+                          out_dir=tmp_path / "out", num_workers=0, device="cpu", precision="fp32", **settings)
+
+
+@pytest.mark.slow
+def test_probabilities_are_the_softmax_of_the_views_evaluate_averages(classifier, clips, names_file, tmp_path):
+    videos = [clips["box"][0], clips["cup"][0], clips["vtest"][1]]
+    report = classify(config(videos, tmp_path, labels=str(names_file), views="2x3", top_k=3))
+    # evaluate over a class-folder layout of the same files, same views: its logits give the probabilities.
+    folders = class_folders(tmp_path / "data", {f"c{i}": [video] for i, video in enumerate(videos)} |
+                            {f"c{i}": [] for i in range(3, 7)})
+    logits = torch.from_numpy(evaluate(classifier, folders, views=(2, 3)).logits).double()
+    expected = logits.softmax(dim=1)
+    assert [item.path for item in report.result.files] == [str(video) for video in videos]
+    for row, item in enumerate(report.result.files):
+        order = expected[row].argsort(descending=True)[:3].tolist()
+        assert [ranked.index for ranked in item.top] == order
+        assert [ranked.name for ranked in item.top] == [NAMES[index] for index in order]
+        np.testing.assert_allclose([ranked.probability for ranked in item.top], expected[row, order].numpy(),
+                                   atol=1e-5)
+    assert report.skipped == []
+    rows = list(csv.DictReader(open(tmp_path / "out" / "classes.csv")))
+    assert len(rows) == 9 and rows[0]["name"] == report.result.files[0].top[0].name
+    saved = json.loads((tmp_path / "out" / "classes.json").read_text())
+    assert saved["views"] == "2x3" and saved["files"][2]["top"][0]["name"] == report.result.files[2].top[0].name
+
+
+@pytest.mark.slow
+def test_cli_prints_a_table_writes_csv_and_json_and_names_a_bad_file(clips, names_file, tmp_path, capsys):
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"not a video")
+    out = tmp_path / "out"
+    status = main(["classify", str(clips["box"][0]), str(broken), str(clips["cup"][1]), "--checkpoint",
+                   str(TINY / "vit_checkpoint.pth"), *TINY_SET, "--labels", str(names_file), "--top-k", "2",
+                   "--views", "1x1", "--num-workers", "0", "--out-dir", str(out)])
+    captured = capsys.readouterr()
+    assert status == 1
+    assert f"{broken}:" in captured.err and "skipped" in captured.err
+    saved = json.loads((out / "classes.json").read_text())
+    assert [item["path"] for item in saved["files"]] == [str(clips["box"][0]), str(clips["cup"][1])]
+    assert saved["skipped"][0]["path"] == str(broken)
+    lines = captured.out.splitlines()
+    assert lines[0].split() == ["file", "rank", "class", "probability"]
+    first = saved["files"][0]["top"]
+    assert lines[1].split() == [str(clips["box"][0]), "1", first[0]["name"], f"{100 * first[0]['probability']:.2f}%"]
+    assert lines[2].split() == ["2", first[1]["name"], f"{100 * first[1]['probability']:.2f}%"]
+    assert f"wrote {out / 'classes.csv'} and {out / 'classes.json'}" in captured.out
+
+
+def test_a_count_that_is_not_the_heads_is_an_error_before_any_compute(clips, tmp_path, monkeypatch, capsys):
+    wrong = tmp_path / "five.txt"
+    wrong.write_text("a\nb\nc\nd\ne\n")
+    from hvm1.models import VideoViT
+
+    monkeypatch.setattr(VideoViT, "forward", lambda self, video: pytest.fail("the model ran"))
+    with pytest.raises(LabelsError, match="five.txt has 5 class names but the model's head has 7 classes"):
+        classify(config([clips["box"][0]], tmp_path, labels=str(wrong)))
+    assert not (tmp_path / "out").exists()
+    assert main(["classify", str(clips["box"][0]), "--checkpoint", str(TINY / "vit_checkpoint.pth"), *TINY_SET,
+                 "--labels", str(wrong)]) == 1
+    assert "has 5 class names but the model's head has 7 classes" in capsys.readouterr().err
+
+
+def test_a_model_without_names_says_how_to_give_them(clips, tmp_path):
+    with pytest.raises(LabelsError, match="records no class names for its 7-class head"):
+        classify(config([clips["box"][0]], tmp_path))
+
+
+@pytest.mark.slow
+def test_labels_from_a_folder_of_class_subfolders_and_images(tmp_path):
+    images = sorted(shared(IMAGES).glob("*.jpg"))[:2]
+    classes = tmp_path / "train"
+    for name in reversed(NAMES):
+        (classes / name).mkdir(parents=True)
+    report = classify(config(images, tmp_path, labels=str(classes), images=True, top_k=7))
+    assert report.result.settings["mode"] == "image" and report.result.settings["views"] == "1x1"
+    for item in report.result.files:
+        assert sorted(ranked.name for ranked in item.top) == sorted(NAMES)
+        assert sum(ranked.probability for ranked in item.top) == pytest.approx(1.0)
+        assert [ranked.rank for ranked in item.top] == list(range(1, 8))
+        probabilities = [ranked.probability for ranked in item.top]
+        assert probabilities == sorted(probabilities, reverse=True)
+    # A folder's names are its sorted subfolders: index 0 is the first in sorted order.
+    assert report.result.names == tuple(sorted(NAMES))
