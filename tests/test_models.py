@@ -9,6 +9,7 @@ import torch
 
 from hvm1.models import ARCHITECTURES, SIZES, MAEConfig, VideoMAE, ViTConfig, build_model, get_config
 from hvm1.models.configs import UnknownArchitectureError
+from hvm1.models.mae import masked_mean, standardise_patches, unstandardise_patches
 from hvm1.models.masking import make_masking, num_kept
 from reference_data import REFERENCE
 
@@ -204,3 +205,57 @@ def test_any_layer_outputs_are_the_blocks_outputs():
     for bad in ([3], [-4], 0, 4):
         with pytest.raises(ValueError, match="blocks"):
             model.forward_intermediates(video, indices=bad)
+
+
+def test_per_patch_loss_averages_to_the_models_loss_over_any_subset():
+    for norm_pix_loss in (False, True):
+        torch.manual_seed(0)
+        config = MAEConfig(img_size=28, num_frames=4, embed_dim=32, depth=1, num_heads=2, decoder_embed_dim=16,
+                           decoder_depth=1, decoder_num_heads=2, pred_t_dim=4, norm_pix_loss=norm_pix_loss)
+        model = build_model(config).eval()
+        video = torch.randn(2, 3, 4, 28, 28)
+        with torch.no_grad():
+            loss, pred, mask = model(video, mask_ratio=0.5, mask_type="center")
+        target = model.patchify(model.target_frames(video))
+        per_patch = model.forward_loss(target, pred, reduction="none")
+        assert per_patch.shape == mask.shape == (2, config.num_patches)
+        assert torch.equal(loss, model.forward_loss(target, pred, mask))
+        torch.testing.assert_close(per_patch[mask.bool()].mean(), loss)
+        # worked by hand: the target patch standardised by its own mean and unbiased variance, or not at all
+        patch = target[1, 3]
+        expected = (patch - patch.mean()) / (patch.var() + 1e-6) ** 0.5 if norm_pix_loss else patch
+        torch.testing.assert_close(per_patch[1, 3], ((pred[1, 3] - expected) ** 2).mean())
+        first_clip = torch.zeros_like(mask)
+        first_clip[0] = mask[0]  # the average over another subset: the first clip's removed patches
+        torch.testing.assert_close(model.forward_loss(target, pred, first_clip), per_patch[0][mask[0].bool()].mean())
+    with pytest.raises(ValueError, match="reduction"):
+        model.forward_loss(target, pred, mask, reduction="sum")
+
+
+def test_masked_mean_counts_only_removed_patches_and_is_zero_with_none():
+    values = torch.tensor([[1.0, 100.0, 2.0, 100.0], [5.0, 5.0, 5.0, 5.0]])
+    mask = torch.tensor([[1.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 0.0]])
+    assert masked_mean(values, mask).item() == 1.5
+    assert masked_mean(values, mask, dim=1).tolist() == [1.5, 0.0]
+
+
+def test_pixel_mask_removes_exactly_the_masked_tokens_pixels():
+    config = MAEConfig(img_size=28, num_frames=8, embed_dim=32, depth=1, num_heads=2, decoder_embed_dim=16,
+                       decoder_depth=1, decoder_num_heads=2, pred_t_dim=4)  # u = 2, u' = 1
+    model = build_model(config).eval()
+    video = torch.randn(1, 3, 8, 28, 42)  # not the configured size: 4 x 2 x 3 tokens
+    grid = model.token_grid(video)
+    mask = make_masking("random", 0.5, 1, 24, noise=torch.rand(1, 24)).mask
+    removed = model.pixel_mask(mask, grid)
+    assert removed.shape == (1, 4, 28, 42) and removed.dtype == torch.bool
+    # a patch set to 1 where the mask removes it, unpatchified, marks exactly the pixels removed
+    patches = mask[..., None].expand(1, 24, 14 * 14 * 3)
+    assert torch.equal(model.unpatchify(patches, grid)[:, 0].bool(), removed)
+    assert model.prediction_grid(grid).num_tokens == 24 and model.prediction_grid().grid == config.grid_size
+
+
+def test_standardised_patches_go_back_to_pixels():
+    patches = torch.randn(2, 5, 12) * 3 + 1
+    standardised = standardise_patches(patches)
+    torch.testing.assert_close(standardised.mean(-1), torch.zeros(2, 5), atol=1e-6, rtol=0)
+    torch.testing.assert_close(unstandardise_patches(standardised, patches), patches)

@@ -44,7 +44,7 @@ import torch.nn.functional as F
 from hvm1.data import Skipped, skipped_for
 from hvm1.devices import Precision, resolve_precision
 from hvm1.models import VideoMAE
-from hvm1.models.mae import patchify, unpatchify
+from hvm1.models.mae import masked_mean, patch_loss, standardise_patches, unstandardise_patches
 from hvm1.models.masking import MASK_TYPES, check_mask_ratio, make_masking, mask_noise
 from hvm1.zoo import Preprocessing, preprocessing_for
 
@@ -79,52 +79,6 @@ class ScoreReport:
 
     scores: list[Score] = field(default_factory=list)
     failures: list[Skipped] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class TokenGrid:
-    """How the predicted frames split into patches: `grid` (t, h, w) tokens of `t_patch` x `patch` x `patch` px."""
-
-    grid: tuple[int, int, int]
-    patch: int
-    t_patch: int
-
-    @staticmethod
-    def of(model: VideoMAE) -> TokenGrid:
-        """The token grid of the frames `model` predicts (its `pred_t_dim` frames)."""
-        config = model.config
-        return TokenGrid(config.grid_size, config.patch_size, config.pred_t_patch_size)
-
-    @property
-    def num_tokens(self) -> int:
-        t, h, w = self.grid
-        return t * h * w
-
-    def patchify(self, frames: torch.Tensor) -> torch.Tensor:
-        """(N, C, T', H, W) -> (N, L, t_patch * patch * patch * C), as the MAE orders a patch."""
-        return patchify(frames, self.patch, self.t_patch)
-
-    def unpatchify(self, patches: torch.Tensor, channels: int = 3) -> torch.Tensor:
-        """(N, L, t_patch * patch * patch * C) -> (N, C, T', H, W)."""
-        return unpatchify(patches, self.grid, self.patch, self.t_patch, channels)
-
-    def pixel_mask(self, mask: torch.Tensor) -> torch.Tensor:
-        """A token mask (N, L), 1 = removed, as a pixel mask (N, T', H, W) bool."""
-        t, h, w = self.grid
-        tokens = mask.bool().reshape(-1, t, h, w)  # token order is time-major: t * h * w
-        tokens = tokens.repeat_interleave(self.t_patch, 1)
-        return tokens.repeat_interleave(self.patch, 2).repeat_interleave(self.patch, 3)
-
-
-def masked_loss(target: torch.Tensor, pred: torch.Tensor, mask: torch.Tensor, norm_pix_loss: bool) -> torch.Tensor:
-    """The MAE loss per clip (N,): mean squared error per patch (N, L, D) averaged over the removed ones.
-
-    With `norm_pix_loss` the target patches are standardised as in training; `pred` is taken as it is.
-    """
-    if norm_pix_loss:
-        target = _standardised(target)
-    per_patch = ((pred - target) ** 2).mean(dim=-1)  # (N, L)
-    return (per_patch * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1)
 
 
 def to_rgb255(frames: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
@@ -252,12 +206,13 @@ def score_clip(
         raise ValueError("score_clip needs at least one model (it fixes the token grid)")
     names = list(models)
     first = models[names[0]]
-    grid = TokenGrid.of(first)
+    grid = first.prediction_grid()
     for name in names[1:]:
-        if TokenGrid.of(models[name]) != grid or models[name].config.num_frames != first.config.num_frames:
+        other = models[name].prediction_grid()
+        if other != grid or models[name].config.num_frames != first.config.num_frames:
             raise ValueError(
                 f"models {names[0]!r} and {name!r} cut clips into different token grids "
-                f"({TokenGrid.of(models[name])} vs {grid}); scores are compared on one shared mask"
+                f"({other} vs {grid}); scores are compared on one shared mask"
             )
     if norm_pix_loss is None:
         settings = {models[name].config.norm_pix_loss for name in names}
@@ -297,15 +252,16 @@ def score_clip(
                 pred, model_mask = pred.to("cpu", torch.float32), model_mask.to("cpu", torch.float32)
                 if not torch.equal(model_mask, mask):
                     raise RuntimeError(f"model {name!r} masked other tokens than the shared {mask_type} mask")
-                loss = masked_loss(target_patches, pred, mask, model.config.norm_pix_loss)
+                loss = masked_mean(model.forward_loss(target_patches, pred, reduction="none"), mask, dim=1)
                 if model.config.norm_pix_loss:  # back to pixels with each target patch's own mean and variance
-                    pred = _unstandardised(pred, target_patches)
+                    pred = unstandardise_patches(pred, target_patches)
                 add(mask_type, ratio, name, pred, loss, mask)
             removed = grid.pixel_mask(mask)
             for method in baselines_for(mask_type, baselines):
                 pred = grid.patchify(baseline_completion(target, removed, method))
-                loss_pred = _standardised(pred) if norm_pix_loss and method != "mean" else pred
-                add(mask_type, ratio, method, pred, masked_loss(target_patches, loss_pred, mask, norm_pix_loss), mask)
+                loss_pred = standardise_patches(pred) if norm_pix_loss and method != "mean" else pred
+                loss = masked_mean(patch_loss(target_patches, loss_pred, norm_pix_loss), mask, dim=1)
+                add(mask_type, ratio, method, pred, loss, mask)
     return rows
 
 
@@ -436,14 +392,3 @@ def plot_scores(scores: Sequence[Score], path: str | os.PathLike, title: str | N
     figure.savefig(path, format="png", metadata={"Software": None})
     return path
 
-
-def _standardised(patches: torch.Tensor) -> torch.Tensor:
-    mean = patches.mean(dim=-1, keepdim=True)
-    var = patches.var(dim=-1, keepdim=True)
-    return (patches - mean) / (var + 1.0e-6) ** 0.5
-
-
-def _unstandardised(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    mean = target.mean(dim=-1, keepdim=True)
-    var = target.var(dim=-1, keepdim=True)
-    return pred * (var + 1.0e-6) ** 0.5 + mean

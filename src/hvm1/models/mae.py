@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -33,6 +34,72 @@ def unpatchify(
     x = patches.reshape(n, t, h, w, u, p, p, channels)
     x = x.permute(0, 7, 1, 4, 2, 5, 3, 6)  # (N, C, t, u, h, p, w, p)
     return x.reshape(n, channels, t * u, h * p, w * p)
+
+
+@dataclass(frozen=True)
+class TokenGrid:
+    """How frames split into the MAE's patches: `grid` (t, h, w) tokens, each `t_patch` frames of
+    `patch` x `patch` pixels, numbered time-major (index = ti * h * w + hi * w + wi)."""
+
+    grid: tuple[int, int, int]
+    patch: int
+    t_patch: int
+
+    @property
+    def num_tokens(self) -> int:
+        """L = t * h * w."""
+        return math.prod(self.grid)
+
+    def patchify(self, frames: torch.Tensor) -> torch.Tensor:
+        """Frames (N, C, t * t_patch, h * patch, w * patch) -> patches (N, L, t_patch * patch * patch * C)."""
+        return patchify(frames, self.patch, self.t_patch)
+
+    def unpatchify(self, patches: torch.Tensor, channels: int = 3) -> torch.Tensor:
+        """The inverse of `patchify`: (N, L, t_patch * patch * patch * C) -> frames (N, C, T, H, W)."""
+        return unpatchify(patches, self.grid, self.patch, self.t_patch, channels)
+
+    def pixel_mask(self, mask: torch.Tensor) -> torch.Tensor:
+        """The pixels a token mask (N, L) removes (its nonzero tokens): (N, T, H, W) bool, one value per pixel
+        of the frames, shared by the channels."""
+        t, h, w = self.grid
+        tokens = mask.bool().reshape(-1, t, h, w)  # token order is time-major: t * h * w
+        tokens = tokens.repeat_interleave(self.t_patch, 1)
+        return tokens.repeat_interleave(self.patch, 2).repeat_interleave(self.patch, 3)
+
+
+#: Added to a patch's variance before the norm-pix standardisation divides by its square root (as published).
+NORM_PIX_EPS = 1.0e-6
+
+
+def standardise_patches(patches: torch.Tensor) -> torch.Tensor:
+    """Each patch (N, L, D) standardised by its own mean and (unbiased) variance: the `norm_pix_loss` target."""
+    mean = patches.mean(dim=-1, keepdim=True)
+    var = patches.var(dim=-1, keepdim=True)
+    return (patches - mean) / (var + NORM_PIX_EPS) ** 0.5
+
+
+def unstandardise_patches(standardised: torch.Tensor, patches: torch.Tensor) -> torch.Tensor:
+    """The inverse of `standardise_patches`: `standardised` (N, L, D) back to pixels with the mean and variance
+    of each of `patches` (N, L, D) (a `norm_pix_loss` model's prediction, in the units of its target)."""
+    mean = patches.mean(dim=-1, keepdim=True)
+    var = patches.var(dim=-1, keepdim=True)
+    return standardised * (var + NORM_PIX_EPS) ** 0.5 + mean
+
+
+def patch_loss(target: torch.Tensor, pred: torch.Tensor, norm_pix_loss: bool) -> torch.Tensor:
+    """The MAE loss of every patch (N, L): the mean squared error between `pred` and the target patches
+    (N, L, D), the target standardised first with `norm_pix_loss` (`pred` taken as it is)."""
+    if norm_pix_loss:
+        target = standardise_patches(target)
+    return ((pred - target) ** 2).mean(dim=-1)
+
+
+def masked_mean(values: torch.Tensor, mask: torch.Tensor, dim: int | None = None) -> torch.Tensor:
+    """The mean of `values` (N, L) over the removed tokens (`mask` 1), over all of them (`dim=None`, a scalar)
+    or along `dim` (`dim=1`: one mean per clip); 0 where nothing is removed, not 0 / 0."""
+    if dim is None:
+        return (values * mask).sum() / mask.sum().clamp(min=1)
+    return (values * mask).sum(dim=dim) / mask.sum(dim=dim).clamp(min=1)
 
 
 class VideoMAE(nn.Module):
@@ -154,6 +221,12 @@ class VideoMAE(nn.Module):
         frames = torch.linspace(0, video.shape[2] - 1, count).long().to(video.device)
         return torch.index_select(video, 2, frames)
 
+    def prediction_grid(self, grid: tuple[int, int, int] | None = None) -> TokenGrid:
+        """How the predicted frames split into patches, for the token grid (t, h, w) of an input (default: the
+        configured size's; `token_grid(video)` gives a video's): u' = `pred_t_patch_size` frames per token."""
+        cfg = self.config
+        return TokenGrid(grid or cfg.grid_size, cfg.patch_size, cfg.pred_t_patch_size)
+
     def patchify(self, video: torch.Tensor) -> torch.Tensor:
         """Target frames (N, C, pred_t_dim, H, W) -> patches (N, L, u' * p * p * C)."""
         return patchify(video, self.config.patch_size, self.config.pred_t_patch_size)
@@ -161,18 +234,36 @@ class VideoMAE(nn.Module):
     def unpatchify(self, patches: torch.Tensor, grid: tuple[int, int, int] | None = None) -> torch.Tensor:
         """Patches (N, L, u' * p * p * C) on the token grid (t, h, w) (default: the configured size's) ->
         frames (N, C, t * u', h * p, w * p)."""
-        cfg = self.config
-        return unpatchify(patches, grid or cfg.grid_size, cfg.patch_size, cfg.pred_t_patch_size, cfg.in_chans)
+        return self.prediction_grid(grid).unpatchify(patches, self.config.in_chans)
 
-    def forward_loss(self, target: torch.Tensor, pred: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Mean squared error per patch, averaged over the removed patches only."""
-        if self.config.norm_pix_loss:
-            mean = target.mean(dim=-1, keepdim=True)
-            var = target.var(dim=-1, keepdim=True)
-            target = (target - mean) / (var + 1.0e-6) ** 0.5
-        per_patch = ((pred - target) ** 2).mean(dim=-1)  # (N, L)
-        # With nothing removed (mask_ratio 0) the loss is 0, not 0 / 0.
-        return (per_patch * mask).sum() / mask.sum().clamp(min=1)
+    def pixel_mask(self, mask: torch.Tensor, grid: tuple[int, int, int] | None = None) -> torch.Tensor:
+        """The pixels of the predicted frames that a token mask (N, L) removes: (N, t * u', h * p, w * p) bool,
+        on the token grid (t, h, w) (default: the configured size's)."""
+        return self.prediction_grid(grid).pixel_mask(mask)
+
+    def loss_target(self, target: torch.Tensor) -> torch.Tensor:
+        """What the decoder is trained to predict for target patches (N, L, D): the patches themselves, or each
+        standardised by its own mean and variance with `norm_pix_loss` (`standardise_patches`)."""
+        return standardise_patches(target) if self.config.norm_pix_loss else target
+
+    def forward_loss(
+        self, target: torch.Tensor, pred: torch.Tensor, mask: torch.Tensor | None = None, reduction: str = "mean"
+    ) -> torch.Tensor:
+        """The MAE loss of `pred` (N, L, D) against the target patches (N, L, D): the mean squared error of each
+        patch (against `loss_target(target)`), averaged over the patches `mask` (N, L) removes (a scalar; 0 when
+        none is), or with `reduction="none"` each patch's own (N, L), for a caller to average over any subset.
+
+        Raises:
+            ValueError: for another `reduction`, or "mean" without a mask.
+        """
+        if reduction not in ("mean", "none"):
+            raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")
+        per_patch = patch_loss(target, pred, self.config.norm_pix_loss)  # (N, L)
+        if reduction == "none":
+            return per_patch
+        if mask is None:
+            raise ValueError("forward_loss(reduction='mean') averages over the removed patches: pass their mask")
+        return masked_mean(per_patch, mask)
 
     def forward(
         self,

@@ -78,7 +78,6 @@ def complete_clip(
     if mask_ratio is None:
         mask_ratio = default_mask_ratio(mask_type)
     batch = video.unsqueeze(0) if video.dim() == 4 else video
-    config = model.config
     grid = model.token_grid(batch)  # any size the model takes, not only its configured one
     noise = None
     if mask_type == "random":
@@ -96,15 +95,9 @@ def complete_clip(
         masked=comparison[:, 1],
         completion=comparison[:, 2],
         mask=mask,
-        removed=_pixel_mask(mask, grid, config.pred_t_patch_size, config.patch_size),
+        removed=model.pixel_mask(mask, grid),
         loss=float(loss),
     )
-
-
-def _pixel_mask(mask: torch.Tensor, grid: tuple[int, int, int], t_patch: int, patch: int) -> torch.Tensor:
-    t, h, w = grid
-    tokens = mask.bool().reshape(-1, t, h, w)  # token order is time-major: t * h * w
-    return tokens.repeat_interleave(t_patch, 1).repeat_interleave(patch, 2).repeat_interleave(patch, 3)
 
 
 def completion_tiles(
