@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import av
@@ -28,13 +29,25 @@ def encode_video(
     """Write a small video whose frame i is a flat grey of value 10 + 2 * i (so a frame shows its index),
     with `title` in the container's metadata when given."""
     height, width = size
+    frames = (np.full((height, width, 3), 10 + 2 * index, np.uint8) for index in range(num_frames))
+    return encode_frames(path, fps, frames, codec, title=title)
+
+
+def encode_frames(
+    path: Path, fps: int, frames: Iterable[np.ndarray], codec: str, options: dict[str, str] | None = None,
+    title: str | None = None,
+) -> Path:
+    """Write the (H, W, 3) uint8 RGB `frames` as a video, frame i at i / fps, with the encoder's `options`."""
     with av.open(str(path), "w") as container:
         if title is not None:
             container.metadata["title"] = title
         stream = container.add_stream(codec, rate=fps)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        for index in range(num_frames):
-            frame = av.VideoFrame.from_ndarray(np.full((height, width, 3), 10 + 2 * index, np.uint8), format="rgb24")
+        stream.pix_fmt = "yuv420p"
+        stream.options = options or {}
+        for index, pixels in enumerate(frames):
+            if index == 0:
+                stream.height, stream.width = pixels.shape[:2]
+            frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
             frame.pts = index
             for packet in stream.encode(frame):
                 container.mux(packet)

@@ -50,6 +50,7 @@ from hvm1.data.video import (
     read_image,
     video_duration,
 )
+from hvm1.data.windows import Window, check_stride, load_windows, read_windows
 
 __all__ = [
     "IMAGE_BACKGROUND",
@@ -72,6 +73,8 @@ __all__ = [
     "VideoPreset",
     "ViewBatch",
     "ViewItem",
+    "Window",
+    "check_stride",
     "clip_instants",
     "collate",
     "collate_train",
@@ -85,11 +88,13 @@ __all__ = [
     "image_eval_preset",
     "labelled_files",
     "list_files",
+    "load_windows",
     "random_erasing",
     "read_clip",
     "read_clips",
     "read_image",
     "read_or_skip",
+    "read_windows",
     "sample_generator",
     "select_files",
     "select_shots",

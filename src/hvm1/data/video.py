@@ -19,7 +19,8 @@ import bisect
 import logging
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -38,10 +39,10 @@ Start = float | str | tuple[int, int]
 
 # Frame times and instants are floats computed from rationals; a frame exactly on an instant must count as
 # "at or before" it whatever the rounding. One microsecond is far below any frame interval.
-_TIME_TOLERANCE = 1e-6
+TIME_TOLERANCE = 1e-6
 # Frames are coded out of presentation order by at most the reorder buffer, which H.264 and HEVC cap at 16
 # frames: 16 frames (or packets) past the clip's end, no frame of the clip can still come.
-_REORDER_DEPTH = 16
+REORDER_DEPTH = 16
 # When a seek lands after the time asked for, retry this many seconds earlier, then 8x further back, ...
 _FIRST_SEEK_BACKOFF = 1.0
 _SEEK_BACKOFF_FACTOR = 8.0
@@ -200,18 +201,11 @@ def read_clips(
         if size is not None and size < 1:
             raise ValueError(f"short_side must be >= 1, got {size}")
     path = Path(path)
-    _check_is_file(path, "a video")
-    try:
-        with _open(path) as container:
-            stream = _video_stream(path, container)
-            return [
-                _read_in(
-                    path, container, stream, start, num_frames, sampling_rate, target_fps, size, draws, autorotate
-                )
-                for start, size, draws in zip(starts, short_sides, generators)
-            ]
-    except av.FFmpegError as error:
-        raise VideoError(path, f"cannot be decoded: {_describe(error)}") from error
+    with open_video(path) as (container, stream):
+        return [
+            _read_in(path, container, stream, start, num_frames, sampling_rate, target_fps, size, draws, autorotate)
+            for start, size, draws in zip(starts, short_sides, generators)
+        ]
 
 
 def _per_clip(value, count: int, name: str) -> list:
@@ -231,7 +225,7 @@ def _read_in(
     if isinstance(start, (str, tuple)):
         begin = _place(start, path, container, stream, span, generator)
         decoded, instants = _decode_at(path, container, stream, begin, num_frames, sampling_rate, target_fps)
-        if decoded.reached_end and instants[-1] > decoded.last_time + _TIME_TOLERANCE:
+        if decoded.reached_end and instants[-1] > decoded.last_time + TIME_TOLERANCE:
             # The container promised more than decodes (a lying header or a cut file): shift back.
             shifted = max(0.0, decoded.last_time - span)
             logger.info(
@@ -245,7 +239,7 @@ def _read_in(
         decoded, instants = _decode_at(
             path, container, stream, float(start), num_frames, sampling_rate, target_fps
         )
-        if decoded.reached_end and instants[0] > decoded.last_time + _TIME_TOLERANCE:
+        if decoded.reached_end and instants[0] > decoded.last_time + TIME_TOLERANCE:
             raise VideoError(
                 path, f"start {start:.3f} s is after the last decodable frame at {decoded.last_time:.3f} s"
             )
@@ -259,7 +253,7 @@ def _read_in(
         fps = (decoded.count - 1) / (decoded.last_time - decoded.first_time)
     else:
         fps = float(stream.average_rate or 0.0)  # one frame measures no rate: the container's
-    padded = sum(instant > decoded.last_time + _TIME_TOLERANCE for instant in instants) if decoded.reached_end else 0
+    padded = sum(instant > decoded.last_time + TIME_TOLERANCE for instant in instants) if decoded.reached_end else 0
     return Clip(
         frames=frames,
         times=torch.tensor(decoded.times, dtype=torch.float64),
@@ -268,7 +262,7 @@ def _read_in(
         padded=padded,
         path=path,
         display=display,
-        origin=float(_start_pts(stream) * stream.time_base),
+        origin=video_origin(stream),
     )
 
 
@@ -338,13 +332,37 @@ def _video_stream(path: Path, container):
     return stream
 
 
+def video_origin(stream) -> float:
+    """Where the first frame of `stream` is on the stream's own clock, in seconds (`Clip.origin`)."""
+    return float(_start_pts(stream) * stream.time_base)
+
+
+@contextmanager
+def open_video(path: str | os.PathLike) -> Iterator[tuple[Any, Any]]:
+    """Open the video at `path` as `read_clip` does: `(container, stream)`, its first decodable video stream with
+    the decoder's threads set, closed on exit.
+
+    Raises:
+        VideoError: a missing file, a file that is not a video or has no decodable video stream, and any FFmpeg
+            failure inside the block (named as data that cannot be decoded).
+    """
+    path = Path(path)
+    _check_is_file(path, "a video")
+    try:
+        with _open(path) as container:
+            yield container, _video_stream(path, container)
+    except av.FFmpegError as error:
+        raise VideoError(path, f"cannot be decoded: {_describe(error)}") from error
+
+
 def _start_pts(stream) -> int:
     """Where the video's first frame is on the stream's clock (its time base): the header's start time."""
     return stream.start_time if stream.start_time is not None else 0
 
 
-def _seconds(stream, pts: int) -> float:
-    """A timestamp of the stream as seconds on the video's clock (0 is the first frame), computed exactly."""
+def frame_time(stream, pts: int) -> float:
+    """A timestamp (`pts`) of a packet or frame of `stream` as seconds on the video's clock (0 is its first
+    frame), computed exactly: the times clip instants are compared with."""
     return float((pts - _start_pts(stream)) * stream.time_base)
 
 
@@ -361,10 +379,10 @@ def _duration_estimate(container, stream) -> float | None:
     ends: list[float] = []
     if hint is not None:
         container.seek(round(hint / stream.time_base) + _start_pts(stream), stream=stream, backward=True)
-        ends = [_seconds(stream, packet.pts) for packet in container.demux(stream) if packet.pts is not None]
+        ends = [frame_time(stream, packet.pts) for packet in container.demux(stream) if packet.pts is not None]
     if not ends:
         container.seek(0)
-        ends = [_seconds(stream, packet.pts) for packet in container.demux(stream) if packet.pts is not None]
+        ends = [frame_time(stream, packet.pts) for packet in container.demux(stream) if packet.pts is not None]
     container.seek(0)
     return max(ends) if ends else None
 
@@ -396,7 +414,7 @@ def _decode_at(
     decoded frames show that the plan does not hold for this stream.
     """
     instants = clip_instants(begin, num_frames, sampling_rate, target_fps)
-    limits = [instant + _TIME_TOLERANCE for instant in instants]
+    limits = [instant + TIME_TOLERANCE for instant in instants]
     backoff = 0.0
     while True:
         target = instants[0] - backoff
@@ -422,7 +440,7 @@ class _Picker:
 
     Instant k's candidates are the frames in (instant k-1, instant k]; the frame shown at instant k is the
     latest candidate of the nearest non-empty bucket at or before k, or the first frame before any. Times
-    are on the video's clock (`_seconds`: the stream's time base, also for frames drained from the decoder,
+    are on the video's clock (`frame_time`: the stream's time base, also for frames drained from the decoder,
     which carry no time base of their own).
     """
 
@@ -437,7 +455,7 @@ class _Picker:
     def add(self, frame) -> float:
         if frame.pts is None:
             raise VideoError(self.path, "decoded frames carry no presentation time")
-        time = _seconds(self.stream, frame.pts)
+        time = frame_time(self.stream, frame.pts)
         if frame.is_corrupt:
             raise VideoError(self.path, f"damaged frame at {time:.3f} s")
         if self.count == 0 and not self.from_start and time > self.limits[0]:
@@ -490,7 +508,7 @@ class _Picker:
 
 
 def _where(stream, packet) -> str:
-    return f"near {_seconds(stream, packet.pts):.3f} s" if packet is not None and packet.pts is not None else "at its end"
+    return f"near {frame_time(stream, packet.pts):.3f} s" if packet is not None and packet.pts is not None else "at its end"
 
 
 def _check_packet(path: Path, stream, packet) -> None:
@@ -498,8 +516,12 @@ def _check_packet(path: Path, stream, packet) -> None:
         raise VideoError(path, f"truncated or damaged data {_where(stream, packet)}")
 
 
-def _decode_packet(path: Path, stream, packet) -> list:
-    """The frames a packet decodes to (None drains the decoder), as VideoError where the data is bad."""
+def decode_packet(path: Path, stream, packet) -> list:
+    """The frames (`av.VideoFrame`) that `packet` of `stream` decodes to; None drains the decoder.
+
+    Raises:
+        VideoError: the packet is marked truncated or damaged, or the decoder refuses it (`path` names the file).
+    """
     if packet is not None:
         _check_packet(path, stream, packet)
     try:
@@ -511,7 +533,7 @@ def _decode_packet(path: Path, stream, packet) -> list:
 def _decode_planned(path: Path, container, stream, limits: list[float], from_start: bool) -> _Decoded | None:
     """Decode only the frames the clip shows and the reference frames they need, planned from packet times.
 
-    Reads packets ahead to `_REORDER_DEPTH` past the last instant (packets come in decoding order, at most
+    Reads packets ahead to `REORDER_DEPTH` past the last instant (packets come in decoding order, at most
     that many out of presentation order), plans from their times which frame each instant shows, decodes up
     to the last planned packet with the decoder skipping the non-reference frames not planned, and drains
     it. Returns None (nothing decoded is trusted) when the frames' times turn out not to be their packets'.
@@ -524,11 +546,11 @@ def _decode_planned(path: Path, container, stream, limits: list[float], from_sta
         if packet.pts is None:
             return None
         packets.append(packet)
-        past_end += _seconds(stream, packet.pts) > limits[-1]
-        if past_end >= _REORDER_DEPTH:
+        past_end += frame_time(stream, packet.pts) > limits[-1]
+        if past_end >= REORDER_DEPTH:
             reached_end = False
             break
-    times = [_seconds(stream, packet.pts) for packet in packets]
+    times = [frame_time(stream, packet.pts) for packet in packets]
     if not from_start and (not times or min(times) > limits[0]):
         raise _SeekLandedLate(f"{min(times):.3f} s" if times else "the end of the stream")
     if not times:
@@ -547,12 +569,12 @@ def _decode_planned(path: Path, container, stream, limits: list[float], from_sta
         for index in range(max(planned) + 1):
             # Read per packet, also by frame threads (FFmpeg copies it into a thread with each packet).
             context.skip_frame = "DEFAULT" if index in planned else "NONREF"
-            for frame in _decode_packet(path, stream, packets[index]):
+            for frame in decode_packet(path, stream, packets[index]):
                 if picker.add(frame) not in known_times:
                     return None
     finally:
         context.skip_frame = "DEFAULT"
-    for frame in _decode_packet(path, stream, None):
+    for frame in decode_packet(path, stream, None):
         if picker.add(frame) not in known_times:
             return None
     span = picker.span()
@@ -580,9 +602,9 @@ def _decode_every_frame(path: Path, container, stream, limits: list[float], from
     """
     picker = _Picker(path, stream, limits, from_start)
     for packet in container.demux(stream):
-        for frame in _decode_packet(path, stream, packet):
+        for frame in decode_packet(path, stream, packet):
             picker.add(frame)
-        margin = _REORDER_DEPTH if picker.reordered or stream.codec_context.has_b_frames else 1
+        margin = REORDER_DEPTH if picker.reordered or stream.codec_context.has_b_frames else 1
         if picker.past_end >= margin:
             return picker.decoded(reached_end=False)
     return picker.decoded(reached_end=True)
