@@ -68,6 +68,8 @@ class Preprocessing:
     evaluate on videos), `image_evaluation()` (evaluate on images), `training()` (pretrain, finetune).
     `train_short_side`, `mask_ratio` (pretraining) and `blr` (finetuning base lr) are the published
     training settings; left None they take the values for the image size (see `_size_defaults`).
+    `autorotate` (every preset's): videos turned by their display rotation and images by their EXIF
+    orientation, as players show them (False: as stored); a way of reading files, not recorded with a model.
     """
 
     img_size: int
@@ -81,6 +83,7 @@ class Preprocessing:
     train_short_side: int | tuple[int, int] | None = None
     mask_ratio: float | None = None
     blr: float | None = None
+    autorotate: bool = True
 
     def __post_init__(self) -> None:
         for name, value in _size_defaults(self.img_size).items():
@@ -113,7 +116,8 @@ class Preprocessing:
         from .data.transforms import visualisation_preset
 
         preset = visualisation_preset(self.img_size, self.num_frames, self.mean, self.std)
-        return dataclasses.replace(preset, sampling_rate=self.visualisation_sampling_rate, target_fps=self.target_fps)
+        return dataclasses.replace(preset, sampling_rate=self.visualisation_sampling_rate, target_fps=self.target_fps,
+                                   autorotate=self.autorotate)
 
     def evaluation(self, crop: str = "center", sampling_rate: int | None = None) -> VideoPreset:
         """`embed` and `evaluate` on videos: short side img_size * 256 / 224, a center crop or (`crop`
@@ -122,14 +126,15 @@ class Preprocessing:
 
         preset = video_eval_preset(self.img_size, self.num_frames, self.mean, self.std,
                                    sampling_rate or self.sampling_rate, crop=crop)
-        return dataclasses.replace(preset, target_fps=self.target_fps)
+        return dataclasses.replace(preset, target_fps=self.target_fps, autorotate=self.autorotate)
 
     def image_evaluation(self) -> ImagePreset:
         """`evaluate` on images: short side img_size + 32 (bicubic), center crop, normalised with this
         model's mean/std, repeated to `num_frames`."""
         from .data.transforms import image_eval_preset
 
-        return image_eval_preset(self.img_size, self.num_frames, self.mean, self.std)
+        return dataclasses.replace(image_eval_preset(self.img_size, self.num_frames, self.mean, self.std),
+                                   autorotate=self.autorotate)
 
     def training(
         self,
@@ -148,14 +153,14 @@ class Preprocessing:
             self.img_size, self.num_frames, self.mean, self.std, side, crop_scale,
             sampling_rate or self.sampling_rate,
         )
-        return dataclasses.replace(preset, target_fps=self.target_fps)
+        return dataclasses.replace(preset, target_fps=self.target_fps, autorotate=self.autorotate)
 
     def image_training(self, crop_scale: tuple[float, float]) -> ImageTrainPreset:
         """`finetune --images`: random resized crop of area `crop_scale` and aspect 0.75-1.33, flip,
         normalised with this model's mean/std, repeated to `num_frames`."""
         from .data.transforms import ImageTrainPreset
 
-        return ImageTrainPreset(self.img_size, self.num_frames, self.mean, self.std, crop_scale)
+        return ImageTrainPreset(self.img_size, self.num_frames, self.mean, self.std, crop_scale, self.autorotate)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -328,8 +333,9 @@ def _recorded_preprocessing(contents: CheckpointContents) -> Preprocessing:
 
 
 def preprocessing_to_json(pre: Preprocessing) -> str:
-    """`pre` as the JSON text a file records (see `PREPROCESSING_METADATA_KEY`)."""
-    return json.dumps(dataclasses.asdict(pre))
+    """`pre` as the JSON text a file records (see `PREPROCESSING_METADATA_KEY`); `autorotate`, how files are
+    read rather than what the model takes, is left out."""
+    return json.dumps({key: value for key, value in dataclasses.asdict(pre).items() if key != "autorotate"})
 
 
 def preprocessing_from_json(text: str) -> Preprocessing:

@@ -299,3 +299,28 @@ def test_other_modes_read_as_rgb(tmp_path):
     assert row(read_image(saved(grey, tmp_path / "grey.png"))) == [[0] * 3, [77] * 3, [255] * 3]
     webp = read_image(saved(marked_image(), tmp_path / "photo.webp", lossless=True))
     assert corners(webp.permute(1, 2, 0)) == shown(top_left="red", top_right="green")
+
+
+@pytest.mark.parametrize("color_range, expected", [(1, [0, 128, 255, 255]), (2, [16, 126, 235, 255])])
+def test_colour_range_follows_the_stream_flag(tmp_path, color_range, expected):
+    # Luma 16, 126, 235, 255 with neutral chroma. Flagged limited ("tv", 1) players stretch 16-235 to black-white;
+    # flagged full ("pc"/JPEG, 2) they show the values as they are.
+    height, width = 16, 64
+    planes = np.full((height * 3 // 2, width), 128, np.uint8)  # yuv420p: the Y plane, then U and V
+    for column, luma in enumerate([16, 126, 235, 255]):
+        planes[:height, 16 * column : 16 * (column + 1)] = luma
+    path = tmp_path / "range.mkv"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("ffv1", rate=10)  # lossless: the planes arrive as written
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.codec_context.color_range = color_range
+        for index in range(2):
+            frame = av.VideoFrame.from_ndarray(planes, format="yuv420p")
+            frame.pts, frame.color_range = index, color_range
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    frame = read_clip(path, 1).frames[0]
+    assert frame[8, 8::16, 0].tolist() == expected
+    assert frame[8, 8::16].tolist() == [[value] * 3 for value in expected]  # grey: all three channels alike

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import sys
 from pathlib import Path
 from typing import cast
 
 from .common import (
+    _add_autorotate_arg,
     _add_device_arg,
     _add_precision_arg,
     _add_set_arg,
@@ -74,7 +76,8 @@ def _cmd_score(args: argparse.Namespace) -> int:
     _note_fewer(args.num_vids, len(videos))
     models = _load_maes(args)
     first_source = (args.models or args.checkpoints)[0]
-    preprocessing = preprocessing_for(first_source, next(iter(models.values())))
+    preprocessing = dataclasses.replace(preprocessing_for(first_source, next(iter(models.values()))),
+                                        autorotate=args.autorotate)
     out_dir = _out_dir(args, "score")
     precision = _precision_for(args, next(next(iter(models.values())).parameters()).device, models=models.values())
     _say_on_interrupt(f"nothing was written (scores go to {out_dir} when every video is scored)")
@@ -138,6 +141,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                        help="where scores.csv and scores.png go (default: a new folder hvm1-score-DATE-* in the temp folder)")
     _add_device_arg(score)
     _add_precision_arg(score)
+    _add_autorotate_arg(score, "videos")
     score.set_defaults(func=_cmd_score)
 
     pca = sub.add_parser(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -236,9 +237,17 @@ def _precision_for(args: argparse.Namespace, device, name: str | None = None, sa
     return precision
 
 
+def _add_autorotate_arg(parser: argparse.ArgumentParser, what: str = "videos and images") -> None:
+    """Add `--no-autorotate` (dest `autorotate`): read the inputs as stored instead of turned as players show
+    them (`hvm1.data.read_clip`, `read_image`)."""
+    parser.add_argument("--no-autorotate", dest="autorotate", action="store_false",
+                        help=f"read {what} as stored: without the display rotation a phone video carries or an "
+                             f"image's EXIF orientation (default: turned upright, as players show them)")
+
+
 def _add_size_args(parser: argparse.ArgumentParser, *, published_spelling: bool = False) -> None:
     """Add `--img-size N`, `--num-frames T` and `--full-frame`: run a model at another size than its own
-    (the position embeddings are interpolated, see `hvm1.models.positions`)."""
+    (the position embeddings are interpolated, see `hvm1.models.positions`); and `--no-autorotate`."""
     names = ("--img-size", "--img_size") if published_spelling else ("--img-size",)
     parser.add_argument(*names, dest="img_size", type=int, metavar="N",
                         help="frames of N x N px (any multiple of the patch size; default: the model's own)")
@@ -247,14 +256,16 @@ def _add_size_args(parser: argparse.ArgumentParser, *, published_spelling: bool 
     parser.add_argument("--full-frame", action="store_true",
                         help="keep the whole frame at its aspect ratio instead of a square center crop: the short "
                              "side becomes N, the long side follows, both rounded to the nearest patch multiple")
+    _add_autorotate_arg(parser)
 
 
 def _sized_preprocessing(args: argparse.Namespace, preprocessing, model):
     """`preprocessing` at `--img-size` and `--num-frames` where given, checked against what `model` divides
-    into tokens (a ValueError naming both otherwise)."""
+    into tokens (a ValueError naming both otherwise), reading files as `--no-autorotate` says."""
     cfg = model.config
     if args.img_size and args.img_size % cfg.patch_size:
         raise ValueError(f"--img-size {args.img_size} is not a multiple of the model's patch size {cfg.patch_size}")
     if args.num_frames and args.num_frames % cfg.t_patch_size:
         raise ValueError(f"--num-frames {args.num_frames} is not a multiple of the model's tubelet {cfg.t_patch_size}")
-    return preprocessing.at_size(args.img_size or preprocessing.img_size, args.num_frames or preprocessing.num_frames)
+    sized = preprocessing.at_size(args.img_size or preprocessing.img_size, args.num_frames or preprocessing.num_frames)
+    return dataclasses.replace(sized, autorotate=getattr(args, "autorotate", True))

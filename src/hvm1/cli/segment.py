@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from .common import (
+    _add_autorotate_arg,
     _add_device_arg,
     _add_model_args,
     _add_precision_arg,
@@ -75,6 +76,7 @@ def _cmd_propagate(args: argparse.Namespace) -> int:
         report = propagate_video(
             model, source, args.mask, out_dir, config, num_frames=args.max_frames,
             sampling_rate=args.sampling_rate, animate=args.animate, progress=progress, precision=precision,
+            autorotate=args.autorotate,
         )
     for name, masks in report.masks.items():
         overlays = ", ".join(str(path) for path in report.overlays[name])
@@ -131,4 +133,5 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     propagate.add_argument("--temperature", type=float, default=defaults.temperature,
                            help=f"affinity temperature (default {defaults.temperature})")
     propagate.add_argument("--animate", choices=("mp4", "gif"), help="also write OUT/SEQ/overlay.mp4|gif")
+    _add_autorotate_arg(propagate, "a video")
     propagate.set_defaults(func=_cmd_propagate)

@@ -196,12 +196,15 @@ def propagate_video(
     animate: str | None = None,
     progress: SequenceProgress | None = None,
     precision: Precision | str = "fp32",
+    autorotate: bool = True,
 ) -> PropagationReport:
-    """Propagate a first-frame mask (an image file or an (H, W) id array at the video's size) through up to
-    `num_frames` frames of a video, read every `sampling_rate`-th frame at `target_fps` from the start (as
-    `hvm1.data.read_clip` reads time); writes `OUT/STEM/NNNNN.png` and the overlays. Nothing is scored."""
+    """Propagate a first-frame mask (an image file or an (H, W) id array at the video's shown size) through up
+    to `num_frames` frames of a video, read every `sampling_rate`-th frame at `target_fps` from the start (as
+    `hvm1.data.read_clip` reads time and turns frames upright; `autorotate` False: as stored); writes
+    `OUT/STEM/NNNNN.png` and the overlays. Nothing is scored."""
     video = Path(video)
-    clip = read_clip(video, num_frames=num_frames, sampling_rate=sampling_rate, target_fps=target_fps, start=0.0)
+    clip = read_clip(video, num_frames=num_frames, sampling_rate=sampling_rate, target_fps=target_fps, start=0.0,
+                     autorotate=autorotate)
     kept = clip.frames[: num_frames - clip.padded]  # (T, H, W, 3): instants past the end are left out
     frames = [frame.permute(2, 0, 1).contiguous() for frame in kept]
     mask = read_mask(first_mask) if not isinstance(first_mask, np.ndarray) else first_mask

@@ -82,6 +82,8 @@ class TrainConfig:
     tensorboard: bool = setting(True, help="write TensorBoard logs (when TensorBoard is installed)")
     sampling_rate: int = setting(8, help="frames of a --target-fps video between sampled frames")
     target_fps: float = setting(30.0, help="the clock of --sampling-rate")
+    autorotate: bool = setting(True, help="turn videos by their display rotation and images by their EXIF "
+                                          "orientation, as players show them")
 
     def check(self) -> None:
         """Raise ValueError naming every setting out of range."""

@@ -170,7 +170,8 @@ def finetune_task(
         logger.info("%d-shot: %d training examples with seed %d", config.shots, len(files), config.seed)
     model, head_note = finetune_model(config, num_classes)
     cfg = model.config
-    pre = preprocessing_for(model if config.model is None else config.model, model)
+    pre = replace(preprocessing_for(model if config.model is None else config.model, model),
+                  autorotate=config.autorotate)
     pre = pre.for_images() if config.images else pre.for_videos()
     blr = config.blr if config.blr is not None else pre.blr
     assert blr is not None  # Preprocessing fills blr for every size

@@ -90,7 +90,8 @@ def pretrain(
 def pretrain_task(model: VideoMAE, files: Sequence[str | os.PathLike], config: PretrainConfig, preset=None) -> Task:
     """The `Task` of MAE pretraining `model` on `files` (see `pretrain`)."""
     cfg: MAEConfig = model.config
-    pre = preprocessing_for(model if config.model is None else config.model, model)
+    pre = dataclasses.replace(preprocessing_for(model if config.model is None else config.model, model),
+                              autorotate=config.autorotate)
     mask_ratio = config.mask_ratio if config.mask_ratio is not None else pre.mask_ratio
     if preset is None:
         preset = dataclasses.replace(
