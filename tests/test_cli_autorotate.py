@@ -21,6 +21,7 @@ COMMANDS = {
     "pca": ["a.mp4", "--model", "vit_hvm1"],
     "embed": ["a.mp4", "--model", "vit_hvm1", "-o", "e.parquet"],
     "evaluate": ["data", "--model", "vit_hvm1"],
+    "classify": ["a.mp4", "--model", "vit_hvm1"],
     "score": ["a.mp4", "--model", "mae_hvm1_none"],
     "propagate": ["a.mp4", "--mask", "m.png", "--model", "vit_hvm1", "--out-dir", "out"],
     "pretrain": ["data", "--out-dir", "run"],

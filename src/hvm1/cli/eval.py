@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from .common import (
+    _add_autorotate_arg,
     _add_device_arg,
     _add_download_arg,
     _add_model_args,
@@ -165,6 +166,7 @@ def _cmd_classify(args: argparse.Namespace) -> int:
         full_download=args.full_download, labels=args.labels, top_k=args.top_k, images=args.images,
         views=args.views, sampling_rate=args.sampling_rate, batch_size=args.batch_size,
         num_workers=args.num_workers, out_dir=args.out_dir, device=args.device, precision=args.precision,
+        autorotate=args.autorotate,
     )
     _say_on_interrupt("nothing was written (classes.csv and classes.json are written when every file is done)")
     report = classify(config, progress=_clip_progress("classify"))
@@ -306,6 +308,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     classify.add_argument("--out-dir", type=Path, metavar="DIR",
                           help="where the files go (default: a new folder hvm1-classify-DATE-* in the temp folder)")
     _add_loader_args(classify, sizes=False)
+    _add_autorotate_arg(classify)
     classify.set_defaults(func=_cmd_classify)
 
     probe = sub.add_parser("probe", help=COMMANDS["probe"])

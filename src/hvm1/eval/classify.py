@@ -16,7 +16,7 @@ import logging
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -212,6 +212,8 @@ class ClassifyConfig:
     device: str = setting("auto", choices=DEVICE_CHOICES, help="auto picks cuda, then mps, then cpu")
     precision: str = setting("auto", choices=PRECISION_CHOICES, help="autocast precision (auto: bf16 where the "
                              "device multiplies bf16 fast, else fp32)")
+    autorotate: bool = setting(True, help="turn videos by their display rotation and images by their EXIF "
+                                          "orientation, as players show them (False: as stored)")
 
 
 @dataclass
@@ -262,7 +264,7 @@ def classify(config: ClassifyConfig, *, progress: Progress | None = None) -> Cla
     model = loaded.model
     assert isinstance(model, VideoViT)  # model_type='vit'
     names = head_names(model, config.labels)
-    plan = view_plan(model, loaded.preprocessing, image_mode=images, views=parse_views(config.views) if config.views
+    plan = view_plan(model, replace(loaded.preprocessing, autorotate=config.autorotate), image_mode=images, views=parse_views(config.views) if config.views
                      else None, sampling_rate=config.sampling_rate, batch_size=config.batch_size)
     device = resolve_device(config.device)
     precision = resolve_precision(config.precision, device)
