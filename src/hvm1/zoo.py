@@ -246,6 +246,17 @@ PUBLISHED_TOP1 = {
     ("kinetics", "kinetics-50shot"): 37.3, ("kinetics", "imagenet-2pt"): 51.0,
 }
 
+# Published DAVIS-2017 label propagation with each pretraining's ImageNet-2% model (the official evaluation's
+# global statistics).
+PUBLISHED_DAVIS = {
+    "hvm1": {"J&F-Mean": 0.563, "J-Mean": 0.545, "J-Recall": 0.636, "J-Decay": 0.209, "F-Mean": 0.582,
+             "F-Recall": 0.685, "F-Decay": 0.253},
+    "hvm1@448": {"J&F-Mean": 0.539, "J-Mean": 0.531, "J-Recall": 0.600, "J-Decay": 0.218, "F-Mean": 0.547,
+                 "F-Recall": 0.619, "F-Decay": 0.297},
+    "kinetics": {"J&F-Mean": 0.579, "J-Mean": 0.558, "J-Recall": 0.661, "J-Decay": 0.204, "F-Mean": 0.601,
+                 "F-Recall": 0.712, "F-Decay": 0.248},
+}
+
 
 def _entry(model_type: str, pretraining: str, finetuning: str) -> ZooEntry:
     pre, fine = PRETRAININGS[pretraining], FINETUNINGS[finetuning]

@@ -25,9 +25,10 @@ def shared(path: Path) -> Path:
     return path
 
 
-def cut_clip(source: Path, target: Path, start: float, seconds: float = 2.5, width: int = 96) -> Path:
-    """Re-encode `seconds` of `source` from `start` at `width` px wide (small files decode fast), keeping
-    the frame times."""
+def cut_clip(source: Path, target: Path, start: float, seconds: float = 2.5, width: int = 96,
+             codec: str = "mpeg4") -> Path:
+    """Re-encode `seconds` of `source` from `start` at `width` px wide (small files decode fast) with `codec`
+    ('libvpx' for a .webm target), keeping the frame times."""
     with av.open(str(source)) as reader:
         stream = reader.streams.video[0]
         rate = Fraction(stream.average_rate).limit_denominator(1000)
@@ -41,7 +42,7 @@ def cut_clip(source: Path, target: Path, start: float, seconds: float = 2.5, wid
             height = 2 * round(frame.height * width / frame.width / 2)
             frames.append(frame.to_ndarray(width=width, height=height, format="rgb24"))
     with av.open(str(target), "w") as writer:
-        out = writer.add_stream("mpeg4", rate=rate)
+        out = writer.add_stream(codec, rate=rate)
         out.height, out.width = frames[0].shape[:2]
         out.pix_fmt = "yuv420p"
         for index, pixels in enumerate(frames):

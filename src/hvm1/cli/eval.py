@@ -27,6 +27,8 @@ COMMANDS = {
     "embed": "one embedding per video, into a .npz or .parquet file (resumable)",
     "evaluate": "accuracy of a finetuned model on labelled videos or images",
     "probe": "linear, kNN or attentive probe on embeddings from `hvm1 embed`",
+    "reproduce": "the published evaluations of a pretraining on local copies of the data: published, measured, "
+                 "difference",
 }
 
 
@@ -186,6 +188,31 @@ def _print_classes(result) -> None:
         print("  ".join(cells).rstrip())
 
 
+def _cmd_reproduce(args: argparse.Namespace) -> int:
+    from ..eval.reproduce import TABLE_MARKDOWN, ReproduceConfig, reproduce
+
+    config = ReproduceConfig(
+        pretraining=args.pretraining, ssv2=args.ssv2, kinetics=args.kinetics, imagenet=args.imagenet,
+        davis=args.davis, multi_view=args.multi_view, full_download=args.full_download, batch_size=args.batch_size,
+        num_workers=args.num_workers, out_dir=args.out_dir, device=args.device, precision=args.precision,
+    )
+    _say_on_interrupt("the table is written when every evaluation is done; nothing of it was written")
+    report = reproduce(config, progress=lambda label: _clip_progress(label))
+    print((report.out_dir / TABLE_MARKDOWN).read_text(), end="")
+    print(f"wrote {', '.join(map(str, report.written))}")
+    if report.skipped:
+        shown = report.skipped[:SHOWN_SKIPPED]
+        more = len(report.skipped) - len(shown)
+        _print_failures(shown)
+        if more:
+            print(f"  ... and {more} more (all of them in {report.written[-1]})", file=sys.stderr)
+    return 1 if report.skipped else 0
+
+
+# How many skipped examples `hvm1 reproduce` names on the console (skipped.csv has them all).
+SHOWN_SKIPPED = 10
+
+
 def _cmd_probe(args: argparse.Namespace) -> int:
     from ..eval import load_embeddings, probe
 
@@ -310,6 +337,28 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     _add_loader_args(classify, sizes=False)
     _add_autorotate_arg(classify)
     classify.set_defaults(func=_cmd_classify)
+
+    from ..eval.reproduce import ReproduceConfig
+
+    reproduce = sub.add_parser("reproduce", help=COMMANDS["reproduce"],
+                               description="Each data folder is optional; the table (reproduce.md, reproduce.csv) "
+                                           "goes to DIR.")
+    fields = ReproduceConfig.__dataclass_fields__
+    reproduce.add_argument("--pretraining", choices=fields["pretraining"].metadata["choices"], default="hvm1",
+                           help=fields["pretraining"].metadata["help"] + " (default hvm1)")
+    for name in ("ssv2", "kinetics", "imagenet", "davis"):
+        reproduce.add_argument(f"--{name}", type=Path, metavar="DIR", help=fields[name].metadata["help"])
+    reproduce.add_argument("--no-multi-view", dest="multi_view", action="store_false",
+                           help="skip hvm1's multi-view figure (2x3 views per video: 6 forward passes each)")
+    reproduce.add_argument("--out-dir", type=Path, metavar="DIR",
+                           help="where the files go (default: a new folder hvm1-reproduce-DATE-* in the temp folder)")
+    _add_download_arg(reproduce)
+    reproduce.add_argument("--batch-size", type=int, default=8, metavar="B", help="clips per forward pass (default 8)")
+    reproduce.add_argument("--num-workers", type=int, default=2, metavar="W",
+                           help="DataLoader processes decoding videos while the model runs (default 2; 0: none)")
+    _add_device_arg(reproduce)
+    _add_precision_arg(reproduce, default="fp32")
+    reproduce.set_defaults(func=_cmd_reproduce)
 
     probe = sub.add_parser("probe", help=COMMANDS["probe"])
     probe.add_argument("--train", type=Path, required=True, metavar="FILE", help="labelled training embeddings")
