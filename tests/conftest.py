@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from browser import launch_chromium, require_browser
 from reference_data import reference_dir
 
 
@@ -18,3 +19,13 @@ def reference(request) -> Path:
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--update-screenshot", action="store_true",
                      help="rewrite docs/demo.png (the README's picture of `hvm1 demo`) from the browser test")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium (Debian's, through Playwright), one per test module; skips without it, except in CI."""
+    sync_playwright, chromium = require_browser()
+    with sync_playwright() as playwright:
+        browser = launch_chromium(playwright, chromium)
+        yield browser
+        browser.close()

@@ -1,14 +1,11 @@
 """Start `hvm1 demo` as a subprocess on a free loopback port, and drive its page in Debian's headless Chromium.
 
-Chromium comes from Debian (`.ci/run` installs it) and is driven by Playwright's Python package, launched with
-`executable_path` since Playwright's own browser download can't be reached. Each `launch` gives Chromium a
-new empty user-data folder; the flags keep it from reaching outside hosts.
+Chromium is launched as every browser test launches it (`tests/browser.py`).
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -17,9 +14,10 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlparse
 
 import pytest
+
+from browser import outside_requests
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 # The tiny reference models: width 64 matches no named size, so the head counts are given.
@@ -35,26 +33,8 @@ def shared(relative: str) -> Path:
     return path
 
 
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run"]
 STARTUP_TIMEOUT = 240  # seconds: importing torch and Gradio on a busy 2-core machine
 RESULT_TIMEOUT = 180_000  # ms
-
-
-def require_browser():
-    """Playwright's sync API and the path of Debian's chromium; skips without them, except in CI (a failure)."""
-    chromium = shutil.which("chromium")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        sync_playwright = None
-    missing = [what for what, ok in (("chromium on PATH", chromium), ("playwright", sync_playwright)) if not ok]
-    if missing:
-        message = f"browser tests need {' and '.join(missing)} (.ci/run installs them)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return sync_playwright, chromium
 
 
 def free_port() -> int:
@@ -126,10 +106,6 @@ def start_demo(folder: Path, *extra: str) -> DemoProcess:
     pytest.fail(f"hvm1 demo did not start within {STARTUP_TIMEOUT} s:\n{demo.log_text()}")
 
 
-def launch_chromium(playwright, chromium: str):
-    return playwright.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_FLAGS)
-
-
 class DemoPage:
     """One visitor's tab on the demo page; records every URL the page asked for."""
 
@@ -193,5 +169,4 @@ class DemoPage:
         return self.image_size("hvm1-animation")
 
     def outside_requests(self) -> list[str]:
-        return [url for url in self.requested if urlparse(url).hostname not in ("127.0.0.1", None)
-                and not url.startswith(("data:", "blob:"))]
+        return outside_requests(self.requested)

@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 
 import pytest
-from demo_browser import DemoPage, launch_chromium, require_browser, start_demo
+from demo_browser import DemoPage, start_demo
 
 TILE, FRAMES, T_TOKENS = 56, 8, 4  # the tiny reference MAE: 56 px, pred_t_dim 8; the ViT: 8 frames / t_patch 2
 SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "demo.png"
@@ -19,15 +19,6 @@ SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "demo.png"
 def grid_size(rows: int, columns: int) -> tuple[int, int]:
     """(width, height) of a picture of `rows` x `columns` tiles with 1 px padding."""
     return columns * (TILE + 1) + 1, rows * (TILE + 1) + 1
-
-
-@pytest.fixture(scope="module")
-def browser():
-    sync_playwright, chromium = require_browser()
-    with sync_playwright() as playwright:
-        browser = launch_chromium(playwright, chromium)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="module")
