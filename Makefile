@@ -4,12 +4,13 @@
 #   make test   - install and run the test suite (all of it; `make test-fast` leaves out the slow end-to-end runs)
 #   make check  - ruff and mypy as pyproject.toml configures them (CI runs it before `make test`)
 #   make quickstart - install and run the offline first example (small random-weight models)
+#   make docs   - install the docs extra and build the documentation site into site/ (mkdocs build --strict)
 PYTHON ?= python3
 VENV   ?= .venv
 PY      = $(VENV)/bin/python
 TORCH  ?= torch==2.13.0
 
-.PHONY: install test test-fast check demo quickstart
+.PHONY: install test test-fast check demo quickstart docs
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,8 +30,15 @@ test: install
 test-fast: install
 	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
+$(VENV)/.docs: $(VENV)/.installed
+	$(PY) -m pip install -q -e ".[docs]"
+	touch $@
+
+docs: $(VENV)/.docs
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
 check: $(VENV)/.checkers
-	$(VENV)/bin/ruff check src tests benchmarks examples hubconf.py
+	$(VENV)/bin/ruff check src tests benchmarks examples hubconf.py docs
 	$(VENV)/bin/mypy
 
 demo: install

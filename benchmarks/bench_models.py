@@ -34,9 +34,9 @@ Usage: python benchmarks/bench_models.py [--repeats 3] [--precisions fp32,bf16] 
 from __future__ import annotations
 
 import argparse
-import platform
 import resource
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -47,24 +47,18 @@ from hvm1.models import MAEConfig, build_model, get_config
 from hvm1.models.layers import pack_linear_weights
 from hvm1.models.masking import num_kept
 
-CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16", "amx_fp16")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from results import SPEED_FLAGS, machine  # noqa: E402
+
 # (name, fp32 target, bf16 target); None: no target.
 TARGETS = {"vit_forward": (0.90, 0.75), "mae_forward_0.9": (0.80, None), "mae_center_0.5": (0.90, 0.75)}
 
 
 def cpu_description() -> str:
     """The CPU model and which of the flags that decide matrix-product speed it has (Linux /proc/cpuinfo)."""
-    model, flags = platform.processor() or platform.machine(), set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name":
-                model = value.strip()
-            elif key.strip() == "flags":
-                flags = set(value.split())
-    except OSError:
-        pass
-    shown = " ".join(flag if flag in flags else f"-{flag}" for flag in CPU_FLAGS) if flags else "(flags unknown)"
+    info = machine()
+    model, flags = info["cpu"], set(info["cpu_flags"])
+    shown = " ".join(flag if flag in flags else f"-{flag}" for flag in SPEED_FLAGS)
     return f"{model}; {shown}; torch bf16 units: {', '.join(cpu_bf16_units()) or 'none'}"
 
 
