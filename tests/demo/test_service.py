@@ -145,3 +145,25 @@ def test_demo_command_binds_to_loopback_and_needs_no_model_flag():
     assert (args.host, args.port, args.model, args.checkpoint, args.vit_model) == ("127.0.0.1", None, None, None, None)
     with pytest.raises(SystemExit):
         _build_parser().parse_args(["demo", "--vit-model", "vit_hvm1_none", "--vit-checkpoint", "v.pth"])
+
+
+def test_a_finetuned_vit_with_names_gives_its_top_five_classes(tiny_models, videos_dir, tmp_path):
+    import copy
+
+    from hvm1.demo.page import class_table
+
+    mae, vit = tiny_models
+    named = copy.deepcopy(vit)
+    named.class_names = ("pour", "stir", "cut", "peel", "wash", "fold", "open")
+    service = DemoService(mae, tmp_path, mae_name="tiny", vit=named, vit_name="vit_hvm1_ssv2-50shot")
+    clips = service.read(videos_dir / "box.mp4")
+    result = finished(service.stages(clips, "center", 0.5, score=False))
+    with torch.inference_mode():
+        probabilities = named(clips.vit[None]).double().softmax(dim=1)[0]
+    order = probabilities.argsort(descending=True)[:5].tolist()
+    assert [ranked.name for ranked in result.top_classes] == [named.class_names[index] for index in order]
+    np.testing.assert_allclose([ranked.probability for ranked in result.top_classes], probabilities[order].numpy(),
+                               atol=1e-5)
+    assert f"| 1 | {named.class_names[order[0]]} |" in class_table(result)
+    unnamed = finished(make_service(tiny_models, tmp_path / "plain").stages(clips, "center", 0.5, score=False))
+    assert unnamed.top_classes == () and class_table(unnamed) == ""

@@ -61,7 +61,7 @@ def build_page(service: DemoService, sample_clip: Path):
         for result in service.stages(clips, mask_type, float(mask_ratio), int(seed or 0),
                                      lambda fraction, text: progress(fraction, desc=text), score=bool(score)):
             yield (last, _summary(clips.name, result), _score_table(result), result.picture, str(result.animation),
-                   result.attention, result.feature_maps)
+                   result.attention, result.feature_maps, class_table(result))
 
     mae = service.mae.config
     with gr.Blocks(title="HVM-1 demo", analytics_enabled=False, delete_cache=CACHE_SWEEP) as page:
@@ -104,11 +104,13 @@ def build_page(service: DemoService, sample_clip: Path):
                 features = gr.Image(label=f"PCA of the patch features, 3 components as RGB ({service.vit_name})",
                                     format="png", interactive=False, buttons=_IMAGE_BUTTONS,
                                     visible=service.vit is not None, elem_id="hvm1-pca")
+                classes = gr.Markdown(visible=service.vit is not None and service.vit.class_names is not None,
+                                      elem_id="hvm1-classes")
         # Browser-side only, so they never wait behind a completion in the queue.
         upload.upload(None, None, source, js=f"() => {UPLOAD!r}")
         mask_type.change(None, mask_type, mask_ratio, js=f"(type) => ({DEFAULT_MASK_RATIOS!r})[type]")
         run.click(complete, [last, source, upload, mask_type, mask_ratio, seed, score],
-                  [last, summary, scores, picture, animation, attention, features], concurrency_limit=1)
+                  [last, summary, scores, picture, animation, attention, features, classes], concurrency_limit=1)
     page.queue(default_concurrency_limit=1, max_size=QUEUE_SIZE)
     return page
 
@@ -150,6 +152,15 @@ def _summary(name: str, result: DemoResult) -> str:
         f"**{name}**: {result.mask_type} mask, ratio {ratio}; completed in **{result.completion_seconds:.2f} s** "
         f"({result.precision}); MAE loss {result.loss:.4f}; {status}"
     )
+
+
+def class_table(result: DemoResult) -> str:
+    """The ViT's top classes on the clip as a Markdown table (empty until the ViT's stage is done)."""
+    if not result.top_classes:
+        return ""
+    rows = [f"| {ranked.rank} | {ranked.name} | {100 * ranked.probability:.1f}% |" for ranked in result.top_classes]
+    return "\n".join(["**What the ViT sees** (its top classes on this clip)", "", "| | class | probability |",
+                      "| --- | --- | --- |", *rows])
 
 
 def _score_table(result: DemoResult) -> str:

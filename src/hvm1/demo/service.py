@@ -23,6 +23,7 @@ import torch
 
 from hvm1.data import VideoError, video_duration
 from hvm1.devices import Precision, resolve_precision
+from hvm1.eval.classify import RankedClass, top_classes
 from hvm1.eval.scores import baseline_completion, baselines_for, masked_psnr, masked_ssim, to_rgb255
 from hvm1.models import VideoMAE, VideoViT
 from hvm1.models.masking import check_mask_ratio
@@ -43,6 +44,9 @@ from hvm1.viz.runs import _preset  # the preset complete_videos reads with, so p
 from hvm1.zoo import Preprocessing
 
 logger = logging.getLogger(__name__)
+
+#: How many of a finetuned ViT's classes the demo names, most probable first.
+DEMO_TOP_K = 5
 
 #: Called during a run with (fraction done in [0, 1], what is happening now).
 Progress = Callable[[float, str], None]
@@ -90,7 +94,8 @@ class MethodScore:
 @dataclass(frozen=True)
 class DemoResult:
     """One completion: the picture (3 rows x T' frames, uint8), its animation file (`animation_format`), the
-    attention picture and the PCA feature-map picture (None without a ViT), the MAE loss, the scores of the
+    attention picture and the PCA feature-map picture (None without a ViT), the ViT's `top_classes` on the clip
+    (a finetuned ViT whose classes have names; empty otherwise), the MAE loss, the scores of the
     MAE and of the baselines that need no model on the same mask (empty when not asked for or not yet made),
     the seconds the completion took and the seconds so far, the precision, and whether all is `done`."""
 
@@ -107,6 +112,7 @@ class DemoResult:
     mask_ratio: float
     seed: int
     done: bool
+    top_classes: tuple[RankedClass, ...] = ()
 
 
 class DemoService:
@@ -248,7 +254,12 @@ class DemoService:
                 colours = pca_feature_maps(tokens[None]).maps[0]
                 feature_maps = feature_map_grid(vit_clip, colours, vit_preset.mean, vit_preset.std,
                                                 vit.config.t_patch_size)
-            result = dataclasses.replace(result, attention=attention, feature_maps=feature_maps,
+                top = ()
+                if vit.class_names is not None:
+                    with torch.inference_mode(), self.precision.autocast(self.device):
+                        logits = vit(vit_clip[None].to(self.device)).float().cpu()[0]  # (classes,)
+                    top = tuple(top_classes(logits, vit.class_names, DEMO_TOP_K))
+            result = dataclasses.replace(result, attention=attention, feature_maps=feature_maps, top_classes=top,
                                          seconds=time.perf_counter() - start, done=True)
             yield result
         report(1.0, "done")
