@@ -254,7 +254,7 @@ class DemoService:
                 colours = pca_feature_maps(tokens[None]).maps[0]
                 feature_maps = feature_map_grid(vit_clip, colours, vit_preset.mean, vit_preset.std,
                                                 vit.config.t_patch_size)
-                top = ()
+                top: tuple[RankedClass, ...] = ()
                 if vit.class_names is not None:
                     with torch.inference_mode(), self.precision.autocast(self.device):
                         logits = vit(vit_clip[None].to(self.device)).float().cpu()[0]  # (classes,)
