@@ -54,7 +54,7 @@ STEPS = (
     ("hvm1.zoo", "load_for_inputs", "load the model: build, assign"),
     ("hvm1.checkpoint", "read_checkpoint", "load the model: read the checkpoint's pickle"),  # from load_checkpoint
     ("hvm1.zoo", "read_checkpoint", "load the model: read the checkpoint's pickle"),  # from preprocessing_for
-    ("hvm1.devices", "Precision.cast_linear_weights", "cast (and pack) the linear weights"),
+    ("hvm1.inference", "prepare_for_inference", "prepare the linear layers (cast, or mark for packing)"),
     ("hvm1.viz.runs", "_prefetched", "wait for a decoded video"),
     ("hvm1.data", "VideoPreset.load", "decode + preprocess a video"),
     ("hvm1.viz.runs", "complete_clip", "complete_clip besides the forward"),

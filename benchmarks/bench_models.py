@@ -15,7 +15,7 @@ Paths (batch 1, random weights, ViT-H/14, 16 frames of 224 px, as published), ea
 Targets on AVX-512 machines: fp32 >= 90%, 80%, 90%; bf16 >= 75% (ViT forward, completion).
 
 Like the `hvm1` command, the script keeps freed memory for reuse (`hvm1.devices.keep_freed_memory`) and
-runs bf16 with the linear layers' weights prepared once, packed in oneDNN's layout (`Precision.cast_linear_weights`);
+runs bf16 with the linear layers' weights prepared once, packed in oneDNN's layout (`hvm1.inference.prepare_for_inference`);
 `--default-malloc` measures glibc's default instead (run both to compare: the page faults column shows the
 difference).
 
@@ -24,7 +24,7 @@ calls (`scaled_dot_product_attention` at the path's shapes, timed alone, in the 
 and every other matrix product at the roofline with nothing else taking any time. A target above the
 ceiling cannot be met by work outside the attention kernel.
 
-`--pack-fp32` also packs the float32 linear weights (`hvm1.models.layers.pack_linear_weights(model,
+`--pack-fp32` also packs the float32 linear weights (`hvm1.inference.pack_linear_layers(model,
 torch.float32)`, which the commands do not do: see the README's "Performance").
 
 Usage: python benchmarks/bench_models.py [--repeats 3] [--precisions fp32,bf16] [--paths ...] [--default-malloc]
@@ -43,8 +43,8 @@ from pathlib import Path
 import torch
 
 from hvm1.devices import cpu_bf16_units, keep_freed_memory, resolve_precision
+from hvm1.inference import pack_linear_layers, prepare_for_inference
 from hvm1.models import MAEConfig, build_model, get_config
-from hvm1.models.layers import pack_linear_weights
 from hvm1.models.masking import num_kept
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -189,9 +189,9 @@ def main() -> None:
           f"{'target':>7}        {'ceiling':>7} {'attn s':>7}  faults  (fractions of each run)")
     for precision in precisions:
         for model in (vit, mae):  # as the commands run them: linear weights prepared once (a no-op for fp32)
-            precision.cast_linear_weights(model)
+            prepare_for_inference(model, precision)
             if precision.is_float32 and args.pack_fp32:
-                pack_linear_weights(model, torch.float32)
+                pack_linear_layers(model, torch.float32)
         for name in args.paths.split(","):
             fn, flops, shapes = paths[name]
             timed(fn, precision)  # warm-up at the real shapes (first calls allocate and pick kernels)

@@ -1,4 +1,4 @@
-"""Linear weights packed once in oneDNN's layout (`hvm1.models.layers.pack_linear_weights`) against the plain
+"""Linear weights packed once in oneDNN's layout (`hvm1.inference.pack_linear_layers`) against the plain
 layers, on the CPU, side by side in one process.
 
 1. products   one linear layer of ViT-H/14's shapes (1280 x 1280, 1280 -> 5120, 5120 -> 1280) at 206 tokens
@@ -9,7 +9,7 @@ layers, on the CPU, side by side in one process.
               model, the packed copies dropped and made again between turns); median of --rounds
 3. first      a MAE-H/14 completion (mask 0.9, bf16 autocast) on a fresh model, three forwards in a row:
               float32 weights under autocast (the plain layers) against the weights packed at their first
-              call (what `Precision.cast_linear_weights` sets up): what the first call costs and the later
+              call (what `hvm1.inference.prepare_for_inference` sets up): what the first call costs and the later
               ones save; --rounds fresh models of each, taking turns
 
 Usage: python benchmarks/bench_packing.py [--repeats 15] [--rounds 3] [--parts products,forward,first]
@@ -27,8 +27,8 @@ import torch
 import torch.nn.functional as F
 
 from hvm1.devices import keep_freed_memory, resolve_precision
+from hvm1.inference import can_pack_linear_weights, pack_linear_layers, prepare_for_inference, unpack_linear_layers
 from hvm1.models import get_config
-from hvm1.models.layers import can_pack_linear_weights, linear, pack_linear_weights, unpack_linear_weights
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_models import cpu_description, random_model  # noqa: E402
@@ -50,11 +50,10 @@ def products(repeats: int) -> None:
                 flops = 2 * tokens * inputs * outputs
                 cells = []
                 for dtype in (torch.bfloat16, torch.float32):
-                    layer = torch.nn.Linear(inputs, outputs).to(dtype)
+                    layer = pack_linear_layers(torch.nn.Linear(inputs, outputs).to(dtype), dtype)
                     x = torch.randn(1, tokens, inputs, dtype=dtype)
-                    pack_linear_weights(layer, dtype)
                     plain = lambda layer=layer, x=x: F.linear(x, layer.weight, layer.bias)  # noqa: E731
-                    packed = lambda layer=layer, x=x: linear(layer, x)  # noqa: E731
+                    packed = lambda layer=layer, x=x: layer(x)  # noqa: E731
                     plain(), packed()  # warm-up; packs
                     times: dict[str, list[float]] = {"plain": [], "packed": []}
                     for _ in range(repeats):
@@ -78,9 +77,9 @@ def forward(rounds: int) -> None:
     with torch.inference_mode(), bf16.autocast("cpu"):
         vit(video)
         for _ in range(rounds):
-            unpack_linear_weights(vit)
+            unpack_linear_layers(vit)
             times["cast"].append(_seconds(lambda: vit(video)))
-            pack_linear_weights(vit, torch.bfloat16)
+            pack_linear_layers(vit, torch.bfloat16)
             vit(video)  # packs
             times["packed"].append(_seconds(lambda: vit(video)))
     cast, packed = statistics.median(times["cast"]), statistics.median(times["packed"])
@@ -97,7 +96,7 @@ def first(rounds: int) -> None:
         for mode in ("plain", "packed"):
             mae = random_model(config)
             if mode == "packed":
-                bf16.cast_linear_weights(mae)
+                prepare_for_inference(mae, bf16)
             with torch.inference_mode(), bf16.autocast("cpu"):
                 seconds = [_seconds(lambda mae=mae: mae(video, mask_ratio=0.9, visualize=True)) for _ in range(3)]
             print(f"  {mode:<7} {', '.join(f'{s:.2f}' for s in seconds)}  (sum {sum(seconds):.2f})", flush=True)

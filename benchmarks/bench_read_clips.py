@@ -25,6 +25,7 @@ import torch
 
 from hvm1.data import find_videos, video_eval_preset, video_train_preset
 from hvm1.devices import keep_freed_memory, resolve_precision
+from hvm1.inference import prepare_for_inference
 from hvm1.zoo import VIDEO_MEAN, VIDEO_STD
 
 VIDEOS = Path(__file__).resolve().parents[1].parent / "shared" / "videos"
@@ -83,7 +84,7 @@ def main() -> None:
         from hvm1.models import get_config
 
         precision = resolve_precision("bf16", "cpu")
-        vit = precision.cast_linear_weights(random_model(get_config("vit_huge_patch14")))
+        vit = prepare_for_inference(random_model(get_config("vit_huge_patch14")), precision)
         video = torch.randn(1, 3, 16, 224, 224)
         with torch.inference_mode(), precision.autocast("cpu"):
             vit(video)

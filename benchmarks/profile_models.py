@@ -5,7 +5,7 @@ frames of 224 px, random weights). `--depth` cuts the encoder to fewer blocks (e
 so the shares per op hold for the full 32; the MAE decoder keeps its 4). Prints, per path and precision, the
 ops by self CPU time with their share of the path, and the share of matrix products (mm/addmm/bmm/linear
 and SDPA's flash kernel) against everything else (copies, casts, GELU, LayerNorm, softmax, adds). Runs as
-the commands do: freed memory kept for reuse, bf16 with the linear weights packed once (`Precision.cast_linear_weights`).
+the commands do: freed memory kept for reuse, bf16 with the linear weights packed once (`hvm1.inference.prepare_for_inference`).
 
 `--block` instead times each step of one ViT-H/14 block at 2049 tokens by wall clock (LayerNorms, the input
 cast, q, k, v, attention, proj, the residual adds, fc1, GELU, fc2; median of `--repeats`), with each step's
@@ -34,8 +34,9 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 from hvm1.devices import keep_freed_memory, resolve_precision
+from hvm1.inference import prepare_for_inference
 from hvm1.models import get_config
-from hvm1.models.layers import Block, linear, packed_input
+from hvm1.models.layers import Block
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_models import random_model  # noqa: E402
@@ -85,30 +86,30 @@ def profile_block(precision: str, repeats: int, tokens: int = 2049) -> None:
     with torch.no_grad():
         for p in block.parameters():
             p.normal_(0.0, 0.02, generator=generator)
-    chosen.cast_linear_weights(block)
+    block = prepare_for_inference(block, chosen)
     attn, mlp = block.attn, block.mlp
     x = torch.randn(1, tokens, dim)
     with torch.inference_mode(), chosen.autocast("cpu"):
-        h1 = packed_input(attn.q, block.norm1(x))
-        q, k, v = (attn._heads(linear(layer, h1)) for layer in (attn.q, attn.k, attn.v))
+        h1 = block.norm1(x)
+        q, k, v = (attn._heads(layer(h1)) for layer in (attn.q, attn.k, attn.v))
         out = torch.nn.functional.scaled_dot_product_attention(q, k, v, scale=attn.scale)
         out = out.transpose(1, 2).reshape(1, tokens, dim)
-        proj = linear(attn.proj, out)
+        proj = attn.proj(out)
         y = x + proj
         h2 = block.norm2(y)
-        f1 = linear(mlp.fc1, h2)
+        f1 = mlp.fc1(h2)
         g = torch.nn.functional.gelu(f1)
-        f2 = linear(mlp.fc2, g)
+        f2 = mlp.fc2(g)
         product = 2 * tokens * dim
         steps = [
-            ("norm1", lambda: block.norm1(x), 0), ("cast to product dtype", lambda: packed_input(attn.q, h2), 0),
-            ("q", lambda: linear(attn.q, h1), product * dim), ("k", lambda: linear(attn.k, h1), product * dim),
-            ("v", lambda: linear(attn.v, h1), product * dim),
+            ("norm1", lambda: block.norm1(x), 0), ("cast to product dtype", lambda: h2.to(chosen.dtype), 0),
+            ("q", lambda: attn.q(h1), product * dim), ("k", lambda: attn.k(h1), product * dim),
+            ("v", lambda: attn.v(h1), product * dim),
             ("attention (SDPA)", lambda: torch.nn.functional.scaled_dot_product_attention(q, k, v, scale=attn.scale),
              4 * tokens * tokens * dim),
-            ("proj", lambda: linear(attn.proj, out), product * dim), ("residual add 1", lambda: x + proj, 0),
-            ("norm2", lambda: block.norm2(y), 0), ("fc1", lambda: linear(mlp.fc1, h2), product * 4 * dim),
-            ("GELU", lambda: torch.nn.functional.gelu(f1), 0), ("fc2", lambda: linear(mlp.fc2, g), product * 4 * dim),
+            ("proj", lambda: attn.proj(out), product * dim), ("residual add 1", lambda: x + proj, 0),
+            ("norm2", lambda: block.norm2(y), 0), ("fc1", lambda: mlp.fc1(h2), product * 4 * dim),
+            ("GELU", lambda: torch.nn.functional.gelu(f1), 0), ("fc2", lambda: mlp.fc2(g), product * 4 * dim),
             ("residual add 2", lambda: y + f2, 0),
         ]
         whole = _median_ms(lambda: block(x), repeats)
@@ -194,7 +195,7 @@ def main() -> None:
           f"{'reused' if reuse else 'returned to the OS'}")
     for precision in args.precisions.split(","):
         for model in (vit, mae):  # as the commands run them: linear weights prepared once (a no-op for fp32)
-            resolve_precision(precision, "cpu").cast_linear_weights(model)
+            prepare_for_inference(model, resolve_precision(precision, "cpu"))
         for key in args.paths.split(","):
             label, fn = paths[key]
             print(f"\n{label}")

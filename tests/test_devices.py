@@ -98,30 +98,30 @@ def test_fp32_autocast_changes_nothing_and_bf16_computes_in_bf16():
 
 
 @pytest.mark.parametrize("packing", [True, False], ids=["packed", "cast"])
-def test_cast_linear_weights_gives_autocast_results_exactly(reference, monkeypatch, packing):
+def test_prepare_for_inference_gives_autocast_results_exactly(reference, monkeypatch, packing):
     import hvm1
-    from hvm1.models import layers
+    from hvm1 import inference
     from reference_data import reference_heads
 
-    if packing and not layers.can_pack_linear_weights(torch.bfloat16):
+    if packing and not inference.can_pack_linear_weights(torch.bfloat16):
         pytest.skip("this torch build has no oneDNN")
     if not packing:  # a build without oneDNN: the weights are cast instead
-        monkeypatch.setattr(layers, "can_pack_linear_weights", lambda dtype: False)
+        monkeypatch.setattr(inference, "can_pack_linear_weights", lambda dtype: False)
     vit = hvm1.load_model(reference / "vit_checkpoint.pth", **reference_heads(reference))
     video = torch.randn(2, 3, vit.config.num_frames, vit.config.img_size, vit.config.img_size)
     bf16 = resolve_precision("bf16", "cpu")
     with torch.inference_mode(), bf16.autocast("cpu"):
         expected = vit(video)
-        bf16.cast_linear_weights(vit)
+        inference.prepare_for_inference(vit, bf16)
         prepared = vit(video)
-    packed = [m for m in vit.modules() if "_hvm1_packed" in m.__dict__]
+    packed = [m for m in vit.modules() if isinstance(m, inference.PackedLinear)]
     linear_dtype = torch.float32 if packing else torch.bfloat16
     assert vit.head.weight.dtype == linear_dtype and vit.blocks[0].attn.q.weight.dtype == linear_dtype
     assert len(packed) == (sum(isinstance(m, torch.nn.Linear) for m in vit.modules()) if packing else 0)
     assert vit.blocks[0].norm1.weight.dtype == torch.float32
     assert vit.cls_token.dtype == torch.float32 and vit.patch_embed.proj.weight.dtype == torch.float32
     assert torch.equal(prepared, expected)
-    assert resolve_precision("fp32", "cpu").cast_linear_weights(vit) is vit
+    assert inference.prepare_for_inference(vit, resolve_precision("fp32", "cpu")) is vit
 
 
 def test_keep_freed_memory_reuses_large_blocks():

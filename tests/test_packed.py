@@ -1,14 +1,22 @@
-"""Linear weights packed once for CPU inference (`hvm1.models.layers.pack_linear_weights`): packed at the first
+"""Linear weights packed once for CPU inference (`hvm1.inference.pack_linear_layers`): packed at the first
 call they serve, used exactly where they give what the plain layer computes, never in training, made again
 after the weight changed, and never in the state dict."""
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from hvm1.devices import resolve_precision
+from hvm1.inference import (
+    PackedLinear,
+    can_pack_linear_weights,
+    pack_linear_layers,
+    pack_now,
+    prepare_for_inference,
+    unpack_linear_layers,
+)
 from hvm1.models import build_model, get_config
-from hvm1.models.layers import can_pack_linear_weights, linear, pack_linear_weights, unpack_linear_weights
 
 pytestmark = pytest.mark.skipif(not can_pack_linear_weights(torch.bfloat16), reason="this torch build has no oneDNN")
 
@@ -18,52 +26,60 @@ def _layer(dtype=torch.float32) -> nn.Linear:
     return nn.Linear(16, 8).to(dtype)
 
 
-def _mark(layer: nn.Linear) -> None:
+def _packed(dtype=torch.float32, packed_dtype=None) -> PackedLinear:
+    layer = pack_linear_layers(_layer(dtype), packed_dtype or dtype)
+    assert isinstance(layer, PackedLinear)
+    return layer
+
+
+def _mark(layer: PackedLinear) -> None:
     """Pack `layer` (one inference call) and shift the packed copy's bias (never the parameter's) by 100: an
     output that moved by 100 came from the packed copy."""
-    packed = layer.__dict__["_hvm1_packed"]
     with torch.inference_mode():
-        linear(layer, torch.zeros(1, layer.in_features, dtype=packed.dtype))
-    packed.bias = packed.bias + 100
+        layer(torch.zeros(1, layer.in_features, dtype=layer.packed_dtype))
+    assert layer.packed is not None
+    layer.packed.bias = layer.packed.bias + 100
 
 
 def test_the_packed_copy_is_used_in_inference_only():
-    layer = _layer()
+    plain_layer = _layer()
     x = torch.randn(3, 5, 16)
-    plain = layer(x)
-    assert pack_linear_weights(layer, torch.float32) == 1
+    plain = plain_layer(x)
+    layer = pack_linear_layers(plain_layer, torch.float32)
+    assert isinstance(layer, PackedLinear) and layer.weight is plain_layer.weight and layer.bias is plain_layer.bias
     _mark(layer)
     with torch.inference_mode():
-        assert torch.allclose(linear(layer, x), plain + 100, atol=1e-4)
+        assert torch.allclose(layer(x), plain + 100, atol=1e-4)
     with torch.no_grad():
-        assert torch.allclose(linear(layer, x), plain + 100, atol=1e-4)
+        assert torch.allclose(layer(x), plain + 100, atol=1e-4)
     # With gradients the plain layer runs, and gradients reach the parameters.
-    out = linear(layer, x)
+    out = layer(x)
     assert torch.equal(out, plain)
     out.sum().backward()
     assert layer.weight.grad is not None and layer.weight.grad.abs().sum() > 0
-    unpack_linear_weights(layer)
+    unpacked = unpack_linear_layers(layer)
+    assert type(unpacked) is nn.Linear and unpacked.weight is layer.weight
     with torch.inference_mode():
-        assert torch.equal(linear(layer, x), plain)
+        assert torch.equal(unpacked(x), plain)
 
 
-def test_packing_happens_at_the_first_call_it_serves():
-    layer = _layer()
+def test_packing_happens_at_the_first_call_it_serves_or_now():
+    layer = _packed()
     x = torch.randn(2, 16)
-    pack_linear_weights(layer, torch.float32)
-    mark = layer.__dict__["_hvm1_packed"]
-    assert mark.weight is None
-    linear(layer, x)  # gradients on: the plain layer, nothing packed
-    assert mark.weight is None
+    assert layer.packed is None
+    layer(x)  # gradients on: the plain layer, nothing packed
+    assert layer.packed is None
     with torch.no_grad():
-        linear(layer, x)
-    assert mark.weight is not None and mark.weight.is_mkldnn
+        layer(x)
+    assert layer.packed is not None and layer.packed.weight.is_mkldnn
+    model = pack_linear_layers(nn.Sequential(_layer(), nn.ReLU(), nn.Linear(8, 4)), torch.float32)
+    assert pack_now(model, threads=2) == 2 and all(m.is_packed() for m in model if isinstance(m, PackedLinear))
+    assert pack_now(model) == 0  # packed already
 
 
 def test_a_weight_changed_after_packing_is_packed_again():
-    layer = _layer()
+    layer = _packed()
     x = torch.randn(2, 16)
-    pack_linear_weights(layer, torch.float32)
     changes = [
         lambda: layer.weight.mul_(2),  # in place: the version counter moves
         lambda: layer.bias.add_(1),  # the bias alone
@@ -74,27 +90,30 @@ def test_a_weight_changed_after_packing_is_packed_again():
         _mark(layer)
         with torch.no_grad():
             change()
-            got, plain = linear(layer, x), layer(x)
+            got = layer(x)
+        plain = F.linear(x, layer.weight, layer.bias)
         assert torch.allclose(got, plain, atol=1e-5), "a packed copy of the old parameters was used"
 
 
 def test_the_packed_dtype_must_be_the_one_the_product_runs_in():
-    layer = _layer(torch.bfloat16)
-    pack_linear_weights(layer, torch.bfloat16)
+    layer = _packed(torch.bfloat16)
     _mark(layer)
     x = torch.randn(4, 16)
+
+    def plain(x):
+        return F.linear(x, layer.weight, layer.bias)
+
     with torch.inference_mode():
         with torch.autocast("cpu", dtype=torch.bfloat16):  # float32 input, bf16 product: packed
-            assert (linear(layer, x).float() - layer(x).float()).mean() > 99
+            assert (layer(x).float() - plain(x).float()).mean() > 99
         # bf16 input without autocast: packed; the plain layer refuses a float32 input against bf16 weights.
-        assert (linear(layer, x.bfloat16()).float() - layer(x.bfloat16()).float()).mean() > 99
+        assert (layer(x.bfloat16()).float() - plain(x.bfloat16()).float()).mean() > 99
         with pytest.raises(RuntimeError):
-            linear(layer, x)
-        fp32 = _layer()
-        pack_linear_weights(fp32, torch.float32)
+            layer(x)
+        fp32 = _packed(torch.float32)
         _mark(fp32)
         with torch.autocast("cpu", dtype=torch.bfloat16):  # packed in float32, product in bf16: plain
-            assert torch.equal(linear(fp32, x), fp32(x))
+            assert torch.equal(fp32(x), F.linear(x, fp32.weight, fp32.bias))
 
 
 def test_bf16_inference_gives_autocast_results_bit_for_bit_and_the_state_dict_is_unchanged():
@@ -106,14 +125,16 @@ def test_bf16_inference_gives_autocast_results_bit_for_bit_and_the_state_dict_is
     with torch.inference_mode(), bf16.autocast("cpu"):
         expected = model(video)
         keys = {k: (v.shape, v.dtype) for k, v in model.state_dict().items()}
-        bf16.cast_linear_weights(model)
-        packed = [m for m in model.modules() if "_hvm1_packed" in m.__dict__]
+        tensors = model.state_dict()
+        assert prepare_for_inference(model, bf16) is model
+        packed = [m for m in model.modules() if isinstance(m, PackedLinear)]
         assert len(packed) == sum(isinstance(m, nn.Linear) for m in model.modules()) > 0
         got = model(video)
     assert torch.equal(got, expected)
     state = model.state_dict()
-    assert list(state) == list(keys)
-    assert all(state[k].shape == shape for k, (shape, _) in keys.items())
+    assert list(state) == list(keys) == list(tensors)
+    assert all(state[k].shape == shape and state[k].dtype == dtype for k, (shape, dtype) in keys.items())
+    assert all(state[k].data_ptr() == tensors[k].data_ptr() for k in keys)  # the very same parameters
     assert all(not v.is_mkldnn for v in state.values())
 
 
@@ -121,19 +142,18 @@ def test_a_prepared_model_copies_and_saves_without_its_packed_copies(tmp_path):
     import copy
     import pickle
 
-    layer = _layer()
+    layer = _packed()
     x = torch.randn(3, 16)
-    plain = layer(x)
-    pack_linear_weights(layer, torch.float32)
+    plain = F.linear(x, layer.weight, layer.bias)
     _mark(layer)
     torch.save(layer, tmp_path / "layer.pt")
     copies = [copy.deepcopy(layer), pickle.loads(pickle.dumps(layer)),
               torch.load(tmp_path / "layer.pt", weights_only=False)]
     with torch.inference_mode():
-        assert (linear(layer, x) - plain).mean() > 99  # the original keeps its (marked) packed copy
+        assert (layer(x) - plain).mean() > 99  # the original keeps its (marked) packed copy
         for other in copies:
-            assert other.__dict__.get("_hvm1_packed") is None
-            assert torch.equal(linear(other, x), plain)
+            assert isinstance(other, PackedLinear) and other.packed is None
+            assert torch.allclose(other(x), plain, atol=1e-5)  # packed again from the parameters, unmarked
 
 
 def test_the_inference_commands_prepare_every_model_they_run(capsys):
@@ -141,10 +161,30 @@ def test_the_inference_commands_prepare_every_model_they_run(capsys):
 
     from hvm1.cli.common import _precision_for
 
-    first, second = _layer(), _layer()
+    first, second = nn.Sequential(_layer()), nn.Sequential(_layer())
     precision = _precision_for(argparse.Namespace(precision="bf16"), "cpu", models=(first, None, second))
     assert precision.name == "bf16" and "precision bf16 autocast" in capsys.readouterr().err
-    assert all(m.__dict__["_hvm1_packed"].dtype == torch.bfloat16 for m in (first, second))
-    third = _layer()
+    assert all(isinstance(m[0], PackedLinear) and m[0].packed_dtype == torch.bfloat16 for m in (first, second))
+    third = nn.Sequential(_layer())
     _precision_for(argparse.Namespace(precision="fp32"), "cpu", model=third)
-    assert "_hvm1_packed" not in third.__dict__ and third.weight.dtype == torch.float32
+    assert type(third[0]) is nn.Linear and third[0].weight.dtype == torch.float32
+
+
+def test_a_prepared_mae_completes_bit_for_bit_as_under_autocast_and_unpacks_to_plain_layers():
+    config = get_config("mae_vit_tiny_patch16", img_size=32, num_frames=4, depth=2, decoder_depth=1,
+                        decoder_embed_dim=32, decoder_num_heads=2, pred_t_dim=4)
+    torch.manual_seed(0)
+    model = build_model(config).eval()
+    video, noise = torch.randn(2, 3, 4, 32, 32), torch.rand(2, config.num_patches)
+    bf16 = resolve_precision("bf16", "cpu")
+    with torch.inference_mode(), bf16.autocast("cpu"):
+        expected = model(video, mask_ratio=0.75, visualize=True, noise=noise)
+        prepare_for_inference(model, bf16)
+        packed = [m for m in model.modules() if isinstance(m, PackedLinear)]
+        assert len(packed) == 2 * 6 + 1 * 6 + 2  # 6 in each encoder and decoder block, decoder_embed, decoder_pred
+        got = model(video, mask_ratio=0.75, visualize=True, noise=noise)
+        assert all(m.is_packed() for m in packed)
+        assert unpack_linear_layers(model) is model and not any(isinstance(m, PackedLinear) for m in model.modules())
+        again = model(video, mask_ratio=0.75, visualize=True, noise=noise)
+    for one, other, third in zip(expected, got, again):
+        assert torch.equal(one, other) and torch.equal(one, third)

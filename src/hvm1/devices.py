@@ -47,7 +47,8 @@ class Precision:
     saying why it was chosen (what a command prints). Non-float32 precisions run as autocast: the weights stay
     float32 and matrix products (linear layers, attention) compute in `dtype`, while LayerNorm, softmax, the
     residual stream and losses stay float32. `autocast(device)` is the context to run the model in; under
-    fp32 it changes nothing, so float32 results are bit for bit those without it."""
+    fp32 it changes nothing, so float32 results are bit for bit those without it. A model that runs only for
+    inference at this precision is prepared for it once by `hvm1.inference.prepare_for_inference`."""
 
     name: str
     dtype: torch.dtype
@@ -63,33 +64,6 @@ class Precision:
         if self.is_float32:
             return contextlib.nullcontext()
         return torch.autocast(torch.device(device).type, dtype=self.dtype)
-
-    def cast_linear_weights(self, model: torch.nn.Module) -> torch.nn.Module:
-        """Prepare `model`'s `nn.Linear` layers, in place, for inference at this precision and return the model.
-        For a model that will only run inside `autocast`; a no-op under fp32.
-
-        Under bf16 on a CPU with oneDNN (every x86 build of PyTorch) each linear layer is marked to pack its
-        weight once in oneDNN's layout in bf16 at its first inference call
-        (`hvm1.models.layers.pack_linear_weights`) and the parameters stay as they are (float32,
-        memory-mapped from the checkpoint file, and `state_dict()` unchanged): the products are those autocast
-        computes, bit for bit, a MAE-H completion's later forwards 40% faster than with float32 weights under
-        autocast, and the packed copies take the memory bf16 weights would. Elsewhere (fp16, CUDA, MPS, builds
-        without oneDNN) the weights and biases are cast to the dtype once: autocast would cast every linear
-        layer's weights at every call (a third of a CPU's bf16 forward time), and these are the same values
-        cast once, so the results are identical in half the memory. Other parameters (LayerNorms, position
-        embeddings, tokens, the patch projection) stay float32 either way."""
-        if self.is_float32:
-            return model
-        if self.dtype == torch.bfloat16:
-            from .models.layers import pack_linear_weights
-
-            linears = sum(isinstance(m, torch.nn.Linear) for m in model.modules())
-            if linears and pack_linear_weights(model, self.dtype) == linears:  # every one is on the CPU
-                return model
-        for module in model.modules():
-            if isinstance(module, torch.nn.Linear):
-                module.to(self.dtype)
-        return model
 
     def describe(self) -> str:
         """'fp32', or e.g. 'bf16 autocast': how embedding files and summaries record it."""

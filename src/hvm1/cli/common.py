@@ -223,17 +223,18 @@ def _precision_for(args: argparse.Namespace, device, name: str | None = None, sa
     """Resolve the command's `--precision` on `device` and (with `say`) say on stderr what was chosen and why.
 
     With `model` (or `models`), models the command runs only at this precision for inference, their linear
-    weights are prepared here (`Precision.cast_linear_weights`) rather than cast by autocast at every call."""
+    weights are prepared here (`hvm1.inference.prepare_for_inference`) rather than cast by autocast at every call."""
     import sys
 
     from ..devices import resolve_precision
+    from ..inference import prepare_for_inference
 
     precision = resolve_precision(name or getattr(args, "precision", None), device)
     if say:
         print(f"precision {precision.describe()} ({precision.reason})", file=sys.stderr)
     for each in (model, *models):
         if each is not None:
-            precision.cast_linear_weights(each)
+            prepare_for_inference(each, precision)
     return precision
 
 

@@ -25,6 +25,7 @@ import torch
 from hvm1.data import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, Skipped, find_files
 from hvm1.devices import DEVICE_CHOICES, PRECISION_CHOICES, Precision, resolve_device, resolve_precision
 from hvm1.files import write_text
+from hvm1.inference import prepare_for_inference
 from hvm1.labels import LabelsError, class_names_of, read_labels
 from hvm1.models import VideoViT
 from hvm1.train.config import setting
@@ -268,7 +269,7 @@ def classify(config: ClassifyConfig, *, progress: Progress | None = None) -> Cla
                      else None, sampling_rate=config.sampling_rate, batch_size=config.batch_size)
     device = resolve_device(config.device)
     precision = resolve_precision(config.precision, device)
-    precision.cast_linear_weights(model)
+    prepare_for_inference(model, precision)
     result = classify_files(model, files, plan, names, top_k=config.top_k, num_workers=config.num_workers,
                             device=device, precision=precision, progress=progress)
     result.settings = {"model": loaded.source, "labels": str(config.labels) if config.labels else "the model's own",

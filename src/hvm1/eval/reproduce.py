@@ -33,6 +33,7 @@ from typing import Any
 from hvm1.data import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, Skipped, find_files
 from hvm1.devices import DEVICE_CHOICES, PRECISION_CHOICES, resolve_device, resolve_precision
 from hvm1.files import write_text
+from hvm1.inference import prepare_for_inference
 from hvm1.labels import class_folder_names, imagenet_synsets, label_set
 from hvm1.models import VideoViT
 from hvm1.train.config import setting
@@ -300,7 +301,7 @@ def reproduce(config: ReproduceConfig, *, progress: Callable[[str], Callable[[in
             loaded = load_for_inputs(name, model_type="vit", full_download=config.full_download)
             model = loaded.model
             assert isinstance(model, VideoViT)
-            precision.cast_linear_weights(model)
+            prepare_for_inference(model, precision)
             run: dict[str, Any] = {"images": task.images, "preprocessing": loaded.preprocessing,
                                    "batch_size": config.batch_size, "num_workers": config.num_workers,
                                    "device": device, "precision": precision}
@@ -328,7 +329,7 @@ def _davis_figure(config: ReproduceConfig, root: Path, out_dir: Path, device, pr
     model = load_for_inputs(name, model_type="vit", full_download=config.full_download).model
     assert isinstance(model, VideoViT)
     model = model.to(device)
-    precision.cast_linear_weights(model)
+    prepare_for_inference(model, precision)
     report = propagate_davis(model, root, out_dir / "davis", PropagationConfig(), precision=precision)
     skipped += report.failures
     listed = len(report.masks) + len(report.failures)

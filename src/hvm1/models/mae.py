@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from .configs import MAEConfig
-from .layers import Block, PatchEmbed, init_weights, linear, run_blocks
+from .layers import Block, PatchEmbed, init_weights, run_blocks
 from .masking import Masking, gather_tokens, make_masking
 from .positions import sized_pos_embed, token_grid
 from .vit import encoder_blocks
@@ -200,7 +200,7 @@ class VideoMAE(nn.Module):
     ) -> torch.Tensor:
         """Predict every token's pixels: latent (N, K, embed_dim) -> pred (N, L, u' * p * p * C), on the
         token grid (t, h, w) of the input (default: the configured size's)."""
-        x = linear(self.decoder_embed, latent)  # (N, K, Cd)
+        x = self.decoder_embed(latent)  # (N, K, Cd)
         n, kept, ddim = x.shape
         num_patches = masking.ids_restore.shape[1]
         x = torch.cat([x, self.mask_token.expand(n, num_patches - kept, ddim)], dim=1)
@@ -209,7 +209,7 @@ class VideoMAE(nn.Module):
         x = x + sized_pos_embed(self.decoder_pos_embed_spatial, self.decoder_pos_embed_temporal, grid)
         cls = (self.decoder_cls_token + self.decoder_pos_embed_class).expand(n, -1, -1)
         x = run_blocks(self.decoder_blocks, torch.cat([cls, x], dim=1), self.grad_checkpointing)
-        return linear(self.decoder_pred, self.decoder_norm(x))[:, 1:]
+        return self.decoder_pred(self.decoder_norm(x))[:, 1:]
 
     def target_frames(self, video: torch.Tensor) -> torch.Tensor:
         """The frames the decoder predicts: (T / u) * u' of them (`pred_t_dim` at the configured frame count)

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from .configs import ViTConfig
-from .layers import Block, PatchEmbed, init_weights, linear, run_blocks
+from .layers import Block, PatchEmbed, init_weights, run_blocks
 from .positions import sized_pos_embed, token_grid
 
 
@@ -157,7 +157,7 @@ class VideoViT(nn.Module):
         x = self.head_drop(features[:, 0])
         if pre_logits:
             return x
-        return linear(self.head, x) if isinstance(self.head, nn.Linear) else self.head(x)
+        return self.head(x)
 
     def forward(self, video: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(video))

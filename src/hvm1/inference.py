@@ -1,0 +1,258 @@
+"""Inference transforms: a built model prepared, from outside `hvm1.models`, for the precision it will run at.
+
+The models are plain PyTorch (`nn.Linear` layers called as modules) and know nothing of devices or kernels.
+`prepare_for_inference(model, precision)` is what the commands apply to a loaded model before running it
+under `precision.autocast(device)`:
+
+- fp32: nothing changes.
+- bf16 on a CPU with oneDNN (every x86 build of PyTorch): each `nn.Linear` is swapped for a `PackedLinear`
+  holding the same parameters, which packs its weight once in oneDNN's blocked bf16 layout at the first
+  inference call it serves (`pack_linear_layers`). oneDNN multiplies by a weight it has reordered into its own
+  layout faster than by the plain (out, in) matrix, which autocast casts and oneDNN reorders again at every
+  call; the products are the same, bit for bit (`benchmarks/bench_packing.py` measures the difference).
+  The parameters stay as they are (float32, memory-mapped from the checkpoint file) and so does
+  `state_dict()`: same keys, same tensors.
+- elsewhere (fp16, CUDA, MPS, builds without oneDNN): the linear layers' weights and biases are cast to the
+  precision's dtype once, in place. Autocast would cast them at every call; these are the same values cast
+  once, so the results are identical in half the memory.
+
+Other parameters (LayerNorms, position embeddings, tokens, the patch projection) stay float32 either way.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .devices import Precision
+
+logger = logging.getLogger(__name__)
+
+
+def _version(tensor: torch.Tensor) -> int | None:
+    """The tensor's in-place version counter; None for an inference tensor (made under `inference_mode`),
+    which keeps none (and can be changed in place only inside `inference_mode`)."""
+    return None if tensor.is_inference() else tensor._version
+
+
+def _stamp(layer: nn.Linear) -> tuple:
+    """What a packed copy must match: the layer's weight and bias objects, versions and storage."""
+    return tuple((p, _version(p), p.data_ptr()) if p is not None else None for p in (layer.weight, layer.bias))
+
+
+def _same(one: tuple | None, other: tuple) -> bool:
+    return one is not None and all(
+        (a is None and b is None) or (a is not None and b is not None and a[0] is b[0] and a[1:] == b[1:])
+        for a, b in zip(one, other)
+    )
+
+
+def _dropped() -> None:
+    """What a `PackedWeight` becomes when copied or unpickled: nothing (see `PackedWeight.__reduce__`)."""
+    return None
+
+
+class PackedWeight:
+    """A `PackedLinear`'s packed copy: `weight` in oneDNN's layout, `bias` in the packed dtype, and `stamp`, the
+    identity, version and storage of the parameters they were made from."""
+
+    __slots__ = ("weight", "bias", "stamp")
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, stamp: tuple) -> None:
+        self.weight, self.bias, self.stamp = weight, bias, stamp
+
+    def __reduce__(self):
+        # oneDNN's packed tensors have no storage to copy or save: a copied, pickled or saved model (deepcopy,
+        # torch.save of the module) comes without its packed copies and packs again at its first call.
+        return _dropped, ()
+
+
+def can_pack_linear_weights(dtype: torch.dtype) -> bool:
+    """Whether this PyTorch build can pack linear weights for CPU inference in `dtype`.
+
+    Args:
+        dtype: float32 or bfloat16.
+
+    Returns:
+        True where oneDNN is built in and exposes its packed linear product.
+    """
+    ops = torch.ops.mkldnn
+    return (dtype in (torch.float32, torch.bfloat16) and torch.backends.mkldnn.is_available()
+            and hasattr(ops, "_reorder_linear_weight") and hasattr(ops, "_linear_pointwise"))
+
+
+def pack_weight(weight: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """A linear weight (out, in) in oneDNN's packed layout for products in `dtype`: what `PackedLinear`
+    multiplies by. The float32 weight is converted to `dtype` on the way (no gradient is recorded).
+
+    Args:
+        weight: the (out, in) weight of an `nn.Linear`, on the CPU.
+        dtype: float32 or bfloat16 (`can_pack_linear_weights`).
+
+    Returns:
+        An opaque oneDNN tensor for `torch.ops.mkldnn._linear_pointwise`.
+    """
+    with torch.no_grad():
+        return torch.ops.mkldnn._reorder_linear_weight(weight.detach().to(dtype), None)
+
+
+class PackedLinear(nn.Linear):
+    """An `nn.Linear` that computes CPU inference in `packed_dtype` through its weight packed in oneDNN's layout.
+
+    It holds the very parameters of the layer it replaces (`state_dict()` unchanged); the packed copy
+    (`packed`, a `PackedWeight`) lives beside them and is made at the first call it serves (`pack()` makes it
+    now). It serves only calls whose
+    result it gives exactly as the plain layer would in that precision: no gradients, CPU input and weight,
+    and the product's dtype (autocast's, else the input's) `packed_dtype`; the bias is added inside the
+    product. It is made again when the weight or bias changed since (in place, by `load_state_dict`, or
+    replaced). Anything else (training, other devices, another precision) runs the plain `F.linear`.
+    """
+
+    def __init__(self, layer: nn.Linear, packed_dtype: torch.dtype) -> None:
+        super().__init__(layer.in_features, layer.out_features, bias=layer.bias is not None, device="meta")
+        self.weight = layer.weight
+        self.bias = layer.bias
+        self.train(layer.training)
+        self.packed_dtype = packed_dtype
+        self.packed: PackedWeight | None = None
+
+    def serves(self, x: torch.Tensor) -> bool:
+        """Whether the packed weight computes this layer's product of `x` here (see the class doc)."""
+        if torch.is_grad_enabled() or x.device.type != "cpu" or not x.is_floating_point():
+            return False
+        if self.weight.device.type != "cpu":
+            return False
+        compute = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else x.dtype
+        return compute == self.packed_dtype
+
+    def is_packed(self) -> bool:
+        """Whether a packed copy of the current weight and bias exists."""
+        return self.packed is not None and _same(self.packed.stamp, _stamp(self))
+
+    def pack(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The packed weight and the bias in `packed_dtype`, made now unless made already from these parameters."""
+        stamp = _stamp(self)
+        if self.packed is None or not _same(self.packed.stamp, stamp):
+            bias = None if self.bias is None else self.bias.detach().to(self.packed_dtype)
+            self.packed = PackedWeight(pack_weight(self.weight, self.packed_dtype), bias, stamp)
+        return self.packed.weight, self.packed.bias
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.serves(x):
+            return F.linear(x, self.weight, self.bias)
+        weight, bias = self.pack()
+        return torch.ops.mkldnn._linear_pointwise(x.to(self.packed_dtype), weight, bias, "none", [], "")
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, packed_dtype={self.packed_dtype}"
+
+    def unpacked(self) -> nn.Linear:
+        """A plain `nn.Linear` holding the same parameters (the packed copy left behind)."""
+        layer = nn.Linear(self.in_features, self.out_features, bias=self.bias is not None, device="meta")
+        layer.weight, layer.bias = self.weight, self.bias
+        return layer.train(self.training)
+
+
+def _swap(model: nn.Module, replace) -> nn.Module:
+    """`model` with each submodule `replace(module)` gives (not None) put in its place, every parent that held
+    it; the returned module is `model` itself unless `model` was replaced."""
+    swapped: dict[int, nn.Module] = {}
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if id(child) not in swapped:
+                new = replace(child)
+                if new is None:
+                    continue
+                swapped[id(child)] = new
+            setattr(parent, name, swapped[id(child)])
+    return replace(model) or model
+
+
+def pack_linear_layers(
+    model: nn.Module, dtype: torch.dtype, *, now: bool = False, threads: int | None = None
+) -> nn.Module:
+    """Swap every CPU `nn.Linear` of `model` for a `PackedLinear` computing in `dtype`, sharing its parameters.
+
+    Args:
+        model: a model (or a single `nn.Linear`); changed in place.
+        dtype: float32 or bfloat16; where this build cannot pack in it (`can_pack_linear_weights`) nothing
+            changes.
+        now: pack every weight now (`pack_now`) instead of at the first call each serves.
+        threads: with `now`, how many layers to pack at once (default: one per CPU core).
+
+    Returns:
+        `model` (a new `PackedLinear` when `model` itself is an `nn.Linear`).
+    """
+    if not can_pack_linear_weights(dtype):
+        return model
+
+    def replace(module: nn.Module) -> nn.Module | None:
+        if isinstance(module, PackedLinear):
+            if module.packed_dtype != dtype:
+                module.packed_dtype, module.packed = dtype, None
+            return None
+        if isinstance(module, nn.Linear) and module.weight.device.type == "cpu":
+            return PackedLinear(module, dtype)
+        return None
+
+    model = _swap(model, replace)
+    if now:
+        pack_now(model, threads)
+    return model
+
+
+def pack_now(model: nn.Module, threads: int | None = None) -> int:
+    """Pack the weights of `model`'s `PackedLinear` layers now rather than at their first call, several layers
+    at once on `threads` threads (default: one per CPU core); returns how many were packed.
+
+    Args:
+        model: a model prepared by `pack_linear_layers`.
+        threads: how many layers to pack at once.
+
+    Returns:
+        The number of layers packed (those packed already from their current parameters are left alone).
+    """
+    layers = [m for m in model.modules() if isinstance(m, PackedLinear) and not m.is_packed()]
+    workers = max(1, min(threads or os.cpu_count() or 1, len(layers)))
+    if workers == 1:
+        for layer in layers:
+            layer.pack()
+    else:
+        with ThreadPoolExecutor(workers, thread_name_prefix="hvm1-pack") as pool:
+            list(pool.map(PackedLinear.pack, layers))
+    return len(layers)
+
+
+def unpack_linear_layers(model: nn.Module) -> nn.Module:
+    """Undo `pack_linear_layers`: every `PackedLinear` back to a plain `nn.Linear` with the same parameters (the
+    packed copies are freed). Returns `model` (a new layer when `model` itself is a `PackedLinear`)."""
+    return _swap(model, lambda module: module.unpacked() if isinstance(module, PackedLinear) else None)
+
+
+def prepare_for_inference(model: nn.Module, precision: Precision) -> nn.Module:
+    """Prepare `model`, in place, for inference at `precision` (see the module doc) and return it.
+
+    For a model that will run only inside `precision.autocast(device)`; its results there are bit for bit
+    those of the unprepared model, and its `state_dict()` keeps its keys.
+
+    Args:
+        model: a built model (or any module); its linear layers are swapped or cast in place.
+        precision: from `hvm1.devices.resolve_precision`.
+
+    Returns:
+        `model` (a new module only when `model` itself is an `nn.Linear` that is swapped).
+    """
+    if precision.is_float32:
+        return model
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    on_cpu = all(m.weight.device.type == "cpu" for m in linears)
+    if linears and on_cpu and precision.dtype == torch.bfloat16 and can_pack_linear_weights(torch.bfloat16):
+        return pack_linear_layers(model, torch.bfloat16)
+    for module in linears:
+        module.to(precision.dtype)
+    return model
