@@ -92,10 +92,12 @@ def _print_confusions(predictions) -> None:
 def _cmd_embed(args: argparse.Namespace) -> int:
     import os
 
-    from ..data import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, list_files
+    from ..data import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, check_stride, list_files
     from ..devices import resolve_device
     from ..eval import embed_videos
 
+    if args.stride is not None:
+        check_stride(args.stride)  # before loading the model
     listing = list_files(args.paths, IMAGE_EXTENSIONS if args.images else VIDEO_EXTENSIONS)
     if not listing.files:
         kind = "images" if args.images else "videos"
@@ -115,13 +117,22 @@ def _cmd_embed(args: argparse.Namespace) -> int:
         model, listing, args.output, preprocessing=preprocessing, model_name=name, pool=args.pool,
         num_clips=args.num_clips, keep_clips=args.keep_clips, sampling_rate=args.sampling_rate,
         batch_size=args.batch_size, num_workers=args.num_workers, device=device, precision=precision,
-        layer=args.layer, progress=_clip_progress("embed", enabled=is_main), full_frame=args.full_frame,
-        images=args.images,
+        layer=args.layer, progress=_clip_progress("embed", enabled=is_main, unit="video" if args.stride else "clip"),
+        full_frame=args.full_frame, images=args.images, stride=args.stride,
     )
     if not is_main:
         return 0
     rows = len(result.embeddings) if result.embeddings is not None else 0
-    print(f"{args.output}: {rows} {'images' if args.images else 'videos'} ({result.embedded} embedded now, {result.reused} already there)")
+    if args.stride:
+        videos = len(set(result.embeddings.paths)) if result.embeddings is not None else 0
+        print(f"{args.output}: {rows} windows every {args.stride:g} s of {videos} videos ({result.embedded} embedded "
+              f"now, {result.reused} already there)")
+        for path, frames in result.padded:
+            print(f"note: {path} is shorter than one window: one window, its last {frames} frames repeat the last "
+                  f"frame", file=sys.stderr)
+    else:
+        print(f"{args.output}: {rows} {'images' if args.images else 'videos'} ({result.embedded} embedded now, "
+              f"{result.reused} already there)")
     return 1 if _print_failures(result.skipped) else 0
 
 
@@ -289,6 +300,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     embed.add_argument("--num-clips", type=int, default=1, metavar="K",
                        help="K clips evenly spaced over each video, averaged (default 1: the center clip)")
     embed.add_argument("--keep-clips", action="store_true", help="also store each clip's embedding")
+    embed.add_argument("--stride", type=float, metavar="S",
+                       help="embed windows every S seconds over each whole video instead, one row per window with "
+                            "its start and end time (the video decoded once)")
     embed.add_argument("--images", action="store_true",
                        help="the files are images (.jpg .png ...), each one static clip read as `evaluate --images` "
                             "reads it")

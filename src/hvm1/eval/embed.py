@@ -5,6 +5,10 @@ frames at its size and normalisation, center-cropped after resizing the short si
 each clip's final-normed tokens are pooled (`cls`: the CLS token, what `VideoViT` without a head returns;
 `mean`: the mean of the patch tokens; `tokens`: all of them, stored in float16) and the clips averaged.
 
+With a `stride`, each video is instead read as windows every `stride` seconds over its whole length (see
+`hvm1.data.read_windows`: decoded once, streamed), each window embedded alone as one clip, and stored as one row
+per window (its start and end time in `clip_times`; `embedding_timelines` gives each video's (K, D) array).
+
 With an output file the work is resumable: rows are written as they come in atomic chunk files in a
 `OUT.parts` folder beside it, a rerun skips every video already in OUT or in a chunk, and the end of the
 run merges everything into OUT (rows already there first) and removes the chunks. Under `torchrun` each
@@ -13,10 +17,11 @@ process embeds every `world_size`-th remaining video and rank 0 merges; the fold
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +37,9 @@ from hvm1.data import (
     LabelledFiles,
     Skipped,
     VideoPreset,
+    check_stride,
     list_files,
+    read_or_skip,
     whole_frame_preset,
 )
 from hvm1.devices import Precision, resolve_precision
@@ -49,6 +56,7 @@ from .store import (
     require_pyarrow,
     save_embeddings,
 )
+from .timelines import window_outputs
 from .views import FileOutput, Progress, run_views
 
 logger = logging.getLogger(__name__)
@@ -79,14 +87,16 @@ def embedding_preset(preprocessing: Preprocessing, sampling_rate: int = DEFAULT_
 class EmbedResult:
     """What `embed_videos` did: `embeddings` (every row: with an output file, all that it now holds; None on
     ranks other than 0, or when no video could be read), how many videos this call `embedded` and how many of
-    those asked for were already done (`reused`), the files it `skipped` as unreadable (all ranks'), and the
-    output file."""
+    those asked for were already done (`reused`), the files it `skipped` as unreadable (all ranks'), the output
+    file, and with a stride the videos shorter than one window (`padded`: path and the frames padded in its one
+    window)."""
 
     embeddings: Embeddings | None
     embedded: int
     reused: int = 0
     skipped: list[Skipped] = field(default_factory=list)
     out: Path | None = None
+    padded: list[tuple[str, int]] = field(default_factory=list)
 
 
 def embed_videos(
@@ -109,6 +119,7 @@ def embed_videos(
     progress: Progress | None = None,
     full_frame: bool = False,
     images: bool = False,
+    stride: float | None = None,
 ) -> EmbedResult:
     """Embed every video `paths` name (files, folders searched recursively, a CSV manifest, or a folder of
     class subfolders, which labels the videos; see `list_files`) with a `VideoViT`.
@@ -122,13 +133,15 @@ def embed_videos(
     aspect ratio instead of a square center crop (see `hvm1.data.whole_frame_preset`), one clip per forward
     since videos of other shapes cannot share a batch. `images` embeds images instead (the image extensions
     are listed; each image is one static clip read as `evaluate` reads images, `preprocessing.image_evaluation()`;
-    one clip each). Unreadable videos are logged and listed in `skipped`,
-    never replaced.
+    one clip each). `stride` (seconds) embeds windows every `stride` seconds over each whole video instead, one
+    row per window (see the module's description; `num_workers` is unused: a video's windows come from one
+    decoder in this process). Unreadable videos are logged and listed in `skipped`, never replaced.
 
     With `out` (`.npz` or `.parquet`) rows are saved every `chunk_size` videos (and when interrupted) and a
     rerun with the same `out` continues where the last one stopped; under `torchrun` (WORLD_SIZE > 1) the
     processes share the work and rank 0 writes `out`. Raises ValueError when `out` was made with other
-    settings, when the model is not a ViT, or for an unknown `pool`.
+    settings, when the model is not a ViT, for an unknown `pool`, and for a stride of 0 or below or one asked
+    with images, several clips or kept clips.
     """
     if not isinstance(model, VideoViT):
         raise ValueError(f"embeddings come from a VideoViT, got a {type(model).__name__} (load an MAE with model_type='vit')")
@@ -136,6 +149,10 @@ def embed_videos(
         raise ValueError(f"pool must be one of {', '.join(POOLS)}, got {pool!r}")
     if images and (num_clips != 1 or full_frame):
         raise ValueError("an image is one clip: images take neither num_clips > 1 nor full_frame")
+    if stride is not None:
+        stride = check_stride(stride)
+        if images or num_clips != 1 or keep_clips:
+            raise ValueError("a stride makes windows over whole videos: it takes no images, num_clips or keep_clips")
     listing = paths if isinstance(paths, LabelledFiles) else list_files(
         paths, IMAGE_EXTENSIONS if images else VIDEO_EXTENSIONS)
     preprocessing = preprocessing or preprocessing_for(model)
@@ -155,13 +172,15 @@ def embed_videos(
             settings["crop"] = "full"
         if images:  # likewise
             settings["images"] = True
+        if stride is not None:  # likewise
+            settings["stride"] = stride
         if out is None:
             if world_size > 1:
                 raise ValueError("embedding under torchrun needs an output file to merge the processes' rows into")
             rows = _ChunkWriter(None, listing, settings, keep_clips)
-            skipped = _embed_shard(model, listing, range(len(listing.files)), preset, num_clips, pool, rows,
-                                   batch_size, num_workers, device, precision, layer, progress)
-            return EmbedResult(rows.all_rows(), rows.count, skipped=skipped)
+            skipped, padded = _embed_shard(model, listing, range(len(listing.files)), preset, num_clips, pool, rows,
+                                           batch_size, num_workers, device, precision, layer, progress, stride)
+            return EmbedResult(rows.all_rows(), rows.count, skipped=skipped, padded=padded)
         out = check_suffix(out)
         if out.suffix == ".parquet":
             require_pyarrow()  # before the work, not when writing its result
@@ -172,12 +191,13 @@ def embed_videos(
         first_chunk = 1 + max((int(part.stem.split("-")[1]) for part in parts.glob("part-*.npz")), default=0)
         barrier(context)  # every rank has listed the chunks before any writes one
         rows = _ChunkWriter(parts, listing, settings, keep_clips, rank, first_chunk, chunk_size)
-        skipped = _embed_shard(model, listing, todo[rank::world_size], preset, num_clips, pool, rows,
-                               batch_size, num_workers, device, precision, layer, progress)
-        embedded, skipped = _gather(rows.count, skipped, context)
+        skipped, padded = _embed_shard(model, listing, todo[rank::world_size], preset, num_clips, pool, rows,
+                                       batch_size, num_workers, device, precision, layer, progress, stride)
+        embedded, skipped, padded = _gather(rows.count, skipped, padded, context)
         barrier(context)  # every chunk is written
         merged = _merge(out, parts, listing) if rank == 0 else None
-        return EmbedResult(merged, embedded, reused=len(listing.files) - len(todo), skipped=skipped, out=out)
+        return EmbedResult(merged, embedded, reused=len(listing.files) - len(todo), skipped=skipped, out=out,
+                           padded=padded)
 
 
 def model_dtype(model: torch.nn.Module) -> str:
@@ -210,9 +230,12 @@ def _settings(
     return json.loads(json.dumps(settings))  # as a file gives it back: tuples become lists
 
 
-def _gather(embedded: int, skipped: list[Skipped], context: DistributedContext) -> tuple[int, list[Skipped]]:
-    gathered = all_gather_objects((embedded, skipped), context)
-    return sum(count for count, _ in gathered), [item for _, items in gathered for item in items]
+def _gather(
+    embedded: int, skipped: list[Skipped], padded: list[tuple[str, int]], context: DistributedContext
+) -> tuple[int, list[Skipped], list[tuple[str, int]]]:
+    gathered = all_gather_objects((embedded, skipped, padded), context)
+    return (sum(count for count, _, _ in gathered), [item for _, items, _ in gathered for item in items],
+            [item for _, _, items in gathered for item in items])
 
 
 def _parts_folder(out: Path) -> Path:
@@ -235,14 +258,18 @@ def _merge(out: Path, parts: Path, listing: LabelledFiles) -> Embeddings | None:
     if not chunks:
         return load_embeddings(out) if out.exists() else None
     previous = load_embeddings(out) if out.exists() else None
-    new = Embeddings.concatenate([load_embeddings(chunk) for chunk in chunks])
+    parts_read = [load_embeddings(chunk) for chunk in chunks]
+    new = Embeddings.concatenate(parts_read)
     order = {str(file): index for index, file in enumerate(listing.files)}
     seen = set(previous.paths) if previous is not None else set()
-    rows: dict[str, int] = {}
-    for row, path in enumerate(new.paths):
-        if path not in seen:
-            rows.setdefault(path, row)
-    new = new.select(sorted(rows.values(), key=lambda row: (order.get(new.paths[row], len(order)), row)))
+    rows: list[int] = []  # every row of a path (one, or one per window) from the first part that holds it
+    offset = 0
+    for part in parts_read:
+        fresh = set(part.paths) - seen
+        rows += [offset + row for row, path in enumerate(part.paths) if path in fresh]
+        seen |= fresh
+        offset += len(part)
+    new = new.select(sorted(rows, key=lambda row: (order.get(new.paths[row], len(order)), row)))
     merged = Embeddings.concatenate([previous, new]) if previous is not None else new
     save_embeddings(merged, out)
     for chunk in chunks:
@@ -289,6 +316,8 @@ class _ChunkWriter:
         return Embeddings.concatenate(self.chunks) if self.chunks else None
 
     def _as_embeddings(self, rows: list[tuple[int, FileOutput]]) -> Embeddings:
+        if self.settings.get("stride") is not None:
+            return self._windows_as_embeddings(rows)
         clips = np.stack([output.outputs[:, 0].numpy() for _, output in rows])  # (N, clips, ...): one crop
         if self.settings["pool"] == "tokens":  # 16 bits: 2048 x 1280 tokens of a clip are 5 MB, not 10
             clips = clips.astype(np.float16)
@@ -303,16 +332,33 @@ class _ChunkWriter:
         )
 
 
+    def _windows_as_embeddings(self, rows: list[tuple[int, FileOutput]]) -> Embeddings:
+        """One row per window: its video's path and label, (1, 2) clip times (the window's start and end)."""
+        windows = np.concatenate([output.outputs[:, 0].numpy() for _, output in rows])  # (windows, ...)
+        if self.settings["pool"] == "tokens":
+            windows = windows.astype(np.float16)
+        counts = [len(output.clip_times) for _, output in rows]
+        return Embeddings(
+            paths=[str(self.listing.files[index]) for (index, _), count in zip(rows, counts) for _ in range(count)],
+            labels=np.repeat(np.array([self.listing.labels[index] for index, _ in rows], dtype=np.int64), counts),
+            clip_times=np.concatenate([output.clip_times.numpy() for _, output in rows])[:, None],  # (windows, 1, 2)
+            embeddings=windows,
+            classes=self.listing.classes,
+            settings=self.settings,
+        )
+
+
 def _embed_shard(
     model: VideoViT, listing: LabelledFiles, indices: Sequence[int], preset: VideoPreset | ImagePreset, num_clips: int,
     pool: str, rows: _ChunkWriter, batch_size: int, num_workers: int, device: torch.device, precision: Precision,
-    layer: int | None, progress: Progress | None,
-) -> list[Skipped]:
-    """Embed the videos at `indices` of the listing into `rows`; returns the unreadable ones."""
+    layer: int | None, progress: Progress | None, stride: float | None = None,
+) -> tuple[list[Skipped], list[tuple[str, int]]]:
+    """Embed the videos at `indices` of the listing into `rows`; returns the unreadable ones and those padded."""
     indices = list(indices)
     model = model.to(device).eval()
     dataset = FileViews([listing.files[index] for index in indices], preset, num_clips)
     skipped: list[Skipped] = []
+    padded: list[tuple[str, int]] = []
     started = time.perf_counter()
     def forward(video: torch.Tensor) -> torch.Tensor:
         with precision.autocast(device):
@@ -320,15 +366,40 @@ def _embed_shard(
                 return pool_tokens(model.forward_features(video), pool)
             return pool_tokens(model.forward_intermediates(video, indices=[layer], norm=True)[0], pool)
 
+    results = (_windows_of(forward, listing, indices, preset, stride, batch_size, device, progress)
+               if stride is not None and isinstance(preset, VideoPreset) else
+               run_views(forward, dataset, batch_size=batch_size, num_workers=num_workers, device=device,
+                         progress=progress))
     try:
-        for result in run_views(forward, dataset, batch_size=batch_size, num_workers=num_workers, device=device,
-                                progress=progress):
+        for result in results:
             if isinstance(result, Skipped):
                 skipped.append(result)
             else:
                 rows.add(indices[result.index], result)
+                if result.padded:
+                    padded.append((str(listing.files[indices[result.index]]), result.padded))
     finally:
         rows.flush()  # an interrupted run keeps every row it finished
     logger.info("embedded %d videos in %.1f s (%d skipped)", rows.count, time.perf_counter() - started, len(skipped))
-    return skipped
+    return skipped, padded
 
+
+
+def _windows_of(
+    forward, listing: LabelledFiles, indices: list[int], preset: VideoPreset, stride: float, batch_size: int,
+    device: torch.device, progress: Progress | None,
+) -> Iterator[FileOutput | Skipped]:
+    """Each video's windows through `forward`, as `run_views` gives a file's clips (progress counts videos)."""
+    for done, index in enumerate(indices):
+        if progress is not None:
+            progress(done, len(indices))
+        path = listing.files[index]
+        timeline = read_or_skip(path, functools.partial(window_outputs, forward, preset, path, stride,
+                                                        batch_size=batch_size, device=device))
+        if isinstance(timeline, Skipped):
+            yield timeline
+        else:  # as run_views gives a file: its position among `indices`, outputs (windows, 1 crop, ...)
+            yield FileOutput(done, torch.from_numpy(timeline.values)[:, None], torch.from_numpy(timeline.times),
+                             timeline.padded)
+    if progress is not None:
+        progress(len(indices), len(indices))

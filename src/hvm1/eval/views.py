@@ -27,11 +27,13 @@ Progress = Callable[[int, int], None]
 
 @dataclass
 class FileOutput:
-    """What the model made of one file: `outputs` (clips, crops, ...) per view, and `clip_times` (clips, 2)."""
+    """What the model made of one file: `outputs` (clips, crops, ...) per view, `clip_times` (clips, 2), and how
+    many frames were `padded` after the video's end (windows over a video shorter than one window)."""
 
     index: int
     outputs: torch.Tensor
     clip_times: torch.Tensor
+    padded: int = 0
 
 
 def run_views(
