@@ -55,6 +55,13 @@ def test_unreadable_upload_is_named_without_its_server_path(tiny_models, tmp_pat
     assert str(fake.parent) not in str(caught.value)
 
 
+def test_an_upload_gone_from_the_server_is_named_without_its_path(tiny_models, tmp_path):
+    service = make_service(tiny_models, tmp_path)
+    gone = tmp_path / "gradio" / "0123abcd" / "cup.mp4"
+    with pytest.raises(DemoInputError, match=r"^cup\.mp4 is no longer on the server: upload it again$"):
+        service.read(gone)
+
+
 def test_run_gives_the_library_picture_animation_and_attention(tiny_models, videos_dir, tmp_path):
     service = make_service(tiny_models, tmp_path)
     clips = service.read(videos_dir / "box.mp4")

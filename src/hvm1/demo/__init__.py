@@ -21,12 +21,13 @@ from hvm1.models import VideoMAE, VideoViT
 from hvm1.zoo import Preprocessing
 
 from .service import DemoClips, DemoInputError, DemoResult, DemoService, Progress, UploadLimits
+from .uploads import UploadLedger
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "DemoClips", "DemoInputError", "DemoResult", "DemoServer", "DemoService", "Progress", "UploadLimits",
-    "require_gradio", "run_demo",
+    "DemoClips", "DemoInputError", "DemoResult", "DemoServer", "DemoService", "Progress", "UploadLedger",
+    "UploadLimits", "require_gradio", "run_demo",
 ]
 
 
@@ -84,8 +85,9 @@ def run_demo(
                 mae, workdir, mae_name=mae_name, mae_preprocessing=mae_preprocessing, vit=vit, vit_name=vit_name,
                 vit_preprocessing=vit_preprocessing, limits=limits, precision=precision,
             )
-            page = build_page(service, sample)
-            url = serve(page, host, port, max_file_size=limits.max_bytes)
+            uploads = UploadLedger()
+            page = build_page(service, sample, uploads)
+            url = serve(page, uploads, host, port, max_file_size=limits.max_bytes)
             yield DemoServer(url, service, workdir)
         finally:
             if page is not None:

@@ -3,11 +3,15 @@
 `build_page` lays the page out around a `DemoService`; `serve` starts it on one loopback port with
 everything that would reach outside hosts switched off (usage analytics, version checks, share links,
 web fonts), requests queued one at a time, and Gradio's files kept in the demo's temporary folder.
+Every upload the server stores is counted in an `UploadLedger`, so a file that several visitors uploaded
+is removed only once each of their requests has read it. A visitor sees the demo's own messages, which
+name their file; anything else that goes wrong shows as a bare error, never a server path.
 Imports Gradio, so only `pip install 'hvm1[demo]'` makes it importable.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from dataclasses import dataclass
@@ -19,6 +23,7 @@ from hvm1.models.masking import MASK_TYPES
 from hvm1.viz import DEFAULT_MASK_RATIOS
 
 from .service import DemoClips, DemoInputError, DemoResult, DemoService
+from .uploads import UploadLedger
 
 logger = logging.getLogger(__name__)
 
@@ -47,21 +52,35 @@ class _Upload:
     clips: DemoClips
 
 
-def build_page(service: DemoService, sample_clip: Path):
-    """The Gradio Blocks page for `service`; `sample_clip` is the video "sample clip" stands for."""
+def build_page(service: DemoService, sample_clip: Path, uploads: UploadLedger):
+    """The Gradio Blocks page for `service`.
+
+    Args:
+        service: the models and work behind the page.
+        sample_clip: the video "sample clip" stands for.
+        uploads: the ledger `serve` counts stored uploads in; a request releases its upload once read.
+
+    Returns:
+        The page (`gradio.Blocks`), to start with `serve`.
+    """
     _environment_offline()
     import gradio as gr
 
     def complete(last, source, upload, mask_type, mask_ratio, seed, score, progress=gr.Progress()):
         # A generator: the completion shows as soon as it is drawn, the scores and maps when they follow.
+        name = Path(upload).name if upload and source == UPLOAD else "the sample clip"
         try:
-            clips, last = _clips_for(service, last, source, upload, sample_clip)
+            clips, last = _clips_for(service, uploads, last, source, upload, sample_clip)
+            for result in service.stages(clips, mask_type, float(mask_ratio), int(seed or 0),
+                                         lambda fraction, text: progress(fraction, desc=text), score=bool(score)):
+                yield (last, _summary(clips.name, result), _score_table(result), result.picture,
+                       str(result.animation), result.attention, result.feature_maps, class_table(result))
         except DemoInputError as error:
             raise gr.Error(str(error), duration=None, title="This video can't be used") from None
-        for result in service.stages(clips, mask_type, float(mask_ratio), int(seed or 0),
-                                     lambda fraction, text: progress(fraction, desc=text), score=bool(score)):
-            yield (last, _summary(clips.name, result), _score_table(result), result.picture, str(result.animation),
-                   result.attention, result.feature_maps, class_table(result))
+        except Exception as error:  # the details (paths, traceback) go to the server's log, not to the visitor
+            logger.exception("completing %s failed", name)
+            raise gr.Error(f"{name} could not be completed: the demo failed ({type(error).__name__}); "
+                           "its log has the details", duration=None, title="Something went wrong") from None
 
     mae = service.mae.config
     with gr.Blocks(title="HVM-1 demo", analytics_enabled=False, delete_cache=CACHE_SWEEP) as page:
@@ -116,9 +135,11 @@ def build_page(service: DemoService, sample_clip: Path):
 
 
 def _clips_for(
-    service: DemoService, last: _Upload | None, source: str, upload: str | None, sample_clip: Path
+    service: DemoService, uploads: UploadLedger, last: _Upload | None, source: str, upload: str | None,
+    sample_clip: Path,
 ) -> tuple[DemoClips, _Upload | None]:
-    """The clips to complete and the session's new state. An upload is read once and then deleted."""
+    """The clips to complete and the session's new state. An upload is read once and released (the file goes
+    when no other stored upload of it is still to be read)."""
     if source == SAMPLE:
         key = f"sample:{sample_clip}"
         if last is None or last.key != key:
@@ -132,17 +153,46 @@ def _clips_for(
     try:
         clips = service.read(path)
     finally:
-        _delete_upload(path)
+        uploads.release(path)
     return clips, _Upload(upload, clips)
 
 
-def _delete_upload(path: Path) -> None:
-    """Remove an uploaded file and its folder (Gradio puts each upload in a folder of its own)."""
-    path.unlink(missing_ok=True)
+class _CountUploads:
+    """ASGI middleware around the page's server: each file an upload request stores (Gradio answers
+    `POST .../upload` with the list of stored paths) is counted in `uploads` as one more upload to read."""
+
+    def __init__(self, app: Any, uploads: UploadLedger) -> None:
+        self.app, self.uploads = app, uploads
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope.get("method") != "POST" or not scope["path"].endswith("/upload"):
+            await self.app(scope, receive, send)
+            return
+        status, body = 0, bytearray()
+
+        async def capture(message: dict) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            elif message["type"] == "http.response.body":
+                body.extend(message.get("body", b""))
+            await send(message)
+
+        with self.uploads.arrival() as stored:
+            await self.app(scope, receive, capture)
+            if status == 200:
+                stored.extend(_stored_paths(bytes(body)))
+
+
+def _stored_paths(body: bytes) -> list[str]:
     try:
-        path.parent.rmdir()
-    except OSError:  # not empty: another upload of the same content shares it
-        pass
+        paths = json.loads(body)
+    except ValueError:
+        paths = None
+    if not isinstance(paths, list) or not all(isinstance(path, str) for path in paths):
+        logger.warning("an upload's answer is not a list of stored paths; its files are not counted")
+        return []
+    return paths
 
 
 def _summary(name: str, result: DemoResult) -> str:
@@ -171,19 +221,26 @@ def _score_table(result: DemoResult) -> str:
     return "\n".join(["| on the removed patches | PSNR (dB) | SSIM |", "| --- | --- | --- |", *rows])
 
 
-def serve(page: Any, host: str = "127.0.0.1", port: int | None = None, max_file_size: int | None = None) -> str:
+def serve(
+    page: Any, uploads: UploadLedger, host: str = "127.0.0.1", port: int | None = None,
+    max_file_size: int | None = None,
+) -> str:
     """Start `page` (from `build_page`) in a background thread on `host`:`port`; returns its local URL.
 
-    No share link, no server-side rendering (it would start a Node server), Gradio's error details
-    shown on the page; `max_file_size` (bytes) is refused by the upload itself. Stop it with `page.close()`.
+    No share link, no server-side rendering (it would start a Node server); only the demo's own messages
+    are shown on the page (Gradio's details of other errors, server paths among them, go to the log).
+    Every stored upload is counted in `uploads` (by a middleware); `max_file_size` (bytes) is refused by
+    the upload itself. Stop it with `page.close()`.
     """
     import gradio as gr
+    from starlette.middleware import Middleware
 
     theme = gr.themes.Default(font=_FONTS[0], font_mono=_FONTS[1])
     _, url, _ = page.launch(
         server_name=host, server_port=port, share=False, inbrowser=False, prevent_thread_lock=True, quiet=True,
-        show_error=True, ssr_mode=False, max_file_size=max_file_size, theme=theme, footer_links=[], pwa=False,
+        show_error=False, ssr_mode=False, max_file_size=max_file_size, theme=theme, footer_links=[], pwa=False,
         mcp_server=False, enable_monitoring=False,
+        app_kwargs={"middleware": [Middleware(_CountUploads, uploads=uploads)]},
     )
     logger.info("demo page serving on %s", url)
     return url

@@ -160,11 +160,17 @@ class DemoService:
         return f"{self.precision.describe()} on {self.device.type}"
 
     def check_upload(self, path: str | os.PathLike, name: str | None = None) -> None:
-        """Refuse an upload over the limits or that is no video: `DemoInputError` naming it (`name`, default
-        the file name) and the reason. Reads only the header, never decodes."""
+        """Refuse an upload over the limits, no longer there, or that is no video: `DemoInputError` naming it
+        (`name`, default the file name) and the reason, never the server-side path. Reads only the header,
+        never decodes."""
         path = Path(path)
         name = name or path.name
-        size = path.stat().st_size
+        try:
+            size = path.stat().st_size
+        except OSError as error:  # its message would show the server-side path
+            reason = "is no longer on the server: upload it again" if isinstance(error, FileNotFoundError) else (
+                f"cannot be opened ({error.strerror or type(error).__name__})")
+            raise DemoInputError(f"{name} {reason}") from None
         if size > self.limits.max_bytes:
             raise DemoInputError(
                 f"{name} is {size / 1e6:.1f} MB; this demo takes videos up to {self.limits.max_megabytes:g} MB"
@@ -191,6 +197,8 @@ class DemoService:
                 vit_clip = mae_clip if same else self._vit_preset.load(path)[0]
         except VideoError as error:
             raise DemoInputError(f"{name} {_reason(error)}") from None
+        except OSError as error:  # gone or unreadable between the check and the read
+            raise DemoInputError(f"{name} cannot be read ({error.strerror or type(error).__name__})") from None
         return DemoClips(name, mae_clip, vit_clip)
 
     def stages(

@@ -26,8 +26,8 @@ from .propagation import PropagationConfig, frame_features, frame_size, prepare_
 from .runs import PropagationReport, propagate_davis, propagate_video
 
 __all__ = [
-    "DavisSequence", "ObjectScore", "PropagationConfig", "PropagationReport", "boundary_f_measure",
-    "davis_palette", "davis_sequence", "davis_sequence_names", "davis_sequences", "frame_features", "frame_size", "global_scores", "prepare_frame",
-    "propagate", "propagate_davis", "propagate_labels", "propagate_video", "read_mask", "region_similarity",
-    "score_sequence", "statistics", "without_void", "write_indexed_png", "write_score_tables",
+    "DavisSequence", "ObjectScore", "PropagationConfig", "PropagationReport", "boundary_f_measure", "davis_palette",
+    "davis_sequence", "davis_sequence_names", "davis_sequences", "frame_features", "frame_size", "global_scores",
+    "prepare_frame", "propagate", "propagate_davis", "propagate_labels", "propagate_video", "read_mask",
+    "region_similarity", "score_sequence", "statistics", "without_void", "write_indexed_png", "write_score_tables",
 ]
