@@ -259,3 +259,17 @@ def test_standardised_patches_go_back_to_pixels():
     standardised = standardise_patches(patches)
     torch.testing.assert_close(standardised.mean(-1), torch.zeros(2, 5), atol=1e-6, rtol=0)
     torch.testing.assert_close(unstandardise_patches(standardised, patches), patches)
+
+
+def test_a_fresh_mae_keeps_the_patch_projections_default_conv3d_bias_as_published():
+    config = MAEConfig(img_size=28, num_frames=4, embed_dim=32, depth=1, num_heads=2, decoder_embed_dim=16,
+                       decoder_depth=1, decoder_num_heads=2, pred_t_dim=4)
+    torch.manual_seed(0)
+    # the patch projection is the first module the MAE draws random numbers for, as a lone Conv3d would
+    conv = torch.nn.Conv3d(3, 32, kernel_size=(2, 14, 14), stride=(2, 14, 14))
+    torch.manual_seed(0)
+    model = build_model(config)
+    bias = model.patch_embed.proj.bias
+    assert torch.equal(bias, conv.bias) and bias.abs().max() > 0
+    assert bias.abs().max() <= (3 * 2 * 14 * 14) ** -0.5  # Conv3d's default: uniform in +-1/sqrt(fan_in)
+    assert not torch.equal(model.patch_embed.proj.weight, conv.weight)  # the weight is re-drawn (xavier)

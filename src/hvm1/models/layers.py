@@ -141,8 +141,10 @@ def separable_pos_embed(spatial: torch.Tensor, temporal: torch.Tensor) -> torch.
 
 
 def init_weights(module: nn.Module) -> None:
-    """The published initialisation: xavier-uniform linear layers (and the flattened patch projection),
-    zero biases, unit LayerNorms. Applied with `module.apply`."""
+    """The published initialisation: xavier-uniform linear layers (and the flattened patch projection's weight),
+    zero linear biases, unit LayerNorms. Applied with `module.apply`. The patch projection's bias keeps the
+    default init `nn.Conv3d` gave it when built (uniform in +-1/sqrt(C * u * p * p)), as the published MAE's
+    does: its init touches the projection's weight only."""
     if isinstance(module, nn.Linear):
         nn.init.xavier_uniform_(module.weight)
         if module.bias is not None:
@@ -153,6 +155,4 @@ def init_weights(module: nn.Module) -> None:
     elif isinstance(module, PatchEmbed):
         w = module.proj.weight
         nn.init.xavier_uniform_(w.view(w.shape[0], -1))
-        if module.proj.bias is not None:
-            nn.init.zeros_(module.proj.bias)
 
