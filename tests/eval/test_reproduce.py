@@ -44,8 +44,7 @@ def hub(monkeypatch, tmp_path):
         monkeypatch.setitem(zoo.MODELS, entry.name, dataclasses.replace(entry, config=config))
         torch.manual_seed(seed)
         model = build_model(config)
-        for parameter in model.parameters():  # spread logits: a random head near zero would tie every class
-            parameter.data.normal_(0, 0.5)
+        model.head.bias.data[0] = 50.0  # every example is predicted as class 0: top-1 is the share of class 0
         path = tmp_path / entry.filename
         torch.save({"model": model.state_dict(), "epoch": 0, "args": argparse.Namespace(**config.to_dict())}, path)
         server.files[(entry.repo_id, entry.filename)] = path.read_bytes()
@@ -120,13 +119,15 @@ def test_reproduce_end_to_end_on_every_kind_of_data(hub, data, tmp_path, capsys)
     for row, finetuning, task in zip(rows, FINETUNINGS, (SSV2, SSV2, KINETICS, KINETICS, IMAGENET)):
         examples = validation_list(task, data[task.field])
         assert float(row["published"]) == published[("hvm1", finetuning)]
-        expected = measured_by_evaluate(row["model"], examples, tmp_path, task.images)
-        assert float(row["measured"]) == pytest.approx(expected, abs=0.01)
+        share = 100 * np.mean(np.array(examples.labels) == 0)
+        assert float(row["measured"]) == pytest.approx(share, abs=0.01)
+        assert measured_by_evaluate(row["model"], examples, tmp_path, task.images) == pytest.approx(share)
         assert float(row["difference"]) == pytest.approx(float(row["measured"]) - float(row["published"]), abs=0.011)
         assert (row["measured_count"], row["listed"]) == (str(len(examples.files)), str(examples.listed))
         assert (row["multi_view"] == "-") == task.images
-    assert (rows[0]["measured_count"], rows[0]["listed"]) == ("4", "5")
-    assert (rows[2]["measured_count"], rows[2]["listed"]) == ("3", "3")
+    assert (rows[0]["measured_count"], rows[0]["listed"], rows[0]["measured"]) == ("4", "5", "50.00")
+    assert (rows[2]["measured_count"], rows[2]["listed"], rows[2]["measured"]) == ("3", "3", "33.33")
+    assert rows[4]["measured"] == "50.00" and rows[0]["multi_view"] == "50.00"
     davis = rows[-1]
     assert davis["metric"] == "J&F-Mean" and float(davis["published"]) == zoo.PUBLISHED_DAVIS["hvm1"]["J&F-Mean"]
     scores = list(csv.DictReader(open(out / "davis" / "global_results-val.csv")))

@@ -69,6 +69,10 @@ class Task:
     images: bool = False
 
 
+#: Each finetuning's column title in the published table.
+TITLES = {"ssv2-10shot": "SSv2 10-shot", "ssv2-50shot": "SSv2 50-shot", "kinetics-10shot": "K700 10-shot",
+          "kinetics-50shot": "K700 50-shot", "imagenet-2pt": "ImageNet 2%"}
+
 TASKS = (
     Task("ssv2", "SSv2", ("ssv2-10shot", "ssv2-50shot"), "ssv2"),
     Task("kinetics", "Kinetics-700", ("kinetics-10shot", "kinetics-50shot"), "kinetics700"),
@@ -311,7 +315,7 @@ def reproduce(config: ReproduceConfig, *, progress: Callable[[str], Callable[[in
             if config.multi_view and not task.images:
                 multi, _, _ = top1(model, examples, MULTI_VIEW, progress=stage(f"{name} multi-view"), **run)
             assert entry.top1 is not None  # every finetuned entry has its published figure
-            figures.append(Figure(f"{task.title} {finetuning.split('-', 1)[1]}", name, "top-1 %", entry.top1,
+            figures.append(Figure(TITLES[finetuning], name, "top-1 %", entry.top1,
                                   single if count else None, multi, count, examples.listed))
             logger.info("%s: top-1 %.2f%% on %d of %d", name, single, count, examples.listed)
             del model, loaded
@@ -366,7 +370,8 @@ def write_tables(figures: list[Figure], out_dir: str | os.PathLike, pretraining:
     markdown = [f"# hvm1 reproduce: {pretraining}", "", PROTOCOL, "", "| " + " | ".join(titles) + " |",
                 "|" + " --- |" * len(titles), *("| " + " | ".join(row) + " |" for row in rows)]
     if skipped:
-        markdown += ["", f"{len(skipped)} examples were skipped (missing or unreadable): see {SKIPPED_CSV}."]
+        markdown += ["", f"{len(skipped)} example{'s were' if len(skipped) != 1 else ' was'} skipped (missing or "
+                         f"unreadable): see {SKIPPED_CSV}."]
     written = [write_text(out_dir / TABLE_MARKDOWN, "\n".join(markdown) + "\n"), write_text(out_dir / TABLE_CSV,
                                                                                           table.getvalue())]
     if skipped:
