@@ -39,6 +39,7 @@ def test_reaches_full_train_accuracy_on_two_classes(two_classes, tmp_path):
         videos = torch.stack([FIXED.load(path)[0] for path in sorted(two_classes.rglob("*.avi"))])
         predicted = best(videos).argmax(dim=-1).tolist()
     assert predicted == [0, 0, 1, 1]  # sorted class folders: objects, people
+    assert best.class_names == ("objects", "people")  # the checkpoint records the class folders' names
     train_records = read_metrics(tmp_path / "run")
     assert train_records[-1]["acc"] == 1.0 and train_records[0]["lr"] == 3e-3
 
