@@ -136,5 +136,11 @@ def test_progress_per_frame_and_size_errors(tiny_vit):
         propagate(tiny_vit, as_tensors(frames), np.zeros((10, 10), np.uint8), config)
     with pytest.raises(ValueError, match="no frames"):
         propagate(tiny_vit, [], masks[0], config)
+    wider = as_tensors(frames)
+    wider[2] = torch.cat([wider[2], wider[2][:, :, :8]], dim=2)  # 648 px wide: the same feature grid at 112 px
+    calls.clear()
+    with pytest.raises(ValueError, match="frame 2 is 480x648 but the first frame is 480x640: the frames must share"):
+        propagate(tiny_vit, wider, masks[0], config, progress=lambda done, total: calls.append((done, total)))
+    assert calls == []  # refused before the model ran
     with pytest.raises(ValueError, match="temperature must be > 0"):
         PropagationConfig(temperature=0)

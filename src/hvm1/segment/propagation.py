@@ -185,8 +185,8 @@ def propagate(
     """Segment every frame of a video from the first frame's mask: one (H, W) uint8 id mask per frame.
 
     `frames` are (3, H, W) uint8 RGB tensors (any sequence, read in order; each is prepared with
-    `prepare_frame`), `first_mask` the first frame's (H, W) object ids (0 = background). The first mask is
-    returned as given; `progress(done, total)` is called after each frame. The model runs where its weights
+    `prepare_frame`) of one size, `first_mask` the first frame's (H, W) object ids (0 = background). The first
+    mask is returned as given; `progress(done, total)` is called after each frame. The model runs where its weights
     are, at `precision` (default fp32: the published computation); affinities are float32 there.
     """
     model = model.eval()
@@ -198,6 +198,10 @@ def propagate(
     if tuple(first_mask.shape) != tuple(first.shape[1:]):
         raise ValueError(f"the first mask is {first_mask.shape[0]}x{first_mask.shape[1]} but the first frame is "
                          f"{first.shape[1]}x{first.shape[2]}")
+    for index, frame in enumerate(frames):  # before any model time: a resized frame would be read as motion
+        if tuple(frame.shape[1:]) != tuple(first.shape[1:]):
+            raise ValueError(f"frame {index} is {frame.shape[1]}x{frame.shape[2]} but the first frame is "
+                             f"{first.shape[1]}x{first.shape[2]}: the frames must share one size")
     device = next(model.parameters()).device
     precision = resolve_precision(precision, device)
     first_features = frame_features(model, prepare_frame(first, config), config.clip_frames, precision)  # (h, w, C)
@@ -211,8 +215,6 @@ def propagate(
     for index in range(1, total):
         frame = frames[index]
         features = frame_features(model, prepare_frame(frame, config), config.clip_frames, precision)
-        if features.shape[:2] != (h, w):
-            raise ValueError(f"frame {index} is {frame.shape[1]}x{frame.shape[2]}, not the first frame's size")
         labels = propagate_labels(
             features, [first_features, *(f for f, _ in recent)], [first_labels, *(s for _, s in recent)],
             near, config.topk, config.temperature,
