@@ -105,3 +105,27 @@ def test_cli_refuses_a_stride_of_zero_before_loading_a_model(tmp_path, capsys):
             "--stride", "0"]
     assert main(argv) != 0
     assert "stride must be a number of seconds above 0, got 0.0" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("views", [(1, 1), (1, 3)])
+def test_window_probabilities_are_each_window_classified_alone(classifier, street, views):
+    from hvm1.eval.evaluate import view_plan
+    from hvm1.eval.timelines import window_probabilities
+
+    preset = view_plan(classifier, preprocessing_for(classifier), views=views).preset
+    seen = []
+    timeline = window_probabilities(classifier, preset, street, 2.0, batch_size=2, on_window=seen.append)
+    assert timeline.values.shape == (3, 7) and [window.start for window in seen] == [0.0, 2.0, 4.0]
+    np.testing.assert_allclose(timeline.values.sum(axis=1), 1.0, atol=1e-6)
+    for window, probabilities in zip(seen, timeline.values):
+        clip, _ = preset.load(street, start=window.start)  # (C, T, H, W), or (3, C, T, H, W) for three crops
+        with torch.no_grad():
+            logits = classifier(clip if clip.dim() == 5 else clip[None]).mean(dim=0)
+        np.testing.assert_allclose(probabilities, logits.double().softmax(dim=0).numpy(), rtol=0, atol=1e-6)
+
+
+def test_window_probabilities_need_a_head(encoder, street):
+    from hvm1.eval.timelines import window_probabilities
+
+    with pytest.raises(ValueError, match="classification head"):
+        window_probabilities(encoder, embedding_preset(preprocessing_for(encoder)), street, 1.0)

@@ -7,13 +7,13 @@ from .evaluate import DEFAULT_VIEWS, check_class_count, default_out_dir, evaluat
 from .predictions import ClassificationMetrics, Predictions, classification_metrics
 from .probe import METHODS, fit_linear, knn_scores, probe
 from .store import Embeddings, load_embeddings, save_embeddings
-from .timelines import Timeline, embedding_timelines, window_outputs
+from .timelines import Timeline, embedding_timelines, leading_classes, window_outputs, window_probabilities
 from .views import run_views
 
 __all__ = [
-    "DEFAULT_VIEWS", "METHODS", "POOLS", "ClassificationMetrics", "EmbedResult", "Embeddings", "FileViews",
-    "LabelledFiles", "Predictions", "Timeline", "check_class_count", "classification_metrics", "default_out_dir",
-    "embed_videos", "embedding_timelines", "embedding_preset", "evaluate", "fit_linear", "knn_scores", "labelled_files", "list_files",
-    "load_embeddings", "parse_views", "pool_tokens", "probe", "run_views", "save_embeddings",
-    "window_outputs",
+    "ClassificationMetrics", "DEFAULT_VIEWS", "EmbedResult", "Embeddings", "FileViews", "LabelledFiles", "METHODS",
+    "POOLS", "Predictions", "Timeline", "check_class_count", "classification_metrics", "default_out_dir",
+    "embed_videos", "embedding_preset", "embedding_timelines", "evaluate", "fit_linear", "knn_scores",
+    "labelled_files", "leading_classes", "list_files", "load_embeddings", "parse_views", "pool_tokens", "probe",
+    "run_views", "save_embeddings", "window_outputs", "window_probabilities",
 ]

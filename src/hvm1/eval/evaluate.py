@@ -37,7 +37,7 @@ from hvm1.zoo import Preprocessing, preprocessing_for
 
 from .embed import DEFAULT_SAMPLING_RATE, compute_dtype
 from .predictions import Predictions, new_folder
-from .views import Progress, run_views
+from .views import Progress, logits_forward, run_views
 
 logger = logging.getLogger(__name__)
 
@@ -168,14 +168,7 @@ def averaged_logits(
         In file order, (index in `files`, the mean of its views' logits (classes,), float32 on the CPU), or a
         `Skipped` for a file that could not be read.
     """
-    device = torch.device(device) if device is not None else next(model.parameters()).device
-    model = model.to(device).eval()
-    precision = resolve_precision(precision, device)
-
-    def forward(video: torch.Tensor) -> torch.Tensor:
-        with precision.autocast(device):
-            return model(video)
-
+    forward, device = logits_forward(model, device, precision)
     for result in run_views(forward, FileViews(files, plan.preset, plan.clips), batch_size=plan.batch_size,
                             num_workers=num_workers, device=device, progress=progress):
         if isinstance(result, Skipped):

@@ -3,8 +3,9 @@
 `window_outputs` runs any forward function over the windows `hvm1.data.load_windows` gives (each the preset's
 clip at the window's start, the video decoded once), a batch of windows at a time, and returns a `Timeline`:
 each window's start and end time beside its output. `hvm1 embed --stride` stores embeddings this way (one row
-per window, see `embedding_timelines`); the per-window classification of `hvm1 classify --stride` is in
-`hvm1.eval.classify_timeline`.
+per window, see `embedding_timelines`); `window_probabilities` gives a classifier's class probabilities per
+window and `leading_classes` the classes a plot of them shows (`hvm1.viz.timeline` draws both, and the video with
+each moment's top classes on it), for `hvm1 classify --stride`.
 """
 
 from __future__ import annotations
@@ -18,8 +19,11 @@ import numpy as np
 import torch
 
 from hvm1.data import VideoPreset, Window, load_windows
+from hvm1.devices import Precision
+from hvm1.models import VideoViT
 
 from .store import Embeddings
+from .views import logits_forward
 
 
 @dataclass
@@ -92,6 +96,57 @@ def window_outputs(
             out = forward(views.flatten(0, 1) if views.dim() == 6 else views)
         outputs.append(out.float().cpu().unflatten(0, (-1, crops)).mean(dim=1))
     return Timeline(Path(path), np.array(times, dtype=np.float64).reshape(-1, 2), torch.cat(outputs).numpy(), padded)
+
+
+def window_probabilities(
+    model: VideoViT,
+    preset: VideoPreset,
+    path: str | os.PathLike,
+    stride: float,
+    *,
+    batch_size: int = 8,
+    device: torch.device | str | None = None,
+    precision: Precision | str = "fp32",
+    on_window: Callable[[Window], None] | None = None,
+) -> Timeline:
+    """A classifier's class probabilities for the windows every `stride` seconds of the video at `path`.
+
+    Each window's logits (averaged over the crops of `preset`, as `hvm1 classify` averages a file's views) give
+    its probabilities by softmax: the `Timeline`'s `values` are (K, classes) float32, rows summing to 1.
+
+    Args:
+        model: a finetuned `VideoViT` (with a head).
+        preset: how a window is read (`hvm1.eval.view_plan(...).preset` reads it as `classify` reads a clip).
+        path: the video.
+        stride: seconds between window starts, above 0.
+        batch_size: windows per forward pass.
+        device: where the model runs (default: where it is).
+        precision: autocast precision (`hvm1.devices.resolve_precision`).
+        on_window: called with each window as it is read (to keep a few of its frames for a plot).
+
+    Returns:
+        The video's `Timeline` of probabilities.
+
+    Raises:
+        ValueError: the model has no classification head, or a stride of 0 or below.
+        VideoError: the video cannot be read.
+    """
+    if not isinstance(model, VideoViT) or not model.config.num_classes:
+        raise ValueError("window probabilities need a finetuned ViT with a classification head (this model has none)")
+    forward, device = logits_forward(model, device, precision)
+    logits = window_outputs(forward, preset, path, stride, batch_size=batch_size, device=device, on_window=on_window)
+    probabilities = torch.from_numpy(logits.values).double().softmax(dim=-1).float().numpy()
+    return Timeline(logits.path, logits.times, probabilities, logits.padded)
+
+
+def leading_classes(probabilities: np.ndarray, count: int = 5) -> list[int]:
+    """The `count` classes with the highest probability at any window of (K, classes) `probabilities`, highest
+    first (ties to the lower index): what a timeline plot shows."""
+    if count < 1:
+        raise ValueError(f"count must be at least 1, got {count}")
+    peaks = np.asarray(probabilities, dtype=np.float64).max(axis=0)  # (classes,)
+    order = sorted(range(len(peaks)), key=lambda index: (-peaks[index], index))
+    return order[:count]
 
 
 def _batches(

@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader
 
 from hvm1.data.datasets import FileViews, collate_views
 from hvm1.data.failures import Skipped
+from hvm1.devices import Precision, resolve_precision
 
 PathLike = str | os.PathLike
 #: Called after each batch with (clips done, clips in all) so that a caller can show progress.
@@ -84,6 +85,22 @@ def run_views(
         done += len(batch.items)
         if progress is not None:
             progress(done, total)
+
+
+def logits_forward(
+    model: torch.nn.Module, device: torch.device | str | None = None, precision: Precision | str = "fp32"
+) -> tuple[Callable[[torch.Tensor], torch.Tensor], torch.device]:
+    """`model` moved to `device` (default: where it is) in eval mode, and a function from its inputs to its
+    logits under the `precision`'s autocast (`hvm1.devices.resolve_precision`); with the device."""
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    model = model.to(device).eval()
+    resolved = resolve_precision(precision, device)
+
+    def forward(video: torch.Tensor) -> torch.Tensor:
+        with resolved.autocast(device):
+            return model(video)
+
+    return forward, device
 
 
 def _file_result(path: Path, index: int, clips: list) -> FileOutput | Skipped:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -102,22 +103,13 @@ def plot_surprise(
     Raises:
         ValueError: a method's losses and `times` differ in length, or `model` is not among `losses`.
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     if model not in losses:
         raise ValueError(f"the model {model!r} is not among the methods {list(losses)}")
     for method, values in losses.items():
         if len(values) != len(times):
             raise ValueError(f"{method}: {len(values)} losses for {len(times)} windows")
     xs = np.asarray(times, dtype=np.float64)
-    strip = bool(thumbnails)
-    figure = Figure(figsize=(8.0, 4.6 if strip else 3.4), dpi=100, layout="constrained")
-    FigureCanvasAgg(figure)
-    if strip:
-        axes, under = figure.subplots(2, 1, sharex=True, height_ratios=(3.2, 1.0))
-    else:
-        axes, under = figure.subplots(1, 1), None
+    figure, axes, under = time_plot(bool(thumbnails))
     for method, values in losses.items():
         if method == model:
             axes.plot(xs, values, color="black", linewidth=2.0, marker="o", markersize=3, label=f"{method} (model)",
@@ -133,26 +125,53 @@ def plot_surprise(
     axes.set_ylabel("error on the hidden patches")
     axes.grid(alpha=0.3)
     axes.legend(fontsize=7, loc="best")
+    return save_time_plot(figure, axes, under, xs, thumbnails, path, title)
+
+
+def time_plot(strip: bool) -> tuple[Any, Any, Any]:
+    """A matplotlib figure for values over a video's time: (figure, axes, under), `under` the axes of a strip of
+    frames below the plot's time axis when `strip`, else None (`save_time_plot` draws the frames and writes it)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(8.0, 4.6 if strip else 3.4), dpi=100, layout="constrained")
+    FigureCanvasAgg(figure)
+    if strip:
+        axes, under = figure.subplots(2, 1, sharex=True, height_ratios=(3.2, 1.0))
+        return figure, axes, under
+    return figure, figure.subplots(1, 1), None
+
+
+def save_time_plot(
+    figure, axes, under, xs: np.ndarray, thumbnails: Sequence[tuple[float, np.ndarray]], path: str | os.PathLike,
+    title: str | None = None,
+) -> Path:
+    """Finish a `time_plot` whose values are at times `xs`: its `title`, the `thumbnails` ((time, frame (H, W, 3)
+    uint8), in time order) on the strip `under` (or the time axis named on `axes`), written as the PNG `path`."""
     if title:
         axes.set_title(title, fontsize=10)
     if under is not None:
-        span = (xs.max() - xs.min()) if len(xs) > 1 else 1.0
-        width = span / max(len(thumbnails), 1) * 0.9 if len(xs) > 1 else 1.0
-        for time, frame in thumbnails:
-            height = width * frame.shape[0] / frame.shape[1]
-            under.imshow(frame, extent=(time - width / 2, time + width / 2, 0, height), interpolation="bilinear")
-        under.set_aspect("auto")
-        under.set_yticks([])
-        under.set_ylim(0, max(width * frame.shape[0] / frame.shape[1] for _, frame in thumbnails))
-        under.set_xlabel("time in the video (s)")
-        low, high = (xs.min(), xs.max()) if len(xs) else (0.0, 1.0)
-        under.set_xlim(min(low, thumbnails[0][0]) - width / 2, max(high, thumbnails[-1][0]) + width / 2)
+        _draw_thumbnails(under, xs, thumbnails)
     else:
         axes.set_xlabel("time in the video (s)")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, format="png", metadata={"Software": None})
     return path
+
+
+def _draw_thumbnails(under, xs: np.ndarray, thumbnails: Sequence[tuple[float, np.ndarray]]) -> None:
+    span = (xs.max() - xs.min()) if len(xs) > 1 else 1.0
+    width = span / max(len(thumbnails), 1) * 0.9 if len(xs) > 1 else 1.0
+    for time, frame in thumbnails:
+        height = width * frame.shape[0] / frame.shape[1]
+        under.imshow(frame, extent=(time - width / 2, time + width / 2, 0, height), interpolation="bilinear")
+    under.set_aspect("auto")
+    under.set_yticks([])
+    under.set_ylim(0, max(width * frame.shape[0] / frame.shape[1] for _, frame in thumbnails))
+    under.set_xlabel("time in the video (s)")
+    low, high = (xs.min(), xs.max()) if len(xs) else (0.0, 1.0)
+    under.set_xlim(min(low, thumbnails[0][0]) - width / 2, max(high, thumbnails[-1][0]) + width / 2)
 
 
 def error_map_frames(frames: np.ndarray, errors: torch.Tensor, scale: float) -> np.ndarray:
