@@ -324,3 +324,13 @@ def test_colour_range_follows_the_stream_flag(tmp_path, color_range, expected):
     frame = read_clip(path, 1).frames[0]
     assert frame[8, 8::16, 0].tolist() == expected
     assert frame[8, 8::16].tolist() == [[value] * 3 for value in expected]  # grey: all three channels alike
+
+
+@pytest.mark.parametrize("sample_aspect", [Fraction(20, 1), Fraction(1, 20)])
+def test_an_absurd_sample_aspect_is_taken_as_square(tmp_path, sample_aspect):
+    # 20:1 pixels are no camera's: a damaged header. Read as written, a 48 px frame would be 960 px wide.
+    path = encode(tmp_path / "absurd.mkv", list(range(3)), size=(48, 48), sample_aspect=sample_aspect)
+    with av.open(str(path)) as container:
+        assert container.streams.video[0].sample_aspect_ratio == sample_aspect  # the file does say so
+    clip = read_clip(path, 1)
+    assert clip.frames.shape == (1, 48, 48, 3) and clip.display == Display()

@@ -45,6 +45,8 @@ TIME_TOLERANCE = 1e-6
 REORDER_DEPTH = 16
 # When a seek lands after the time asked for, retry this many seconds earlier, then 8x further back, ...
 _FIRST_SEEK_BACKOFF = 1.0
+# Anamorphic formats stretch pixels by at most 2:1 (and 4:3, 16:11, 40:33 ...); far beyond, a header is damaged.
+_MAX_SAMPLE_ASPECT = 8
 _SEEK_BACKOFF_FACTOR = 8.0
 
 
@@ -363,7 +365,10 @@ def _start_pts(stream) -> int:
 def frame_time(stream, pts: int) -> float:
     """A timestamp (`pts`) of a packet or frame of `stream` as seconds on the video's clock (0 is its first
     frame), computed exactly: the times clip instants are compared with."""
-    return float((pts - _start_pts(stream)) * stream.time_base)
+    time_base = stream.time_base
+    # An int over an int divides correctly rounded: the float of the exact rational, without Fraction arithmetic
+    # (three times slower, and this runs for every packet and frame a clip reads).
+    return (pts - _start_pts(stream)) * time_base.numerator / time_base.denominator
 
 
 def _duration_estimate(container, stream) -> float | None:
@@ -616,11 +621,16 @@ def frame_display(frame, stream, autorotate: bool = True) -> Display:
     The display matrix is the frame's side data (FFmpeg puts the stream's matrix, or the one an H.264 or
     HEVC stream carries itself, on every frame); it is read as FFmpeg's `-autorotate` reads it: multiples
     of 90 degrees with or without a mirror. A rotation by another angle is left out (logged), as is every
-    rotation when `autorotate` is False. The sample aspect ratio is the stream's (container, else codec).
+    rotation when `autorotate` is False. The sample aspect ratio is the stream's (container, else codec);
+    one beyond 1:8 or 8:1, which no camera or encoder writes (a damaged header), is left out (logged) rather
+    than making frames thousands of pixels wide.
     """
     rotation, mirrored = _display_matrix(frame) if autorotate else (0, False)
     sample_aspect = stream.sample_aspect_ratio or stream.codec_context.sample_aspect_ratio
     if sample_aspect is None or not sample_aspect > 0:
+        sample_aspect = Fraction(1)
+    elif not Fraction(1, _MAX_SAMPLE_ASPECT) <= sample_aspect <= _MAX_SAMPLE_ASPECT:
+        logger.warning("sample aspect ratio %s is out of range: the pixels are taken as square", sample_aspect)
         sample_aspect = Fraction(1)
     return Display(rotation, mirrored, Fraction(sample_aspect))
 
