@@ -111,6 +111,25 @@ def test_two_visitors_at_once_both_get_their_own_results(browser, demo, videos_d
             context.close()
 
 
+def test_a_file_another_visitor_completed_first_is_still_there_for_its_uploader(browser, demo, videos_dir):
+    # Gradio stores both uploads of the same file at one path; the second visitor's run must not take it
+    # from under the first, who uploaded earlier and clicks later.
+    contexts = [browser.new_context() for _ in range(2)]
+    try:
+        early, late = (DemoPage(context, demo.url) for context in contexts)
+        early.upload(videos_dir / "cup.mp4")
+        late.upload(videos_dir / "cup.mp4")
+        late.run()
+        late.wait_for_result("cup.mp4: center mask")
+        early.choose("temporal")
+        early.run()
+        early.wait_for_result("cup.mp4: temporal mask")
+        assert early.image_size("hvm1-completion") == grid_size(3, FRAMES)
+    finally:
+        for context in contexts:
+            context.close()
+
+
 def test_an_upload_is_not_served_to_another_visitor(browser, demo, videos_dir):
     first, second = browser.new_context(), browser.new_context()
     try:
