@@ -13,7 +13,7 @@ import torch
 import hvm1
 from hvm1 import hub, zoo
 from hvm1.cli import main
-from hvm1.cli.common import _parse_set
+from hvm1.settings import parse_overrides
 from reference_data import REFERENCE
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -122,13 +122,13 @@ def test_preprocessing_of_a_model_or_config_is_the_video_default():
 
 
 def test_parse_set_types_values():
-    assert _parse_set(["num_heads=4", "mlp_ratio=4.0", "layer_norm_eps=1e-6", "qkv_bias=False", "x = y"]) == {
+    assert parse_overrides(["num_heads=4", "mlp_ratio=4.0", "layer_norm_eps=1e-6", "qkv_bias=False", "x = y"]) == {
         "num_heads": 4, "mlp_ratio": 4.0, "layer_norm_eps": 1e-6, "qkv_bias": False, "x": "y",
     }
-    assert _parse_set([]) == {}
+    assert parse_overrides([]) == {}
     for bad in ("num_heads", "=4"):
         with pytest.raises(ValueError, match="FIELD=VALUE"):
-            _parse_set([bad])
+            parse_overrides([bad])
 
 
 def test_list_shows_every_model_and_whether_it_is_cached(capsys, tmp_path, monkeypatch):

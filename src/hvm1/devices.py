@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
+from .progress import SILENT, Progress
+from .settings import DEVICE_CHOICES, PRECISION_CHOICES
+
+__all__ = [
+    "DEVICE_CHOICES", "PRECISION_CHOICES", "Precision", "cpu_bf16_units", "fast_bf16", "keep_freed_memory",
+    "precision_for_run", "resolve_device", "resolve_precision",
+]
 
 
 def resolve_device(name: str | torch.device | None = "auto") -> torch.device:
@@ -35,7 +42,6 @@ def resolve_device(name: str | torch.device | None = "auto") -> torch.device:
 
 # --- Precision: which floating-point format a command computes in -------------------------------------
 
-PRECISION_CHOICES = ("auto", "fp32", "bf16", "fp16")
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 # The /proc/cpuinfo flags of the x86 units that multiply bf16 at several times the float32 rate.
 _BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
@@ -135,6 +141,33 @@ def resolve_precision(name: str | Precision | None, device: torch.device | str) 
     if name == "fp16" and device.type == "cpu":
         reason += "; CPUs compute fp16 slower than bf16"
     return Precision(name, _DTYPES[name], reason)
+
+
+def precision_for_run(
+    name: str | Precision | None,
+    device: torch.device | str,
+    models: Iterable[torch.nn.Module | None] = (),
+    progress: Progress = SILENT,
+) -> Precision:
+    """The precision a command runs its models at: `resolve_precision(name, device)`, said through
+    `progress.note`, with each of `models` (None ones skipped) prepared for inference at it
+    (`Precision.cast_linear_weights`).
+
+    Args:
+        name: 'auto', 'fp32', 'bf16' or 'fp16' (None: 'auto').
+        device: Where the models run.
+        models: The models the command runs only for inference at this precision.
+        progress: Told the choice and the reason.
+
+    Returns:
+        The resolved precision.
+    """
+    precision = resolve_precision(name, device)
+    progress.note(f"precision {precision.describe()} ({precision.reason})")
+    for model in models:
+        if model is not None:
+            precision.cast_linear_weights(model)
+    return precision
 
 
 # glibc's mallopt parameters (malloc.h).

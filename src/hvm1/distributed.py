@@ -131,3 +131,11 @@ def all_gather_objects(obj: Any, context: DistributedContext) -> list[Any]:
     gathered: list[Any] = [None] * context.world_size
     dist.all_gather_object(gathered, obj)
     return gathered
+
+
+def launch_rank() -> int:
+    """This process's rank as `torchrun` set it in the environment (`RANK`), 0 outside torchrun.
+
+    For what must be decided before any process group exists (a command line that prints only on rank 0).
+    """
+    return int(os.environ.get("RANK", "0"))

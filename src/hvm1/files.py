@@ -78,3 +78,22 @@ def _fsync(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def output_folder(out_dir: str | os.PathLike | None, command: str) -> Path:
+    """Where a command's files go: `out_dir` when given, else (the one rule of every command) a new folder
+    `hvm1-COMMAND-DATE-*` in the temp folder, never the current one.
+
+    Args:
+        out_dir: The folder asked for, or None.
+        command: The command's name, for the new folder's.
+
+    Returns:
+        The folder (a new one already exists; `out_dir` is made by whoever writes into it).
+    """
+    import tempfile
+    import time
+
+    if out_dir is not None:
+        return Path(out_dir)
+    return Path(tempfile.mkdtemp(prefix=f"hvm1-{command}-{time.strftime('%Y%m%d-%H%M%S')}-"))

@@ -15,7 +15,7 @@ import os
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 
@@ -32,6 +32,8 @@ from .checkpoint import (
 )
 from .labels import label_set
 from .models import MAEConfig, VideoMAE, VideoViT, ViTConfig, build_model, get_config
+from .progress import SILENT, Progress
+from .settings import ModelSettings, SizeSettings
 
 if TYPE_CHECKING:  # the data layer is imported when a preset is built, not with hvm1
     from .data.transforms import ImagePreset, ImageTrainPreset, VideoPreset
@@ -519,6 +521,83 @@ def load_for_inputs(
     source = str(Path(name_or_path).resolve()) if is_file else str(name_or_path)
     stem = file_stem(name_or_path) if is_file else str(name_or_path)
     return LoadedModel(model, source, stem, preprocessing.at_size(model.config.img_size, model.config.num_frames))
+
+
+def published_file_size(name: str) -> str:
+    """About how large zoo model `name`'s published file is, in words: a training checkpoint, so its float32
+    weights and AdamW's two moments of each."""
+    return f"about {3 * weights_nbytes(name) / 1e9:.2f} GB"
+
+
+def first_use_download(name: str, full_download: bool = False) -> str | None:
+    """What the first use of zoo model `name` downloads, as a sentence; None when nothing is downloaded (the
+    weights are cached) or downloads are off (`HF_HUB_OFFLINE`: the loader then says so, and what to do)."""
+    from huggingface_hub import constants
+
+    entry = get_model_entry(name)
+    if constants.HF_HUB_OFFLINE or (cached_path(entry.name) is not None and not full_download):
+        return None
+    if full_download:
+        return f"downloading the whole {entry.filename} ({published_file_size(entry.name)}) from {entry.repo_id} once"
+    return (f"fetching {weights_nbytes(entry.name) / 1e9:.2f} GB from {entry.repo_id} once: the weights in "
+            f"{entry.filename} ({published_file_size(entry.name)}; the rest is optimizer state)")
+
+
+def load_for_command(
+    settings: ModelSettings,
+    *,
+    model_type: str | None = None,
+    device: torch.device | str | None = None,
+    default: str | None = None,
+    progress: Progress = SILENT,
+) -> LoadedModel:
+    """The one way a command loads its model: `load_for_inputs` with the model settings of its config.
+
+    Args:
+        settings: The command's `model` or `checkpoint` (exactly one, unless `default` names the model to take
+            when neither is set), `overrides` and `full_download`.
+        model_type: 'mae' or 'vit' (None: what the file holds).
+        device: Where the model goes (default: the CPU).
+        default: The zoo name used when the settings name no model.
+        progress: Told, before a zoo model's weights are fetched, what the download is.
+
+    Returns:
+        The model with its name and preprocessing.
+
+    Raises:
+        ValueError: Both or neither of model and checkpoint are set.
+    """
+    if settings.model is not None and settings.checkpoint is not None:
+        raise ValueError("give one of --model NAME and --checkpoint FILE, not both")
+    source = settings.source if settings.source is not None else default
+    if source is None:
+        raise ValueError("name the model: --model NAME (see `hvm1 list`) or --checkpoint FILE")
+
+    def before_download(entry: ZooEntry) -> None:
+        if (sentence := first_use_download(entry.name, settings.full_download)) is not None:
+            progress.note(f"{sentence}, into the Hugging Face cache")
+
+    return load_for_inputs(source, model_type=model_type, device=device, full_download=settings.full_download,
+                           before_download=before_download, **settings.architecture_overrides())
+
+
+def sized_preprocessing(settings: SizeSettings, loaded: LoadedModel) -> Preprocessing:
+    """The loaded model's preprocessing at the settings' `img_size` and `num_frames` where given, reading inputs
+    upright or as stored as `autorotate` says.
+
+    Raises:
+        ValueError: A size the model can't divide into tokens (naming both).
+    """
+    config: ViTConfig = cast(VideoViT, loaded.model).config
+    preprocessing = loaded.preprocessing
+    if settings.img_size and settings.img_size % config.patch_size:
+        raise ValueError(f"img_size {settings.img_size} is not a multiple of the model's patch size {config.patch_size}")
+    if settings.num_frames and settings.num_frames % config.t_patch_size:
+        raise ValueError(f"num_frames {settings.num_frames} is not a multiple of the model's tubelet "
+                         f"{config.t_patch_size}")
+    sized = preprocessing.at_size(settings.img_size or preprocessing.img_size,
+                                  settings.num_frames or preprocessing.num_frames)
+    return dataclasses.replace(sized, autorotate=settings.autorotate)
 
 
 def convert(

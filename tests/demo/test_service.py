@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from hvm1.cli import _build_parser
+from hvm1.cli import build_parser
 from hvm1.demo import DemoInputError, DemoResult, DemoService, UploadLimits
 from hvm1.eval.scores import score_clip
 from hvm1.viz import complete_clip, completion_grid
@@ -148,10 +148,10 @@ def test_results_of_older_runs_are_removed_and_runs_take_turns(tiny_models, vide
 
 
 def test_demo_command_binds_to_loopback_and_needs_no_model_flag():
-    args = _build_parser().parse_args(["demo"])
+    args = build_parser().parse_args(["demo"])
     assert (args.host, args.port, args.model, args.checkpoint, args.vit_model) == ("127.0.0.1", None, None, None, None)
     with pytest.raises(SystemExit):
-        _build_parser().parse_args(["demo", "--vit-model", "vit_hvm1_none", "--vit-checkpoint", "v.pth"])
+        build_parser().parse_args(["demo", "--vit-model", "vit_hvm1_none", "--vit-checkpoint", "v.pth"])
 
 
 def test_a_finetuned_vit_with_names_gives_its_top_five_classes(tiny_models, videos_dir, tmp_path):

@@ -7,16 +7,16 @@ import typing
 
 import pytest
 
-from hvm1.cli import _build_parser
+from hvm1.cli import build_parser
 from hvm1.cli.train import _train_config
+from hvm1.settings import setting_info
 from hvm1.train import FinetuneConfig, PretrainConfig
-from hvm1.train.config import setting_info
 
 COMMANDS = {"pretrain": (PretrainConfig, ["clip.mp4"]), "finetune": (FinetuneConfig, ["train", "--val", "val"])}
 
 
 def _command(name: str):
-    return _build_parser()._subparsers._group_actions[0].choices[name]
+    return build_parser()._subparsers._group_actions[0].choices[name]
 
 
 def _other_value(cls, field: dataclasses.Field):
@@ -50,7 +50,7 @@ def test_every_field_has_a_flag_that_sets_it(command):
         flag = f"--{'no-' if field.default is True else ''}{field.name.replace('_', '-')}"
         argv += [flag, *spelled]
         expected[field.name] = value
-    args = _build_parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     config = _train_config(cls, args, model="model.pth")
     assert {name: getattr(config, name) for name in expected} == expected
     library_only = {f.name for f in dataclasses.fields(cls) if not setting_info(cls, f.name)["flag"]}
@@ -58,7 +58,7 @@ def test_every_field_has_a_flag_that_sets_it(command):
 
 
 def test_unset_flags_keep_the_library_defaults_and_published_spellings_work():
-    args = _build_parser().parse_args(["finetune", "train", "--val", "val", "--model", "m", "--output_dir", "run",
+    args = build_parser().parse_args(["finetune", "train", "--val", "val", "--model", "m", "--output_dir", "run",
                                        "--batch_size", "3", "--nb_classes", "5", "--reprob", "0.25"])
     config = _train_config(FinetuneConfig, args, model="m")
     assert (config.out_dir, config.batch_size, config.num_classes, config.random_erasing) == ("run", 3, 5, 0.25)

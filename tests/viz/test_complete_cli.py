@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 import hvm1
-from hvm1.cli import _build_parser, main
+from hvm1.cli import build_parser, main
 from hvm1.data import file_generator, visualisation_preset
 from hvm1.viz import complete_clip, completion_grid
 
@@ -130,7 +130,7 @@ def test_attention_takes_the_encoder_of_an_mae(mae_args, two_videos, tmp_path):
 def test_published_flag_spellings(mae_args, videos_dir, tmp_path):
     published = ["--model_name", "mae_hvm1@448_none", "--img_size", "448", "--mask_ratio", "0.5", "--mask_type",
                  "center", "--video_dir", str(videos_dir), "--num_vids", "16", "--device", "cuda"]
-    args = _build_parser().parse_args(["complete", *published])
+    args = build_parser().parse_args(["complete", *published])
     assert (args.model, args.img_size, args.mask_ratio, args.mask_type) == ("mae_hvm1@448_none", 448, 0.5, "center")
     assert (args.video_dirs, args.num_vids, args.device) == ([videos_dir], 16, "cuda")
 
@@ -218,7 +218,15 @@ def test_pictures_from_a_training_checkpoint_are_named_after_the_run(mae_args, t
 
 @pytest.mark.parametrize("command", ["complete", "attention"])
 def test_drawing_beside_the_model_writes_the_same_files_in_the_same_order(command, two_videos, tmp_path, monkeypatch):
+    from hvm1.progress import Progress
     from hvm1.viz import attention_videos, complete_videos, runs
+
+    class Recorded(Progress):
+        def __init__(self):
+            self.done: list[tuple[int, str]] = []
+
+        def advance(self, done, item=""):
+            self.done.append((done, item))
 
     folder = two_videos[0].parent.parent / "reference" / "tiny"
     bad = tmp_path / "bad.mp4"
@@ -233,14 +241,14 @@ def test_drawing_beside_the_model_writes_the_same_files_in_the_same_order(comman
     outputs = {}
     for beside in (False, True):
         monkeypatch.setattr(runs, "_draws_beside", lambda model, beside=beside: beside)
-        done: list[tuple[int, str]] = []
+        progress = Recorded()
         out = tmp_path / str(beside)
-        report = run(model, videos, out, model_name="tiny", labels=True,
-                     progress=lambda index, total, video, done=done: done.append((index, video.name)))
-        assert done == [(1, "box.mp4"), (2, "bad.mp4"), (3, "tree.avi")]
-        assert [written.video for written in report.written] == [videos[0], videos[2]]
-        assert [failure.path for failure in report.failures] == [str(bad)]
-        files = [file for written in report.written for file in written.files]
+        report = run(model, videos, out, model_name="tiny", labels=True, progress=progress)
+        assert progress.done == [(1, "box.mp4"), (2, "bad.mp4"), (3, "tree.avi")]
+        assert [written.video for written in report.pictures] == [videos[0], videos[2]]
+        assert [failure.path for failure in report.skipped] == [str(bad)]
+        files = [file for written in report.pictures for file in written.files]
+        assert files == report.written
         outputs[beside] = [(file.relative_to(out), file.read_bytes()) for file in files]
     assert outputs[True] == outputs[False] and len(outputs[True]) == 2
 

@@ -101,3 +101,20 @@ def test_pca_command_draws_frames_over_their_maps(vit_args, two_videos, tmp_path
         written = np.asarray(Image.open(out / f"{video.stem}_vit_checkpoint_pca.jpg"), dtype=np.float32)
         assert written.shape == expected.shape == (2 * 57 + 1, 4 * 57 + 1, 3)
         assert np.abs(written - expected).mean() < 3.0
+
+
+def test_pca_full_frame_keeps_the_aspect_ratio(vit_args, two_videos, tmp_path):
+    from hvm1.data import whole_frame_preset
+
+    out = tmp_path / "out"
+    video = two_videos[0]
+    assert main(["pca", str(video), *vit_args, "--full-frame", "--out-dir", str(out), "--precision", "fp32"]) == 0
+    model = hvm1.load_model(vit_args[1], num_heads=4)
+    preset = whole_frame_preset(visualisation_preset(56, 8, (0.45,) * 3, (0.225,) * 3), 14)
+    clip = preset.load(video)[0]
+    assert clip.shape[-1] != clip.shape[-2]  # the whole frame, not a square crop
+    maps = pca_feature_maps(patch_token_grid(model, clip)[None]).maps[0]
+    expected = feature_map_grid(clip, maps, preset.mean, preset.std, 2)
+    written = np.asarray(Image.open(out / f"{video.stem}_vit_checkpoint_pca.jpg"), dtype=np.float32)
+    assert written.shape == expected.shape
+    assert np.abs(written - expected).mean() < 3.0

@@ -1,10 +1,10 @@
 """The `hvm1` command line: parse arguments, call the library, print.
 
-One module per group of commands (`zoo`, `viz`, `eval`, `train`, `analyses`, `demo`, `segment`), each with
-a `COMMANDS` table (name -> one-line help) and an `add_commands(sub)` that registers its `_cmd_*` functions;
-the library does the work and logs, this package decides what the user sees. Only the group of the command
-asked for builds its parser (the others list their names and help), and heavy modules are imported inside
-the commands that need them, so `hvm1 -h` starts without importing torch.
+Every command is a `hvm1.cli.command.Command`: a config class (its flags are generated from the config's
+fields), a library function that takes the config and returns a report, and a printer of that report. One
+module per group of commands (`zoo`, `viz`, `eval`, `train`, `analyses`, `demo`, `segment`) holds a
+`COMMANDS` table of them. Only the command asked for builds its parser (the others list their name and
+help), and the library is imported only by the command that runs, so `hvm1 -h` starts without torch.
 """
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ import sys
 from collections.abc import Sequence
 
 from . import analyses, demo, eval, segment, train, viz, zoo
+from .command import Command, ConsoleProgress, add_flags, config_from_args
 from .common import _check_outputs, _error_message, _interrupted, _kept_on_interrupt, _say_on_interrupt
 
-__all__ = ["console", "main"]
+__all__ = ["COMMAND_GROUPS", "INTERRUPTED", "build_parser", "console", "main"]
 
 # The groups in the order `hvm1 -h` lists them.
 COMMAND_GROUPS = (zoo, train, viz, eval, analyses, demo, segment)
@@ -26,10 +27,19 @@ COMMAND_GROUPS = (zoo, train, viz, eval, analyses, demo, segment)
 # The exit status of a command stopped by Ctrl-C (128 + SIGINT), as shells report it.
 INTERRUPTED = 130
 
+# One placeholder per setting, on every command that has it (where a command names none of its own).
+PLACEHOLDERS = {"out_dir": "DIR", "batch_size": "B", "num_workers": "W", "sampling_rate": "R", "mask_ratio": "R",
+                "shots": "K", "img_size": "N", "num_vids": "K", "seed": "S"}
 
-def _build_parser(command: str | None = None, *, lazy: bool = False) -> argparse.ArgumentParser:
-    """The `hvm1` parser; `lazy`: with the options of `command`'s group alone (the other commands by name and
-    help, so that their modules' imports are not paid for)."""
+
+def build_parser(command: str | None = None, *, lazy: bool = False) -> argparse.ArgumentParser:
+    """The `hvm1` parser.
+
+    Args:
+        command: With `lazy`, the command whose options are built.
+        lazy: Build only `command`'s options (the other commands by name and help, so that their modules'
+            imports are not paid for).
+    """
     from .. import __version__
 
     parser = argparse.ArgumentParser(prog="hvm1", description="The HVM-1 video models.")
@@ -38,7 +48,17 @@ def _build_parser(command: str | None = None, *, lazy: bool = False) -> argparse
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for group in COMMAND_GROUPS:
-        if not lazy or command in group.COMMANDS:
+        if all(isinstance(entry, Command) for entry in group.COMMANDS.values()):
+            for name, entry in group.COMMANDS.items():
+                if lazy and command != name:
+                    sub.add_parser(name, help=entry.help, add_help=False)
+                    continue
+                chosen = sub.add_parser(name, help=entry.help, description=entry.description or entry.help)
+                add_flags(chosen, entry.config_class())
+                chosen.set_defaults(command_entry=entry)
+                _accept_underscores(chosen)
+                _shared_placeholders(chosen)
+        elif not lazy or command in group.COMMANDS:
             group.add_commands(sub)
             for name in group.COMMANDS:
                 _accept_underscores(sub.choices[name])
@@ -57,11 +77,6 @@ def _accept_underscores(parser: argparse.ArgumentParser) -> None:
             spelled = option.replace("-", "_").replace("__", "--", 1)
             if option.startswith("--") and spelled not in parser._option_string_actions:
                 parser._option_string_actions[spelled] = action
-
-
-# One placeholder per setting, on every command that has it (where a command names none of its own).
-PLACEHOLDERS = {"out_dir": "DIR", "batch_size": "B", "num_workers": "W", "sampling_rate": "R", "mask_ratio": "R",
-                "shots": "K", "img_size": "N", "num_vids": "K", "seed": "S"}
 
 
 def _shared_placeholders(parser: argparse.ArgumentParser) -> None:
@@ -85,22 +100,48 @@ def _command_of(argv: Sequence[str]) -> str | None:
     return next((word for word in argv if not word.startswith("-")), None)
 
 
+# The progress of the command running now: what it says was kept is what Ctrl-C prints.
+_running: list[ConsoleProgress] = []
+
+
+def _run(entry: Command, args: argparse.Namespace, flags: dict[str, str]) -> int:
+    """Build the command's config from the flags, run its library function, print its report."""
+    from ..distributed import launch_rank
+
+    config = config_from_args(entry.config_class(), args)
+    progress = ConsoleProgress(enabled=launch_rank() == 0, every=getattr(config, "print_every", 1), flags=flags)
+    _running[:] = [progress]
+    try:
+        report = entry.function()(config, progress=progress)
+    finally:
+        progress.close()
+    return entry.show(report)
+
+
+def _kept(args: argparse.Namespace) -> str:
+    if getattr(args, "command_entry", None) is not None:
+        return _running.pop().kept if _running else "it stopped before writing anything"
+    return _kept_on_interrupt(args)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the `hvm1` command line with `argv` (default: `sys.argv[1:]`); returns the exit status.
 
     Ctrl-C stops any command with one line saying what was kept and how to go on, and exit status 130.
     """
     argv = sys.argv[1:] if argv is None else list(argv)
-    parser = _build_parser(_command_of(argv), lazy=True)
+    parser = build_parser(_command_of(argv), lazy=True)
     args = parser.parse_args(argv)
     from ..devices import keep_freed_memory
 
     keep_freed_memory()  # large activations are reused, not page-faulted afresh at every forward
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
     _say_on_interrupt("it stopped before writing anything")  # each command says more as it goes
+    _running.clear()
     try:
         _check_outputs(args)  # a place that cannot be written fails now, not after the work
-        return int(args.func(args) or 0)
+        entry = getattr(args, "command_entry", None)
+        return _run(entry, args, _flag_names(parser, args.command)) if entry is not None else int(args.func(args) or 0)
     except BaseException as error:
         if not _interrupted(error):
             if args.verbose or not isinstance(error, (ValueError, OSError)):
@@ -111,7 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
         if args.verbose:
             raise
-        print(f"hvm1 {args.command}: interrupted; {_kept_on_interrupt(args)}", file=sys.stderr)
+        print(f"hvm1 {args.command}: interrupted; {_kept(args)}", file=sys.stderr)
         return INTERRUPTED
 
 
@@ -119,10 +160,10 @@ def leave_quickly() -> None:
     """Prepare this process to exit fast once its command is done: freeze the objects alive now (`gc.freeze`),
     so that the interpreter's shutdown does not walk them all again in its last garbage collections.
 
-    With torch imported that walk costs more than the rest of the exit (0.2 s of 0.4 s measured after `hvm1
-    complete` on a 2-core Xeon). Objects are still freed by reference counting and `atexit` handlers still run;
-    only the reference cycles alive at exit are left for the OS to reclaim. For a process about to exit (the
-    `hvm1` command, `python -m hvm1.cli`), not for one that calls `main` and goes on."""
+    Objects are still freed by reference counting and `atexit` handlers still run; only the reference cycles
+    alive at exit are left for the OS to reclaim. For a process about to exit (the `hvm1` command,
+    `python -m hvm1.cli`), not for one that calls `main` and goes on (`benchmarks/bench_complete.py
+    --breakdown` measures the exit)."""
     gc.freeze()
 
 

@@ -8,6 +8,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from ..settings import parse_overrides as _parse_set
+
 # What the running command has kept so far, as the sentence Ctrl-C prints (set by the command as it learns it).
 _interrupt_note: list[Callable[[], str]] = []
 
@@ -66,44 +68,6 @@ def _note_fewer(num_vids: int | None, found: int) -> None:
               file=sys.stderr)
 
 
-def _plural(count: int, word: str) -> str:
-    """'1 step', '2 steps'."""
-    return f"{count} {word}{'' if count == 1 else 's'}"
-
-
-def _print_failures(failures) -> bool:
-    """Name each input that could not be read (`hvm1.data.Skipped`: path and reason) on stderr; whether
-    there were any. Every command that reads many inputs ends with this, and exits 1 when it says so."""
-    import sys
-
-    if failures:
-        print(f"{_plural(len(failures), 'input')} could not be read and {'was' if len(failures) == 1 else 'were'} "
-              f"skipped:", file=sys.stderr)
-        for failure in failures:
-            print(f"  {failure.path}: {failure.reason}", file=sys.stderr)
-    return bool(failures)
-
-
-def _parse_value(text: str) -> Any:
-    if text.lower() in ("true", "false"):
-        return text.lower() == "true"
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
-
-
-def _parse_set(values: list[str]) -> dict[str, Any]:
-    """`--set FIELD=VALUE` items as config overrides; values that look like an int, float or bool become one."""
-    overrides = {}
-    for item in values or []:
-        field, sep, value = item.partition("=")
-        if not sep or not field.strip():
-            raise ValueError(f"--set expects FIELD=VALUE (e.g. --set num_heads=4), got {item!r}")
-        overrides[field.strip()] = _parse_value(value.strip())
-    return overrides
 
 
 def _add_model_args(
@@ -154,20 +118,19 @@ def _error_message(error: BaseException, args: argparse.Namespace, flags: dict[s
     """The one line a user error prints: the library's message with the fields it names spelled as the
     command's flags (`flags`: field -> flag, `mask_ratio` -> `--mask-ratio`), and for a zoo model that could
     not be fetched the command line's own way round it (the library's hint is the Python call)."""
-    import re
+    from .command import spell_flags
 
-    text = str(error)
-    for field, flag in (flags or {}).items():
-        # A field the library names alone (not inside a path, a --flag or a FIELD=VALUE).
-        text = re.sub(rf"(?<![\w/.=-]){re.escape(field)}(?![\w/.=-])", flag, text)
-    return _download_hint(error, args, text)
+    return _download_hint(error, args, spell_flags(str(error), flags or {}))
 
 
 def _download_hint(error: BaseException, args: argparse.Namespace, text: str) -> str:
     from ..hub import DownloadError
 
     model = getattr(args, "model", None)
-    if isinstance(error, DownloadError) and isinstance(model, str) and hasattr(args, "checkpoint"):
+    entry = getattr(args, "command_entry", None)
+    takes_checkpoint = hasattr(args, "checkpoint") or (
+        entry is not None and "checkpoint" in entry.config_class().__dataclass_fields__)
+    if isinstance(error, DownloadError) and isinstance(model, str) and takes_checkpoint:
         from ..zoo import MODELS
 
         if model in MODELS:
@@ -176,28 +139,6 @@ def _download_hint(error: BaseException, args: argparse.Namespace, text: str) ->
     return text
 
 
-def _first_use(name: str, full_download: bool = False) -> str | None:
-    """What the first use of zoo model `name` downloads, as a sentence, or None when it is cached or downloads
-    are off (`HF_HUB_OFFLINE`: the loader then says so, and what to do instead)."""
-    from huggingface_hub import constants
-
-    from ..zoo import cached_path, get_model_entry, weights_nbytes
-
-    entry = get_model_entry(name)
-    if constants.HF_HUB_OFFLINE or (cached_path(entry.name) is not None and not full_download):
-        return None
-    if full_download:
-        return f"downloading the whole {entry.filename} ({published_file_size(entry.name)}) from {entry.repo_id} once"
-    return (f"fetching {weights_nbytes(entry.name) / 1e9:.2f} GB from {entry.repo_id} once: the weights in "
-            f"{entry.filename} ({published_file_size(entry.name)}; the rest is optimizer state)")
-
-
-def published_file_size(name: str) -> str:
-    """About how large zoo model `name`'s published file is: a training checkpoint, so its float32 weights and
-    AdamW's two moments of each (7.75 GB for the MAE files, as bench_download.py measures)."""
-    from ..zoo import weights_nbytes
-
-    return f"about {3 * weights_nbytes(name) / 1e9:.2f} GB"
 
 
 _DTYPE_SPELLINGS = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}

@@ -7,7 +7,8 @@ import signal
 import sys
 from pathlib import Path
 
-from .common import _add_device_arg, _add_model_args, _add_precision_arg, _parse_set, _precision_for
+from ..settings import parse_overrides
+from .common import _add_device_arg, _add_model_args, _add_precision_arg, _precision_for
 
 DEFAULT_MAE = "mae_hvm1_none"
 
@@ -21,7 +22,7 @@ COMMANDS = {
 def _load(source: str | Path, model_type: str, sets: list[str], device):
     from ..zoo import load_for_inputs
 
-    loaded = load_for_inputs(source, model_type=model_type, device=device, **_parse_set(sets))
+    loaded = load_for_inputs(source, model_type=model_type, device=device, **parse_overrides(sets))
     return loaded.model, loaded.stem, loaded.preprocessing
 
 

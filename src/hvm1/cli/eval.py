@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..settings import parse_overrides
+from .command import print_skipped
 from .common import (
     _add_autorotate_arg,
     _add_device_arg,
@@ -14,9 +16,7 @@ from .common import (
     _add_precision_arg,
     _add_size_args,
     _out_dir,
-    _parse_set,
     _precision_for,
-    _print_failures,
     _say_on_interrupt,
     _sized_preprocessing,
 )
@@ -38,7 +38,7 @@ def _load_eval_model(args: argparse.Namespace):
     from ..zoo import load_for_inputs
 
     return load_for_inputs(args.checkpoint or args.model, model_type="vit",
-                           full_download=getattr(args, "full_download", False), **_parse_set(args.set))
+                           full_download=getattr(args, "full_download", False), **parse_overrides(args.set))
 
 
 def _clip_progress(label: str, enabled: bool = True, unit: str = "clip"):
@@ -133,7 +133,7 @@ def _cmd_embed(args: argparse.Namespace) -> int:
     else:
         print(f"{args.output}: {rows} {'images' if args.images else 'videos'} ({result.embedded} embedded now, "
               f"{result.reused} already there)")
-    return 1 if _print_failures(result.skipped) else 0
+    return 1 if print_skipped(result.skipped) else 0
 
 
 def _has_subfolders(path: Path) -> bool:
@@ -168,14 +168,14 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     _print_metrics(predictions)
     _print_confusions(predictions)
     print(f"wrote {', '.join(map(str, files[:-1]))} and {files[-1]}")
-    return 1 if _print_failures(predictions.skipped) else 0
+    return 1 if print_skipped(predictions.skipped) else 0
 
 
 def _cmd_classify(args: argparse.Namespace) -> int:
     from ..eval.classify import ClassifyConfig, classify
 
     config = ClassifyConfig(
-        paths=tuple(args.paths), model=args.model, checkpoint=args.checkpoint, overrides=_parse_set(args.set),
+        paths=tuple(args.paths), model=args.model, checkpoint=args.checkpoint, overrides=parse_overrides(args.set),
         full_download=args.full_download, labels=args.labels, top_k=args.top_k, images=args.images,
         views=args.views, sampling_rate=args.sampling_rate, batch_size=args.batch_size,
         num_workers=args.num_workers, out_dir=args.out_dir, device=args.device, precision=args.precision,
@@ -185,7 +185,7 @@ def _cmd_classify(args: argparse.Namespace) -> int:
     report = classify(config, progress=_clip_progress("classify"))
     _print_classes(report.result)
     print(f"wrote {report.written[0]} and {report.written[1]}")
-    return 1 if _print_failures(report.skipped) else 0
+    return 1 if print_skipped(report.skipped) else 0
 
 
 def _print_classes(result) -> None:
@@ -214,7 +214,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     if report.skipped:
         shown = report.skipped[:SHOWN_SKIPPED]
         more = len(report.skipped) - len(shown)
-        _print_failures(shown)
+        print_skipped(shown)
         if more:
             print(f"  ... and {more} more (all of them in {report.written[-1]})", file=sys.stderr)
     return 1 if report.skipped else 0

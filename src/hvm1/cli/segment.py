@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from .command import print_skipped
 from .common import (
     _add_autorotate_arg,
     _add_device_arg,
@@ -13,7 +14,6 @@ from .common import (
     _add_precision_arg,
     _model_from_args,
     _precision_for,
-    _print_failures,
     _say_on_interrupt,
 )
 
@@ -89,7 +89,7 @@ def _cmd_propagate(args: argparse.Namespace) -> int:
         print(f"wrote {report.tables[0]} and {report.tables[1]}")
     elif source.is_dir():
         print("no sequence has a scored frame: nothing scored, no tables written", file=sys.stderr)
-    return 1 if _print_failures(report.failures) else 0
+    return 1 if print_skipped(report.failures) else 0
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:

@@ -9,7 +9,9 @@ import types
 import typing
 from typing import Any
 
-from .common import _add_model_args, _parse_set, _plural, _precision_for, _print_failures, _say_on_interrupt
+from ..settings import parse_overrides
+from .command import plural, print_skipped
+from .common import _add_model_args, _precision_for, _say_on_interrupt
 
 # Each command's one-line help, as `hvm1 -h` lists it without importing what the commands need.
 COMMANDS = {
@@ -45,7 +47,7 @@ def _add_config_flags(parser: argparse.ArgumentParser, config_class: type) -> No
     """A flag per field of `config_class` (`hvm1.train.config.setting`): `--name-with-dashes` and the
     published `--name_with_underscores`, plus the field's aliases; the help is the field's, with its default.
     Booleans are switches (`--no-NAME` for one that defaults to on). Unset flags keep the library default."""
-    from ..train.config import setting_info
+    from ..settings import setting_info
 
     hints = typing.get_type_hints(config_class)
     for field in dataclasses.fields(config_class):
@@ -134,10 +136,10 @@ def _progress(print_every: int):
                       file=sys.stderr, flush=True)
         elif record["kind"] == "epoch":
             tqdm.write(f"epoch {record['epoch']}: mean training loss {record['loss']:.4f} "
-                       f"({_plural(record['steps'], 'step')})", file=sys.stderr)
+                       f"({plural(record['steps'], 'step')})", file=sys.stderr)
         elif record["kind"] == "eval":
             tqdm.write(f"epoch {record['epoch']}: val top-1 {record['top1']:.2f}%, top-5 {record['top5']:.2f}%, "
-                       f"loss {record['loss']:.4f} ({_plural(record['clips'], 'clip')})", file=sys.stderr)
+                       f"loss {record['loss']:.4f} ({plural(record['clips'], 'clip')})", file=sys.stderr)
 
     def close() -> None:
         if state["bar"] is not None:
@@ -148,7 +150,7 @@ def _progress(print_every: int):
 
 def _stopped_by(result, config) -> str:
     """Which limit ended a run, in the flags' words."""
-    epochs = f"--epochs {config.epochs} ({_plural(result.steps_per_epoch, 'step')} an epoch)"
+    epochs = f"--epochs {config.epochs} ({plural(result.steps_per_epoch, 'step')} an epoch)"
     if result.stopped_by == "max_steps":
         return f"--max-steps {config.max_steps} came before the end of {epochs}"
     if config.max_steps is not None:
@@ -178,17 +180,17 @@ def _run_training(args: argparse.Namespace, config, job) -> int:
               f"({_stopped_by(result, config)}); raise --epochs or --max-steps to train further. No file was "
               f"changed.")
         return 0
-    print(f"{_plural(len(result.losses), 'step')} trained ({result.steps} of {result.total_steps} in all), stopped "
+    print(f"{plural(len(result.losses), 'step')} trained ({result.steps} of {result.total_steps} in all), stopped "
           f"by {_stopped_by(result, config)}; last checkpoint {result.last_checkpoint}")
     if result.best_checkpoint is not None:
         print(f"best checkpoint {result.best_checkpoint} (val {args.select if 'select' in args else 'top1'} "
               f"{result.best_value:.2f}%)")
     # A file skipped in every epoch is named once (metrics.jsonl has a line per skip, with the step).
     unique = list({item.path: item for item in result.skipped}.values())
-    failed = _print_failures(unique)
+    failed = print_skipped(unique)
     val_skipped = (result.last_eval or {}).get("skipped", 0)
     if val_skipped:  # each was logged above as it was skipped
-        print(f"{_plural(val_skipped, 'validation file')} could not be read and {'was' if val_skipped == 1 else 'were'} "
+        print(f"{plural(val_skipped, 'validation file')} could not be read and {'was' if val_skipped == 1 else 'were'} "
               f"skipped", file=sys.stderr)
     return 1 if failed or val_skipped else 0
 
@@ -200,7 +202,7 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
     if len(sources) != 1:
         raise ValueError("give exactly one of --model NAME, --checkpoint FILE and --arch NAME")
     source = str(args.checkpoint) if getattr(args, "checkpoint", None) else getattr(args, "model", None)
-    config = _train_config(PretrainConfig, args, model=source, overrides=_parse_set(args.set))
+    config = _train_config(PretrainConfig, args, model=source, overrides=parse_overrides(args.set))
     _say_precision(args, config)
     return _run_training(args, config, lambda on_record: pretrain(args.data, config, on_record=on_record))
 
@@ -209,7 +211,7 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
     from ..train import FinetuneConfig, finetune
 
     source = str(args.checkpoint) if getattr(args, "checkpoint", None) else getattr(args, "model", None)
-    config = _train_config(FinetuneConfig, args, model=source, overrides=_parse_set(args.set))
+    config = _train_config(FinetuneConfig, args, model=source, overrides=parse_overrides(args.set))
     _say_precision(args, config)
     return _run_training(args, config, lambda on_record: finetune(args.train, args.val, config, on_record=on_record))
 

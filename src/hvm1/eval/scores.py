@@ -30,22 +30,27 @@ higher ratio removes a superset of a lower one's tokens.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import logging
 import math
 import os
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import torch
 import torch.nn.functional as F
 
-from hvm1.data import Skipped, skipped_for
 from hvm1.devices import Precision, resolve_precision
 from hvm1.models import VideoMAE
 from hvm1.models.mae import masked_mean, patch_loss, standardise_patches, unstandardise_patches
 from hvm1.models.masking import MASK_TYPES, check_mask_ratio, make_masking, mask_noise
+from hvm1.progress import SILENT, Progress
+from hvm1.reports import Report
+from hvm1.settings import DeviceSettings, OutputSettings, OverrideSettings, setting
+from hvm1.viz.runs import each_video
 from hvm1.zoo import Preprocessing, preprocessing_for
 
 logger = logging.getLogger(__name__)
@@ -55,10 +60,6 @@ BASELINES = ("mean", "nearest_frame", "interpolate")
 DEFAULT_SCORE_RATIOS = (0.25, 0.5, 0.75, 0.9, 0.95)
 SCORE_COLUMNS = ("video", "mask_type", "mask_ratio", "method", "loss", "psnr", "ssim")
 METRICS = ("loss", "psnr", "ssim")
-
-#: Called after each video with (videos done, videos in all, the video just done).
-Progress = Callable[[int, int, Path], None]
-
 
 @dataclass(frozen=True)
 class Score:
@@ -74,11 +75,40 @@ class Score:
 
 
 @dataclass
-class ScoreReport:
-    """What `score_videos` did: the scores of the videos it read, and the videos it could not read."""
+class ScoreReport(Report):
+    """What `score_videos` did: the scores of the videos it read (`skipped`: those it could not read).
+
+    Attributes:
+        scores: A row per video, mask type, mask ratio and method.
+        videos: How many videos it was given.
+        out_dir: Where `hvm1 score` wrote scores.csv and scores.png (None from `score_videos`).
+        models: The models' names.
+    """
 
     scores: list[Score] = field(default_factory=list)
-    failures: list[Skipped] = field(default_factory=list)
+    videos: int = 0
+    out_dir: Path | None = None
+    models: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScoreConfig(OverrideSettings, DeviceSettings, OutputSettings):
+    """`hvm1 score`: MAE completions scored on the removed patches against baselines, for each video, mask type
+    and mask ratio, on shared seeded masks."""
+
+    paths: tuple[Path, ...] = setting(positional=True, metavar="PATH",
+                                      help="video files or folders (searched recursively)")
+    models: tuple[str, ...] = setting((), option="--model", repeat=True, metavar="NAME",
+                                      help="a zoo MAE name or a checkpoint file; repeatable (all models share one "
+                                           "token grid)")
+    checkpoints: tuple[Path, ...] = setting((), option="--checkpoint", repeat=True, metavar="FILE",
+                                            help="a checkpoint file (named after its stem); repeatable")
+    mask_types: tuple[str, ...] = setting(MASK_TYPES, choices=MASK_TYPES, metavar="TYPE", help="mask types to score")
+    mask_ratios: tuple[float, ...] = setting(DEFAULT_SCORE_RATIOS, metavar="R", help="mask ratios to sweep")
+    num_vids: int | None = setting(None, metavar="K", help="draw K of the videos at random with --seed")
+    seed: int = setting(0, metavar="S", help="seeds the random masks and the draw of videos")
+    autorotate: bool = setting(True, help="turn videos upright as players show them (display matrix); off: read "
+                                          "them as stored")
 
 
 def to_rgb255(frames: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
@@ -275,13 +305,13 @@ def score_videos(
     baselines: Sequence[str] = BASELINES,
     seed: int = 0,
     precision: Precision | str = "fp32",
-    progress: Progress | None = None,
+    progress: Progress = SILENT,
 ) -> ScoreReport:
     """`score_clip` on each of `videos`, read with the published visualisation preset at the models' size.
 
     `preprocessing` gives the mean/std (default: the first model's). A video's random masks are seeded by
     `seed` and its file name (`hvm1.data.file_generator`), so it gets the same masks whichever videos run
-    beside it. A video whose reading raises anything is reported in the result's `failures` with the reason;
+    beside it. A video whose reading raises anything is reported in the result's `skipped` with the reason;
     the others are still scored.
     """
     from hvm1.data import file_generator
@@ -291,20 +321,12 @@ def score_videos(
     first = next(iter(models.values()))
     config = first.config
     preset = (preprocessing or preprocessing_for(first)).at_size(config.img_size, config.num_frames).visualisation()
-    report = ScoreReport()
-    paths = [Path(video) for video in videos]
-    for done, video in enumerate(paths, start=1):
-        try:
-            clip, _ = preset.load(video)
-        except Exception as error:  # any failure to read one video is that video's, never the run's
-            report.failures.append(skipped_for(video, error))
-        else:
-            report.scores.extend(score_clip(
-                models, clip, preset.mean, preset.std, video=str(video), mask_types=mask_types,
-                mask_ratios=mask_ratios, baselines=baselines, generator=file_generator(seed, video), precision=precision,
-            ))
-        if progress is not None:
-            progress(done, len(paths), video)
+    report = ScoreReport(videos=len(videos), models=tuple(models))
+    for video, _, clip in each_video(videos, preset, report.skipped, progress):
+        report.scores.extend(score_clip(
+            models, clip, preset.mean, preset.std, video=str(video), mask_types=mask_types,
+            mask_ratios=mask_ratios, baselines=baselines, generator=file_generator(seed, video), precision=precision,
+        ))
     return report
 
 
@@ -392,3 +414,49 @@ def plot_scores(scores: Sequence[Score], path: str | os.PathLike, title: str | N
     figure.savefig(path, format="png", metadata={"Software": None})
     return path
 
+
+def score(config: ScoreConfig, progress: Progress = SILENT) -> ScoreReport:
+    """`hvm1 score`: load every model the config names, `score_videos`, and write `scores.csv` and `scores.png`.
+
+    Args:
+        config: The command's settings.
+        progress: Told of the precision, and each video done.
+
+    Returns:
+        The scores, the files written and the videos skipped.
+
+    Raises:
+        ValueError: No model named, or two models of one name.
+    """
+    from hvm1.data import select_videos
+    from hvm1.devices import precision_for_run, resolve_device
+    from hvm1.files import output_folder
+    from hvm1.zoo import file_stem, load_model
+
+    videos = select_videos(config.paths, config.num_vids, config.seed)
+    if config.num_vids is not None and config.num_vids > len(videos):
+        progress.note(f"num_vids {config.num_vids} asks for more videos than the {len(videos)} found: using all "
+                      f"{len(videos)}")
+    sources: list[str | Path] = [*config.models, *config.checkpoints]
+    if not sources:
+        raise ValueError("name at least one --model NAME or --checkpoint FILE")
+    device = resolve_device(config.device)
+    models: dict[str, VideoMAE] = {}
+    for source in sources:
+        name = file_stem(source) if isinstance(source, Path) else source
+        if name in models:
+            raise ValueError(f"two models are named {name!r}; scores are told apart by name")
+        models[name] = cast(VideoMAE, load_model(source, model_type="mae", device=device,
+                                                 **config.architecture_overrides()))
+    first = next(iter(models.values()))
+    preprocessing = dataclasses.replace(preprocessing_for(sources[0], first), autorotate=config.autorotate)
+    out_dir = output_folder(config.out_dir, "score")
+    precision = precision_for_run(config.precision, device, models.values(), progress)
+    progress.keeping(f"nothing was written (scores go to {out_dir} when every video is scored)")
+    report = score_videos(models, videos, preprocessing=preprocessing, mask_types=config.mask_types,
+                          mask_ratios=config.mask_ratios, seed=config.seed, precision=precision, progress=progress)
+    report.out_dir = out_dir
+    if report.scores:
+        report.written.append(write_scores(report.scores, out_dir / "scores.csv"))
+        report.written.append(plot_scores(report.scores, out_dir / "scores.png", title=", ".join(models)))
+    return report

@@ -11,37 +11,9 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from hvm1.devices import DEVICE_CHOICES, PRECISION_CHOICES
+from hvm1.settings import DEVICE_CHOICES, PRECISION_CHOICES, setting
 
 LR_SCHEDULES = ("constant", "cosine")
-
-
-def setting(
-    default: Any = dataclasses.MISSING,
-    *,
-    help: str,
-    default_factory: Any = dataclasses.MISSING,
-    metavar: str | tuple[str, ...] | None = None,
-    choices: tuple[str, ...] | None = None,
-    aliases: tuple[str, ...] = (),
-    flag: bool = True,
-) -> Any:
-    """A config field with its help: `dataclasses.field` plus what its command-line flag needs (`metavar`,
-    `choices`, further spellings in `aliases`, e.g. a published script's; `flag=False`: library only)."""
-    metadata = {"help": help, "metavar": metavar, "choices": choices, "aliases": aliases, "flag": flag}
-    if default_factory is not dataclasses.MISSING:
-        return dataclasses.field(default_factory=default_factory, metadata=metadata)
-    return dataclasses.field(default=default, metadata=metadata)
-
-
-def setting_info(cls: type, name: str) -> dict[str, Any]:
-    """The `setting` metadata of field `name` of config class `cls`, from the nearest class in its MRO that
-    declares it with a help (a subclass may redeclare a field only to change its default)."""
-    for klass in cls.__mro__:
-        declared = getattr(klass, "__dataclass_fields__", {}).get(name)
-        if declared is not None and "help" in declared.metadata:
-            return dict(declared.metadata)
-    raise ValueError(f"{cls.__name__}.{name} has no help: declare it with hvm1.train.config.setting")
 
 
 @dataclass(kw_only=True)

@@ -14,25 +14,27 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from hvm1.data import skipped_for
+from hvm1.data import whole_frame_preset
 from hvm1.devices import Precision, resolve_precision
 from hvm1.models import VideoViT
+from hvm1.progress import SILENT, Progress
+from hvm1.settings import setting
 from hvm1.zoo import Preprocessing, preprocessing_for
 
 from .grid import ANIMATION_FORMATS, make_grid, save_jpeg, to_uint8, write_animation
-from .runs import RunReport, Written, _prefetched, output_stems
+from .runs import RunReport, VideoRunConfig, Written, each_video, prepared_run
 
 logger = logging.getLogger(__name__)
 
-Progress = Callable[[int, int, Path], None]
 
 
 @dataclass(frozen=True)
@@ -174,21 +176,24 @@ def pca_videos(
     foreground_threshold: float | None = None,
     animate: str | None = None,
     precision: Precision | str = "fp32",
-    progress: Progress | None = None,
+    progress: Progress = SILENT,
+    full_frame: bool = False,
 ) -> RunReport:
     """Write a feature-map picture for each of `videos` to `out_dir/{stem}_{model_name}_pca.jpg`.
 
     Videos are read as `complete_videos` reads them (visualisation preset at `preprocessing`'s size and
     frames, default the model's; the model takes any size, its position embeddings interpolated); tokens come from `patch_token_grid(layer)`, colours from
     `pca_feature_maps`, fitted per video or, with `joint`, once over all videos read. `animate` ('mp4' or
-    'gif') also writes each frame beside its map. Unreadable videos are reported in `failures`.
+    'gif') also writes each frame beside its map. `full_frame`: the whole frame at its aspect ratio
+    (`hvm1.data.whole_frame_preset`) instead of a square crop. Unreadable videos are reported in `skipped`.
     """
     if animate is not None and animate not in ANIMATION_FORMATS:
         raise ValueError(f"animate must be one of {', '.join(ANIMATION_FORMATS)}, got {animate!r}")
     pre = preprocessing or preprocessing_for(model)
     preset = pre.visualisation()
-    paths = [Path(video) for video in videos]
-    report = RunReport(Path(out_dir))
+    if full_frame:
+        preset = whole_frame_preset(preset, model.config.patch_size)
+    report = RunReport(out_dir=Path(out_dir), videos=len(videos))
     read: list[tuple[Path, Path, torch.Tensor, torch.Tensor]] = []
     t_patch = model.config.t_patch_size
 
@@ -198,23 +203,50 @@ def pca_videos(
         if animate:
             frames = feature_map_frames(clip, maps, preset.mean, preset.std, t_patch)
             files.append(write_animation(frames, f"{base}.{animate}", preset.target_fps / preset.sampling_rate))
-        report.written.append(Written(video, tuple(files)))
+        report.pictures.append(Written(video, tuple(files)))
+        report.written.extend(files)
 
-    for done, (video, stem, (clip, error)) in enumerate(
-        zip(paths, output_stems(paths), _prefetched(paths, preset)), start=1
-    ):
-        if error is not None:
-            report.failures.append(skipped_for(video, error))
-        elif clip is not None:
-            tokens = patch_token_grid(model, clip, layer, precision)
-            if joint:
-                read.append((video, stem, clip, tokens))
-            else:
-                write(video, stem, clip, pca_feature_maps(tokens[None], foreground_threshold).maps[0])
-        if progress is not None:
-            progress(done, len(paths), video)
+    for video, stem, clip in each_video(videos, preset, report.skipped, progress):
+        tokens = patch_token_grid(model, clip, layer, precision)
+        if joint:
+            read.append((video, stem, clip, tokens))
+        else:
+            write(video, stem, clip, pca_feature_maps(tokens[None], foreground_threshold).maps[0])
     if read:
         maps = pca_feature_maps([tokens for *_, tokens in read], foreground_threshold).maps
         for (video, stem, clip, _), video_maps in zip(read, maps):
             write(video, stem, clip, video_maps)
     return report
+
+
+@dataclass(frozen=True, kw_only=True)
+class PcaConfig(VideoRunConfig):
+    """`hvm1 pca`: a ViT's patch tokens reduced by PCA to 3 components, drawn as colours, one picture per video."""
+
+    layer: int | None = setting(None, metavar="K", help="tokens of block K (0-based, negative from the end), final "
+                                "norm applied (default: the final-normed output)")
+    joint: bool = setting(False, help="one PCA across all the videos, so a colour means the same feature in each")
+    foreground: float | None = setting(None, metavar="T", help="DINOv2's foreground step: split at T (e.g. 0.5) on "
+                                       "the scaled first component, keep the smaller side, refit on it, draw the rest "
+                                       "black")
+    animate: str | None = setting(None, choices=ANIMATION_FORMATS, help="also write each frame beside its map over "
+                                                                        "time")
+
+
+def pca(config: PcaConfig, progress: Progress = SILENT) -> RunReport:
+    """`hvm1 pca`: load the ViT the config names and `pca_videos` on its videos.
+
+    Args:
+        config: The command's settings.
+        progress: Told of downloads, the precision, and each video done.
+
+    Returns:
+        The pictures written and the videos skipped.
+    """
+    with prepared_run(config, "vit", "pca", progress) as run:
+        name = run.name if config.layer is None else f"{run.name}_layer{config.layer}"
+        return pca_videos(
+            cast(VideoViT, run.model), run.videos, run.out_dir, model_name=name, preprocessing=run.preprocessing,
+            layer=config.layer, joint=config.joint, foreground_threshold=config.foreground, animate=config.animate,
+            precision=run.precision, progress=progress, full_frame=config.full_frame,
+        )

@@ -11,23 +11,29 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import tempfile
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 
-from hvm1.data import Skipped, VideoPreset, file_generator, skipped_for, whole_frame_preset
-from hvm1.devices import Precision
+from hvm1.data import Skipped, VideoPreset, file_generator, select_videos, skipped_for, whole_frame_preset
+from hvm1.devices import Precision, precision_for_run, resolve_device
+from hvm1.files import output_folder
 from hvm1.models import VideoMAE, VideoViT
-from hvm1.models.masking import check_mask_ratio
-from hvm1.zoo import Preprocessing, preprocessing_for
+from hvm1.models.masking import MASK_TYPES, check_mask_ratio
+from hvm1.progress import SILENT, Progress
+from hvm1.reports import Report
+from hvm1.settings import DeviceSettings, ModelSettings, OutputSettings, SizeSettings, VideoSelection, setting
+from hvm1.zoo import Preprocessing, load_for_command, preprocessing_for, sized_preprocessing
 
 from .attention import HEAD_MODES, attention_grid, attention_labels, attention_maps
 from .completion import (
+    DEFAULT_MASK_RATIOS,
     Completion,
     complete_clip,
     completion_fps,
@@ -40,10 +46,6 @@ from .grid import ANIMATION_FORMATS, save_jpeg, write_animation
 
 logger = logging.getLogger(__name__)
 
-#: Called after each video with (videos done, videos in all, the video just done).
-Progress = Callable[[int, int, Path], None]
-
-
 @dataclass(frozen=True)
 class Written:
     """The files written for one video: the picture first, then its animation if one was asked for."""
@@ -53,12 +55,156 @@ class Written:
 
 
 @dataclass
-class RunReport:
-    """What a run over many videos did: where it wrote, what it wrote, which videos failed."""
+class RunReport(Report):
+    """What a run over many videos did.
 
+    Attributes:
+        out_dir: Where it wrote.
+        videos: How many videos it was given.
+        pictures: What was written for each video that could be read, in order (`written` lists the files).
+    """
+
+    out_dir: Path | None = None
+    videos: int = 0
+    pictures: list[Written] = field(default_factory=list)
+
+
+@dataclass(frozen=True, kw_only=True)
+class VideoRunConfig(ModelSettings, DeviceSettings, OutputSettings, VideoSelection, SizeSettings):
+    """What `hvm1 complete`, `attention` and `pca` share: the videos, the model, where the pictures go."""
+
+    paths: tuple[Path, ...] = setting((), positional=True, metavar="PATH",
+                                      help="video files or folders (searched recursively); none: a synthetic "
+                                           "sample clip")
+    video_dirs: tuple[Path, ...] = setting((), option="--video-dir", aliases=("--video_dir",), repeat=True,
+                                           metavar="DIR", help="a folder of videos, like a PATH (the published "
+                                                               "spelling); repeatable")
+    model: str | None = setting(None, metavar="NAME", aliases=("--model_name",),
+                                help="a zoo model name (see `hvm1 list`); its weights are fetched once")
+    labels: bool = setting(True, help="label the picture (row names, each frame's time, the colour scale); off: "
+                                      "the published picture, the tiles alone")
+
+
+@dataclass(frozen=True, kw_only=True)
+class CompleteConfig(VideoRunConfig):
+    """`hvm1 complete`: mask each video and let an MAE complete it, one picture per video."""
+
+    mask_type: str = setting("random", choices=MASK_TYPES,
+                             help="which tokens to remove: random (anywhere); temporal (the final frames, all of "
+                                  "each); center (the middle frames in time, all of each: not a spatial box)")
+    mask_ratio: float | None = setting(None, metavar="R", help="the fraction of tokens removed (default "
+                                       + ", ".join(f"{ratio} for {kind}" for kind, ratio in DEFAULT_MASK_RATIOS.items())
+                                       + ")")
+    scale_each: bool = setting(False, help="stretch each frame from its own min to max (the published look) "
+                                           "instead of true colours")
+    animate: str | None = setting(None, choices=ANIMATION_FORMATS, help="also write original | masked | "
+                                  "completion side by side over time, beside the picture")
+
+
+@dataclass(frozen=True, kw_only=True)
+class AttentionConfig(VideoRunConfig):
+    """`hvm1 attention`: a ViT's last-block CLS attention over the frames, one picture per video."""
+
+    heads: str = setting("mean", choices=HEAD_MODES, help="one row averaged over heads (mean), or a row per head")
+
+
+@contextlib.contextmanager
+def videos_for(config: VideoRunConfig, progress: Progress = SILENT) -> Iterator[list[Path]]:
+    """The videos a run's config names (a seeded draw of `num_vids` of them), or with none named a synthetic
+    sample clip made in a temporary folder for the length of the `with` block.
+
+    Raises:
+        FileNotFoundError: A named path does not exist.
+        ValueError: No video is found.
+    """
+    paths = [*config.paths, *config.video_dirs]
+    if paths:
+        videos = select_videos(paths, config.num_vids, config.seed)
+        if config.num_vids is not None and config.num_vids > len(videos):
+            progress.note(f"num_vids {config.num_vids} asks for more videos than the {len(videos)} found: "
+                          f"using all {len(videos)}")
+        yield videos
+        return
+    from .sample import SAMPLE_NAME, make_sample_clip
+
+    progress.note("no videos named: using a synthetic sample clip of moving shapes")
+    with tempfile.TemporaryDirectory(prefix="hvm1-sample-") as scratch:
+        yield [make_sample_clip(Path(scratch) / SAMPLE_NAME)]
+
+
+@dataclass(frozen=True)
+class PreparedRun:
+    """What a picture command has ready before its first video: the model loaded and prepared for its
+    precision, the preprocessing at the size asked for, the videos, and the output folder."""
+
+    model: torch.nn.Module
+    name: str
+    preprocessing: Preprocessing
+    precision: Precision
+    videos: list[Path]
     out_dir: Path
-    written: list[Written] = field(default_factory=list)
-    failures: list[Skipped] = field(default_factory=list)
+
+
+@contextlib.contextmanager
+def prepared_run(config: VideoRunConfig, model_type: str, command: str,
+                 progress: Progress = SILENT) -> Iterator[PreparedRun]:
+    """Load the model the config names (`load_for_command`), its preprocessing at the size asked for, its
+    precision (`precision_for_run`), the videos (`videos_for`) and the output folder, for the `with` block.
+
+    Args:
+        config: The command's settings.
+        model_type: 'mae' or 'vit'.
+        command: The command's name (for a new output folder's).
+        progress: Told of downloads, the precision and what an interruption keeps.
+    """
+    loaded = load_for_command(config, model_type=model_type, device=resolve_device(config.device), progress=progress)
+    preprocessing = sized_preprocessing(config, loaded)  # any size: position embeddings interpolated
+    precision = precision_for_run(config.precision, _device_of(loaded.model), [loaded.model], progress)
+    with videos_for(config, progress) as videos:
+        out_dir = output_folder(config.out_dir, command)
+        progress.keeping(f"the pictures written so far are in {out_dir}")
+        yield PreparedRun(loaded.model, loaded.stem, preprocessing, precision, videos, out_dir)
+
+
+def complete(config: CompleteConfig, progress: Progress = SILENT) -> RunReport:
+    """`hvm1 complete`: load the MAE the config names and `complete_videos` on its videos.
+
+    Args:
+        config: The command's settings.
+        progress: Told of downloads, the precision, and each video done.
+
+    Returns:
+        The pictures written and the videos skipped.
+    """
+    with prepared_run(config, "mae", "complete", progress) as run:
+        return complete_videos(
+            cast(VideoMAE, run.model), run.videos, run.out_dir, model_name=run.name, preprocessing=run.preprocessing,
+            mask_type=config.mask_type, mask_ratio=config.mask_ratio, seed=config.seed, scale_each=config.scale_each,
+            animate=config.animate, labels=config.labels, precision=run.precision, progress=progress,
+            full_frame=config.full_frame,
+        )
+
+
+def attention(config: AttentionConfig, progress: Progress = SILENT) -> RunReport:
+    """`hvm1 attention`: load the ViT the config names and `attention_videos` on its videos.
+
+    Args:
+        config: The command's settings.
+        progress: Told of downloads, the precision, and each video done.
+
+    Returns:
+        The pictures written and the videos skipped.
+    """
+    with prepared_run(config, "vit", "attention", progress) as run:
+        return attention_videos(
+            cast(VideoViT, run.model), run.videos, run.out_dir, model_name=run.name, preprocessing=run.preprocessing,
+            heads=config.heads, labels=config.labels, precision=run.precision, progress=progress,
+            full_frame=config.full_frame,
+        )
+
+
+def _device_of(model: torch.nn.Module) -> torch.device:
+    return next(model.parameters()).device
 
 
 def output_stems(videos: Sequence[str | os.PathLike]) -> list[Path]:
@@ -100,7 +246,7 @@ def complete_videos(
     scale_each: bool = False,
     animate: str | None = None,
     precision: Precision | str = "fp32",
-    progress: Progress | None = None,
+    progress: Progress = SILENT,
     full_frame: bool = False,
     labels: bool = False,
 ) -> RunReport:
@@ -114,7 +260,7 @@ def complete_videos(
     also writes the side-by-side animation with the same name. `labels` names the rows (original, masked,
     completion) and gives each frame's time in the clip (`completion_labels`); without, the published picture. The model runs at `precision` (see
     `hvm1.devices.resolve_precision`; default fp32). Stems come from `output_stems`. Videos
-    that cannot be read are reported in the result's `failures`, and the others are still written.
+    that cannot be read are reported in the result's `skipped`, and the others are still written.
     """
     if not isinstance(model, VideoMAE):
         raise TypeError(f"complete_videos needs a VideoMAE (encoder and decoder), got {type(model).__name__}")
@@ -151,7 +297,7 @@ def attention_videos(
     preprocessing: Preprocessing | None = None,
     heads: str = "mean",
     precision: Precision | str = "fp32",
-    progress: Progress | None = None,
+    progress: Progress = SILENT,
     full_frame: bool = False,
     labels: bool = False,
 ) -> RunReport:
@@ -161,7 +307,7 @@ def attention_videos(
     CLS attention (`heads`: 'mean' for one row averaged over heads, 'each' for a row per head), computed at
     `precision` (default fp32). `labels` names the rows, gives each column's time in the clip and adds the
     colour scale (`attention_labels`). Videos
-    that cannot be read are reported in the result's `failures`, and the others are still written.
+    that cannot be read are reported in the result's `skipped`, and the others are still written.
     """
     if not isinstance(model, VideoViT):
         raise TypeError(f"attention_videos needs a VideoViT, got {type(model).__name__}")
@@ -202,43 +348,52 @@ def _draws_beside(model: torch.nn.Module) -> bool:
     return next(model.parameters()).device.type != "cpu"
 
 
+def each_video(
+    videos: Sequence[str | os.PathLike],
+    preset: VideoPreset,
+    skipped: list[Skipped],
+    progress: Progress = SILENT,
+) -> Iterator[tuple[Path, Path, torch.Tensor]]:
+    """The one per-video loop of the commands that work on many videos (complete, attention, pca, score).
+
+    Yields each readable video with its output stem (`output_stems`) and its clip read with `preset`, the next
+    video decoding on a background thread while the caller works on this one. A video whose reading raises
+    anything is appended to `skipped` with the reason (`hvm1.data.skipped_for`) and not yielded. `progress`
+    gets a stage of `len(videos)` videos, advanced as the caller asks for the next one.
+    """
+    paths = [Path(video) for video in videos]
+    progress.start(len(paths), "video")
+    for done, (video, stem, (clip, error)) in enumerate(zip(paths, output_stems(paths), _prefetched(paths, preset)),
+                                                        start=1):
+        if error is not None:
+            skipped.append(skipped_for(video, error))
+        elif clip is not None:
+            yield video, stem, clip
+        progress.advance(done, video.name)
+    progress.close()
+
+
 def _run(
     videos: Sequence[str | os.PathLike],
     preset: VideoPreset,
     out_dir: Path,
     work: Callable[[Path, torch.Tensor], Any],
     draw: Callable[[torch.Tensor, Any, Path], tuple[Path, ...]],
-    progress: Progress | None,
+    progress: Progress,
     draw_beside: bool = False,
 ) -> RunReport:
-    """`work(video, clip)` (the model) on this thread for each readable video, in order, then `draw(clip, what
-    work made, stem)` (the picture and its files): here, or with `draw_beside` on one background thread while
-    `work` goes on with the next video. A video counts as done (`report.written`, `progress`) once its files
-    are written, in the order of `videos`; an error of `draw` is raised here either way."""
-    paths = [Path(video) for video in videos]
-    report = RunReport(out_dir)
-    stems = output_stems(paths)
-    # The video before the current one, with its files being written (None: it could not be read).
-    previous: tuple[int, Path, Future[tuple[Path, ...]] | None] | None = None
-
-    def finish(done: int, video: Path, files: Future[tuple[Path, ...]] | None) -> None:
-        if files is not None:
-            report.written.append(Written(video, files.result()))
-        if progress is not None:
-            progress(done, len(paths), video)
-
+    """`work(video, clip)` (the model) on this thread for each readable video (`each_video`), in order, then
+    `draw(clip, what work made, stem)` (the picture and its files): here, or with `draw_beside` on one
+    background thread while `work` goes on with the next video. The report lists the files in the order of
+    `videos`; an error of `draw` is raised here either way."""
+    report = RunReport(out_dir=out_dir, videos=len(videos))
+    drawn: list[tuple[Path, Future[tuple[Path, ...]]]] = []
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="hvm1-draw") if draw_beside else _Here() as drawing:
-        for done, (video, stem, (clip, error)) in enumerate(zip(paths, stems, _prefetched(paths, preset)), start=1):
-            files = None
-            if error is not None:
-                report.failures.append(skipped_for(video, error))
-            elif clip is not None:
-                files = drawing.submit(draw, clip, work(video, clip), stem)
-            if previous is not None:
-                finish(*previous)
-            previous = (done, video, files)
-        if previous is not None:
-            finish(*previous)
+        for video, stem, clip in each_video(videos, preset, report.skipped, progress):
+            drawn.append((video, drawing.submit(draw, clip, work(video, clip), stem)))
+    for video, files in drawn:
+        report.pictures.append(Written(video, files.result()))
+        report.written.extend(report.pictures[-1].files)
     return report
 
 
