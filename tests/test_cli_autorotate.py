@@ -8,11 +8,12 @@ import json
 
 import pytest
 
-from hvm1.cli import _build_parser
-from hvm1.cli.common import _sized_preprocessing
+from hvm1.cli import build_parser
+from hvm1.cli.command import config_from_args
 from hvm1.models import VideoViT
 from hvm1.models.configs import ViTConfig
-from hvm1.zoo import Preprocessing, preprocessing_from_json, preprocessing_to_json
+from hvm1.viz.runs import CompleteConfig
+from hvm1.zoo import Preprocessing, preprocessing_from_json, preprocessing_to_json, sized_preprocessing
 
 # Each command that reads videos or images, with the arguments it needs to parse.
 COMMANDS = {
@@ -31,7 +32,7 @@ COMMANDS = {
 
 @pytest.mark.parametrize("command", sorted(COMMANDS))
 def test_every_reading_command_has_the_flag(command):
-    parser = _build_parser(command)
+    parser = build_parser(command)
     try:
         default = parser.parse_args([command, *COMMANDS[command]])
         stored = parser.parse_args([command, *COMMANDS[command], "--no-autorotate"])
@@ -44,20 +45,21 @@ def test_every_reading_command_has_the_flag(command):
 def test_the_flag_reaches_every_preset():
     model = VideoViT(ViTConfig(img_size=32, patch_size=16, num_frames=4, t_patch_size=2, embed_dim=32, depth=1,
                                num_heads=2, num_classes=0))
-    args = _build_parser("complete").parse_args(["complete", "a.mp4", "--model", "x", "--no-autorotate"])
-    pre = _sized_preprocessing(args, Preprocessing(img_size=32, num_frames=4), model)
+    args = build_parser("complete").parse_args(["complete", "a.mp4", "--model", "x", "--no-autorotate"])
+    pre = sized_preprocessing(config_from_args(CompleteConfig, args), Preprocessing(img_size=32, num_frames=4), model)
     presets = [pre.visualisation(), pre.evaluation(), pre.evaluation("uniform"), pre.image_evaluation(),
                pre.training((0.5, 1.0)), pre.image_training((0.5, 1.0)), pre.at_size(64, 8).for_images().evaluation()]
     assert [preset.autorotate for preset in presets] == [False] * len(presets)
-    default = _build_parser("complete").parse_args(["complete", "a.mp4", "--model", "x"])
-    assert _sized_preprocessing(default, Preprocessing(img_size=32, num_frames=4), model).visualisation().autorotate
+    default = build_parser("complete").parse_args(["complete", "a.mp4", "--model", "x"])
+    assert sized_preprocessing(config_from_args(CompleteConfig, default), Preprocessing(img_size=32, num_frames=4),
+                               model).visualisation().autorotate
 
 
 def test_training_configs_take_the_flag():
     from hvm1.cli.train import _train_config
     from hvm1.train import PretrainConfig
 
-    args = _build_parser("pretrain").parse_args(["pretrain", "data", "--out-dir", "run", "--no-autorotate"])
+    args = build_parser("pretrain").parse_args(["pretrain", "data", "--out-dir", "run", "--no-autorotate"])
     assert _train_config(PretrainConfig, args).autorotate is False
     assert PretrainConfig(out_dir="run").autorotate is True
 

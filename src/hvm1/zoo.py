@@ -581,15 +581,14 @@ def load_for_command(
                            before_download=before_download, **settings.architecture_overrides())
 
 
-def sized_preprocessing(settings: SizeSettings, loaded: LoadedModel) -> Preprocessing:
+def sized_preprocessing(settings: SizeSettings, preprocessing: Preprocessing, model: torch.nn.Module) -> Preprocessing:
     """The loaded model's preprocessing at the settings' `img_size` and `num_frames` where given, reading inputs
     upright or as stored as `autorotate` says.
 
     Raises:
         ValueError: A size the model can't divide into tokens (naming both).
     """
-    config: ViTConfig = cast(VideoViT, loaded.model).config
-    preprocessing = loaded.preprocessing
+    config: ViTConfig = cast(VideoViT, model).config
     if settings.img_size and settings.img_size % config.patch_size:
         raise ValueError(f"img_size {settings.img_size} is not a multiple of the model's patch size {config.patch_size}")
     if settings.num_frames and settings.num_frames % config.t_patch_size:

@@ -158,7 +158,8 @@ def prepared_run(config: VideoRunConfig, model_type: str, command: str,
         progress: Told of downloads, the precision and what an interruption keeps.
     """
     loaded = load_for_command(config, model_type=model_type, device=resolve_device(config.device), progress=progress)
-    preprocessing = sized_preprocessing(config, loaded)  # any size: position embeddings interpolated
+    # any size: the position embeddings are interpolated
+    preprocessing = sized_preprocessing(config, loaded.preprocessing, loaded.model)
     precision = precision_for_run(config.precision, _device_of(loaded.model), [loaded.model], progress)
     with videos_for(config, progress) as videos:
         out_dir = output_folder(config.out_dir, command)
