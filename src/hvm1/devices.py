@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from .progress import SILENT, Progress
 from .settings import DEVICE_CHOICES, PRECISION_CHOICES
 
 __all__ = [
     "DEVICE_CHOICES", "PRECISION_CHOICES", "Precision", "cpu_bf16_units", "fast_bf16", "keep_freed_memory",
-    "precision_for_run", "resolve_device", "resolve_precision",
+"resolve_device", "resolve_precision",
 ]
 
 
@@ -141,33 +139,6 @@ def resolve_precision(name: str | Precision | None, device: torch.device | str) 
     if name == "fp16" and device.type == "cpu":
         reason += "; CPUs compute fp16 slower than bf16"
     return Precision(name, _DTYPES[name], reason)
-
-
-def precision_for_run(
-    name: str | Precision | None,
-    device: torch.device | str,
-    models: Iterable[torch.nn.Module | None] = (),
-    progress: Progress = SILENT,
-) -> Precision:
-    """The precision a command runs its models at: `resolve_precision(name, device)`, said through
-    `progress.note`, with each of `models` (None ones skipped) prepared for inference at it
-    (`Precision.cast_linear_weights`).
-
-    Args:
-        name: 'auto', 'fp32', 'bf16' or 'fp16' (None: 'auto').
-        device: Where the models run.
-        models: The models the command runs only for inference at this precision.
-        progress: Told the choice and the reason.
-
-    Returns:
-        The resolved precision.
-    """
-    precision = resolve_precision(name, device)
-    progress.note(f"precision {precision.describe()} ({precision.reason})")
-    for model in models:
-        if model is not None:
-            precision.cast_linear_weights(model)
-    return precision
 
 
 # glibc's mallopt parameters (malloc.h).

@@ -23,13 +23,15 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .devices import Precision
+from .devices import Precision, resolve_precision
+from .progress import SILENT, Progress
 
 logger = logging.getLogger(__name__)
 
@@ -256,3 +258,30 @@ def prepare_for_inference(model: nn.Module, precision: Precision) -> nn.Module:
     for module in linears:
         module.to(precision.dtype)
     return model
+
+
+def precision_for_run(
+    name: str | Precision | None,
+    device: torch.device | str,
+    models: Iterable[torch.nn.Module | None] = (),
+    progress: Progress = SILENT,
+) -> Precision:
+    """The precision a command runs its models at: `resolve_precision(name, device)`, said through
+    `progress.note`, with each of `models` (None ones skipped) prepared for inference at it
+    (`prepare_for_inference`).
+
+    Args:
+        name: 'auto', 'fp32', 'bf16' or 'fp16' (None: 'auto').
+        device: Where the models run.
+        models: The models the command runs only for inference at this precision.
+        progress: Told the choice and the reason.
+
+    Returns:
+        The resolved precision.
+    """
+    precision = resolve_precision(name, device)
+    progress.note(f"precision {precision.describe()} ({precision.reason})")
+    for model in models:
+        if model is not None:
+            prepare_for_inference(model, precision)
+    return precision

@@ -429,8 +429,9 @@ def score(config: ScoreConfig, progress: Progress = SILENT) -> ScoreReport:
         ValueError: No model named, or two models of one name.
     """
     from hvm1.data import select_videos
-    from hvm1.devices import precision_for_run, resolve_device
+    from hvm1.devices import resolve_device
     from hvm1.files import output_folder
+    from hvm1.inference import precision_for_run
     from hvm1.zoo import file_stem, load_model
 
     videos = select_videos(config.paths, config.num_vids, config.seed)

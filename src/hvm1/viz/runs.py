@@ -22,8 +22,9 @@ from typing import Any, cast
 import torch
 
 from hvm1.data import Skipped, VideoPreset, file_generator, select_videos, skipped_for, whole_frame_preset
-from hvm1.devices import Precision, precision_for_run, resolve_device
+from hvm1.devices import Precision, resolve_device
 from hvm1.files import output_folder
+from hvm1.inference import precision_for_run
 from hvm1.models import VideoMAE, VideoViT
 from hvm1.models.masking import MASK_TYPES, check_mask_ratio
 from hvm1.progress import SILENT, Progress
