@@ -38,6 +38,7 @@ from hvm1.zoo import VIDEO_MEAN, VIDEO_STD
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_models import random_model  # noqa: E402
+from results import Table, write_result  # noqa: E402
 
 REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "reference"
 
@@ -89,8 +90,11 @@ def run_completion(mae, video: torch.Tensor, precision: str):
     return completion, time.perf_counter() - t0
 
 
-def report(label: str, vit, mae, video: torch.Tensor) -> None:
+def report(label: str, vit, mae, video: torch.Tensor) -> Table:
+    """Print each bf16 variant's distance from float32, and return it as a table."""
     print(f"\n{label}: {video.shape[0]} clips of {tuple(video.shape[1:])}")
+    table = Table(f"{label}: {video.shape[0]} clips of {tuple(video.shape[1:])}, against float32",
+                  ["path", "variant", "rel_err", "cos_min", "top1", "psnr_dB", "time_s"])
     print(f"  {'path':<22} {'variant':<14} {'rel_err':>9} {'cos_min':>9} {'top1':>6} {'psnr_dB':>8} {'time_s':>7}")
     ref = None
     for name, model, precision in variants(vit):
@@ -100,8 +104,12 @@ def report(label: str, vit, mae, video: torch.Tensor) -> None:
             continue
         print(f"  {'vit embedding (CLS)':<22} {name:<14} {rel_err(embedding, ref[0]):9.2e} "
               f"{cos_min(embedding, ref[0]):9.6f} {'':>6} {'':>8} {seconds:7.2f}")
+        table.rows.append(["vit embedding (CLS)", name, f"{rel_err(embedding, ref[0]):.2e}",
+                           f"{cos_min(embedding, ref[0]):.6f}", "", "", round(seconds, 2)])
         print(f"  {'vit logits':<22} {name:<14} {rel_err(logits, ref[1]):9.2e} {cos_min(logits, ref[1]):9.6f} "
               f"{top1(logits, ref[1]):6.0%} {'':>8}")
+        table.rows.append(["vit logits", name, f"{rel_err(logits, ref[1]):.2e}", f"{cos_min(logits, ref[1]):.6f}",
+                           f"{top1(logits, ref[1]):.0%}", "", ""])
     ref_completion = None
     for name, model, precision in variants(mae):
         completion, seconds = run_completion(model, video, precision)
@@ -115,6 +123,13 @@ def report(label: str, vit, mae, video: torch.Tensor) -> None:
               f"{psnr(completion.completion, ref_completion.completion, masked):8.1f} {seconds:7.2f}")
         print(f"  {'mae loss c0.5':<22} {name:<14} "
               f"{abs(completion.loss - ref_completion.loss) / abs(ref_completion.loss):9.2e}")
+        table.rows.append(["mae completion c0.5", name,
+                           f"{rel_err(completion.completion, ref_completion.completion):.2e}",
+                           f"{cos_min(completion.completion, ref_completion.completion):.6f}", "",
+                           round(psnr(completion.completion, ref_completion.completion, masked), 1), round(seconds, 2)])
+        table.rows.append(["mae loss c0.5", name,
+                           f"{abs(completion.loss - ref_completion.loss) / abs(ref_completion.loss):.2e}", "", "", "", ""])
+    return table
 
 
 def main() -> None:
@@ -125,6 +140,7 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU bf16 units: "
           f"{', '.join(cpu_bf16_units()) or 'none'}")
     generator = torch.Generator().manual_seed(0)
+    tables = []
 
     tiny = REFERENCE / "tiny"
     if (tiny / "mae_checkpoint.pth").is_file():
@@ -133,7 +149,7 @@ def main() -> None:
         mae = hvm1.load_model(tiny / "mae_checkpoint.pth", **heads)
         reference_clips = torch.from_numpy(np.load(tiny / "expected.npz")["video"])
         video = torch.cat([reference_clips, torch.randn(64, *reference_clips.shape[1:], generator=generator)])
-        report("tiny reference models (width 64, depth 2, 8 x 56 px)", vit, mae, video)
+        tables.append(report("tiny reference models (width 64, depth 2, 8 x 56 px)", vit, mae, video))
     else:
         print(f"\n(no tiny reference models at {tiny}: skipped)")
 
@@ -141,7 +157,8 @@ def main() -> None:
         vit = random_model(get_config("vit_huge_patch14", num_classes=174))
         mae = random_model(get_config("mae_vit_huge_patch14"))
         video = torch.randn(args.clips, 3, 16, 224, 224, generator=generator)
-        report("ViT-H/14 and its MAE, random weights (16 x 224 px)", vit, mae, video)
+        tables.append(report("ViT-H/14 and its MAE, random weights (16 x 224 px)", vit, mae, video))
+    write_result("bench_bf16_quality", tables, settings=vars(args))
 
 
 if __name__ == "__main__":

@@ -15,6 +15,8 @@ import subprocess
 import sys
 import time
 
+from results import Table, write_result
+
 LAZY = "from hvm1.cli import main\ntry:\n    main(['-h'])\nexcept SystemExit:\n    pass"
 EVERY_PARSER = "from hvm1.cli import _build_parser\n_build_parser().format_help()"
 
@@ -36,7 +38,11 @@ def main() -> None:
     medians = {name: statistics.median(values) for name, values in times.items()}
     for name, median in medians.items():
         print(f"{name:<24} median {median:.3f} s over {repeats} runs")
-    print(f"ratio: hvm1 -h starts {medians['every parser (before)'] / medians['lazy (hvm1 -h now)']:.1f}x faster")
+    ratio = f"hvm1 -h starts {medians['every parser (before)'] / medians['lazy (hvm1 -h now)']:.1f}x faster"
+    print(f"ratio: {ratio}")
+    table = Table(f"seconds to run and exit, a fresh process each (medians of {repeats} runs)", ["parser", "seconds"],
+                  [[name, round(median, 3)] for name, median in medians.items()])
+    write_result("bench_cli_start", [table], settings={"repeats": repeats}, summary=[ratio])
 
 
 if __name__ == "__main__":

@@ -43,6 +43,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_load import ARCHITECTURE, GB, MIN_FREE_BYTES, SHAPES, write_published_checkpoint  # noqa: E402
 from forward_timer import time_forwards  # noqa: E402
+from results import printed_result  # noqa: E402
 
 VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "videos"
 
@@ -271,4 +272,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    with printed_result("bench_complete"):
+        status = main()
+    sys.exit(status)

@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 
 import torch
+from results import printed_result
 
 VIDEO = Path(__file__).resolve().parents[2] / "shared" / "videos" / "box.mp4"
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -128,4 +129,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with printed_result("bench_demo"):
+        main()

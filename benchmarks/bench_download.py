@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from bench_load import ARCHITECTURE, GB, SHAPES, scratch_folder, write_published_checkpoint  # noqa: E402
+from results import Table, write_result  # noqa: E402
 
 MODEL = "mae_hvm1_none"
 FILENAME = "hvm1_none.pth"
@@ -117,16 +118,23 @@ def main() -> int:
         raise SystemExit(f"the loads disagree: checksums {sorted(checksums)}")
     print(f"{'first load':<11} {'GB fetched':>11} {'of the file':>12} {'seconds':>9} {'GB/s':>6}")
     best = {}
+    table = Table(f"first load of a {size / GB:.2f} GB published-format file over loopback, an empty cache each time",
+                  ["first load", "GB fetched", "of the file", "seconds", "GB/s"])
     for mode in MODES:
         best[mode] = min(results[mode], key=lambda r: r["seconds"])
         for r in results[mode]:
             print(f"{mode:<11} {r['bytes'] / GB:>11.2f} {r['bytes'] / size:>11.1%} {r['seconds']:>9.1f} "
                   f"{r['bytes'] / GB / r['seconds']:>6.2f}")
+            table.rows.append([mode, round(r["bytes"] / GB, 2), f"{r['bytes'] / size:.1%}", round(r["seconds"], 1),
+                               round(r["bytes"] / GB / r["seconds"], 2)])
     fraction = best["slim"]["bytes"] / size
-    print(f"slim fetches {fraction:.1%} of the file (target <= 36%: {'met' if fraction <= 0.36 else 'NOT met'}), "
-          f"{best['whole']['bytes'] / best['slim']['bytes']:.2f}x fewer bytes, first load "
-          f"{best['whole']['seconds'] / best['slim']['seconds']:.2f}x faster than the whole-file download "
-          f"(best of {args.repeat} each)")
+    summary = (f"slim fetches {fraction:.1%} of the file (target <= 36%: {'met' if fraction <= 0.36 else 'NOT met'}), "
+               f"{best['whole']['bytes'] / best['slim']['bytes']:.2f}x fewer bytes, first load "
+               f"{best['whole']['seconds'] / best['slim']['seconds']:.2f}x faster than the whole-file download "
+               f"(best of {args.repeat} each)")
+    print(summary)
+    write_result("bench_download", [table], settings={key: str(value) for key, value in vars(args).items()},
+                 summary=[summary])
     return 0
 
 

@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 import torch
+from results import Table, write_result
 
 from hvm1.data import find_videos
 from hvm1.eval import FileViews, embed_videos, embedding_preset, pool_tokens
@@ -76,7 +77,14 @@ def main() -> None:
     print(f"decode   {decode_rate:7.2f} clips/s  (one process, no model)")
     print(f"forward  {statistics.median(forward_rates):7.2f} clips/s  (model alone, clips in memory; median)")
     print(f"embed    {statistics.median(embed_rates):7.2f} clips/s  (end to end, {args.workers} workers; median)")
-    print(f"ratio embed / forward = {statistics.median(ratios):.2f} (median of {', '.join(f'{r:.2f}' for r in ratios)})")
+    ratio = f"ratio embed / forward = {statistics.median(ratios):.2f} (median of {', '.join(f'{r:.2f}' for r in ratios)})"
+    print(ratio)
+    table = Table(f"{args.arch} at {args.img_size} px x {args.frames} frames, {len(videos)} videos x {args.clips} clips, "
+                  f"batch {args.batch_size}", ["path", "clips/s", "what"],
+                  [["decode", round(decode_rate, 2), "one process, no model"],
+                   ["forward", round(statistics.median(forward_rates), 2), "model alone, clips in memory; median"],
+                   ["embed", round(statistics.median(embed_rates), 2), f"end to end, {args.workers} workers; median"]])
+    write_result("bench_embed", [table], settings={key: str(value) for key, value in vars(args).items()}, summary=[ratio])
 
 
 def forward_rate(model: torch.nn.Module, batches: list[torch.Tensor]) -> float:

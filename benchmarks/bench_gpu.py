@@ -35,6 +35,7 @@ from hvm1.models import get_config
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_models import mae_flops, vit_flops  # noqa: E402
+from results import printed_result  # noqa: E402
 
 KNOWN_PEAKS = {"H100 SXM": 989, "H100 80GB HBM3": 989, "H100 PCIe": 756, "H200": 989, "A100": 312, "L40S": 362,
                "A10": 125, "RTX 4090": 165}
@@ -170,4 +171,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    with printed_result("bench_gpu"):
+        status = main()
+    sys.exit(status)

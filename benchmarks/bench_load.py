@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 
 import torch
+from results import Table, write_result
 
 SHAPES = Path(__file__).resolve().parents[2] / "shared" / "reference" / "vith14_state_dict_shapes.json"
 ARCHITECTURE = "mae@224"  # the architecture of mae_hvm1_none
@@ -153,7 +154,8 @@ def main() -> int:
     try:
         start = time.perf_counter()
         weights = write_published_checkpoint(path, json.loads(SHAPES.read_text())[ARCHITECTURE])
-        print(f"wrote {path}: {path.stat().st_size / GB:.2f} GB file, {weights / GB:.2f} GB of float32 weights "
+        file_size = path.stat().st_size
+        print(f"wrote {path}: {file_size / GB:.2f} GB file, {weights / GB:.2f} GB of float32 weights "
               f"({time.perf_counter() - start:.0f} s)")
         published = run_child("published", path)
         ours = run_child("hvm1", path)
@@ -172,9 +174,16 @@ def main() -> int:
     speedup = published["seconds"] / ours["seconds"]
     # hvm1's weights stay memory-mapped until first read; count that read too, for a fair second figure.
     speedup_read = (published["seconds"] + published["read_seconds"]) / (ours["seconds"] + ours["read_seconds"])
-    print(f"hvm1 peak RSS {rss_ratio:.2f}x the weights (target <= 1.2x: {'met' if rss_ratio <= 1.2 else 'NOT met'}); "
-          f"load {speedup:.1f}x faster than published (target >= 8x: {'met' if speedup >= 8 else 'NOT met'}), "
-          f"{speedup_read:.1f}x counting the first read of every weight")
+    summary = (f"hvm1 peak RSS {rss_ratio:.2f}x the weights (target <= 1.2x: {'met' if rss_ratio <= 1.2 else 'NOT met'}); "
+               f"load {speedup:.1f}x faster than published (target >= 8x: {'met' if speedup >= 8 else 'NOT met'}), "
+               f"{speedup_read:.1f}x counting the first read of every weight")
+    print(summary)
+    table = Table(f"loading a {file_size / GB:.2f} GB published-format file ({weights / GB:.2f} GB of weights)",
+                  ["loader", "load s", "+ read all s", "peak RSS GB", "RSS / weights"],
+                  [[name, round(result["seconds"], 2), round(result["read_seconds"], 2), round(result["peak_rss"] / GB, 2),
+                    f"{result['peak_rss'] / weights:.2f}x"] for name, result in (("published", published), ("hvm1", ours))])
+    write_result("bench_load", [table], settings={key: str(value) for key, value in vars(args).items()},
+                 summary=[summary])
     return 0
 
 

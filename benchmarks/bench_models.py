@@ -48,7 +48,7 @@ from hvm1.models import MAEConfig, build_model, get_config
 from hvm1.models.masking import num_kept
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from results import SPEED_FLAGS, machine  # noqa: E402
+from results import SPEED_FLAGS, Table, machine, write_result  # noqa: E402
 
 # (name, fp32 target, bf16 target); None: no target.
 TARGETS = {"vit_forward": (0.90, 0.75), "mae_forward_0.9": (0.80, None), "mae_center_0.5": (0.90, 0.75)}
@@ -187,6 +187,11 @@ def main() -> None:
     }
     print(f"{'path':<17} {'prec':<5} {'GFLOP':>8} {'time s':>8} {'GFLOP/s':>8} {'roofline':>9} {'fraction':>9} "
           f"{'target':>7}        {'ceiling':>7} {'attn s':>7}  faults  (fractions of each run)")
+    table = Table(f"{args.arch} at {args.img_size} px, {vit_cfg.num_frames} frames, batch 1; medians of {args.repeats} "
+                  f"runs; fraction: of the roofline measured beside each run; ceiling: with attention's kernel as "
+                  f"measured alone and everything else at the roofline",
+                  ["path", "precision", "GFLOP", "time s", "GFLOP/s", "roofline GFLOP/s", "fraction", "target",
+                   "ceiling", "attention s", "page faults"])
     for precision in precisions:
         for model in (vit, mae):  # as the commands run them: linear weights prepared once (a no-op for fp32)
             prepare_for_inference(model, precision)
@@ -216,6 +221,13 @@ def main() -> None:
                   f"{fraction:9.1%} {shown:>7}  {verdict:<5} {ceiling:7.1%} {attention:7.2f} {faults:7.0f}  "
                   f"({', '.join(f'{f:.0%}' for f in fractions)})",
                   flush=True)
+            table.rows.append([name, precision.name, round(flops / 1e9, 1), round(t, 2), round(flops / t / 1e9, 1),
+                               round(r, 1), f"{fraction:.1%}", f"{shown} {verdict}".strip(), f"{ceiling:.1%}",
+                               round(attention, 2), round(faults)])
+    variant = "bench_models" + ("-pack-fp32" if args.pack_fp32 else "") + ("-default-malloc" if args.default_malloc else "")
+    write_result(variant, [table], settings=vars(args),
+                 summary=["rooflines (4096^3 products): " + ", ".join(f"{name} {rate:.0f} GFLOP/s"
+                                                                     for name, rate in roofs.items())])
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ from hvm1.models import get_config
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_models import cpu_description, random_model  # noqa: E402
+from results import printed_result  # noqa: E402
 
 SHAPES = ((1280, 1280), (1280, 5120), (5120, 1280))  # (in, out)
 
@@ -121,4 +122,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with printed_result("bench_packing"):
+        main()

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from results import Table, write_result
 
 from hvm1.devices import resolve_precision
 from hvm1.models import create_model
@@ -71,8 +72,11 @@ def main() -> None:
     first_mask[150:330, 300:550] = 1
     print(f"ViT-H/14, random weights; {args.frames} frames of 854x480 -> 832x480 (34x59 patches, 16,048 tokens); "
           f"{torch.get_num_threads()} threads")
-    print(f"full-context propagation step alone: {step_seconds(model.config.embed_dim):.3f} s")
+    step = step_seconds(model.config.embed_dim)
+    print(f"full-context propagation step alone: {step:.3f} s")
     per_frame: dict[str, float] = {}
+    table = Table(f"ViT-H/14, random weights; {args.frames} frames of 854x480 -> 832x480 (34x59 patches)",
+                  ["precision", "first frame s (features only)", "propagated frames s", "mean s per propagated frame"])
     for name in args.precisions.split(","):
         precision = resolve_precision(name, "cpu")
         stamps = [time.perf_counter()]
@@ -82,9 +86,14 @@ def main() -> None:
         per_frame[name] = statistics.mean(rest)
         print(f"{precision.describe():>14}: first frame (features only) {first:.1f} s; propagated frames "
               f"{', '.join(f'{t:.1f}' for t in rest)} s; mean {per_frame[name]:.1f} s per frame")
+        table.rows.append([precision.describe(), round(first, 1), ", ".join(f"{t:.1f}" for t in rest),
+                           round(per_frame[name], 1)])
+    summary = [f"full-context propagation step alone: {step:.3f} s"]
     if "fp32" in per_frame:
         for name, seconds in per_frame.items():
             print(f"{name} / fp32 time per frame: {seconds / per_frame['fp32']:.3f}")
+            summary.append(f"{name} / fp32 time per frame: {seconds / per_frame['fp32']:.3f}")
+    write_result("bench_propagate", [table], settings=vars(args), summary=summary)
 
 
 if __name__ == "__main__":

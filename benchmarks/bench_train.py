@@ -91,6 +91,7 @@ def main() -> None:
         memory[mode] = json.loads(child.stdout.strip().splitlines()[-1])
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from bench_models import mae_flops, matmul_rate
+    from results import Table, write_result
 
     from hvm1.models import get_config
 
@@ -128,14 +129,24 @@ def main() -> None:
         ("peak memory (MB)", "peak_mb", "{:.0f}"),
         ("  of it activations (MB)", "activations_mb", "{:.0f}"),
     ]
+    table = Table(f"{ARCH}, 16 x 224 px, mask 0.9, batch {args.batch_size}, {timed} timed steps per mode in "
+                  f"{args.rounds} alternating runs, {args.num_workers} data worker(s), CPU; rooflines fp32 "
+                  f"{statistics.mean(roofs['fp32']):.0f}, bf16 {statistics.mean(roofs['bf16']):.0f} GFLOP/s",
+                  ["", *MODES, "bf16/fp32", "ckpt/fp32"])
     for label, key, form in rows:
         values = "".join(f"{form.format(figures[mode][key]):>12}" for mode in MODES)
         ratios = "" if key in ("data_share", "roofline") else "".join(
             f"{figures[mode][key] / figures['fp32'][key]:>10.2f}x" for mode in ("bf16", "fp32 ckpt"))
         print(f"{label:26}{values}{ratios}")
+        table.rows.append([label.strip(), *(form.format(figures[mode][key]) for mode in MODES),
+                           *(("", "") if key in ("data_share", "roofline") else
+                             (f"{figures[mode][key] / figures['fp32'][key]:.2f}x" for mode in ("bf16", "fp32 ckpt")))])
     base = memory["fp32"]
-    print(f"(activations: peak minus the process after imports, {base['base_mb']:.0f} MB, and weights + gradients "
-          f"+ AdamW state, {base['state_mb']:.0f} MB)")
+    note = (f"activations: peak minus the process after imports, {base['base_mb']:.0f} MB, and weights + gradients "
+            f"+ AdamW state, {base['state_mb']:.0f} MB")
+    print(f"({note})")
+    write_result("bench_train", [table], settings={key: str(value) for key, value in vars(args).items()},
+                 summary=[note])
 
 if __name__ == "__main__":
     main()

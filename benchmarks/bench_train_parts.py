@@ -23,12 +23,13 @@ import time
 from pathlib import Path
 
 import torch
+from results import write_result
 
 VIDEOS = Path(__file__).resolve().parents[1].parent / "shared" / "videos"
 ARCH = "mae_vit_base_patch16"
 
 
-def adamw(repeats: int) -> None:
+def adamw(repeats: int) -> list[str]:
     from hvm1.models import build_model, get_config
 
     model = build_model(get_config(ARCH))
@@ -49,17 +50,20 @@ def adamw(repeats: int) -> None:
         results[kind], times[kind] = params, statistics.median(seconds[1:])
     diff = max((a - b).abs().max().item() for a, b in zip(results["loop"], results["fused"]))
     count = sum(p.numel() for p in model.parameters())
-    print(f"adamw: {count / 1e6:.1f} M parameters; loop {times['loop'] * 1e3:.0f} ms, fused "
-          f"{times['fused'] * 1e3:.0f} ms a step ({times['loop'] / times['fused']:.1f}x); largest difference "
-          f"after {repeats} steps {diff:.1e}")
+    line = (f"adamw: {count / 1e6:.1f} M parameters; loop {times['loop'] * 1e3:.0f} ms, fused "
+            f"{times['fused'] * 1e3:.0f} ms a step ({times['loop'] / times['fused']:.1f}x); largest difference "
+            f"after {repeats} steps {diff:.1e}")
+    print(line)
+    return [line]
 
 
-def workers() -> None:
+def workers() -> list[str]:
     from hvm1.train import PretrainConfig, loop, pretrain, read_metrics
 
     chosen = loop.worker_options
     plain = lambda num_workers, device: {"num_workers": num_workers}  # noqa: E731
-    print("workers: pretraining, 3 epochs of 2 steps, batch 2, 1 worker; step seconds (first of each epoch | others)")
+    lines = ["workers: pretraining, 3 epochs of 2 steps, batch 2, 1 worker; step seconds (first of each epoch | others)"]
+    print(lines[0])
     for name, options in (("forked every epoch", plain), ("persistent, spawned", chosen)):
         loop.worker_options = options
         try:
@@ -74,11 +78,13 @@ def workers() -> None:
             loop.worker_options = chosen
         firsts = [r["step_s"] for r in records if r["step"] % 2 == 1][1:]  # the run's very first step left out
         others = [r["step_s"] for r in records if r["step"] % 2 == 0]
-        print(f"  {name:<20} {', '.join(f'{s:.2f}' for s in firsts)} | {', '.join(f'{s:.2f}' for s in others)}"
-              f"   (whole run {total:.1f} s)", flush=True)
+        lines.append(f"{name}: {', '.join(f'{s:.2f}' for s in firsts)} | {', '.join(f'{s:.2f}' for s in others)}"
+                     f" (whole run {total:.1f} s)")
+        print(f"  {lines[-1]}", flush=True)
+    return lines
 
 
-def profile() -> None:
+def profile() -> list[str]:
     from torch.profiler import ProfilerActivity
     from torch.profiler import profile as torch_profile
 
@@ -109,11 +115,13 @@ def profile() -> None:
     def share(*keys: str, exclude: str = "\0") -> float:
         return sum(e.self_cpu_time_total for e in events if any(k in e.key for k in keys) and exclude not in e.key) / total
 
-    print(f"profile: one bare {precision.describe()} step, batch 2: {seconds:.2f} s; of its self CPU time "
-          f"attention backward {share('flash_attention_for_cpu_backward'):.0%}, attention forward "
-          f"{share('flash_attention_for_cpu', exclude='backward'):.0%}, matrix products "
-          f"{share('aten::mm', 'aten::addmm', 'aten::bmm'):.0%}, AdamW {share('adamw'):.0%}, copies and casts "
-          f"{share('aten::copy_'):.0%}")
+    line = (f"profile: one bare {precision.describe()} step, batch 2: {seconds:.2f} s; of its self CPU time "
+            f"attention backward {share('flash_attention_for_cpu_backward'):.0%}, attention forward "
+            f"{share('flash_attention_for_cpu', exclude='backward'):.0%}, matrix products "
+            f"{share('aten::mm', 'aten::addmm', 'aten::bmm'):.0%}, AdamW {share('adamw'):.0%}, copies and casts "
+            f"{share('aten::copy_'):.0%}")
+    print(line)
+    return [line]
 
 
 def _timed(fn) -> float:
@@ -128,11 +136,13 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=6, help="AdamW steps of each kind")
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {ARCH}")
+    summary = []
     for name in args.parts.split(","):
         if name == "workers" and not VIDEOS.is_dir():
             print(f"workers: skipped, {VIDEOS} not found")
             continue
-        {"adamw": lambda: adamw(args.repeats), "workers": workers, "profile": profile}[name]()
+        summary += {"adamw": lambda: adamw(args.repeats), "workers": workers, "profile": profile}[name]()
+    write_result("bench_train_parts", [], settings=vars(args), summary=summary)
 
 
 if __name__ == "__main__":

@@ -40,6 +40,7 @@ from hvm1.models.layers import Block
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_models import random_model  # noqa: E402
+from results import printed_result  # noqa: E402
 
 MATMUL_OPS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "aten::matmul", "aten::linear",
               "aten::_flash_attention_forward", "aten::_scaled_dot_product_flash_attention_for_cpu",
@@ -203,4 +204,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    variant = "-block" if "--block" in sys.argv else "-attention" if "--attention" in sys.argv else ""
+    with printed_result("profile_models" + variant):
+        main()

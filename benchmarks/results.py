@@ -12,13 +12,15 @@ e.g. "measured beside other jobs".
 from __future__ import annotations
 
 import ast
+import contextlib
 import datetime
+import io
 import json
 import os
 import platform
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -79,7 +81,7 @@ def _git(*args: str) -> str:
 
 
 def write_result(name: str, tables: Sequence[Table], *, settings: dict[str, Any] | None = None,
-                 summary: Sequence[str] = (), out_dir: Path | None = None) -> Path:
+                 summary: Sequence[str] = (), output: str = "", out_dir: Path | None = None) -> Path:
     """Write benchmark `name`'s result file (replacing the previous run's) and say where on stdout.
 
     Args:
@@ -87,6 +89,7 @@ def write_result(name: str, tables: Sequence[Table], *, settings: dict[str, Any]
         tables: what the script printed, as tables.
         settings: the run's settings (its parsed arguments).
         summary: sentences of figures the tables don't hold (ratios, targets met).
+        output: what the script printed, kept as it is (for scripts that print a report rather than tables).
         out_dir: where the file goes (default `benchmarks/results/`).
 
     Returns:
@@ -99,6 +102,7 @@ def write_result(name: str, tables: Sequence[Table], *, settings: dict[str, Any]
         "settings": settings or {},
         "tables": [asdict(table) for table in tables],
         "summary": list(summary),
+        "output": output,
         "machine": machine(),
         "load_average": [round(load, 2) for load in os.getloadavg()] if hasattr(os, "getloadavg") else None,
         "note": os.environ.get("HVM1_BENCH_NOTE", ""),
@@ -114,6 +118,28 @@ def write_result(name: str, tables: Sequence[Table], *, settings: dict[str, Any]
     os.replace(temporary, path)
     print(f"result written to {path}")
     return path
+
+
+class _Tee(io.TextIOBase):
+    def __init__(self, stream: Any) -> None:
+        self.stream, self.text = stream, io.StringIO()
+
+    def write(self, text: str) -> int:
+        self.text.write(text)
+        return self.stream.write(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
+@contextlib.contextmanager
+def printed_result(name: str, settings: dict[str, Any] | None = None) -> Iterator[None]:
+    """Write benchmark `name`'s result file with what the block prints (printed as usual too), when it ends
+    without an error: for the scripts whose report is text rather than tables."""
+    tee = _Tee(sys.stdout)
+    with contextlib.redirect_stdout(tee):
+        yield
+    write_result(name, [], settings=settings, output=tee.text.getvalue())
 
 
 def _cell(value: Any) -> str:
@@ -148,6 +174,8 @@ def render_result(result: dict[str, Any]) -> str:
     if result.get("summary"):
         lines.append("")
         lines += [f"- {sentence}" for sentence in result["summary"]]
+    if result.get("output"):
+        lines += ["", "```text", result["output"].rstrip(), "```"]
     return "\n".join(lines) + "\n"
 
 
