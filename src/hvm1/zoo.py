@@ -289,12 +289,26 @@ class UnknownModelError(ValueError):
 
 
 def get_available_models() -> list[str]:
-    """The names of all published HVM-1 models, in the published order (`hvm1.load_model` accepts each)."""
+    """The names of all published HVM-1 models, in the published order.
+
+    Returns:
+        The zoo names (`mae_hvm1_none`, `vit_hvm1@448_ssv2-10shot`, ...); `hvm1.load_model` accepts each.
+    """
     return list(MODELS)
 
 
 def get_model_entry(name: str) -> ZooEntry:
-    """The zoo entry of `name`; raises `UnknownModelError` listing the closest valid names."""
+    """The zoo entry of a published model.
+
+    Args:
+        name: a zoo name, as `get_available_models` lists them.
+
+    Returns:
+        Its entry: file, architecture, preprocessing, class names.
+
+    Raises:
+        UnknownModelError: `name` is not in the zoo; the message lists the closest valid names.
+    """
     try:
         return MODELS[name]
     except KeyError:
@@ -312,7 +326,17 @@ def preprocessing_for(
     its model's preprocessing; any other file, model or config gets the video mean/std and the settings for
     its image size and frames. A model doesn't know how it was trained: pass its zoo name or file when it
     has one (the imagenet-2pt models expect the ImageNet mean/std and one image repeated to 16 frames).
-    With `model` (the model built from `source`, overrides included), at that model's size and frames.
+
+    Args:
+        source: a zoo name or entry, a checkpoint file, a model or a config.
+        model: the model built from `source` (overrides included): the preprocessing is then at that
+            model's size and frames.
+
+    Returns:
+        Its `Preprocessing`: size, frames, mean/std, image or video, and each command's preset.
+
+    Raises:
+        UnknownModelError: a name that is neither in the zoo nor an existing file.
     """
     pre = _preprocessing_of(source)
     if model is not None:
@@ -414,21 +438,38 @@ def load_model(
     """Load an HVM-1 model by zoo name (see `get_available_models`) or from a checkpoint file, in eval mode.
 
     A zoo name fetches the weights in its file from the hub once, about a third of it (`hub.fetch_weights`:
-    the optimizer state is skipped; `full_download=True` downloads the whole file, verified by its SHA-256;
-    `revision`, `cache_dir` and the `HF_*` environment apply), builds the entry's architecture and loads the
-    weights, which must fit it exactly. A file may be
-    a published training checkpoint, a state dict, or a `.safetensors` file from `hvm1 convert`. Either way
-    the file is read safely and memory-mapped (optimizer state is never read) into a model built on the meta
-    device; float32 unless `dtype` says otherwise. `model_type='vit'` builds the encoder alone from an MAE.
-    A ViT with a head carries the names of its outputs as `model.class_names`: a zoo model's published label
-    set, or the names a file records (`hvm1 convert`, `hvm1 finetune`); None where the file records none.
-    `config_overrides` set architecture fields (e.g. `num_heads=4` for a file whose width matches no named
-    size, or `drop_path_rate=0.1` for finetuning). `rules` names opt-in key rules: 'fresh-head' with
-    `num_classes=N` replaces a missing head, or one of another class count, by a new one drawn with `seed`
-    (weight normal(0, 0.02), bias as `nn.Linear` makes it); `report`, a list, gets a line per rule that
-    applied. `pretrained=False` builds the architecture only, without
-    downloading (randomly initialised, or empty with `device='meta'`). Raises `UnknownModelError` for an
-    unknown name, `hub.DownloadError` when the file can't be fetched, `CheckpointError` when it doesn't fit.
+    the optimizer state is skipped), builds the entry's architecture and loads the weights, which must fit it
+    exactly. A file may be a published training checkpoint, a state dict, or a `.safetensors` file from
+    `hvm1 convert`. Either way the file is read safely and memory-mapped (optimizer state is never read) into
+    a model built on the meta device. A ViT with a head carries the names of its outputs as
+    `model.class_names`: a zoo model's published label set, or the names a file records (`hvm1 convert`,
+    `hvm1 finetune`); None where the file records none.
+
+    Args:
+        name_or_path: a zoo name or a checkpoint file.
+        pretrained: False builds the architecture only, without downloading (randomly initialised, or empty
+            with `device='meta'`).
+        model_type: 'vit' builds the encoder alone from an MAE checkpoint; 'mae' or None: what the file holds.
+        device: where the weights go (default: the CPU, memory-mapped from the file).
+        dtype: the weights' dtype (default float32).
+        revision: the hub revision of a zoo model's file.
+        cache_dir: the hub cache folder (default: the `HF_*` environment's).
+        full_download: download a zoo model's whole file, verified by its SHA-256, instead of its weights alone.
+        rules: opt-in key rules: 'fresh-head' with `num_classes=N` replaces a missing head, or one of another
+            class count, by a new one drawn with `seed` (weight normal(0, 0.02), bias as `nn.Linear` makes it).
+        seed: the seed of a fresh head.
+        report: a list that gets a line per rule that applied.
+        **config_overrides: architecture fields, e.g. `num_heads=4` for a file whose width matches no named
+            size, or `drop_path_rate=0.1` for finetuning.
+
+    Returns:
+        The model (`VideoViT` or `VideoMAE`) in eval mode.
+
+    Raises:
+        UnknownModelError: an unknown name that is not an existing file either.
+        FileNotFoundError: a path that names no file.
+        DownloadError: a zoo model's file can't be fetched.
+        CheckpointError: the file is no checkpoint, or its tensors don't fit the architecture.
     """
     if Path(name_or_path).is_file():
         return load_checkpoint(
