@@ -551,11 +551,19 @@ def save_safetensors(
     dtype: torch.dtype | str | None = None,
     metadata: Mapping[str, str] | None = None,
 ) -> Path:
-    """Write a model's weights and full config to a `.safetensors` file, atomically; returns the path.
+    """Write a model's weights and full config to a `.safetensors` file, atomically.
 
-    `load_model(path)` then needs no overrides. `dtype` (default: as the model holds them) may halve the file.
-    `metadata` adds string entries to the file's metadata (e.g. the zoo's preprocessing); a ViT's
-    `class_names` are recorded too, and `load_model(path).class_names` reads them back.
+    `load_model(path)` then needs no overrides; a ViT's `class_names` are recorded too, and
+    `load_model(path).class_names` reads them back.
+
+    Args:
+        model: a `VideoViT` or `VideoMAE`.
+        path: the file to write (replaced atomically if it exists).
+        dtype: the weights' dtype in the file (default: as the model holds them); bfloat16 halves the file.
+        metadata: string entries added to the file's metadata (e.g. the zoo's preprocessing).
+
+    Returns:
+        The path written.
     """
     path = Path(path)
     config = getattr(model, "config", None)

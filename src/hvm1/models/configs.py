@@ -145,9 +145,17 @@ class UnknownArchitectureError(ValueError):
 
 
 def get_config(name: str, **overrides: Any) -> ViTConfig:
-    """The config of the named architecture (`vit_huge_patch14`, `mae_vit_base_patch16`, ...), with overrides.
+    """The config of a named architecture, with overrides.
 
-    Raises `UnknownArchitectureError` listing the valid names for an unknown `name`.
+    Args:
+        name: a named size (`vit_huge_patch14`, `mae_vit_base_patch16`, ...).
+        **overrides: config fields to change.
+
+    Returns:
+        The config (`ViTConfig`, or `MAEConfig` for an `mae_` name).
+
+    Raises:
+        UnknownArchitectureError: `name` is no named size; the message lists the valid names.
     """
     try:
         base = ARCHITECTURES[name]
