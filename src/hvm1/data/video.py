@@ -167,10 +167,28 @@ def read_clip(
     and a clip that then runs past the last decodable frame is shifted back to fit. Only what the clip needs
     is decoded (from the keyframe before `start` to the last frame shown, skipping non-reference frames no
     instant shows), with the decoder's threads; only the chosen frames are converted to RGB, resized on the
-    way when `short_side` is given (bilinear, the short side of the shown picture becomes `short_side`).
-    Frames are as a player shows them (see `Display`): non-square pixels stretched to the display aspect,
-    and the stream's display rotation applied unless `autorotate` is False (FFmpeg's `-noautorotate`: the
-    frames as stored). Raises `VideoError` for anything unreadable, never reading another video instead.
+    way when `short_side` is given. Frames are as a player shows them (see `Display`): non-square pixels
+    stretched to the display aspect, and the stream's display rotation applied unless `autorotate` is False.
+
+    Args:
+        path: the video file.
+        num_frames: frames in the clip.
+        sampling_rate: the clip takes every `sampling_rate`-th frame at `target_fps`.
+        target_fps: the frame rate the sampling rate counts in, whatever the video's own.
+        start: seconds from the first frame, "random", "center" or `(clip_index, num_clips)`.
+        short_side: resize so that the short side of the shown picture is this many pixels (bilinear);
+            None keeps the size.
+        generator: the generator a "random" start is drawn from.
+        autorotate: apply the stream's display rotation; False gives the frames as stored (FFmpeg's
+            `-noautorotate`).
+
+    Returns:
+        The `Clip`: its frames (T, H, W, 3) uint8 RGB, their times and the instants asked for.
+
+    Raises:
+        VideoError: anything unreadable (missing, not a video, truncated, no decodable frame, no decoder);
+            another video is never read instead.
+        ValueError: `num_frames` or `sampling_rate` below 1, or `target_fps` not above 0.
     """
     return read_clips(path, [start], num_frames, sampling_rate, target_fps, short_side, generator, autorotate)[0]
 
@@ -191,7 +209,24 @@ def read_clips(
     generator[k], autorotate)`: `short_side` and `generator` are one value for every clip or one per clip (a "random"
     start draws from its clip's generator). What is shared is the container: opening it, finding the
     stream, its duration estimate and the decoder, which read_clip repeats per clip (pretraining's
-    `repeat_aug` reads up to 16 clips of each video). Raises `VideoError` for anything unreadable.
+    `repeat_aug` reads up to 16 clips of each video).
+
+    Args:
+        path: the video file.
+        starts: one start per clip, as `read_clip` takes it.
+        num_frames: frames in each clip.
+        sampling_rate: each clip takes every `sampling_rate`-th frame at `target_fps`.
+        target_fps: the frame rate the sampling rate counts in.
+        short_side: one value for every clip, or one per clip (see `read_clip`).
+        generator: one generator for every clip, or one per clip.
+        autorotate: apply the stream's display rotation.
+
+    Returns:
+        One `Clip` per start, in the order of `starts`.
+
+    Raises:
+        VideoError: anything unreadable.
+        ValueError: bad sizes or rates, or a per-clip list of another length than `starts`.
     """
     if num_frames < 1 or sampling_rate < 1:
         raise ValueError(f"num_frames and sampling_rate must be >= 1, got {num_frames} and {sampling_rate}")
