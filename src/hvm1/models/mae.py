@@ -273,6 +273,25 @@ class VideoMAE(nn.Module):
         mask_type: str = "random",
         noise: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, ...]:
+        """Mask a clip, encode the visible tokens, predict every token's pixels, and score the removed ones.
+
+        Args:
+            video: a normalised clip (N, C, T, H, W); H, W multiples of the patch, T of the tubelet.
+            mask_ratio: the fraction of tokens removed, in [0, 1).
+            visualize: also return the comparison of original, masked and completed frames.
+            mask_type: 'random' (tokens anywhere), 'temporal' (the final frames) or 'center' (the middle
+                frames in time).
+            noise: (N, L) per-token noise that makes random masking reproducible.
+
+        Returns:
+            `(loss, pred, mask)`: the MAE loss over the removed patches (a scalar), the predicted patches
+            (N, L, u' * p * p * C) and the mask (N, L), 1 where removed; with `visualize=True` also
+            `comparison` (N, 3, C, T', H, W): original, masked, completion.
+
+        Raises:
+            ValueError: a clip size that does not divide into tokens, a mask ratio outside [0, 1) or an
+                unknown mask type.
+        """
         grid = self.token_grid(video)
         masking = self.make_masking(video.shape[0], mask_ratio, mask_type, noise, num_patches=math.prod(grid))
         pred = self.forward_decoder(self.forward_encoder(video, masking), masking, grid)

@@ -95,7 +95,17 @@ class VideoViT(nn.Module):
         return ids
 
     def embed_tokens(self, video: torch.Tensor) -> torch.Tensor:
-        """Patch-embed and add positions: (N, C, T, H, W) -> (N, 1 + L, embed_dim), CLS first."""
+        """Patch-embed and add positions.
+
+        Args:
+            video: a normalised clip (N, C, T, H, W); H, W multiples of the patch, T of the tubelet.
+
+        Returns:
+            The tokens (N, 1 + L, embed_dim), CLS first.
+
+        Raises:
+            ValueError: a clip size that does not divide into tokens.
+        """
         cfg = self.config
         grid = token_grid(video, cfg.in_chans, cfg.patch_size, cfg.t_patch_size)
         x = self.patch_embed(video.to(self.cls_token.dtype))  # (N, L, C)
@@ -104,16 +114,39 @@ class VideoViT(nn.Module):
         return torch.cat([cls, x], dim=1)
 
     def forward_features(self, video: torch.Tensor) -> torch.Tensor:
-        """All tokens after the blocks and the final norm: (N, 1 + L, embed_dim), CLS first."""
+        """All tokens after the blocks and the final norm.
+
+        Args:
+            video: a normalised clip (N, C, T, H, W).
+
+        Returns:
+            The tokens (N, 1 + L, embed_dim), CLS first.
+        """
         return self.norm(self.get_last_activation(video))
 
     def get_last_activation(self, video: torch.Tensor) -> torch.Tensor:
-        """The last block's output, all tokens, before the final norm: (N, 1 + L, embed_dim), CLS first."""
+        """The last block's output, all tokens, before the final norm (the published name).
+
+        Args:
+            video: a normalised clip (N, C, T, H, W).
+
+        Returns:
+            The tokens (N, 1 + L, embed_dim), CLS first.
+        """
         return run_blocks(self.blocks, self.embed_tokens(video), self.grad_checkpointing)
 
     def block_indices(self, indices: int | Sequence[int] | None = None) -> list[int]:
-        """Blocks chosen as timm does: None -> all, an int n -> the last n, a sequence -> those (negative
-        from the end); a ValueError names any index outside 0..depth-1."""
+        """Blocks chosen as timm does.
+
+        Args:
+            indices: None for all, an int n for the last n, a sequence for those blocks (negative from the end).
+
+        Returns:
+            The chosen block indices, sorted, each in 0..depth-1.
+
+        Raises:
+            ValueError: an index outside the model's blocks (named in the message).
+        """
         depth = len(self.blocks)
         if indices is None:
             chosen = list(range(depth))
@@ -136,10 +169,21 @@ class VideoViT(nn.Module):
         norm: bool = False,
         intermediates_only: bool = True,
     ) -> list[torch.Tensor] | tuple[torch.Tensor, list[torch.Tensor]]:
-        """The outputs of the chosen blocks (see `block_indices`), in block order, each (N, 1 + L, embed_dim)
-        with CLS first; `norm=True` applies the final norm to each. Blocks after the last chosen one are not
-        run. With `intermediates_only=False` (timm's form) returns `(forward_features(video), intermediates)`
-        and runs every block."""
+        """The outputs of the chosen blocks, in block order; blocks after the last chosen one are not run.
+
+        Args:
+            video: a normalised clip (N, C, T, H, W).
+            indices: the blocks, as `block_indices` takes them.
+            norm: apply the final norm to each output.
+            intermediates_only: False (timm's form) also returns the final features and runs every block.
+
+        Returns:
+            A list of (N, 1 + L, embed_dim) tensors, CLS first; with `intermediates_only=False`,
+            `(forward_features(video), intermediates)`.
+
+        Raises:
+            ValueError: an index outside the model's blocks.
+        """
         chosen = self.block_indices(indices)
         last = len(self.blocks) - 1 if not intermediates_only else chosen[-1]
         x = self.embed_tokens(video)
@@ -153,13 +197,29 @@ class VideoViT(nn.Module):
         return self.norm(x), intermediates
 
     def forward_head(self, features: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        """From `forward_features` output to logits (N, num_classes), or the CLS embedding with `pre_logits`."""
+        """From `forward_features` output to logits.
+
+        Args:
+            features: the output of `forward_features`, (N, 1 + L, embed_dim).
+            pre_logits: return the CLS embedding (N, embed_dim) instead of the logits.
+
+        Returns:
+            The logits (N, num_classes) (the embedding where the model has no head), or the embedding.
+        """
         x = self.head_drop(features[:, 0])
         if pre_logits:
             return x
         return self.head(x)
 
     def forward(self, video: torch.Tensor) -> torch.Tensor:
+        """Classify a clip (`forward_head(forward_features(video))`).
+
+        Args:
+            video: a normalised clip (N, C, T, H, W).
+
+        Returns:
+            The logits (N, num_classes), or without a head the final-normed CLS embedding (N, embed_dim).
+        """
         return self.forward_head(self.forward_features(video))
 
     def _last_block(self) -> Block:
@@ -170,15 +230,25 @@ class VideoViT(nn.Module):
         return self._last_block().norm1(x)
 
     def get_last_selfattention(self, video: torch.Tensor) -> torch.Tensor:
-        """The last block's softmax attention, all heads: (N, heads, 1 + L, 1 + L), CLS first.
+        """The last block's softmax attention, all heads, as published.
 
         This forms the full L x L matrix (4.3 GB per 448 px clip at ViT-H); `cls_attention` does not.
+
+        Args:
+            video: a normalised clip (N, C, T, H, W).
+
+        Returns:
+            The attention (N, heads, 1 + L, 1 + L), CLS first.
         """
         return self._last_block().attn.attention_probs(self._last_block_input(video))
 
     def cls_attention(self, video: torch.Tensor) -> torch.Tensor:
-        """The CLS row of the last block's attention to the patch tokens: (N, heads, L).
+        """The CLS row of the last block's attention to the patch tokens, without the L x L matrix.
 
-        Equals `get_last_selfattention(video)[:, :, 0, 1:]` (not renormalised) without the L x L matrix.
+        Args:
+            video: a normalised clip (N, C, T, H, W).
+
+        Returns:
+            The attention (N, heads, L): `get_last_selfattention(video)[:, :, 0, 1:]`, not renormalised.
         """
         return self._last_block().attn.query_attention_probs(self._last_block_input(video), 0)[:, :, 1:]
