@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from .configs import (
@@ -35,7 +37,7 @@ def build_model(config: ViTConfig, device: torch.device | str | None = None) -> 
         return VideoMAE(config) if isinstance(config, MAEConfig) else VideoViT(config)
 
 
-def create_model(name: str, device: torch.device | str | None = None, **overrides) -> VideoViT | VideoMAE:
+def create_model(name: str, device: torch.device | str | None = None, **overrides: Any) -> VideoViT | VideoMAE:
     """Build a named architecture with random weights.
 
     Args:
