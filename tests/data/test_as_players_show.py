@@ -334,3 +334,28 @@ def test_an_absurd_sample_aspect_is_taken_as_square(tmp_path, sample_aspect):
         assert container.streams.video[0].sample_aspect_ratio == sample_aspect  # the file does say so
     clip = read_clip(path, 1)
     assert clip.frames.shape == (1, 48, 48, 3) and clip.display == Display()
+
+
+@pytest.mark.parametrize("color_range, expected", [(1, [0, 0, 130, 255, 255]), (2, [0, 16, 128, 235, 255])])
+def test_10_bit_video_reaches_white(tmp_path, color_range, expected):
+    # 10-bit luma 0, 64, 512, 940, 1023 (limited range: black at 64, white at 940; full: 0-1023), as HEVC phone
+    # and camera video carries it: players show limited 940 and full 1023 as white, and 512 at its share of it.
+    height, width = 16, 80
+    planes = np.full((height * 3 // 2, width), 512, np.uint16)  # yuv420p10le: the Y plane, then U and V
+    for column, luma in enumerate([0, 64, 512, 940, 1023]):
+        planes[:height, 16 * column : 16 * (column + 1)] = luma
+    path = tmp_path / "ten_bit.mkv"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("ffv1", rate=10)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p10le"
+        stream.codec_context.color_range = color_range
+        for index in range(2):
+            frame = av.VideoFrame.from_ndarray(planes, format="yuv420p10le")
+            frame.pts, frame.color_range = index, color_range
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    frame = read_clip(path, 1).frames[0]
+    assert frame[8, 8::16, 0].tolist() == expected
+    assert read_clip(path, 1, short_side=8).frames[0, 4, 4::8, 0].tolist() == expected  # resized alike

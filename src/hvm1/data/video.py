@@ -29,7 +29,7 @@ from typing import Any
 import av
 import numpy as np
 import torch
-from av.video.reformatter import VideoReformatter
+from av.video.reformatter import Interpolation, VideoReformatter
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 logger = logging.getLogger(__name__)
@@ -717,12 +717,21 @@ def frames_to_rgb(frames: Sequence, display: Display, short_side: int | None = N
             if display.turns_sideways:
                 height, width = width, height  # the size to convert to is the stored orientation's
             converted[id(frame)] = reformatter.reformat(
-                frame, width=width, height=height, format="rgb24", interpolation="BILINEAR", threads=1
+                frame, width=width, height=height, format="rgb24", interpolation=_interpolation(frame), threads=1
             ).to_ndarray()
     stacked = torch.from_numpy(np.stack([converted[id(frame)] for frame in frames]))  # (T, H, W, 3) stored
     if display.rotation == 0 and not display.mirrored:
         return stacked
     return display.orient(stacked).contiguous()
+
+
+def _interpolation(frame) -> Interpolation:
+    """Bilinear; for YUV of more than 8 bits with full chroma interpolation, without which swscale's fast path
+    scales them short of white (10-bit limited-range white 940 came out 253, not 255)."""
+    pixel_format = frame.format
+    if pixel_format.is_rgb or pixel_format.components[0].bits <= 8:
+        return Interpolation.BILINEAR
+    return Interpolation.BILINEAR | Interpolation.FULL_CHR_H_INT
 
 
 def short_side_size(height: int, width: int, size: int) -> tuple[int, int]:
