@@ -301,6 +301,24 @@ def test_other_modes_read_as_rgb(tmp_path):
     assert corners(webp.permute(1, 2, 0)) == shown(top_left="red", top_right="green")
 
 
+def encode_planes(path: Path, planes: np.ndarray, pix_fmt: str, color_range: int) -> Path:
+    """Two frames of the given YUV planes (as `VideoFrame.from_ndarray` takes them for `pix_fmt`), flagged with
+    `color_range` (1 limited, 2 full), losslessly (FFV1): the decoder hands back the planes as written."""
+    height, width = planes.shape[0] * 2 // 3, planes.shape[1]
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("ffv1", rate=10)
+        stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
+        stream.codec_context.color_range = color_range
+        for index in range(2):
+            frame = av.VideoFrame.from_ndarray(planes, format=pix_fmt)
+            frame.pts, frame.color_range = index, color_range
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    return path
+
+
 @pytest.mark.parametrize("color_range, expected", [(1, [0, 128, 255, 255]), (2, [16, 126, 235, 255])])
 def test_colour_range_follows_the_stream_flag(tmp_path, color_range, expected):
     # Luma 16, 126, 235, 255 with neutral chroma. Flagged limited ("tv", 1) players stretch 16-235 to black-white;
@@ -309,19 +327,7 @@ def test_colour_range_follows_the_stream_flag(tmp_path, color_range, expected):
     planes = np.full((height * 3 // 2, width), 128, np.uint8)  # yuv420p: the Y plane, then U and V
     for column, luma in enumerate([16, 126, 235, 255]):
         planes[:height, 16 * column : 16 * (column + 1)] = luma
-    path = tmp_path / "range.mkv"
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("ffv1", rate=10)  # lossless: the planes arrive as written
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.codec_context.color_range = color_range
-        for index in range(2):
-            frame = av.VideoFrame.from_ndarray(planes, format="yuv420p")
-            frame.pts, frame.color_range = index, color_range
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
-    frame = read_clip(path, 1).frames[0]
+    frame = read_clip(encode_planes(tmp_path / "range.mkv", planes, "yuv420p", color_range), 1).frames[0]
     assert frame[8, 8::16, 0].tolist() == expected
     assert frame[8, 8::16].tolist() == [[value] * 3 for value in expected]  # grey: all three channels alike
 
@@ -344,18 +350,7 @@ def test_10_bit_video_reaches_white(tmp_path, color_range, expected):
     planes = np.full((height * 3 // 2, width), 512, np.uint16)  # yuv420p10le: the Y plane, then U and V
     for column, luma in enumerate([0, 64, 512, 940, 1023]):
         planes[:height, 16 * column : 16 * (column + 1)] = luma
-    path = tmp_path / "ten_bit.mkv"
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("ffv1", rate=10)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p10le"
-        stream.codec_context.color_range = color_range
-        for index in range(2):
-            frame = av.VideoFrame.from_ndarray(planes, format="yuv420p10le")
-            frame.pts, frame.color_range = index, color_range
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
+    path = encode_planes(tmp_path / "ten_bit.mkv", planes, "yuv420p10le", color_range)
     frame = read_clip(path, 1).frames[0]
     assert frame[8, 8::16, 0].tolist() == expected
     assert read_clip(path, 1, short_side=8).frames[0, 4, 4::8, 0].tolist() == expected  # resized alike
