@@ -78,7 +78,7 @@ def main() -> int:
         measure(args.measure)
         return 0
     if not SHAPES.is_file():
-        print(f"skipped: the published shapes are not at {SHAPES} (../shared beside the checkout)")
+        print(f"skipped: the published shapes are not at {SHAPES} (the test data of the repository)")
         return 0
     from hub_server import FakeHub
 

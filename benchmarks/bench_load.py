@@ -5,7 +5,7 @@ time of the published loader, on a full-size checkpoint in the published format.
 
 Writes a published-format training checkpoint of the `mae_hvm1_none` architecture into FOLDER (default: a new
 temporary folder under /tmp; skipped with a message when it has less than 10 GB free): random float32 weights
-of the published shapes (from ../shared/reference/vith14_state_dict_shapes.json) plus AdamW state for every
+of the published shapes (from the test data: tests/fixtures/reference/vith14_state_dict_shapes.json) plus AdamW state for every
 parameter, `epoch`, `scaler` and an `argparse.Namespace` of training arguments. Then it loads the file in two
 fresh processes, so each peak RSS is that loader's alone:
 - published: `torch.load(weights_only=False)` of the whole file, build the model normally (random
@@ -32,7 +32,9 @@ from pathlib import Path
 import torch
 from results import Table, write_result
 
-SHAPES = Path(__file__).resolve().parents[2] / "shared" / "reference" / "vith14_state_dict_shapes.json"
+# The published state-dict shapes, in the test data (tests/reference_data.py: REFERENCE); a plain path, so that
+# the measured loader processes import nothing more than they need.
+SHAPES = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "reference" / "vith14_state_dict_shapes.json"
 ARCHITECTURE = "mae@224"  # the architecture of mae_hvm1_none
 MIN_FREE_BYTES = 10 * 10**9
 GB = 10**9
@@ -144,7 +146,7 @@ def main() -> int:
         measure(args.measure[0], Path(args.measure[1]))
         return 0
     if not SHAPES.is_file():
-        print(f"skipped: the published shapes are not at {SHAPES} (../shared beside the checkout)")
+        print(f"skipped: the published shapes are not at {SHAPES} (the test data of the repository)")
         return 0
     made_folder = args.folder is None
     folder = scratch_folder(args.folder, "hvm1-bench-load-")

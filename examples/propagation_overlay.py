@@ -1,7 +1,7 @@
-"""Make docs/propagation_overlay.png: `hvm1.segment.propagate` on frames of ../shared/videos/box.mp4 with a
+"""Make docs/propagation_overlay.png: `hvm1.segment.propagate` on frames of the test video box.mp4 with a
 textured disk (cut from cup.mp4) pasted in and moving, so its first-frame mask is exact.
 
-The model is the tiny reference ViT of ../shared/reference/tiny (2 blocks, width 64, perturbed random
+The model is the tiny reference ViT of tests/fixtures/reference/tiny (2 blocks, width 64, perturbed random
 weights): the picture shows what the command writes, not how well a trained ViT-H/14 tracks.
 Usage: python examples/propagation_overlay.py [OUT.png]
 """
@@ -21,13 +21,14 @@ from hvm1.data import read_clip
 from hvm1.segment import propagate
 from hvm1.viz.segmentation import overlay_strip
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+# The repository's test data (tests/reference_data.py says where it lives).
+FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures"
 
 
 def main() -> None:
     out = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parents[1] / "docs" / "propagation_overlay.png"
-    backgrounds = read_clip(SHARED / "videos" / "box.mp4", num_frames=10, sampling_rate=3, start=0.0).frames.numpy()
-    texture = read_clip(SHARED / "videos" / "cup.mp4", num_frames=1, start=0.0).frames.numpy()[0][180:300, 240:360]
+    backgrounds = read_clip(FIXTURES / "videos" / "box.mp4", num_frames=10, sampling_rate=3, start=0.0).frames.numpy()
+    texture = read_clip(FIXTURES / "videos" / "cup.mp4", num_frames=1, start=0.0).frames.numpy()[0][180:300, 240:360]
     yy, xx = np.mgrid[:120, :120]
     disk = (yy - 59.5) ** 2 + (xx - 59.5) ** 2 <= 60**2
     frames, first = [], None
@@ -39,7 +40,7 @@ def main() -> None:
             first = np.zeros(frame.shape[:2], dtype=np.uint8)
             first[top : top + 120, left : left + 120][disk] = 1
         frames.append(torch.from_numpy(frame).permute(2, 0, 1).contiguous())
-    folder = SHARED / "reference" / "tiny"
+    folder = FIXTURES / "reference" / "tiny"
     heads = json.loads((folder / "config.json").read_text())["num_heads"]
     model = hvm1.load_model(folder / "mae_checkpoint.pth", model_type="vit", num_heads=heads)
     masks = propagate(model, frames, first)

@@ -18,11 +18,8 @@ import pytest
 
 import hvm1.data.video
 from hvm1.cli import main
+from reference_data import TINY, TINY_SET, VIDEOS, fixture
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-TINY = SHARED / "reference" / "tiny"
-VIDEOS = SHARED / "videos"
-TINY_SET = ["--set", "num_heads=4", "--set", "decoder_num_heads=4"]
 PLANTED = "planted failure"
 
 pytestmark = pytest.mark.slow  # every test here is an end-to-end command run
@@ -48,8 +45,7 @@ def folder(tmp_path, monkeypatch) -> Path:
     """Two class folders: 'a' with two good videos, a damaged copy of box.mp4 and the planted failure;
     'b' with two good videos."""
     for path in (TINY, VIDEOS / "box.mp4"):
-        if not path.exists():
-            pytest.skip(f"{path} not found (../shared beside the checkout holds the real test files)")
+        fixture(path)
     root = tmp_path / "data"
     for label, seeds in (("a", (0, 1)), ("b", (2, 3))):
         (root / label).mkdir(parents=True)

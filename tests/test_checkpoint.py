@@ -12,7 +12,7 @@ import torch
 
 import hvm1
 from hvm1.checkpoint import CheckpointError, read_checkpoint
-from reference_data import reference_dir, reference_heads
+from reference_data import VIDEOS, fixture, reference_dir, reference_heads
 
 
 @pytest.fixture
@@ -223,7 +223,7 @@ def test_a_command_given_a_text_file_as_checkpoint_says_so_in_one_line(tmp_path,
 
     notes = tmp_path / "notes.pth"
     notes.write_text("remember the milk\n")
-    video = Path(__file__).resolve().parents[1].parent / "shared" / "videos" / "box.mp4"
+    video = fixture(VIDEOS / "box.mp4")
     args = [command[0], str(video), "--checkpoint", str(notes), *(a.format(tmp=tmp_path) for a in command[1:])]
     assert main(args) == 1
     err = capsys.readouterr().err

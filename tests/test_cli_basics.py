@@ -15,10 +15,9 @@ import torch
 
 from hvm1.cli import COMMAND_GROUPS, INTERRUPTED, build_parser, console, main
 from hvm1.cli.command import Command
+from reference_data import MAE_CHECKPOINT, TINY_SET, VIDEOS, fixture
 
 SRC = Path(__file__).resolve().parents[1] / "src"
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-TINY = SHARED / "reference" / "tiny"
 
 
 def run_hvm1(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -118,13 +117,11 @@ def test_ctrl_c_during_a_save_is_one_line_and_keeps_the_old_file(tmp_path, monke
 
 @pytest.mark.slow
 def test_ctrl_c_in_training_says_what_was_kept_and_the_run_resumes(tmp_path):
-    videos = sorted((SHARED / "videos").glob("*.mp4"))[:2]
-    if not videos or not (TINY / "mae_checkpoint.pth").is_file():
-        pytest.skip("../shared videos and tiny reference checkpoints not found")
+    videos = [fixture(VIDEOS / name) for name in ("box.mp4", "cup.mp4")]
     out_dir = tmp_path / "run"
-    args = ["pretrain", *map(str, videos), "--checkpoint", str(TINY / "mae_checkpoint.pth"), "--set", "num_heads=4",
-            "--set", "decoder_num_heads=4", "--out-dir", str(out_dir), "--batch-size", "1", "--repeat-aug", "1",
-            "--epochs", "50", "--save-every", "1", "--num-workers", "0", "--no-tensorboard", "--precision", "fp32"]
+    args = ["pretrain", *map(str, videos), "--checkpoint", str(fixture(MAE_CHECKPOINT)), *TINY_SET,
+            "--out-dir", str(out_dir), "--batch-size", "1", "--repeat-aug", "1", "--epochs", "50", "--save-every", "1",
+            "--num-workers", "0", "--no-tensorboard", "--precision", "fp32"]
     env = dict(os.environ, PYTHONPATH=str(SRC), OMP_NUM_THREADS="1")
     process = subprocess.Popen([sys.executable, "-m", "hvm1.cli", *args], env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
@@ -198,10 +195,8 @@ def test_every_dashed_flag_takes_the_published_underscore_spelling():
 
 
 def test_errors_name_the_flag_not_the_field(capsys):
-    if not (TINY / "mae_checkpoint.pth").is_file():
-        pytest.skip("../shared tiny reference checkpoints not found")
-    video = str(SHARED / "videos" / "box.mp4")
-    tiny = ["--checkpoint", str(TINY / "mae_checkpoint.pth"), "--set", "num_heads=4", "--set", "decoder_num_heads=4"]
+    video = str(fixture(VIDEOS / "box.mp4"))
+    tiny = ["--checkpoint", str(fixture(MAE_CHECKPOINT)), *TINY_SET]
     assert main(["complete", video, *tiny, "--mask-ratio", "1.0"]) == 1
     assert capsys.readouterr().err.splitlines()[-1] == "hvm1 complete: error: --mask-ratio must be in [0, 1), got 1.0"
     assert main(["pretrain", video, *tiny, "--batch-size", "0", "--out-dir", "unused"]) == 1

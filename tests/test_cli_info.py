@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 import hvm1
 from hvm1.cli import main
-
-TINY = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "tiny"
-HEADS = {"num_heads": 4, "decoder_num_heads": 4}
+from reference_data import TINY, TINY_HEADS, fixture
 
 
 @pytest.fixture(autouse=True)
-def shared_files():
-    if not (TINY / "mae_checkpoint.pth").is_file():
-        pytest.skip(f"{TINY} not found (../shared beside the checkout holds the test files)")
+def fixture_files():
+    fixture(TINY / "mae_checkpoint.pth")
+    fixture(TINY / "vit_checkpoint.pth")
 
 
 def info_lines(capsys, *argv: str) -> dict[str, str]:
@@ -42,7 +38,7 @@ def test_info_of_a_published_format_file(capsys):
 
 
 def test_info_of_a_converted_safetensors_file_needs_no_set(tmp_path, capsys):
-    converted = hvm1.zoo.convert(TINY / "mae_checkpoint.pth", tmp_path / "mae.safetensors", **HEADS)
+    converted = hvm1.zoo.convert(TINY / "mae_checkpoint.pth", tmp_path / "mae.safetensors", **TINY_HEADS)
     lines = info_lines(capsys, str(converted))
     assert lines["format"].startswith("safetensors")
     assert lines["type"].startswith("mae (") and "encoder and decoder" in lines["type"]

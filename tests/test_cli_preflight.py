@@ -12,17 +12,16 @@ import pytest
 
 from hvm1.cli import main
 from hvm1.files import check_writable
+from reference_data import IMAGES, TINY, VIDEOS, fixture
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-TINY = SHARED / "reference" / "tiny"
 VIT = ["--checkpoint", str(TINY / "vit_checkpoint.pth"), "--set", "num_heads=4"]
 MAE = [*VIT[:1], str(TINY / "mae_checkpoint.pth"), "--set", "num_heads=4", "--set", "decoder_num_heads=4"]
 
 
 @pytest.fixture(autouse=True)
-def shared_files():
-    if not (TINY / "vit_checkpoint.pth").is_file():
-        pytest.skip(f"{TINY} not found (../shared beside the checkout holds the test files)")
+def fixture_files():
+    for path in (TINY / "vit_checkpoint.pth", TINY / "mae_checkpoint.pth", VIDEOS, IMAGES):
+        fixture(path)
 
 
 @pytest.fixture
@@ -36,7 +35,7 @@ def class_folder(root: Path) -> Path:
     for label, names in (("objects", ("box.mp4", "cup.mp4")), ("scenes", ("tree.avi", "vtest.avi"))):
         (root / label).mkdir(parents=True)
         for name in names:
-            (root / label / name).symlink_to(SHARED / "videos" / name)
+            (root / label / name).symlink_to(VIDEOS / name)
     return root
 
 
@@ -99,7 +98,7 @@ def test_evaluate_writes_into_a_new_temp_folder_by_default(tmp_path, monkeypatch
     data = tmp_path / "data"  # 7 classes, as the tiny ViT's head
     for index in range(7):
         (data / f"class{index}").mkdir(parents=True)
-        (data / f"class{index}" / "box.mp4").symlink_to(SHARED / "videos" / "box.mp4")
+        (data / f"class{index}" / "box.mp4").symlink_to(VIDEOS / "box.mp4")
     cwd, temp = tmp_path / "cwd", tmp_path / "tmp"
     cwd.mkdir()
     temp.mkdir()
@@ -116,7 +115,7 @@ def test_evaluate_writes_into_a_new_temp_folder_by_default(tmp_path, monkeypatch
 @pytest.mark.slow
 def test_num_vids_beyond_the_videos_found_is_said(tmp_path, capsys):
     out = tmp_path / "out"
-    assert main(["complete", str(SHARED / "videos" / "box.mp4"), str(SHARED / "videos" / "cup.mp4"), *MAE,
+    assert main(["complete", str(VIDEOS / "box.mp4"), str(VIDEOS / "cup.mp4"), *MAE,
                  "--num-vids", "5", "--out-dir", str(out)]) == 0
     err = capsys.readouterr().err
     assert "--num-vids 5 asks for more videos than the 2 found: using all 2" in err, err
@@ -130,7 +129,7 @@ def test_embed_takes_images_as_evaluate_reads_them(tmp_path, capsys):
     import hvm1
     from hvm1.eval import load_embeddings
 
-    images = SHARED / "images"
+    images = IMAGES
     out = tmp_path / "images.npz"
     assert main(["embed", str(images), "--images", *VIT, "-o", str(out), "--num-workers", "0", "--precision",
                  "fp32"]) == 0

@@ -11,7 +11,7 @@ from hvm1.models import ARCHITECTURES, SIZES, MAEConfig, VideoMAE, ViTConfig, bu
 from hvm1.models.configs import UnknownArchitectureError
 from hvm1.models.mae import masked_mean, standardise_patches, unstandardise_patches
 from hvm1.models.masking import make_masking, num_kept
-from reference_data import REFERENCE
+from reference_data import REFERENCE, fixture
 
 
 def test_size_table_names():
@@ -89,9 +89,7 @@ def _zoo_configs():
 
 
 def test_state_dict_manifest_matches_published():
-    path = REFERENCE / "vith14_state_dict_shapes.json"
-    if not path.is_file():
-        pytest.skip(f"{path} not found (../shared beside the checkout)")
+    path = fixture(REFERENCE / "vith14_state_dict_shapes.json")
     manifest = json.loads(path.read_text())
     built = dict(_zoo_configs())
     assert set(built) == set(manifest)

@@ -1,4 +1,4 @@
-"""Golden outputs: the published HVM-1 code's outputs on the tiny reference models (../shared/reference)."""
+"""Golden outputs: the published HVM-1 code's outputs on the tiny reference models (tests/fixtures/reference)."""
 
 from __future__ import annotations
 

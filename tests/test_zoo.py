@@ -14,13 +14,13 @@ import hvm1
 from hvm1 import hub, zoo
 from hvm1.cli import main
 from hvm1.settings import parse_overrides
-from reference_data import REFERENCE
+from reference_data import MAE_CHECKPOINT, REFERENCE, VIT_CHECKPOINT, fixture
 
 ROOT = Path(__file__).resolve().parents[1]
 PRETRAININGS = ["hvm1", "hvm1@448", "kinetics"]
 FINETUNINGS = ["none", "ssv2-50shot", "ssv2-10shot", "kinetics-50shot", "kinetics-10shot", "imagenet-2pt"]
 CLASSES = {"none": 0, "ssv2": 174, "kinetics": 700, "imagenet": 1000}
-# Parameter counts of the published architectures (../shared/reference/PUBLISHED.md).
+# Parameter counts of the published architectures, as the published release states them.
 PUBLISHED_PARAMETERS = {"mae_hvm1_none": 645_534_104, "mae_hvm1@448_none": 646_910_360, "vit_hvm1_none": 631_527_680}
 
 
@@ -58,9 +58,7 @@ def test_each_entry_names_its_file_architecture_and_preprocessing(name):
 
 @pytest.mark.parametrize("name", zoo.get_available_models())
 def test_each_architecture_has_the_published_state_dict_shapes(name):
-    shapes_file = REFERENCE / "vith14_state_dict_shapes.json"
-    if not shapes_file.is_file():
-        pytest.skip(f"published shapes not found at {shapes_file}")
+    shapes_file = fixture(REFERENCE / "vith14_state_dict_shapes.json")
     entry = zoo.get_model_entry(name)
     key = f"mae@{entry.img_size}" if entry.model_type == "mae" else f"vit@{entry.img_size}/{entry.num_classes}"
     model = hvm1.load_model(name, pretrained=False, device="meta")
@@ -200,7 +198,7 @@ def _import_hubconf():
 def test_a_training_checkpoint_records_its_preprocessing_and_other_sizes_get_their_own_settings(tmp_path):
     import argparse
 
-    tiny = hvm1.load_model(REFERENCE / "tiny" / "vit_checkpoint.pth", num_heads=4)
+    tiny = hvm1.load_model(fixture(VIT_CHECKPOINT), num_heads=4)
     recorded = zoo.preprocessing_for(tiny).for_images()
     args = argparse.Namespace(**tiny.config.to_dict(), **{zoo.PREPROCESSING_METADATA_KEY: zoo.preprocessing_to_json(recorded)})
     torch.save({"model": tiny.state_dict(), "args": args}, tmp_path / "checkpoint-last.pth")
@@ -224,7 +222,7 @@ def test_load_for_inputs_fails_before_any_download_and_names_what_it_loaded(monk
         zoo.load_for_inputs("mae_hvm1_none", num_hedas=4, before_download=told.append)
     assert fetched == [] and told == []
     path = tmp_path / "tiny_vit.pth"
-    path.write_bytes((REFERENCE / "tiny" / "vit_checkpoint.pth").read_bytes())
+    path.write_bytes(fixture(VIT_CHECKPOINT).read_bytes())
     loaded = zoo.load_for_inputs(path, num_heads=4, before_download=told.append)
     assert (loaded.source, loaded.stem, told) == (str(path.resolve()), "tiny_vit", [])
     assert loaded.preprocessing == zoo.preprocessing_for(path, loaded.model)
@@ -234,7 +232,7 @@ def test_load_for_inputs_unpickles_a_file_once_for_its_weights_and_preprocessing
     from hvm1 import checkpoint
 
     path = tmp_path / "tiny_mae.pth"
-    path.write_bytes((REFERENCE / "tiny" / "mae_checkpoint.pth").read_bytes())
+    path.write_bytes(fixture(MAE_CHECKPOINT).read_bytes())
     expected_model = zoo.load_model(path, num_heads=4, decoder_num_heads=4)
     expected_pre = zoo.preprocessing_for(path, expected_model)
     reads: list[Path] = []

@@ -6,18 +6,17 @@ from pathlib import Path
 
 import pytest
 
-from data_files import IMAGES, VIDEO_NAMES, VIDEOS, shared_file
+from reference_data import VIDEO_NAMES, VIDEOS, fixture
+from reference_data import images as real_images
 
 
 @pytest.fixture(params=VIDEO_NAMES)
 def video(request) -> Path:
     """Each real test video in turn."""
-    return shared_file(VIDEOS, request.param)
+    return fixture(VIDEOS / request.param)
 
 
 @pytest.fixture
 def images() -> list[Path]:
     """The real test photographs."""
-    if not IMAGES.is_dir():
-        pytest.skip(f"{IMAGES} not found (../shared beside the checkout holds the real test files)")
-    return sorted(IMAGES.glob("*.jpg"))
+    return real_images()

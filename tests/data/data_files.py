@@ -1,4 +1,4 @@
-"""Real test files in ../shared and small broken or synthetic ones made on the spot (imported by tests)."""
+"""Small broken or synthetic test files made on the spot (imported by tests; the real ones: reference_data)."""
 
 from __future__ import annotations
 
@@ -7,20 +7,6 @@ from pathlib import Path
 
 import av
 import numpy as np
-import pytest
-
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
-VIDEOS = SHARED / "videos"
-IMAGES = SHARED / "images"
-VIDEO_NAMES = ["vtest.avi", "box.mp4", "cup.mp4", "tree.avi"]
-
-
-def shared_file(folder: Path, name: str) -> Path:
-    """A file under ../shared, or skip the test with the reason."""
-    path = folder / name
-    if not path.is_file():
-        pytest.skip(f"{path} not found (../shared beside the checkout holds the real test files)")
-    return path
 
 
 def encode_video(

@@ -70,14 +70,14 @@ def start_for(kind: str, seed: int):
     return tuple(start) if isinstance(start, list) else start
 
 
-def _read_case(shared: Path, scratch: Path, name: str, kind: str, seed: int) -> dict:
+def _read_case(fixtures: Path, scratch: Path, name: str, kind: str, seed: int) -> dict:
     import torch
 
     from hvm1.data import VideoError, read_clip, read_image
 
     image = name.endswith(".jpg")
     path = scratch / f"{kind}-{seed}-{name}"
-    path.write_bytes(damage((shared / ("images" if image else "videos") / name).read_bytes(), kind, seed))
+    path.write_bytes(damage((fixtures / ("images" if image else "videos") / name).read_bytes(), kind, seed))
     try:
         if image:
             frames = read_image(path)
@@ -99,11 +99,11 @@ def main() -> None:
     import hvm1.data  # noqa: F401  (imported before the first case, so no case's time limit pays for it)
 
     torch.set_num_threads(1)
-    shared, scratch = Path(sys.argv[1]), Path(sys.argv[2])
+    fixtures, scratch = Path(sys.argv[1]), Path(sys.argv[2])
     print(json.dumps({"ready": True}), flush=True)
     for line in sys.stdin:
         name, kind, seed = json.loads(line)
-        print(json.dumps(_read_case(shared, scratch, name, kind, seed)), flush=True)
+        print(json.dumps(_read_case(fixtures, scratch, name, kind, seed)), flush=True)
 
 
 if __name__ == "__main__":

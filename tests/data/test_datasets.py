@@ -8,10 +8,11 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from data_files import VIDEOS, encode_video
+from data_files import encode_video
 from hvm1.data import ClipDataset, Sample, Skipped, VideoError, collate, find_images, find_videos, image_eval_preset
 from hvm1.data.transforms import visualisation_preset
 from hvm1.zoo import IMAGENET_MEAN, IMAGENET_STD, VIDEO_MEAN, VIDEO_STD
+from reference_data import VIDEOS
 
 SMALL = visualisation_preset(32, 2, VIDEO_MEAN, VIDEO_STD)
 

@@ -18,11 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from data_files import IMAGES, SHARED, VIDEO_NAMES, VIDEOS, shared_file
 from fault_cases import NUM_FRAMES, SHORT_SIDE, cases
+from reference_data import FIXTURES, IMAGE_NAMES, IMAGES, VIDEO_NAMES, VIDEOS, fixture
 
 PER_KIND = 10  # 4 videos x 6 kinds x 10 seeds = 240 cases
-IMAGE_NAMES = ["baboon.jpg", "butterfly.jpg", "fruits.jpg", "orange.jpg"]
 IMAGE_PER_KIND = 4  # 96 image cases (a damaged image reads in milliseconds)
 # Cases beyond those seeds that once raised something else (found by running the campaign with 150 seeds):
 # a UnicodeDecodeError from metadata strings inside av.open, and a video stream without a decoder.
@@ -42,7 +41,7 @@ class Child:
     def __init__(self, scratch: Path) -> None:
         env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join([str(SRC), str(CHILD.parent)]))
         self.process = subprocess.Popen(
-            [sys.executable, str(CHILD), str(SHARED), str(scratch)],
+            [sys.executable, str(CHILD), str(FIXTURES), str(scratch)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
         )
         # Start-up (importing torch, PyAV and hvm1) is not a case: on a loaded machine it alone can pass the
@@ -83,7 +82,7 @@ def read_as_asked(name: str, shape: list[int], dtype: str) -> bool:
 def test_damaged_files_decode_or_raise_video_error(tmp_path):
     for folder, names in ((VIDEOS, VIDEO_NAMES), (IMAGES, IMAGE_NAMES)):
         for name in names:
-            shared_file(folder, name)
+            fixture(folder / name)
     video_cases = cases(VIDEO_NAMES, PER_KIND) + REGRESSIONS
     assert len(video_cases) >= 200
     all_cases = video_cases + cases(IMAGE_NAMES, IMAGE_PER_KIND)

@@ -7,7 +7,6 @@ import pytest
 import torch
 from PIL import Image
 
-from data_files import VIDEOS, shared_file
 from hvm1.data import (
     image_eval_preset,
     read_clip,
@@ -28,6 +27,7 @@ from hvm1.data.transforms import (
     uniform_crop,
 )
 from hvm1.zoo import IMAGENET_MEAN, IMAGENET_STD, VIDEO_MEAN, VIDEO_STD
+from reference_data import VIDEOS, fixture
 
 
 def grid(height: int, width: int) -> torch.Tensor:
@@ -123,7 +123,7 @@ def test_presets_follow_the_published_numbers(img_size):
 
 
 def test_video_presets_give_model_inputs():
-    path = shared_file(VIDEOS, "cup.mp4")
+    path = fixture(VIDEOS / "cup.mp4")
     vis, padded = visualisation_preset(64, 8, VIDEO_MEAN, VIDEO_STD).load(path)
     assert vis.shape == (3, 8, 64, 64) and vis.dtype == torch.float32 and padded == 0
     assert vis.is_contiguous()

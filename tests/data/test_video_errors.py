@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from data_files import VIDEOS, encode_video, packet_spans, shared_file, zero_bytes
+from data_files import encode_video, packet_spans, zero_bytes
 from hvm1.data import VideoError, read_clip, read_image
+from reference_data import VIDEOS, fixture
 
 
 def raises_video_error(path: Path, reason: str, **arguments) -> VideoError:
@@ -96,7 +97,7 @@ def test_broken_stream_in_the_middle(tmp_path):
 
 
 def test_damaged_real_video(tmp_path):
-    source = shared_file(VIDEOS, "box.mp4")
+    source = fixture(VIDEOS / "box.mp4")
     data = bytearray(source.read_bytes())
     middle = len(data) // 2
     data[middle : middle + 20000] = bytes(20000)
@@ -109,7 +110,7 @@ def test_damaged_real_video(tmp_path):
 # its index and its duration estimate shrinks to what is left (so its center is still intact).
 @pytest.mark.parametrize("name, starts", [("box.mp4", ["center", (4, 5), 11.0]), ("vtest.avi", [(4, 5), 60.0])])
 def test_truncated_copy(tmp_path, name, starts):
-    source = shared_file(VIDEOS, name)
+    source = fixture(VIDEOS / name)
     cut = tmp_path / name
     cut.write_bytes(source.read_bytes()[: source.stat().st_size // 2])
     for start in starts:
@@ -118,7 +119,7 @@ def test_truncated_copy(tmp_path, name, starts):
 
 
 def test_truncated_header(tmp_path):
-    source = shared_file(VIDEOS, "cup.mp4")
+    source = fixture(VIDEOS / "cup.mp4")
     cut = tmp_path / "cup.mp4"
     cut.write_bytes(source.read_bytes()[:2000])
     raises_video_error(cut, "not a video file")

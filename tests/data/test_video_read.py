@@ -12,6 +12,7 @@ import torch
 
 from data_files import encode_video
 from hvm1.data import Clip, clip_instants, read_clip
+from reference_data import VIDEOS, fixture
 
 STARTS = [0.0, 0.37, 0.62]  # fractions of the decodable length (plus one clip before the start, one near the end)
 RATES = [1, 4, 8]
@@ -95,9 +96,7 @@ def test_placed_clips_stay_inside_the_decodable_frames(video):
 
 
 def test_tree_avi_is_shifted_back_to_its_68_decodable_frames():
-    from data_files import VIDEOS, shared_file
-
-    path = shared_file(VIDEOS, "tree.avi")
+    path = fixture(VIDEOS / "tree.avi")
     times = decoded_times(path)
     assert len(times) == 68
     with av.open(str(path)) as container:
@@ -199,9 +198,7 @@ class SeeksLate:
 
 def test_a_seek_that_lands_late_is_retried_earlier(monkeypatch):
     import hvm1.data.video
-    from data_files import VIDEOS, shared_file
-
-    path = shared_file(VIDEOS, "vtest.avi")  # keyframes every 25 s
+    path = fixture(VIDEOS / "vtest.avi")  # keyframes every 25 s
     expected = read_clip(path, 8, start=30.0)
     opened = []
     real_open = hvm1.data.video._open
@@ -219,9 +216,7 @@ def test_a_seek_that_lands_late_is_retried_earlier(monkeypatch):
 
 @pytest.mark.parametrize("name, fps", [("vtest.avi", 10.0), ("cup.mp4", 26.777), ("box.mp4", 29.97)])
 def test_fps_is_measured_from_the_frames(name, fps):
-    from data_files import VIDEOS, shared_file
-
-    clip = read_clip(shared_file(VIDEOS, name), start=1.0)
+    clip = read_clip(fixture(VIDEOS / name), start=1.0)
     assert clip.fps == pytest.approx(fps, rel=0.03)
 
 

@@ -18,19 +18,11 @@ from pathlib import Path
 import pytest
 
 from browser import outside_requests
+from reference_data import TINY, fixture
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 # The tiny reference models: width 64 matches no named size, so the head counts are given.
 MAE_HEADS = {"num_heads": 4, "decoder_num_heads": 4}
 VIT_HEADS = {"num_heads": 4}
-
-
-def shared(relative: str) -> Path:
-    """A path under ../shared; skips the test when it is absent."""
-    path = SHARED / relative
-    if not path.exists():
-        pytest.skip(f"{path} not found (../shared beside the checkout holds the reference checkpoints and videos)")
-    return path
 
 
 STARTUP_TIMEOUT = 240  # seconds: importing torch and Gradio on a busy 2-core machine
@@ -44,7 +36,7 @@ def free_port() -> int:
 
 
 def tiny_model_args() -> list[str]:
-    folder = shared("reference/tiny")
+    folder = fixture(TINY)
     sets = [item for name, value in MAE_HEADS.items() for item in ("--set", f"{name}={value}")]
     vit_sets = [item for name, value in VIT_HEADS.items() for item in ("--vit-set", f"{name}={value}")]
     return ["--checkpoint", str(folder / "mae_checkpoint.pth"), *sets,

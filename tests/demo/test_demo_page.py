@@ -91,7 +91,7 @@ def test_uploads_over_the_limits_are_refused_with_a_message(visitor, videos_dir)
     visitor.run()
     visitor.wait_for_error("tree.avi is 30 s long; this demo takes videos up to 20 s")
     visitor.page.locator("#hvm1-upload").get_by_role("button", name="Clear").click()
-    visitor.page.locator("#hvm1-upload input[type=file]").set_input_files(str(videos_dir / "vtest.avi"))  # 8.1 MB
+    visitor.page.locator("#hvm1-upload input[type=file]").set_input_files(str(videos_dir / "vtest.avi"))  # 5.4 MB
     visitor.wait_for_error("5 MB")
 
 

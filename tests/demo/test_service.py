@@ -37,7 +37,7 @@ def make_service(tiny_models, tmp_path, limits=UploadLimits(), with_vit=True) ->
 
 def test_limits_refuse_long_and_large_uploads_naming_them(tiny_models, videos_dir, tmp_path):
     service = make_service(tiny_models, tmp_path, UploadLimits(max_megabytes=5, max_seconds=20))
-    with pytest.raises(DemoInputError, match=r"^vtest\.avi is 8\.1 MB; this demo takes videos up to 5 MB$"):
+    with pytest.raises(DemoInputError, match=r"^vtest\.avi is 5\.4 MB; this demo takes videos up to 5 MB$"):
         service.check_upload(videos_dir / "vtest.avi")
     with pytest.raises(DemoInputError, match=r"^tree\.avi is 30 s long; this demo takes videos up to 20 s$"):
         service.check_upload(videos_dir / "tree.avi")

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from eval_files import TINY, TINY_HEADS, VIDEOS, cut_clip, shared
+from eval_files import cut_clip
+from reference_data import MAE_CHECKPOINT, TINY_HEADS, VIDEOS, VIT_CHECKPOINT, fixture
 
 # Clips of each real video: (file, start in seconds); vtest.avi is a street seen by a fixed camera, box.mp4 a
 # hand-held close-up of a box on a desk.
@@ -24,7 +25,7 @@ def clips(tmp_path_factory) -> dict[str, list[Path]]:
     folder = tmp_path_factory.mktemp("clips")
     out = {}
     for name, (file, starts) in CUTS.items():
-        source = shared(VIDEOS / file)
+        source = fixture(VIDEOS / file)
         out[name] = [cut_clip(source, folder / f"{name}{index}.mp4", start) for index, start in enumerate(starts)]
     return out
 
@@ -34,7 +35,7 @@ def encoder():
     """The tiny MAE checkpoint's encoder as a ViT (no head)."""
     from hvm1 import load_model
 
-    return load_model(shared(TINY / "mae_checkpoint.pth"), model_type="vit", **TINY_HEADS)
+    return load_model(fixture(MAE_CHECKPOINT), model_type="vit", **TINY_HEADS)
 
 
 @pytest.fixture(scope="session")
@@ -42,4 +43,4 @@ def classifier():
     """The tiny ViT checkpoint with its 7-class head."""
     from hvm1 import load_model
 
-    return load_model(shared(TINY / "vit_checkpoint.pth"), **TINY_HEADS)
+    return load_model(fixture(VIT_CHECKPOINT), **TINY_HEADS)

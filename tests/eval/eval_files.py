@@ -1,4 +1,4 @@
-"""Short clips cut from the real videos in ../shared, and folders of them laid out as datasets (imported by tests)."""
+"""Short clips cut from the real test videos, and folders of them laid out as datasets (imported by tests)."""
 
 from __future__ import annotations
 
@@ -7,22 +7,6 @@ from pathlib import Path
 
 import av
 import numpy as np
-import pytest
-
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
-VIDEOS = SHARED / "videos"
-IMAGES = SHARED / "images"
-TINY = SHARED / "reference" / "tiny"
-#: The tiny checkpoints' width (64) matches no named size: their head counts must be given.
-TINY_HEADS = {"num_heads": 4, "decoder_num_heads": 4}
-TINY_SET = ["--set", "num_heads=4", "--set", "decoder_num_heads=4"]
-
-
-def shared(path: Path) -> Path:
-    """A file or folder under ../shared, or skip the test with the reason."""
-    if not path.exists():
-        pytest.skip(f"{path} not found (../shared beside the checkout holds the real test files)")
-    return path
 
 
 def cut_clip(source: Path, target: Path, start: float, seconds: float = 2.5, width: int = 96,

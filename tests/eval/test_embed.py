@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 import torch
 
-from eval_files import TINY, TINY_SET, class_folders
+from eval_files import class_folders
 from hvm1.cli import main
 from hvm1.eval import embed_videos, embedding_preset, load_embeddings
 from hvm1.zoo import preprocessing_for
+from reference_data import TINY, TINY_SET
 
 
 @pytest.fixture

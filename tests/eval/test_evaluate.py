@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from eval_files import IMAGES, TINY, TINY_SET, class_folders, shared
+from eval_files import class_folders
 from hvm1.cli import main
 from hvm1.eval import classification_metrics, default_out_dir, evaluate, parse_views
 from hvm1.zoo import preprocessing_for
+from reference_data import TINY, TINY_SET, images
 
 
 @pytest.fixture
@@ -92,8 +93,8 @@ def test_csv_manifest_equals_class_folders(classifier, seven, tmp_path):
 
 
 def test_image_mode(classifier, tmp_path):
-    images = sorted(shared(IMAGES).glob("*.jpg"))
-    data = class_folders(tmp_path / "images", {f"c{i}": [images[i % len(images)]] for i in range(7)})
+    photographs = images()
+    data = class_folders(tmp_path / "images", {f"c{i}": [photographs[i % len(photographs)]] for i in range(7)})
     result = evaluate(classifier, data, image_mode=True)
     assert result.metrics.count == 7
     # The model's own statistics (here the video default), never ImageNet's forced over them.

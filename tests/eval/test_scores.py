@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import math
-from pathlib import Path
 
 import pytest
 import torch
@@ -21,9 +20,9 @@ from hvm1.eval.scores import (
     summarise,
 )
 from hvm1.models.masking import make_masking
+from reference_data import MAE_CHECKPOINT, VIDEOS, fixture
 
 MEAN, STD = (0.45, 0.45, 0.45), (0.225, 0.225, 0.225)
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 
 
 def tiny_mae(seed: int = 0, **overrides) -> hvm1.models.VideoMAE:
@@ -131,10 +130,7 @@ def test_models_on_other_token_grids_are_refused():
 
 
 def test_score_command_writes_the_table_and_plot_and_names_a_broken_video(tmp_path, capsys):
-    videos = SHARED / "videos"
-    checkpoint = SHARED / "reference" / "tiny" / "mae_checkpoint.pth"
-    if not checkpoint.exists():
-        pytest.skip(f"{checkpoint} not found (../shared beside the checkout)")
+    videos, checkpoint = fixture(VIDEOS), fixture(MAE_CHECKPOINT)
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(b"not a video at all")
     out = tmp_path / "out"

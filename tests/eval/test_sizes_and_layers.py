@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from eval_files import TINY, TINY_SET, class_folders, shared
+from eval_files import class_folders
 from hvm1.cli import main
 from hvm1.data import whole_frame_preset
 from hvm1.data.transforms import whole_frame_size
 from hvm1.eval import embed_videos, embedding_preset, evaluate, load_embeddings
 from hvm1.zoo import preprocessing_for
+from reference_data import MAE_CHECKPOINT, TINY_SET, fixture
 
 
 def test_whole_frame_size_rounds_both_sides_to_patches():
@@ -53,7 +54,7 @@ def test_other_size_and_whole_frame(encoder, clips):
 
 @pytest.mark.slow
 def test_cli_sizes_layers_and_whole_frames(clips, tmp_path, capsys):
-    model = ["--checkpoint", str(shared(TINY / "mae_checkpoint.pth")), *TINY_SET]
+    model = ["--checkpoint", str(fixture(MAE_CHECKPOINT)), *TINY_SET]
     out = tmp_path / "e.npz"
     assert main(["embed", str(clips["cup"][0]), *model, "-o", str(out), "--img-size", "70", "--num-frames", "6",
                  "--layer", "-2", "--pool", "tokens", "--full-frame", "--num-workers", "0"]) == 0
@@ -86,7 +87,7 @@ def test_evaluate_at_another_size_and_whole_frames(classifier, clips, tmp_path):
 def test_complete_whole_frames_at_another_size(clips, tmp_path):
     from PIL import Image
 
-    model = ["--checkpoint", str(shared(TINY / "mae_checkpoint.pth")), *TINY_SET]
+    model = ["--checkpoint", str(fixture(MAE_CHECKPOINT)), *TINY_SET]
     out = tmp_path / "c"
     assert main(["complete", str(clips["box"][0]), *model, "--img-size", "56", "--full-frame", "--mask-type",
                  "center", "--no-labels", "--out-dir", str(out)]) == 0

@@ -1,5 +1,5 @@
 """Segmentation test data (imported by the tests): DAVIS-layout sequences built from the real videos in
-../shared, with objects whose masks are exact because the tests paste them in."""
+tests/fixtures, with objects whose masks are exact because the tests paste them in."""
 
 from __future__ import annotations
 
@@ -7,25 +7,17 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 from PIL import Image
 
 from hvm1.data import read_clip
 from hvm1.segment import write_indexed_png
-from reference_data import SHARED
-
-
-def shared(relative: str) -> Path:
-    path = SHARED / relative
-    if not path.exists():
-        pytest.skip(f"{path} not found (../shared beside the checkout holds the reference checkpoints and videos)")
-    return path
+from reference_data import TINY, VIDEOS, fixture
 
 
 def video_frames(name: str, count: int, sampling_rate: int = 2) -> np.ndarray:
-    """`count` real frames (T, H, W, 3) uint8 of a shared video, every `sampling_rate`-th at 30 fps."""
-    return read_clip(shared(f"videos/{name}"), num_frames=count, sampling_rate=sampling_rate, start=0.0).frames.numpy()
+    """`count` real frames (T, H, W, 3) uint8 of a real test video, every `sampling_rate`-th at 30 fps."""
+    return read_clip(fixture(VIDEOS / name), num_frames=count, sampling_rate=sampling_rate, start=0.0).frames.numpy()
 
 
 def disk_object(size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -75,7 +67,7 @@ def reference_vit():
     """The tiny reference ViT (56 px, patch 14, 8 frames, width 64, 2 blocks) with its perturbed weights."""
     import hvm1
 
-    folder = shared("reference/tiny")
+    folder = fixture(TINY)
     config = json.loads((folder / "config.json").read_text())
     return hvm1.load_model(folder / "mae_checkpoint.pth", model_type="vit", num_heads=config["num_heads"])
 

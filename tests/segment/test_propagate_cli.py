@@ -1,5 +1,5 @@
-"""`hvm1 propagate` end to end with the tiny reference ViT: a DAVIS-layout folder built from the shared
-videos, and one video file with a first-frame mask."""
+"""`hvm1 propagate` end to end with the tiny reference ViT: a DAVIS-layout folder built from the real
+test videos, and one video file with a first-frame mask."""
 
 from __future__ import annotations
 
@@ -9,18 +9,19 @@ import json
 import numpy as np
 import pytest
 from PIL import Image
-from segment_data import moving_object_sequence, shared, write_davis
+from segment_data import moving_object_sequence, write_davis
 
 from hvm1.cli import main
 from hvm1.segment import davis_palette, read_mask, region_similarity
 from hvm1.viz.grid import write_mp4
+from reference_data import TINY, VIDEOS, fixture
 
 pytestmark = pytest.mark.slow  # every test here is an end-to-end command run
 
 
 @pytest.fixture
 def model_args() -> list[str]:
-    folder = shared("reference/tiny")
+    folder = fixture(TINY)
     heads = json.loads((folder / "config.json").read_text())["num_heads"]
     return ["--checkpoint", str(folder / "mae_checkpoint.pth"), "--set", f"num_heads={heads}"]
 
@@ -84,7 +85,7 @@ def test_propagate_refuses_unclear_inputs(model_args, tmp_path, capsys):
     (tmp_path / "notdavis").mkdir()
     assert main(["propagate", str(tmp_path / "notdavis"), *model_args, "--out-dir", str(tmp_path / "o")]) == 1
     assert "not a DAVIS-2017 folder: no ImageSets/2017/val.txt" in capsys.readouterr().err
-    video = shared("videos/box.mp4")
+    video = fixture(VIDEOS / "box.mp4")
     assert main(["propagate", str(video), *model_args, "--out-dir", str(tmp_path / "o")]) == 1
     assert "name its first frame's mask with --mask" in capsys.readouterr().err
 

@@ -1,4 +1,4 @@
-"""Fixtures for the training tests: small re-encoded copies of the real videos in ../shared."""
+"""Fixtures for the training tests: small re-encoded copies of the real test videos."""
 
 from __future__ import annotations
 
@@ -7,15 +7,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from train_helpers import VIDEO_NAMES, VIDEOS, require_shared, shrink_video
+from reference_data import MAE_CHECKPOINT, VIDEO_NAMES, VIDEOS, fixture
+from train_helpers import shrink_video
 
 
 @pytest.fixture(scope="session")
 def small_videos(tmp_path_factory) -> list[Path]:
     """The first 3 s of each real test video at 96x72, so that a training step decodes in milliseconds."""
-    require_shared()
+    fixture(MAE_CHECKPOINT)
     folder = tmp_path_factory.mktemp("small_videos")
-    return [shrink_video(VIDEOS / name, folder / f"{Path(name).stem}.avi") for name in VIDEO_NAMES]
+    return [shrink_video(fixture(VIDEOS / name), folder / f"{Path(name).stem}.avi") for name in VIDEO_NAMES]
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,8 @@ import torch
 import hvm1
 from hvm1.cli import main
 from hvm1.train import read_metrics
-from train_helpers import MAE_CHECKPOINT, TINY_SET, VIT_CHECKPOINT, run_cli, train_losses
+from reference_data import MAE_CHECKPOINT, TINY_SET, VIT_CHECKPOINT
+from train_helpers import run_cli, train_losses
 
 pytestmark = pytest.mark.slow  # every test here is an end-to-end run
 

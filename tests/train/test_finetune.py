@@ -16,7 +16,7 @@ from hvm1.train.distributed import DistributedContext
 from hvm1.train.finetune import _evaluator, _mix, finetune_model
 from hvm1.train.optim import finetuning_param_groups
 from hvm1.zoo import IMAGENET_MEAN, IMAGENET_STD, VIDEO_MEAN, VIDEO_STD, preprocessing_for
-from train_helpers import IMAGES, MAE_CHECKPOINT, VIT_CHECKPOINT, require_shared
+from reference_data import MAE_CHECKPOINT, VIT_CHECKPOINT, fixture, image
 
 FIXED = video_eval_preset(56, 8, VIDEO_MEAN, VIDEO_STD, sampling_rate=8)
 
@@ -128,12 +128,12 @@ def test_shots_draw_k_per_class_reproducibly():
 
 
 def test_cli_finetunes_on_images_with_shots(tmp_path):
-    require_shared(IMAGES, VIT_CHECKPOINT)
+    fixture(VIT_CHECKPOINT)
     data = tmp_path / "images"
     for label, names in (("animals", ("baboon.jpg", "butterfly.jpg")), ("food", ("fruits.jpg", "orange.jpg"))):
         (data / label).mkdir(parents=True)
         for name in names:
-            (data / label / name).symlink_to(IMAGES / name)
+            (data / label / name).symlink_to(image(name))
     out = tmp_path / "run"
     status = main(["finetune", str(data), "--val", str(data), "--checkpoint", str(VIT_CHECKPOINT),
                    "--set", "num_heads=4", "--images", "--shots", "1", "--seed", "5", "--batch-size", "2",

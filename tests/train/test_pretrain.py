@@ -17,7 +17,8 @@ from hvm1.train import PretrainConfig, TrainingError, pretrain, read_metrics
 from hvm1.train.distributed import ShardedSampler
 from hvm1.train.optim import autocast_dtype, learning_rate, pretraining_param_groups
 from hvm1.zoo import VIDEO_MEAN, VIDEO_STD
-from train_helpers import MAE_CHECKPOINT, TINY_HEADS, TINY_SET, tiny_pretrain_config
+from reference_data import MAE_CHECKPOINT, TINY_HEADS, TINY_SET
+from train_helpers import tiny_pretrain_config
 
 FIXED = video_eval_preset(56, 8, VIDEO_MEAN, VIDEO_STD, sampling_rate=8)
 

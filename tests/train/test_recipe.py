@@ -22,7 +22,8 @@ from hvm1.train import FinetuneConfig, pretrain
 from hvm1.train.finetune import finetune_task
 from hvm1.train.metrics import read_metrics
 from hvm1.zoo import preprocessing_for
-from train_helpers import VIT_CHECKPOINT, tiny_pretrain_config
+from reference_data import VIT_CHECKPOINT
+from train_helpers import tiny_pretrain_config
 
 PUBLISHED_SHORT_SIDE_224 = (256, 320)
 PUBLISHED_CROP_AREA = (0.08, 1.0)

@@ -16,7 +16,8 @@ import torch
 from hvm1.cli import main
 from hvm1.train import pretrain
 from hvm1.train.checkpointing import load_training_checkpoint
-from train_helpers import MAE_CHECKPOINT, SRC, TINY_SET, run_cli, tiny_pretrain_config, train_losses
+from reference_data import MAE_CHECKPOINT, TINY_SET
+from train_helpers import SRC, run_cli, tiny_pretrain_config, train_losses
 
 
 def pretrain_args(data, out_dir) -> list[str]:

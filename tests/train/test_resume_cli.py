@@ -11,7 +11,8 @@ import pytest
 
 from hvm1.cli import main
 from hvm1.train import pretrain
-from train_helpers import MAE_CHECKPOINT, TINY_SET, tiny_pretrain_config, train_losses
+from reference_data import MAE_CHECKPOINT, TINY_SET
+from train_helpers import tiny_pretrain_config, train_losses
 
 
 def cli_args(videos, out_dir: Path, *more: str) -> list[str]:

@@ -1,4 +1,4 @@
-"""Helpers for the training tests: the shared folder, small copies of its real videos, the tiny checkpoints."""
+"""Helpers for the training tests: small copies of the real test videos, tiny-model configs, CLI runs."""
 
 from __future__ import annotations
 
@@ -10,18 +10,9 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
-import pytest
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
-VIDEOS = SHARED / "videos"
-IMAGES = SHARED / "images"
-TINY = SHARED / "reference" / "tiny"
-MAE_CHECKPOINT = TINY / "mae_checkpoint.pth"
-VIT_CHECKPOINT = TINY / "vit_checkpoint.pth"
-# The tiny reference checkpoints' width (64) matches no named size: their head counts must be given.
-TINY_HEADS = {"num_heads": 4, "decoder_num_heads": 4}
-TINY_SET = ["--set", "num_heads=4", "--set", "decoder_num_heads=4"]
-VIDEO_NAMES = ("box.mp4", "cup.mp4", "tree.avi", "vtest.avi")
+from reference_data import MAE_CHECKPOINT, TINY_HEADS
+
 SRC = Path(__file__).resolve().parents[2] / "src"
 
 
@@ -32,13 +23,6 @@ def tiny_pretrain_config(out_dir: Path, **changes):
     values = dict(out_dir=str(out_dir), model=str(MAE_CHECKPOINT), overrides=TINY_HEADS, batch_size=2,
                   repeat_aug=1, num_workers=0, save_every=1000, tensorboard=False)
     return PretrainConfig(**(values | changes))
-
-
-def require_shared(*paths: Path) -> None:
-    """Skip the test, saying why, when ../shared (or a file in it) is absent."""
-    for path in paths or (VIDEOS, TINY):
-        if not path.exists():
-            pytest.skip(f"{path} not found (../shared beside the checkout holds the real test files)")
 
 
 def shrink_video(source: Path, target: Path, seconds: float = 3.0, width: int = 96, height: int = 72) -> Path:

@@ -1,32 +1,18 @@
-"""Fixtures for the visualisation tests: the tiny reference checkpoints and the real videos in ../shared."""
+"""Fixtures for the visualisation tests: the tiny reference checkpoints and the real videos (tests/fixtures)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
-
-
-def _shared(relative: str) -> Path:
-    path = SHARED / relative
-    if not path.exists():
-        pytest.skip(f"{path} not found (../shared beside the checkout holds the reference checkpoints and videos)")
-    return path
-
-
-def _reference_heads(folder: Path) -> dict[str, int]:
-    """The head counts a tiny reference checkpoint can't tell (width 64 matches no named size)."""
-    config = json.loads((folder / "config.json").read_text())
-    return {"num_heads": config["num_heads"], "decoder_num_heads": config["decoder_num_heads"]}
+from reference_data import TINY, VIDEOS, fixture, reference_dir, reference_heads, reference_sets
 
 
 @pytest.fixture
 def videos_dir() -> Path:
     """The folder of real test videos (box.mp4, cup.mp4, tree.avi, vtest.avi)."""
-    return _shared("videos")
+    return fixture(VIDEOS)
 
 
 @pytest.fixture
@@ -35,30 +21,22 @@ def two_videos(videos_dir: Path) -> list[Path]:
     return [videos_dir / "box.mp4", videos_dir / "tree.avi"]
 
 
-@pytest.fixture(params=["tiny", "tiny_b"])
-def reference(request) -> Path:
-    """Each tiny reference model folder: pred_t_dim 8 (tiny) and 4 (tiny_b) for 8 input frames."""
-    return _shared(f"reference/{request.param}")
-
-
 @pytest.fixture
 def reference_mae(reference: Path):
-    """The MAE of each tiny reference folder, loaded through hvm1."""
+    """The MAE of each tiny reference folder (`reference`: pred_t_dim 8 and 4 for 8 frames), loaded through hvm1."""
     import hvm1
 
-    return hvm1.load_model(reference / "mae_checkpoint.pth", **_reference_heads(reference))
+    return hvm1.load_model(reference / "mae_checkpoint.pth", **reference_heads(reference))
 
 
 @pytest.fixture
 def mae_args() -> list[str]:
     """CLI model options for the tiny reference MAE (56 px, 8 frames, pred_t_dim 8)."""
-    folder = _shared("reference/tiny")
-    sets = [item for field, value in _reference_heads(folder).items() for item in ("--set", f"{field}={value}")]
-    return ["--checkpoint", str(folder / "mae_checkpoint.pth"), *sets]
+    folder = reference_dir("tiny")
+    return ["--checkpoint", str(folder / "mae_checkpoint.pth"), *reference_sets(folder)]
 
 
 @pytest.fixture
 def vit_args() -> list[str]:
     """CLI model options for the tiny reference ViT (with a 7-class head)."""
-    folder = _shared("reference/tiny")
-    return ["--checkpoint", str(folder / "vit_checkpoint.pth"), "--set", "num_heads=4"]
+    return ["--checkpoint", str(fixture(TINY / "vit_checkpoint.pth")), "--set", "num_heads=4"]
