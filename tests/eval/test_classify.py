@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from eval_files import IMAGES, TINY, TINY_HEADS, TINY_SET, class_folders, shared
+from eval_files import class_folders
 from hvm1.cli import main
 from hvm1.eval import evaluate
 from hvm1.eval.classify import ClassifyConfig, classify
 from hvm1.labels import LabelsError
+from reference_data import TINY_HEADS, TINY_SET, VIT_CHECKPOINT, fixture, images
 
 NAMES = ["pouring", "stirring", "cutting", "peeling", "washing", "folding", "opening"]
 
@@ -26,7 +27,7 @@ def names_file(tmp_path):
 
 
 def config(paths, tmp_path, **settings) -> ClassifyConfig:
-    return ClassifyConfig(paths=tuple(paths), checkpoint=shared(TINY / "vit_checkpoint.pth"), overrides=TINY_HEADS,
+    return ClassifyConfig(paths=tuple(paths), checkpoint=fixture(VIT_CHECKPOINT), overrides=TINY_HEADS,
                           out_dir=tmp_path / "out", num_workers=0, device="cpu", precision="fp32", **settings)
 
 
@@ -59,7 +60,7 @@ def test_cli_prints_a_table_writes_csv_and_json_and_names_a_bad_file(clips, name
     broken.write_bytes(b"not a video")
     out = tmp_path / "out"
     status = main(["classify", str(clips["box"][0]), str(broken), str(clips["cup"][1]), "--checkpoint",
-                   str(TINY / "vit_checkpoint.pth"), *TINY_SET, "--labels", str(names_file), "--top-k", "2",
+                   str(VIT_CHECKPOINT), *TINY_SET, "--labels", str(names_file), "--top-k", "2",
                    "--views", "1x1", "--num-workers", "0", "--out-dir", str(out)])
     captured = capsys.readouterr()
     assert status == 1
@@ -84,7 +85,7 @@ def test_a_count_that_is_not_the_heads_is_an_error_before_any_compute(clips, tmp
     with pytest.raises(LabelsError, match="five.txt has 5 class names but the model's head has 7 classes"):
         classify(config([clips["box"][0]], tmp_path, labels=str(wrong)))
     assert not (tmp_path / "out").exists()
-    assert main(["classify", str(clips["box"][0]), "--checkpoint", str(TINY / "vit_checkpoint.pth"), *TINY_SET,
+    assert main(["classify", str(clips["box"][0]), "--checkpoint", str(VIT_CHECKPOINT), *TINY_SET,
                  "--labels", str(wrong)]) == 1
     assert "has 5 class names but the model's head has 7 classes" in capsys.readouterr().err
 
@@ -96,11 +97,11 @@ def test_a_model_without_names_says_how_to_give_them(clips, tmp_path):
 
 @pytest.mark.slow
 def test_labels_from_a_folder_of_class_subfolders_and_images(tmp_path):
-    images = sorted(shared(IMAGES).glob("*.jpg"))[:2]
+    photographs = images()[:2]
     classes = tmp_path / "train"
     for name in reversed(NAMES):
         (classes / name).mkdir(parents=True)
-    report = classify(config(images, tmp_path, labels=str(classes), images=True, top_k=7))
+    report = classify(config(photographs, tmp_path, labels=str(classes), images=True, top_k=7))
     assert report.result.settings["mode"] == "image" and report.result.settings["views"] == "1x1"
     for item in report.result.files:
         assert sorted(ranked.name for ranked in item.top) == sorted(NAMES)

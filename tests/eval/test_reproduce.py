@@ -19,7 +19,7 @@ import pytest
 import torch
 from PIL import Image
 
-from eval_files import IMAGES, VIDEOS, cut_clip, shared
+from eval_files import cut_clip
 from hub_server import FakeHub, point_hub_client_at
 from hvm1 import zoo
 from hvm1.cli import main
@@ -28,6 +28,7 @@ from hvm1.eval.reproduce import TASKS, ReproduceConfig, read_published_list, rep
 from hvm1.labels import imagenet_synsets, label_set
 from hvm1.models import ViTConfig, build_model
 from hvm1.segment import write_indexed_png
+from reference_data import VIDEOS, fixture, images
 
 TINY = ViTConfig(img_size=28, patch_size=14, embed_dim=32, depth=1, num_heads=2, num_frames=4)
 FINETUNINGS = ("ssv2-10shot", "ssv2-50shot", "kinetics-10shot", "kinetics-50shot", "imagenet-2pt")
@@ -55,7 +56,7 @@ def hub(monkeypatch, tmp_path):
 @pytest.fixture
 def data(tmp_path):
     """The four data folders; returns them with the SSv2 video that the published list names but is missing."""
-    videos = shared(VIDEOS)
+    videos = fixture(VIDEOS)
     ssv2 = tmp_path / "ssv2"
     names = label_set("ssv2")
     chosen = [(names[0], "101111", 0.0), (names[0], "10430", 3.0), (names[5], "2222", 6.0), (names[173], "777", 9.0)]
@@ -74,8 +75,8 @@ def data(tmp_path):
         cut_clip(videos / "vtest.avi", kinetics / folder / f"{folder[:3]}_{int(start):06d}.mp4", start, seconds=1.0)
 
     imagenet = tmp_path / "imagenet"
-    images = sorted(shared(IMAGES).glob("*.jpg"))
-    for number, ((wnid, _), image) in enumerate(zip([imagenet_synsets()[0], imagenet_synsets()[999]], images)):
+    photographs = images()
+    for number, ((wnid, _), image) in enumerate(zip([imagenet_synsets()[0], imagenet_synsets()[999]], photographs)):
         (imagenet / "val" / wnid).mkdir(parents=True)
         Image.open(image).convert("RGB").save(imagenet / "val" / wnid / f"ILSVRC2012_val_{number:08d}.JPEG")
 
@@ -83,7 +84,7 @@ def data(tmp_path):
     frames = (davis / "JPEGImages" / "480p" / "cup", davis / "Annotations" / "480p" / "cup")
     for folder in frames:
         folder.mkdir(parents=True)
-    pixels = np.asarray(Image.open(images[0]).convert("RGB").resize((128, 96)))
+    pixels = np.asarray(Image.open(photographs[0]).convert("RGB").resize((128, 96)))
     for index in range(4):
         shifted = np.roll(pixels, 4 * index, axis=1)
         Image.fromarray(shifted).save(frames[0] / f"{index:05d}.jpg", quality=95)
