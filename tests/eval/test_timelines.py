@@ -6,24 +6,25 @@ import numpy as np
 import pytest
 import torch
 
-from eval_files import TINY, TINY_SET, VIDEOS, cut_clip, shared
+from eval_files import cut_clip
 from hvm1.cli import main
 from hvm1.data import read_windows
 from hvm1.eval import embed_videos, embedding_preset, load_embeddings
 from hvm1.eval.timelines import embedding_timelines
 from hvm1.zoo import preprocessing_for
+from reference_data import TINY, TINY_SET, VIDEOS, fixture
 
 
 @pytest.fixture(scope="module")
 def street(tmp_path_factory):
     """6 s of the street video (a window of the tiny model spans 7 x 8 frames at 30 fps: 1.87 s)."""
-    return cut_clip(shared(VIDEOS / "vtest.avi"), tmp_path_factory.mktemp("long") / "street.mp4", 5.0, seconds=6.0)
+    return cut_clip(fixture(VIDEOS / "vtest.avi"), tmp_path_factory.mktemp("long") / "street.mp4", 5.0, seconds=6.0)
 
 
 @pytest.fixture(scope="module")
 def short(tmp_path_factory):
     """1 s of the box video: shorter than one window."""
-    return cut_clip(shared(VIDEOS / "box.mp4"), tmp_path_factory.mktemp("short") / "box.mp4", 2.0, seconds=1.0)
+    return cut_clip(fixture(VIDEOS / "box.mp4"), tmp_path_factory.mktemp("short") / "box.mp4", 2.0, seconds=1.0)
 
 
 def test_each_window_is_embedded_as_its_clip_alone(encoder, street, tmp_path):
