@@ -136,8 +136,22 @@ def finetune(
 
     Each is a folder of class subfolders (label = sorted subfolder index) or a `path,label` CSV; videos, or
     images with `config.images`. Writes `checkpoint-last.pth` and `checkpoint-best.pth` (by `config.select`)
-    on rank 0, both loadable with `hvm1.load_model`. `train_preset`/`val_preset` replace the published clip
-    reading. Works under torchrun like `pretrain`. Returns what the run did (`best_value`, `last_eval`).
+    on rank 0, both loadable with `hvm1.load_model`. Works under torchrun like `pretrain`.
+
+    Args:
+        train: the training set: a folder of class subfolders or a `path,label` CSV.
+        val: the validation set, in the same form.
+        config: the run's settings (the published recipe by default).
+        train_preset: replaces the published training clip reading.
+        val_preset: replaces the published validation clip reading.
+        on_record: called with each record as it is written to `metrics.jsonl`.
+
+    Returns:
+        What the run did, with `best_value` and `last_eval`.
+
+    Raises:
+        ValueError: an unknown `config.select`, a model that is no ViT, or unusable data.
+        TrainingError: the run had to stop (see `run_task`).
     """
     if config.select not in SELECT_METRICS:
         raise ValueError(f"select must be one of {', '.join(SELECT_METRICS)}, got {config.select!r}")

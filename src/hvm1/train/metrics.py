@@ -79,8 +79,21 @@ def _summary_writer(folder: Path, purge_step: int | None):
 
 
 def read_metrics(out_dir: str | os.PathLike, kind: str = "train") -> list[dict[str, Any]]:
-    """The records of `kind` in a run folder's metrics file, one per step (a file from a resumed run before
-    `MetricsWriter(resumed_at=)` may repeat the steps after its checkpoint: the later record of a step wins)."""
+    """The records of one kind in a run folder's metrics file, one per step.
+
+    A file from a resumed run before `MetricsWriter(resumed_at=)` may repeat the steps after its checkpoint:
+    the later record of a step wins.
+
+    Args:
+        out_dir: the run folder.
+        kind: the records' `"kind"`: 'train' (a line per step), 'epoch' or 'eval'.
+
+    Returns:
+        The records (dicts as written), in step order.
+
+    Raises:
+        FileNotFoundError: the folder has no metrics file.
+    """
     by_step: dict[int, dict[str, Any]] = {}
     with open(Path(out_dir) / METRICS_FILE) as handle:
         for line in handle:

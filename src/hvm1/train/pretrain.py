@@ -72,9 +72,21 @@ def pretrain(
 
     Run it plainly for one process, or under `torchrun` for DDP (FSDP2 with `config.fsdp`); only rank 0
     writes the run folder: `config.json`, `metrics.jsonl`, `checkpoint-last.pth` (loadable with
-    `hvm1.load_model`). `preset` replaces the published clip reading (any object with the
-    `load(path, generator=...)` method of the `hvm1.data` presets). Returns what the run did; raises
-    `TrainingError` when it had to stop (see `run_task`).
+    `hvm1.load_model`).
+
+    Args:
+        data: video files, or folders searched recursively.
+        config: the run's settings (the published recipe by default).
+        preset: replaces the published clip reading (any object with the `load(path, generator=...)` method
+            of the `hvm1.data` presets).
+        on_record: called with each record as it is written to `metrics.jsonl`.
+
+    Returns:
+        What the run did: its steps and losses, the checkpoints kept, the files skipped, what ended it.
+
+    Raises:
+        ValueError: no video in `data`, or a model that is no MAE.
+        TrainingError: the run had to stop (a NaN loss, no checkpoint to resume from; see `run_task`).
     """
     files = find_videos(data)
     if not files:
