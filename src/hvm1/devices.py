@@ -17,9 +17,16 @@ __all__ = [
 
 
 def resolve_device(name: str | torch.device | None = "auto") -> torch.device:
-    """The torch device for `name`: 'auto' (or None) picks cuda, then mps, then cpu; others must be available.
+    """The torch device a name means.
 
-    Raises ValueError naming the device when it was asked for and is not available here.
+    Args:
+        name: 'auto' (or None) picks cuda, then mps, then cpu; 'cpu', 'cuda', 'cuda:1', 'mps' or a device.
+
+    Returns:
+        The device.
+
+    Raises:
+        ValueError: the device asked for is not available here (named in the message).
     """
     if isinstance(name, torch.device):
         return name
@@ -64,7 +71,14 @@ class Precision:
         return self.dtype == torch.float32
 
     def autocast(self, device: torch.device | str) -> contextlib.AbstractContextManager:
-        """The context that runs the model at this precision on `device` (a no-op under fp32)."""
+        """The context that runs a model at this precision.
+
+        Args:
+            device: the device the model runs on.
+
+        Returns:
+            `torch.autocast` at this precision's dtype, or a context that does nothing under fp32.
+        """
         if self.is_float32:
             return contextlib.nullcontext()
         return torch.autocast(torch.device(device).type, dtype=self.dtype)
@@ -100,10 +114,17 @@ def cpu_bf16_units() -> list[str]:
 
 
 def fast_bf16(device: torch.device | str) -> tuple[bool, str]:
-    """Whether `device` computes bf16 matrix products faster than float32, and the reason in words.
+    """Whether a device computes bf16 matrix products faster than float32.
 
     CUDA: a GPU with native bf16 (compute capability 8.0 and up, `torch.cuda.is_bf16_supported` without
-    emulation). CPU: AMX-BF16 or AVX512-BF16 units (`cpu_bf16_units`). MPS and anything else: no."""
+    emulation). CPU: AMX-BF16 or AVX512-BF16 units (`cpu_bf16_units`). MPS and anything else: no.
+
+    Args:
+        device: the device.
+
+    Returns:
+        `(fast, reason)`: whether it is fast, and why, in words.
+    """
     device = torch.device(device)
     if device.type == "cuda":
         if torch.cuda.is_bf16_supported(including_emulation=False):
@@ -118,11 +139,21 @@ def fast_bf16(device: torch.device | str) -> tuple[bool, str]:
 
 
 def resolve_precision(name: str | Precision | None, device: torch.device | str) -> Precision:
-    """The precision `name` ('auto', 'fp32', 'bf16', 'fp16'; None = 'auto') means on `device`.
+    """The precision a name means on a device: the one place every command and training job decides it.
 
     'auto' is bf16 where `fast_bf16(device)` says the device computes it fast, float32 elsewhere; a named
-    precision is taken as asked (its reason warns when bf16 or fp16 will be slow there). Raises ValueError
-    for an unknown name. The one place every command and training job decides its precision."""
+    precision is taken as asked (its reason warns when bf16 or fp16 will be slow there).
+
+    Args:
+        name: 'auto', 'fp32', 'bf16' or 'fp16' (None means 'auto'), or a `Precision` (returned as it is).
+        device: the device the model runs on.
+
+    Returns:
+        The `Precision`: its name, dtype and the reason it was chosen.
+
+    Raises:
+        ValueError: an unknown name.
+    """
     if isinstance(name, Precision):
         return name
     name = name or "auto"
