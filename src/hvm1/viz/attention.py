@@ -29,11 +29,16 @@ HEAT_ALPHA = 0.6
 
 
 def attention_maps(model: VideoViT, video: torch.Tensor, precision: Precision | str = "fp32") -> torch.Tensor:
-    """The last block's CLS attention of clip(s) `video` ((C, T, H, W) or (N, C, T, H, W), normalised).
+    """The last block's CLS attention of normalised clips, on the model's token grid.
 
-    Returns (N, heads, t, h, w) float32 on the CPU, on the model's token grid (t temporal tokens of
-    `t_patch_size` frames, h x w patches), as `model.cls_attention` gives it (not renormalised), computed
-    at `precision` (see `hvm1.devices.resolve_precision`; default fp32).
+    Args:
+        model: the ViT.
+        video: normalised clip(s), (C, T, H, W) or (N, C, T, H, W).
+        precision: the precision it runs at (see `hvm1.devices.resolve_precision`; default fp32).
+
+    Returns:
+        (N, heads, t, h, w) float32 on the CPU: t temporal tokens of `t_patch_size` frames, h x w patches,
+        as `model.cls_attention` gives it (not renormalised).
     """
     if not isinstance(model, VideoViT):
         raise TypeError(f"attention_maps needs a VideoViT, got {type(model).__name__}")
@@ -61,13 +66,21 @@ def attention_grid(
     std: Sequence[float],
     heads: str = "mean",
 ) -> np.ndarray:
-    """The attention picture of one clip: (1 + R) rows x t columns of S px tiles, 1 px padding, uint8.
+    """The attention picture of one clip: (1 + R) rows x t columns of S px tiles, 1 px padding.
 
-    `video` (C, T, H, W) normalised; `maps` (heads, t, h, w) from `attention_maps`. The top row is the
-    first frame of each temporal token in true colours; below it R rows: the mean over heads (`heads=
-    'mean'`, R = 1) or every head (`'each'`). Each row's attention is stretched from its own min to max
-    over all its tokens (so rows compare over time), upsampled to the frame by repeating each patch's
-    value, coloured as a heat map and blended over the frame.
+    The top row is the first frame of each temporal token in true colours; below it R rows. Each row's
+    attention is stretched from its own min to max over all its tokens (so rows compare over time),
+    upsampled to the frame by repeating each patch's value, coloured as a heat map and blended over the frame.
+
+    Args:
+        video: the normalised clip, (C, T, H, W).
+        maps: its attention, (heads, t, h, w), from `attention_maps`.
+        mean: the normalisation's mean, undone for true colours.
+        std: the normalisation's std.
+        heads: 'mean' for one row averaged over heads, 'each' for a row per head.
+
+    Returns:
+        The picture, uint8 (height, width, 3).
     """
     if heads not in HEAD_MODES:
         raise ValueError(f"heads must be one of {', '.join(HEAD_MODES)}, got {heads!r}")

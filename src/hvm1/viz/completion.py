@@ -66,12 +66,26 @@ def complete_clip(
     generator: torch.Generator | None = None,
     precision: Precision | str = "fp32",
 ) -> Completion:
-    """Mask the normalised clip(s) `video` ((C, T, H, W) or (N, C, T, H, W)) and let `model` complete them.
+    """Mask normalised clips and let an MAE complete them.
 
-    `mask_ratio` defaults to `default_mask_ratio(mask_type)`. Random masking draws its noise from
-    `generator` on the CPU (so a seeded generator gives the same mask on every device); temporal and
-    center masking are fixed. Runs without gradients on the model's device and dtype, at `precision`
-    (see `hvm1.devices.resolve_precision`; default fp32: exactly the published computation).
+    Random masking draws its noise from `generator` on the CPU (so a seeded generator gives the same mask on
+    every device); temporal and center masking are fixed. Runs without gradients on the model's device and
+    dtype.
+
+    Args:
+        model: the MAE.
+        video: normalised clip(s), (C, T, H, W) or (N, C, T, H, W).
+        mask_type: 'random', 'temporal' or 'center'.
+        mask_ratio: the fraction of tokens removed (default `default_mask_ratio(mask_type)`).
+        generator: the generator random masking draws its noise from.
+        precision: the precision it runs at (see `hvm1.devices.resolve_precision`; default fp32: exactly the
+            published computation).
+
+    Returns:
+        The `Completion`: original, masked and completed frames, the mask and the loss.
+
+    Raises:
+        ValueError: a clip size that does not divide into tokens, a bad mask ratio or type.
     """
     if not isinstance(model, VideoMAE):
         raise TypeError(f"complete_clip needs a VideoMAE (encoder and decoder), got {type(model).__name__}")
@@ -118,10 +132,17 @@ def completion_grid(
     scale_each: bool = False,
     index: int = 0,
 ) -> np.ndarray:
-    """The published picture of clip `index`: 3 rows (original, masked, completion) x T' frames, 1 px padding.
+    """The published picture of one clip: 3 rows (original, masked, completion) x T' frames, 1 px padding.
 
-    Returns (3 * (S + 1) + 1, T' * (S + 1) + 1, 3) uint8 for S px frames, in true colours (the
-    normalisation with `mean`/`std` undone), or per-tile stretched with `scale_each`.
+    Args:
+        completion: what `complete_clip` returned.
+        mean: the normalisation's mean, undone for true colours.
+        std: the normalisation's std.
+        scale_each: stretch each tile from its own min to max (the published look) instead of true colours.
+        index: which clip of the batch.
+
+    Returns:
+        The picture, (3 * (S + 1) + 1, T' * (S + 1) + 1, 3) uint8 for S px frames.
     """
     return make_grid(completion_tiles(completion, mean, std, scale_each, index))
 
