@@ -2,6 +2,8 @@
 call they serve, used exactly where they give what the plain layer computes, never in training, made again
 after the weight changed, and never in the state dict."""
 
+import copy
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -77,6 +79,26 @@ def test_packing_happens_at_the_first_call_it_serves_or_now():
     assert pack_now(model) == 0  # packed already
 
 
+def test_the_first_call_any_layer_serves_packs_the_whole_model_on_several_threads():
+    torch.manual_seed(0)
+    plain = nn.Sequential(nn.Linear(16, 32), nn.GELU(), nn.Linear(32, 32), nn.GELU(), nn.Linear(32, 8)).eval()
+    x = torch.randn(5, 16)
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        expected = plain(x)
+    threads = torch.get_num_threads()
+    for when, pack_threads in (("first_use", 3), ("first_use", 1), ("now", 2)):
+        model = pack_linear_layers(copy.deepcopy(plain), torch.bfloat16, when=when, threads=pack_threads)
+        layers = [m for m in model if isinstance(m, PackedLinear)]
+        assert len(layers) == 3 and all(m.is_packed() == (when == "now") for m in layers)
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+            model[0](x)  # the first layer's first call packs the others too
+            assert all(m.is_packed() for m in layers)
+            assert torch.equal(model(x), expected)
+        assert torch.get_num_threads() == threads  # the intra-op thread count is back
+    with pytest.raises(ValueError, match="when"):
+        pack_linear_layers(_layer(), torch.float32, when="later")
+
+
 def test_a_weight_changed_after_packing_is_packed_again():
     layer = _packed()
     x = torch.randn(2, 16)
@@ -139,7 +161,6 @@ def test_bf16_inference_gives_autocast_results_bit_for_bit_and_the_state_dict_is
 
 
 def test_a_prepared_model_copies_and_saves_without_its_packed_copies(tmp_path):
-    import copy
     import pickle
 
     layer = _packed()
@@ -152,7 +173,7 @@ def test_a_prepared_model_copies_and_saves_without_its_packed_copies(tmp_path):
     with torch.inference_mode():
         assert (layer(x) - plain).mean() > 99  # the original keeps its (marked) packed copy
         for other in copies:
-            assert isinstance(other, PackedLinear) and other.packed is None
+            assert isinstance(other, PackedLinear) and other.packed is None and other.group is None
             assert torch.allclose(other(x), plain, atol=1e-5)  # packed again from the parameters, unmarked
 
 

@@ -6,10 +6,13 @@ under `precision.autocast(device)`:
 
 - fp32: nothing changes.
 - bf16 on a CPU with oneDNN (every x86 build of PyTorch): each `nn.Linear` is swapped for a `PackedLinear`
-  holding the same parameters, which packs its weight once in oneDNN's blocked bf16 layout at the first
-  inference call it serves (`pack_linear_layers`). oneDNN multiplies by a weight it has reordered into its own
-  layout faster than by the plain (out, in) matrix, which autocast casts and oneDNN reorders again at every
-  call; the products are the same, bit for bit (`benchmarks/bench_packing.py` measures the difference).
+  holding the same parameters, whose weight is packed once in oneDNN's blocked bf16 layout
+  (`pack_linear_layers`). oneDNN multiplies by a weight it has reordered into its own layout faster than by
+  the plain (out, in) matrix, which autocast casts and oneDNN reorders again at every call; the products are
+  the same, bit for bit (`benchmarks/bench_packing.py` measures the difference). By default the first
+  inference call any of the model's layers serves packs them all (`when="first_use"`: nothing is paid by a
+  model that never runs), several layers at once, one per CPU core, each packed by one thread (`pack_layers`);
+  `when="now"` packs them while preparing.
   The parameters stay as they are (float32, memory-mapped from the checkpoint file) and so does
   `state_dict()`: same keys, same tensors.
 - elsewhere (fp16, CUDA, MPS, builds without oneDNN): the linear layers' weights and biases are cast to the
@@ -22,7 +25,6 @@ Other parameters (LayerNorms, position embeddings, tokens, the patch projection)
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -74,6 +76,27 @@ class PackedWeight:
         return _dropped, ()
 
 
+class PackingGroup:
+    """The layers one `pack_linear_layers` call swapped in: the first call any of them serves packs all of them
+    at once (`pack_layers`, on `threads` threads), so that the packing uses every core instead of one layer
+    after another at the pace of the forward pass."""
+
+    __slots__ = ("layers", "threads", "done")
+
+    def __init__(self, layers: list[PackedLinear], threads: int | None) -> None:
+        self.layers, self.threads, self.done = layers, threads, False
+
+    def __reduce__(self):
+        # A copied or saved model packs each layer at its own first call (see `PackedWeight.__reduce__`).
+        return _dropped, ()
+
+    def pack(self) -> None:
+        """Pack every layer of the group not packed yet from its current parameters (once)."""
+        if not self.done:
+            self.done = True
+            pack_layers([layer for layer in self.layers if not layer.is_packed()], self.threads)
+
+
 def can_pack_linear_weights(dtype: torch.dtype) -> bool:
     """Whether this PyTorch build can pack linear weights for CPU inference in `dtype`.
 
@@ -107,12 +130,12 @@ class PackedLinear(nn.Linear):
     """An `nn.Linear` that computes CPU inference in `packed_dtype` through its weight packed in oneDNN's layout.
 
     It holds the very parameters of the layer it replaces (`state_dict()` unchanged); the packed copy
-    (`packed`, a `PackedWeight`) lives beside them and is made at the first call it serves (`pack()` makes it
-    now). It serves only calls whose
-    result it gives exactly as the plain layer would in that precision: no gradients, CPU input and weight,
-    and the product's dtype (autocast's, else the input's) `packed_dtype`; the bias is added inside the
-    product. It is made again when the weight or bias changed since (in place, by `load_state_dict`, or
-    replaced). Anything else (training, other devices, another precision) runs the plain `F.linear`.
+    (`packed`, a `PackedWeight`) lives beside them and is made at the first call it serves, with those of the
+    other layers of its `group` (`pack()` makes it now). It serves only calls whose result it gives exactly as
+    the plain layer would in that precision: no gradients, CPU input and weight, and the product's dtype
+    (autocast's, else the input's) `packed_dtype`; the bias is added inside the product. It is made again
+    when the weight or bias changed since (in place, by `load_state_dict`, or replaced). Anything else
+    (training, other devices, another precision) runs the plain `F.linear`.
     """
 
     def __init__(self, layer: nn.Linear, packed_dtype: torch.dtype) -> None:
@@ -122,6 +145,7 @@ class PackedLinear(nn.Linear):
         self.train(layer.training)
         self.packed_dtype = packed_dtype
         self.packed: PackedWeight | None = None
+        self.group: PackingGroup | None = None
 
     def serves(self, x: torch.Tensor) -> bool:
         """Whether the packed weight computes this layer's product of `x` here (see the class doc)."""
@@ -147,6 +171,8 @@ class PackedLinear(nn.Linear):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.serves(x):
             return F.linear(x, self.weight, self.bias)
+        if self.group is not None and not self.group.done:
+            self.group.pack()
         weight, bias = self.pack()
         return torch.ops.mkldnn._linear_pointwise(x.to(self.packed_dtype), weight, bias, "none", [], "")
 
@@ -175,8 +201,11 @@ def _swap(model: nn.Module, replace) -> nn.Module:
     return replace(model) or model
 
 
+PACKING_TIMES = ("first_use", "now")
+
+
 def pack_linear_layers(
-    model: nn.Module, dtype: torch.dtype, *, now: bool = False, threads: int | None = None
+    model: nn.Module, dtype: torch.dtype, *, when: str = "first_use", threads: int | None = None
 ) -> nn.Module:
     """Swap every CPU `nn.Linear` of `model` for a `PackedLinear` computing in `dtype`, sharing its parameters.
 
@@ -184,12 +213,18 @@ def pack_linear_layers(
         model: a model (or a single `nn.Linear`); changed in place.
         dtype: float32 or bfloat16; where this build cannot pack in it (`can_pack_linear_weights`) nothing
             changes.
-        now: pack every weight now (`pack_now`) instead of at the first call each serves.
-        threads: with `now`, how many layers to pack at once (default: one per CPU core).
+        when: "first_use": the first inference call any of the layers serves packs them all; "now": packed
+            here (`pack_now`).
+        threads: how many layers to pack at once (default: `torch.get_num_threads()`, one per core).
 
     Returns:
         `model` (a new `PackedLinear` when `model` itself is an `nn.Linear`).
+
+    Raises:
+        ValueError: for another `when`.
     """
+    if when not in PACKING_TIMES:
+        raise ValueError(f"when must be one of {', '.join(PACKING_TIMES)}, got {when!r}")
     if not can_pack_linear_weights(dtype):
         return model
 
@@ -203,31 +238,52 @@ def pack_linear_layers(
         return None
 
     model = _swap(model, replace)
-    if now:
-        pack_now(model, threads)
+    layers = [m for m in model.modules() if isinstance(m, PackedLinear)]
+    group = PackingGroup(layers, threads)
+    for layer in layers:
+        layer.group = group
+    if when == "now":
+        group.pack()
     return model
 
 
 def pack_now(model: nn.Module, threads: int | None = None) -> int:
-    """Pack the weights of `model`'s `PackedLinear` layers now rather than at their first call, several layers
-    at once on `threads` threads (default: one per CPU core); returns how many were packed.
+    """Pack the weights of `model`'s `PackedLinear` layers now rather than at their first call (`pack_layers`).
 
     Args:
         model: a model prepared by `pack_linear_layers`.
-        threads: how many layers to pack at once.
+        threads: how many layers to pack at once (default: `torch.get_num_threads()`).
 
     Returns:
         The number of layers packed (those packed already from their current parameters are left alone).
     """
     layers = [m for m in model.modules() if isinstance(m, PackedLinear) and not m.is_packed()]
-    workers = max(1, min(threads or os.cpu_count() or 1, len(layers)))
+    pack_layers(layers, threads)
+    return len(layers)
+
+
+def pack_layers(layers: list[PackedLinear], threads: int | None = None) -> None:
+    """Pack `layers` (`PackedLinear.pack`), `threads` of them at once, each by one thread: the cast and the
+    reorder of one weight are short, memory-bound steps that two cores split worse than two weights side by
+    side (`benchmarks/bench_packing.py` measures both). PyTorch's intra-op thread count is 1 meanwhile and
+    restored after.
+
+    Args:
+        layers: the layers to pack.
+        threads: how many at once (default: `torch.get_num_threads()`, one per core).
+    """
+    workers = max(1, min(threads or torch.get_num_threads(), len(layers)))
     if workers == 1:
         for layer in layers:
             layer.pack()
-    else:
+        return
+    intra_op = torch.get_num_threads()
+    torch.set_num_threads(1)  # new threads take this count at their first op
+    try:
         with ThreadPoolExecutor(workers, thread_name_prefix="hvm1-pack") as pool:
             list(pool.map(PackedLinear.pack, layers))
-    return len(layers)
+    finally:
+        torch.set_num_threads(intra_op)
 
 
 def unpack_linear_layers(model: nn.Module) -> nn.Module:
@@ -236,7 +292,7 @@ def unpack_linear_layers(model: nn.Module) -> nn.Module:
     return _swap(model, lambda module: module.unpacked() if isinstance(module, PackedLinear) else None)
 
 
-def prepare_for_inference(model: nn.Module, precision: Precision) -> nn.Module:
+def prepare_for_inference(model: nn.Module, precision: Precision, *, pack: str = "first_use") -> nn.Module:
     """Prepare `model`, in place, for inference at `precision` (see the module doc) and return it.
 
     For a model that will run only inside `precision.autocast(device)`; its results there are bit for bit
@@ -245,6 +301,7 @@ def prepare_for_inference(model: nn.Module, precision: Precision) -> nn.Module:
     Args:
         model: a built model (or any module); its linear layers are swapped or cast in place.
         precision: from `hvm1.devices.resolve_precision`.
+        pack: where weights are packed, when they are: at the first call ("first_use") or now ("now").
 
     Returns:
         `model` (a new module only when `model` itself is an `nn.Linear` that is swapped).
@@ -254,7 +311,7 @@ def prepare_for_inference(model: nn.Module, precision: Precision) -> nn.Module:
     linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
     on_cpu = all(m.weight.device.type == "cpu" for m in linears)
     if linears and on_cpu and precision.dtype == torch.bfloat16 and can_pack_linear_weights(torch.bfloat16):
-        return pack_linear_layers(model, torch.bfloat16)
+        return pack_linear_layers(model, torch.bfloat16, when=pack)
     for module in linears:
         module.to(precision.dtype)
     return model
