@@ -8,19 +8,21 @@ import time
 import torch
 
 
-def time_forwards(model_class: type[torch.nn.Module]) -> list[float]:
-    """Wrap `model_class.forward` so every call appends its seconds (CUDA synchronised, for tensors on a GPU) to
-    the returned list, which the caller reads as the run goes; for the rest of the process."""
+def time_forwards(model_class: type[torch.nn.Module], method: str = "forward") -> list[float]:
+    """Wrap `model_class.forward` (or another `method` returning tensors) so every call appends its seconds (CUDA
+    synchronised, for tensors on a GPU) to the returned list, which the caller reads as the run goes; for the rest
+    of the process."""
     seconds: list[float] = []
-    forward = model_class.forward
+    forward = getattr(model_class, method)
 
     def timed(self, *args, **kwargs):
         start = time.perf_counter()
         result = forward(self, *args, **kwargs)
-        if result[0].device.type == "cuda":
-            torch.cuda.synchronize(result[0].device)
+        first = result if isinstance(result, torch.Tensor) else result[0]
+        if first.device.type == "cuda":
+            torch.cuda.synchronize(first.device)
         seconds.append(time.perf_counter() - start)
         return result
 
-    model_class.forward = timed  # type: ignore[method-assign]
+    setattr(model_class, method, timed)
     return seconds
