@@ -2,7 +2,8 @@
 
 Window k starts at `k * stride` seconds on the video's clock (0 is its first frame, as for `read_clip`) and is
 exactly `read_clip(path, start=k * stride)`: the same instants, each showing the last frame at or before it, as a
-player shows it (`hvm1.data.video.Display`). Windows run while their last instant is on a decoded
+player shows it (`hvm1.data.video.Display`; each frame by its own display matrix, where `read_clip` turns a
+clip's frames by its first frame's: the two differ only for a stream whose matrix changes within a window). Windows run while their last instant is on a decoded
 frame; a video shorter than one window gives one window, padded as `read_clip` pads (`Window.padded`).
 
 One pass decodes the video for all its windows. Packets are read ahead (the window's span plus the decoder's
@@ -217,8 +218,8 @@ class _Timeline:
         self.first_time = math.inf
         self.last_time = -math.inf
         self.ended = False
-        self.store: dict[float, tuple[Display, torch.Tensor]] = {}  # time -> the (H, W, 3) uint8 of a frame a window
-        # may show, as its display shows it
+        # time -> (display, the (H, W, 3) uint8 frame as it shows it), for the frames a pending window may show
+        self.store: dict[float, tuple[Display, torch.Tensor]] = {}
         self.ahead: deque[_Item] = deque()
         self.unshown: set[float] = set()  # times no pending window can show (final: reading more keeps them so)
         self.cached: dict[int, tuple[list[float], list[float]]] = {}  # window -> (instants, limits)
