@@ -56,11 +56,11 @@ def test_the_flag_reaches_every_preset():
 
 
 def test_training_configs_take_the_flag():
-    from hvm1.cli.train import _train_config
     from hvm1.train import PretrainConfig
+    from hvm1.train.commands import PretrainCommand
 
     args = build_parser("pretrain").parse_args(["pretrain", "data", "--out-dir", "run", "--no-autorotate"])
-    assert _train_config(PretrainConfig, args).autorotate is False
+    assert config_from_args(PretrainCommand, args).autorotate is False
     assert PretrainConfig(out_dir="run").autorotate is True
 
 

@@ -210,7 +210,7 @@ def describe(config: InfoConfig, progress: Progress = SILENT) -> InfoReport:
     """
     from hvm1.zoo import MODELS
 
-    overrides = config.architecture_overrides()
+    overrides = config.overrides
     if config.name not in MODELS and Path(config.name).is_file():
         return _file_info(Path(config.name), overrides, config.labels)
     return _zoo_info(config.name, overrides, config.labels)
@@ -248,5 +248,5 @@ def convert_model(config: ConvertConfig, progress: Progress = SILENT) -> Convert
     from hvm1.zoo import convert
 
     path = convert(config.source, config.output, dtype=config.dtype, model_type=config.model_type,
-                   full_download=config.full_download, **config.architecture_overrides())
+                   full_download=config.full_download, **config.overrides)
     return ConvertReport(written=[path], dtype=config.dtype)

@@ -59,7 +59,8 @@ def setting(
         aliases: Further spellings of the flag, e.g. a published script's `--video_dir`.
         option: The flag's main spelling when it is not the field's name (`--set` for `overrides`).
         positional: An argument without a flag (`PATH ...`).
-        repeat: A tuple field given once per value (`--model A --model B`) instead of all after one flag.
+        repeat: A tuple field given once per value (`--model A --model B`) instead of all after one flag (a
+            dict field is always given so: `--set FIELD=VALUE`, one item each).
         flag: False for a library-only field (the command line sets it some other way, or not at all).
 
     Returns:
@@ -118,13 +119,9 @@ def parse_overrides(items: tuple[str, ...] | list[str]) -> dict[str, Any]:
 class OverrideSettings:
     """Architecture fields a checkpoint can't tell (`--set FIELD=VALUE`)."""
 
-    overrides: tuple[str, ...] = setting((), option="--set", metavar="FIELD=VALUE", repeat=True,
-                                         help="set an architecture field the checkpoint can't tell (e.g. "
-                                              "num_heads=4); repeatable")
-
-    def architecture_overrides(self) -> dict[str, Any]:
-        """`overrides` parsed (`parse_overrides`)."""
-        return parse_overrides(self.overrides)
+    overrides: dict[str, Any] = setting(default_factory=dict, option="--set", metavar="FIELD=VALUE",
+                                        help="set an architecture field the checkpoint can't tell (e.g. "
+                                             "num_heads=4); repeatable")
 
 
 @dataclass(frozen=True, kw_only=True)

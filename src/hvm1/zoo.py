@@ -619,7 +619,7 @@ def load_for_command(
             progress.note(f"{sentence}, into the Hugging Face cache")
 
     return load_for_inputs(source, model_type=model_type, device=device, full_download=settings.full_download,
-                           before_download=before_download, **settings.architecture_overrides())
+                           before_download=before_download, **settings.overrides)
 
 
 def sized_preprocessing(settings: SizeSettings, preprocessing: Preprocessing, model: torch.nn.Module) -> Preprocessing:

@@ -8,11 +8,14 @@ import typing
 import pytest
 
 from hvm1.cli import build_parser
-from hvm1.cli.train import _train_config
+from hvm1.cli.command import config_from_args
 from hvm1.settings import setting_info
 from hvm1.train import FinetuneConfig, PretrainConfig
+from hvm1.train.commands import FinetuneCommand, PretrainCommand
 
-COMMANDS = {"pretrain": (PretrainConfig, ["clip.mp4"]), "finetune": (FinetuneConfig, ["train", "--val", "val"])}
+# Each command's config, the job config it extends, and the arguments it needs besides.
+COMMANDS = {"pretrain": (PretrainCommand, PretrainConfig, ["clip.mp4"]),
+            "finetune": (FinetuneCommand, FinetuneConfig, ["train", "--val", "val"])}
 
 
 def _command(name: str):
@@ -41,28 +44,29 @@ def _other_value(cls, field: dataclasses.Field):
 
 @pytest.mark.parametrize("command", COMMANDS)
 def test_every_field_has_a_flag_that_sets_it(command):
-    cls, positional = COMMANDS[command]
+    cls, job, positional = COMMANDS[command]
     argv, expected = [command, *positional, "--checkpoint", "model.pth"], {}
-    for field in dataclasses.fields(cls):
-        if not setting_info(cls, field.name)["flag"]:
+    for field in dataclasses.fields(job):
+        if not setting_info(cls, field.name)["flag"] or field.name in ("model", "overrides"):
             continue
         value, spelled = _other_value(cls, field)
         flag = f"--{'no-' if field.default is True else ''}{field.name.replace('_', '-')}"
         argv += [flag, *spelled]
         expected[field.name] = value
     args = build_parser().parse_args(argv)
-    config = _train_config(cls, args, model="model.pth")
+    config = config_from_args(cls, args)
     assert {name: getattr(config, name) for name in expected} == expected
     library_only = {f.name for f in dataclasses.fields(cls) if not setting_info(cls, f.name)["flag"]}
-    assert library_only == ({"model", "overrides"} if command == "pretrain" else {"model", "overrides", "arch"})
+    assert library_only == (set() if command == "pretrain" else {"arch"})
 
 
 def test_unset_flags_keep_the_library_defaults_and_published_spellings_work():
     args = build_parser().parse_args(["finetune", "train", "--val", "val", "--model", "m", "--output_dir", "run",
                                        "--batch_size", "3", "--nb_classes", "5", "--reprob", "0.25"])
-    config = _train_config(FinetuneConfig, args, model="m")
+    config = config_from_args(FinetuneCommand, args)
     assert (config.out_dir, config.batch_size, config.num_classes, config.random_erasing) == ("run", 3, 5, 0.25)
-    assert config == FinetuneConfig(out_dir="run", model="m", batch_size=3, num_classes=5, random_erasing=0.25)
+    assert config == FinetuneCommand(train="train", val="val", out_dir="run", model="m", batch_size=3, num_classes=5,
+                                     random_erasing=0.25)
 
 
 def test_help_shows_each_commands_own_defaults_and_words():

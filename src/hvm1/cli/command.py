@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..progress import Progress
-from ..settings import setting_info
+from ..settings import parse_overrides, setting_info
 
 __all__ = ["Command", "ConsoleProgress", "add_flags", "config_from_args", "plural", "print_skipped"]
 
@@ -77,6 +77,8 @@ def _flag_kind(hint: Any, repeat: bool) -> dict[str, Any]:
         return {"type": _int_or_pair}
     if len(kinds) == 1 and kinds[0] in (int, float, str, Path):
         return {"type": kinds[0]}
+    if len(kinds) == 1 and typing.get_origin(kinds[0]) is dict:  # FIELD=VALUE items, parsed by config_from_args
+        return {"type": str, "action": "append"}
     raise TypeError(f"no command-line flag for a config field of type {hint}")
 
 
@@ -135,8 +137,13 @@ def _own_fields_first(config_class: type) -> list[dataclasses.Field]:
 
 def config_from_args(config_class: type, args: argparse.Namespace, **values: Any) -> Any:
     """`config_class` from the flags given (the others keep the library defaults) and `values`."""
+    hints = typing.get_type_hints(config_class)
     given = {f.name: getattr(args, f.name) for f in dataclasses.fields(config_class) if hasattr(args, f.name)}
-    given = {name: tuple(value) if isinstance(value, list) else value for name, value in given.items()}
+    for name, value in given.items():
+        if isinstance(value, list):
+            kinds = [hints[name], *typing.get_args(hints[name])]
+            is_mapping = any(typing.get_origin(kind) is dict for kind in kinds)
+            given[name] = parse_overrides(value) if is_mapping else tuple(value)
     return config_class(**(given | values))
 
 

@@ -448,7 +448,7 @@ def score(config: ScoreConfig, progress: Progress = SILENT) -> ScoreReport:
         if name in models:
             raise ValueError(f"two models are named {name!r}; scores are told apart by name")
         models[name] = cast(VideoMAE, load_model(source, model_type="mae", device=device,
-                                                 **config.architecture_overrides()))
+                                                 **config.overrides))
     first = next(iter(models.values()))
     preprocessing = dataclasses.replace(preprocessing_for(sources[0], first), autorotate=config.autorotate)
     out_dir = output_folder(config.out_dir, "score")
