@@ -20,9 +20,16 @@ from typing import BinaryIO
 def write_atomically(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -> Path:
     """Call `write(handle)` on a new temporary file beside `path`, then put that file in `path`'s place.
 
-    `handle` is the temporary file opened for binary writing; a writer that takes a file name may write to
-    `handle.name` instead. Creates `path`'s folder when needed; returns `path`. Nothing is left behind
-    when `write` raises, and `path` is then untouched.
+    The file is fsynced before the rename and its folder after; it gets the permissions a plain write would.
+    Nothing is left behind when `write` raises, and `path` is then untouched.
+
+    Args:
+        path: the file to write; its folder is created when needed.
+        write: called with the temporary file opened for binary writing (a writer that takes a file name may
+            write to `handle.name` instead).
+
+    Returns:
+        `path`.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -54,10 +61,16 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
 
 
 def check_writable(folder: str | os.PathLike) -> None:
-    """Check that files can be created in `folder`, or, where it does not exist yet, in the nearest folder
-    above it that does (where it would be made): called before work whose result goes there, so that a
-    read-only or wrong place fails in a second, not after hours. Creates nothing; raises OSError naming the
-    folder and why."""
+    """Check that files can be created in a folder before work whose result goes there.
+
+    So a read-only or wrong place fails in a second, not after hours. Creates nothing.
+
+    Args:
+        folder: the folder; where it does not exist yet, the nearest folder above it that does (where it
+            would be made) is checked.
+
+    Raises:
+        OSError: files cannot be created there (the folder and the reason named)."""
     folder = Path(folder)
     existing = folder
     while not existing.exists() and existing.parent != existing:

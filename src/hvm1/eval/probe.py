@@ -70,12 +70,25 @@ def probe(
     k: int = 20,
     weight_decay: float = 1e-4,
 ) -> Predictions:
-    """Fit a probe on the `train` embeddings and score the `test` ones (both labelled, pooled per video).
+    """Fit a probe on labelled training embeddings and score the test ones (both pooled per video).
 
-    `method` is `linear` (logistic regression on features standardised with the training mean and std) or
-    `knn` (`k` nearest neighbours by cosine similarity); `shots` keeps that many training videos per class,
-    drawn with `seed` as `hvm1 finetune --shots --seed` draws them (the same videos of the same listing). Raises ValueError for unlabelled rows, token embeddings, or files from other models,
-    poolings, widths or class lists.
+    Args:
+        train: the training embeddings (labelled).
+        test: the test embeddings (labelled), from the same model, pooling and classes.
+        method: 'linear' (logistic regression on features standardised with the training mean and std) or
+            'knn' (`k` nearest neighbours by cosine similarity).
+        shots: keep that many training videos per class, drawn with `seed` as `hvm1 finetune --shots --seed`
+            draws them (the same videos of the same listing); None keeps all.
+        seed: the seed of the shots' draw.
+        k: the neighbours of the kNN probe.
+        weight_decay: the linear probe's L2 penalty.
+
+    Returns:
+        The test set's `Predictions` (scores per class, labels, metrics).
+
+    Raises:
+        ValueError: unlabelled rows, token embeddings, or files from other models, poolings, widths or class
+            lists.
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")

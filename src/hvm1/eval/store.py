@@ -96,8 +96,14 @@ def check_suffix(path: PathLike) -> Path:
 
 
 def save_embeddings(embeddings: Embeddings, path: PathLike) -> Path:
-    """Write `embeddings` to `path` (`.npz` or `.parquet` by its extension) atomically: the file is complete
-    or untouched, whatever interrupts the write."""
+    """Write embeddings to a file atomically: the file is complete or untouched, whatever interrupts the write.
+
+    Args:
+        embeddings: what to write.
+        path: the file, `.npz` or `.parquet` by its extension (Parquet needs `hvm1[parquet]`).
+
+    Returns:
+        The path written."""
     path = check_suffix(path)
     if path.suffix == ".npz":
         return write_atomically(path, lambda handle: np.savez(handle, **_npz_arrays(embeddings)))
@@ -107,9 +113,19 @@ def save_embeddings(embeddings: Embeddings, path: PathLike) -> Path:
 
 
 def load_embeddings(path: PathLike, mmap: bool = False) -> Embeddings:
-    """Read a file `save_embeddings` (or `hvm1 embed`) wrote. With `mmap`, the `embeddings` of an `.npz` are
-    memory-mapped read-only instead of read (pages load as rows are touched). Raises FileNotFoundError, or
-    ValueError naming the file when it is not an embedding file."""
+    """Read a file `save_embeddings` (or `hvm1 embed`) wrote.
+
+    Args:
+        path: an `.npz` or `.parquet` embedding file.
+        mmap: memory-map the `embeddings` of an `.npz` read-only instead of reading them (pages load as rows
+            are touched), for token sets larger than memory.
+
+    Returns:
+        The `Embeddings`: rows, paths, labels, clip times, classes and the settings they were made with.
+
+    Raises:
+        FileNotFoundError: no file at `path`.
+        ValueError: the file is not an embedding file (named in the message)."""
     path = check_suffix(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such embedding file")

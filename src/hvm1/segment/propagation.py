@@ -182,12 +182,25 @@ def propagate(
     progress: FrameProgress | None = None,
     precision: Precision | str = "fp32",
 ) -> list[np.ndarray]:
-    """Segment every frame of a video from the first frame's mask: one (H, W) uint8 id mask per frame.
+    """Segment every frame of a video from the first frame's mask, by the published label propagation.
 
-    `frames` are (3, H, W) uint8 RGB tensors (any sequence, read in order; each is prepared with
-    `prepare_frame`) of one size, `first_mask` the first frame's (H, W) object ids (0 = background). The first
-    mask is returned as given; `progress(done, total)` is called after each frame. The model runs where its weights
-    are, at `precision` (default fp32: the published computation); affinities are float32 there.
+    The model runs where its weights are; affinities are float32 there.
+
+    Args:
+        model: the ViT whose last activations are the frames' features.
+        frames: (3, H, W) uint8 RGB tensors of one size (any sequence, read in order; each is prepared with
+            `prepare_frame`).
+        first_mask: the first frame's (H, W) object ids (0 = background).
+        config: the propagation's settings (the published ones by default).
+        progress: called as `progress(done, total)` after each frame.
+        precision: the precision the model runs at (default fp32: the published computation).
+
+    Returns:
+        One (H, W) uint8 id mask per frame; the first is `first_mask` as given.
+
+    Raises:
+        ValueError: no frames, frames that are not (3, H, W) uint8 or not all of one size, or a first mask
+            of another size than the first frame (sizes named in the message).
     """
     model = model.eval()
     total = len(frames)
