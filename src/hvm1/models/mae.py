@@ -154,7 +154,11 @@ class VideoMAE(nn.Module):
         self.apply(init_weights)
 
     def set_grad_checkpointing(self, enable: bool = True) -> None:
-        """Recompute each block's activations in backward instead of storing them."""
+        """Recompute each block's activations in backward instead of storing them.
+
+        Args:
+            enable: turn it on (True) or off.
+        """
         self.grad_checkpointing = enable
 
     def transformer_blocks(self) -> list[nn.Module]:
@@ -171,20 +175,52 @@ class VideoMAE(nn.Module):
         generator: torch.Generator | None = None,
         num_patches: int | None = None,
     ) -> Masking:
-        """The masking of `batch` clips of `num_patches` tokens (default: the configured size's L), on this
-        model's device (see `hvm1.models.masking`)."""
+        """The masking of a batch of clips, on this model's device (see `hvm1.models.masking`).
+
+        Args:
+            batch: clips in the batch.
+            mask_ratio: the fraction of tokens removed, in [0, 1).
+            mask_type: 'random', 'temporal' or 'center'.
+            noise: (N, L) per-token noise for random masking (default: drawn from `generator`).
+            generator: the generator random noise is drawn from.
+            num_patches: tokens per clip (default: the configured size's L).
+
+        Returns:
+            The `Masking`: the mask (N, L), 1 where removed, and the kept and restoring token indices.
+
+        Raises:
+            ValueError: a mask ratio outside [0, 1), an unknown mask type, or noise of the wrong shape.
+        """
         return make_masking(
             mask_type, mask_ratio, batch, num_patches or self.config.num_patches,
             device=self.cls_token.device, noise=noise, generator=generator,
         )
 
     def token_grid(self, video: torch.Tensor) -> tuple[int, int, int]:
-        """The token grid (t, h, w) of `video`; a ValueError naming the sizes unless it divides into tokens."""
+        """The token grid of a clip.
+
+        Args:
+            video: a clip (N, C, T, H, W).
+
+        Returns:
+            `(t, h, w)`: temporal tokens, rows and columns of patches.
+
+        Raises:
+            ValueError: the clip does not divide into tokens (its sizes named).
+        """
         cfg = self.config
         return token_grid(video, cfg.in_chans, cfg.patch_size, cfg.t_patch_size)
 
     def forward_encoder(self, video: torch.Tensor, masking: Masking) -> torch.Tensor:
-        """Encode the visible tokens: (N, C, T, H, W) -> (N, K, embed_dim), CLS dropped, final-normed."""
+        """Encode the visible tokens.
+
+        Args:
+            video: a normalised clip (N, C, T, H, W).
+            masking: which tokens are visible (`make_masking`).
+
+        Returns:
+            The K visible tokens, final-normed, CLS dropped: (N, K, embed_dim).
+        """
         grid = self.token_grid(video)
         # Only the visible tubelets are embedded: (N, K, C*u*p*p) -> (N, K, embed_dim).
         tubelets = gather_tokens(self.patch_embed.tubelets(video.to(self.cls_token.dtype)), masking.ids_keep)
@@ -198,8 +234,16 @@ class VideoMAE(nn.Module):
     def forward_decoder(
         self, latent: torch.Tensor, masking: Masking, grid: tuple[int, int, int] | None = None
     ) -> torch.Tensor:
-        """Predict every token's pixels: latent (N, K, embed_dim) -> pred (N, L, u' * p * p * C), on the
-        token grid (t, h, w) of the input (default: the configured size's)."""
+        """Predict every token's pixels from the visible tokens' encoding.
+
+        Args:
+            latent: the output of `forward_encoder`, (N, K, embed_dim).
+            masking: the masking the encoder used.
+            grid: the token grid (t, h, w) of the input (default: the configured size's).
+
+        Returns:
+            The predicted patches (N, L, u' * p * p * C).
+        """
         x = self.decoder_embed(latent)  # (N, K, Cd)
         n, kept, ddim = x.shape
         num_patches = masking.ids_restore.shape[1]
@@ -212,8 +256,15 @@ class VideoMAE(nn.Module):
         return self.decoder_pred(self.decoder_norm(x))[:, 1:]
 
     def target_frames(self, video: torch.Tensor) -> torch.Tensor:
-        """The frames the decoder predicts: (T / u) * u' of them (`pred_t_dim` at the configured frame count)
-        at linspace(0, T - 1) rounded down."""
+        """The frames the decoder predicts.
+
+        Args:
+            video: a clip (N, C, T, H, W).
+
+        Returns:
+            (T / u) * u' of its frames (`pred_t_dim` at the configured frame count), at linspace(0, T - 1)
+            rounded down; the clip itself when that is every frame.
+        """
         cfg = self.config
         count = video.shape[2] // cfg.t_patch_size * cfg.pred_t_patch_size
         if count == video.shape[2]:
@@ -222,36 +273,79 @@ class VideoMAE(nn.Module):
         return torch.index_select(video, 2, frames)
 
     def prediction_grid(self, grid: tuple[int, int, int] | None = None) -> TokenGrid:
-        """How the predicted frames split into patches, for the token grid (t, h, w) of an input (default: the
-        configured size's; `token_grid(video)` gives a video's): u' = `pred_t_patch_size` frames per token."""
+        """How the predicted frames split into patches: u' = `pred_t_patch_size` frames per token.
+
+        Args:
+            grid: the token grid (t, h, w) of an input (default: the configured size's; `token_grid(video)`
+                gives a video's).
+
+        Returns:
+            The `TokenGrid` of the predicted frames.
+        """
         cfg = self.config
         return TokenGrid(grid or cfg.grid_size, cfg.patch_size, cfg.pred_t_patch_size)
 
     def patchify(self, video: torch.Tensor) -> torch.Tensor:
-        """Target frames (N, C, pred_t_dim, H, W) -> patches (N, L, u' * p * p * C)."""
+        """Split target frames into the decoder's patches.
+
+        Args:
+            video: target frames (N, C, pred_t_dim, H, W) (`target_frames`).
+
+        Returns:
+            The patches (N, L, u' * p * p * C).
+        """
         return patchify(video, self.config.patch_size, self.config.pred_t_patch_size)
 
     def unpatchify(self, patches: torch.Tensor, grid: tuple[int, int, int] | None = None) -> torch.Tensor:
-        """Patches (N, L, u' * p * p * C) on the token grid (t, h, w) (default: the configured size's) ->
-        frames (N, C, t * u', h * p, w * p)."""
+        """Put the decoder's patches back together into frames (the inverse of `patchify`).
+
+        Args:
+            patches: (N, L, u' * p * p * C).
+            grid: their token grid (t, h, w) (default: the configured size's).
+
+        Returns:
+            The frames (N, C, t * u', h * p, w * p).
+        """
         return self.prediction_grid(grid).unpatchify(patches, self.config.in_chans)
 
     def pixel_mask(self, mask: torch.Tensor, grid: tuple[int, int, int] | None = None) -> torch.Tensor:
-        """The pixels of the predicted frames that a token mask (N, L) removes: (N, t * u', h * p, w * p) bool,
-        on the token grid (t, h, w) (default: the configured size's)."""
+        """The pixels of the predicted frames that a token mask removes.
+
+        Args:
+            mask: the token mask (N, L), nonzero where removed.
+            grid: the token grid (t, h, w) (default: the configured size's).
+
+        Returns:
+            (N, t * u', h * p, w * p) bool, shared by the channels.
+        """
         return self.prediction_grid(grid).pixel_mask(mask)
 
     def loss_target(self, target: torch.Tensor) -> torch.Tensor:
-        """What the decoder is trained to predict for target patches (N, L, D): the patches themselves, or each
-        standardised by its own mean and variance with `norm_pix_loss` (`standardise_patches`)."""
+        """What the decoder is trained to predict for target patches.
+
+        Args:
+            target: the target patches (N, L, D).
+
+        Returns:
+            The patches themselves, or with `norm_pix_loss` each standardised by its own mean and variance
+            (`standardise_patches`).
+        """
         return standardise_patches(target) if self.config.norm_pix_loss else target
 
     def forward_loss(
         self, target: torch.Tensor, pred: torch.Tensor, mask: torch.Tensor | None = None, reduction: str = "mean"
     ) -> torch.Tensor:
-        """The MAE loss of `pred` (N, L, D) against the target patches (N, L, D): the mean squared error of each
-        patch (against `loss_target(target)`), averaged over the patches `mask` (N, L) removes (a scalar; 0 when
-        none is), or with `reduction="none"` each patch's own (N, L), for a caller to average over any subset.
+        """The MAE loss: the mean squared error of each predicted patch against `loss_target(target)`.
+
+        Args:
+            target: the target patches (N, L, D).
+            pred: the predicted patches (N, L, D).
+            mask: the token mask (N, L), nonzero where removed; needed for "mean".
+            reduction: "mean" averages over the removed patches (a scalar; 0 when none is); "none" gives each
+                patch's own loss (N, L), for a caller to average over any subset.
+
+        Returns:
+            The loss, a scalar or (N, L).
 
         Raises:
             ValueError: for another `reduction`, or "mean" without a mask.
