@@ -111,3 +111,54 @@ def test_labels_from_a_folder_of_class_subfolders_and_images(tmp_path):
         assert probabilities == sorted(probabilities, reverse=True)
     # A folder's names are its sorted subfolders: index 0 is the first in sorted order.
     assert report.result.names == tuple(sorted(NAMES))
+
+
+@pytest.mark.slow
+def test_stride_gives_each_windows_top_classes_a_plot_and_an_annotated_video(names_file, tmp_path):
+    import av
+
+    from eval_files import VIDEOS, cut_clip
+
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"not a video")
+    video = cut_clip(shared(VIDEOS / "box.mp4"), tmp_path / "six.mp4", 0.0, seconds=6.0)  # windows of 2.1 s
+    report = classify(config([video, broken], tmp_path, labels=str(names_file), views="1x1", top_k=2, stride=1.0))
+    [item] = report.timelines
+    assert [skip.path for skip in report.skipped] == [str(broken)]
+    starts = item.timeline.times[:, 0]
+    assert len(starts) >= 3 and report.notes == []
+    np.testing.assert_allclose(starts, np.arange(len(starts)) * 1.0, atol=0.05)
+    assert report.result.settings["views"] == "1x1" and report.result.settings["stride"] == 1.0
+    rows = list(csv.DictReader(open(tmp_path / "out" / "windows.csv")))
+    assert len(rows) == 2 * len(starts)
+    for window, ranked in enumerate(item.top):
+        order = np.argsort(-item.timeline.values[window], kind="stable")[:2]
+        assert [entry.name for entry in ranked] == [NAMES[index] for index in order]
+        assert [(row["rank"], row["name"]) for row in rows[2 * window : 2 * window + 2]] == [
+            ("1", ranked[0].name), ("2", ranked[1].name)]
+    np.testing.assert_allclose(item.timeline.values.sum(axis=1), 1.0, atol=1e-5)
+    assert item.plot.stat().st_size > 0 and item.plot in report.written and item.video in report.written
+    with av.open(str(item.video)) as container:
+        assert sum(1 for _ in container.decode(video=0)) > 10
+
+
+def test_stride_bad_input_is_named_before_any_compute(clips, names_file, tmp_path, monkeypatch):
+    from hvm1.models import VideoViT
+
+    monkeypatch.setattr(VideoViT, "forward", lambda self, video: pytest.fail("the model ran"))
+    with pytest.raises(ValueError, match="stride must be a number of seconds above 0, got 0"):
+        classify(config([clips["box"][0]], tmp_path, labels=str(names_file), stride=0))
+    with pytest.raises(ValueError, match="stride is for windows over videos"):
+        classify(config([clips["box"][0]], tmp_path, labels=str(names_file), stride=1.0, images=True))
+
+
+@pytest.mark.slow
+def test_a_video_shorter_than_one_window_is_one_padded_window_and_said(clips, names_file, tmp_path):
+    from eval_files import cut_clip
+
+    short = cut_clip(shared(TINY.parents[1] / "videos" / "box.mp4"), tmp_path / "short.mp4", 0.0, seconds=0.5)
+    report = classify(config([short], tmp_path, labels=str(names_file), views="1x1", stride=1.0))
+    [item] = report.timelines
+    assert len(item.timeline) == 1 and item.timeline.padded > 0
+    assert report.notes == [f"{short}: shorter than one window: one window, its last {item.timeline.padded} frames "
+                            f"repeated (as read_clip pads)"]

@@ -179,13 +179,35 @@ def _cmd_classify(args: argparse.Namespace) -> int:
         full_download=args.full_download, labels=args.labels, top_k=args.top_k, images=args.images,
         views=args.views, sampling_rate=args.sampling_rate, batch_size=args.batch_size,
         num_workers=args.num_workers, out_dir=args.out_dir, device=args.device, precision=args.precision,
-        autorotate=args.autorotate,
+        autorotate=args.autorotate, stride=args.stride,
     )
-    _say_on_interrupt("nothing was written (classes.csv and classes.json are written when every file is done)")
-    report = classify(config, progress=_clip_progress("classify"))
-    _print_classes(report.result)
-    print(f"wrote {report.written[0]} and {report.written[1]}")
+    if args.stride is None:
+        _say_on_interrupt("nothing was written (classes.csv and classes.json are written when every file is done)")
+    else:
+        _say_on_interrupt(lambda: f"the plots and annotated videos of the videos done so far are in {args.out_dir}"
+                          if args.out_dir else "the plots and annotated videos of the videos done so far are in the "
+                          "new hvm1-classify-* folder in the temp folder (windows.csv is written at the end)")
+    report = classify(config, progress=_clip_progress("classify", unit="clip" if args.stride is None else "video"))
+    if args.stride is None:
+        _print_classes(report.result)
+        print(f"wrote {report.written[0]} and {report.written[1]}")
+    else:
+        _print_timelines(report)
+    for note in report.notes:
+        print(f"note: {note}", file=sys.stderr)
     return 1 if print_skipped(report.skipped) else 0
+
+
+def _print_timelines(report) -> None:
+    """Per video: its windows, its leading classes over them, and the plot and annotated video written."""
+    from ..eval import leading_classes
+
+    names = report.result.names
+    for item in report.timelines:
+        leading = ", ".join(names[index] for index in leading_classes(item.timeline.values, 3))
+        print(f"{item.path}: {len(item.timeline)} windows; leading classes {leading}")
+        print(f"  {item.plot}\n  {item.video}")
+    print(f"wrote {report.written[0]} (each window's top classes)")
 
 
 def _print_classes(result) -> None:
@@ -348,6 +370,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                           help="clips over time x crops (1 or 3) per video, logits averaged (default 2x3, as evaluate)")
     classify.add_argument("--out-dir", type=Path, metavar="DIR",
                           help="where the files go (default: a new folder hvm1-classify-DATE-* in the temp folder)")
+    classify.add_argument("--stride", type=float, metavar="S",
+                          help="windows every S seconds over each whole video instead: windows.csv (each window's top "
+                               "classes), per video a plot of the leading classes over time and an MP4 with the "
+                               "current top 3 written on it")
     _add_loader_args(classify, sizes=False)
     _add_autorotate_arg(classify)
     classify.set_defaults(func=_cmd_classify)

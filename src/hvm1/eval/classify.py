@@ -22,7 +22,9 @@ from typing import Any
 
 import torch
 
-from hvm1.data import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, Skipped, find_files
+from hvm1.data import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, Skipped, VideoError, VideoPreset, Window, find_files
+from hvm1.data.failures import skipped_for
+from hvm1.data.windows import check_stride
 from hvm1.devices import DEVICE_CHOICES, PRECISION_CHOICES, Precision, resolve_device, resolve_precision
 from hvm1.files import write_text
 from hvm1.inference import prepare_for_inference
@@ -33,11 +35,13 @@ from hvm1.zoo import MODELS, load_for_inputs, preprocessing_for
 
 from .embed import DEFAULT_SAMPLING_RATE, compute_dtype
 from .evaluate import ViewPlan, averaged_logits, parse_views, view_plan
+from .timelines import Timeline, window_probabilities
 from .views import Progress
 
 logger = logging.getLogger(__name__)
 
 CLASSES_CSV = "classes.csv"
+WINDOWS_CSV = "windows.csv"
 CLASSES_JSON = "classes.json"
 DEFAULT_TOP_K = 5
 
@@ -110,12 +114,17 @@ def head_names(model: VideoViT, labels: str | Path | None = None) -> tuple[str, 
     return class_names_of(model)
 
 
-def top_classes(logits: torch.Tensor, names: Sequence[str], top_k: int) -> list[RankedClass]:
-    """The `top_k` most probable classes of one file's averaged `logits` (classes,), by softmax."""
-    probabilities = logits.double().softmax(dim=0)
-    top = probabilities.topk(min(top_k, len(probabilities)))
+def ranked_classes(probabilities: torch.Tensor, names: Sequence[str], top_k: int) -> list[RankedClass]:
+    """The `top_k` most probable classes of `probabilities` (classes,), most probable first (ties to the lower
+    index)."""
+    top = probabilities.double().topk(min(top_k, len(probabilities)))
     return [RankedClass(rank, int(index), names[int(index)], float(value))
             for rank, (value, index) in enumerate(zip(top.values, top.indices), start=1)]
+
+
+def top_classes(logits: torch.Tensor, names: Sequence[str], top_k: int) -> list[RankedClass]:
+    """The `top_k` most probable classes of one file's averaged `logits` (classes,), by softmax."""
+    return ranked_classes(logits.double().softmax(dim=0), names, top_k)
 
 
 def classify_files(
@@ -215,18 +224,36 @@ class ClassifyConfig:
                              "device multiplies bf16 fast, else fp32)")
     autorotate: bool = setting(True, help="turn videos by their display rotation and images by their EXIF "
                                           "orientation, as players show them (False: as stored)")
+    stride: float | None = setting(None, metavar="S", help="classify windows every S seconds over each whole video "
+                                   "instead: per-window top-k (windows.csv), a plot of the leading classes over "
+                                   "time and an MP4 with the current top classes on it, per video")
+
+
+@dataclass
+class ClassTimeline:
+    """One video's windows: the `timeline` of class probabilities (`hvm1.eval.Timeline`, values (K, classes)),
+    each window's `top` classes, and the plot and annotated video written of it."""
+
+    path: str
+    timeline: Timeline
+    top: list[list[RankedClass]]
+    plot: Path
+    video: Path
 
 
 @dataclass
 class ClassifyReport:
     """What `classify` did: the files `written`, the inputs `skipped` (each with its reason), the `result`
-    (each file's top classes), the model's `source` and the `out_dir`."""
+    (each file's top classes; with a stride, each video's `timelines` instead), the model's `source`, the
+    `out_dir`, and `notes` for the user (a video shorter than one window)."""
 
     result: ClassifyResult
     source: str
     out_dir: Path
     written: list[Path] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
+    timelines: list[ClassTimeline] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 def classify(config: ClassifyConfig, *, progress: Progress | None = None) -> ClassifyReport:
@@ -251,6 +278,8 @@ def classify(config: ClassifyConfig, *, progress: Progress | None = None) -> Cla
         raise ValueError("classify needs one model: a zoo name (model) or a checkpoint file (checkpoint)")
     if config.top_k < 1:
         raise ValueError(f"top_k must be at least 1, got {config.top_k}")
+    if config.stride is not None:
+        check_stride(config.stride)
     source = config.checkpoint if config.checkpoint is not None else str(config.model)
     overrides = dict(config.overrides)
     zoo_entry = MODELS.get(str(source)) if config.checkpoint is None else None
@@ -260,20 +289,78 @@ def classify(config: ClassifyConfig, *, progress: Progress | None = None) -> Cla
         if config.labels is not None:
             read_labels(config.labels, overrides.get("num_classes", zoo_entry.num_classes))
     images = config.images or preprocessing_for(source).single_image
+    if images and config.stride is not None:
+        raise ValueError("stride is for windows over videos; these are images (one view each)")
     files = find_inputs(config.paths, images)
     loaded = load_for_inputs(source, model_type="vit", full_download=config.full_download, **overrides)
     model = loaded.model
     assert isinstance(model, VideoViT)  # model_type='vit'
     names = head_names(model, config.labels)
-    plan = view_plan(model, replace(loaded.preprocessing, autorotate=config.autorotate), image_mode=images, views=parse_views(config.views) if config.views
-                     else None, sampling_rate=config.sampling_rate, batch_size=config.batch_size)
+    plan = view_plan(model, replace(loaded.preprocessing, autorotate=config.autorotate), image_mode=images,
+                     views=parse_views(config.views) if config.views else None, sampling_rate=config.sampling_rate,
+                     batch_size=config.batch_size)
     device = resolve_device(config.device)
     precision = resolve_precision(config.precision, device)
     prepare_for_inference(model, precision)
+    out_dir = config.out_dir or Path(tempfile.mkdtemp(prefix=f"hvm1-classify-{time.strftime('%Y%m%d-%H%M%S')}-"))
+    if config.stride is not None:
+        return _classify_windows(config, model, files, plan, names, out_dir, loaded.source, device, precision,
+                                 progress)
     result = classify_files(model, files, plan, names, top_k=config.top_k, num_workers=config.num_workers,
                             device=device, precision=precision, progress=progress)
     result.settings = {"model": loaded.source, "labels": str(config.labels) if config.labels else "the model's own",
                        "dtype": compute_dtype(model, precision), **result.settings}
-    out_dir = config.out_dir or Path(tempfile.mkdtemp(prefix=f"hvm1-classify-{time.strftime('%Y%m%d-%H%M%S')}-"))
     written = result.write(out_dir)
     return ClassifyReport(result, loaded.source, out_dir, written, list(result.skipped))
+
+
+def _classify_windows(config: ClassifyConfig, model: VideoViT, files: list[Path], plan: ViewPlan,
+                      names: tuple[str, ...], out_dir: Path, source: str, device, precision,
+                      progress: Progress | None) -> ClassifyReport:
+    from hvm1.viz.surprise import Thumbnails
+    from hvm1.viz.timeline import plot_class_timeline, write_class_video
+
+    assert config.stride is not None and isinstance(plan.preset, VideoPreset)  # images were refused
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stems = [path.stem for path in files]
+    repeated = {stem for stem in stems if stems.count(stem) > 1}
+    timelines, skipped, notes = [], [], []
+    for number, path in enumerate(files):
+        stem = f"{number:03d}_{path.stem}" if path.stem in repeated else path.stem
+        thumbnails = Thumbnails()
+
+        def keep(window: Window, thumbnails: Thumbnails = thumbnails) -> None:
+            frames = window.clip.frames
+            thumbnails.add(window.start, frames[len(frames) // 2].numpy())
+
+        try:
+            timeline = window_probabilities(model, plan.preset, path, config.stride, batch_size=plan.batch_size,
+                                            device=device, precision=precision, on_window=keep)
+            plot = plot_class_timeline(timeline, names, out_dir / f"{stem}_timeline.png",
+                                       count=min(config.top_k, len(names)), thumbnails=thumbnails.chosen(),
+                                       title=f"{path.name}: windows every {config.stride:g} s")
+            video = write_class_video(path, timeline, names, out_dir / f"{stem}_classes.mp4",
+                                      autorotate=config.autorotate)
+        except VideoError as error:
+            skipped.append(skipped_for(path, error))
+            continue
+        if timeline.padded:
+            notes.append(f"{path}: shorter than one window: one window, its last {timeline.padded} frames "
+                         f"repeated (as read_clip pads)")
+        top = [ranked_classes(torch.from_numpy(row), names, config.top_k) for row in timeline.values]
+        timelines.append(ClassTimeline(str(path), timeline, top, plot, video))
+        if progress is not None:
+            progress(number + 1, len(files))
+    rows = io.StringIO()
+    writer = csv.writer(rows)
+    writer.writerow(["path", "window", "start", "end", "rank", "class", "name", "probability"])
+    for item in timelines:
+        for window, ((start, end), ranked) in enumerate(zip(item.timeline.times, item.top)):
+            for entry in ranked:
+                writer.writerow([item.path, window, f"{start:.3f}", f"{end:.3f}", entry.rank, entry.index, entry.name,
+                                 f"{entry.probability:.6f}"])
+    table = write_text(out_dir / WINDOWS_CSV, rows.getvalue())
+    written = [table, *(path for item in timelines for path in (item.plot, item.video))]
+    result = ClassifyResult([], names, skipped, {"model": source, "stride": config.stride, "top_k": config.top_k,
+                                                 **plan.settings()})
+    return ClassifyReport(result, source, out_dir, written, skipped, timelines, notes)
