@@ -14,7 +14,7 @@ from hvm1.cli import main
 from hvm1.eval import evaluate
 from hvm1.eval.classify import ClassifyConfig, classify
 from hvm1.labels import LabelsError
-from reference_data import TINY_HEADS, TINY_SET, VIT_CHECKPOINT, fixture, images
+from reference_data import TINY_HEADS, TINY_SET, VIDEOS, VIT_CHECKPOINT, fixture, images
 
 NAMES = ["pouring", "stirring", "cutting", "peeling", "washing", "folding", "opening"]
 
@@ -117,11 +117,11 @@ def test_labels_from_a_folder_of_class_subfolders_and_images(tmp_path):
 def test_stride_gives_each_windows_top_classes_a_plot_and_an_annotated_video(names_file, tmp_path):
     import av
 
-    from eval_files import VIDEOS, cut_clip
+    from eval_files import cut_clip
 
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(b"not a video")
-    video = cut_clip(shared(VIDEOS / "box.mp4"), tmp_path / "six.mp4", 0.0, seconds=6.0)  # windows of 2.1 s
+    video = cut_clip(fixture(VIDEOS / "box.mp4"), tmp_path / "six.mp4", 0.0, seconds=6.0)  # windows of 2.1 s
     report = classify(config([video, broken], tmp_path, labels=str(names_file), views="1x1", top_k=2, stride=1.0))
     [item] = report.timelines
     assert [skip.path for skip in report.skipped] == [str(broken)]
@@ -156,7 +156,7 @@ def test_stride_bad_input_is_named_before_any_compute(clips, names_file, tmp_pat
 def test_a_video_shorter_than_one_window_is_one_padded_window_and_said(clips, names_file, tmp_path):
     from eval_files import cut_clip
 
-    short = cut_clip(shared(TINY.parents[1] / "videos" / "box.mp4"), tmp_path / "short.mp4", 0.0, seconds=0.5)
+    short = cut_clip(fixture(VIDEOS / "box.mp4"), tmp_path / "short.mp4", 0.0, seconds=0.5)
     report = classify(config([short], tmp_path, labels=str(names_file), views="1x1", stride=1.0))
     [item] = report.timelines
     assert len(item.timeline) == 1 and item.timeline.padded > 0
