@@ -7,11 +7,10 @@ empty user-data folder; the flags keep it from reaching outside hosts.
 
 from __future__ import annotations
 
-import os
 import shutil
 from urllib.parse import urlparse
 
-import pytest
+from reference_data import skip_unless_ci
 
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                   "--disable-sync", "--no-first-run"]
@@ -26,10 +25,7 @@ def require_browser():
         sync_playwright = None
     missing = [what for what, ok in (("chromium on PATH", chromium), ("playwright", sync_playwright)) if not ok]
     if missing:
-        message = f"browser tests need {' and '.join(missing)} (.ci/run installs them)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+        skip_unless_ci(f"browser tests need {' and '.join(missing)} (.ci/run installs them)")
     return sync_playwright, chromium
 
 

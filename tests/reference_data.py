@@ -37,12 +37,17 @@ def in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
 
 
-def missing(path: Path) -> None:
-    """Stop a test whose data file is absent: a failure under CI, a skip with the reason elsewhere."""
-    reason = f"test data {path} not found (tests/fixtures/ in the repository holds it)"
+def skip_unless_ci(reason: str) -> None:
+    """Stop a test that lacks something it needs: a failure under CI (which must have everything), a skip with
+    the reason elsewhere."""
     if in_ci():
-        pytest.fail(f"{reason}; under CI missing data fails instead of skipping")
+        pytest.fail(f"{reason}; under CI this fails instead of skipping")
     pytest.skip(reason)
+
+
+def missing(path: Path) -> None:
+    """Stop a test whose data file is absent, as `skip_unless_ci` says."""
+    skip_unless_ci(f"test data {path} not found (tests/fixtures/ in the repository holds it)")
 
 
 def fixture(path: Path) -> Path:

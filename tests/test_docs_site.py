@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from browser import outside_requests
+from reference_data import skip_unless_ci
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow  # building the site takes tens of seconds
@@ -26,10 +27,7 @@ def site(tmp_path_factory) -> Path:
     try:
         import mkdocstrings  # noqa: F401
     except ImportError:
-        message = "the documentation site needs the docs extra: pip install -e '.[docs]' (.ci/run installs it)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+        skip_unless_ci("the documentation site needs the docs extra: pip install -e '.[docs]' (.ci/run installs it)")
     folder = tmp_path_factory.mktemp("site")
     build = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(folder)],
                            cwd=ROOT, capture_output=True, text=True, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
