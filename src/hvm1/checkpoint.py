@@ -77,11 +77,18 @@ SAFETENSORS_MAX_HEADER = 100_000_000  # the safetensors format's own limit on it
 
 
 def checkpoint_format(path: str | os.PathLike) -> str:
-    """The format of a checkpoint file from its first bytes, whatever its name: 'zip' (`torch.save`),
-    'pickle' (`torch.save` before PyTorch 1.6) or 'safetensors' (an 8-byte header length, then JSON).
+    """The format of a checkpoint file from its first bytes, whatever its name.
 
-    Raises `CheckpointError` naming the file for anything else (a text file, an image, an empty file) and
-    for a file that cannot be opened.
+    Args:
+        path: the file.
+
+    Returns:
+        'zip' (`torch.save`), 'pickle' (`torch.save` before PyTorch 1.6) or 'safetensors' (an 8-byte header
+        length, then JSON).
+
+    Raises:
+        CheckpointError: anything else (a text file, an image, an empty file), or a file that cannot be
+            opened; the file is named.
     """
     path = Path(path)
     try:
@@ -146,7 +153,15 @@ def read_payload(path: str | os.PathLike) -> Any:
 def read_checkpoint(path: str | os.PathLike) -> CheckpointContents:
     """Read a checkpoint file's model tensors (memory-mapped), stored config and training args.
 
-    Raises FileNotFoundError for a missing file and `CheckpointError` for an unsafe, corrupt or unrecognised one.
+    Args:
+        path: the file.
+
+    Returns:
+        Its `CheckpointContents`.
+
+    Raises:
+        FileNotFoundError: no file at `path`.
+        CheckpointError: an unsafe, corrupt or unrecognised file.
     """
     path = Path(path)
     if path.is_file() and checkpoint_format(path) == "safetensors":
@@ -496,11 +511,26 @@ def load_checkpoint(
 ) -> VideoViT | VideoMAE:
     """Build the model a checkpoint file describes and load its weights; see `hvm1.load_model`.
 
-    `path` may also be the file's `read_checkpoint` contents, for a caller that reads the file's other
-    contents too (its preprocessing) and should not unpickle it twice.
-    `config`, when given, fixes the architecture (a zoo entry); the file's tensors must then fit it exactly,
-    up to the key rules. `rules` names the opt-in rules to apply (e.g. 'fresh-head'); tensors a rule makes
-    are drawn from a generator seeded with `seed`. `report`, a list, gets a line per rule that applied.
+    Args:
+        path: the file, or its `read_checkpoint` contents (for a caller that reads the file's other contents
+            too, its preprocessing, and should not unpickle it twice).
+        pretrained: False builds the architecture only.
+        model_type: 'vit' builds the encoder alone from an MAE checkpoint; None: what the file holds.
+        config: fixes the architecture (a zoo entry); the file's tensors must then fit it exactly, up to the
+            key rules.
+        device: where the weights go (default: the CPU, memory-mapped).
+        dtype: the weights' dtype (default float32).
+        rules: the opt-in key rules to apply (e.g. 'fresh-head').
+        seed: the seed of the tensors a rule makes.
+        report: a list that gets a line per rule that applied.
+        **config_overrides: architecture fields.
+
+    Returns:
+        The model, in eval mode.
+
+    Raises:
+        CheckpointError: the file is no checkpoint, or its tensors don't fit the architecture (the keys
+            listed).
     """
     if model_type not in (None, "vit", "mae"):
         raise ValueError(f"model_type must be 'vit', 'mae' or None, got {model_type!r}")

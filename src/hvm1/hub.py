@@ -150,9 +150,22 @@ def download_file(
 
     A second call uses the cache (with one metadata request when online, none when offline). `description`
     (e.g. "model 'vit_hvm1_none'") goes into every error message; `load_hint`, the call that loads the file once
-    fetched by hand, into the offline one. Raises `DownloadError` when offline with nothing
-    cached, when the repo, revision or file doesn't exist, and when the network fails or the download is
-    incomplete or corrupt; nothing broken is left in the cache for a later call to trust.
+    fetched by hand, into the offline one. Nothing broken is left in the cache for a later call to trust.
+
+    Args:
+        repo_id: the hub model repo.
+        filename: the file in it.
+        revision: the repo revision (default `main`).
+        cache_dir: the hub cache folder (default: the `HF_*` environment's).
+        description: what is being loaded, for error messages.
+        load_hint: the call that loads the file once fetched by hand, for the offline message.
+
+    Returns:
+        The local path of the whole file.
+
+    Raises:
+        DownloadError: offline with nothing cached; the repo, revision or file doesn't exist; the network
+            fails or the download is incomplete or corrupt.
     """
     what = _what(repo_id, filename, revision, description)
     url = file_url(repo_id, filename, revision=revision)
@@ -195,8 +208,23 @@ def fetch_weights(
     terminals (the hub client's `tqdm`, silenced as its own bars are). An interrupted fetch keeps its verified
     records and the next call fetches the rest. `full_download=True`, a server that ignores `Range`, or a
     file that is no zip of stored records gets the whole file (`download_file`), which then replaces a
-    weights-only copy; a whole file already in the cache is used as it is. Raises `DownloadError` as `download_file` does, and for a record whose CRC-32 fails
-    (named; it is fetched again on the next call, and nothing is loaded from it).
+    weights-only copy; a whole file already in the cache is used as it is.
+
+    Args:
+        repo_id: the hub model repo.
+        filename: the checkpoint in it.
+        revision: the repo revision (default `main`).
+        cache_dir: the hub cache folder (default: the `HF_*` environment's).
+        description: what is being loaded (e.g. "model 'vit_hvm1_none'"), for error messages.
+        load_hint: the call that loads the file once fetched by hand, for the offline message.
+        full_download: fetch the whole file.
+
+    Returns:
+        The local file to load the weights from.
+
+    Raises:
+        DownloadError: as `download_file` raises it, and for a record whose CRC-32 fails (named; it is
+            fetched again on the next call, and nothing is loaded from it).
     """
     if full_download:
         whole = download_file(repo_id, filename, revision=revision, cache_dir=cache_dir, description=description,
