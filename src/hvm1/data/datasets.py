@@ -35,11 +35,18 @@ Preset = VideoPreset | ImagePreset
 
 
 def find_files(paths: PathLike | Iterable[PathLike], extensions: Sequence[str]) -> list[Path]:
-    """The files named by `paths`: a file is taken as given, a folder is searched recursively (top level
-    included) for names ending in one of `extensions` (any case), skipping hidden files and folders.
+    """The files named by paths: a file is taken as given, a folder is searched recursively (top level
+    included) for names ending in one of the extensions (any case), skipping hidden files and folders.
 
-    Each folder's files come sorted; the result keeps the order of `paths` and lists a file once. Raises
-    FileNotFoundError naming a path that does not exist.
+    Args:
+        paths: files and folders.
+        extensions: the extensions searched for, e.g. `VIDEO_EXTENSIONS`.
+
+    Returns:
+        The files: each folder's sorted, in the order of `paths`, each file once.
+
+    Raises:
+        FileNotFoundError: a path that does not exist (named).
     """
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
@@ -62,7 +69,17 @@ def _matches(path: Path, extensions: Sequence[str]) -> bool:
 
 
 def find_videos(paths: PathLike | Iterable[PathLike]) -> list[Path]:
-    """The video files named by `paths` (files, or folders searched recursively for VIDEO_EXTENSIONS)."""
+    """The video files that paths name.
+
+    Args:
+        paths: files, or folders searched recursively for `VIDEO_EXTENSIONS`.
+
+    Returns:
+        The video files: each folder's sorted, in the order of `paths`, each file once.
+
+    Raises:
+        FileNotFoundError: a path that does not exist (named).
+    """
     return find_files(paths, VIDEO_EXTENSIONS)
 
 
@@ -121,8 +138,16 @@ def manifest_files(manifest: PathLike) -> LabelledFiles:
 def labelled_files(data: PathLike, extensions: Sequence[str] = VIDEO_EXTENSIONS) -> LabelledFiles:
     """The labelled files of `data`: a CSV manifest of `path,label` rows or a folder of class subfolders.
 
-    Raises FileNotFoundError when `data` does not exist and ValueError when a folder has files outside
-    any class subfolder, or has no file at all.
+    Args:
+        data: a CSV manifest or a folder of class subfolders (label = sorted subfolder index).
+        extensions: the file extensions listed.
+
+    Returns:
+        The `LabelledFiles`: paths, labels and class names.
+
+    Raises:
+        FileNotFoundError: `data` does not exist.
+        ValueError: a folder has files outside any class subfolder, or no file at all.
     """
     data = Path(data)
     if data.is_file():
@@ -142,6 +167,13 @@ def list_files(paths: PathLike | Sequence[PathLike], extensions: Sequence[str] =
     One CSV manifest (`path,label` rows) gives its labels; one folder whose files all sit in subfolders gives
     each file the index of its subfolder in sorted order (as the published finetuning sets were built);
     anything else (several paths, loose files) is listed with `find_files` and labelled -1.
+
+    Args:
+        paths: a CSV manifest, a folder, or files and folders.
+        extensions: the file extensions listed.
+
+    Returns:
+        The `LabelledFiles`: paths, labels (-1 where none) and class names.
     """
     paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
     if len(paths) == 1:
@@ -163,8 +195,17 @@ def select_videos(paths: PathLike | Sequence[PathLike], num_vids: int | None = N
     """The video files under `paths` (files, or folders searched recursively, top level included), each
     file once however it is named.
 
-    With `num_vids`, that many of them drawn at random with `seed` (all when there are fewer), kept in the
-    order they were found. Raises FileNotFoundError for a missing path, ValueError when no video is found.
+    Args:
+        paths: files, or folders searched recursively.
+        num_vids: draw that many of them at random (all when there are fewer); None takes all.
+        seed: the seed of the draw.
+
+    Returns:
+        The videos, in the order they were found.
+
+    Raises:
+        FileNotFoundError: a missing path.
+        ValueError: no video found.
     """
     if num_vids is not None and num_vids < 1:
         raise ValueError(f"num_vids must be >= 1, got {num_vids}")

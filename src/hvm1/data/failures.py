@@ -37,6 +37,13 @@ def skipped_for(path: str | os.PathLike, error: Exception) -> Skipped:
     A `VideoError` gives its reason (with the file it names, when that is not `path` itself: one frame of
     a sequence); any other exception gives 'TypeName: message' and is logged with its traceback, being
     either damage that a decoding library reports in a way hvm1 does not yet translate, or a bug in hvm1.
+
+    Args:
+        path: the input being read.
+        error: what reading it raised.
+
+    Returns:
+        The `Skipped` record: the path and the reason.
     """
     if isinstance(error, VideoError):
         named = error.path is not None and error.path != Path(path)
@@ -49,7 +56,16 @@ def skipped_for(path: str | os.PathLike, error: Exception) -> Skipped:
 
 
 def read_or_skip(path: str | os.PathLike, read: Callable[[], T]) -> T | Skipped:
-    """`read()`, or the `Skipped` record of `path` for any exception it raises (see `skipped_for`)."""
+    """Read one input, turning whatever reading it raises into its failure record.
+
+    Args:
+        path: the input being read.
+        read: the call that reads it.
+
+    Returns:
+        What `read()` returned, or the `Skipped` record of `path` for any exception it raised (see
+        `skipped_for`).
+    """
     try:
         return read()
     except Exception as error:  # one input's failure, never the run's

@@ -21,22 +21,47 @@ T = TypeVar("T")
 
 
 def sample_generator(*key: int) -> torch.Generator:
-    """A CPU generator seeded by the integers `key` (e.g. seed, epoch, index, repeat), the same in every
-    process."""
+    """A CPU generator seeded by integers, the same in every process.
+
+    Args:
+        *key: the integers (e.g. seed, epoch, index, repeat).
+
+    Returns:
+        The generator.
+    """
     digest = hashlib.blake2b(repr(tuple(int(k) for k in key)).encode(), digest_size=8).digest()
     return torch.Generator().manual_seed(int.from_bytes(digest, "little") & (2**63 - 1))
 
 
 def file_generator(seed: int, path: str | os.PathLike) -> torch.Generator:
-    """A CPU generator seeded from `seed` and the file's name (not its folder): a file gets the same draws
-    whichever other files run beside it and whichever folder it is named from."""
+    """A CPU generator seeded from a seed and a file's name (not its folder).
+
+    A file gets the same draws whichever other files run beside it and whichever folder it is named from.
+
+    Args:
+        seed: the run's seed.
+        path: the file.
+
+    Returns:
+        The generator.
+    """
     digest = hashlib.sha256(f"{seed}:{Path(path).name}".encode()).digest()
     return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little"))
 
 
 def select_shots(labels: Sequence[int], shots: int, seed: int) -> list[int]:
-    """The indices of `shots` examples per class, drawn with `seed` (the same draw on every machine), in
-    dataset order. Raises ValueError naming a class with fewer examples."""
+    """Draw a number of examples per class, the same draw on every machine.
+
+    Args:
+        labels: each example's class.
+        shots: examples per class.
+        seed: the seed of the draw.
+
+    Returns:
+        The chosen examples' indices, in dataset order.
+
+    Raises:
+        ValueError: a class has fewer examples (named)."""
     by_class: dict[int, list[int]] = {}
     for index, label in enumerate(labels):
         by_class.setdefault(label, []).append(index)

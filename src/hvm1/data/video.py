@@ -307,8 +307,16 @@ def video_duration(path: str | os.PathLike) -> float | None:
     """The duration in seconds that a video's header (or its packet timestamps) claims, without decoding.
 
     Seconds from the video's first frame: an estimate for limits and placement, like the one `read_clip`
-    places clips with (the frames that really decode may end earlier). None when nothing tells. Raises `VideoError` for a missing file, a
-    file that is not a video and one without a video stream.
+    places clips with (the frames that really decode may end earlier).
+
+    Args:
+        path: the video file.
+
+    Returns:
+        The duration in seconds, or None when nothing tells.
+
+    Raises:
+        VideoError: a missing file, a file that is not a video, or one without a video stream.
     """
     path = Path(path)
     _check_is_file(path, "a video")
@@ -755,8 +763,18 @@ def read_image(
     Pillow reads is scaled to 8 bits by its range: 16-bit integer by 65535, 32-bit integer by its bit depth
     (negative values black), floating point from 0.0-1.0 (clipped); palette, greyscale, CMYK, YCbCr, HSV
     and LAB images are converted to RGB; transparency (an alpha channel, or a palette's or colour key's
-    transparent colour) is composited over `background` (RGB 0-255). An animated image gives its first
-    frame. Raises `VideoError` (path and reason) if the file cannot be read.
+    transparent colour) is composited over `background`. An animated image gives its first frame.
+
+    Args:
+        path: the image file.
+        background: the RGB colour (0-255) transparency is composited over.
+        autorotate: apply the EXIF orientation.
+
+    Returns:
+        The image, (3, H, W) uint8 RGB.
+
+    Raises:
+        VideoError: the file cannot be read (path and reason).
     """
     path = Path(path)
     _check_is_file(path, "an image")
