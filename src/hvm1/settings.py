@@ -142,7 +142,7 @@ class ModelSettings(OverrideSettings, DownloadSettings):
                                       ".safetensors from `hvm1 convert`")
 
     @property
-    def source(self) -> str | Path | None:
+    def model_source(self) -> str | Path | None:
         """The checkpoint file, else the zoo name (None when neither is set)."""
         return self.checkpoint if self.checkpoint is not None else self.model
 

@@ -610,7 +610,7 @@ def load_for_command(
     """
     if settings.model is not None and settings.checkpoint is not None:
         raise ValueError("give one of --model NAME and --checkpoint FILE, not both")
-    source = settings.source if settings.source is not None else default
+    source = settings.model_source if settings.model_source is not None else default
     if source is None:
         raise ValueError("name the model: --model NAME (see `hvm1 list`) or --checkpoint FILE")
 

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from segment_data import as_tensors, moving_object_sequence, video_frames
 
+from hvm1.progress import Progress
 from hvm1.segment import PropagationConfig, frame_features, frame_size, prepare_frame, propagate, propagate_labels
 from hvm1.segment.propagation import first_frame_labels, labels_to_mask, neighbourhood
 
@@ -124,11 +125,24 @@ def test_identical_frames_propagate_the_first_mask(tiny_vit):
         np.testing.assert_array_equal(mask, first)
 
 
+class Calls(Progress):
+    def __init__(self):
+        self.calls: list[tuple[int, int]] = []
+        self.total = 0
+
+    def start(self, total, unit="item", label=""):
+        self.total = total
+
+    def advance(self, done, item=""):
+        self.calls.append((done, self.total))
+
+
 def test_progress_per_frame_and_size_errors(tiny_vit):
     frames, masks = moving_object_sequence(3, size=48)
-    calls = []
+    progress = Calls()
+    calls = progress.calls
     config = PropagationConfig(short_side=112)
-    out = propagate(tiny_vit, as_tensors(frames), masks[0], config, progress=lambda done, total: calls.append((done, total)))
+    out = propagate(tiny_vit, as_tensors(frames), masks[0], config, progress=progress)
     assert calls == [(1, 3), (2, 3), (3, 3)]
     assert [m.shape for m in out] == [(480, 640)] * 3 and out[0] is not masks[0]
     np.testing.assert_array_equal(out[0], masks[0])
@@ -140,7 +154,7 @@ def test_progress_per_frame_and_size_errors(tiny_vit):
     wider[2] = torch.cat([wider[2], wider[2][:, :, :8]], dim=2)  # 648 px wide: the same feature grid at 112 px
     calls.clear()
     with pytest.raises(ValueError, match="frame 2 is 480x648 but the first frame is 480x640: the frames must share"):
-        propagate(tiny_vit, wider, masks[0], config, progress=lambda done, total: calls.append((done, total)))
+        propagate(tiny_vit, wider, masks[0], config, progress=progress)
     assert calls == []  # refused before the model ran
     with pytest.raises(ValueError, match="temperature must be > 0"):
         PropagationConfig(temperature=0)

@@ -335,8 +335,8 @@ def _davis_figure(config: ReproduceConfig, root: Path, out_dir: Path, device, pr
     model = model.to(device)
     prepare_for_inference(model, precision)
     report = propagate_davis(model, root, out_dir / "davis", PropagationConfig(), precision=precision)
-    skipped += report.failures
-    listed = len(report.masks) + len(report.failures)
+    skipped += report.skipped
+    listed = len(report.masks) + len(report.skipped)
     scored = [score for score in report.scores if score.scored]
     measured = report.summary["J&F-Mean"] if scored else None
     sequences = {score.name.rsplit("_", 1)[0] for score in scored}

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,11 +33,10 @@ from PIL import Image
 
 from hvm1.devices import Precision, resolve_precision
 from hvm1.models import VideoViT
+from hvm1.progress import SILENT, Progress
 
 logger = logging.getLogger(__name__)
 
-#: Progress callback: (frames done, frames in all).
-FrameProgress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -179,8 +178,9 @@ def propagate(
     frames: Sequence[torch.Tensor],
     first_mask: np.ndarray,
     config: PropagationConfig = PropagationConfig(),
-    progress: FrameProgress | None = None,
+    progress: Progress = SILENT,
     precision: Precision | str = "fp32",
+    label: str = "",
 ) -> list[np.ndarray]:
     """Segment every frame of a video from the first frame's mask, by the published label propagation.
 
@@ -192,8 +192,9 @@ def propagate(
             `prepare_frame`).
         first_mask: the first frame's (H, W) object ids (0 = background).
         config: the propagation's settings (the published ones by default).
-        progress: called as `progress(done, total)` after each frame.
+        progress: gets a stage of the frames (named `label`), advanced after each.
         precision: the precision the model runs at (default fp32: the published computation).
+        label: the stage's name (a sequence's).
 
     Returns:
         One (H, W) uint8 id mask per frame; the first is `first_mask` as given.
@@ -223,8 +224,8 @@ def propagate(
     near = neighbourhood(h, w, config.size_mask_neighborhood, device) if config.size_mask_neighborhood else None
     recent: deque[tuple[torch.Tensor, torch.Tensor]] = deque(maxlen=config.n_last_frames)
     masks = [first_mask.astype(np.uint8)]
-    if progress:
-        progress(1, total)
+    progress.start(total, "frame", label=label)
+    progress.advance(1)
     for index in range(1, total):
         frame = frames[index]
         features = frame_features(model, prepare_frame(frame, config), config.clip_frames, precision)
@@ -235,7 +236,7 @@ def propagate(
         if config.n_last_frames:
             recent.append((features, labels))
         masks.append(labels_to_mask(labels, model.config.patch_size, (frame.shape[1], frame.shape[2])))
-        if progress:
-            progress(index + 1, total)
+        progress.advance(index + 1)
+    progress.close()
     logger.info("propagated %d frames at a %dx%d feature grid", total, h, w)
     return masks
