@@ -17,6 +17,14 @@ Both come from one run, so on a shared machine other work stretches them alike; 
 --precisions (`hvm1 complete --precision P`) is measured this way, the precisions taking turns.
 The file is deleted at the end unless --keep.
 
+The claim of issue 20 (bf16 packing): `--precisions fp32,auto --mask-types random,temporal,center --videos 1,4
+--packing first_use,now` runs the command on the first video alone and on all four, at each mask type (its
+default ratio: random 0.9, temporal 0.5, center 0.5), in float32 and in `--precision auto` (bf16 where the CPU
+has bf16 units), the weights packed at their first use (the default) and up front (`now`: the command's
+`prepare_for_inference` told `pack="now"`); then prints, side by side per video count and mask type, how much
+faster `auto` ran the whole command than fp32, and the first forward against the later ones (four videos).
+The machine is named first: CPU model and flags, and both rooflines (4096^3 products, fp32 and bf16).
+
 --breakdown also times, in each run, where the rest of the wall time goes: the process's start-up (Python and
 its imports, up to the command's `main`), each library step the command calls (reading the checkpoint, building
 and loading the model, casting its weights, waiting for a decoded video, the pictures) on the main thread and
@@ -121,28 +129,37 @@ def _instrument(totals: dict[str, float]) -> None:
         _time_calls(owner, name, label, totals)
 
 
-def child(path: Path, out_dir: Path, device: str, precision: str, breakdown: bool) -> None:
+def child(path: Path, out_dir: Path, device: str, precision: str, breakdown: bool, mask_type: str = "random",
+          videos: Path = VIDEOS, packing: str = "first_use") -> None:
     """In a fresh process: run `hvm1 complete` through its entry point, timing every MAE forward pass it makes (and
     with `breakdown` the `STEPS`), and print the seconds as the last line (JSON)."""
     entered = time.time()
+    import functools
+
+    import hvm1.inference
     from hvm1.cli import console
     from hvm1.models import VideoMAE
 
     seconds = time_forwards(VideoMAE)
+    if packing != "first_use":
+        hvm1.inference.prepare_for_inference = functools.partial(
+            hvm1.inference.prepare_for_inference, pack=packing)
     steps: dict[str, float] = {}
     if breakdown:
         _instrument(steps)
-    sys.argv = ["hvm1", "complete", "--checkpoint", str(path), str(VIDEOS), "--out-dir", str(out_dir),
-                "--device", device, "--precision", precision]
+    sys.argv = ["hvm1", "complete", "--checkpoint", str(path), str(videos), "--out-dir", str(out_dir),
+                "--device", device, "--precision", precision, "--mask-type", mask_type]
     status = console()
     print(json.dumps({"status": status, "forward": seconds, "pictures": len(list(out_dir.iterdir())),
                       "entered": entered, "returned": time.time(), "steps": steps}))
 
 
-def run_command(path: Path, device: str, precision: str, breakdown: bool = False) -> dict:
+def run_command(path: Path, device: str, precision: str, breakdown: bool = False, mask_type: str = "random",
+                videos: Path = VIDEOS, packing: str = "first_use") -> dict:
     """One `hvm1 complete` run in a fresh process: its wall time, start to exit, and its forward passes' times."""
     with tempfile.TemporaryDirectory(prefix="hvm1-bench-complete-out-") as out_dir:
-        command = [sys.executable, __file__, "--child", str(path), out_dir, device, precision]
+        command = [sys.executable, __file__, "--child", str(path), out_dir, device, precision, mask_type,
+                   str(videos), packing]
         command += ["--breakdown"] if breakdown else []
         spawned = time.time()
         start = time.perf_counter()
@@ -154,7 +171,8 @@ def run_command(path: Path, device: str, precision: str, breakdown: bool = False
     report = json.loads(result.stdout.strip().splitlines()[-1])
     if report["status"]:
         raise SystemExit(f"hvm1 complete exited with {report['status']}:\n{result.stderr}")
-    return {"wall": wall, "precision": precision, "start-up": report["entered"] - spawned,
+    label = precision if precision == "fp32" or packing == "first_use" else f"{precision}/{packing}"
+    return {"wall": wall, "precision": label, "mask_type": mask_type, "start-up": report["entered"] - spawned,
             "exit": exited - report["returned"], **report}
 
 
@@ -214,6 +232,36 @@ def print_breakdown(runs: list[dict]) -> None:
                           for run in runs if run["precision"] == precision))
 
 
+def first_videos(count: int, folder: Path) -> Path:
+    """A folder under `folder` holding links to the first `count` videos of ../shared/videos (by name)."""
+    videos = sorted(path for path in VIDEOS.iterdir() if path.suffix in (".mp4", ".avi"))[:count]
+    chosen = folder / f"videos-{count}"
+    chosen.mkdir(exist_ok=True)
+    for video in videos:
+        link = chosen / video.name
+        if not link.exists():
+            link.symlink_to(video)
+    return chosen
+
+
+def print_comparison(runs: list[dict]) -> None:
+    """Side by side per video count and mask type: each configuration's best whole-command time, fp32's over it,
+    and the first forward over the median of the later ones."""
+    print(f"\n{'videos':>6} {'mask':<9} {'run':<14} {'whole s':>8} {'fp32 / this':>12} {'first fwd s':>12} "
+          f"{'later fwd s':>12} {'first / later':>14}")
+    for count, mask_type in dict.fromkeys((run["videos"], run["mask_type"]) for run in runs):
+        mine = [run for run in runs if run["videos"] == count and run["mask_type"] == mask_type]
+        best = {label: min((run for run in mine if run["precision"] == label), key=lambda run: run["wall"])
+                for label in dict.fromkeys(run["precision"] for run in mine)}
+        fp32 = best.get("fp32")
+        for label, run in best.items():
+            later = statistics.median(run["forward"][1:]) if len(run["forward"]) > 1 else None
+            print(f"{count:>6} {mask_type:<9} {label:<14} {run['wall']:>8.2f} "
+                  f"{fp32['wall'] / run['wall'] if fp32 else float('nan'):>11.2f}x {run['forward'][0]:>12.2f} "
+                  + (f"{later:>12.2f} {run['forward'][0] / later:>13.2f}x" if later else f"{'-':>12} {'-':>14}"))
+    print("fp32 / this: how many times faster than fp32 the whole command ran (best of the repeats, taking turns)")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("folder", nargs="?", type=Path, help="where to write the ~7.7 GB checkpoint")
@@ -221,39 +269,66 @@ def main() -> int:
     parser.add_argument("--device", default="auto", help="the device of both runs (default auto)")
     parser.add_argument("--repeats", type=int, default=2, help="runs of the command (default 2)")
     parser.add_argument("--precisions", default="fp32,bf16", help="comma-separated --precision values (default fp32,bf16)")
+    parser.add_argument("--mask-types", default="random", help="comma-separated --mask-type values (default random)")
+    parser.add_argument("--videos", default="4", help="comma-separated counts of ../shared/videos files (default 4)")
+    parser.add_argument("--packing", default="first_use",
+                        help="comma-separated, of first_use, now: when bf16 weights are packed (default first_use)")
     parser.add_argument("--breakdown", action="store_true",
                         help="also time start-up, each step of the command, and exit (see above)")
-    parser.add_argument("--child", nargs=4, metavar=("PATH", "OUT", "DEVICE", "PRECISION"), help=argparse.SUPPRESS)
+    parser.add_argument("--child", nargs=7, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(Path(args.child[0]), Path(args.child[1]), args.child[2], args.child[3], args.breakdown)
+        path, out, device, precision, mask_type, videos, packing = args.child
+        child(Path(path), Path(out), device, precision, args.breakdown, mask_type, Path(videos), packing)
         return 0
     if not SHAPES.is_file() or not VIDEOS.is_dir():
         print(f"skipped: {SHAPES} or {VIDEOS} not found (../shared beside the checkout)")
         return 0
+    with printed_result("bench_complete" + ("" if args.videos == "4" and args.mask_types == "random" else "-claim"),
+                        vars(args)):
+        return measure(args)
+
+
+def measure(args: argparse.Namespace) -> int:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_models import cpu_description, matmul_rate
+
+    print(f"CPU: {cpu_description()}; torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(f"rooflines (4096^3 products): fp32 {matmul_rate(repeats=3):.0f} GFLOP/s, "
+          f"bf16 {matmul_rate(repeats=3, dtype=torch.bfloat16):.0f} GFLOP/s", flush=True)
     made_folder = args.folder is None
     folder = Path(tempfile.mkdtemp(prefix="hvm1-bench-complete-", dir="/tmp")) if made_folder else args.folder
     folder.mkdir(parents=True, exist_ok=True)
     free = shutil.disk_usage(folder).free
-    if free < MIN_FREE_BYTES:
+    path = folder / "hvm1_none.pth"
+    if free < MIN_FREE_BYTES and not path.is_file():
         print(f"skipped: {folder} has {free / GB:.1f} GB free, the benchmark needs {MIN_FREE_BYTES / GB:.0f} GB")
         if made_folder:
             folder.rmdir()
         return 0
-    path = folder / "hvm1_none.pth"
+    configurations = [(precision, packing) for precision in args.precisions.split(",")
+                      for packing in (["first_use"] if precision == "fp32" else args.packing.split(","))]
+    runs = []
     try:
         if not path.is_file():
             start = time.perf_counter()
             write_published_checkpoint(path, json.loads(SHAPES.read_text())[ARCHITECTURE])
             print(f"wrote {path}: {path.stat().st_size / GB:.2f} GB ({time.perf_counter() - start:.0f} s)")
-        precisions = args.precisions.split(",")
-        runs = [run_command(path, args.device, precision, args.breakdown)
-                for _ in range(args.repeats) for precision in precisions]
+        for count in (int(text) for text in args.videos.split(",")):
+            videos = first_videos(count, folder)
+            for mask_type in args.mask_types.split(","):
+                for _ in range(args.repeats):
+                    for precision, packing in configurations:
+                        run = run_command(path, args.device, precision, args.breakdown, mask_type, videos, packing)
+                        runs.append({**run, "videos": count})
+                        print(f"  {count} videos, {mask_type}, {run['precision']}: {run['wall']:.2f} s whole, "
+                              f"forwards {', '.join(f'{s:.2f}' for s in run['forward'])}", flush=True)
     finally:
         if not args.keep:
             path.unlink(missing_ok=True)
-            if made_folder:
-                shutil.rmtree(folder, ignore_errors=True)
+        if made_folder and not args.keep:
+            shutil.rmtree(folder, ignore_errors=True)
+    precisions = list(dict.fromkeys(run["precision"] for run in runs))
     print(f"{'run':<4} {'precision':<9} {'whole command s':>16} {'forward passes s':>17} {'ratio':>6}   forward passes (s)")
     for index, run in enumerate(runs, start=1):
         forward = sum(run["forward"])
@@ -266,12 +341,11 @@ def main() -> int:
               f"{torch.get_num_threads()} CPU threads: hvm1 complete takes {best['wall'] / sum(best['forward']):.2f}x "
               f"the time of its model's forward passes (best of {args.repeats} runs), start-up, loading, decoding "
               f"and writing included")
+    print_comparison(runs)
     if args.breakdown:
         print_breakdown(runs)
     return 0
 
 
 if __name__ == "__main__":
-    with printed_result("bench_complete"):
-        status = main()
-    sys.exit(status)
+    sys.exit(main())
