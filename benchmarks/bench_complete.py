@@ -284,8 +284,9 @@ def main() -> int:
     if not SHAPES.is_file() or not VIDEOS.is_dir():
         print(f"skipped: {SHAPES} or {VIDEOS} not found (../shared beside the checkout)")
         return 0
-    with printed_result("bench_complete" + ("" if args.videos == "4" and args.mask_types == "random" else "-claim"),
-                        vars(args)):
+    # The default run writes bench_complete.json; one of other video counts or mask types a variant of it.
+    variant = "" if args.videos == "4" and args.mask_types == "random" else f"-videos{args.videos.replace(',', '_')}"
+    with printed_result("bench_complete" + variant, vars(args)):
         return measure(args)
 
 
