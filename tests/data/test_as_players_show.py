@@ -79,7 +79,8 @@ def corners(frame: torch.Tensor) -> dict[str, str]:
 
 def shown(**where: str) -> dict[str, str]:
     """The corners a player shows: the named ones hold their marker, the others neither."""
-    return {name: where.get(name.replace("-", "_"), "") for name in ("top-left", "top-right", "bottom-left", "bottom-right")}
+    names = ("top-left", "top-right", "bottom-left", "bottom-right")
+    return {name: where.get(name.replace("-", "_"), "") for name in names}
 
 
 def decoded_times(path: Path) -> list[float]:
@@ -119,6 +120,16 @@ def test_display_rotation_is_applied_as_players_do(tmp_path, container, rotation
     assert corners(stored.frames[0]) == shown(top_left="red", top_right="green")
     assert stored.display == Display()
 
+
+@pytest.mark.parametrize("container, codec", [("mov", "libx265"), ("mp4", "libx265"), ("mkv", "libx264"),
+                                              ("webm", "libvpx-vp9")])
+def test_rotation_in_the_containers_and_codecs_phones_and_browsers_write(tmp_path, container, codec):
+    # An iPhone's HEVC MOV, an Android's HEVC MP4, a Matroska and a browser's VP9 WebM recording, each held upright
+    # (stored 64 x 48, turned 90 degrees clockwise): ffplay shows them 48 wide, 64 tall.
+    path = encode(tmp_path / f"upright.{container}", list(range(5)), codec=codec, rotation=(-90, False, False))
+    clip = read_clip(path, 1)
+    assert clip.frames.shape == (1, 64, 48, 3)
+    assert corners(clip.frames[0]) == shown(top_right="red", bottom_right="green")
 
 def test_a_video_without_display_matrix_is_left_as_stored(tmp_path):
     path = encode(tmp_path / "plain.mp4", list(range(5)))
@@ -252,9 +263,11 @@ def row(image: torch.Tensor) -> list[list[int]]:
 # (black) to 1.0 (white), and show a greyscale image grey in all three channels.
 def test_16_bit_greyscale_is_scaled_not_saturated(tmp_path):
     values = np.array([[0, 257, 32768, 65535]], np.uint16)  # black, 1/255, mid grey, white
-    for suffix in ("png", "tif"):
+    for suffix in ("png", "tif", "pgm"):  # Pillow reads them as modes I;16, I;16 and I
         image = read_image(saved(Image.fromarray(values), tmp_path / f"grey16.{suffix}"))
         assert row(image) == [[0] * 3, [1] * 3, [128] * 3, [255] * 3], suffix
+    big_endian = read_image(saved(Image.fromarray(values.astype(">u2")), tmp_path / "grey16b.tif"))  # I;16B
+    assert row(big_endian) == [[0] * 3, [1] * 3, [128] * 3, [255] * 3]
 
 
 def test_32_bit_integer_and_float_images(tmp_path):

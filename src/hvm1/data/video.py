@@ -96,12 +96,27 @@ class Display:
         return self.rotation in (90, 270)
 
     def shown_size(self, height: int, width: int) -> tuple[int, int]:
-        """The (height, width) a player shows a stored `height` x `width` frame at."""
+        """The (height, width) a player shows a stored `height` x `width` frame at.
+
+        Args:
+            height: the stored frame's height in pixels.
+            width: the stored frame's width in pixels.
+
+        Returns:
+            (height, width) of the shown picture: stretched by `sample_aspect`, swapped when turned sideways.
+        """
         width = max(1, round(width * self.sample_aspect))
         return (width, height) if self.turns_sideways else (height, width)
 
     def orient(self, frames: torch.Tensor) -> torch.Tensor:
-        """Mirror and rotate frames (..., H, W, C) as a player shows them (a view where it can be one)."""
+        """Mirror and rotate frames as a player shows them (a view where it can be one; no resize).
+
+        Args:
+            frames: (..., H, W, C) stored frames (already stretched to square pixels).
+
+        Returns:
+            (..., H', W', C) shown frames: (W, H) for a rotation by 90 or 270 degrees.
+        """
         if self.mirrored:
             frames = frames.flip(-2)
         if self.rotation:
@@ -313,10 +328,10 @@ def video_duration(path: str | os.PathLike) -> float | None:
         path: the video file.
 
     Returns:
-        The duration in seconds, or None when nothing tells.
+        The seconds from the first frame to the end, or None when nothing tells.
 
     Raises:
-        VideoError: a missing file, a file that is not a video, or one without a video stream.
+        VideoError: a missing file, a file that is not a video, one without a video stream.
     """
     path = Path(path)
     _check_is_file(path, "a video")
@@ -556,7 +571,9 @@ class _Picker:
 
 
 def _where(stream, packet) -> str:
-    return f"near {frame_time(stream, packet.pts):.3f} s" if packet is not None and packet.pts is not None else "at its end"
+    if packet is None or packet.pts is None:
+        return "at its end"
+    return f"near {frame_time(stream, packet.pts):.3f} s"
 
 
 def _check_packet(path: Path, stream, packet) -> None:
@@ -667,6 +684,14 @@ def frame_display(frame, stream, autorotate: bool = True) -> Display:
     rotation when `autorotate` is False. The sample aspect ratio is the stream's (container, else codec);
     one beyond 1:8 or 8:1, which no camera or encoder writes (a damaged header), is left out (logged) rather
     than making frames thousands of pixels wide.
+
+    Args:
+        frame: a decoded `av.VideoFrame` of the stream (every frame of a stream carries the same matrix).
+        stream: its `av.VideoStream`.
+        autorotate: read the display matrix; False leaves the frames as stored (FFmpeg's `-noautorotate`).
+
+    Returns:
+        The `Display` to apply (`frames_to_rgb` applies it).
     """
     rotation, mirrored = _display_matrix(frame) if autorotate else (0, False)
     sample_aspect = stream.sample_aspect_ratio or stream.codec_context.sample_aspect_ratio
@@ -712,6 +737,14 @@ def frames_to_rgb(frames: Sequence, display: Display, short_side: int | None = N
     Each distinct frame is converted once (a frame repeated in `frames` is one conversion), stretched to
     square pixels and, when `short_side` is given, resized so that the shown picture's short side is
     `short_side` (bilinear, in the one conversion), then mirrored and rotated by `display`.
+
+    Args:
+        frames: decoded frames of one stream, all of one size; the same frame may come several times.
+        display: what to apply (`frame_display`).
+        short_side: the short side of the shown picture in pixels; None keeps the shown size.
+
+    Returns:
+        (T, H, W, 3) uint8 RGB, one per entry of `frames`, contiguous.
     """
     # One reformatter keeps one scaling context for the clip, and one thread per conversion: starting
     # swscale's threads costs more than converting a frame of these sizes.
@@ -760,21 +793,22 @@ def read_image(
     """Read an image file as a viewer shows it: (3, H, W) uint8 RGB.
 
     The EXIF orientation is applied (a phone photo turned upright) unless `autorotate` is False; every mode
-    Pillow reads is scaled to 8 bits by its range: 16-bit integer by 65535, 32-bit integer by its bit depth
-    (negative values black), floating point from 0.0-1.0 (clipped); palette, greyscale, CMYK, YCbCr, HSV
-    and LAB images are converted to RGB; transparency (an alpha channel, or a palette's or colour key's
-    transparent colour) is composited over `background`. An animated image gives its first frame.
+    Pillow reads is scaled to 8 bits by its range: 16-bit integer by 65535 (a 16-bit PGM too), a 32-bit
+    integer TIFF by its bit depth (negative values black), floating point from 0.0-1.0 (clipped); palette,
+    greyscale, CMYK, YCbCr, HSV and LAB images are converted to RGB; transparency (an alpha channel, or a
+    palette's or colour key's transparent colour) is composited over `background`. An animated image gives
+    its first frame.
 
     Args:
         path: the image file.
-        background: the RGB colour (0-255) transparency is composited over.
-        autorotate: apply the EXIF orientation.
+        background: the RGB colour (0-255) transparent parts are shown on.
+        autorotate: apply the EXIF orientation; False gives the pixels as stored.
 
     Returns:
-        The image, (3, H, W) uint8 RGB.
+        (3, H, W) uint8 RGB.
 
     Raises:
-        VideoError: the file cannot be read (path and reason).
+        VideoError: the file is missing, not an image Pillow reads, truncated or damaged (path and reason).
     """
     path = Path(path)
     _check_is_file(path, "an image")
@@ -815,9 +849,12 @@ def _image_rgb(image: Image.Image, background: tuple[int, int, int]) -> np.ndarr
 
 
 def _integer_bits(image: Image.Image) -> int:
-    """How many bits a 32-bit integer ("I") image's samples have: the TIFF's BitsPerSample, else 31 (signed)."""
+    """How many bits the samples of a 32-bit integer ("I") image use: a TIFF's BitsPerSample (32: signed, so 31);
+    16 for the other formats Pillow reads into this mode (a 16-bit PGM, which Pillow scales to 0-65535)."""
     tags = getattr(image, "tag_v2", None)
-    bits = tags.get(258) if tags is not None else None
+    if tags is None:
+        return 16
+    bits = tags.get(258)
     if isinstance(bits, tuple):
         bits = bits[0] if bits else None
     return 31 if not isinstance(bits, int) or not 1 <= bits < 32 else bits
