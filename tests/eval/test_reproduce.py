@@ -158,7 +158,7 @@ def test_a_published_list_is_read_and_checked_against_the_head(tmp_path):
 def test_bad_data_folders_are_named_before_any_model_is_loaded(tmp_path, monkeypatch):
     import hvm1.eval.reproduce
 
-    monkeypatch.setattr(hvm1.eval.reproduce, "load_for_inputs", lambda *a, **k: pytest.fail("a model was loaded"))
+    monkeypatch.setattr(hvm1.eval.reproduce, "load_for_command", lambda *a, **k: pytest.fail("a model was loaded"))
     with pytest.raises(ValueError, match="give at least one of --ssv2"):
         reproduce(ReproduceConfig(out_dir=tmp_path / "out"))
     with pytest.raises(FileNotFoundError, match="--kinetics .*nowhere: no such folder"):

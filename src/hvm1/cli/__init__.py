@@ -2,7 +2,7 @@
 
 Every command is a `hvm1.cli.command.Command`: a config class (its flags are generated from the config's
 fields), a library function that takes the config and returns a report, and a printer of that report. One
-module per group of commands (`zoo`, `viz`, `eval`, `train`, `analyses`, `demo`, `segment`) holds a
+module per group of commands (`zoo`, `viz`, `eval`, `classes`, `train`, `analyses`, `demo`, `segment`) holds a
 `COMMANDS` table of them. Only the command asked for builds its parser (the others list their name and
 help), and the library is imported only by the command that runs, so `hvm1 -h` starts without torch.
 """
@@ -15,14 +15,14 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from . import analyses, demo, eval, segment, train, viz, zoo
+from . import analyses, classes, demo, eval, segment, train, viz, zoo
 from .command import Command, ConsoleProgress, add_flags, config_from_args
 from .common import _check_outputs, _error_message, _interrupted, _kept_on_interrupt, _say_on_interrupt
 
 __all__ = ["COMMAND_GROUPS", "INTERRUPTED", "build_parser", "console", "main"]
 
 # The groups in the order `hvm1 -h` lists them.
-COMMAND_GROUPS = (zoo, train, viz, eval, analyses, demo, segment)
+COMMAND_GROUPS = (zoo, train, viz, eval, classes, analyses, demo, segment)
 
 # The exit status of a command stopped by Ctrl-C (128 + SIGINT), as shells report it.
 INTERRUPTED = 130

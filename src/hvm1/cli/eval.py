@@ -9,7 +9,6 @@ from pathlib import Path
 from ..settings import parse_overrides
 from .command import print_skipped
 from .common import (
-    _add_autorotate_arg,
     _add_device_arg,
     _add_download_arg,
     _add_model_args,
@@ -23,12 +22,9 @@ from .common import (
 
 # Each command's one-line help, as `hvm1 -h` lists it without importing what the commands need.
 COMMANDS = {
-    "classify": "the top-k class names of a finetuned model for each video or image, with probabilities",
     "embed": "one embedding per video, into a .npz or .parquet file (resumable)",
     "evaluate": "accuracy of a finetuned model on labelled videos or images",
     "probe": "linear, kNN or attentive probe on embeddings from `hvm1 embed`",
-    "reproduce": "the published evaluations of a pretraining on local copies of the data: published, measured, "
-                 "difference",
 }
 
 
@@ -171,81 +167,6 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 1 if print_skipped(predictions.skipped) else 0
 
 
-def _cmd_classify(args: argparse.Namespace) -> int:
-    from ..eval.classify import ClassifyConfig, classify
-
-    config = ClassifyConfig(
-        paths=tuple(args.paths), model=args.model, checkpoint=args.checkpoint, overrides=parse_overrides(args.set),
-        full_download=args.full_download, labels=args.labels, top_k=args.top_k, images=args.images,
-        views=args.views, sampling_rate=args.sampling_rate, batch_size=args.batch_size,
-        num_workers=args.num_workers, out_dir=args.out_dir, device=args.device, precision=args.precision,
-        autorotate=args.autorotate, stride=args.stride,
-    )
-    if args.stride is None:
-        _say_on_interrupt("nothing was written (classes.csv and classes.json are written when every file is done)")
-    else:
-        _say_on_interrupt(lambda: f"the plots and annotated videos of the videos done so far are in {args.out_dir}"
-                          if args.out_dir else "the plots and annotated videos of the videos done so far are in the "
-                          "new hvm1-classify-* folder in the temp folder (windows.csv is written at the end)")
-    report = classify(config, progress=_clip_progress("classify", unit="clip" if args.stride is None else "video"))
-    if args.stride is None:
-        _print_classes(report.result)
-        print(f"wrote {report.written[0]} and {report.written[1]}")
-    else:
-        _print_timelines(report)
-    for note in report.notes:
-        print(f"note: {note}", file=sys.stderr)
-    return 1 if print_skipped(report.skipped) else 0
-
-
-def _print_timelines(report) -> None:
-    """Per video: its windows, its leading classes over them, and the plot and annotated video written."""
-    from ..eval import leading_classes
-
-    names = report.result.names
-    for item in report.timelines:
-        leading = ", ".join(names[index] for index in leading_classes(item.timeline.values, 3))
-        print(f"{item.path}: {len(item.timeline)} windows; leading classes {leading}")
-        print(f"  {item.plot}\n  {item.video}")
-    print(f"wrote {report.written[0]} (each window's top classes)")
-
-
-def _print_classes(result) -> None:
-    """Each file's top classes as a table: file, rank, class name, probability (the file named once)."""
-    header = ("file", "rank", "class", "probability")
-    rows = [(item.path if ranked.rank == 1 else "", str(ranked.rank), ranked.name, f"{100 * ranked.probability:.2f}%")
-            for item in result.files for ranked in item.top]
-    widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
-    for row in (header, *rows):
-        cells = [row[0].ljust(widths[0]), row[1].rjust(widths[1]), row[2].ljust(widths[2]), row[3].rjust(widths[3])]
-        print("  ".join(cells).rstrip())
-
-
-def _cmd_reproduce(args: argparse.Namespace) -> int:
-    from ..eval.reproduce import TABLE_MARKDOWN, ReproduceConfig, reproduce
-
-    config = ReproduceConfig(
-        pretraining=args.pretraining, ssv2=args.ssv2, kinetics=args.kinetics, imagenet=args.imagenet,
-        davis=args.davis, multi_view=args.multi_view, full_download=args.full_download, batch_size=args.batch_size,
-        num_workers=args.num_workers, out_dir=args.out_dir, device=args.device, precision=args.precision,
-    )
-    _say_on_interrupt("the table is written when every evaluation is done; nothing of it was written")
-    report = reproduce(config, progress=lambda label: _clip_progress(label))
-    print((report.out_dir / TABLE_MARKDOWN).read_text(), end="")
-    print(f"wrote {', '.join(map(str, report.written))}")
-    if report.skipped:
-        shown = report.skipped[:SHOWN_SKIPPED]
-        more = len(report.skipped) - len(shown)
-        print_skipped(shown)
-        if more:
-            print(f"  ... and {more} more (all of them in {report.written[-1]})", file=sys.stderr)
-    return 1 if report.skipped else 0
-
-
-# How many skipped examples `hvm1 reproduce` names on the console (skipped.csv has them all).
-SHOWN_SKIPPED = 10
-
-
 def _cmd_probe(args: argparse.Namespace) -> int:
     from ..eval import load_embeddings, probe
 
@@ -291,7 +212,7 @@ def _attentive_probe(args: argparse.Namespace):
     return predictions
 
 
-def _add_loader_args(parser: argparse.ArgumentParser, sizes: bool = True) -> None:
+def _add_loader_args(parser: argparse.ArgumentParser) -> None:
     from ..eval.embed import DEFAULT_SAMPLING_RATE
 
     parser.add_argument("--batch-size", type=int, default=8, metavar="B", help="clips per forward pass (default 8)")
@@ -301,8 +222,7 @@ def _add_loader_args(parser: argparse.ArgumentParser, sizes: bool = True) -> Non
                         help=f"take every R-th frame at 30 fps (default {DEFAULT_SAMPLING_RATE}, as published)")
     _add_device_arg(parser, note="; under torchrun each rank its own GPU")
     _add_precision_arg(parser, deprecated_dtype=True)
-    if sizes:
-        _add_size_args(parser)
+    _add_size_args(parser)
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -348,57 +268,6 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                           help="where the files go (default: a new folder hvm1-evaluate-DATE-* in the temp folder)")
     _add_loader_args(evaluate)
     evaluate.set_defaults(func=_cmd_evaluate)
-
-    from ..eval.classify import DEFAULT_TOP_K
-
-    classify = sub.add_parser("classify", help=COMMANDS["classify"],
-                              description="Top-k class names per file; classes.csv and classes.json go to DIR.")
-    classify.add_argument("paths", nargs="+", type=Path, metavar="PATH",
-                          help="videos or images, or folders of them (searched recursively)")
-    _add_model_args(classify)
-    _add_download_arg(classify)
-    classify.add_argument("--labels", metavar="FILE|DIR|SET",
-                          help="the class names: a text file (one per line), a folder of class subfolders (sorted "
-                               "names), or a published label set (ssv2, kinetics700, imagenet1k); default: the "
-                               "model's own")
-    classify.add_argument("--top-k", type=int, default=DEFAULT_TOP_K, metavar="K",
-                          help=f"classes per file, most probable first (default {DEFAULT_TOP_K})")
-    classify.add_argument("--images", action="store_true",
-                          help="the files are images, read as `evaluate --images` reads them (default for the "
-                               "imagenet-2pt models)")
-    classify.add_argument("--views", metavar="CLIPSxCROPS",
-                          help="clips over time x crops (1 or 3) per video, logits averaged (default 2x3, as evaluate)")
-    classify.add_argument("--out-dir", type=Path, metavar="DIR",
-                          help="where the files go (default: a new folder hvm1-classify-DATE-* in the temp folder)")
-    classify.add_argument("--stride", type=float, metavar="S",
-                          help="windows every S seconds over each whole video instead: windows.csv (each window's top "
-                               "classes), per video a plot of the leading classes over time and an MP4 with the "
-                               "current top 3 written on it")
-    _add_loader_args(classify, sizes=False)
-    _add_autorotate_arg(classify)
-    classify.set_defaults(func=_cmd_classify)
-
-    from ..eval.reproduce import ReproduceConfig
-
-    reproduce = sub.add_parser("reproduce", help=COMMANDS["reproduce"],
-                               description="Each data folder is optional; the table (reproduce.md, reproduce.csv) "
-                                           "goes to DIR.")
-    fields = ReproduceConfig.__dataclass_fields__
-    reproduce.add_argument("--pretraining", choices=fields["pretraining"].metadata["choices"], default="hvm1",
-                           help=fields["pretraining"].metadata["help"] + " (default hvm1)")
-    for name in ("ssv2", "kinetics", "imagenet", "davis"):
-        reproduce.add_argument(f"--{name}", type=Path, metavar="DIR", help=fields[name].metadata["help"])
-    reproduce.add_argument("--no-multi-view", dest="multi_view", action="store_false",
-                           help="skip hvm1's multi-view figure (2x3 views per video: 6 forward passes each)")
-    reproduce.add_argument("--out-dir", type=Path, metavar="DIR",
-                           help="where the files go (default: a new folder hvm1-reproduce-DATE-* in the temp folder)")
-    _add_download_arg(reproduce)
-    reproduce.add_argument("--batch-size", type=int, default=8, metavar="B", help="clips per forward pass (default 8)")
-    reproduce.add_argument("--num-workers", type=int, default=2, metavar="W",
-                           help="DataLoader processes decoding videos while the model runs (default 2; 0: none)")
-    _add_device_arg(reproduce)
-    _add_precision_arg(reproduce, default="fp32")
-    reproduce.set_defaults(func=_cmd_reproduce)
 
     probe = sub.add_parser("probe", help=COMMANDS["probe"])
     probe.add_argument("--train", type=Path, required=True, metavar="FILE", help="labelled training embeddings")

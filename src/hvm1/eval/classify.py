@@ -13,8 +13,6 @@ import csv
 import io
 import json
 import logging
-import tempfile
-import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -25,18 +23,21 @@ import torch
 from hvm1.data import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, Skipped, VideoError, VideoPreset, Window, find_files
 from hvm1.data.failures import skipped_for
 from hvm1.data.windows import check_stride
-from hvm1.devices import DEVICE_CHOICES, PRECISION_CHOICES, Precision, resolve_device, resolve_precision
-from hvm1.files import write_text
-from hvm1.inference import prepare_for_inference
+from hvm1.devices import Precision, resolve_device
+from hvm1.files import output_folder, write_text
+from hvm1.inference import precision_for_run
 from hvm1.labels import LabelsError, class_names_of, read_labels
 from hvm1.models import VideoViT
-from hvm1.train.config import setting
-from hvm1.zoo import MODELS, load_for_inputs, preprocessing_for
+from hvm1.progress import SILENT
+from hvm1.progress import Progress as RunProgress
+from hvm1.reports import Report
+from hvm1.settings import DeviceSettings, ModelSettings, OutputSettings, setting
+from hvm1.zoo import MODELS, load_for_command, preprocessing_for
 
 from .embed import DEFAULT_SAMPLING_RATE, compute_dtype
 from .evaluate import ViewPlan, averaged_logits, parse_views, view_plan
 from .timelines import Timeline, window_probabilities
-from .views import Progress
+from .views import Progress, clip_counter
 
 logger = logging.getLogger(__name__)
 
@@ -193,40 +194,31 @@ def find_inputs(paths: Sequence[str | Path], images: bool) -> list[Path]:
 
 
 @dataclass(frozen=True, kw_only=True)
-class ClassifyConfig:
+class ClassifyConfig(ModelSettings, DeviceSettings, OutputSettings):
     """`hvm1 classify`: which files, which model and class names, how many classes per file, where to write."""
 
-    paths: tuple[Path, ...] = setting((), metavar="PATH", help="videos or images, or folders of them (searched "
-                                      "recursively)", flag=False)
-    model: str | None = setting(None, metavar="NAME", help="a zoo model name (see `hvm1 list`)")
-    checkpoint: Path | None = setting(None, metavar="FILE", help="a finetuned checkpoint file")
-    overrides: dict[str, Any] = setting(default_factory=dict, help="architecture fields the file can't tell "
-                                        "(e.g. num_heads=4)", flag=False)
-    full_download: bool = setting(False, help="a zoo model: download its whole file", flag=False)
+    paths: tuple[Path, ...] = setting(positional=True, metavar="PATH", help="videos or images, or folders of them "
+                                      "(searched recursively)")
     labels: str | None = setting(
         None, metavar="FILE|DIR|SET",
         help="the class names: a text file (one per line), a folder of class subfolders (sorted names), or a "
              "published label set (ssv2, kinetics700, imagenet1k); default: the model's own")
-    top_k: int = setting(DEFAULT_TOP_K, metavar="K", help="classes per file, most probable first")
+    top_k: int = setting(DEFAULT_TOP_K, metavar="K", help="classes per file (per window with --stride), most "
+                         "probable first")
     images: bool = setting(False, help="the files are images, read as `evaluate --images` reads them (default for "
                                        "the imagenet-2pt models)")
     views: str | None = setting(None, metavar="CLIPSxCROPS",
                                 help="clips over time x crops (1 or 3) per video, logits averaged (default 2x3, as "
-                                     "evaluate)")
-    sampling_rate: int = setting(DEFAULT_SAMPLING_RATE, metavar="R",
-                                 help="take every R-th frame at 30 fps (default as published)")
-    batch_size: int = setting(8, metavar="B", help="clips per forward pass")
-    num_workers: int = setting(2, metavar="W", help="DataLoader processes decoding videos while the model runs")
-    out_dir: Path | None = setting(None, metavar="DIR", help="where classes.csv and classes.json go (default: a new "
-                                   "folder hvm1-classify-DATE-* in the temp folder)")
-    device: str = setting("auto", choices=DEVICE_CHOICES, help="auto picks cuda, then mps, then cpu")
-    precision: str = setting("auto", choices=PRECISION_CHOICES, help="autocast precision (auto: bf16 where the "
-                             "device multiplies bf16 fast, else fp32)")
-    autorotate: bool = setting(True, help="turn videos by their display rotation and images by their EXIF "
-                                          "orientation, as players show them (False: as stored)")
+                                     "evaluate; with --stride the crops of each window)")
     stride: float | None = setting(None, metavar="S", help="classify windows every S seconds over each whole video "
-                                   "instead: per-window top-k (windows.csv), a plot of the leading classes over "
-                                   "time and an MP4 with the current top classes on it, per video")
+                                   "instead: windows.csv (each window's top classes), per video a plot of the "
+                                   "leading classes over time and an MP4 with the current top 3 written on it")
+    sampling_rate: int = setting(DEFAULT_SAMPLING_RATE, metavar="R", help="take every R-th frame at 30 fps")
+    batch_size: int = setting(8, metavar="B", help="clips per forward pass")
+    num_workers: int = setting(2, metavar="W", help="DataLoader processes decoding videos while the model runs "
+                               "(0: none)")
+    autorotate: bool = setting(True, help="turn videos and images upright as players show them (display matrix, "
+                                          "EXIF orientation)")
 
 
 @dataclass
@@ -242,21 +234,19 @@ class ClassTimeline:
 
 
 @dataclass
-class ClassifyReport:
-    """What `classify` did: the files `written`, the inputs `skipped` (each with its reason), the `result`
-    (each file's top classes; with a stride, each video's `timelines` instead), the model's `source`, the
-    `out_dir`, and `notes` for the user (a video shorter than one window)."""
+class ClassifyReport(Report):
+    """What `classify` did: beside the files `written` and the inputs `skipped` (each with its reason), the
+    `result` (each file's top classes; with a stride, each video's `timelines` instead), the model's `source`,
+    the `out_dir`, and `notes` for the user (a video shorter than one window)."""
 
-    result: ClassifyResult
-    source: str
-    out_dir: Path
-    written: list[Path] = field(default_factory=list)
-    skipped: list[Skipped] = field(default_factory=list)
+    result: ClassifyResult = field(default_factory=lambda: ClassifyResult([], ()))
+    source: str = ""
+    out_dir: Path | None = None
     timelines: list[ClassTimeline] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
 
-def classify(config: ClassifyConfig, *, progress: Progress | None = None) -> ClassifyReport:
+def classify(config: ClassifyConfig, progress: RunProgress = SILENT) -> ClassifyReport:
     """`hvm1 classify`: each file's top-k class names with their probabilities, written as CSV and JSON.
 
     The class names (`config.labels`, else the model's own) are checked against the head before anything is
@@ -264,7 +254,7 @@ def classify(config: ClassifyConfig, *, progress: Progress | None = None) -> Cla
 
     Args:
         config: the files, the model, the names and the settings.
-        progress: called with (clips done, clips in all).
+        progress: told of a download, the precision, the clips (or videos) done and what an interruption keeps.
 
     Returns:
         The `ClassifyReport`.
@@ -274,13 +264,13 @@ def classify(config: ClassifyConfig, *, progress: Progress | None = None) -> Cla
         FileNotFoundError: a path, the checkpoint or the labels do not exist.
         ValueError: no file to classify, or a setting out of range.
     """
-    if (config.model is None) == (config.checkpoint is None):
-        raise ValueError("classify needs one model: a zoo name (model) or a checkpoint file (checkpoint)")
     if config.top_k < 1:
         raise ValueError(f"top_k must be at least 1, got {config.top_k}")
     if config.stride is not None:
         check_stride(config.stride)
-    source = config.checkpoint if config.checkpoint is not None else str(config.model)
+    source = config.source
+    if source is None or (config.model is not None and config.checkpoint is not None):
+        raise ValueError("classify needs one model: a zoo name (model) or a checkpoint file (checkpoint)")
     overrides = dict(config.overrides)
     zoo_entry = MODELS.get(str(source)) if config.checkpoint is None else None
     if zoo_entry is not None:  # a wrong count fails before the weights are fetched
@@ -292,36 +282,40 @@ def classify(config: ClassifyConfig, *, progress: Progress | None = None) -> Cla
     if images and config.stride is not None:
         raise ValueError("stride is for windows over videos; these are images (one view each)")
     files = find_inputs(config.paths, images)
-    loaded = load_for_inputs(source, model_type="vit", full_download=config.full_download, **overrides)
+    device = resolve_device(config.device)
+    loaded = load_for_command(config, model_type="vit", device=device, progress=progress)
     model = loaded.model
     assert isinstance(model, VideoViT)  # model_type='vit'
     names = head_names(model, config.labels)
     plan = view_plan(model, replace(loaded.preprocessing, autorotate=config.autorotate), image_mode=images,
                      views=parse_views(config.views) if config.views else None, sampling_rate=config.sampling_rate,
                      batch_size=config.batch_size)
-    device = resolve_device(config.device)
-    precision = resolve_precision(config.precision, device)
-    prepare_for_inference(model, precision)
-    out_dir = config.out_dir or Path(tempfile.mkdtemp(prefix=f"hvm1-classify-{time.strftime('%Y%m%d-%H%M%S')}-"))
+    precision = precision_for_run(config.precision, device, [model], progress)
+    out_dir = output_folder(config.out_dir, "classify")
     if config.stride is not None:
         return _classify_windows(config, model, files, plan, names, out_dir, loaded.source, device, precision,
                                  progress)
+    progress.keeping("nothing was written (classes.csv and classes.json are written when every file is done)")
     result = classify_files(model, files, plan, names, top_k=config.top_k, num_workers=config.num_workers,
-                            device=device, precision=precision, progress=progress)
+                            device=device, precision=precision, progress=clip_counter(progress, "classify"))
     result.settings = {"model": loaded.source, "labels": str(config.labels) if config.labels else "the model's own",
                        "dtype": compute_dtype(model, precision), **result.settings}
     written = result.write(out_dir)
-    return ClassifyReport(result, loaded.source, out_dir, written, list(result.skipped))
+    return ClassifyReport(written=written, skipped=list(result.skipped), result=result, source=loaded.source,
+                          out_dir=out_dir)
 
 
 def _classify_windows(config: ClassifyConfig, model: VideoViT, files: list[Path], plan: ViewPlan,
                       names: tuple[str, ...], out_dir: Path, source: str, device, precision,
-                      progress: Progress | None) -> ClassifyReport:
+                      progress: RunProgress) -> ClassifyReport:
     from hvm1.viz.surprise import Thumbnails
     from hvm1.viz.timeline import plot_class_timeline, write_class_video
 
     assert config.stride is not None and isinstance(plan.preset, VideoPreset)  # images were refused
     out_dir.mkdir(parents=True, exist_ok=True)
+    progress.keeping(f"the plots and annotated videos of the videos done so far are in {out_dir} (windows.csv is "
+                     "written at the end)")
+    progress.start(len(files), "video", "classify")
     stems = [path.stem for path in files]
     repeated = {stem for stem in stems if stems.count(stem) > 1}
     timelines, skipped, notes = [], [], []
@@ -349,8 +343,7 @@ def _classify_windows(config: ClassifyConfig, model: VideoViT, files: list[Path]
                          f"repeated (as read_clip pads)")
         top = [ranked_classes(torch.from_numpy(row), names, config.top_k) for row in timeline.values]
         timelines.append(ClassTimeline(str(path), timeline, top, plot, video))
-        if progress is not None:
-            progress(number + 1, len(files))
+        progress.advance(number + 1, path.name)
     rows = io.StringIO()
     writer = csv.writer(rows)
     writer.writerow(["path", "window", "start", "end", "rank", "class", "name", "probability"])
@@ -363,4 +356,5 @@ def _classify_windows(config: ClassifyConfig, model: VideoViT, files: list[Path]
     written = [table, *(path for item in timelines for path in (item.plot, item.video))]
     result = ClassifyResult([], names, skipped, {"model": source, "stride": config.stride, "top_k": config.top_k,
                                                  **plan.settings()})
-    return ClassifyReport(result, source, out_dir, written, skipped, timelines, notes)
+    return ClassifyReport(written=written, skipped=skipped, result=result, source=source, out_dir=out_dir,
+                          timelines=timelines, notes=notes)

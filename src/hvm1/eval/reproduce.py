@@ -23,23 +23,25 @@ import csv
 import io
 import logging
 import os
-import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from hvm1.data import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, Skipped, find_files
-from hvm1.devices import DEVICE_CHOICES, PRECISION_CHOICES, resolve_device, resolve_precision
-from hvm1.files import write_text
-from hvm1.inference import prepare_for_inference
+from hvm1.devices import resolve_device
+from hvm1.files import output_folder, write_text
+from hvm1.inference import precision_for_run, prepare_for_inference
 from hvm1.labels import class_folder_names, imagenet_synsets, label_set
 from hvm1.models import VideoViT
-from hvm1.train.config import setting
-from hvm1.zoo import MODELS, PRETRAININGS, PUBLISHED_DAVIS, load_for_inputs
+from hvm1.progress import SILENT
+from hvm1.progress import Progress as RunProgress
+from hvm1.reports import Report
+from hvm1.settings import PRECISION_CHOICES, DeviceSettings, DownloadSettings, ModelSettings, OutputSettings, setting
+from hvm1.zoo import MODELS, PRETRAININGS, PUBLISHED_DAVIS, load_for_command
 
 from .evaluate import DEFAULT_VIEWS, averaged_logits, view_plan
+from .views import clip_counter
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +83,7 @@ TASKS = (
 
 
 @dataclass(frozen=True, kw_only=True)
-class ReproduceConfig:
+class ReproduceConfig(DownloadSettings, DeviceSettings, OutputSettings):
     """`hvm1 reproduce`: a pretraining, the local data folders (each optional) and how to run."""
 
     pretraining: str = setting("hvm1", choices=tuple(PRETRAININGS), help="the pretraining whose published "
@@ -96,13 +98,10 @@ class ReproduceConfig:
                                  "ImageSets/2017/val.txt")
     multi_view: bool = setting(True, help=f"also measure hvm1's multi-view figure ({MULTI_VIEW[0]}x{MULTI_VIEW[1]} "
                                "views per video)")
-    full_download: bool = setting(False, help="download each zoo model's whole file", flag=False)
     batch_size: int = setting(8, metavar="B", help="clips per forward pass")
     num_workers: int = setting(2, metavar="W", help="DataLoader processes decoding while the model runs")
-    out_dir: Path | None = setting(None, metavar="DIR", help="where the table and the DAVIS masks go (default: a new "
-                                   "folder hvm1-reproduce-DATE-* in the temp folder)")
-    device: str = setting("auto", choices=DEVICE_CHOICES, help="auto picks cuda, then mps, then cpu")
-    precision: str = setting("fp32", choices=PRECISION_CHOICES, help="fp32 (default) is the published computation")
+    precision: str = setting("fp32", choices=PRECISION_CHOICES, help="fp32 is exactly the published computation; "
+                             "auto: bf16 autocast where the device multiplies bf16 fast")
 
 
 @dataclass(frozen=True)
@@ -129,14 +128,12 @@ class Figure:
 
 
 @dataclass
-class ReproduceReport:
-    """What `reproduce` did: the table's `figures`, the files `written`, the examples `skipped` (missing or
-    unreadable, each with its reason) and the `out_dir`."""
+class ReproduceReport(Report):
+    """What `reproduce` did: beside the files `written` and the examples `skipped` (missing or unreadable, each
+    with its reason), the table's `figures` and the `out_dir`."""
 
-    figures: list[Figure]
-    out_dir: Path
-    written: list[Path] = field(default_factory=list)
-    skipped: list[Skipped] = field(default_factory=list)
+    figures: list[Figure] = field(default_factory=list)
+    out_dir: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -257,8 +254,7 @@ def top1(model: VideoViT, examples: ValidationList, views: tuple[int, int], *, i
     return (100 * correct / count if count else float("nan")), count, unreadable
 
 
-def reproduce(config: ReproduceConfig, *, progress: Callable[[str], Callable[[int, int], None] | None] | None = None,
-              ) -> ReproduceReport:
+def reproduce(config: ReproduceConfig, progress: RunProgress = SILENT) -> ReproduceReport:
     """Run the published evaluations of `config.pretraining` that have data, and write the table.
 
     Every data folder is checked (layout, classes, list) before any model is loaded or run; a listed example
@@ -266,7 +262,8 @@ def reproduce(config: ReproduceConfig, *, progress: Callable[[str], Callable[[in
 
     Args:
         config: the pretraining, the data folders and the run settings.
-        progress: given a stage's label ('vit_hvm1_ssv2-10shot 1x1'), returns a callback (done, total) or None.
+        progress: told of each download, the precision, each stage's clips ('vit_hvm1_ssv2-10shot 1x1') and what
+            an interruption keeps.
 
     Returns:
         The `ReproduceReport`; its files are `reproduce.md`, `reproduce.csv` (and `skipped.csv` when any
@@ -288,13 +285,14 @@ def reproduce(config: ReproduceConfig, *, progress: Callable[[str], Callable[[in
         if not Path(config.davis).is_dir():
             raise FileNotFoundError(f"--davis {config.davis}: no such folder")
         davis_sequence_names(config.davis)  # a folder that is no DAVIS-2017 folder is named now
-    out_dir = config.out_dir or Path(tempfile.mkdtemp(prefix=f"hvm1-reproduce-{time.strftime('%Y%m%d-%H%M%S')}-"))
+    out_dir = output_folder(config.out_dir, "reproduce")
     device = resolve_device(config.device)
-    precision = resolve_precision(config.precision, device)
+    precision = precision_for_run(config.precision, device, (), progress)
+    progress.keeping("the table is written when every evaluation is done; nothing of it was written")
     figures, skipped = [], []
 
-    def stage(label: str) -> Callable[[int, int], None] | None:
-        return progress(label) if progress is not None else None
+    def stage(label: str) -> Callable[[int, int], None]:
+        return clip_counter(progress, label)
 
     for task, _ in tasks:
         examples = lists[task.field]
@@ -302,7 +300,8 @@ def reproduce(config: ReproduceConfig, *, progress: Callable[[str], Callable[[in
         for finetuning in task.finetunings:
             name = f"vit_{config.pretraining}_{finetuning}"
             entry = MODELS[name]
-            loaded = load_for_inputs(name, model_type="vit", full_download=config.full_download)
+            loaded = load_for_command(ModelSettings(model=name, full_download=config.full_download),
+                                      model_type="vit", device=device, progress=progress)
             model = loaded.model
             assert isinstance(model, VideoViT)
             prepare_for_inference(model, precision)
@@ -320,20 +319,21 @@ def reproduce(config: ReproduceConfig, *, progress: Callable[[str], Callable[[in
             logger.info("%s: top-1 %.2f%% on %d of %d", name, single, count, examples.listed)
             del model, loaded
     if config.davis is not None:
-        figures.append(_davis_figure(config, Path(config.davis), out_dir, device, precision, skipped))
+        figures.append(_davis_figure(config, Path(config.davis), out_dir, device, precision, skipped, progress))
     written = write_tables(figures, out_dir, config.pretraining, skipped)
-    return ReproduceReport(figures, out_dir, written, skipped)
+    return ReproduceReport(written=written, skipped=skipped, figures=figures, out_dir=out_dir)
 
 
 def _davis_figure(config: ReproduceConfig, root: Path, out_dir: Path, device, precision,
-                  skipped: list[Skipped]) -> Figure:
+                  skipped: list[Skipped], progress: RunProgress) -> Figure:
     from hvm1.segment import PropagationConfig, propagate_davis
 
     name = f"vit_{config.pretraining}_imagenet-2pt"
-    model = load_for_inputs(name, model_type="vit", full_download=config.full_download).model
+    model = load_for_command(ModelSettings(model=name, full_download=config.full_download), model_type="vit",
+                             device=device, progress=progress).model
     assert isinstance(model, VideoViT)
-    model = model.to(device)
     prepare_for_inference(model, precision)
+    progress.note(f"DAVIS-2017: propagating with {name}")
     report = propagate_davis(model, root, out_dir / "davis", PropagationConfig(), precision=precision)
     skipped += report.skipped
     listed = len(report.masks) + len(report.skipped)

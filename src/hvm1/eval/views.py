@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader
 from hvm1.data.datasets import FileViews, collate_views
 from hvm1.data.failures import Skipped
 from hvm1.devices import Precision, resolve_precision
+from hvm1.progress import Progress as RunProgress
 
 PathLike = str | os.PathLike
 #: Called after each batch with (clips done, clips in all) so that a caller can show progress.
@@ -85,6 +86,23 @@ def run_views(
         done += len(batch.items)
         if progress is not None:
             progress(done, total)
+
+
+def clip_counter(progress: RunProgress, label: str, unit: str = "clip") -> Progress:
+    """A (done, in all) callback for `run_views` that reports to a command's `progress`: a stage of `unit`s
+    named `label`, started at the first call, advanced at each, closed when all are done."""
+    started = False
+
+    def report(done: int, total: int) -> None:
+        nonlocal started
+        if not started:
+            progress.start(total, unit, label)
+            started = True
+        progress.advance(done)
+        if done == total:
+            progress.close()
+
+    return report
 
 
 def logits_forward(
