@@ -268,7 +268,7 @@ def classify(config: ClassifyConfig, progress: RunProgress = SILENT) -> Classify
         raise ValueError(f"top_k must be at least 1, got {config.top_k}")
     if config.stride is not None:
         check_stride(config.stride)
-    source = config.source
+    source = config.model_source
     if source is None or (config.model is not None and config.checkpoint is not None):
         raise ValueError("classify needs one model: a zoo name (model) or a checkpoint file (checkpoint)")
     overrides = dict(config.overrides)
