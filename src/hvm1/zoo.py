@@ -94,7 +94,15 @@ class Preprocessing:
 
     def at_size(self, img_size: int, num_frames: int) -> Preprocessing:
         """The same preprocessing for a model built at another image size or frame count (e.g. with
-        `--set img_size=448`): the size-bound training settings then take that size's values."""
+        `--set img_size=448`): the size-bound training settings then take that size's values.
+
+        Args:
+            img_size: the model's image size.
+            num_frames: the model's frame count.
+
+        Returns:
+            The preprocessing at that size.
+        """
         if (img_size, num_frames) == (self.img_size, self.num_frames):
             return self
         resized: dict[str, Any] = {"img_size": img_size, "num_frames": num_frames}
@@ -123,7 +131,15 @@ class Preprocessing:
 
     def evaluation(self, crop: str = "center", sampling_rate: int | None = None) -> VideoPreset:
         """`embed` and `evaluate` on videos: short side img_size * 256 / 224, a center crop or (`crop`
-        'uniform') the left, center and right crops; every `sampling_rate`-th frame (default the model's)."""
+        'uniform') the left, center and right crops; every `sampling_rate`-th frame (default the model's).
+
+        Args:
+            crop: 'center', or 'uniform' for the left, center and right crops.
+            sampling_rate: take every `sampling_rate`-th frame (default the model's).
+
+        Returns:
+            The preset.
+        """
         from .data.transforms import video_eval_preset
 
         preset = video_eval_preset(self.img_size, self.num_frames, self.mean, self.std,
@@ -146,7 +162,16 @@ class Preprocessing:
     ) -> VideoPreset:
         """`pretrain` and `finetune` on videos: a random start, short side `train_short_side` (or
         `short_side`; a range is drawn per clip), random resized crop of area `crop_scale` and aspect
-        0.75-1.33, flip."""
+        0.75-1.33, flip.
+
+        Args:
+            crop_scale: the range of the crop's area, as fractions of the frame's.
+            sampling_rate: take every `sampling_rate`-th frame (default the model's).
+            short_side: the short side before cropping (default `train_short_side`); a range is drawn per clip.
+
+        Returns:
+            The preset.
+        """
         from .data.transforms import video_train_preset
 
         side = short_side if short_side is not None else self.train_short_side
@@ -159,7 +184,14 @@ class Preprocessing:
 
     def image_training(self, crop_scale: tuple[float, float]) -> ImageTrainPreset:
         """`finetune --images`: random resized crop of area `crop_scale` and aspect 0.75-1.33, flip,
-        normalised with this model's mean/std, repeated to `num_frames`."""
+        normalised with this model's mean/std, repeated to `num_frames`.
+
+        Args:
+            crop_scale: the range of the crop's area, as fractions of the image's.
+
+        Returns:
+            The preset.
+        """
         from .data.transforms import ImageTrainPreset
 
         return ImageTrainPreset(self.img_size, self.num_frames, self.mean, self.std, crop_scale, self.autorotate)
@@ -371,12 +403,26 @@ def _recorded_preprocessing(contents: CheckpointContents) -> Preprocessing:
 
 def preprocessing_to_json(pre: Preprocessing) -> str:
     """`pre` as the JSON text a file records (see `PREPROCESSING_METADATA_KEY`); `autorotate`, how files are
-    read rather than what the model takes, is left out."""
+    read rather than what the model takes, is left out.
+
+    Args:
+        pre: the preprocessing.
+
+    Returns:
+        The JSON text.
+    """
     return json.dumps({key: value for key, value in dataclasses.asdict(pre).items() if key != "autorotate"})
 
 
 def preprocessing_from_json(text: str) -> Preprocessing:
-    """The `Preprocessing` a file recorded with `preprocessing_to_json` (fields it lacks take their defaults)."""
+    """The `Preprocessing` a file recorded with `preprocessing_to_json` (fields it lacks take their defaults).
+
+    Args:
+        text: the JSON text.
+
+    Returns:
+        The preprocessing.
+    """
     fields = json.loads(text)
     known = {f.name for f in dataclasses.fields(Preprocessing)}
     fields = {key: tuple(value) if isinstance(value, list) else value for key, value in fields.items() if key in known}
@@ -387,7 +433,16 @@ def cached_path(
     name: str, *, revision: str | None = None, cache_dir: str | os.PathLike | None = None
 ) -> Path | None:
     """The cached file zoo model `name` loads from (the whole file, or the weights-only one a first load
-    fetched; `hub.is_weights_only` tells which), or None. Checked without network."""
+    fetched; `hub.is_weights_only` tells which), or None. Checked without network.
+
+    Args:
+        name: a zoo name.
+        revision: the hub revision.
+        cache_dir: the hub cache folder.
+
+    Returns:
+        The cached file, or None.
+    """
     from .hub import cached_weights  # huggingface_hub (0.1 s to import) only where the hub is asked
 
     entry = get_model_entry(name)
@@ -396,7 +451,14 @@ def cached_path(
 
 def weights_nbytes(name: str) -> int:
     """The bytes of the weights in zoo model `name`'s file (float32, as published): about what its first load
-    downloads. The `_none` files hold the MAE, so `vit_*_none` fetches the decoder too."""
+    downloads. The `_none` files hold the MAE, so `vit_*_none` fetches the decoder too.
+
+    Args:
+        name: a zoo name.
+
+    Returns:
+        The bytes.
+    """
     entry = get_model_entry(name)
     stored = MODELS[f"mae_{entry.pretraining}_none"] if entry.finetuning == "none" else entry
     model = build_model(stored.config, device="meta")
@@ -516,7 +578,14 @@ class LoadedModel:
 def file_stem(path: str | os.PathLike) -> str:
     """The name output files give a checkpoint file: its stem, and for a training run's own checkpoints
     (`checkpoint-last.pth`, `-best`, `-previous`, the same in every run) the run folder's name before it:
-    `runs/pre/checkpoint-last.pth` -> 'pre-last'."""
+    `runs/pre/checkpoint-last.pth` -> 'pre-last'.
+
+    Args:
+        path: the checkpoint file.
+
+    Returns:
+        The name.
+    """
     path = Path(path)
     if path.stem.startswith("checkpoint-") and path.parent.name:
         return f"{path.parent.resolve().name}-{path.stem.removeprefix('checkpoint-')}"
@@ -540,6 +609,21 @@ def load_for_inputs(
     anything is downloaded; `before_download(entry)` is then called when its weights are not cached yet (a
     CLI says what it is about to fetch). `img_size`, when given, is the image size the caller requires:
     a model of another size is a ValueError naming both.
+
+    Args:
+        name_or_path: a zoo name or a checkpoint file.
+        model_type: as `load_model` takes it.
+        device: where the weights go.
+        img_size: the image size the caller requires, if any: a model of another size is refused.
+        full_download: download a zoo model's whole file.
+        before_download: called with the zoo entry when its weights are not cached yet.
+        **config_overrides: architecture fields.
+
+    Returns:
+        The `LoadedModel`: the model, its name and its preprocessing.
+
+    Raises:
+        ValueError: a model of another size than `img_size` (both named), a wrong model type or override.
     """
     is_file = Path(name_or_path).is_file()
     if not is_file and str(name_or_path) in MODELS:  # anything else: load_model names the missing file or name
@@ -566,13 +650,28 @@ def load_for_inputs(
 
 def published_file_size(name: str) -> str:
     """About how large zoo model `name`'s published file is, in words: a training checkpoint, so its float32
-    weights and AdamW's two moments of each."""
+    weights and AdamW's two moments of each.
+
+    Args:
+        name: a zoo name.
+
+    Returns:
+        The size in words.
+    """
     return f"about {3 * weights_nbytes(name) / 1e9:.2f} GB"
 
 
 def first_use_download(name: str, full_download: bool = False) -> str | None:
     """What the first use of zoo model `name` downloads, as a sentence; None when nothing is downloaded (the
-    weights are cached) or downloads are off (`HF_HUB_OFFLINE`: the loader then says so, and what to do)."""
+    weights are cached) or downloads are off (`HF_HUB_OFFLINE`: the loader then says so, and what to do).
+
+    Args:
+        name: a zoo name.
+        full_download: whether the whole file is asked for.
+
+    Returns:
+        The sentence, or None.
+    """
     from huggingface_hub import constants
 
     entry = get_model_entry(name)
@@ -657,6 +756,19 @@ def convert(
 
     `load_model(output)` then needs no overrides and gives the same outputs (exactly in float32); `dtype`
     'bfloat16' or 'float16' halves the file. The other arguments are `load_model`'s.
+
+    Args:
+        name_or_path: a zoo name or a checkpoint file.
+        output: the `.safetensors` file to write.
+        dtype: the weights' dtype in the file; 'bfloat16' or 'float16' halves it.
+        model_type: as `load_model` takes it.
+        revision: as `load_model` takes it.
+        cache_dir: as `load_model` takes it.
+        full_download: as `load_model` takes it.
+        **config_overrides: architecture fields, as `load_model` takes them.
+
+    Returns:
+        The output path.
     """
     output = Path(output)
     if output.suffix != ".safetensors":
