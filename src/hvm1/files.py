@@ -55,7 +55,15 @@ def write_atomically(path: str | os.PathLike, write: Callable[[BinaryIO], object
 
 
 def write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write `text` (UTF-8) to `path` atomically with `write_atomically`; returns the path."""
+    """Write `text` (UTF-8) to `path` atomically with `write_atomically`; returns the path.
+
+    Args:
+        path: the file.
+        text: its text.
+
+    Returns:
+        The path.
+    """
     data = text.encode("utf-8")
     return write_atomically(path, lambda handle: handle.write(data))
 

@@ -148,7 +148,14 @@ class PackedLinear(nn.Linear):
         self.group: PackingGroup | None = None
 
     def serves(self, x: torch.Tensor) -> bool:
-        """Whether the packed weight computes this layer's product of `x` here (see the class doc)."""
+        """Whether the packed weight computes this layer's product of `x` here (see the class doc).
+
+        Args:
+            x: the layer's input.
+
+        Returns:
+            True where the packed weight serves the call.
+        """
         if torch.is_grad_enabled() or x.device.type != "cpu" or not x.is_floating_point():
             return False
         if self.weight.device.type != "cpu":
@@ -288,7 +295,14 @@ def pack_layers(layers: list[PackedLinear], threads: int | None = None) -> None:
 
 def unpack_linear_layers(model: nn.Module) -> nn.Module:
     """Undo `pack_linear_layers`: every `PackedLinear` back to a plain `nn.Linear` with the same parameters (the
-    packed copies are freed). Returns `model` (a new layer when `model` itself is a `PackedLinear`)."""
+    packed copies are freed). Returns `model` (a new layer when `model` itself is a `PackedLinear`).
+
+    Args:
+        model: the model.
+
+    Returns:
+        `model`, or a new layer when `model` itself is a `PackedLinear`.
+    """
     return _swap(model, lambda module: module.unpacked() if isinstance(module, PackedLinear) else None)
 
 

@@ -81,6 +81,13 @@ def setting_info(cls: type, name: str) -> dict[str, Any]:
 
     Raises:
         ValueError: The field was not declared with `setting`.
+
+    Args:
+        cls: the config class.
+        name: the field.
+
+    Returns:
+        The field's metadata: default, help, metavar, choices, aliases.
     """
     for klass in cls.__mro__:
         declared = getattr(klass, "__dataclass_fields__", {}).get(name)
@@ -105,6 +112,12 @@ def parse_overrides(items: tuple[str, ...] | list[str]) -> dict[str, Any]:
 
     Raises:
         ValueError: An item is not `FIELD=VALUE`.
+
+    Args:
+        items: the `FIELD=VALUE` items.
+
+    Returns:
+        The overrides, by field.
     """
     overrides = {}
     for item in items:

@@ -128,6 +128,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the `hvm1` command line with `argv` (default: `sys.argv[1:]`); returns the exit status.
 
     Ctrl-C stops any command with one line saying what was kept and how to go on, and exit status 130.
+
+    Args:
+        argv: the arguments, without the program name (default: `sys.argv[1:]`).
+
+    Returns:
+        The exit status: 0 done, 1 an error or a skipped input, 130 interrupted.
     """
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(_command_of(argv), lazy=True)

@@ -70,6 +70,12 @@ def class_folder_names(root: str | os.PathLike) -> list[str]:
 
     Raises:
         FileNotFoundError: `root` is not a folder.
+
+    Args:
+        root: the folder.
+
+    Returns:
+        Its subfolders' names, sorted.
     """
     root = Path(root)
     if not root.is_dir():
@@ -121,7 +127,14 @@ def read_labels(source: str | os.PathLike, num_classes: int | None = None) -> tu
 
 
 def class_names_to_json(names: tuple[str, ...] | list[str]) -> str:
-    """`names` as the JSON text a file records under `CLASS_NAMES_METADATA_KEY`."""
+    """`names` as the JSON text a file records under `CLASS_NAMES_METADATA_KEY`.
+
+    Args:
+        names: the class names, in head order.
+
+    Returns:
+        The JSON text.
+    """
     return json.dumps(list(names), ensure_ascii=False)
 
 
@@ -130,6 +143,12 @@ def class_names_from_json(text: str) -> tuple[str, ...]:
 
     Raises:
         LabelsError: `text` is not a JSON list of strings.
+
+    Args:
+        text: the JSON text.
+
+    Returns:
+        The names.
     """
     try:
         names = json.loads(text)
@@ -146,6 +165,12 @@ def class_names_of(model: object) -> tuple[str, ...]:
     Raises:
         LabelsError: the model has no head, or its checkpoint records no names (the message says how to give
             them: a label set name, a text file or a class folder).
+
+    Args:
+        model: a loaded model.
+
+    Returns:
+        Its class names, in head order.
     """
     config = getattr(model, "config", None)
     num_classes = getattr(config, "num_classes", 0)

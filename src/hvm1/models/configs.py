@@ -57,7 +57,18 @@ class ViTConfig:
         return int(self.embed_dim * self.mlp_ratio)
 
     def replace(self, **changes: Any) -> ViTConfig:
-        """A copy with `changes` applied (and checked)."""
+        """A copy with `changes` applied (and checked).
+
+        Args:
+            **changes: the fields to change, by name.
+
+        Returns:
+            The new config.
+
+        Raises:
+            TypeError: a field that does not exist.
+            ValueError: a value the architecture cannot take.
+        """
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:

@@ -77,7 +77,24 @@ def make_masking(
     noise: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
 ) -> Masking:
-    """Decide, per sample, which of `num_tokens` tokens to keep; see the module doc for the rules."""
+    """Decide, per sample, which of `num_tokens` tokens to keep; see the module doc for the rules.
+
+    Args:
+        mask_type: 'random', 'temporal' or 'center'.
+        mask_ratio: the fraction of tokens removed, in [0, 1).
+        batch: samples in the batch.
+        num_tokens: tokens per sample (L).
+        device: where the masking's tensors go.
+        noise: (N, L) per-token noise for random masking.
+        generator: the generator random noise is drawn from, when `noise` is not given.
+
+    Returns:
+        The `Masking`: the mask (N, L), 1 where removed, and the kept and restoring token indices.
+
+    Raises:
+        ValueError: a mask ratio outside [0, 1), an unknown mask type, noise for another mask type or of
+            the wrong shape.
+    """
     keep = num_kept(num_tokens, mask_ratio)
     order = mask_noise(mask_type, batch, num_tokens, device=device, noise=noise, generator=generator)
     ids_shuffle = torch.argsort(order, dim=1, stable=True)

@@ -70,7 +70,11 @@ class VideoViT(nn.Module):
             nn.init.trunc_normal_(self.head.weight, std=2e-5)
 
     def set_grad_checkpointing(self, enable: bool = True) -> None:
-        """Recompute each block's activations in backward instead of storing them."""
+        """Recompute each block's activations in backward instead of storing them.
+
+        Args:
+            enable: turn it on (True) or off.
+        """
         self.grad_checkpointing = enable
 
     def transformer_blocks(self) -> list[nn.Module]:
