@@ -148,10 +148,16 @@ def test_results_of_older_runs_are_removed_and_runs_take_turns(tiny_models, vide
 
 
 def test_demo_command_binds_to_loopback_and_needs_no_model_flag():
-    args = build_parser().parse_args(["demo"])
-    assert (args.host, args.port, args.model, args.checkpoint, args.vit_model) == ("127.0.0.1", None, None, None, None)
-    with pytest.raises(SystemExit):
-        build_parser().parse_args(["demo", "--vit-model", "vit_hvm1_none", "--vit-checkpoint", "v.pth"])
+    from hvm1.cli.command import config_from_args
+    from hvm1.demo.command import DemoConfig, serve_demo
+
+    config = config_from_args(DemoConfig, build_parser().parse_args(["demo"]))
+    assert (config.host, config.port, config.model, config.checkpoint, config.vit_model) == (
+        "127.0.0.1", None, None, None, None)
+    both = config_from_args(DemoConfig, build_parser().parse_args(
+        ["demo", "--vit-model", "vit_hvm1_none", "--vit-checkpoint", "v.pth"]))
+    with pytest.raises(ValueError, match="one of --vit-model NAME and --vit-checkpoint FILE"):
+        serve_demo(both)
 
 
 def test_a_finetuned_vit_with_names_gives_its_top_five_classes(tiny_models, videos_dir, tmp_path):

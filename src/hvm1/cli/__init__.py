@@ -150,9 +150,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run(entry, args, _flag_names(parser, args.command)) if entry is not None else int(args.func(args) or 0)
     except BaseException as error:
         if not _interrupted(error):
-            if args.verbose or not isinstance(error, (ValueError, OSError)):
+            if args.verbose or not isinstance(error, (ValueError, OSError, ImportError)):
                 raise
-            # user errors: a wrong name or field, a missing or corrupt file, no network
+            # user errors: a wrong name or field, a missing or corrupt file, no network, an extra not installed
             message = _error_message(error, args, _flag_names(parser, args.command))
             print(f"hvm1 {args.command}: error: {message}", file=sys.stderr)
             return 1
