@@ -177,17 +177,24 @@ def test_a_prepared_model_copies_and_saves_without_its_packed_copies(tmp_path):
             assert torch.allclose(other(x), plain, atol=1e-5)  # packed again from the parameters, unmarked
 
 
-def test_the_inference_commands_prepare_every_model_they_run(capsys):
-    import argparse
+def test_the_inference_commands_prepare_every_model_they_run():
+    from hvm1.inference import precision_for_run
+    from hvm1.progress import Progress
 
-    from hvm1.cli.common import _precision_for
+    class Notes(Progress):
+        def __init__(self):
+            self.notes: list[str] = []
+
+        def note(self, message):
+            self.notes.append(message)
 
     first, second = nn.Sequential(_layer()), nn.Sequential(_layer())
-    precision = _precision_for(argparse.Namespace(precision="bf16"), "cpu", models=(first, None, second))
-    assert precision.name == "bf16" and "precision bf16 autocast" in capsys.readouterr().err
+    notes = Notes()
+    precision = precision_for_run("bf16", "cpu", (first, None, second), notes)
+    assert precision.name == "bf16" and notes.notes[0].startswith("precision bf16 autocast")
     assert all(isinstance(m[0], PackedLinear) and m[0].packed_dtype == torch.bfloat16 for m in (first, second))
     third = nn.Sequential(_layer())
-    _precision_for(argparse.Namespace(precision="fp32"), "cpu", model=third)
+    precision_for_run("fp32", "cpu", [third])
     assert type(third[0]) is nn.Linear and third[0].weight.dtype == torch.float32
 
 

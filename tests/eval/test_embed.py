@@ -157,13 +157,11 @@ def test_precision_is_recorded_and_bf16_stays_close_to_fp32(encoder, clips):
     assert np.dot(a, b) / np.linalg.norm(a) / np.linalg.norm(b) > 0.999
 
 
-def test_cli_precision_is_said_and_old_dtype_spelling_still_works(labelled, tmp_path, capsys):
+def test_cli_precision_is_said_and_recorded(labelled, tmp_path, capsys):
     from hvm1.cli import build_parser
 
     base = ["embed", str(labelled), "--checkpoint", str(TINY / "mae_checkpoint.pth"), *TINY_SET, "-o", "x.npz"]
-    assert build_parser().parse_args([*base, "--dtype", "bfloat16"]).precision == "bf16"
-    assert build_parser().parse_args([*base, "--dtype", "float32"]).precision == "fp32"
-    assert build_parser().parse_args(base).precision == "auto"
+    assert build_parser().parse_args([*base, "--precision", "bf16"]).precision == "bf16"
     out = tmp_path / "out.npz"
     assert main([*base[:-1], str(out), "--precision", "fp32", "--num-workers", "0"]) == 0
     assert "precision fp32 (asked for on cpu)" in capsys.readouterr().err

@@ -14,10 +14,10 @@ import gc
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from . import analyses, classes, demo, eval, segment, train, viz, zoo
-from .command import Command, ConsoleProgress, add_flags, config_from_args
-from .common import _check_outputs, _error_message, _interrupted, _kept_on_interrupt, _say_on_interrupt
+from .command import Command, ConsoleProgress, add_flags, config_from_args, spell_flags
 
 __all__ = ["COMMAND_GROUPS", "INTERRUPTED", "build_parser", "console", "main"]
 
@@ -48,24 +48,15 @@ def build_parser(command: str | None = None, *, lazy: bool = False) -> argparse.
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for group in COMMAND_GROUPS:
-        if all(isinstance(entry, Command) for entry in group.COMMANDS.values()):
-            for name, entry in group.COMMANDS.items():
-                if lazy and command != name:
-                    sub.add_parser(name, help=entry.help, add_help=False)
-                    continue
-                chosen = sub.add_parser(name, help=entry.help, description=entry.description or entry.help)
-                add_flags(chosen, entry.config_class())
-                chosen.set_defaults(command_entry=entry)
-                _accept_underscores(chosen)
-                _shared_placeholders(chosen)
-        elif not lazy or command in group.COMMANDS:
-            group.add_commands(sub)
-            for name in group.COMMANDS:
-                _accept_underscores(sub.choices[name])
-                _shared_placeholders(sub.choices[name])
-        else:
-            for name, help in group.COMMANDS.items():
-                sub.add_parser(name, help=help, add_help=False)
+        for name, entry in group.COMMANDS.items():
+            if lazy and command != name:
+                sub.add_parser(name, help=entry.help, add_help=False)
+                continue
+            chosen = sub.add_parser(name, help=entry.help, description=entry.description or entry.help)
+            add_flags(chosen, entry.config_class())
+            chosen.set_defaults(command_entry=entry)
+            _accept_underscores(chosen)
+            _shared_placeholders(chosen)
     return parser
 
 
@@ -118,10 +109,50 @@ def _run(entry: Command, args: argparse.Namespace, flags: dict[str, str]) -> int
     return entry.show(report)
 
 
-def _kept(args: argparse.Namespace) -> str:
-    if getattr(args, "command_entry", None) is not None:
-        return _running.pop().kept if _running else "it stopped before writing anything"
-    return _kept_on_interrupt(args)
+def _kept() -> str:
+    """What the command stopped by Ctrl-C had kept, as its progress was last told (once: the next starts afresh)."""
+    return _running.pop().kept if _running else "it stopped before writing anything"
+
+
+def _interrupted(error: BaseException) -> bool:
+    """Whether `error` is Ctrl-C, or an error raised while Ctrl-C unwound (torch.save's zip writer, cut off
+    mid-file, raises its own RuntimeError from the KeyboardInterrupt: the file is a temporary one)."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if isinstance(current, KeyboardInterrupt):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Before a command does any work: its `--out-dir` and the folder of its `-o` file can be written."""
+    from ..files import check_writable
+
+    if getattr(args, "out_dir", None):
+        check_writable(args.out_dir)
+    if getattr(args, "output", None):
+        check_writable(Path(args.output).parent)
+
+
+def _error_message(error: BaseException, args: argparse.Namespace, flags: dict[str, str]) -> str:
+    """The one line a user error prints: the library's message with the fields it names spelled as the
+    command's flags, and for a zoo model that could not be fetched the command line's own way round it (the
+    library's hint is the Python call)."""
+    from ..hub import DownloadError
+
+    text = spell_flags(str(error), flags)
+    model = getattr(args, "model", None)
+    takes_checkpoint = "checkpoint" in args.command_entry.config_class().__dataclass_fields__
+    if isinstance(error, DownloadError) and isinstance(model, str) and takes_checkpoint:
+        from ..zoo import MODELS
+
+        if model in MODELS:
+            return (f"{text}; on the command line: --checkpoint /path/to/{MODELS[model].filename} in place of "
+                    f"--model {model}")
+    return text
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -142,23 +173,22 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     keep_freed_memory()  # large activations are reused, not page-faulted afresh at every forward
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
-    _say_on_interrupt("it stopped before writing anything")  # each command says more as it goes
     _running.clear()
+    flags = _flag_names(parser, args.command)
     try:
         _check_outputs(args)  # a place that cannot be written fails now, not after the work
-        entry = getattr(args, "command_entry", None)
-        return _run(entry, args, _flag_names(parser, args.command)) if entry is not None else int(args.func(args) or 0)
+        return _run(args.command_entry, args, flags)
     except BaseException as error:
         if not _interrupted(error):
             if args.verbose or not isinstance(error, (ValueError, OSError, ImportError)):
                 raise
             # user errors: a wrong name or field, a missing or corrupt file, no network, an extra not installed
-            message = _error_message(error, args, _flag_names(parser, args.command))
+            message = _error_message(error, args, flags)
             print(f"hvm1 {args.command}: error: {message}", file=sys.stderr)
             return 1
         if args.verbose:
             raise
-        print(f"hvm1 {args.command}: interrupted; {_kept(args)}", file=sys.stderr)
+        print(f"hvm1 {args.command}: interrupted; {_kept()}", file=sys.stderr)
         return INTERRUPTED
 
 
