@@ -18,7 +18,7 @@ import time
 from results import Table, write_result
 
 LAZY = "from hvm1.cli import main\ntry:\n    main(['-h'])\nexcept SystemExit:\n    pass"
-EVERY_PARSER = "from hvm1.cli import _build_parser\n_build_parser().format_help()"
+EVERY_PARSER = "from hvm1.cli import build_parser\nbuild_parser().format_help()"
 
 
 def _seconds(code: str) -> float:
