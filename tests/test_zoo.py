@@ -154,13 +154,13 @@ def test_info_describes_one_model_and_rejects_unknown_names(capsys):
 def test_info_prints_the_presets_the_commands_use(capsys, name):
     """Each command's line is the description of the very preset that command builds."""
     from hvm1.eval.embed import embedding_preset
-    from hvm1.viz.runs import _preset
+    from hvm1.viz.runs import picture_preset
 
     assert main(["info", name]) == 0
     lines = dict(re.split(r"\s{2,}", line, maxsplit=1) for line in capsys.readouterr().out.splitlines())
     pre = zoo.preprocessing_for(name)
     model = hvm1.load_model(name, pretrained=False, device="meta", model_type="vit" if "mae" in name else None)
-    assert _preset(model, pre).describe() in (lines.get("attention"), lines.get("complete, attention"))
+    assert picture_preset(model, pre).describe() in (lines.get("attention"), lines.get("complete, attention"))
     if name.startswith("mae"):
         assert "short side 448" in lines["pretrain"] and lines["pretrain"].endswith("mask ratio 0.95")
         return

@@ -485,7 +485,12 @@ def _keys_with_shapes(keys: list[str], tensors: Mapping[str, torch.Tensor]) -> s
     return ", ".join(f"{key} {tuple(tensors[key].shape)}" for key in keys)
 
 
-def _as_dtype(dtype: torch.dtype | str | None) -> torch.dtype:
+def as_dtype(dtype: torch.dtype | str | None) -> torch.dtype:
+    """The torch dtype `dtype` names ('float32', 'bfloat16', torch.float16, ...); None is float32.
+
+    Raises:
+        ValueError: Not a floating-point dtype the models take.
+    """
     if dtype is None:
         return torch.float32
     if isinstance(dtype, torch.dtype):
@@ -534,7 +539,7 @@ def load_checkpoint(
     """
     if model_type not in (None, "vit", "mae"):
         raise ValueError(f"model_type must be 'vit', 'mae' or None, got {model_type!r}")
-    dtype = _as_dtype(dtype)
+    dtype = as_dtype(dtype)
     device = torch.device(device or "cpu")
     if pretrained and device.type == "meta":
         raise ValueError("device='meta' builds an empty model: pass pretrained=False with it")
@@ -599,7 +604,7 @@ def save_safetensors(
     config = getattr(model, "config", None)
     if not isinstance(config, ViTConfig):
         raise ValueError(f"expected an hvm1 VideoViT or VideoMAE, got {type(model).__name__}")
-    target = _as_dtype(dtype) if dtype is not None else None
+    target = as_dtype(dtype) if dtype is not None else None
     tensors = {k: (v.to(target) if target else v).contiguous() for k, v in model.state_dict().items()}
     names = getattr(model, "class_names", None)
     metadata = {

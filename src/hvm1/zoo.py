@@ -22,7 +22,7 @@ import torch
 from .checkpoint import (
     CheckpointContents,
     CheckpointError,
-    _as_dtype,
+    as_dtype,
     attach_class_names,
     check_overrides,
     load_checkpoint,
@@ -545,7 +545,7 @@ def load_model(
     model_type, config = _entry_config(entry, model_type)
     config = _with_overrides(config, config_overrides)
     if not pretrained:
-        return attach_class_names(build_model(config, device=device), entry.class_names).to(_as_dtype(dtype)).eval()
+        return attach_class_names(build_model(config, device=device), entry.class_names).to(as_dtype(dtype)).eval()
     if torch.device(device or "cpu").type == "meta":
         raise ValueError("device='meta' builds an empty model: pass pretrained=False with it")
     from .hub import fetch_weights  # huggingface_hub (0.1 s to import) only where the hub is asked

@@ -13,7 +13,7 @@ from hvm1.data import ClipDataset, VideoError, select_shots, video_eval_preset
 from hvm1.models import ViTConfig
 from hvm1.train import FinetuneConfig, finetune, read_metrics
 from hvm1.train.distributed import DistributedContext
-from hvm1.train.finetune import _evaluator, _mix, finetune_model
+from hvm1.train.finetune import finetune_model, mix_batch, validation_evaluator
 from hvm1.train.optim import finetuning_param_groups
 from hvm1.zoo import IMAGENET_MEAN, IMAGENET_STD, VIDEO_MEAN, VIDEO_STD, preprocessing_for
 from reference_data import MAE_CHECKPOINT, VIT_CHECKPOINT, fixture, image
@@ -111,7 +111,7 @@ def test_validation_counts_top1_top5_and_loss_over_every_readable_clip():
     val_set = ClipDataset(files, _IndexPreset(), labels=[*labels.tolist(), 0], skip_bad=True)
     cfg = ViTConfig(img_size=28, patch_size=14, num_frames=2, t_patch_size=2, embed_dim=32, depth=1, num_heads=2,
                     num_classes=7)
-    evaluate = _evaluator(val_set, cfg, tiny_config(Path("-"), eval_batch_size=4), DistributedContext())
+    evaluate = validation_evaluator(val_set, cfg, tiny_config(Path("-"), eval_batch_size=4), DistributedContext())
     result = evaluate(_TableModel(logits))
     assert result["clips"] == 6 and result["skipped"] == 1
     assert result["top1"] == pytest.approx(100 * 1 / 6) and result["top5"] == pytest.approx(100 * 4 / 6)
@@ -167,8 +167,8 @@ def test_mixed_targets_hold_each_clip_in_the_share_its_pixels_have(mixup, cutmix
     config = tiny_config(Path("-"), mixup=mixup, cutmix=cutmix)
     video = torch.stack([torch.full((3, 2, 32, 32), float(i)) for i in range(4)])
     index = torch.tensor([5, 1, 7, 2])
-    mixed, soft = _mix(video, torch.eye(4), config, index)
-    again, soft_again = _mix(video, torch.eye(4), config, index)
+    mixed, soft = mix_batch(video, torch.eye(4), config, index)
+    again, soft_again = mix_batch(video, torch.eye(4), config, index)
     assert torch.equal(mixed, again) and torch.equal(soft, soft_again)
     for i in range(4):
         own, partner = float(i), float(3 - i)

@@ -25,7 +25,7 @@ from hvm1.viz import (
     output_stems,
     to_uint8,
 )
-from hvm1.viz.runs import _prefetched
+from hvm1.viz.runs import prefetched_clips
 
 MEAN, STD = (0.45,) * 3, (0.225,) * 3
 FILL = round(0.45 * 255)  # a removed patch is 0 in normalised units: the mean colour
@@ -143,7 +143,7 @@ def test_the_next_video_decodes_while_the_current_one_is_worked_on():
                 second_started.set()
             return torch.zeros(1), 0
 
-    clips = _prefetched([Path("0"), Path("1")], Preset())
+    clips = prefetched_clips([Path("0"), Path("1")], Preset())
     next(clips)
     # The caller now holds video 0; video 1 must be decoding without the caller asking for it.
     assert second_started.wait(timeout=60)
@@ -153,7 +153,7 @@ def test_the_next_video_decodes_while_the_current_one_is_worked_on():
 def test_mp4_falls_back_to_mpeg4_and_pads_odd_sizes(tmp_path, monkeypatch):
     from hvm1.viz import grid
 
-    monkeypatch.setattr(grid, "_H264_ENCODERS", ("no-such-encoder",))
+    monkeypatch.setattr(grid, "H264_ENCODERS", ("no-such-encoder",))
     assert grid.mp4_encoder() == "mpeg4"
     frames = np.random.default_rng(0).integers(0, 256, (5, 33, 47, 3), dtype=np.uint8)
     path = grid.write_animation(frames, tmp_path / "clip.mp4", 7.5)

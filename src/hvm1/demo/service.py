@@ -38,9 +38,9 @@ from hvm1.viz import (
     mp4_encoder,
     write_animation,
 )
-from hvm1.viz.grid import _H264_ENCODERS  # the encoders whose MP4 a browser plays
+from hvm1.viz.grid import H264_ENCODERS  # the encoders whose MP4 a browser plays
 from hvm1.viz.pca import feature_map_grid, patch_token_grid, pca_feature_maps
-from hvm1.viz.runs import _preset  # the preset complete_videos reads with, so page and CLI agree
+from hvm1.viz.runs import picture_preset  # the preset complete_videos reads with, so page and CLI agree
 from hvm1.zoo import Preprocessing
 
 logger = logging.getLogger(__name__)
@@ -147,10 +147,10 @@ class DemoService:
         self.device = next(mae.parameters()).device
         self.precision = resolve_precision(precision, self.device)
         self.workdir = Path(workdir)
-        self._mae_preset = _preset(mae, mae_preprocessing)
-        self._vit_preset = None if vit is None else _preset(vit, vit_preprocessing)
+        self._mae_preset = picture_preset(mae, mae_preprocessing)
+        self._vit_preset = None if vit is None else picture_preset(vit, vit_preprocessing)
         # Browsers play H.264 MP4; MPEG-4 Part 2 (a PyAV build without an H.264 encoder) only as a GIF.
-        self.animation_format = "mp4" if mp4_encoder() in _H264_ENCODERS else "gif"
+        self.animation_format = "mp4" if mp4_encoder() in H264_ENCODERS else "gif"
         self._lock = threading.Lock()
         self._runs = 0
 

@@ -226,7 +226,7 @@ def finetune_task(
         model=model.train(), dataset=dataset,
         param_groups=finetuning_param_groups(model, config.weight_decay, config.layer_decay),
         loss=loss, empty_batch=empty_batch, args=args,
-        evaluate=_evaluator(val_set, cfg, config, context), select=config.select,
+        evaluate=validation_evaluator(val_set, cfg, config, context), select=config.select,
     )
     return task, config
 
@@ -240,7 +240,7 @@ def _loss_function(config: FinetuneConfig, num_classes: int):
         target = F.one_hot(label, num_classes).float()
         target = target * (1 - config.smoothing) + config.smoothing / num_classes
         if mixing:
-            video, target = _mix(video, target, config, index)
+            video, target = mix_batch(video, target, config, index)
         logits = model(video)
         value = torch.sum(-target * F.log_softmax(logits.float(), dim=-1), dim=-1).mean()
         correct = (logits.argmax(dim=-1) == label).sum().item()
@@ -249,7 +249,7 @@ def _loss_function(config: FinetuneConfig, num_classes: int):
     return loss
 
 
-def _mix(video: torch.Tensor, target: torch.Tensor, config: FinetuneConfig, index: torch.Tensor):
+def mix_batch(video: torch.Tensor, target: torch.Tensor, config: FinetuneConfig, index: torch.Tensor):
     """Mixup or CutMix (half of the time when both are on) of each clip with the batch's reversed order; the
     mixing is drawn from the batch's sample indices, so it is the same after a resume."""
     rng = np.random.default_rng(sample_generator(config.seed, *index.tolist()).initial_seed())
@@ -293,7 +293,9 @@ def _collate_counted(items):
     return collate([item for item, counted in items if counted])
 
 
-def _evaluator(val_set: ClipDataset, cfg: ViTConfig, config: FinetuneConfig, context: DistributedContext):
+def validation_evaluator(val_set: ClipDataset, cfg: ViTConfig, config: FinetuneConfig, context: DistributedContext):
+    """The function that validates a model on `val_set` after an epoch: top-1, top-5 and loss over this rank's
+    shard, summed over the ranks, with the count of files skipped."""
     loader = DataLoader(_Shard(val_set, context), batch_size=config.eval_batch_size, collate_fn=_collate_counted,
                         **worker_options(config.num_workers, context.device))
     top_k = min(5, cfg.num_classes)

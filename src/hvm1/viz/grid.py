@@ -23,7 +23,7 @@ logger = logging.getLogger(__name__)
 
 ANIMATION_FORMATS = ("mp4", "gif")
 # H.264 encoders in order of preference; MPEG-4 part 2 is in every FFmpeg build.
-_H264_ENCODERS = ("libx264", "libopenh264")
+H264_ENCODERS = ("libx264", "libopenh264")
 _FALLBACK_ENCODER = "mpeg4"
 JPEG_QUALITY = 95
 
@@ -136,7 +136,7 @@ def save_jpeg(image: np.ndarray, path: str | os.PathLike) -> Path:
 
 def mp4_encoder() -> str:
     """The encoder `write_mp4` uses in this PyAV build: an H.264 encoder when there is one, else MPEG-4."""
-    for name in _H264_ENCODERS:
+    for name in H264_ENCODERS:
         try:
             av.codec.Codec(name, "w")
         except ValueError:  # PyAV's UnknownCodecError: not in this FFmpeg build

@@ -270,7 +270,7 @@ def complete_videos(
     check_mask_ratio(mask_ratio)
     if animate is not None and animate not in ANIMATION_FORMATS:
         raise ValueError(f"animate must be one of {', '.join(ANIMATION_FORMATS)}, got {animate!r}")
-    preset = _preset(model, preprocessing, full_frame)
+    preset = picture_preset(model, preprocessing, full_frame)
     fps = completion_fps(model, preset.sampling_rate, preset.target_fps)
 
     def work(video: Path, clip: torch.Tensor) -> Completion:
@@ -315,7 +315,7 @@ def attention_videos(
         raise TypeError(f"attention_videos needs a VideoViT, got {type(model).__name__}")
     if heads not in HEAD_MODES:
         raise ValueError(f"heads must be one of {', '.join(HEAD_MODES)}, got {heads!r}")
-    preset = _preset(model, preprocessing, full_frame)
+    preset = picture_preset(model, preprocessing, full_frame)
 
     def work(video: Path, clip: torch.Tensor) -> torch.Tensor:
         return attention_maps(model, clip, precision)[0]
@@ -330,7 +330,15 @@ def attention_videos(
     return _run(videos, preset, Path(out_dir), work, draw, progress, _draws_beside(model))
 
 
-def _preset(model: VideoViT | VideoMAE, preprocessing: Preprocessing | None, full_frame: bool = False) -> VideoPreset:
+def picture_preset(
+    model: VideoViT | VideoMAE, preprocessing: Preprocessing | None, full_frame: bool = False
+) -> VideoPreset:
+    """How the picture commands read a clip for `model`: the published visualisation preset at the size and
+    frames of `preprocessing` (default: the model's own), or with `full_frame` the whole frame at its aspect.
+
+    Raises:
+        ValueError: A size or frame count the model can't divide into tokens.
+    """
     config = model.config
     pre = preprocessing or preprocessing_for(model)
     if pre.img_size % config.patch_size or pre.num_frames % config.t_patch_size:
@@ -365,7 +373,7 @@ def each_video(
     """
     paths = [Path(video) for video in videos]
     progress.start(len(paths), "video")
-    for done, (video, stem, (clip, error)) in enumerate(zip(paths, output_stems(paths), _prefetched(paths, preset)),
+    for done, (video, stem, (clip, error)) in enumerate(zip(paths, output_stems(paths), prefetched_clips(paths, preset)),
                                                         start=1):
         if error is not None:
             skipped.append(skipped_for(video, error))
@@ -411,7 +419,7 @@ class _Here(contextlib.AbstractContextManager):
         return None
 
 
-def _prefetched(
+def prefetched_clips(
     videos: Sequence[Path], preset: VideoPreset
 ) -> Iterator[tuple[torch.Tensor | None, Exception | None]]:
     """Each video's clip (or what reading it raised) in order, the next one decoding while the caller works."""
