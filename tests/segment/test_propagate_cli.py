@@ -36,6 +36,7 @@ def test_propagate_davis_folder(model_args, tmp_path, capsys):
     assert main(["propagate", str(root), *model_args, "--out-dir", str(out), "--device", "cpu"]) == 0
     printed = capsys.readouterr()
     assert "J&F-Mean" in printed.out
+    assert "firstonly: not scored (1 of 3 frames annotated), left out of the global means" in printed.out
 
     for name, (frames, masks) in (("two", two), ("firstonly", one)):
         written = sorted((out / name).glob("*.png"))

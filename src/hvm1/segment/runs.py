@@ -145,8 +145,8 @@ def _run_sequence(
     frames, annotations = _read_inputs(sequence)
     masks = propagate(model, frames, without_void(annotations[0]), config, progress, precision, label=name)
     scores: list[ObjectScore] = []
-    if len(annotations) < len(frames):
-        unscored = f"{len(annotations)} of {len(frames)} frames annotated"
+    if not sequence.fully_annotated:
+        unscored = f"{len(sequence.annotations)} of {len(frames)} frames annotated"
     else:
         scores = score_sequence(name, annotations, masks)
         unscored = _nothing_to_score(scores, len(frames))
