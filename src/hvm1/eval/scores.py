@@ -196,6 +196,16 @@ def baseline_completion(frames: torch.Tensor, removed: torch.Tensor, method: str
     return torch.where(seen, prediction, torch.zeros_like(frames))
 
 
+def baseline_patch_loss(target: torch.Tensor, pred: torch.Tensor, method: str, norm_pix_loss: bool) -> torch.Tensor:
+    """A baseline's loss of every patch (N, L), as the model's loss is computed: the mean squared error between
+    its predicted patches `pred` and the target patches (N, L, D), both standardised per patch with
+    `norm_pix_loss` (a baseline predicts pixels, a norm-pix model standardised patches; `mean` predicts 0, the
+    standardised patches' mean, so it is taken as it is).
+    """
+    loss_pred = standardise_patches(pred) if norm_pix_loss and method != "mean" else pred
+    return patch_loss(target, loss_pred, norm_pix_loss)
+
+
 def baselines_for(mask_type: str, baselines: Sequence[str] = BASELINES) -> tuple[str, ...]:
     """The baselines among `baselines` that are scored for `mask_type` (`interpolate` not for temporal)."""
     return tuple(b for b in baselines if not (b == "interpolate" and mask_type == "temporal"))
@@ -289,8 +299,7 @@ def score_clip(
             removed = grid.pixel_mask(mask)
             for method in baselines_for(mask_type, baselines):
                 pred = grid.patchify(baseline_completion(target, removed, method))
-                loss_pred = standardise_patches(pred) if norm_pix_loss and method != "mean" else pred
-                loss = masked_mean(patch_loss(target_patches, loss_pred, norm_pix_loss), mask, dim=1)
+                loss = masked_mean(baseline_patch_loss(target_patches, pred, method, norm_pix_loss), mask, dim=1)
                 add(mask_type, ratio, method, pred, loss, mask)
     return rows
 

@@ -49,10 +49,13 @@ class Thumbnails:
         self._count += 1
 
     def chosen(self) -> list[tuple[float, np.ndarray]]:
-        """Up to `limit` of the kept (time, frame), evenly spaced over them, the first included."""
+        """Up to `limit` of the kept (time, frame): for each of `limit` times evenly spaced from the first kept to
+        the last, the one nearest to it (each once)."""
         if len(self._kept) <= self.limit:
             return list(self._kept)
-        picks = np.linspace(0, len(self._kept) - 1, self.limit).round().astype(int)
+        times = np.array([time for time, _ in self._kept])
+        targets = np.linspace(times[0], times[-1], self.limit)
+        picks = dict.fromkeys(int(np.abs(times - target).argmin()) for target in targets)
         return [self._kept[index] for index in picks]
 
 
