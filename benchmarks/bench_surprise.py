@@ -13,22 +13,21 @@ where the CPU has bf16 matrix units, with the linear layers prepared as the comm
 `hvm1.inference.prepare_for_inference`), so on a
 machine without them both rows are fp32.
 
-Usage: flock /work/bench.lock python benchmarks/bench_surprise.py [--windows 5] [--warmup 1]
-       [--out benchmarks/results/bench_surprise.json]
+Writes benchmarks/results/bench_surprise.json (`results.write_result`).
+
+Usage: python benchmarks/bench_surprise.py [--windows 5] [--warmup 1]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import statistics
 import time
-from pathlib import Path
 
 import torch
+from results import Table, write_result
 
-from hvm1.devices import cpu_bf16_units, keep_freed_memory, resolve_precision
+from hvm1.devices import keep_freed_memory, resolve_precision
 from hvm1.eval.surprise import hidden_frames, window_losses
 from hvm1.inference import prepare_for_inference
 from hvm1.models import VideoMAE, build_model, get_config
@@ -57,30 +56,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--windows", type=int, default=5, help="timed windows per precision")
     parser.add_argument("--warmup", type=int, default=1, help="untimed windows first, per precision")
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "bench_surprise.json")
     args = parser.parse_args()
     keep_freed_memory()  # as the hvm1 command does
     torch.manual_seed(0)
     model = build_mae()
     clips = [torch.randn(3, 16, 224, 224) for _ in range(args.warmup + args.windows)]
-    results = {}
+    table = Table("seconds per window of hvm1 surprise, ViT-H/14 MAE (224 px, 16 frames, 8 hidden), batch 1",
+                  ["precision", "runs as", "median s", "each window s"])
+    medians = {}
     for name in ("fp32", "auto"):  # fp32 first: preparing for bf16 changes the linear layers in place
         precision = resolve_precision(name, "cpu")
         prepare_for_inference(model, precision)  # as the command prepares its model
         seconds = time_windows(model, precision, clips, args.warmup)
-        results[name] = {"precision": precision.describe(), "reason": precision.reason,
-                         "median_s": statistics.median(seconds), "seconds": seconds}
-        print(f"{name:>5} ({precision.describe()}): {statistics.median(seconds):.2f} s per window "
+        medians[name] = statistics.median(seconds)
+        table.rows.append([name, precision.describe(), round(medians[name], 3),
+                           ", ".join(f"{s:.2f}" for s in seconds)])
+        print(f"{name:>5} ({precision.describe()}: {precision.reason}): {medians[name]:.2f} s per window "
               f"(median of {len(seconds)}: {', '.join(f'{s:.2f}' for s in seconds)})")
-    ratio = results["fp32"]["median_s"] / results["auto"]["median_s"]
-    print(f"fp32 / auto: {ratio:.2f}x")
-    record = {"benchmark": "bench_surprise", "machine": platform.processor() or platform.machine(),
-              "cpu_bf16_units": cpu_bf16_units(), "threads": torch.get_num_threads(), "torch": torch.__version__,
-              "model": "ViT-H/14 MAE, 224 px, 16 frames, random weights", "hidden": "temporal, 8 of 16 frames",
-              "results": results, "fp32_over_auto": ratio}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(record, indent=2) + "\n")
-    print(args.out)
+    summary = f"fp32 / auto: {medians['fp32'] / medians['auto']:.2f}x per window"
+    print(summary)
+    write_result("bench_surprise", [table], settings=vars(args), summary=[summary])
 
 
 if __name__ == "__main__":

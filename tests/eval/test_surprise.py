@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 
 import hvm1
-from eval_files import TINY, TINY_HEADS, VIDEOS, shared
 from event_videos import FPS, decode_stretch, event_pair
 from hvm1.data import read_clip
 from hvm1.eval.paired import relative_accuracy
@@ -32,7 +31,7 @@ from hvm1.eval.surprise import (
 )
 from hvm1.viz.grid import Mp4Writer, write_mp4
 from hvm1.zoo import load_model, preprocessing_for
-from reference_data import reference_heads
+from reference_data import MAE_CHECKPOINT, TINY_HEADS, VIDEOS, fixture, reference_heads
 
 TINY_OVERRIDES = tuple(f"{name}={value}" for name, value in TINY_HEADS.items())
 
@@ -40,16 +39,16 @@ TINY_OVERRIDES = tuple(f"{name}={value}" for name, value in TINY_HEADS.items())
 @pytest.fixture(scope="module")
 def tiny():
     """The tiny reference MAE (56 px, 8 frames, tubelet 2: a 4 x 4 x 4 token grid)."""
-    return load_model(shared(TINY / "mae_checkpoint.pth"), model_type="mae", **TINY_HEADS)
+    return load_model(fixture(MAE_CHECKPOINT), model_type="mae", **TINY_HEADS)
 
 
 @pytest.fixture(scope="module")
 def pairs_folder(tmp_path_factory) -> Path:
     """Two impossible events beside their continuous twins, from two real videos, and a pairs file naming them."""
     folder = tmp_path_factory.mktemp("pairs")
-    thing = shared(VIDEOS / "cup.mp4")
-    vanish = event_pair(shared(VIDEOS / "vtest.avi"), thing, folder / "videos", "vanish", start=10.0)
-    jump = event_pair(shared(VIDEOS / "box.mp4"), thing, folder / "videos", "jump", start=3.0)
+    thing = fixture(VIDEOS / "cup.mp4")
+    vanish = event_pair(fixture(VIDEOS / "vtest.avi"), thing, folder / "videos", "vanish", start=10.0)
+    jump = event_pair(fixture(VIDEOS / "box.mp4"), thing, folder / "videos", "jump", start=3.0)
     rows = [f"videos/{possible.name},videos/{impossible.name},{event}"
             for (possible, impossible), event in ((vanish, "vanish"), (jump, "jump"))]
     (folder / "pairs.csv").write_text("possible,impossible,group\n" + "\n".join(rows) + "\n")
@@ -72,7 +71,7 @@ def test_window_loss_is_score_loss(reference, mask_type):
     model = load_model(reference / "mae_checkpoint.pth", model_type="mae", **reference_heads(reference))
     preprocessing = preprocessing_for(model)
     preset = preprocessing.visualisation()
-    clip, _ = preset.load(shared(VIDEOS / "box.mp4"), start=2.0)
+    clip, _ = preset.load(fixture(VIDEOS / "box.mp4"), start=2.0)
     hidden = hidden_frames(model.config.num_frames, model.config.t_patch_size, None, mask_type)
     window = window_losses(model, clip, hidden)
     rows = score_clip({MODEL: model}, clip, preset.mean, preset.std, mask_types=(mask_type,), mask_ratios=(0.5,))
@@ -103,13 +102,13 @@ def test_hidden_frames_and_their_bad_values():
 
 
 def config(out: Path, *videos: Path, **settings) -> SurpriseConfig:
-    return SurpriseConfig(videos=videos, checkpoint=TINY / "mae_checkpoint.pth", overrides=TINY_OVERRIDES,
+    return SurpriseConfig(videos=videos, checkpoint=MAE_CHECKPOINT, overrides=TINY_OVERRIDES,
                           out_dir=out, device="cpu", precision="fp32", **settings)
 
 
 @pytest.mark.slow
 def test_surprise_writes_every_output_and_pairs_them(pairs_folder: Path, tiny, tmp_path: Path):
-    shared(TINY)
+    fixture(MAE_CHECKPOINT)
     report = surprise(config(tmp_path / "out", pairs=pairs_folder / "pairs.csv", resamples=200))
     out = tmp_path / "out"
     assert report.ok and len(report.videos) == 4 and not report.short
@@ -166,7 +165,7 @@ def test_surprise_writes_every_output_and_pairs_them(pairs_folder: Path, tiny, t
 
 @pytest.mark.slow
 def test_pairs_with_unreadable_videos_are_left_out_and_named(pairs_folder: Path, tmp_path: Path):
-    shared(TINY)
+    fixture(MAE_CHECKPOINT)
     (tmp_path / "broken.mp4").write_bytes(b"not a video at all" * 100)
     videos = pairs_folder / "videos"
     (tmp_path / "pairs.csv").write_text(
@@ -187,8 +186,8 @@ def test_pairs_with_unreadable_videos_are_left_out_and_named(pairs_folder: Path,
 
 @pytest.mark.slow
 def test_a_video_shorter_than_one_window_is_one_padded_window(tmp_path: Path):
-    shared(TINY)
-    frames = decode_stretch(shared(VIDEOS / "box.mp4"), 1.0, 0.5, 96)  # 0.5 s: a window spans 0.93 s
+    fixture(MAE_CHECKPOINT)
+    frames = decode_stretch(fixture(VIDEOS / "box.mp4"), 1.0, 0.5, 96)  # 0.5 s: a window spans 0.93 s
     short = write_mp4(np.stack(frames), tmp_path / "short.mp4", FPS)
     notes = []
 
@@ -206,8 +205,8 @@ def test_a_video_shorter_than_one_window_is_one_padded_window(tmp_path: Path):
 
 
 def test_bad_settings_are_named(tmp_path: Path):
-    shared(TINY)
-    video = shared(VIDEOS / "box.mp4")
+    fixture(MAE_CHECKPOINT)
+    video = fixture(VIDEOS / "box.mp4")
     for settings, match in (({"stride": 0}, "stride"), ({"future_frames": 8}, "no visible frame"),
                             ({"future_frames": 0}, "hides no frame"), ({"error_scale": 0.0}, "error_scale")):
         with pytest.raises(ValueError, match=match):
@@ -238,8 +237,8 @@ MEMORY_CHILD = textwrap.dedent("""
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads the peak memory from Linux's /proc")
 def test_memory_stays_flat_on_a_long_video(tmp_path: Path):
     """A video 8x longer peaks at about the same memory: windows are streamed, not the decoded video held."""
-    shared(TINY)
-    source = decode_stretch(shared(VIDEOS / "vtest.avi"), 0.0, 8.0, 320)  # 240 frames of 320 x 240
+    fixture(MAE_CHECKPOINT)
+    source = decode_stretch(fixture(VIDEOS / "vtest.avi"), 0.0, 8.0, 320)  # 240 frames of 320 x 240
     videos = {}
     for name, repeats in (("short", 1), ("long", 8)):  # 8 s and 64 s
         with Mp4Writer(tmp_path / f"{name}.mp4", FPS) as writer:
@@ -249,7 +248,7 @@ def test_memory_stays_flat_on_a_long_video(tmp_path: Path):
         videos[name] = writer.path
     peaks = {}
     for name, video in videos.items():
-        result = subprocess.run([sys.executable, "-c", MEMORY_CHILD, str(video), str(TINY / "mae_checkpoint.pth"),
+        result = subprocess.run([sys.executable, "-c", MEMORY_CHILD, str(video), str(MAE_CHECKPOINT),
                                  str(tmp_path / name)], capture_output=True, text=True, check=True)
         windows, peak_kb = map(int, result.stdout.split())
         peaks[name] = (windows, peak_kb * 1024)
@@ -258,3 +257,25 @@ def test_memory_stays_flat_on_a_long_video(tmp_path: Path):
     held = 8 * len(source) * 88 * 117 * 3
     growth = peaks["long"][1] - peaks["short"][1]
     assert growth < held / 4, f"peak memory grew {growth / 1e6:.1f} MB from an 8 s to a 64 s video"
+
+
+@pytest.mark.slow
+def test_the_command_runs_pairs_and_names_what_it_left_out(pairs_folder: Path, tmp_path: Path, capsys):
+    from hvm1.cli import main
+
+    fixture(MAE_CHECKPOINT)
+    videos = pairs_folder / "videos"
+    (tmp_path / "pairs.csv").write_text(f"{videos / 'box3_possible.mp4'},{videos / 'box3_jump.mp4'}\n"
+                                        f"{videos / 'vtest10_possible.mp4'},gone.mp4\n")
+    common = ["--checkpoint", str(MAE_CHECKPOINT), "--set", "num_heads=4", "--set", "decoder_num_heads=4",
+              "--precision", "fp32", "--device", "cpu"]
+    status = main(["surprise", "--pairs", str(tmp_path / "pairs.csv"), *common, "--out-dir", str(tmp_path / "out"),
+                   "--resamples", "50", "--future-frames", "2"])
+    out, err = capsys.readouterr()
+    assert status == 1
+    assert "1 pairs" in out and "AUROC" in out and "gone.mp4" in err
+    assert json.loads((tmp_path / "out/summary.json").read_text())["hidden_frames"] == 2
+    status = main(["surprise", str(videos / "box3_jump.mp4"), *common, "--stride", "0", "--out-dir",
+                   str(tmp_path / "none")])
+    assert status == 1 and "stride" in capsys.readouterr().err
+    assert not (tmp_path / "none").exists()

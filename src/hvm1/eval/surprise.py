@@ -621,8 +621,9 @@ def surprise(config: SurpriseConfig, progress: Progress = SILENT) -> SurpriseRep
         OSError: the pairs file cannot be read.
     """
     from hvm1.data import check_stride
-    from hvm1.devices import precision_for_run, resolve_device
+    from hvm1.devices import resolve_device
     from hvm1.files import output_folder
+    from hvm1.inference import precision_for_run
     from hvm1.zoo import load_for_command
 
     check_stride(config.stride)

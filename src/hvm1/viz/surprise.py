@@ -96,7 +96,8 @@ def plot_surprise(
         losses: per method (the model under the name `model`, then the baselines) its loss per window.
         path: the PNG to write (its folder is made).
         model: which of `losses` is the model's: drawn thick, its `peaks` marked with their times.
-        thumbnails: (time, frame (H, W, 3) uint8) to show along the time axis, below it.
+        thumbnails: (time, frame (H, W, 3) uint8) to show below the time axis, side by side in time order (one
+            slot each, evenly spaced: `Thumbnails.chosen` gives frames evenly spaced in time).
         peaks: indices of the windows to mark (`surprise_peaks` of the model's losses).
         title: the plot's title.
 
@@ -154,7 +155,20 @@ def save_time_plot(
     if title:
         axes.set_title(title, fontsize=10)
     if under is not None:
-        _draw_thumbnails(under, xs, thumbnails)
+        # The frames side by side in time order, each in its own slot of the time axis (the slot nearest its time).
+        low, high = (float(xs.min()), float(xs.max())) if len(xs) > 1 else (thumbnails[0][0] - 0.5,
+                                                                            thumbnails[0][0] + 0.5)
+        width = (high - low) / len(thumbnails)
+        top = max(width * frame.shape[0] / frame.shape[1] for _, frame in thumbnails)
+        for slot, (_, frame) in enumerate(sorted(thumbnails, key=lambda item: item[0])):
+            left = low + slot * width
+            height = width * frame.shape[0] / frame.shape[1]
+            under.imshow(frame, extent=(left + 0.03 * width, left + 0.97 * width, 0, height), interpolation="bilinear")
+        under.set_aspect("auto")
+        under.set_yticks([])
+        under.set_ylim(0, top)
+        under.set_xlabel("time in the video (s)")
+        under.set_xlim(low - 0.02 * (high - low), high + 0.02 * (high - low))
     else:
         axes.set_xlabel("time in the video (s)")
     path = Path(path)
