@@ -33,8 +33,6 @@ from hvm1.viz.grid import Mp4Writer, write_mp4
 from hvm1.zoo import load_model, preprocessing_for
 from reference_data import MAE_CHECKPOINT, TINY_HEADS, VIDEOS, fixture, reference_heads
 
-TINY_OVERRIDES = tuple(f"{name}={value}" for name, value in TINY_HEADS.items())
-
 
 @pytest.fixture(scope="module")
 def tiny():
@@ -102,7 +100,7 @@ def test_hidden_frames_and_their_bad_values():
 
 
 def config(out: Path, *videos: Path, **settings) -> SurpriseConfig:
-    return SurpriseConfig(videos=videos, checkpoint=MAE_CHECKPOINT, overrides=TINY_OVERRIDES,
+    return SurpriseConfig(videos=videos, checkpoint=MAE_CHECKPOINT, overrides=TINY_HEADS,
                           out_dir=out, device="cpu", precision="fp32", **settings)
 
 
@@ -224,8 +222,8 @@ MEMORY_CHILD = textwrap.dedent("""
     from pathlib import Path
     from hvm1.eval.surprise import SurpriseConfig, surprise
     video, checkpoint, out = map(Path, sys.argv[1:4])
-    config = SurpriseConfig(videos=(video,), checkpoint=checkpoint, overrides=("num_heads=4", "decoder_num_heads=4"),
-                            out_dir=out, device="cpu", precision="fp32", stride=1.0)
+    config = SurpriseConfig(videos=(video,), checkpoint=checkpoint, out_dir=out, device="cpu", precision="fp32",
+                            stride=1.0, overrides={"num_heads": 4, "decoder_num_heads": 4})
     report = surprise(config)
     # This process's own peak (ru_maxrss would include the parent's peak, inherited through fork and exec).
     peak_kb = int(re.search(r"VmHWM:\\s+(\\d+) kB", Path("/proc/self/status").read_text()).group(1))

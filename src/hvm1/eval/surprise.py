@@ -75,7 +75,7 @@ class SurpriseConfig(ModelSettings, DeviceSettings, OutputSettings):
     videos: tuple[Path, ...] = setting((), positional=True, metavar="VIDEO",
                                        help="video files or folders (searched recursively); may be left out with "
                                             "--pairs")
-    stride: float = setting(DEFAULT_STRIDE, metavar="SECONDS", help="seconds between the starts of windows")
+    stride: float = setting(DEFAULT_STRIDE, metavar="S", help="a window every S seconds")
     future_frames: int | None = setting(None, metavar="F",
                                         help="frames hidden in each window: the last F (whole frames, a multiple of "
                                              "the model's tubelet), or the middle F with --mask-type center "
