@@ -138,8 +138,16 @@ def read_payload(path: str | os.PathLike) -> Any:
     """Everything a `torch.save` checkpoint holds (a training checkpoint's model, optimizer state, counters),
     read safely and memory-mapped: a tensor's bytes are read when it is first used, not before.
 
-    Raises FileNotFoundError for a missing file and `CheckpointError` naming the file for an unsafe,
-    truncated or corrupt one, or for a `.safetensors` file (weights only: no training state).
+    Args:
+        path: the `torch.save` file.
+
+    Returns:
+        What the file holds, tensors memory-mapped.
+
+    Raises:
+        FileNotFoundError: no file at `path`.
+        CheckpointError: an unsafe, truncated or corrupt file, or a `.safetensors` file (weights only: no
+            training state); the file is named.
     """
     path = Path(path)
     if not path.is_file():
@@ -251,8 +259,16 @@ def model_storage_keys(data_pkl: bytes) -> set[str]:
     checkpoint whose pickle is `data_pkl`: those reached from `model`, `model_state` or `state_dict` when the
     top-level dict has one, else (a bare state dict) all of them.
 
-    Nothing is constructed while reading (every global becomes an inert stand-in), so this is safe on any file;
-    raises `CheckpointError` when the pickle is corrupt or names no storage for the weights.
+    Nothing is constructed while reading (every global becomes an inert stand-in), so this is safe on any file.
+
+    Args:
+        data_pkl: the archive's `data.pkl` bytes.
+
+    Returns:
+        The storage keys of the weights.
+
+    Raises:
+        CheckpointError: the pickle is corrupt or names no storage for the weights.
     """
     try:
         obj = _StorageScanner(io.BytesIO(data_pkl), encoding="utf-8").load()
@@ -308,7 +324,14 @@ RULE_NAMES = tuple(rule.name for rule in KEY_RULES)
 
 
 def strip_wrapper_prefixes(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Rule 'unwrap': remove the prefixes DDP (`module.`) and torch.compile (`_orig_mod.`) add to keys."""
+    """Rule 'unwrap': remove the prefixes DDP (`module.`) and torch.compile (`_orig_mod.`) add to keys.
+
+    Args:
+        state_dict: the tensors by key.
+
+    Returns:
+        The same tensors, keys without the prefixes.
+    """
     out = {}
     for key, value in state_dict.items():
         while key.startswith(WRAPPER_PREFIXES):
@@ -318,7 +341,14 @@ def strip_wrapper_prefixes(state_dict: Mapping[str, torch.Tensor]) -> dict[str, 
 
 
 def stored_model_type(contents: CheckpointContents) -> str:
-    """'mae' when the file holds a decoder (or says so), else 'vit'."""
+    """'mae' when the file holds a decoder (or says so), else 'vit'.
+
+    Args:
+        contents: what `read_checkpoint` read.
+
+    Returns:
+        'mae' or 'vit'.
+    """
     if contents.model_type:
         return contents.model_type
     keys = strip_wrapper_prefixes(contents.state_dict)
@@ -333,7 +363,14 @@ def _count_blocks(keys: list[str], prefix: str) -> int | None:
 
 
 def config_from_shapes(state_dict: Mapping[str, torch.Tensor]) -> dict[str, Any]:
-    """The config fields the tensor shapes determine (image size, frames, tubelet, patch, widths, depths, ...)."""
+    """The config fields the tensor shapes determine (image size, frames, tubelet, patch, widths, depths, ...).
+
+    Args:
+        state_dict: the tensors by key.
+
+    Returns:
+        The fields they determine, by name.
+    """
     sd = strip_wrapper_prefixes(state_dict)
     keys = list(sd)
     out: dict[str, Any] = {}
@@ -364,7 +401,17 @@ def config_from_shapes(state_dict: Mapping[str, torch.Tensor]) -> dict[str, Any]
 
 
 def shape_config(contents: CheckpointContents) -> dict[str, Any]:
-    """`config_from_shapes` of a file's tensors; tensors of shapes no model has are a `CheckpointError`."""
+    """`config_from_shapes` of a file's tensors; tensors of shapes no model has are a `CheckpointError`.
+
+    Args:
+        contents: what `read_checkpoint` read.
+
+    Returns:
+        The fields the shapes determine, by name.
+
+    Raises:
+        CheckpointError: tensors of shapes no model has.
+    """
     try:
         return config_from_shapes(contents.state_dict)
     except (ValueError, IndexError, TypeError, ZeroDivisionError) as error:
@@ -373,7 +420,18 @@ def shape_config(contents: CheckpointContents) -> dict[str, Any]:
 
 def check_overrides(overrides: Mapping[str, Any] | None, config_type: type[ViTConfig]) -> dict[str, Any]:
     """`overrides` as a dict once each key is a field of `config_type`; the one place overrides of a
-    config are checked. Raises ValueError listing the unknown keys and the valid fields."""
+    config are checked.
+
+    Args:
+        overrides: config fields by name, or None.
+        config_type: the config class they are for.
+
+    Returns:
+        The overrides as a dict.
+
+    Raises:
+        ValueError: unknown keys (listed, with the valid fields).
+    """
     overrides = dict(overrides or {})
     fields = {f.name for f in dataclasses.fields(config_type)}
     if unknown := sorted(set(overrides) - fields):
@@ -387,8 +445,19 @@ def resolve_config(
     """The architecture of `contents` built as `model_type`: each field from, in order, `overrides`, the stored
     config, the training args, the tensor shapes, the named architecture in args (`model`) and, for head
     counts, the size table: the MAE decoder's for a 512-wide decoder, else the named size of exactly that
-    width. Raises `CheckpointError` naming any
-    field still unknown, and ValueError for an override that is no config field.
+    width.
+
+    Args:
+        contents: what `read_checkpoint` read.
+        model_type: 'vit' or 'mae'.
+        overrides: config fields that win over everything the file says.
+
+    Returns:
+        The config.
+
+    Raises:
+        CheckpointError: a field still unknown (named).
+        ValueError: an override that is no config field.
     """
     cls = CONFIG_CLASSES[model_type]
     fields = {f.name for f in dataclasses.fields(cls)}
@@ -566,14 +635,29 @@ def load_checkpoint(
 
 def recorded_class_names(contents: CheckpointContents) -> tuple[str, ...] | None:
     """The class names a file records (a `.safetensors` file's metadata from `hvm1 convert`, or the args of a
-    `hvm1 finetune` checkpoint), or None."""
+    `hvm1 finetune` checkpoint), or None.
+
+    Args:
+        contents: what `read_checkpoint` read.
+
+    Returns:
+        The names, in head order, or None.
+    """
     recorded = contents.metadata.get(CLASS_NAMES_METADATA_KEY) or contents.args.get(CLASS_NAMES_METADATA_KEY)
     return class_names_from_json(recorded) if recorded else None
 
 
 def attach_class_names(model: Any, names: Sequence[str] | None) -> Any:
     """Give a ViT `names` as its `class_names` when there is one per output of its head (a head replaced by
-    one of another class count keeps none); returns the model."""
+    one of another class count keeps none); returns the model.
+
+    Args:
+        model: a loaded model.
+        names: the class names, or None.
+
+    Returns:
+        `model`.
+    """
     if isinstance(model, VideoViT) and names is not None and len(names) == model.config.num_classes:
         model.class_names = tuple(names)
     return model

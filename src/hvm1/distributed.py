@@ -61,7 +61,16 @@ def setup_distributed(
     `device` is resolved by `hvm1.devices.resolve_device` ('auto' or None: cuda, then mps, then cpu); on
     CUDA without an index each rank takes the GPU of its local rank. The backend is NCCL on CUDA, gloo
     otherwise; `timeout` bounds every collective. A group already joined (by the caller) is used as it is.
-    Raises ValueError when the device asked for is not available.
+
+    Args:
+        device: the device ('auto' or None: cuda, then mps, then cpu).
+        timeout: the longest any collective may take.
+
+    Returns:
+        The `DistributedContext`: rank, world size, local rank, device, and whether this call joined the group.
+
+    Raises:
+        ValueError: the device asked for is not available.
     """
     target = resolve_device(device)
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
@@ -87,6 +96,10 @@ def teardown_distributed(context: DistributedContext, *, clean: bool = True) -> 
     the interpreter is fully alive: gloo aborts the process when they are destroyed at interpreter exit.
     After a `clean` run every rank also waits for the others, so none leaves while a peer still talks to it;
     after a failure it leaves at once (a barrier would wait for ranks that may never arrive).
+
+    Args:
+        context: what `setup_distributed` returned.
+        clean: whether the run ended without an error (then every rank waits for the others).
     """
     if context.owns_group and dist.is_initialized():
         gc.collect()
