@@ -91,6 +91,15 @@ def cached_file(
 ) -> Path | None:
     """The cached copy of the whole `filename` from the hub repo `repo_id` at `revision` (default `main`), or
     None. Looks only at the local cache (no network).
+
+    Args:
+        repo_id: the hub model repo.
+        filename: the file in it.
+        revision: the repo revision (default `main`).
+        cache_dir: the hub cache folder (default: the `HF_*` environment's).
+
+    Returns:
+        The cached file, or None.
     """
     found = try_to_load_from_cache(repo_id, filename, cache_dir=_fspath(cache_dir), revision=revision)
     return Path(found) if isinstance(found, str) else None
@@ -101,6 +110,15 @@ def cached_weights(
 ) -> Path | None:
     """The cached file the weights of `filename` load from without network: the whole file when the hub cache
     has it, else the weights-only file of a finished `fetch_weights`, else None.
+
+    Args:
+        repo_id: the hub model repo.
+        filename: the file in it.
+        revision: the repo revision (default `main`).
+        cache_dir: the hub cache folder (default: the `HF_*` environment's).
+
+    Returns:
+        The cached file, or None.
     """
     if (whole := cached_file(repo_id, filename, revision=revision, cache_dir=cache_dir)) is not None:
         return whole
@@ -111,12 +129,28 @@ def cached_weights(
 
 
 def is_weights_only(path: str | os.PathLike) -> bool:
-    """Whether `path` is a weights-only file written by `fetch_weights` (the optimizer state left as zeros)."""
+    """Whether `path` is a weights-only file written by `fetch_weights` (the optimizer state left as zeros).
+
+    Args:
+        path: a checkpoint file.
+
+    Returns:
+        True for a weights-only file.
+    """
     return Path(path).parent.parent.name == SLIM_FOLDER
 
 
 def file_url(repo_id: str, filename: str, *, revision: str | None = None) -> str:
-    """The URL `filename` of the hub repo `repo_id` is downloaded from (honours `HF_ENDPOINT`)."""
+    """The URL `filename` of the hub repo `repo_id` is downloaded from (honours `HF_ENDPOINT`).
+
+    Args:
+        repo_id: the hub model repo.
+        filename: the file in it.
+        revision: the repo revision (default `main`).
+
+    Returns:
+        The URL.
+    """
     return hf_hub_url(repo_id, filename, revision=revision)
 
 

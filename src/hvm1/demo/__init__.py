@@ -69,6 +69,24 @@ def run_demo(
     background thread, and on leaving stops it and removes the folder. Binds to loopback unless `host`
     says otherwise; `port` None takes Gradio's default (7860, or the next free one). Gradio reads
     `GRADIO_TEMP_DIR` partly when first imported, so serve once per process, before importing Gradio.
+
+    Args:
+        mae: the MAE that completes the videos.
+        mae_name: its name on the page and in file names.
+        mae_preprocessing: how its inputs are read (default: the model's own).
+        vit: a ViT for the attention and PCA maps, if any.
+        vit_name: its name.
+        vit_preprocessing: how its inputs are read.
+        host: the address to bind (default loopback).
+        port: the port (None: Gradio's default, 7860, or the next free one).
+        limits: the largest upload and the longest video taken.
+        precision: the precision both models run at.
+
+    Yields:
+        The `DemoServer`: its URL, the service and the temporary folder, while the page is served.
+
+    Raises:
+        ImportError: Gradio is not installed (`pip install 'hvm1[demo]'`).
     """
     require_gradio()
     from hvm1.viz import SAMPLE_NAME, make_sample_clip

@@ -162,7 +162,15 @@ class DemoService:
     def check_upload(self, path: str | os.PathLike, name: str | None = None) -> None:
         """Refuse an upload over the limits, no longer there, or that is no video: `DemoInputError` naming it
         (`name`, default the file name) and the reason, never the server-side path. Reads only the header,
-        never decodes."""
+        never decodes.
+
+        Args:
+            path: the uploaded file.
+            name: the name the visitor knows it by (default the file name).
+
+        Raises:
+            DemoInputError: the upload is refused (its name and the reason).
+        """
         path = Path(path)
         name = name or path.name
         try:
@@ -186,7 +194,18 @@ class DemoService:
 
     def read(self, path: str | os.PathLike, name: str | None = None) -> DemoClips:
         """Check `path` (see `check_upload`) and read its clip for each loaded model (the published
-        visualisation preset: the center clip, short side `img_size + 32`, center crop)."""
+        visualisation preset: the center clip, short side `img_size + 32`, center crop).
+
+        Args:
+            path: the uploaded file.
+            name: the name the visitor knows it by (default the file name).
+
+        Returns:
+            The `DemoClips`: the clip as each loaded model reads it.
+
+        Raises:
+            DemoInputError: the upload is refused or cannot be read.
+        """
         name = name or Path(path).name
         self.check_upload(path, name)
         try:
@@ -215,6 +234,17 @@ class DemoService:
         First the completion picture and animation, then (unless `score` is False) with the scores against
         the baselines, then (with a ViT) with the attention and PCA feature maps; `done` marks the last.
         Each stage holds the service's lock, so the models work on one clip at a time whoever calls.
+
+        Args:
+            clips: what `read` returned.
+            mask_type: 'random', 'temporal' or 'center'.
+            mask_ratio: the fraction of tokens removed.
+            seed: the seed of random masks.
+            progress: reports each stage's progress.
+            score: also score the completion against the baselines.
+
+        Yields:
+            The `DemoResult` as it grows; its `done` marks the last.
         """
         check_mask_ratio(mask_ratio)
         report = progress or (lambda fraction, text: None)

@@ -52,7 +52,11 @@ class UploadLedger:
 
     def release(self, path: str | os.PathLike) -> None:
         """A request has read the upload at `path` (or failed to): one need fewer. The file, and its folder
-        when that is then empty, is removed once no stored upload of it is unread and none is arriving."""
+        when that is then empty, is removed once no stored upload of it is unread and none is arriving.
+
+        Args:
+            path: the upload's file.
+        """
         path = Path(path)
         with self._lock:
             if self._unread[path] > 1:
@@ -63,7 +67,14 @@ class UploadLedger:
             self._remove_unneeded()
 
     def unread(self, path: str | os.PathLike) -> int:
-        """How many stored uploads of `path` no request has read yet."""
+        """How many stored uploads of `path` no request has read yet.
+
+        Args:
+            path: the upload's file.
+
+        Returns:
+            The count.
+        """
         with self._lock:
             return self._unread[Path(path)]
 
