@@ -84,7 +84,17 @@ def find_videos(paths: PathLike | Iterable[PathLike]) -> list[Path]:
 
 
 def find_images(paths: PathLike | Iterable[PathLike]) -> list[Path]:
-    """The image files named by `paths` (files, or folders searched recursively for IMAGE_EXTENSIONS)."""
+    """The image files named by `paths` (files, or folders searched recursively for IMAGE_EXTENSIONS).
+
+    Args:
+        paths: files, or folders searched recursively for `IMAGE_EXTENSIONS`.
+
+    Returns:
+        The image files: each folder's sorted, in the order of `paths`, each file once.
+
+    Raises:
+        FileNotFoundError: a path that does not exist (named).
+    """
     return find_files(paths, IMAGE_EXTENSIONS)
 
 
@@ -243,7 +253,14 @@ class Batch(NamedTuple):
 
 
 def collate(items: Sequence[Sample | Skipped]) -> Batch:
-    """Collate function for a DataLoader over a dataset: stacks the samples, passes `Skipped` markers on."""
+    """Collate function for a DataLoader over a dataset: stacks the samples, passes `Skipped` markers on.
+
+    Args:
+        items: the samples, or `Skipped` markers for unreadable files.
+
+    Returns:
+        The `Batch`: the stacked samples and the skipped files.
+    """
     samples = [item for item in items if isinstance(item, Sample)]
     skipped = [item for item in items if isinstance(item, Skipped)]
     if not samples:
@@ -421,7 +438,14 @@ class ViewBatch(NamedTuple):
 
 def collate_views(items: Sequence[ViewItem]) -> ViewBatch:
     """Collate function for `FileViews`: stack the readable clips' views, keep every item's bookkeeping
-    (the views themselves are dropped from the items, so only one copy crosses from a worker)."""
+    (the views themselves are dropped from the items, so only one copy crosses from a worker).
+
+    Args:
+        items: each file's views and bookkeeping.
+
+    Returns:
+        The `ViewBatch`.
+    """
     readable = [item.views for item in items if item.views is not None]
     views = torch.stack(readable) if readable else None
     return ViewBatch(views, [item._replace(views=None) for item in items])
@@ -453,7 +477,14 @@ class TrainBatch(NamedTuple):
 
 
 def collate_train(items: Sequence[TrainSample | Skipped]) -> TrainBatch:
-    """DataLoader collate function for `TrainClips`: flattens the repeats into the batch, passes markers on."""
+    """DataLoader collate function for `TrainClips`: flattens the repeats into the batch, passes markers on.
+
+    Args:
+        items: the samples, or `Skipped` markers.
+
+    Returns:
+        The `TrainBatch`.
+    """
     samples = [item for item in items if isinstance(item, TrainSample)]
     skipped = [item for item in items if isinstance(item, Skipped)]
     if not samples:

@@ -77,7 +77,16 @@ def select_shots(labels: Sequence[int], shots: int, seed: int) -> list[int]:
 
 def select_files(files: Sequence[T], count: int | None, seed: int) -> list[T]:
     """`count` of `files` drawn at random with `seed` (all of them when `count` is None or too large), in
-    their order. Raises ValueError for a `count` below 1."""
+    their order. Raises ValueError for a `count` below 1.
+
+    Args:
+        files: what to draw from.
+        count: how many (None: all).
+        seed: the seed of the draw.
+
+    Returns:
+        The drawn files, in their order.
+    """
     if count is not None and count < 1:
         raise ValueError(f"the number of files to draw must be >= 1, got {count}")
     if count is None or count >= len(files):

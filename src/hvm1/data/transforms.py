@@ -204,8 +204,17 @@ class VideoPreset:
     ) -> tuple[torch.Tensor, int]:
         """Read the clip at `start` (the preset's own when None) and preprocess it.
 
-        Returns the model input, (C, T, H, W) float32 or (3, C, T, H, W) for uniform crops, and how many
-        of its frames were padded past the end of the video. Raises `VideoError` for unreadable files.
+        Args:
+            path: the video file.
+            start: as `read_clip` takes it (default: the preset's own).
+            generator: the generator random choices are drawn from (a random start, short side, crop, flip).
+
+        Returns:
+            `(clip, padded)`: the model input, (C, T, H, W) float32 or (3, C, T, H, W) for uniform crops, and
+            how many of its frames were padded past the end of the video.
+
+        Raises:
+            VideoError: the file cannot be read.
         """
         short_side = self.short_side
         if not isinstance(short_side, int):
@@ -226,7 +235,19 @@ class VideoPreset:
         self, path: str | os.PathLike, generators: Sequence[torch.Generator | None], start: Start | None = None
     ) -> list[tuple[torch.Tensor, int]]:
         """`[self.load(path, start, g) for g in generators]`, the same clips, with the file opened once
-        (`read_clips`): each clip draws its short side, start, crop and flip from its own generator."""
+        (`read_clips`): each clip draws its short side, start, crop and flip from its own generator.
+
+        Args:
+            path: the video file.
+            generators: one generator per clip.
+            start: as `read_clip` takes it (default: the preset's own).
+
+        Returns:
+            One `(clip, padded)` per generator, as `load` gives them.
+
+        Raises:
+            VideoError: the file cannot be read.
+        """
         short_sides = [
             self.short_side if isinstance(self.short_side, int)
             else int(torch.randint(self.short_side[0], self.short_side[1] + 1, (), generator=generator))
@@ -281,6 +302,17 @@ class ImagePreset:
         """Read the image at `path` as a static clip (C, T, H, W) float32; the padded count is always 0.
 
         `start` and `generator` are accepted so that datasets can treat image and video presets alike.
+
+        Args:
+            path: the image file.
+            start: ignored.
+            generator: ignored.
+
+        Returns:
+            `(clip, 0)`: the clip (C, T, H, W) float32, and no padded frames.
+
+        Raises:
+            VideoError: the image cannot be read.
         """
         return self(read_image(Path(path), autorotate=self.autorotate)), 0
 
@@ -313,7 +345,19 @@ class ImageTrainPreset:
     ) -> tuple[torch.Tensor, int]:
         """The image at `path` as an augmented static clip (C, T, H, W) float32, and 0 padded frames.
 
-        `start` is accepted so that datasets can treat image and video presets alike."""
+        `start` is accepted so that datasets can treat image and video presets alike.
+
+        Args:
+            path: the image file.
+            start: ignored.
+            generator: the generator the crop and flip are drawn from.
+
+        Returns:
+            `(clip, 0)`: the clip (C, T, H, W) float32, and no padded frames.
+
+        Raises:
+            VideoError: the image cannot be read.
+        """
         image = read_image(Path(path), autorotate=self.autorotate)
         image = random_resized_crop(image, self.img_size, self.crop_scale, generator=generator)
         if torch.rand((), generator=generator).item() < 0.5:
@@ -334,7 +378,18 @@ def random_erasing(
     aspect: tuple[float, float] = (0.3, 1 / 0.3),
 ) -> torch.Tensor:
     """Random erasing of a normalised clip (C, T, H, W), frame by frame as the published loader applies it:
-    with `probability`, a rectangle of `area` (fraction) and `aspect` is replaced by standard normal noise."""
+    with `probability`, a rectangle of `area` (fraction) and `aspect` is replaced by standard normal noise.
+
+    Args:
+        clip: the normalised clip (C, T, H, W).
+        probability: the chance that a frame gets a rectangle.
+        generator: the generator the draws come from.
+        area: the rectangle's area range, as fractions of the frame's.
+        aspect: the rectangle's aspect ratio range.
+
+    Returns:
+        The clip with the rectangles erased.
+    """
     channels, frames, height, width = clip.shape
     clip = clip.clone()
     log_aspect = (math.log(aspect[0]), math.log(aspect[1]))
@@ -362,14 +417,32 @@ def whole_frame_size(height: int, width: int, multiple: int) -> tuple[int, int]:
 def whole_frame_preset(preset: VideoPreset, multiple: int) -> VideoPreset:
     """`preset` reading whole frames instead of a square crop: the short side resized to `img_size`, the long
     side in proportion, then both rounded to the nearest multiple of `multiple` (the model's patch), so a
-    640 x 480 video at 224 px becomes 294 x 224 (16 x 21 patches of 14 px)."""
+    640 x 480 video at 224 px becomes 294 x 224 (16 x 21 patches of 14 px).
+
+    Args:
+        preset: the preset to change.
+        multiple: the model's patch size.
+
+    Returns:
+        The new preset.
+    """
     return replace(preset, crop="full", short_side=preset.img_size, multiple=multiple)
 
 
 def visualisation_preset(
     img_size: int, num_frames: int, mean: Sequence[float], std: Sequence[float]
 ) -> VideoPreset:
-    """The published visualisation: the model's frames at sampling rate 4, short side img_size + 32, center crop."""
+    """The published visualisation: the model's frames at sampling rate 4, short side img_size + 32, center crop.
+
+    Args:
+        img_size: the model's image size (the crop's side).
+        num_frames: the model's frame count.
+        mean: the normalisation's mean, per channel.
+        std: the normalisation's std, per channel.
+
+    Returns:
+        The preset.
+    """
     return VideoPreset(img_size, num_frames, tuple(mean), tuple(std), sampling_rate=4, short_side=img_size + 32)
 
 
@@ -381,7 +454,19 @@ def video_eval_preset(
     sampling_rate: int = 8,
     crop: str = "center",
 ) -> VideoPreset:
-    """Video evaluation: short side img_size * 256 / 224, then a center crop or the three uniform crops."""
+    """Video evaluation: short side img_size * 256 / 224, then a center crop or the three uniform crops.
+
+    Args:
+        img_size: the model's image size (the crop's side).
+        num_frames: the model's frame count.
+        mean: the normalisation's mean, per channel.
+        std: the normalisation's std, per channel.
+        sampling_rate: take every `sampling_rate`-th frame at 30 fps.
+        crop: 'center', or 'uniform' for the left, center and right crops.
+
+    Returns:
+        The preset.
+    """
     return VideoPreset(
         img_size, num_frames, tuple(mean), tuple(std), sampling_rate, short_side=round(img_size * 256 / 224), crop=crop
     )
@@ -400,6 +485,18 @@ def video_train_preset(
 
     Published: short side in [256, 320] at 224 px and 448 at 448 px; crop scale (0.5, 1.0) for pretraining,
     (0.08, 1.0) for finetuning; aspect 0.75-1.33.
+
+    Args:
+        img_size: the model's image size (the crop's side).
+        num_frames: the model's frame count.
+        mean: the normalisation's mean, per channel.
+        std: the normalisation's std, per channel.
+        short_side: the short side before cropping, or a range drawn per clip.
+        crop_scale: the range of the crop's area, as fractions of the frame's.
+        sampling_rate: take every `sampling_rate`-th frame at 30 fps.
+
+    Returns:
+        The preset.
     """
     return VideoPreset(
         img_size,
@@ -417,5 +514,15 @@ def video_train_preset(
 
 
 def image_eval_preset(img_size: int, num_frames: int, mean: Sequence[float], std: Sequence[float]) -> ImagePreset:
-    """The published image evaluation: short side img_size + 32 (bicubic), center crop, repeated to num_frames."""
+    """The published image evaluation: short side img_size + 32 (bicubic), center crop, repeated to num_frames.
+
+    Args:
+        img_size: the model's image size (the crop's side).
+        num_frames: the model's frame count.
+        mean: the normalisation's mean, per channel.
+        std: the normalisation's std, per channel.
+
+    Returns:
+        The preset.
+    """
     return ImagePreset(img_size, num_frames, tuple(mean), tuple(std), resize_to=img_size + 32)

@@ -347,6 +347,15 @@ def clip_instants(begin: float, num_frames: int, sampling_rate: int, target_fps:
 
     Computed as `(k * sampling_rate) / target_fps` so that an instant that is a whole number of frames away
     rounds the same way as the frame times it is compared with.
+
+    Args:
+        begin: the clip's start, in seconds from the first frame.
+        num_frames: frames in the clip.
+        sampling_rate: the clip takes every `sampling_rate`-th frame at `target_fps`.
+        target_fps: the frame rate the sampling rate counts in.
+
+    Returns:
+        The instants, in seconds.
     """
     return [begin + (k * sampling_rate) / target_fps for k in range(num_frames)]
 

@@ -71,6 +71,12 @@ def check_stride(stride: float) -> float:
 
     Raises:
         ValueError: a stride of 0 or below, or one that is not a finite number.
+
+    Args:
+        stride: the stride, in seconds.
+
+    Returns:
+        The stride as a float.
     """
     if isinstance(stride, bool) or not isinstance(stride, (int, float)) or not math.isfinite(stride) or stride <= 0:
         raise ValueError(f"stride must be a number of seconds above 0, got {stride!r}")
@@ -128,6 +134,14 @@ def load_windows(
     Raises:
         ValueError: a stride of 0 or below, or a preset whose short side is a range (drawn per clip).
         VideoError: while iterating, for a file that cannot be read.
+
+    Args:
+        preset: the preset (a fixed short side).
+        path: the video file.
+        stride: seconds between window starts.
+
+    Yields:
+        Each `Window` and its model input.
     """
     if not isinstance(preset.short_side, int):
         raise ValueError(f"windows need one short side, not the range {list(preset.short_side)} drawn per clip")
