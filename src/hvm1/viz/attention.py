@@ -52,7 +52,14 @@ def attention_maps(model: VideoViT, video: torch.Tensor, precision: Precision | 
 
 
 def heat_colours(values: np.ndarray) -> np.ndarray:
-    """Values in [0, 1] (any shape) to viridis colours (..., 3) float32 in 0-255."""
+    """Values in [0, 1] (any shape) to viridis colours (..., 3) float32 in 0-255.
+
+    Args:
+        values: values in [0, 1], any shape.
+
+    Returns:
+        (..., 3) float32 colours in 0-255.
+    """
     position = np.clip(values, 0.0, 1.0) * (len(_HEAT_COLOURS) - 1)
     low = np.minimum(position.astype(np.int64), len(_HEAT_COLOURS) - 2)
     fraction = (position - low)[..., None]
@@ -108,7 +115,17 @@ def attention_labels(
     """An `attention_grid` picture with its rows named (the frame, then the attention: averaged over heads,
     or `heads` rows, one per head), each column's time from the clip's start (one column per temporal token
     of `seconds_per_token`: a token spans t_patch_size frames, so its map is one for all of them) and the
-    colour scale on the right (each row is stretched from its own min to its own max)."""
+    colour scale on the right (each row is stretched from its own min to its own max).
+
+    Args:
+        picture: what `attention_grid` returned.
+        tile_size: the tiles' (height, width).
+        seconds_per_token: the time one temporal token spans.
+        heads: the number of head rows, or None for one row averaged over heads.
+
+    Returns:
+        The labelled picture, uint8 (height, width, 3).
+    """
     rows = ["frame", *([f"head {index}" for index in range(heads)] if heads else ["attention"])]
     columns = (picture.shape[1] - 1) // (tile_size[1] + 1)
     times = [f"{column * seconds_per_token:.2f} s" for column in range(columns)]

@@ -47,12 +47,26 @@ class Completion:
     loss: float
 
     def rows(self, index: int = 0) -> torch.Tensor:
-        """Clip `index`'s three rows stacked: (3, C, T', H, W), original / masked / completion."""
+        """Clip `index`'s three rows stacked: (3, C, T', H, W), original / masked / completion.
+
+        Args:
+            index: which clip of the batch.
+
+        Returns:
+            (3, C, T', H, W): original, masked, completion.
+        """
         return torch.stack([self.original[index], self.masked[index], self.completion[index]])
 
 
 def default_mask_ratio(mask_type: str) -> float:
-    """The mask ratio `mask_type` gets by default: 0.9 for random, 0.5 for temporal and center."""
+    """The mask ratio `mask_type` gets by default: 0.9 for random, 0.5 for temporal and center.
+
+    Args:
+        mask_type: 'random', 'temporal' or 'center'.
+
+    Returns:
+        The ratio.
+    """
     if mask_type not in DEFAULT_MASK_RATIOS:
         raise ValueError(f"unknown mask_type {mask_type!r}; valid: {', '.join(MASK_TYPES)}")
     return DEFAULT_MASK_RATIOS[mask_type]
@@ -121,7 +135,18 @@ def completion_tiles(
     scale_each: bool = False,
     index: int = 0,
 ) -> np.ndarray:
-    """Clip `index`'s rows as true-colour tiles (3, T', H, W, 3) uint8 (see `hvm1.viz.grid.to_uint8`)."""
+    """Clip `index`'s rows as true-colour tiles (3, T', H, W, 3) uint8 (see `hvm1.viz.grid.to_uint8`).
+
+    Args:
+        completion: what `complete_clip` returned.
+        mean: the normalisation's mean, undone for true colours.
+        std: the normalisation's std.
+        scale_each: stretch each tile from its own min to max (the published look) instead.
+        index: which clip of the batch.
+
+    Returns:
+        (3, T', H, W, 3) uint8.
+    """
     return to_uint8(completion.rows(index), mean, std, scale_each)
 
 
@@ -149,7 +174,16 @@ def completion_grid(
 
 def completion_labels(picture: np.ndarray, tile_size: Sequence[int], fps: float | Fraction) -> np.ndarray:
     """A `completion_grid` picture with its rows named (original, masked, completion) and each frame's time
-    from the clip's start (`fps`: `completion_fps`) above it."""
+    from the clip's start (`fps`: `completion_fps`) above it.
+
+    Args:
+        picture: what `completion_grid` returned.
+        tile_size: the tiles' (height, width).
+        fps: the completion's frame rate (`completion_fps`).
+
+    Returns:
+        The labelled picture, uint8 (height, width, 3).
+    """
     columns = (picture.shape[1] - 1) // (tile_size[1] + 1)
     times = [f"{float(column / fps):.2f} s" for column in range(columns)]
     return label_grid(picture, (tile_size[0], tile_size[1]), ROW_NAMES, times)
@@ -162,13 +196,33 @@ def completion_frames(
     scale_each: bool = False,
     index: int = 0,
 ) -> np.ndarray:
-    """Animation frames of clip `index`: original | masked | completion side by side, (T', S + 2, 3 * (S + 1) + 1, 3)."""
+    """Animation frames of clip `index`: original | masked | completion side by side, (T', S + 2, 3 * (S + 1) + 1, 3).
+
+    Args:
+        completion: what `complete_clip` returned.
+        mean: the normalisation's mean, undone for true colours.
+        std: the normalisation's std.
+        scale_each: stretch each tile from its own min to max (the published look) instead.
+        index: which clip of the batch.
+
+    Returns:
+        (T', S + 2, 3 * (S + 1) + 1, 3) uint8.
+    """
     tiles = completion_tiles(completion, mean, std, scale_each, index)  # (3, T', S, S, 3)
     return np.stack([make_grid(tiles[None, :, t]) for t in range(tiles.shape[1])])
 
 
 def completion_fps(model: VideoMAE, sampling_rate: int, target_fps: float) -> Fraction:
-    """The real-time frame rate of a completion: T' frames spread over the clip's `num_frames` instants."""
+    """The real-time frame rate of a completion: T' frames spread over the clip's `num_frames` instants.
+
+    Args:
+        model: the MAE.
+        sampling_rate: the clip's sampling rate.
+        target_fps: the frame rate the sampling rate counts in.
+
+    Returns:
+        Frames per second, exactly.
+    """
     config = model.config
     seconds_per_frame = Fraction(sampling_rate) / Fraction(target_fps).limit_denominator(1001)
     return 1 / (seconds_per_frame * Fraction(config.num_frames, config.pred_t_dim))

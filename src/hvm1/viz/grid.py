@@ -36,6 +36,15 @@ def to_uint8(
     Undoes the normalisation (`x * std + mean`, per channel), scales to 0-255, rounds and clamps. With
     `scale_each`, each tile (one frame, all channels) is instead stretched from its own min and max to
     0-255, as the published visualisation's `make_grid(normalize=True, scale_each=True)` does.
+
+    Args:
+        frames: normalised frames (..., C, T, H, W).
+        mean: the normalisation's mean, per channel.
+        std: the normalisation's std, per channel.
+        scale_each: stretch each tile from its own min to max instead.
+
+    Returns:
+        (..., T, H, W, C) uint8.
     """
     frames = frames.detach().to("cpu", torch.float32)
     channels = frames.shape[-4]
@@ -52,7 +61,16 @@ def to_uint8(
 
 
 def make_grid(tiles: np.ndarray, padding: int = 1, pad_value: int = 0) -> np.ndarray:
-    """Tiles (R, T, S_h, S_w, 3) uint8 to one image (R * (S_h + p) + p, T * (S_w + p) + p, 3), p = padding."""
+    """Tiles (R, T, S_h, S_w, 3) uint8 to one image (R * (S_h + p) + p, T * (S_w + p) + p, 3), p = padding.
+
+    Args:
+        tiles: (R, T, S_h, S_w, 3) uint8.
+        padding: pixels between and around the tiles.
+        pad_value: their grey level.
+
+    Returns:
+        The image, uint8.
+    """
     if tiles.ndim != 5 or tiles.shape[-1] != 3 or tiles.dtype != np.uint8:
         raise ValueError(f"expected uint8 tiles of shape (rows, columns, H, W, 3), got {tiles.dtype} {tiles.shape}")
     rows, columns, height, width, _ = tiles.shape
@@ -87,7 +105,18 @@ def label_grid(
     padding: int = 1,
 ) -> np.ndarray:
     """A `make_grid` picture with each row's name in a margin on its left and each column's (a frame time)
-    above it, white on black; the tiles are unchanged. `tile_size` is the tiles' (height, width)."""
+    above it, white on black; the tiles are unchanged. `tile_size` is the tiles' (height, width).
+
+    Args:
+        image: what `make_grid` returned.
+        tile_size: the tiles' (height, width).
+        row_labels: one name per row.
+        column_labels: one label per column.
+        padding: the grid's padding.
+
+    Returns:
+        The labelled picture.
+    """
     height, width = tile_size
     rows, columns = len(row_labels), len(column_labels)
     if image.shape[:2] != (rows * (height + padding) + padding, columns * (width + padding) + padding):
@@ -108,7 +137,18 @@ def label_grid(
 
 def add_colour_bar(image: np.ndarray, colours: np.ndarray, low: str, high: str, top: int = 0) -> np.ndarray:
     """`image` with a vertical colour scale on its right: `colours` (K, 3) from low (bottom) to high (top),
-    from row `top` down, named `high` above it and `low` below it."""
+    from row `top` down, named `high` above it and `low` below it.
+
+    Args:
+        image: (H, W, 3) uint8.
+        colours: (K, 3), from low to high.
+        low: the label below the scale.
+        high: the label above it.
+        top: the row the scale starts at.
+
+    Returns:
+        The wider picture.
+    """
     text_height = max(_text_size(low)[1], _text_size(high)[1])
     bar_width, bar_top = 10, top + text_height + _MARGIN
     bar_height = image.shape[0] - bar_top - text_height - _MARGIN
@@ -127,7 +167,15 @@ def add_colour_bar(image: np.ndarray, colours: np.ndarray, low: str, high: str, 
 
 
 def save_jpeg(image: np.ndarray, path: str | os.PathLike) -> Path:
-    """Write an (H, W, 3) uint8 image as a JPEG (quality 95, no chroma subsampling), creating its folder."""
+    """Write an (H, W, 3) uint8 image as a JPEG (quality 95, no chroma subsampling), creating its folder.
+
+    Args:
+        image: (H, W, 3) uint8.
+        path: the file to write.
+
+    Returns:
+        The path.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(image).save(path, format="JPEG", quality=JPEG_QUALITY, subsampling=0)
@@ -208,6 +256,14 @@ def write_mp4(frames: np.ndarray, path: str | os.PathLike, fps: Fraction | float
     """Write frames (T, H, W, 3) uint8 as an MP4 video at `fps` (H.264 where available, else MPEG-4).
 
     4:2:0 video needs even sizes: an odd height or width gains one black row or column.
+
+    Args:
+        frames: (T, H, W, 3) uint8.
+        path: the file to write.
+        fps: frames per second.
+
+    Returns:
+        The path.
     """
     with Mp4Writer(path, fps) as writer:
         for frame in frames:
@@ -220,6 +276,14 @@ def write_gif(frames: np.ndarray, path: str | os.PathLike, fps: Fraction | float
 
     Each frame gets its own 256-colour palette (median cut, no dithering) and is encoded by FFmpeg's GIF
     encoder through PyAV; Pillow's writer would merge identical consecutive frames.
+
+    Args:
+        frames: (T, H, W, 3) uint8.
+        path: the file to write.
+        fps: frames per second.
+
+    Returns:
+        The path.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -237,7 +301,19 @@ def write_gif(frames: np.ndarray, path: str | os.PathLike, fps: Fraction | float
 
 
 def write_animation(frames: np.ndarray, path: str | os.PathLike, fps: Fraction | float) -> Path:
-    """Write frames (T, H, W, 3) uint8 as the animation `path`'s suffix names: `.mp4` or `.gif`."""
+    """Write frames (T, H, W, 3) uint8 as the animation `path`'s suffix names: `.mp4` or `.gif`.
+
+    Args:
+        frames: (T, H, W, 3) uint8.
+        path: the file to write.
+        fps: frames per second.
+
+    Returns:
+        The path.
+
+    Raises:
+        ValueError: frames that are not (T, H, W, 3) uint8, or a suffix other than `.mp4` or `.gif`.
+    """
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
         raise ValueError(f"expected uint8 frames of shape (T, H, W, 3), got {frames.dtype} {frames.shape}")
     suffix = Path(path).suffix.lower().lstrip(".")

@@ -22,6 +22,16 @@ def make_sample_clip(
     A textured colour gradient with a red disc crossing it, a blue square turning as it drifts and a yellow
     triangle bouncing; the same arguments always draw the same frames. The default (3 s at 30 fps) covers
     the published visualisation clip (16 frames, 4 apart), and 480 px rows need no upscaling at 448 px.
+
+    Args:
+        path: the file to write.
+        num_frames: frames in the video.
+        height: its height in pixels.
+        width: its width in pixels.
+        fps: frames per second.
+
+    Returns:
+        The path.
     """
     rows, columns = np.mgrid[0:height, 0:width].astype(np.float32)
     background = np.stack(
