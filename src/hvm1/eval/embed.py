@@ -68,7 +68,18 @@ DEFAULT_SAMPLING_RATE = 8
 
 def pool_tokens(features: torch.Tensor, pool: str) -> torch.Tensor:
     """Pool `forward_features` output (N, 1 + L, C): `cls` -> (N, C) CLS token, `mean` -> (N, C) mean of
-    the patch tokens, `tokens` -> (N, 1 + L, C) unchanged."""
+    the patch tokens, `tokens` -> (N, 1 + L, C) unchanged.
+
+    Args:
+        features: `forward_features` output (N, 1 + L, C).
+        pool: 'cls', 'mean' or 'tokens'.
+
+    Returns:
+        The pooled features.
+
+    Raises:
+        ValueError: an unknown `pool`.
+    """
     if pool == "cls":
         return features[:, 0]
     if pool == "mean":
@@ -79,7 +90,15 @@ def pool_tokens(features: torch.Tensor, pool: str) -> torch.Tensor:
 
 
 def embedding_preset(preprocessing: Preprocessing, sampling_rate: int = DEFAULT_SAMPLING_RATE) -> VideoPreset:
-    """How `embed_videos` reads a clip for a model: `preprocessing.evaluation()`, one center crop."""
+    """How `embed_videos` reads a clip for a model: `preprocessing.evaluation()`, one center crop.
+
+    Args:
+        preprocessing: the model's preprocessing.
+        sampling_rate: take every `sampling_rate`-th frame at 30 fps.
+
+    Returns:
+        The preset.
+    """
     return preprocessing.evaluation(sampling_rate=sampling_rate)
 
 

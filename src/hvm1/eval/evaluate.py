@@ -46,7 +46,14 @@ DEFAULT_VIEWS = (2, 3)
 
 
 def parse_views(text: str) -> tuple[int, int]:
-    """`CLIPSxCROPS` (e.g. `2x3`) as (clips, crops); raises ValueError unless clips >= 1 and crops is 1 or 3."""
+    """`CLIPSxCROPS` (e.g. `2x3`) as (clips, crops); raises ValueError unless clips >= 1 and crops is 1 or 3.
+
+    Args:
+        text: `CLIPSxCROPS`.
+
+    Returns:
+        `(clips, crops)`.
+    """
     clips, sep, crops = text.lower().partition("x")
     try:
         views = (int(clips), int(crops))
@@ -58,7 +65,16 @@ def parse_views(text: str) -> tuple[int, int]:
 
 
 def check_class_count(model: VideoViT, listing: LabelledFiles, data: str | os.PathLike) -> None:
-    """Raise ValueError when the model's head and the data disagree on the number of classes (both named)."""
+    """Raise ValueError when the model's head and the data disagree on the number of classes (both named).
+
+    Args:
+        model: the finetuned ViT.
+        listing: the data's labelled files.
+        data: the data's path, for the message.
+
+    Raises:
+        ValueError: the counts differ (both named).
+    """
     head = model.config.num_classes
     if not head:
         raise ValueError(
@@ -263,5 +279,14 @@ def folders_match(names: tuple[str, ...] | list[str], folders: list[str]) -> boo
 
 def default_out_dir(model_name: str, data: str | os.PathLike, parent: str | os.PathLike | None = None) -> Path:
     """A new folder for an evaluation's files, named after the model and the data (never `parent` itself,
-    default the current directory): `eval_MODEL_DATA`, numbered when that exists."""
+    default the current directory): `eval_MODEL_DATA`, numbered when that exists.
+
+    Args:
+        model_name: the model's name.
+        data: the data's path.
+        parent: the folder it is made in (default the current directory).
+
+    Returns:
+        The new folder.
+    """
     return new_folder(Path(parent or Path.cwd()), "eval", Path(model_name).stem, Path(data).stem)

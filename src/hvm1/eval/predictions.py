@@ -35,7 +35,15 @@ class ClassificationMetrics:
 
 
 def classification_metrics(logits: torch.Tensor, labels: torch.Tensor) -> ClassificationMetrics:
-    """The metrics of `logits` (N, classes) against integer `labels` (N,); top-5 is top-k for fewer classes."""
+    """The metrics of `logits` (N, classes) against integer `labels` (N,); top-5 is top-k for fewer classes.
+
+    Args:
+        logits: (N, classes).
+        labels: (N,) class indices.
+
+    Returns:
+        The `ClassificationMetrics`: top-1, top-5, mean per-class accuracy and loss.
+    """
     if logits.dim() != 2 or labels.shape != logits.shape[:1]:
         raise ValueError(f"expected logits (N, classes) and labels (N,), got {tuple(logits.shape)} and {tuple(labels.shape)}")
     if len(labels) == 0:
@@ -97,7 +105,14 @@ class Predictions:
         return cls(paths, labels, logits, metrics, **details)
 
     def class_name(self, index: int) -> str:
-        """The name of class `index`, '' when the classes are unnamed."""
+        """The name of class `index`, '' when the classes are unnamed.
+
+        Args:
+            index: a class index.
+
+        Returns:
+            Its name, or ''.
+        """
         names = self.classes or []
         return names[index] if 0 <= index < len(names) else ""
 
@@ -113,7 +128,14 @@ class Predictions:
 
     def confused_pairs(self, limit: int = CONFUSED_PAIRS) -> list[Confusion]:
         """The `limit` (true, predicted) pairs of different classes seen most often, most first (ties in class
-        order)."""
+        order).
+
+        Args:
+            limit: how many pairs.
+
+        Returns:
+            The `Confusion`s: true class, predicted class and count.
+        """
         predicted = self.logits.argmax(axis=1)
         wrong = predicted != self.labels
         pairs, counts = np.unique(np.stack([self.labels[wrong], predicted[wrong]], axis=1), axis=0,
@@ -134,7 +156,14 @@ class Predictions:
     def write(self, out_dir: str | Path) -> tuple[Path, Path, Path]:
         """Write `predictions.csv` (one row per example: path, label, prediction, their class names, the
         predicted probability, the top-5 classes), `per_class.csv` (each class with examples: index, name,
-        examples, top-1 %) and `summary.json` into `out_dir`; returns the three paths."""
+        examples, top-1 %) and `summary.json` into `out_dir`; returns the three paths.
+
+        Args:
+            out_dir: the folder.
+
+        Returns:
+            The paths of `predictions.csv`, `per_class.csv` and `summary.json`.
+        """
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         probabilities = torch.from_numpy(self.logits).double().softmax(dim=1)

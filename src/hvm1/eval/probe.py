@@ -28,7 +28,18 @@ def fit_linear(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Multinomial logistic regression on (N, D) features: weights (D, classes) and bias (classes,)
     minimising mean cross-entropy + `weight_decay` * |weights|^2, full-batch L-BFGS in float64 from zeros
-    (deterministic)."""
+    (deterministic).
+
+    Args:
+        features: (N, D).
+        labels: (N,) class indices.
+        num_classes: the number of classes.
+        weight_decay: the L2 penalty's weight.
+        max_iter: L-BFGS iterations at most.
+
+    Returns:
+        `(weights, bias)`: (D, classes) and (classes,).
+    """
     features, labels = features.double(), labels.long()
     weight = torch.zeros(features.shape[1], num_classes, dtype=torch.float64, requires_grad=True)
     bias = torch.zeros(num_classes, dtype=torch.float64, requires_grad=True)
@@ -52,7 +63,19 @@ def knn_scores(
     temperature: float = 0.07,
 ) -> torch.Tensor:
     """Log class probabilities (N_test, classes) from the `k` most cosine-similar training examples, each
-    voting for its class with weight exp(similarity / temperature), the votes normalised to sum to 1."""
+    voting for its class with weight exp(similarity / temperature), the votes normalised to sum to 1.
+
+    Args:
+        train: training features (N_train, D).
+        labels: their class indices (N_train,).
+        test: test features (N_test, D).
+        num_classes: the number of classes.
+        k: neighbours that vote.
+        temperature: the votes' temperature.
+
+    Returns:
+        Log probabilities (N_test, classes).
+    """
     similarity = F.normalize(test.double(), dim=1) @ F.normalize(train.double(), dim=1).T  # (N_test, N_train)
     top = similarity.topk(min(k, train.shape[0]), dim=1)
     votes = torch.zeros(test.shape[0], num_classes, dtype=torch.float64)

@@ -51,7 +51,14 @@ class Embeddings:
         return len(self.paths)
 
     def select(self, rows: Sequence[int] | np.ndarray) -> Embeddings:
-        """The given rows, in the given order."""
+        """The given rows, in the given order.
+
+        Args:
+            rows: row indices.
+
+        Returns:
+            The embeddings of those rows.
+        """
         rows = np.asarray(rows, dtype=np.int64)
         return Embeddings(
             paths=[self.paths[row] for row in rows], labels=self.labels[rows], clip_times=self.clip_times[rows],

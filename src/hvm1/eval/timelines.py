@@ -141,7 +141,15 @@ def window_probabilities(
 
 def leading_classes(probabilities: np.ndarray, count: int = 5) -> list[int]:
     """The `count` classes with the highest probability at any window of (K, classes) `probabilities`, highest
-    first (ties to the lower index): what a timeline plot shows."""
+    first (ties to the lower index): what a timeline plot shows.
+
+    Args:
+        probabilities: (K, classes), one row per window.
+        count: how many classes.
+
+    Returns:
+        The class indices, highest first.
+    """
     if count < 1:
         raise ValueError(f"count must be at least 1, got {count}")
     peaks = np.asarray(probabilities, dtype=np.float64).max(axis=0)  # (classes,)
