@@ -68,7 +68,15 @@ def davis_palette() -> np.ndarray:
 
 
 def write_indexed_png(mask: np.ndarray, path: str | os.PathLike) -> Path:
-    """Write an (H, W) uint8 id mask as an indexed PNG with the DAVIS palette, creating its folder."""
+    """Write an (H, W) uint8 id mask as an indexed PNG with the DAVIS palette, creating its folder.
+
+    Args:
+        mask: (H, W) uint8 object ids.
+        path: the file to write.
+
+    Returns:
+        The path.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     image = Image.fromarray(np.ascontiguousarray(mask, dtype=np.uint8), mode="P")
@@ -80,7 +88,17 @@ def write_indexed_png(mask: np.ndarray, path: str | os.PathLike) -> Path:
 def read_mask(path: str | os.PathLike) -> np.ndarray:
     """An object-id mask (H, W) uint8 from an image: an indexed (P) or greyscale PNG gives its pixel values;
     an RGB image gives each colour of the DAVIS palette its id (any other colour is an error); a
-    one-bit image gives 0/1. Raises `VideoError` naming the file when it cannot be read."""
+    one-bit image gives 0/1.
+
+    Args:
+        path: the image file.
+
+    Returns:
+        The mask, (H, W) uint8 object ids.
+
+    Raises:
+        VideoError: the file cannot be read, or an RGB colour outside the DAVIS palette (the file named).
+    """
     path = Path(path)
     if not path.is_file():
         raise VideoError(path, "no such mask file")
@@ -128,6 +146,14 @@ def davis_sequence_names(root: str | os.PathLike, split: str = "val", names: Seq
 
     Raises:
         ValueError: when `names` is None and the folder has no such split file.
+
+    Args:
+        root: the DAVIS-2017 folder.
+        split: the split file's name.
+        names: the sequences to take instead of the split's.
+
+    Returns:
+        The names.
     """
     root = Path(root)
     if names is None:
@@ -146,6 +172,14 @@ def davis_sequence(root: str | os.PathLike, name: str, resolution: str = "480p")
 
     Raises:
         ValueError: naming what is missing: the sequence's frames, or its first frame's annotation.
+
+    Args:
+        root: the DAVIS-2017 folder.
+        name: the sequence.
+        resolution: the folder of that resolution ('480p' or 'Full-Resolution').
+
+    Returns:
+        The `DavisSequence`.
     """
     root = Path(root)
     frames = tuple(sorted((root / "JPEGImages" / resolution / name).glob("*.jpg")))
@@ -165,17 +199,41 @@ def davis_sequences(
 
     Raises:
         ValueError: naming what is missing: the split file, a sequence's frames, its first annotation.
+
+    Args:
+        root: the DAVIS-2017 folder.
+        split: the split file's name.
+        resolution: the folder of that resolution.
+        names: the sequences to take instead of the split's.
+
+    Returns:
+        The `DavisSequence`s.
     """
     return [davis_sequence(root, name, resolution) for name in davis_sequence_names(root, split, names)]
 
 
 def without_void(mask: np.ndarray) -> np.ndarray:
-    """An annotation with its void pixels (`VOID_ID`) set to background (0), as the official evaluation reads it."""
+    """An annotation with its void pixels (`VOID_ID`) set to background (0), as the official evaluation reads it.
+
+    Args:
+        mask: the annotation (H, W) uint8.
+
+    Returns:
+        The mask without void pixels.
+    """
     return np.where(mask == VOID_ID, 0, mask).astype(np.uint8)
 
 
 def region_similarity(truth: np.ndarray, prediction: np.ndarray) -> float:
-    """J: intersection over union of two boolean masks; 1 when both are empty."""
+    """J: intersection over union of two boolean masks; 1 when both are empty.
+
+    Args:
+        truth: the true mask (H, W) bool.
+        prediction: the predicted mask (H, W) bool.
+
+    Returns:
+        J, in [0, 1].
+    """
     truth, prediction = truth.astype(bool), prediction.astype(bool)
     union = np.logical_or(truth, prediction).sum()
     return 1.0 if union == 0 else float(np.logical_and(truth, prediction).sum() / union)
@@ -208,7 +266,16 @@ def _dilate(boundary: np.ndarray, radius: int) -> np.ndarray:
 
 def boundary_f_measure(truth: np.ndarray, prediction: np.ndarray, threshold: float = BOUNDARY_THRESHOLD) -> float:
     """F: the boundary F-measure of two boolean masks, matching within ceil(threshold * diagonal) pixels
-    (a `threshold` >= 1 is the pixel distance itself)."""
+    (a `threshold` >= 1 is the pixel distance itself).
+
+    Args:
+        truth: the true mask (H, W) bool.
+        prediction: the predicted mask (H, W) bool.
+        threshold: the matching distance, as a fraction of the diagonal (or pixels when >= 1).
+
+    Returns:
+        F, in [0, 1].
+    """
     radius = int(threshold if threshold >= 1 else math.ceil(threshold * math.hypot(*truth.shape)))
     truth_boundary, predicted_boundary = boundary_map(truth), boundary_map(prediction)
     n_truth, n_predicted = int(truth_boundary.sum()), int(predicted_boundary.sum())
@@ -222,7 +289,14 @@ def boundary_f_measure(truth: np.ndarray, prediction: np.ndarray, threshold: flo
 
 
 def statistics(values: Sequence[float]) -> tuple[float, float, float]:
-    """(mean, recall, decay) of per-frame values, as DAVIS computes them (see the module docstring)."""
+    """(mean, recall, decay) of per-frame values, as DAVIS computes them (see the module docstring).
+
+    Args:
+        values: per-frame J or F values.
+
+    Returns:
+        `(mean, recall, decay)`.
+    """
     array = np.asarray(values, dtype=np.float64)
     if len(array) == 0:
         return math.nan, math.nan, math.nan
@@ -258,7 +332,16 @@ def score_sequence(name: str, truth: Sequence[np.ndarray], predicted: Sequence[n
     """Each object's J and F per frame, the first and last frames left out; objects are ids 1..the largest
     id of the first true mask. `truth` and `predicted` are (H, W) id masks, one per frame; void pixels of
     `truth` (`VOID_ID`) are background. A sequence of one or two frames gives objects with no frame scored
-    (`ObjectScore.scored` False)."""
+    (`ObjectScore.scored` False).
+
+    Args:
+        name: the sequence's name.
+        truth: the true id masks, one per frame.
+        predicted: the predicted id masks, one per frame.
+
+    Returns:
+        One `ObjectScore` per object.
+    """
     if len(truth) != len(predicted):
         raise ValueError(f"sequence {name!r}: {len(truth)} annotations but {len(predicted)} predicted masks")
     truth = [without_void(mask) for mask in truth]
@@ -280,6 +363,12 @@ def global_scores(scores: Sequence[ObjectScore]) -> dict[str, float]:
 
     Raises:
         ValueError: when no object has a scored frame (there is no mean to give).
+
+    Args:
+        scores: every object's scores.
+
+    Returns:
+        The statistics by column name (`J&F-Mean`, `J-Mean`, ...).
     """
     scored = [score for score in scores if score.scored]
     if not scored:
@@ -297,6 +386,14 @@ def write_score_tables(scores: Sequence[ObjectScore], out_dir: str | os.PathLike
 
     Raises:
         ValueError: when no object has a scored frame (see `global_scores`), before anything is written.
+
+    Args:
+        scores: every object's scores.
+        out_dir: the folder.
+        split: the split named in the files' names.
+
+    Returns:
+        The paths of both files.
     """
     summary = global_scores(scores)
     out_dir = Path(out_dir)

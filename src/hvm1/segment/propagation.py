@@ -71,14 +71,35 @@ class PropagationConfig:
 def frame_size(height: int, width: int, short_side: int = 480, multiple: int = 64) -> tuple[int, int]:
     """The (height, width) a frame is resized to: the short side to `short_side`, the long side to the
     largest multiple of `multiple` at or below the proportional length; a square frame counts as wide, so
-    its width is the one rounded down (500 x 500 -> 480 x 448), as in the published code."""
+    its width is the one rounded down (500 x 500 -> 480 x 448), as in the published code.
+
+    Args:
+        height: the frame's height.
+        width: the frame's width.
+        short_side: the short side after resizing.
+        multiple: the long side is rounded down to a multiple of this.
+
+    Returns:
+        `(height, width)`.
+    """
     if height > width:
         return int(short_side * height / width // multiple * multiple), short_side
     return short_side, int(short_side * width / height // multiple * multiple)
 
 
 def prepare_frame(frame: torch.Tensor, config: PropagationConfig = PropagationConfig()) -> torch.Tensor:
-    """A (3, H, W) uint8 RGB frame -> the normalised (3, H', W') float32 frame the features are computed on."""
+    """A (3, H, W) uint8 RGB frame -> the normalised (3, H', W') float32 frame the features are computed on.
+
+    Args:
+        frame: (3, H, W) uint8 RGB.
+        config: the propagation's settings (size rule, mean and std).
+
+    Returns:
+        The normalised frame (3, H', W') float32.
+
+    Raises:
+        ValueError: a frame that is not (3, H, W) uint8, or smaller than one patch.
+    """
     if frame.ndim != 3 or frame.shape[0] != 3 or frame.dtype != torch.uint8:
         raise ValueError(f"expected a (3, H, W) uint8 RGB frame, got {frame.dtype} {tuple(frame.shape)}")
     size = frame_size(frame.shape[1], frame.shape[2], config.short_side, config.size_multiple)
@@ -97,6 +118,15 @@ def frame_features(
     The frame is repeated `clip_frames` (default `model.config.num_frames`) times into a clip; the last
     block's output before the final norm, without CLS, is averaged over the time tokens. The model runs at
     `precision` (`hvm1.devices.resolve_precision`) where its weights are.
+
+    Args:
+        model: the ViT.
+        frame: a normalised frame (3, H, W) (`prepare_frame`).
+        clip_frames: how many times it is repeated into a clip (default the model's frame count).
+        precision: the precision the model runs at.
+
+    Returns:
+        (h, w, C) float32.
     """
     cfg = model.config
     clip_frames = clip_frames or cfg.num_frames
@@ -142,6 +172,17 @@ def propagate_labels(
 
     `context_features` are (h, w, C) and `context_labels` (K, h, w), one per context frame; `near` the
     (h*w, h*w) neighbourhood of `neighbourhood` (None: no restriction).
+
+    Args:
+        target: the target frame's features (h, w, C).
+        context_features: each context frame's features (h, w, C).
+        context_labels: each context frame's label maps (K, h, w).
+        near: the (h*w, h*w) neighbourhood (`neighbourhood`), or None for no restriction.
+        topk: context patches each target patch takes its labels from.
+        temperature: the affinities' temperature.
+
+    Returns:
+        The target's label maps (K, h, w).
     """
     h, w, dim = target.shape
     queries = F.normalize(target.reshape(h * w, dim), dim=1)  # (hw, C)
