@@ -113,7 +113,15 @@ def process_group(
     device: str | torch.device | None = None, timeout: datetime.timedelta = TRAINING_TIMEOUT
 ) -> Iterator[DistributedContext]:
     """`setup_distributed` for the body of a `with` block, then `teardown_distributed`: clean when the body
-    finished, at once when it raised."""
+    finished, at once when it raised.
+
+    Args:
+        device: as `setup_distributed` takes it.
+        timeout: as `setup_distributed` takes it.
+
+    Yields:
+        The `DistributedContext`.
+    """
     context = setup_distributed(device, timeout)
     try:
         yield context
@@ -124,13 +132,25 @@ def process_group(
 
 
 def barrier(context: DistributedContext) -> None:
-    """Wait until every rank got here (nothing for one process)."""
+    """Wait until every rank got here (nothing for one process).
+
+    Args:
+        context: what `setup_distributed` returned.
+    """
     if context.is_distributed:
         dist.barrier()
 
 
 def all_reduce_sum(values: torch.Tensor, context: DistributedContext) -> torch.Tensor:
-    """The sum of `values` over all ranks (the tensor itself for one process)."""
+    """The sum of `values` over all ranks (the tensor itself for one process).
+
+    Args:
+        values: this rank's tensor.
+        context: what `setup_distributed` returned.
+
+    Returns:
+        The sum.
+    """
     if context.is_distributed:
         values = values.clone()
         dist.all_reduce(values)
@@ -138,7 +158,15 @@ def all_reduce_sum(values: torch.Tensor, context: DistributedContext) -> torch.T
 
 
 def all_gather_objects(obj: Any, context: DistributedContext) -> list[Any]:
-    """Every rank's `obj`, in rank order (picklable objects; `[obj]` for one process)."""
+    """Every rank's `obj`, in rank order (picklable objects; `[obj]` for one process).
+
+    Args:
+        obj: this rank's object.
+        context: what `setup_distributed` returned.
+
+    Returns:
+        One object per rank.
+    """
     if not context.is_distributed:
         return [obj]
     gathered: list[Any] = [None] * context.world_size

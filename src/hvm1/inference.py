@@ -176,6 +176,14 @@ class PackedLinear(nn.Linear):
         return self.packed.weight, self.packed.bias
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The layer's product, through the packed weight where it serves the call (`serves`).
+
+        Args:
+            x: the input (..., in_features).
+
+        Returns:
+            (..., out_features), as `nn.Linear` computes it.
+        """
         if not self.serves(x):
             return F.linear(x, self.weight, self.bias)
         if self.group is not None and not self.group.done:

@@ -725,6 +725,14 @@ def sized_preprocessing(settings: SizeSettings, preprocessing: Preprocessing, mo
     """The loaded model's preprocessing at the settings' `img_size` and `num_frames` where given, reading inputs
     upright or as stored as `autorotate` says.
 
+    Args:
+        settings: the command's size settings (`img_size`, `num_frames`, `autorotate`).
+        preprocessing: the model's preprocessing as loaded.
+        model: the loaded model.
+
+    Returns:
+        The preprocessing the command reads its inputs with.
+
     Raises:
         ValueError: A size the model can't divide into tokens (naming both).
     """

@@ -187,7 +187,14 @@ class VideoPreset:
 
     def describe(self, start: str | None = None) -> str:
         """What the preset does, in words and its own numbers (what `hvm1 info` prints); `start` words the
-        clip's start when a caller places clips itself."""
+        clip's start when a caller places clips itself.
+
+        Args:
+            start: the clip's start in words (default: the preset's own start's).
+
+        Returns:
+            The description.
+        """
         short = self.short_side if isinstance(self.short_side, int) else f"drawn in {list(self.short_side)}"
         start = start or {"center": "the middle of the video", "random": "a random start"}.get(str(self.start), str(self.start))
         crop = {
