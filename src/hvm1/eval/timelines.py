@@ -171,8 +171,14 @@ def _batches(
 
 
 def embedding_timelines(embeddings: Embeddings) -> dict[str, Timeline]:
-    """Each video's windows in a file `hvm1 embed --stride` wrote: path -> `Timeline` with `values` (K, D) (or
-    (K, 1 + L, D) for token pooling) and `times` (K, 2), in window order.
+    """Each video's windows in a file `hvm1 embed --stride` wrote, as `Timeline`s.
+
+    Args:
+        embeddings: rows `hvm1 embed --stride` wrote (`load_embeddings`), one per window.
+
+    Returns:
+        Path -> its `Timeline`: `values` (K, D) (or (K, 1 + L, D) for token pooling) and `times` (K, 2), in
+        window order; the paths in the order of the rows.
 
     Raises:
         ValueError: the embeddings were made without a stride (one row per video, not per window).

@@ -73,15 +73,34 @@ def plot_class_timeline(
 
 
 def window_at(timeline: Timeline, time: float) -> int:
-    """The window whose middle is nearest `time` seconds (the earlier one on a tie): what is on screen then."""
+    """The window on screen at `time`: the one whose middle is nearest (the earlier one on a tie).
+
+    Args:
+        timeline: the windows.
+        time: seconds from the video's first frame.
+
+    Returns:
+        The window's index.
+
+    Raises:
+        ValueError: the timeline has no window.
+    """
     if len(timeline) == 0:
         raise ValueError(f"{timeline.path}: no window")
     return int(np.argmin(np.abs(timeline.centers - time)))
 
 
 def write_top_classes(frame: np.ndarray, ranked: Sequence[tuple[str, float]]) -> np.ndarray:
-    """`frame` (H, W, 3) uint8 with one line per (name, probability) of `ranked` in its top-left corner, white on
-    a dark box, the probability first ("82%  name"); a name too long for the frame is cut with "...". """
+    """Write classes and their probabilities on a frame: one line each in its top-left corner, white on a dark box.
+
+    Args:
+        frame: (H, W, 3) uint8; left unchanged.
+        ranked: (name, probability) per line, in order; a line reads "82%  name", and a name too long for the
+            frame is cut with "...". The font's size follows the frame's height.
+
+    Returns:
+        A new (H, W, 3) uint8 frame with the box.
+    """
     image = Image.fromarray(frame).convert("RGBA")
     height, width = frame.shape[:2]
     font = ImageFont.load_default(size=max(10, height // 22))
