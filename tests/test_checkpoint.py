@@ -11,6 +11,8 @@ import pytest
 import torch
 
 import hvm1
+import hvm1.checkpoint
+import hvm1.zoo
 from hvm1.checkpoint import CheckpointError, read_checkpoint
 from reference_data import VIDEOS, fixture, reference_dir, reference_heads
 
@@ -106,7 +108,7 @@ def test_unexpected_and_missing_keys_are_listed(tmp_path, tiny):
 def test_wrong_shape_against_fixed_architecture(tiny):
     config = hvm1.ViTConfig(img_size=56, num_frames=8, embed_dim=64, depth=2, num_heads=4, num_classes=9)
     with pytest.raises(CheckpointError, match=r"wrong shapes: head\.bias \(7,\) \(model \(9,\)\)"):
-        hvm1.zoo.load_checkpoint(tiny / "vit_checkpoint.pth", config=config)
+        hvm1.checkpoint.load_checkpoint(tiny / "vit_checkpoint.pth", config=config)
 
 
 def test_vit_from_mae_drops_decoder_by_rule_but_mae_from_vit_fails(tiny):
@@ -210,7 +212,7 @@ def test_overrides_are_checked_the_same_way_for_zoo_names_files_and_fixed_archit
     config = hvm1.ViTConfig(img_size=56, num_frames=8, embed_dim=64, depth=2, num_heads=4, num_classes=7)
     for load in (lambda: hvm1.load_model("vit_hvm1_none", pretrained=False, device="meta", num_hedas=4),
                  lambda: hvm1.load_model(tiny / "vit_checkpoint.pth", num_hedas=4),
-                 lambda: hvm1.zoo.load_checkpoint(tiny / "vit_checkpoint.pth", config=config, num_hedas=4)):
+                 lambda: hvm1.checkpoint.load_checkpoint(tiny / "vit_checkpoint.pth", config=config, num_hedas=4)):
         with pytest.raises(ValueError, match=r"unknown config field\(s\) num_hedas; valid: "):
             load()
 

@@ -22,15 +22,17 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import io
 import json
 import logging
 import os
+import pickle
 import re
 import struct
 import threading
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,7 +57,7 @@ from huggingface_hub.utils import (
 )
 from huggingface_hub.utils import tqdm as hub_tqdm
 
-from .checkpoint import CheckpointError, model_storage_keys
+from .checkpoint import WEIGHTS_KEYS, CheckpointError
 from .files import write_atomically
 
 logger = logging.getLogger(__name__)
@@ -643,3 +645,84 @@ def _verify(path: Path, what: str) -> None:
         f"the download of {what} is corrupt: its SHA-256 is {digest.hexdigest()}, the hub says {blob.name}; it "
         f"was removed from the cache, so trying again downloads it afresh"
     )
+
+
+# ---- which storages of a zip checkpoint hold the weights (read without unpickling anything) -----------
+
+class _Inert(dict):
+    """What every global of a scanned pickle becomes: records its arguments and state, runs nothing."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__()
+        self.inert_args = (args, kwargs)
+
+    def __setstate__(self, state: Any) -> None:
+        self.inert_state = state
+
+    def append(self, item: Any) -> None:
+        self.setdefault("_items", []).append(item)
+
+    def extend(self, items: Any) -> None:
+        self.setdefault("_items", []).extend(items)
+
+
+@dataclass(frozen=True)
+class _StorageRef:
+    key: str
+
+
+class _StorageScanner(pickle.Unpickler):
+    """Unpickles a `data.pkl` into inert stand-ins: no global is imported, every storage becomes its key."""
+
+    def find_class(self, module: str, name: str) -> type:
+        return type(name, (_Inert,), {"__module__": "hvm1.inert." + module})
+
+    def persistent_load(self, pid: Any) -> _StorageRef:
+        if not (isinstance(pid, tuple) and len(pid) >= 3 and pid[0] == "storage"):
+            raise pickle.UnpicklingError(f"unexpected persistent id {pid!r}")
+        return _StorageRef(str(pid[2]))
+
+
+def _storage_keys(obj: Any) -> set[str]:
+    keys, stack, seen = set(), [obj], set()
+    while stack:
+        item = stack.pop()
+        if isinstance(item, _StorageRef):
+            keys.add(item.key)
+        elif id(item) not in seen:
+            seen.add(id(item))
+            if isinstance(item, Mapping):
+                stack.extend(item.values())
+            if isinstance(item, (list, tuple)):
+                stack.extend(item)
+            if isinstance(item, _Inert):  # NEWOBJ builds one without calling __init__
+                args, kwargs = getattr(item, "inert_args", ((), {}))
+                stack.extend((*args, *kwargs.values(), getattr(item, "inert_state", None)))
+    return keys
+
+
+def model_storage_keys(data_pkl: bytes) -> set[str]:
+    """The storage keys (`K` of the archive's `data/K` entries) that hold the model's weights in a zip
+    checkpoint whose pickle is `data_pkl`: those reached from `model`, `model_state` or `state_dict` when the
+    top-level dict has one, else (a bare state dict) all of them.
+
+    Nothing is constructed while reading (every global becomes an inert stand-in), so this is safe on any file.
+
+    Args:
+        data_pkl: the archive's `data.pkl` bytes.
+
+    Returns:
+        The storage keys of the weights.
+
+    Raises:
+        CheckpointError: the pickle is corrupt or names no storage for the weights.
+    """
+    try:
+        obj = _StorageScanner(io.BytesIO(data_pkl), encoding="utf-8").load()
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError) as error:
+        raise CheckpointError(f"cannot read the checkpoint's pickle: {type(error).__name__}: {error}") from None
+    if isinstance(obj, Mapping):
+        obj = next((obj[key] for key in WEIGHTS_KEYS if key in obj), obj)
+    if not (keys := _storage_keys(obj)):
+        raise CheckpointError("the checkpoint's pickle holds no tensor storages for the model's weights")
+    return keys
