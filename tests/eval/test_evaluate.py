@@ -11,7 +11,7 @@ import torch
 
 from eval_files import class_folders
 from hvm1.cli import main
-from hvm1.eval import classification_metrics, default_out_dir, evaluate, parse_views
+from hvm1.eval import classification_metrics, evaluate, parse_views
 from hvm1.zoo import preprocessing_for
 from reference_data import TINY, TINY_SET, images
 
@@ -114,12 +114,11 @@ def test_metrics():
     assert metrics.loss == pytest.approx(torch.nn.functional.cross_entropy(logits, torch.tensor([0, 2, 2, 5])).item())
 
 
-def test_parse_views_and_out_dir(tmp_path):
+def test_parse_views():
     assert parse_views("2x3") == (2, 3) and parse_views("5X1") == (5, 1)
     for text in ("2", "2x2", "0x3", "ax3"):
         with pytest.raises(ValueError, match="CLIPSxCROPS"):
             parse_views(text)
-    assert default_out_dir("vit_hvm1_ssv2-10shot", "/data/ssv2/val", tmp_path) == tmp_path / "eval_vit_hvm1_ssv2-10shot_val"
 
 
 def test_cli_class_count_error_names_both_counts(tmp_path, clips, capsys):

@@ -36,7 +36,7 @@ from hvm1.models import VideoViT
 from hvm1.zoo import Preprocessing, preprocessing_for
 
 from .embed import DEFAULT_SAMPLING_RATE, compute_dtype
-from .predictions import Predictions, new_folder
+from .predictions import Predictions
 from .views import Progress, logits_forward, run_views
 
 logger = logging.getLogger(__name__)
@@ -275,18 +275,3 @@ def folders_match(names: tuple[str, ...] | list[str], folders: list[str]) -> boo
     if tuple(names) == label_set("imagenet1k"):
         return folders == [wnid for wnid, _ in imagenet_synsets()]
     return [plain(name) for name in names] == [plain(folder) for folder in folders]
-
-
-def default_out_dir(model_name: str, data: str | os.PathLike, parent: str | os.PathLike | None = None) -> Path:
-    """A new folder for an evaluation's files, named after the model and the data (never `parent` itself,
-    default the current directory): `eval_MODEL_DATA`, numbered when that exists.
-
-    Args:
-        model_name: the model's name.
-        data: the data's path.
-        parent: the folder it is made in (default the current directory).
-
-    Returns:
-        The new folder.
-    """
-    return new_folder(Path(parent or Path.cwd()), "eval", Path(model_name).stem, Path(data).stem)

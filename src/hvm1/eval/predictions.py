@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -188,15 +187,3 @@ class Predictions:
         summary = out_dir / SUMMARY_FILE
         summary.write_text(json.dumps(self.summary(), indent=2, ensure_ascii=False) + "\n")
         return predictions, per_class, summary
-
-
-def new_folder(parent: str | Path, *names: str) -> Path:
-    """A folder under `parent` named after `names` (reduced to safe characters) that does not exist yet:
-    `a_b`, else `a_b-2`, `a_b-3`, ..."""
-    stem = "_".join(re.sub(r"[^A-Za-z0-9_@.+-]+", "-", name).strip("-.") or "x" for name in names)
-    parent = Path(parent)
-    candidate, number = parent / stem, 1
-    while candidate.exists():
-        number += 1
-        candidate = parent / f"{stem}-{number}"
-    return candidate

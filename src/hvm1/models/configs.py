@@ -52,10 +52,6 @@ class ViTConfig:
         t, h, w = self.grid_size
         return t * h * w
 
-    @property
-    def mlp_hidden_dim(self) -> int:
-        return int(self.embed_dim * self.mlp_ratio)
-
     def replace(self, **changes: Any) -> ViTConfig:
         """A copy with `changes` applied (and checked).
 

@@ -1,4 +1,4 @@
-"""Pictures for many videos with one loaded model: selection, output names, prefetching, failures.
+"""Pictures for many videos with one loaded model: selection, output names, prefetching, skipped videos.
 
 `complete_videos` and `attention_videos` read each video with the published visualisation preset while the
 model works on the previous one (one background decoding thread), draw and write each video's picture (while
