@@ -105,7 +105,8 @@ def cpu_bf16_units() -> list[str]:
     Asked of PyTorch's own CPU feature query (`torch.cpu._is_amx_tile_supported`,
     `torch.cpu._is_avx512_bf16_supported`, from the cpuinfo library, any OS) when this build has it, else
     read from the Linux `/proc/cpuinfo` flags. Where these units exist oneDNN multiplies bf16 several times
-    faster than float32 (5.6x measured on an AMX Xeon); elsewhere bf16 is emulated and far slower."""
+    faster than float32 (`benchmarks/bench_models.py` prints both rooflines); elsewhere bf16 is emulated and
+    far slower."""
     queries = {"amx": "_is_amx_tile_supported", "avx512_bf16": "_is_avx512_bf16_supported"}
     if all(hasattr(torch.cpu, query) for query in queries.values()):
         return [flag for flag, query in queries.items() if getattr(torch.cpu, query)()]

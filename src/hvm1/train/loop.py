@@ -92,9 +92,8 @@ def worker_options(num_workers: int, device: torch.device) -> dict[str, Any]:
     The workers are persistent: started once per run, not again at every epoch. On the CPU they are also
     started fresh ('spawn') instead of forked: a forked worker shares every page of the parent, whose optimizer
     step then rewrites all of its weights, gradients and AdamW moments, so each step after a fork copied the
-    whole training state page by page (ViT-B/16 MAE on the 2-core Xeon, benchmarks/bench_train_parts.py: the
-    first step of every epoch took 6.7 s against 1.5-2.0 s; the copies would also stay alive in a persistent
-    forked worker). On a GPU the state lives in device memory and forking stays the fast start."""
+    whole training state page by page (benchmarks/bench_train_parts.py times an epoch's first step both ways;
+    the copies would also stay alive in a persistent forked worker). On a GPU the state lives in device memory and forking stays the fast start."""
     if num_workers == 0:
         return {"num_workers": 0}
     context = "spawn" if device.type == "cpu" else None

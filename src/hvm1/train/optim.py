@@ -68,9 +68,9 @@ def make_optimizer(model: nn.Module, param_groups: list[dict[str, Any]], config:
         for group in param_groups
     ]
     device = next(iter(parameters.values())).device.type if parameters else "cpu"
-    # One fused kernel over all the parameters instead of a loop of per-tensor ops: a 100 M parameter AdamW
-    # step took 62 ms against 236 ms on the 2-core Xeon (benchmarks/bench_train_parts.py; the update differs
-    # from the loop's by float32 rounding, at most 1.5e-8 there). Where torch has no fused AdamW (MPS and others), the default loop.
+    # One fused kernel over all the parameters instead of a loop of per-tensor ops (benchmarks/bench_train_parts.py
+    # times both; the update differs from the loop's by float32 rounding). Where torch has no fused AdamW (MPS
+    # and others), the default loop.
     fused = device in ("cpu", "cuda")
     return torch.optim.AdamW(groups, lr=learning_rate(config, 0, 1), betas=config.betas, fused=fused or None)
 

@@ -353,8 +353,7 @@ def picture_preset(
 def _draws_beside(model: torch.nn.Module) -> bool:
     """Whether pictures are drawn on a background thread while `model` works on the next video: only where the
     model runs off the CPU. On the CPU its forward pass already keeps every core busy, and drawing beside it
-    slowed the run down (bf16 forwards 2.15 -> 3.05 s for 4 videos on a 2-core Xeon, whole command 4.46 ->
-    5.23 s; `benchmarks/bench_complete.py --breakdown`)."""
+    slowed the run down (`benchmarks/bench_complete.py --breakdown` shows each step's time)."""
     return next(model.parameters()).device.type != "cpu"
 
 

@@ -160,7 +160,7 @@ def load_model(
         return attach_class_names(build_model(config, device=device), entry.class_names).to(as_dtype(dtype)).eval()
     if torch.device(device or "cpu").type == "meta":
         raise ValueError("device='meta' builds an empty model: pass pretrained=False with it")
-    from hvm1.hub import fetch_weights  # huggingface_hub (0.1 s to import) only where the hub is asked
+    from hvm1.hub import fetch_weights  # huggingface_hub (slow to import) only where the hub is asked
 
     path = fetch_weights(
         entry.repo_id, entry.filename, revision=revision, cache_dir=cache_dir, description=f"model {name!r}",

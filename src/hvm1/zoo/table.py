@@ -179,7 +179,7 @@ def cached_path(
     Returns:
         The cached file, or None.
     """
-    from hvm1.hub import cached_weights  # huggingface_hub (0.1 s to import) only where the hub is asked
+    from hvm1.hub import cached_weights  # huggingface_hub (slow to import) only where the hub is asked
 
     entry = get_model_entry(name)
     return cached_weights(entry.repo_id, entry.filename, revision=revision, cache_dir=cache_dir)
