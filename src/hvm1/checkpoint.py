@@ -477,6 +477,12 @@ def _keys_with_shapes(keys: list[str], tensors: Mapping[str, torch.Tensor]) -> s
 def as_dtype(dtype: torch.dtype | str | None) -> torch.dtype:
     """The torch dtype `dtype` names ('float32', 'bfloat16', torch.float16, ...); None is float32.
 
+    Args:
+        dtype: a dtype or its name; None means float32.
+
+    Returns:
+        The dtype.
+
     Raises:
         ValueError: Not a floating-point dtype the models take.
     """

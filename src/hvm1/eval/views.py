@@ -53,6 +53,20 @@ def run_views(
     passed to the model `batch_size` clips (each with its crops) at a time, under `torch.inference_mode`.
     Yields, in file order, a `FileOutput` per readable file (outputs float32 on the CPU) or a `Skipped` for
     a file any of whose clips could not be read.
+
+    Args:
+        forward: the model's call on a batch of views.
+        dataset: the files' views.
+        batch_size: clips per forward, each with its crops.
+        num_workers: DataLoader workers decoding clips (0: in this process).
+        device: where the views go before `forward`.
+        progress: reports the files done.
+
+    Yields:
+        A `FileOutput` per readable file, or a `Skipped` per file that could not be read.
+
+    Raises:
+        ValueError: a `batch_size` below 1.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")

@@ -215,6 +215,12 @@ def output_stems(videos: Sequence[str | os.PathLike]) -> list[Path]:
     Videos in different folders that share a stem get their folder relative to the folder the clashing
     videos have in common (`a/clip`, `b/clip`); videos in one folder that differ only in their suffix keep
     it (`clip.avi`, `clip.mp4`).
+
+    Args:
+        videos: the video files.
+
+    Returns:
+        One relative stem per video, in their order.
     """
     paths = [Path(video) for video in videos]
     by_stem: dict[str, list[int]] = defaultdict(list)
