@@ -158,9 +158,35 @@ def embed_videos(
 
     With `out` (`.npz` or `.parquet`) rows are saved every `chunk_size` videos (and when interrupted) and a
     rerun with the same `out` continues where the last one stopped; under `torchrun` (WORLD_SIZE > 1) the
-    processes share the work and rank 0 writes `out`. Raises ValueError when `out` was made with other
-    settings, when the model is not a ViT, for an unknown `pool`, and for a stride of 0 or below or one asked
-    with images, several clips or kept clips.
+    processes share the work and rank 0 writes `out`.
+
+    Args:
+        model: the ViT.
+        paths: files, folders, a CSV manifest or a folder of class subfolders, or a listing.
+        out: the `.npz` or `.parquet` file to write (resumable), or None to keep the rows in memory.
+        preprocessing: frames, size and mean/std (default: the model's config with the video mean/std).
+        model_name: the model's name, recorded in the file's settings.
+        pool: 'cls', 'mean' or 'tokens'.
+        num_clips: clips per video, evenly spaced, averaged.
+        keep_clips: also keep each clip's row.
+        sampling_rate: take every `sampling_rate`-th frame at 30 fps.
+        batch_size: clips per forward.
+        num_workers: DataLoader workers decoding clips.
+        device: where the model runs (default: where its weights are).
+        chunk_size: videos per saved chunk of a resumable file.
+        precision: the precision the model runs at.
+        layer: pool this block's tokens (final norm applied) instead of the final output.
+        progress: reports the clips done.
+        full_frame: read whole frames at their aspect ratio, one clip per forward.
+        images: embed images instead of videos.
+        stride: embed windows every `stride` seconds over each whole video, one row per window.
+
+    Returns:
+        The `EmbedResult`: the embeddings, how many videos were embedded or reused, the ones skipped.
+
+    Raises:
+        ValueError: `out` was made with other settings, the model is not a ViT, an unknown `pool`, or a
+            stride of 0 or below or one asked with images, several clips or kept clips.
     """
     if not isinstance(model, VideoViT):
         raise ValueError(f"embeddings come from a VideoViT, got a {type(model).__name__} (load an MAE with model_type='vit')")

@@ -221,6 +221,27 @@ def evaluate(
     The classes are named by the model's `class_names` where it has them, else by the class folders.
     Unreadable files are skipped and listed. Returns the per-file averaged logits with top-1, top-5, mean
     per-class accuracy and loss.
+
+    Args:
+        model: the finetuned ViT.
+        data: a folder of class subfolders or a `path,label` CSV manifest.
+        preprocessing: frames, size and mean/std (default: the model's config with the video mean/std).
+        image_mode: read images instead of videos (default: when `preprocessing.single_image`).
+        views: (clips, crops), video mode only (default 2x3).
+        sampling_rate: take every `sampling_rate`-th frame at 30 fps.
+        batch_size: clips per forward.
+        num_workers: DataLoader workers decoding clips.
+        device: where the model runs (default: where its weights are).
+        model_name: the model's name, recorded in the summary.
+        precision: the precision the model runs at.
+        progress: reports the files done.
+        full_frame: read whole frames at their aspect ratio (video mode, one crop), one clip per forward.
+
+    Returns:
+        The `Predictions`: per-file averaged logits, top-1, top-5, mean per-class accuracy and loss.
+
+    Raises:
+        ValueError: a model that is no ViT, or a head whose class count differs from the data's.
     """
     if not isinstance(model, VideoViT):
         raise ValueError(f"evaluation needs a VideoViT with a head, got a {type(model).__name__}")

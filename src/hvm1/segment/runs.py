@@ -200,7 +200,25 @@ def propagate_video(
     """Propagate a first-frame mask (an image file or an (H, W) id array at the video's shown size) through up
     to `num_frames` frames of a video, read every `sampling_rate`-th frame at `target_fps` from the start (as
     `hvm1.data.read_clip` reads time and turns frames upright; `autorotate` False: as stored); writes
-    `OUT/STEM/NNNNN.png` and the overlays. Nothing is scored."""
+    `OUT/STEM/NNNNN.png` and the overlays. Nothing is scored.
+
+    Args:
+        model: the ViT.
+        video: the video file.
+        first_mask: the first frame's mask: an image file or an (H, W) id array.
+        out_dir: the folder the masks and overlays go to.
+        config: the propagation's settings (the published ones by default).
+        num_frames: frames propagated through, at most.
+        sampling_rate: take every `sampling_rate`-th frame at `target_fps`.
+        target_fps: the frame rate the sampling rate counts in.
+        animate: 'mp4' or 'gif' also writes the overlay of every frame as an animation.
+        progress: reports the frames done.
+        precision: the precision the model runs at.
+        autorotate: turn frames upright as players show them (False: as stored).
+
+    Returns:
+        The `PropagationReport`: the files written, or the video as skipped when it cannot be read.
+    """
     video = Path(video)
     clip = read_clip(video, num_frames=num_frames, sampling_rate=sampling_rate, target_fps=target_fps, start=0.0,
                      autorotate=autorotate)

@@ -269,6 +269,25 @@ def complete_videos(
     completion) and gives each frame's time in the clip (`completion_labels`); without, the published picture. The model runs at `precision` (see
     `hvm1.devices.resolve_precision`; default fp32). Stems come from `output_stems`. Videos
     that cannot be read are reported in the result's `skipped`, and the others are still written.
+
+    Args:
+        model: the MAE.
+        videos: the video files.
+        out_dir: the folder the pictures go to.
+        model_name: the model's name in the file names.
+        preprocessing: sizes, frames and mean/std (default: the model's own, with the video mean/std).
+        mask_type: 'random', 'temporal' or 'center'.
+        mask_ratio: the fraction of tokens removed (default by mask type).
+        seed: seeds each video's random mask (with its file name).
+        scale_each: stretch each tile from its own min to max (the published look).
+        animate: 'mp4' or 'gif' also writes the side-by-side animation.
+        precision: the precision the model runs at.
+        progress: reports each video done.
+        full_frame: read whole frames at their aspect ratio instead of a square crop.
+        labels: name the rows and give each frame's time.
+
+    Returns:
+        The `RunReport`: the files written and the videos skipped.
     """
     if not isinstance(model, VideoMAE):
         raise TypeError(f"complete_videos needs a VideoMAE (encoder and decoder), got {type(model).__name__}")
@@ -316,6 +335,21 @@ def attention_videos(
     `precision` (default fp32). `labels` names the rows, gives each column's time in the clip and adds the
     colour scale (`attention_labels`). Videos
     that cannot be read are reported in the result's `skipped`, and the others are still written.
+
+    Args:
+        model: the ViT.
+        videos: the video files.
+        out_dir: the folder the pictures go to.
+        model_name: the model's name in the file names.
+        preprocessing: sizes, frames and mean/std (default: the model's own, with the video mean/std).
+        heads: 'mean' for one row averaged over heads, 'each' for a row per head.
+        precision: the precision the model runs at.
+        progress: reports each video done.
+        full_frame: read whole frames at their aspect ratio instead of a square crop.
+        labels: name the rows, give each column's time and add the colour scale.
+
+    Returns:
+        The `RunReport`: the files written and the videos skipped.
     """
     if not isinstance(model, VideoViT):
         raise TypeError(f"attention_videos needs a VideoViT, got {type(model).__name__}")
