@@ -217,7 +217,11 @@ def propagate_video(
         autorotate: turn frames upright as players show them (False: as stored).
 
     Returns:
-        The `PropagationReport`: the files written, or the video as skipped when it cannot be read.
+        The `PropagationReport`: the masks and overlays written.
+
+    Raises:
+        VideoError: the video or the mask cannot be read.
+        ValueError: a mask of another size than the video's frames.
     """
     video = Path(video)
     clip = read_clip(video, num_frames=num_frames, sampling_rate=sampling_rate, target_fps=target_fps, start=0.0,
