@@ -234,46 +234,27 @@ MEMORY_CHILD = textwrap.dedent("""
 @pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads the peak memory from Linux's /proc")
 def test_memory_stays_flat_on_a_long_video(tmp_path: Path):
-    """A video 8x longer peaks at about the same memory: windows are streamed, not the decoded video held."""
+    """A video 4x longer peaks at about the same memory: windows are streamed, not the decoded video held.
+
+    Both videos run past the reader's warm-up (its read-ahead and the decoder's buffers settle within the first
+    keyframe interval, about 8 s here), so what is compared is how memory grows with the length alone."""
     fixture(MAE_CHECKPOINT)
     source = decode_stretch(fixture(VIDEOS / "vtest.avi"), 0.0, 8.0, 320)  # 240 frames of 320 x 240
     videos = {}
-    for name, repeats in (("short", 1), ("long", 8)):  # 8 s and 64 s
+    for name, repeats in (("short", 3), ("long", 12)):  # 24 s and 96 s
         with Mp4Writer(tmp_path / f"{name}.mp4", FPS) as writer:
             for _ in range(repeats):
                 for frame in source:
                     writer.write(frame)
         videos[name] = writer.path
     peaks = {}
-    for name, video in videos.items():
-        result = subprocess.run([sys.executable, "-c", MEMORY_CHILD, str(video), str(MAE_CHECKPOINT),
+    for name, path in videos.items():
+        result = subprocess.run([sys.executable, "-c", MEMORY_CHILD, str(path), str(MAE_CHECKPOINT),
                                  str(tmp_path / name)], capture_output=True, text=True, check=True)
         windows, peak_kb = map(int, result.stdout.split())
         peaks[name] = (windows, peak_kb * 1024)
-    assert peaks["long"][0] > 7 * peaks["short"][0]
-    # Holding the long video's frames as the model's windows read them (short side 88) would take 56 MB more.
-    held = 8 * len(source) * 88 * 117 * 3
+    assert peaks["long"][0] > 3.5 * peaks["short"][0]
+    # Holding the long video's extra frames as the model's windows read them (short side 88) would take 67 MB.
+    held = 9 * len(source) * 88 * 117 * 3
     growth = peaks["long"][1] - peaks["short"][1]
-    assert growth < held / 4, f"peak memory grew {growth / 1e6:.1f} MB from an 8 s to a 64 s video"
-
-
-@pytest.mark.slow
-def test_the_command_runs_pairs_and_names_what_it_left_out(pairs_folder: Path, tmp_path: Path, capsys):
-    from hvm1.cli import main
-
-    fixture(MAE_CHECKPOINT)
-    videos = pairs_folder / "videos"
-    (tmp_path / "pairs.csv").write_text(f"{videos / 'box3_possible.mp4'},{videos / 'box3_jump.mp4'}\n"
-                                        f"{videos / 'vtest10_possible.mp4'},gone.mp4\n")
-    common = ["--checkpoint", str(MAE_CHECKPOINT), "--set", "num_heads=4", "--set", "decoder_num_heads=4",
-              "--precision", "fp32", "--device", "cpu"]
-    status = main(["surprise", "--pairs", str(tmp_path / "pairs.csv"), *common, "--out-dir", str(tmp_path / "out"),
-                   "--resamples", "50", "--future-frames", "2"])
-    out, err = capsys.readouterr()
-    assert status == 1
-    assert "1 pairs" in out and "AUROC" in out and "gone.mp4" in err
-    assert json.loads((tmp_path / "out/summary.json").read_text())["hidden_frames"] == 2
-    status = main(["surprise", str(videos / "box3_jump.mp4"), *common, "--stride", "0", "--out-dir",
-                   str(tmp_path / "none")])
-    assert status == 1 and "stride" in capsys.readouterr().err
-    assert not (tmp_path / "none").exists()
+    assert growth < held / 4, f"peak memory grew {growth / 1e6:.1f} MB from a 24 s to a 96 s video"
