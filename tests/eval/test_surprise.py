@@ -258,3 +258,25 @@ def test_memory_stays_flat_on_a_long_video(tmp_path: Path):
     held = 9 * len(source) * 88 * 117 * 3
     growth = peaks["long"][1] - peaks["short"][1]
     assert growth < held / 4, f"peak memory grew {growth / 1e6:.1f} MB from a 24 s to a 96 s video"
+
+
+@pytest.mark.slow
+def test_the_command_runs_pairs_and_names_what_it_left_out(pairs_folder: Path, tmp_path: Path, capsys):
+    from hvm1.cli import main
+
+    fixture(MAE_CHECKPOINT)
+    videos = pairs_folder / "videos"
+    (tmp_path / "pairs.csv").write_text(f"{videos / 'box3_possible.mp4'},{videos / 'box3_jump.mp4'}\n"
+                                        f"{videos / 'vtest10_possible.mp4'},gone.mp4\n")
+    common = ["--checkpoint", str(MAE_CHECKPOINT), "--set", "num_heads=4", "--set", "decoder_num_heads=4",
+              "--precision", "fp32", "--device", "cpu"]
+    status = main(["surprise", "--pairs", str(tmp_path / "pairs.csv"), *common, "--out-dir", str(tmp_path / "out"),
+                   "--resamples", "50", "--future-frames", "2"])
+    out, err = capsys.readouterr()
+    assert status == 1
+    assert "1 pairs" in out and "AUROC" in out and "gone.mp4" in err
+    assert json.loads((tmp_path / "out/summary.json").read_text())["hidden_frames"] == 2
+    status = main(["surprise", str(videos / "box3_jump.mp4"), *common, "--stride", "0", "--out-dir",
+                   str(tmp_path / "none")])
+    assert status == 1 and "stride" in capsys.readouterr().err
+    assert not (tmp_path / "none").exists()
