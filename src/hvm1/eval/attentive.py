@@ -27,6 +27,7 @@ from torch import nn
 
 from hvm1.data import select_shots
 from hvm1.models.layers import Block, Mlp
+from hvm1.train.optim import decay_split, lr_at, torch_param_groups
 
 from .predictions import Predictions, classification_metrics
 from .store import Embeddings
@@ -94,11 +95,19 @@ class AttentiveProbe(nn.Module):
         query = query + self.mlp(self.norm2(query))
         return self.head(query[:, 0])
 
-    def decay_groups(self) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
-        """(weights of linear layers, which take weight decay; everything else: biases, norms, the query)."""
-        decay = [p for name, p in self.named_parameters() if p.ndim == 2 and name != "query"]
-        rest = [p for name, p in self.named_parameters() if not (p.ndim == 2 and name != "query")]
-        return decay, rest
+    @staticmethod
+    def no_weight_decay(name: str, parameter: nn.Parameter) -> bool:
+        """Whether a parameter takes no weight decay: all but the weights of linear layers (biases, norms,
+        the query).
+
+        Args:
+            name: the parameter's name in the probe.
+            parameter: the parameter.
+
+        Returns:
+            True for the parameters exempt from weight decay.
+        """
+        return parameter.ndim != 2 or name == "query"
 
 
 @dataclass(frozen=True)
@@ -178,15 +187,15 @@ def attentive_probe(
     groups = []
     for index, (lr, wd) in enumerate(settings_grid):
         probe: AttentiveProbe = probes[index]  # type: ignore[assignment]  # ModuleList items are Modules
-        decay, rest = probe.decay_groups()
-        groups += [{"params": decay, "lr": lr, "weight_decay": wd}, {"params": rest, "lr": lr, "weight_decay": 0.0}]
+        split = decay_split(probe, wd, exempt=probe.no_weight_decay)
+        groups += [group | {"lr": lr} for group in torch_param_groups(probe, split)]
     optimizer = torch.optim.AdamW(groups)
     steps_per_epoch = math.ceil(len(rows) / batch_size)
     total = max(1, epochs * steps_per_epoch)
     warmup = int(warmup_fraction * total)
+    # Each group's own lr times the schedule's factor: warmup, then a half cosine to 0 at the last step.
     schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: (step + 1) / warmup if step < warmup
-        else 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+        optimizer, lambda step: lr_at(step, base_lr=1.0, warmup_steps=warmup, total_steps=total, schedule="cosine")
     )
     generator = torch.Generator().manual_seed(seed)
     labels = torch.from_numpy(train.labels[rows]).long()

@@ -33,8 +33,86 @@ class ClassificationMetrics:
     loss: float
 
 
+@dataclass
+class ClassificationTally:
+    """Running sums of a classification, batch by batch: the summed cross-entropy (nats), the top-1 and top-5
+    hits (top-k for fewer than 5 classes) and the examples. Tallies add (`+`), and `as_tensor` /
+    `from_tensor` carry them through a sum over ranks."""
+
+    loss_sum: float = 0.0
+    top1_hits: int = 0
+    top5_hits: int = 0
+    count: int = 0
+
+    def add(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Count a batch, computed in the dtype of `logits`.
+
+        Args:
+            logits: (N, classes).
+            labels: (N,) class indices.
+
+        Returns:
+            (N,) whether each example's top class is its label.
+
+        Raises:
+            ValueError: when the shapes do not match.
+        """
+        if logits.dim() != 2 or labels.shape != logits.shape[:1]:
+            raise ValueError(
+                f"expected logits (N, classes) and labels (N,), got {tuple(logits.shape)} and {tuple(labels.shape)}"
+            )
+        labels = labels.long()
+        hits = logits.topk(min(5, logits.shape[1]), dim=1).indices == labels[:, None]  # (N, 5)
+        self.loss_sum += F.cross_entropy(logits, labels, reduction="sum").item()
+        self.top1_hits += int(hits[:, 0].sum().item())
+        self.top5_hits += int(hits.any(dim=1).sum().item())
+        self.count += len(labels)
+        return hits[:, 0]
+
+    def __add__(self, other: ClassificationTally) -> ClassificationTally:
+        return ClassificationTally(self.loss_sum + other.loss_sum, self.top1_hits + other.top1_hits,
+                                   self.top5_hits + other.top5_hits, self.count + other.count)
+
+    @property
+    def top1(self) -> float:
+        """Top-1 accuracy in percent (0 with no examples)."""
+        return 100 * self.top1_hits / max(self.count, 1)
+
+    @property
+    def top5(self) -> float:
+        """Top-5 accuracy in percent (0 with no examples)."""
+        return 100 * self.top5_hits / max(self.count, 1)
+
+    @property
+    def loss(self) -> float:
+        """Mean cross-entropy in nats (0 with no examples)."""
+        return self.loss_sum / max(self.count, 1)
+
+    def as_tensor(self) -> torch.Tensor:
+        """The sums as a float64 tensor (loss, top-1 hits, top-5 hits, count), to sum over ranks.
+
+        Returns:
+            A (4,) float64 tensor.
+        """
+        return torch.tensor([self.loss_sum, self.top1_hits, self.top5_hits, self.count], dtype=torch.float64)
+
+    @classmethod
+    def from_tensor(cls, sums: torch.Tensor) -> ClassificationTally:
+        """The tally of an `as_tensor` tensor (summed over ranks or not).
+
+        Args:
+            sums: (4,) loss, top-1 hits, top-5 hits, count.
+
+        Returns:
+            The tally.
+        """
+        loss_sum, top1_hits, top5_hits, count = sums.tolist()
+        return cls(float(loss_sum), round(top1_hits), round(top5_hits), round(count))
+
+
 def classification_metrics(logits: torch.Tensor, labels: torch.Tensor) -> ClassificationMetrics:
-    """The metrics of `logits` (N, classes) against integer `labels` (N,); top-5 is top-k for fewer classes.
+    """The metrics of `logits` (N, classes) against integer `labels` (N,) in float64; top-5 is top-k for fewer
+    classes.
 
     Args:
         logits: (N, classes).
@@ -42,24 +120,18 @@ def classification_metrics(logits: torch.Tensor, labels: torch.Tensor) -> Classi
 
     Returns:
         The `ClassificationMetrics`: top-1, top-5, mean per-class accuracy and loss.
+
+    Raises:
+        ValueError: for mismatched shapes or no examples.
     """
-    if logits.dim() != 2 or labels.shape != logits.shape[:1]:
-        raise ValueError(f"expected logits (N, classes) and labels (N,), got {tuple(logits.shape)} and {tuple(labels.shape)}")
-    if len(labels) == 0:
+    tally = ClassificationTally()
+    labels = labels.long()
+    correct = tally.add(logits.double(), labels).double()  # checks the shapes
+    if tally.count == 0:
         raise ValueError("no examples to score")
-    logits, labels = logits.double(), labels.long()
-    top = logits.topk(min(5, logits.shape[1]), dim=1).indices  # (N, 5)
-    hits = top == labels[:, None]
-    correct = hits[:, 0].double()
-    present = labels.unique()
-    per_class = torch.stack([correct[labels == label].mean() for label in present])
-    return ClassificationMetrics(
-        count=len(labels),
-        top1=100 * correct.mean().item(),
-        top5=100 * hits.any(dim=1).double().mean().item(),
-        mean_class_accuracy=100 * per_class.mean().item(),
-        loss=F.cross_entropy(logits, labels).item(),
-    )
+    per_class = torch.stack([correct[labels == label].mean() for label in labels.unique()])
+    return ClassificationMetrics(count=tally.count, top1=tally.top1, top5=tally.top5,
+                                 mean_class_accuracy=100 * per_class.mean().item(), loss=tally.loss)
 
 
 @dataclass(frozen=True)

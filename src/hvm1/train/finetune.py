@@ -37,6 +37,7 @@ from hvm1.data import (
     select_shots,
 )
 from hvm1.distributed import DistributedContext, all_reduce_sum, process_group
+from hvm1.eval.predictions import ClassificationTally
 from hvm1.labels import CLASS_NAMES_METADATA_KEY, class_names_to_json
 from hvm1.models import VideoViT, ViTConfig
 from hvm1.zoo import (
@@ -298,27 +299,21 @@ def validation_evaluator(val_set: ClipDataset, cfg: ViTConfig, config: FinetuneC
     shard, summed over the ranks, with the count of files skipped."""
     loader = DataLoader(_Shard(val_set, context), batch_size=config.eval_batch_size, collate_fn=_collate_counted,
                         **worker_options(config.num_workers, context.device))
-    top_k = min(5, cfg.num_classes)
 
     def evaluate(model: nn.Module) -> dict[str, float]:
-        sums = torch.zeros(5, dtype=torch.float64)  # loss, top-1, top-k, clips, skipped
+        tally, skipped = ClassificationTally(), 0
         for batch in loader:
-            sums[4] += len(batch.skipped)
+            skipped += len(batch.skipped)
             video = batch.video
             if video is None:  # every rank runs the model in step, with a stand-in
                 video = torch.zeros(1, cfg.in_chans, cfg.num_frames, cfg.img_size, cfg.img_size)
             logits = model(video.to(context.device)).float()
-            if batch.video is None:
-                continue
-            label = batch.label.to(context.device)
-            best = logits.topk(top_k, dim=-1).indices
-            sums[0] += F.cross_entropy(logits, label, reduction="sum").item()
-            sums[1] += (best[:, 0] == label).sum().item()
-            sums[2] += (best == label[:, None]).any(dim=-1).sum().item()
-            sums[3] += len(label)
+            if batch.video is not None:
+                tally.add(logits, batch.label.to(context.device))
+        sums = torch.cat([tally.as_tensor(), torch.tensor([float(skipped)], dtype=torch.float64)])
         sums = all_reduce_sum(sums.to(context.device), context).cpu()
-        clips = max(float(sums[3]), 1.0)
-        return {"loss": float(sums[0]) / clips, "top1": 100 * float(sums[1]) / clips,
-                "top5": 100 * float(sums[2]) / clips, "clips": int(sums[3]), "skipped": int(sums[4])}
+        total = ClassificationTally.from_tensor(sums[:4])
+        return {"loss": total.loss, "top1": total.top1, "top5": total.top5, "clips": total.count,
+                "skipped": int(sums[4])}
 
     return evaluate

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -21,22 +22,43 @@ from torch import nn
 from hvm1.devices import resolve_precision
 from hvm1.models import VideoViT
 
-from .config import TrainConfig
+from .config import LR_SCHEDULES, TrainConfig
 
 logger = logging.getLogger(__name__)
 
 
-def pretraining_param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """Two groups, decayed and exempt, as published for pretraining (see the module doc)."""
+def decay_split(
+    model: nn.Module, weight_decay: float, *, exempt: Callable[[str, nn.Parameter], bool]
+) -> list[dict[str, Any]]:
+    """Two groups of `model`'s trainable parameters, in `named_parameters` order: decayed, then exempt.
+
+    Args:
+        model: the module whose parameters are split.
+        weight_decay: the decayed group's weight decay.
+        exempt: says, from a parameter's name and the parameter, whether it takes no weight decay.
+
+    Returns:
+        `[{"names": decayed, "weight_decay": weight_decay, "lr_scale": 1.0},
+        {"names": exempt, "weight_decay": 0.0, "lr_scale": 1.0}]`.
+    """
     decay: list[str] = []
-    exempt: list[str] = []
+    rest: list[str] = []
     for name, parameter in model.named_parameters():
         if parameter.requires_grad:
-            (exempt if parameter.ndim == 1 or name.endswith(".bias") else decay).append(name)
+            (rest if exempt(name, parameter) else decay).append(name)
     return [
         {"names": decay, "weight_decay": weight_decay, "lr_scale": 1.0},
-        {"names": exempt, "weight_decay": 0.0, "lr_scale": 1.0},
+        {"names": rest, "weight_decay": 0.0, "lr_scale": 1.0},
     ]
+
+
+def pretraining_param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """Two groups, decayed and exempt, as published for pretraining (see the module doc)."""
+    return decay_split(model, weight_decay, exempt=_one_dimensional_or_bias)
+
+
+def _one_dimensional_or_bias(name: str, parameter: nn.Parameter) -> bool:
+    return parameter.ndim == 1 or name.endswith(".bias")
 
 
 def finetuning_param_groups(model: VideoViT, weight_decay: float, layer_decay: float) -> list[dict[str, Any]]:
@@ -62,11 +84,7 @@ def make_optimizer(model: nn.Module, param_groups: list[dict[str, Any]], config:
     """AdamW with `config.betas` over `param_groups` (as the functions above return them), each group keeping
     its `lr_scale` for `learning_rate`; the lr itself is set before every step. Fused on CPU and CUDA."""
     parameters = dict(model.named_parameters())
-    groups = [
-        {"params": [parameters[name] for name in group["names"]], "weight_decay": group["weight_decay"],
-         "lr_scale": group["lr_scale"]}
-        for group in param_groups
-    ]
+    groups = torch_param_groups(model, param_groups)
     device = next(iter(parameters.values())).device.type if parameters else "cpu"
     # One fused kernel over all the parameters instead of a loop of per-tensor ops (benchmarks/bench_train_parts.py
     # times both; the update differs from the loop's by float32 rounding). Where torch has no fused AdamW (MPS
@@ -75,18 +93,61 @@ def make_optimizer(model: nn.Module, param_groups: list[dict[str, Any]], config:
     return torch.optim.AdamW(groups, lr=learning_rate(config, 0, 1), betas=config.betas, fused=fused or None)
 
 
-def learning_rate(config: TrainConfig, step: int, total_steps: int) -> float:
+def torch_param_groups(model: nn.Module, param_groups: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`param_groups` (names, as the functions above return them) as a torch optimizer takes them.
+
+    Args:
+        model: the module the names belong to.
+        param_groups: groups of `{"names": [...], "weight_decay": ..., "lr_scale": ...}`.
+
+    Returns:
+        Groups of `{"params": [...], "weight_decay": ..., "lr_scale": ...}`, in the same order.
+    """
+    parameters = dict(model.named_parameters())
+    return [
+        {"params": [parameters[name] for name in group["names"]], "weight_decay": group["weight_decay"],
+         "lr_scale": group["lr_scale"]}
+        for group in param_groups
+    ]
+
+
+def lr_at(step: int, *, base_lr: float, warmup_steps: int, total_steps: int, schedule: str = "cosine",
+          min_lr: float = 0.0) -> float:
     """The learning rate of optimizer step `step` (from 0): linear warmup over `warmup_steps`, then constant
-    or a half cosine from `lr` to `min_lr` at `total_steps`."""
-    lr = config.lr
-    if lr is None:
+    or a half cosine from `base_lr` to `min_lr` at `total_steps` (and `min_lr` after it).
+
+    Args:
+        step: the optimizer step, from 0.
+        base_lr: the lr after warmup (with `base_lr=1.0`, `min_lr=0.0`: the factor of a group's own lr).
+        warmup_steps: how many steps rise linearly to `base_lr` (step `s < warmup_steps` gets
+            `base_lr * (s + 1) / warmup_steps`).
+        total_steps: the step at which the cosine reaches `min_lr`.
+        schedule: one of `LR_SCHEDULES` ("constant", "cosine").
+        min_lr: where the cosine ends.
+
+    Returns:
+        The learning rate.
+
+    Raises:
+        ValueError: for a schedule not in `LR_SCHEDULES`.
+    """
+    if schedule not in LR_SCHEDULES:
+        raise ValueError(f"lr schedule must be one of {', '.join(LR_SCHEDULES)}, got {schedule!r}")
+    if step < warmup_steps:
+        return base_lr * (step + 1) / warmup_steps
+    if schedule == "constant":
+        return base_lr
+    progress = (step - warmup_steps) / max(total_steps - warmup_steps, 1)
+    return min_lr + (base_lr - min_lr) * 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+
+
+def learning_rate(config: TrainConfig, step: int, total_steps: int) -> float:
+    """The learning rate of optimizer step `step` (from 0) under `config` (`lr`, `warmup_steps`,
+    `lr_schedule`, `min_lr`), as `lr_at` gives it."""
+    if config.lr is None:
         raise ValueError("the config's lr is None: the job resolves it (finetuning: from blr) before training")
-    if step < config.warmup_steps:
-        return lr * (step + 1) / config.warmup_steps
-    if config.lr_schedule == "constant":
-        return lr
-    progress = (step - config.warmup_steps) / max(total_steps - config.warmup_steps, 1)
-    return config.min_lr + (lr - config.min_lr) * 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+    return lr_at(step, base_lr=config.lr, warmup_steps=config.warmup_steps, total_steps=total_steps,
+                 schedule=config.lr_schedule, min_lr=config.min_lr)
 
 
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
