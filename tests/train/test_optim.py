@@ -6,7 +6,7 @@ import pytest
 from torch import nn
 
 from hvm1.eval.attentive import AttentiveProbe
-from hvm1.train.optim import decay_split, lr_at, torch_param_groups
+from hvm1.optimization import decay_split, lr_at, torch_param_groups
 
 
 def test_lr_at_warms_up_linearly_then_follows_a_half_cosine_to_min_lr():

@@ -27,7 +27,7 @@ from torch import nn
 
 from hvm1.data import select_shots
 from hvm1.models.layers import Block, Mlp
-from hvm1.train.optim import decay_split, lr_at, torch_param_groups
+from hvm1.optimization import decay_split, lr_at, torch_param_groups
 
 from .predictions import Predictions, classification_metrics
 from .store import Embeddings

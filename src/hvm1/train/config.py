@@ -11,9 +11,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from hvm1.optimization import LR_SCHEDULES
 from hvm1.settings import DEVICE_CHOICES, PRECISION_CHOICES, setting
-
-LR_SCHEDULES = ("constant", "cosine")
 
 
 @dataclass(kw_only=True)
