@@ -83,7 +83,11 @@ def test_streamed_mp4_has_every_frame_and_removes_an_unfinished_file(tmp_path: P
         decoded = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
     assert len(decoded) == 5 and decoded[0].shape == (16, 22, 3)
     write_mp4(frames, tmp_path / "b.mp4", 7.5)
-    assert (tmp_path / "b.mp4").read_bytes() == (tmp_path / "a.mp4").read_bytes()
+    # The same stream as Mp4Writer's (the container's header records when each file was written, so compare
+    # what a player decodes).
+    with av.open(str(tmp_path / "b.mp4")) as container:
+        again = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    assert all(np.array_equal(x, y) for x, y in zip(again, decoded, strict=True))
     with pytest.raises(ValueError, match="a 8x8 frame in a 16x22 video"):
         with Mp4Writer(tmp_path / "c.mp4", 7.5) as writer:
             writer.write(frames[0])
