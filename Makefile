@@ -2,7 +2,7 @@
 #   make demo   - install, then the main job: complete masked videos with mae_hvm1_none (fetches its 2.6 GB of weights once)
 #                 VIDEOS="a.mp4 dir/" picks the videos (default: a synthetic sample clip), OUT=DIR the output
 #   make test   - install and run the test suite (all of it; `make test-fast` leaves out the slow end-to-end runs)
-#   make check  - ruff and mypy as pyproject.toml configures them (CI runs it before `make test`)
+#   make check  - ruff (lint and format) and mypy as pyproject.toml configures them (CI runs it before `make test`)
 #   make quickstart - install and run the offline first example (small random-weight models)
 #   make docs   - install the docs extra and build the documentation site into site/ (mkdocs build --strict)
 PYTHON ?= python3
@@ -39,6 +39,7 @@ docs: $(VENV)/.docs
 
 check: $(VENV)/.checkers
 	$(VENV)/bin/ruff check src tests benchmarks examples hubconf.py docs
+	$(VENV)/bin/ruff format --check src tests benchmarks examples hubconf.py docs
 	$(VENV)/bin/mypy
 
 demo: install

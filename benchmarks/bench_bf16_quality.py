@@ -68,8 +68,11 @@ def psnr(completion: torch.Tensor, ref: torch.Tensor, removed: torch.Tensor) -> 
 
 def variants(model: torch.nn.Module):
     """(name, model, precision) for float32, bf16 autocast and bf16 weights."""
-    return [("fp32", model, "fp32"), ("bf16 autocast", model, "bf16"),
-            ("bf16 weights", copy.deepcopy(model).to(torch.bfloat16), "fp32")]
+    return [
+        ("fp32", model, "fp32"),
+        ("bf16 autocast", model, "bf16"),
+        ("bf16 weights", copy.deepcopy(model).to(torch.bfloat16), "fp32"),
+    ]
 
 
 def run_vit(vit, video: torch.Tensor, precision: str) -> tuple[torch.Tensor, torch.Tensor, float]:
@@ -93,8 +96,10 @@ def run_completion(mae, video: torch.Tensor, precision: str):
 def report(label: str, vit, mae, video: torch.Tensor) -> Table:
     """Print each bf16 variant's distance from float32, and return it as a table."""
     print(f"\n{label}: {video.shape[0]} clips of {tuple(video.shape[1:])}")
-    table = Table(f"{label}: {video.shape[0]} clips of {tuple(video.shape[1:])}, against float32",
-                  ["path", "variant", "rel_err", "cos_min", "top1", "psnr_dB", "time_s"])
+    table = Table(
+        f"{label}: {video.shape[0]} clips of {tuple(video.shape[1:])}, against float32",
+        ["path", "variant", "rel_err", "cos_min", "top1", "psnr_dB", "time_s"],
+    )
     print(f"  {'path':<22} {'variant':<14} {'rel_err':>9} {'cos_min':>9} {'top1':>6} {'psnr_dB':>8} {'time_s':>7}")
     ref = None
     for name, model, precision in variants(vit):
@@ -102,14 +107,36 @@ def report(label: str, vit, mae, video: torch.Tensor) -> Table:
         if ref is None:
             ref = (embedding, logits)
             continue
-        print(f"  {'vit embedding (CLS)':<22} {name:<14} {rel_err(embedding, ref[0]):9.2e} "
-              f"{cos_min(embedding, ref[0]):9.6f} {'':>6} {'':>8} {seconds:7.2f}")
-        table.rows.append(["vit embedding (CLS)", name, f"{rel_err(embedding, ref[0]):.2e}",
-                           f"{cos_min(embedding, ref[0]):.6f}", "", "", round(seconds, 2)])
-        print(f"  {'vit logits':<22} {name:<14} {rel_err(logits, ref[1]):9.2e} {cos_min(logits, ref[1]):9.6f} "
-              f"{top1(logits, ref[1]):6.0%} {'':>8}")
-        table.rows.append(["vit logits", name, f"{rel_err(logits, ref[1]):.2e}", f"{cos_min(logits, ref[1]):.6f}",
-                           f"{top1(logits, ref[1]):.0%}", "", ""])
+        print(
+            f"  {'vit embedding (CLS)':<22} {name:<14} {rel_err(embedding, ref[0]):9.2e} "
+            f"{cos_min(embedding, ref[0]):9.6f} {'':>6} {'':>8} {seconds:7.2f}"
+        )
+        table.rows.append(
+            [
+                "vit embedding (CLS)",
+                name,
+                f"{rel_err(embedding, ref[0]):.2e}",
+                f"{cos_min(embedding, ref[0]):.6f}",
+                "",
+                "",
+                round(seconds, 2),
+            ]
+        )
+        print(
+            f"  {'vit logits':<22} {name:<14} {rel_err(logits, ref[1]):9.2e} {cos_min(logits, ref[1]):9.6f} "
+            f"{top1(logits, ref[1]):6.0%} {'':>8}"
+        )
+        table.rows.append(
+            [
+                "vit logits",
+                name,
+                f"{rel_err(logits, ref[1]):.2e}",
+                f"{cos_min(logits, ref[1]):.6f}",
+                f"{top1(logits, ref[1]):.0%}",
+                "",
+                "",
+            ]
+        )
     ref_completion = None
     for name, model, precision in variants(mae):
         completion, seconds = run_completion(model, video, precision)
@@ -117,18 +144,38 @@ def report(label: str, vit, mae, video: torch.Tensor) -> Table:
             ref_completion = completion
             continue
         masked = completion.removed
-        print(f"  {'mae completion c0.5':<22} {name:<14} "
-              f"{rel_err(completion.completion, ref_completion.completion):9.2e} "
-              f"{cos_min(completion.completion, ref_completion.completion):9.6f} {'':>6} "
-              f"{psnr(completion.completion, ref_completion.completion, masked):8.1f} {seconds:7.2f}")
-        print(f"  {'mae loss c0.5':<22} {name:<14} "
-              f"{abs(completion.loss - ref_completion.loss) / abs(ref_completion.loss):9.2e}")
-        table.rows.append(["mae completion c0.5", name,
-                           f"{rel_err(completion.completion, ref_completion.completion):.2e}",
-                           f"{cos_min(completion.completion, ref_completion.completion):.6f}", "",
-                           round(psnr(completion.completion, ref_completion.completion, masked), 1), round(seconds, 2)])
-        table.rows.append(["mae loss c0.5", name,
-                           f"{abs(completion.loss - ref_completion.loss) / abs(ref_completion.loss):.2e}", "", "", "", ""])
+        print(
+            f"  {'mae completion c0.5':<22} {name:<14} "
+            f"{rel_err(completion.completion, ref_completion.completion):9.2e} "
+            f"{cos_min(completion.completion, ref_completion.completion):9.6f} {'':>6} "
+            f"{psnr(completion.completion, ref_completion.completion, masked):8.1f} {seconds:7.2f}"
+        )
+        print(
+            f"  {'mae loss c0.5':<22} {name:<14} "
+            f"{abs(completion.loss - ref_completion.loss) / abs(ref_completion.loss):9.2e}"
+        )
+        table.rows.append(
+            [
+                "mae completion c0.5",
+                name,
+                f"{rel_err(completion.completion, ref_completion.completion):.2e}",
+                f"{cos_min(completion.completion, ref_completion.completion):.6f}",
+                "",
+                round(psnr(completion.completion, ref_completion.completion, masked), 1),
+                round(seconds, 2),
+            ]
+        )
+        table.rows.append(
+            [
+                "mae loss c0.5",
+                name,
+                f"{abs(completion.loss - ref_completion.loss) / abs(ref_completion.loss):.2e}",
+                "",
+                "",
+                "",
+                "",
+            ]
+        )
     return table
 
 
@@ -137,8 +184,10 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=2, help="random clips through the full-size models")
     parser.add_argument("--skip-huge", action="store_true", help="only the tiny reference models")
     args = parser.parse_args()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU bf16 units: "
-          f"{', '.join(cpu_bf16_units()) or 'none'}")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU bf16 units: "
+        f"{', '.join(cpu_bf16_units()) or 'none'}"
+    )
     generator = torch.Generator().manual_seed(0)
     tables = []
 

@@ -40,8 +40,11 @@ def main() -> None:
         print(f"{name:<24} median {median:.3f} s over {repeats} runs")
     ratio = f"hvm1 -h starts {medians['every parser (before)'] / medians['lazy (hvm1 -h now)']:.1f}x faster"
     print(f"ratio: {ratio}")
-    table = Table(f"seconds to run and exit, a fresh process each (medians of {repeats} runs)", ["parser", "seconds"],
-                  [[name, round(median, 3)] for name, median in medians.items()])
+    table = Table(
+        f"seconds to run and exit, a fresh process each (medians of {repeats} runs)",
+        ["parser", "seconds"],
+        [[name, round(median, 3)] for name, median in medians.items()],
+    )
     write_result("bench_cli_start", [table], settings={"repeats": repeats}, summary=[ratio])
 
 

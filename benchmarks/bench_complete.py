@@ -129,8 +129,16 @@ def _instrument(totals: dict[str, float]) -> None:
         _time_calls(owner, name, label, totals)
 
 
-def child(path: Path, out_dir: Path, device: str, precision: str, breakdown: bool, mask_type: str = "random",
-          videos: Path = VIDEOS, packing: str = "first_use") -> None:
+def child(
+    path: Path,
+    out_dir: Path,
+    device: str,
+    precision: str,
+    breakdown: bool,
+    mask_type: str = "random",
+    videos: Path = VIDEOS,
+    packing: str = "first_use",
+) -> None:
     """In a fresh process: run `hvm1 complete` through its entry point, timing every MAE forward pass it makes (and
     with `breakdown` the `STEPS`), and print the seconds as the last line (JSON)."""
     entered = time.time()
@@ -142,24 +150,63 @@ def child(path: Path, out_dir: Path, device: str, precision: str, breakdown: boo
 
     seconds = time_forwards(VideoMAE)
     if packing != "first_use":
-        hvm1.inference.prepare_for_inference = functools.partial(
-            hvm1.inference.prepare_for_inference, pack=packing)
+        hvm1.inference.prepare_for_inference = functools.partial(hvm1.inference.prepare_for_inference, pack=packing)
     steps: dict[str, float] = {}
     if breakdown:
         _instrument(steps)
-    sys.argv = ["hvm1", "complete", "--checkpoint", str(path), str(videos), "--out-dir", str(out_dir),
-                "--device", device, "--precision", precision, "--mask-type", mask_type]
+    sys.argv = [
+        "hvm1",
+        "complete",
+        "--checkpoint",
+        str(path),
+        str(videos),
+        "--out-dir",
+        str(out_dir),
+        "--device",
+        device,
+        "--precision",
+        precision,
+        "--mask-type",
+        mask_type,
+    ]
     status = console()
-    print(json.dumps({"status": status, "forward": seconds, "pictures": len(list(out_dir.iterdir())),
-                      "entered": entered, "returned": time.time(), "steps": steps}))
+    print(
+        json.dumps(
+            {
+                "status": status,
+                "forward": seconds,
+                "pictures": len(list(out_dir.iterdir())),
+                "entered": entered,
+                "returned": time.time(),
+                "steps": steps,
+            }
+        )
+    )
 
 
-def run_command(path: Path, device: str, precision: str, breakdown: bool = False, mask_type: str = "random",
-                videos: Path = VIDEOS, packing: str = "first_use") -> dict:
+def run_command(
+    path: Path,
+    device: str,
+    precision: str,
+    breakdown: bool = False,
+    mask_type: str = "random",
+    videos: Path = VIDEOS,
+    packing: str = "first_use",
+) -> dict:
     """One `hvm1 complete` run in a fresh process: its wall time, start to exit, and its forward passes' times."""
     with tempfile.TemporaryDirectory(prefix="hvm1-bench-complete-out-") as out_dir:
-        command = [sys.executable, __file__, "--child", str(path), out_dir, device, precision, mask_type,
-                   str(videos), packing]
+        command = [
+            sys.executable,
+            __file__,
+            "--child",
+            str(path),
+            out_dir,
+            device,
+            precision,
+            mask_type,
+            str(videos),
+            packing,
+        ]
         command += ["--breakdown"] if breakdown else []
         spawned = time.time()
         start = time.perf_counter()
@@ -172,12 +219,18 @@ def run_command(path: Path, device: str, precision: str, breakdown: bool = False
     if report["status"]:
         raise SystemExit(f"hvm1 complete exited with {report['status']}:\n{result.stderr}")
     label = precision if precision == "fp32" or packing == "first_use" else f"{precision}/{packing}"
-    return {"wall": wall, "precision": label, "mask_type": mask_type, "start-up": report["entered"] - spawned,
-            "exit": exited - report["returned"], **report}
+    return {
+        "wall": wall,
+        "precision": label,
+        "mask_type": mask_type,
+        "start-up": report["entered"] - spawned,
+        "exit": exited - report["returned"],
+        **report,
+    }
 
 
 # A process that imports what `hvm1 complete` cannot do without and exits as the command does.
-BARE = ("import time\nimport torch\nimport hvm1.cli\nprint(time.time(), flush=True)\nhvm1.cli.leave_quickly()")
+BARE = "import time\nimport torch\nimport hvm1.cli\nprint(time.time(), flush=True)\nhvm1.cli.leave_quickly()"
 
 
 def bare_process_seconds(repeats: int = 5) -> tuple[float, float]:
@@ -197,8 +250,12 @@ def bare_process_seconds(repeats: int = 5) -> tuple[float, float]:
 def print_breakdown(runs: list[dict]) -> None:
     """Each run's wall time split into start-up, the timed steps, the forward passes and the rest."""
     labels = ["process start-up (python, imports before main)"]
-    labels += [label + where for label in dict.fromkeys(label for _, _, label in STEPS)
-               for where in (" (main)", " (background)") if any(label + where in run["steps"] for run in runs)]
+    labels += [
+        label + where
+        for label in dict.fromkeys(label for _, _, label in STEPS)
+        for where in (" (main)", " (background)")
+        if any(label + where in run["steps"] for run in runs)
+    ]
     labels += ["forward passes (main)", "rest of main (main)", "process exit after main", "whole command"]
     columns = [f"{index} {run['precision']}" for index, run in enumerate(runs, start=1)]
     print(f"{'breakdown, seconds':<58}" + "".join(f"{column:>10}" for column in columns))
@@ -218,18 +275,27 @@ def print_breakdown(runs: list[dict]) -> None:
             }.get(label, steps.get(label, 0.0))
             values.append(value)
         print(f"{label:<58}" + "".join(f"{value:>10.3f}" for value in values))
-    print("(main): on the command's main thread, in its wall time; (background): in a background thread, "
-          "overlapping the main thread's work")
+    print(
+        "(main): on the command's main thread, in its wall time; (background): in a background thread, "
+        "overlapping the main thread's work"
+    )
     start_up, exit_seconds = bare_process_seconds()
-    print(f"floor: a process that imports torch and hvm1.cli and exits as hvm1 does (median of 5): start-up "
-          f"{start_up:.3f} s, exit {exit_seconds:.3f} s")
+    print(
+        f"floor: a process that imports torch and hvm1.cli and exits as hvm1 does (median of 5): start-up "
+        f"{start_up:.3f} s, exit {exit_seconds:.3f} s"
+    )
     for precision in dict.fromkeys(run["precision"] for run in runs):
         forward = min(sum(run["forward"]) for run in runs if run["precision"] == precision)
-        print(f"{precision}: with that alone on top of {forward:.2f} s of forward passes, the ratio could be no "
-              f"lower than {(forward + start_up + exit_seconds) / forward:.2f}x; without the process's start-up "
-              f"and exit, the runs above are "
-              + ", ".join(f"{(run['wall'] - run['start-up'] - run['exit']) / sum(run['forward']):.2f}x"
-                          for run in runs if run["precision"] == precision))
+        print(
+            f"{precision}: with that alone on top of {forward:.2f} s of forward passes, the ratio could be no "
+            f"lower than {(forward + start_up + exit_seconds) / forward:.2f}x; without the process's start-up "
+            f"and exit, the runs above are "
+            + ", ".join(
+                f"{(run['wall'] - run['start-up'] - run['exit']) / sum(run['forward']):.2f}x"
+                for run in runs
+                if run["precision"] == precision
+            )
+        )
 
 
 def first_videos(count: int, folder: Path) -> Path:
@@ -247,18 +313,24 @@ def first_videos(count: int, folder: Path) -> Path:
 def print_comparison(runs: list[dict]) -> None:
     """Side by side per video count and mask type: each configuration's best whole-command time, fp32's over it,
     and the first forward over the median of the later ones."""
-    print(f"\n{'videos':>6} {'mask':<9} {'run':<14} {'whole s':>8} {'fp32 / this':>12} {'first fwd s':>12} "
-          f"{'later fwd s':>12} {'first / later':>14}")
+    print(
+        f"\n{'videos':>6} {'mask':<9} {'run':<14} {'whole s':>8} {'fp32 / this':>12} {'first fwd s':>12} "
+        f"{'later fwd s':>12} {'first / later':>14}"
+    )
     for count, mask_type in dict.fromkeys((run["videos"], run["mask_type"]) for run in runs):
         mine = [run for run in runs if run["videos"] == count and run["mask_type"] == mask_type]
-        best = {label: min((run for run in mine if run["precision"] == label), key=lambda run: run["wall"])
-                for label in dict.fromkeys(run["precision"] for run in mine)}
+        best = {
+            label: min((run for run in mine if run["precision"] == label), key=lambda run: run["wall"])
+            for label in dict.fromkeys(run["precision"] for run in mine)
+        }
         fp32 = best.get("fp32")
         for label, run in best.items():
             later = statistics.median(run["forward"][1:]) if len(run["forward"]) > 1 else None
-            print(f"{count:>6} {mask_type:<9} {label:<14} {run['wall']:>8.2f} "
-                  f"{fp32['wall'] / run['wall'] if fp32 else float('nan'):>11.2f}x {run['forward'][0]:>12.2f} "
-                  + (f"{later:>12.2f} {run['forward'][0] / later:>13.2f}x" if later else f"{'-':>12} {'-':>14}"))
+            print(
+                f"{count:>6} {mask_type:<9} {label:<14} {run['wall']:>8.2f} "
+                f"{fp32['wall'] / run['wall'] if fp32 else float('nan'):>11.2f}x {run['forward'][0]:>12.2f} "
+                + (f"{later:>12.2f} {run['forward'][0] / later:>13.2f}x" if later else f"{'-':>12} {'-':>14}")
+            )
     print("fp32 / this: how many times faster than fp32 the whole command ran (best of the repeats, taking turns)")
 
 
@@ -268,13 +340,19 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the checkpoint file afterwards")
     parser.add_argument("--device", default="auto", help="the device of both runs (default auto)")
     parser.add_argument("--repeats", type=int, default=2, help="runs of the command (default 2)")
-    parser.add_argument("--precisions", default="fp32,bf16", help="comma-separated --precision values (default fp32,bf16)")
+    parser.add_argument(
+        "--precisions", default="fp32,bf16", help="comma-separated --precision values (default fp32,bf16)"
+    )
     parser.add_argument("--mask-types", default="random", help="comma-separated --mask-type values (default random)")
     parser.add_argument("--videos", default="4", help="comma-separated counts of ../shared/videos files (default 4)")
-    parser.add_argument("--packing", default="first_use",
-                        help="comma-separated, of first_use, now: when bf16 weights are packed (default first_use)")
-    parser.add_argument("--breakdown", action="store_true",
-                        help="also time start-up, each step of the command, and exit (see above)")
+    parser.add_argument(
+        "--packing",
+        default="first_use",
+        help="comma-separated, of first_use, now: when bf16 weights are packed (default first_use)",
+    )
+    parser.add_argument(
+        "--breakdown", action="store_true", help="also time start-up, each step of the command, and exit (see above)"
+    )
     parser.add_argument("--child", nargs=7, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -295,8 +373,11 @@ def measure(args: argparse.Namespace) -> int:
     from bench_models import cpu_description, matmul_rate
 
     print(f"CPU: {cpu_description()}; torch {torch.__version__}, {torch.get_num_threads()} threads")
-    print(f"rooflines (4096^3 products): fp32 {matmul_rate(repeats=3):.0f} GFLOP/s, "
-          f"bf16 {matmul_rate(repeats=3, dtype=torch.bfloat16):.0f} GFLOP/s", flush=True)
+    print(
+        f"rooflines (4096^3 products): fp32 {matmul_rate(repeats=3):.0f} GFLOP/s, "
+        f"bf16 {matmul_rate(repeats=3, dtype=torch.bfloat16):.0f} GFLOP/s",
+        flush=True,
+    )
     made_folder = args.folder is None
     folder = Path(tempfile.mkdtemp(prefix="hvm1-bench-complete-", dir="/tmp")) if made_folder else args.folder
     folder.mkdir(parents=True, exist_ok=True)
@@ -307,8 +388,11 @@ def measure(args: argparse.Namespace) -> int:
         if made_folder:
             folder.rmdir()
         return 0
-    configurations = [(precision, packing) for precision in args.precisions.split(",")
-                      for packing in (["first_use"] if precision == "fp32" else args.packing.split(","))]
+    configurations = [
+        (precision, packing)
+        for precision in args.precisions.split(",")
+        for packing in (["first_use"] if precision == "fp32" else args.packing.split(","))
+    ]
     runs = []
     try:
         if not path.is_file():
@@ -322,26 +406,36 @@ def measure(args: argparse.Namespace) -> int:
                     for precision, packing in configurations:
                         run = run_command(path, args.device, precision, args.breakdown, mask_type, videos, packing)
                         runs.append({**run, "videos": count})
-                        print(f"  {count} videos, {mask_type}, {run['precision']}: {run['wall']:.2f} s whole, "
-                              f"forwards {', '.join(f'{s:.2f}' for s in run['forward'])}", flush=True)
+                        print(
+                            f"  {count} videos, {mask_type}, {run['precision']}: {run['wall']:.2f} s whole, "
+                            f"forwards {', '.join(f'{s:.2f}' for s in run['forward'])}",
+                            flush=True,
+                        )
     finally:
         if not args.keep:
             path.unlink(missing_ok=True)
         if made_folder and not args.keep:
             shutil.rmtree(folder, ignore_errors=True)
     precisions = list(dict.fromkeys(run["precision"] for run in runs))
-    print(f"{'run':<4} {'precision':<9} {'whole command s':>16} {'forward passes s':>17} {'ratio':>6}   forward passes (s)")
+    print(
+        f"{'run':<4} {'precision':<9} {'whole command s':>16} {'forward passes s':>17} {'ratio':>6}"
+        "   forward passes (s)"
+    )
     for index, run in enumerate(runs, start=1):
         forward = sum(run["forward"])
-        print(f"{index:<4} {run['precision']:<9} {run['wall']:>16.2f} {forward:>17.2f} {run['wall'] / forward:>6.2f}   "
-              + ", ".join(f"{s:.2f}" for s in run["forward"]))
+        print(
+            f"{index:<4} {run['precision']:<9} {run['wall']:>16.2f} {forward:>17.2f} {run['wall'] / forward:>6.2f}   "
+            + ", ".join(f"{s:.2f}" for s in run["forward"])
+        )
     for precision in precisions:
         mine = [run for run in runs if run["precision"] == precision]
         best = min(mine, key=lambda run: run["wall"] / sum(run["forward"]))
-        print(f"{precision}: {best['pictures']} pictures from {len(best['forward'])} videos, device {args.device}, "
-              f"{torch.get_num_threads()} CPU threads: hvm1 complete takes {best['wall'] / sum(best['forward']):.2f}x "
-              f"the time of its model's forward passes (best of {args.repeats} runs), start-up, loading, decoding "
-              f"and writing included")
+        print(
+            f"{precision}: {best['pictures']} pictures from {len(best['forward'])} videos, device {args.device}, "
+            f"{torch.get_num_threads()} CPU threads: hvm1 complete takes {best['wall'] / sum(best['forward']):.2f}x "
+            f"the time of its model's forward passes (best of {args.repeats} runs), start-up, loading, decoding "
+            f"and writing included"
+        )
     print_comparison(runs)
     if args.breakdown:
         print_breakdown(runs)

@@ -68,7 +68,11 @@ def published_clip(path: Path, start: float) -> torch.Tensor:
     video = (video - torch.tensor(VIDEO_MEAN)) / torch.tensor(VIDEO_STD)
     video = video.permute(0, 3, 1, 2)  # (T, C, H, W)
     height, width = video.shape[-2:]
-    size = (SHORT_SIDE, round(width * SHORT_SIDE / height)) if height <= width else (round(height * SHORT_SIDE / width), SHORT_SIDE)
+    size = (
+        (SHORT_SIDE, round(width * SHORT_SIDE / height))
+        if height <= width
+        else (round(height * SHORT_SIDE / width), SHORT_SIDE)
+    )
     video = F.interpolate(video, size=size, mode="bilinear", align_corners=False)
     top, left = math.ceil((size[0] - IMG_SIZE) / 2), math.ceil((size[1] - IMG_SIZE) / 2)
     return video[:, :, top : top + IMG_SIZE, left : left + IMG_SIZE].permute(1, 0, 2, 3)
@@ -105,15 +109,30 @@ def main() -> None:
 
     pipelines = {"published": published_clip, "hvm1": ours}
 
-    print(f"{os.cpu_count()} cores, torch {torch.__version__} with {torch.get_num_threads()} threads, "
-          f"PyAV {av.__version__}, load average {os.getloadavg()[0]:.2f}")
+    print(
+        f"{os.cpu_count()} cores, torch {torch.__version__} with {torch.get_num_threads()} threads, "
+        f"PyAV {av.__version__}, load average {os.getloadavg()[0]:.2f}"
+    )
     print(f"{'':<22}{'wall s per clip':^30}{'CPU s per clip':^30}")
-    print(f"{'file':<12}{'size':>10}{'published':>11}{'hvm1':>9}{'ratio':>10}{'published':>11}{'hvm1':>9}{'ratio':>10}"
-          f"{'mean |diff|':>13}")
+    print(
+        f"{'file':<12}{'size':>10}{'published':>11}{'hvm1':>9}{'ratio':>10}{'published':>11}{'hvm1':>9}{'ratio':>10}"
+        f"{'mean |diff|':>13}"
+    )
     ratios, cpu_ratios = [], []
-    table = Table("seconds per 16-frame 224 px clip (medians), hvm1.data against the published decode path",
-                  ["file", "size", "published wall s", "hvm1 wall s", "wall ratio", "published CPU s", "hvm1 CPU s",
-                   "CPU ratio", "mean abs difference (0-255)"])
+    table = Table(
+        "seconds per 16-frame 224 px clip (medians), hvm1.data against the published decode path",
+        [
+            "file",
+            "size",
+            "published wall s",
+            "hvm1 wall s",
+            "wall ratio",
+            "published CPU s",
+            "hvm1 CPU s",
+            "CPU ratio",
+            "mean abs difference (0-255)",
+        ],
+    )
     for path in find_videos(options.videos):
         starts = evenly_spaced_starts(path)
         ours(path, starts[0]), published_clip(path, starts[0])  # warm caches and lazy initialisation
@@ -137,14 +156,29 @@ def main() -> None:
         mean = {key: statistics.mean(values) for key, values in medians.items()}
         ratios.append(mean["published", "wall"] / mean["hvm1", "wall"])
         cpu_ratios.append(mean["published", "cpu"] / mean["hvm1", "cpu"])
-        print(f"{path.name:<12}{size:>10}{mean['published', 'wall']:>11.4f}{mean['hvm1', 'wall']:>9.4f}{ratios[-1]:>9.2f}x"
-              f"{mean['published', 'cpu']:>11.4f}{mean['hvm1', 'cpu']:>9.4f}{cpu_ratios[-1]:>9.2f}x"
-              f"{statistics.mean(differences):>13.2f}")
-        table.rows.append([path.name, size, round(mean["published", "wall"], 4), round(mean["hvm1", "wall"], 4),
-                           f"{ratios[-1]:.2f}x", round(mean["published", "cpu"], 4), round(mean["hvm1", "cpu"], 4),
-                           f"{cpu_ratios[-1]:.2f}x", round(statistics.mean(differences), 2)])
-    summary = (f"median ratio over {len(ratios)} files: {statistics.median(ratios):.2f}x wall (target >= 2.5x), "
-               f"{statistics.median(cpu_ratios):.2f}x CPU")
+        print(
+            f"{path.name:<12}{size:>10}{mean['published', 'wall']:>11.4f}{mean['hvm1', 'wall']:>9.4f}"
+            f"{ratios[-1]:>9.2f}x"
+            f"{mean['published', 'cpu']:>11.4f}{mean['hvm1', 'cpu']:>9.4f}{cpu_ratios[-1]:>9.2f}x"
+            f"{statistics.mean(differences):>13.2f}"
+        )
+        table.rows.append(
+            [
+                path.name,
+                size,
+                round(mean["published", "wall"], 4),
+                round(mean["hvm1", "wall"], 4),
+                f"{ratios[-1]:.2f}x",
+                round(mean["published", "cpu"], 4),
+                round(mean["hvm1", "cpu"], 4),
+                f"{cpu_ratios[-1]:.2f}x",
+                round(statistics.mean(differences), 2),
+            ]
+        )
+    summary = (
+        f"median ratio over {len(ratios)} files: {statistics.median(ratios):.2f}x wall (target >= 2.5x), "
+        f"{statistics.median(cpu_ratios):.2f}x CPU"
+    )
     print(f"{summary}; load average now {os.getloadavg()[0]:.2f}")
     write_result("bench_decode", [table], settings=vars(options), summary=[summary])
 

@@ -35,8 +35,14 @@ import torch
 from results import printed_result
 
 VIDEO = Path(__file__).resolve().parents[2] / "shared" / "videos" / "box.mp4"
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-         "--disable-sync", "--no-first-run"]
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 def free_port() -> int:
@@ -52,10 +58,14 @@ def page_seconds(page, previous: str) -> tuple[float, float, float, str]:
     page.click("#hvm1-run")
     page.wait_for_function(
         "(previous) => { const s = document.querySelector('#hvm1-summary [data-testid=markdown]').innerText;"
-        " return s.includes('completed in') && s !== previous; }", arg=previous, timeout=1_800_000,
+        " return s.includes('completed in') && s !== previous; }",
+        arg=previous,
+        timeout=1_800_000,
     )
-    page.wait_for_function("() => { const i = document.querySelector('#hvm1-completion img');"
-                           " return i && i.complete && i.naturalWidth > 0; }")
+    page.wait_for_function(
+        "() => { const i = document.querySelector('#hvm1-completion img');"
+        " return i && i.complete && i.naturalWidth > 0; }"
+    )
     shown = time.perf_counter() - start
     page.locator("#hvm1-summary").get_by_text("all done in").wait_for(timeout=1_800_000)
     done = time.perf_counter() - start
@@ -85,15 +95,28 @@ def main() -> None:
 
     forwards = time_forwards(VideoMAE)  # every MAE forward pass, alone or in the page's run
 
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} cores, "
-          f"load average {os.getloadavg()[0]:.1f} at start")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} cores, "
+        f"load average {os.getloadavg()[0]:.1f} at start"
+    )
     start = time.perf_counter()
     mae = hvm1.load_model("mae_hvm1_none", pretrained=False, device=args.device)
     vit = hvm1.load_model("vit_hvm1_none", pretrained=False, device=args.device) if args.vit else None
-    print(f"random-weight models built in {time.perf_counter() - start:.1f} s: ViT-H/14 MAE"
-          + (" + ViT-H/14" if vit is not None else ""))
-    with run_demo(mae, mae_name="mae_hvm1_none (random weights)", vit=vit, vit_name="vit_hvm1_none (random weights)",
-                  port=free_port(), precision=args.precision) as server, sync_playwright() as playwright:
+    print(
+        f"random-weight models built in {time.perf_counter() - start:.1f} s: ViT-H/14 MAE"
+        + (" + ViT-H/14" if vit is not None else "")
+    )
+    with (
+        run_demo(
+            mae,
+            mae_name="mae_hvm1_none (random weights)",
+            vit=vit,
+            vit_name="vit_hvm1_none (random weights)",
+            port=free_port(),
+            precision=args.precision,
+        ) as server,
+        sync_playwright() as playwright,
+    ):
         browser = playwright.chromium.launch(executable_path=chromium, headless=True, args=FLAGS)
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         page.goto(server.url)
@@ -104,8 +127,10 @@ def main() -> None:
         bare, walls, dones, reported, page_forwards = [], [], [], [], []
         first = page_seconds(page, "")
         summary = first[3]
-        print(f"first page run (decodes the upload): completion shown after {first[0]:.2f} s in the browser "
-              f"({first[2]:.2f} s on the server), scores after {first[1]:.2f} s")
+        print(
+            f"first page run (decodes the upload): completion shown after {first[0]:.2f} s in the browser "
+            f"({first[2]:.2f} s on the server), scores after {first[1]:.2f} s"
+        )
         for _ in range(args.repeats):
             start = time.perf_counter()
             complete_clip(mae, clip, "center", 0.5, precision=server.service.precision)
@@ -115,17 +140,21 @@ def main() -> None:
             dones.append(done)
             reported.append(own)
             page_forwards.append(forwards[-1])
-            print(f"  complete_clip alone {bare[-1]:.2f} s (forward {forwards[-2]:.2f} s) | through the page: "
-                  f"completion shown after {wall:.2f} s (server {own:.2f} s, of it the forward {forwards[-1]:.2f} s), "
-                  f"scores after {done:.2f} s")
+            print(
+                f"  complete_clip alone {bare[-1]:.2f} s (forward {forwards[-2]:.2f} s) | through the page: "
+                f"completion shown after {wall:.2f} s (server {own:.2f} s, of it the forward {forwards[-1]:.2f} s), "
+                f"scores after {done:.2f} s"
+            )
         browser.close()
     median = statistics.median
-    print(f"median over {args.repeats}: complete_clip alone {median(bare):.2f} s, "
-          f"through the page {median(walls):.2f} s until the completion shows "
-          f"(server {median(reported):.2f} s, forward {median(page_forwards):.2f} s), {median(dones):.2f} s "
-          "until the scores show; "
-          f"page / alone = {median(walls) / median(bare):.2f}; "
-          f"load average {os.getloadavg()[0]:.1f} at the end; {server.service.precision_text}")
+    print(
+        f"median over {args.repeats}: complete_clip alone {median(bare):.2f} s, "
+        f"through the page {median(walls):.2f} s until the completion shows "
+        f"(server {median(reported):.2f} s, forward {median(page_forwards):.2f} s), {median(dones):.2f} s "
+        "until the scores show; "
+        f"page / alone = {median(walls) / median(bare):.2f}; "
+        f"load average {os.getloadavg()[0]:.1f} at the end; {server.service.precision_text}"
+    )
 
 
 if __name__ == "__main__":

@@ -56,12 +56,19 @@ def measure(mode: str) -> None:
 
 
 def run_child(mode: str, endpoint: str, hf_home: Path) -> dict[str, float]:
-    env = {**os.environ, "HF_ENDPOINT": endpoint, "HF_HOME": str(hf_home), "HF_HUB_OFFLINE": "0",
-           "HF_HUB_DISABLE_PROGRESS_BARS": "1", "HF_HUB_DISABLE_TELEMETRY": "1"}
+    env = {
+        **os.environ,
+        "HF_ENDPOINT": endpoint,
+        "HF_HOME": str(hf_home),
+        "HF_HUB_OFFLINE": "0",
+        "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+        "HF_HUB_DISABLE_TELEMETRY": "1",
+    }
     env.pop("HF_HUB_CACHE", None)
     env.pop("HF_TOKEN", None)
-    result = subprocess.run([sys.executable, __file__, "--measure", mode], capture_output=True, text=True,
-                            env=env, check=False)
+    result = subprocess.run(
+        [sys.executable, __file__, "--measure", mode], capture_output=True, text=True, env=env, check=False
+    )
     if result.returncode:
         raise SystemExit(f"the {mode} load failed:\n{result.stderr}")
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -95,8 +102,10 @@ def main() -> int:
         size = path.stat().st_size
         hub.files[(REPO, FILENAME)] = path
         hub.etag(path)  # the server's SHA-256 of the file, computed once before any timing
-        print(f"wrote {path}: {size / GB:.2f} GB file, {weights / GB:.2f} GB of float32 weights "
-              f"({time.perf_counter() - start:.0f} s); serving it at {hub.url}")
+        print(
+            f"wrote {path}: {size / GB:.2f} GB file, {weights / GB:.2f} GB of float32 weights "
+            f"({time.perf_counter() - start:.0f} s); serving it at {hub.url}"
+        )
         for _ in range(args.repeat):
             for mode in MODES:
                 cache = Path(tempfile.mkdtemp(prefix=f"hf-{mode}-", dir=folder))
@@ -118,23 +127,37 @@ def main() -> int:
         raise SystemExit(f"the loads disagree: checksums {sorted(checksums)}")
     print(f"{'first load':<11} {'GB fetched':>11} {'of the file':>12} {'seconds':>9} {'GB/s':>6}")
     best = {}
-    table = Table(f"first load of a {size / GB:.2f} GB published-format file over loopback, an empty cache each time",
-                  ["first load", "GB fetched", "of the file", "seconds", "GB/s"])
+    table = Table(
+        f"first load of a {size / GB:.2f} GB published-format file over loopback, an empty cache each time",
+        ["first load", "GB fetched", "of the file", "seconds", "GB/s"],
+    )
     for mode in MODES:
         best[mode] = min(results[mode], key=lambda r: r["seconds"])
         for r in results[mode]:
-            print(f"{mode:<11} {r['bytes'] / GB:>11.2f} {r['bytes'] / size:>11.1%} {r['seconds']:>9.1f} "
-                  f"{r['bytes'] / GB / r['seconds']:>6.2f}")
-            table.rows.append([mode, round(r["bytes"] / GB, 2), f"{r['bytes'] / size:.1%}", round(r["seconds"], 1),
-                               round(r["bytes"] / GB / r["seconds"], 2)])
+            print(
+                f"{mode:<11} {r['bytes'] / GB:>11.2f} {r['bytes'] / size:>11.1%} {r['seconds']:>9.1f} "
+                f"{r['bytes'] / GB / r['seconds']:>6.2f}"
+            )
+            table.rows.append(
+                [
+                    mode,
+                    round(r["bytes"] / GB, 2),
+                    f"{r['bytes'] / size:.1%}",
+                    round(r["seconds"], 1),
+                    round(r["bytes"] / GB / r["seconds"], 2),
+                ]
+            )
     fraction = best["slim"]["bytes"] / size
-    summary = (f"slim fetches {fraction:.1%} of the file (target <= 36%: {'met' if fraction <= 0.36 else 'NOT met'}), "
-               f"{best['whole']['bytes'] / best['slim']['bytes']:.2f}x fewer bytes, first load "
-               f"{best['whole']['seconds'] / best['slim']['seconds']:.2f}x faster than the whole-file download "
-               f"(best of {args.repeat} each)")
+    summary = (
+        f"slim fetches {fraction:.1%} of the file (target <= 36%: {'met' if fraction <= 0.36 else 'NOT met'}), "
+        f"{best['whole']['bytes'] / best['slim']['bytes']:.2f}x fewer bytes, first load "
+        f"{best['whole']['seconds'] / best['slim']['seconds']:.2f}x faster than the whole-file download "
+        f"(best of {args.repeat} each)"
+    )
     print(summary)
-    write_result("bench_download", [table], settings={key: str(value) for key, value in vars(args).items()},
-                 summary=[summary])
+    write_result(
+        "bench_download", [table], settings={key: str(value) for key, value in vars(args).items()}, summary=[summary]
+    )
     return 0
 
 

@@ -17,7 +17,8 @@ Clips: --clips evenly spaced clips of each real video in ../shared/videos, at th
 (sampling rate 8 at 30 fps, short side img_size * 256 / 224, center crop). Model: a named architecture with
 random weights (default vit_base_patch16 at 224 px, 16 frames: a mid-size model a CPU runs in seconds).
 
-Usage: python benchmarks/bench_embed.py [--arch vit_base_patch16] [--clips 1] [--workers 1] [--batch-size 2] [--rounds 3]
+Usage: python benchmarks/bench_embed.py [--arch vit_base_patch16] [--clips 1] [--workers 1] [--batch-size 2] [--rounds
+3]
 """
 
 from __future__ import annotations
@@ -58,8 +59,10 @@ def main() -> None:
     preset = embedding_preset(preprocessing_for(model))
     dataset = FileViews(videos, preset, args.clips)
     num_clips = len(dataset)
-    print(f"{args.arch} at {args.img_size} px x {args.frames} frames, {len(videos)} videos x {args.clips} clips "
-          f"= {num_clips} clips, batch {args.batch_size}, {torch.get_num_threads()} threads")
+    print(
+        f"{args.arch} at {args.img_size} px x {args.frames} frames, {len(videos)} videos x {args.clips} clips "
+        f"= {num_clips} clips, batch {args.batch_size}, {torch.get_num_threads()} threads"
+    )
 
     started = time.perf_counter()
     clips = [dataset[index].views for index in range(num_clips)]  # (1 crop, C, T, H, W) each
@@ -77,14 +80,23 @@ def main() -> None:
     print(f"decode   {decode_rate:7.2f} clips/s  (one process, no model)")
     print(f"forward  {statistics.median(forward_rates):7.2f} clips/s  (model alone, clips in memory; median)")
     print(f"embed    {statistics.median(embed_rates):7.2f} clips/s  (end to end, {args.workers} workers; median)")
-    ratio = f"ratio embed / forward = {statistics.median(ratios):.2f} (median of {', '.join(f'{r:.2f}' for r in ratios)})"
+    ratio = (
+        f"ratio embed / forward = {statistics.median(ratios):.2f} (median of {', '.join(f'{r:.2f}' for r in ratios)})"
+    )
     print(ratio)
-    table = Table(f"{args.arch} at {args.img_size} px x {args.frames} frames, {len(videos)} videos x {args.clips} clips, "
-                  f"batch {args.batch_size}", ["path", "clips/s", "what"],
-                  [["decode", round(decode_rate, 2), "one process, no model"],
-                   ["forward", round(statistics.median(forward_rates), 2), "model alone, clips in memory; median"],
-                   ["embed", round(statistics.median(embed_rates), 2), f"end to end, {args.workers} workers; median"]])
-    write_result("bench_embed", [table], settings={key: str(value) for key, value in vars(args).items()}, summary=[ratio])
+    table = Table(
+        f"{args.arch} at {args.img_size} px x {args.frames} frames, {len(videos)} videos x {args.clips} clips, "
+        f"batch {args.batch_size}",
+        ["path", "clips/s", "what"],
+        [
+            ["decode", round(decode_rate, 2), "one process, no model"],
+            ["forward", round(statistics.median(forward_rates), 2), "model alone, clips in memory; median"],
+            ["embed", round(statistics.median(embed_rates), 2), f"end to end, {args.workers} workers; median"],
+        ],
+    )
+    write_result(
+        "bench_embed", [table], settings={key: str(value) for key, value in vars(args).items()}, summary=[ratio]
+    )
 
 
 def forward_rate(model: torch.nn.Module, batches: list[torch.Tensor]) -> float:
@@ -100,12 +112,19 @@ def embed_rate(model: torch.nn.Module, videos: list[Path], args: argparse.Namesp
     """Clips per second of embed_videos end to end into a fresh .npz."""
     with tempfile.TemporaryDirectory() as folder:
         started = time.perf_counter()
-        result = embed_videos(model, videos, Path(folder) / "embeddings.npz", num_clips=args.clips,
-                              batch_size=args.batch_size, num_workers=args.workers)
+        result = embed_videos(
+            model,
+            videos,
+            Path(folder) / "embeddings.npz",
+            num_clips=args.clips,
+            batch_size=args.batch_size,
+            num_workers=args.workers,
+        )
         elapsed = time.perf_counter() - started
     if result.skipped:
         raise SystemExit(f"skipped: {result.skipped}")
     return result.embedded * args.clips / elapsed
+
 
 if __name__ == "__main__":
     main()

@@ -37,8 +37,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_models import mae_flops, vit_flops  # noqa: E402
 from results import printed_result  # noqa: E402
 
-KNOWN_PEAKS = {"H100 SXM": 989, "H100 80GB HBM3": 989, "H100 PCIe": 756, "H200": 989, "A100": 312, "L40S": 362,
-               "A10": 125, "RTX 4090": 165}
+KNOWN_PEAKS = {
+    "H100 SXM": 989,
+    "H100 80GB HBM3": 989,
+    "H100 PCIe": 756,
+    "H200": 989,
+    "A100": 312,
+    "L40S": 362,
+    "A10": 125,
+    "RTX 4090": 165,
+}
 # The README's computed per-GPU memory for MAE pretraining at 448 px (GB): fixed part and per clip.
 README_MAE_FIXED_GB = 2.59 + 2.59 + 5.18 + 1.29
 README_MAE_PER_CLIP_GB = {"plain": 1.48, "checkpointed": 0.44}
@@ -106,9 +114,11 @@ def main() -> int:
     peak, source = card_peak(args)
     measured = bf16_matmul_rate()
     reference = peak or measured
-    print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}; bf16 peak "
-          f"{f'{peak / 1e12:.0f} TFLOP/s ({source})' if peak else 'unknown'}; 8192^3 bf16 product "
-          f"{measured / 1e12:.0f} TFLOP/s; fractions against {'the peak' if peak else 'that product'}")
+    print(
+        f"{torch.cuda.get_device_name()}, torch {torch.__version__}; bf16 peak "
+        f"{f'{peak / 1e12:.0f} TFLOP/s ({source})' if peak else 'unknown'}; 8192^3 bf16 product "
+        f"{measured / 1e12:.0f} TFLOP/s; fractions against {'the peak' if peak else 'that product'}"
+    )
     precision = resolve_precision("auto", "cuda")
     print(f"precision {precision.describe()} ({precision.reason})")
     n = args.clips
@@ -153,8 +163,13 @@ def main() -> int:
             print(f"mae_step_448 {mode}: out of memory at {n} clips")
         else:
             readme = README_MAE_FIXED_GB + n * README_MAE_PER_CLIP_GB[mode]
-            show(f"mae_step_448 {mode} (MFU)", seconds, 3 * n * mae_flops(config, 0.95), peak_gb,
-                 f"{readme:.1f} computed for {n} clips")
+            show(
+                f"mae_step_448 {mode} (MFU)",
+                seconds,
+                3 * n * mae_flops(config, 0.95),
+                peak_gb,
+                f"{readme:.1f} computed for {n} clips",
+            )
         del mae, optimizer, video
         torch.cuda.empty_cache()
 

@@ -5,7 +5,8 @@ time of the published loader, on a full-size checkpoint in the published format.
 
 Writes a published-format training checkpoint of the `mae_hvm1_none` architecture into FOLDER (default: a new
 temporary folder under /tmp; skipped with a message when it has less than 10 GB free): random float32 weights
-of the published shapes (from the test data: tests/fixtures/reference/vith14_state_dict_shapes.json) plus AdamW state for every
+of the published shapes (from the test data: tests/fixtures/reference/vith14_state_dict_shapes.json) plus AdamW state
+for every
 parameter, `epoch`, `scaler` and an `argparse.Namespace` of training arguments. Then it loads the file in two
 fresh processes, so each peak RSS is that loader's alone:
 - published: `torch.load(weights_only=False)` of the whole file, build the model normally (random
@@ -52,20 +53,55 @@ def write_published_checkpoint(path: Path, shapes: dict[str, list[int]]) -> int:
     }
     optimizer = {
         "state": state,
-        "param_groups": [{
-            "lr": 1e-5, "betas": (0.9, 0.95), "eps": 1e-8, "weight_decay": 0.05, "amsgrad": False,
-            "maximize": False, "foreach": None, "capturable": False, "differentiable": False, "fused": None,
-            "params": list(range(len(shapes))),
-        }],
+        "param_groups": [
+            {
+                "lr": 1e-5,
+                "betas": (0.9, 0.95),
+                "eps": 1e-8,
+                "weight_decay": 0.05,
+                "amsgrad": False,
+                "maximize": False,
+                "foreach": None,
+                "capturable": False,
+                "differentiable": False,
+                "fused": None,
+                "params": list(range(len(shapes))),
+            }
+        ],
     }
     args = argparse.Namespace(
-        model="mae_vit_huge_patch14", batch_size=4, accum_iter=1, epochs=100000, input_size=224, num_frames=16,
-        t_patch_size=2, pred_t_dim=16, sampling_rate=8, repeat_aug=16, mask_ratio=0.9, norm_pix_loss=False,
-        sep_pos_embed=True, cls_embed=True, lr=1e-4, weight_decay=0.05, clip_grad=0.1, num_workers=16,
-        output_dir="./outputs", seed=0, resume="", start_epoch=0, world_size=4, dist_url="env://",
+        model="mae_vit_huge_patch14",
+        batch_size=4,
+        accum_iter=1,
+        epochs=100000,
+        input_size=224,
+        num_frames=16,
+        t_patch_size=2,
+        pred_t_dim=16,
+        sampling_rate=8,
+        repeat_aug=16,
+        mask_ratio=0.9,
+        norm_pix_loss=False,
+        sep_pos_embed=True,
+        cls_embed=True,
+        lr=1e-4,
+        weight_decay=0.05,
+        clip_grad=0.1,
+        num_workers=16,
+        output_dir="./outputs",
+        seed=0,
+        resume="",
+        start_epoch=0,
+        world_size=4,
+        dist_url="env://",
     )
-    scaler = {"scale": 65536.0, "growth_factor": 2.0, "backoff_factor": 0.5, "growth_interval": 2000,
-              "_growth_tracker": 0}
+    scaler = {
+        "scale": 65536.0,
+        "growth_factor": 2.0,
+        "backoff_factor": 0.5,
+        "growth_interval": 2000,
+        "_growth_tracker": 0,
+    }
     torch.save({"model": model, "optimizer": optimizer, "epoch": 41, "scaler": scaler, "args": args}, path)
     return sum(t.numel() * t.element_size() for t in model.values())
 
@@ -157,8 +193,10 @@ def main() -> int:
         start = time.perf_counter()
         weights = write_published_checkpoint(path, json.loads(SHAPES.read_text())[ARCHITECTURE])
         file_size = path.stat().st_size
-        print(f"wrote {path}: {file_size / GB:.2f} GB file, {weights / GB:.2f} GB of float32 weights "
-              f"({time.perf_counter() - start:.0f} s)")
+        print(
+            f"wrote {path}: {file_size / GB:.2f} GB file, {weights / GB:.2f} GB of float32 weights "
+            f"({time.perf_counter() - start:.0f} s)"
+        )
         published = run_child("published", path)
         ours = run_child("hvm1", path)
     finally:
@@ -170,22 +208,37 @@ def main() -> int:
         raise SystemExit(f"the loaders disagree: checksums {published['checksum']} and {ours['checksum']}")
     print(f"{'loader':<10} {'load s':>8} {'+ read all s':>13} {'peak RSS GB':>12} {'RSS / weights':>14}")
     for name, result in (("published", published), ("hvm1", ours)):
-        print(f"{name:<10} {result['seconds']:>8.2f} {result['read_seconds']:>13.2f} "
-              f"{result['peak_rss'] / GB:>12.2f} {result['peak_rss'] / weights:>13.2f}x")
+        print(
+            f"{name:<10} {result['seconds']:>8.2f} {result['read_seconds']:>13.2f} "
+            f"{result['peak_rss'] / GB:>12.2f} {result['peak_rss'] / weights:>13.2f}x"
+        )
     rss_ratio = ours["peak_rss"] / weights
     speedup = published["seconds"] / ours["seconds"]
     # hvm1's weights stay memory-mapped until first read; count that read too, for a fair second figure.
     speedup_read = (published["seconds"] + published["read_seconds"]) / (ours["seconds"] + ours["read_seconds"])
-    summary = (f"hvm1 peak RSS {rss_ratio:.2f}x the weights (target <= 1.2x: {'met' if rss_ratio <= 1.2 else 'NOT met'}); "
-               f"load {speedup:.1f}x faster than published (target >= 8x: {'met' if speedup >= 8 else 'NOT met'}), "
-               f"{speedup_read:.1f}x counting the first read of every weight")
+    summary = (
+        f"hvm1 peak RSS {rss_ratio:.2f}x the weights (target <= 1.2x: {'met' if rss_ratio <= 1.2 else 'NOT met'}); "
+        f"load {speedup:.1f}x faster than published (target >= 8x: {'met' if speedup >= 8 else 'NOT met'}), "
+        f"{speedup_read:.1f}x counting the first read of every weight"
+    )
     print(summary)
-    table = Table(f"loading a {file_size / GB:.2f} GB published-format file ({weights / GB:.2f} GB of weights)",
-                  ["loader", "load s", "+ read all s", "peak RSS GB", "RSS / weights"],
-                  [[name, round(result["seconds"], 2), round(result["read_seconds"], 2), round(result["peak_rss"] / GB, 2),
-                    f"{result['peak_rss'] / weights:.2f}x"] for name, result in (("published", published), ("hvm1", ours))])
-    write_result("bench_load", [table], settings={key: str(value) for key, value in vars(args).items()},
-                 summary=[summary])
+    table = Table(
+        f"loading a {file_size / GB:.2f} GB published-format file ({weights / GB:.2f} GB of weights)",
+        ["loader", "load s", "+ read all s", "peak RSS GB", "RSS / weights"],
+        [
+            [
+                name,
+                round(result["seconds"], 2),
+                round(result["read_seconds"], 2),
+                round(result["peak_rss"] / GB, 2),
+                f"{result['peak_rss'] / weights:.2f}x",
+            ]
+            for name, result in (("published", published), ("hvm1", ours))
+        ],
+    )
+    write_result(
+        "bench_load", [table], settings={key: str(value) for key, value in vars(args).items()}, summary=[summary]
+    )
     return 0
 
 

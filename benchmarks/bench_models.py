@@ -15,7 +15,8 @@ Paths (batch 1, random weights, ViT-H/14, 16 frames of 224 px, as published), ea
 Targets on AVX-512 machines: fp32 >= 90%, 80%, 90%; bf16 >= 75% (ViT forward, completion).
 
 Like the `hvm1` command, the script keeps freed memory for reuse (`hvm1.devices.keep_freed_memory`) and
-runs bf16 with the linear layers' weights prepared once, packed in oneDNN's layout (`hvm1.inference.prepare_for_inference`);
+runs bf16 with the linear layers' weights prepared once, packed in oneDNN's layout
+(`hvm1.inference.prepare_for_inference`);
 `--default-malloc` measures glibc's default instead (run both to compare: the page faults column shows the
 difference).
 
@@ -109,9 +110,10 @@ def attention_shapes(cfg, mask_ratio: float | None) -> list[tuple[int, int, int,
     if mask_ratio is None:
         return [(cfg.depth, cfg.num_patches + 1, cfg.num_heads, cfg.embed_dim // cfg.num_heads)]
     kept = num_kept(cfg.num_patches, mask_ratio)
-    return [(cfg.depth, kept + 1, cfg.num_heads, cfg.embed_dim // cfg.num_heads),
-            (cfg.decoder_depth, cfg.num_patches + 1, cfg.decoder_num_heads,
-             cfg.decoder_embed_dim // cfg.decoder_num_heads)]
+    return [
+        (cfg.depth, kept + 1, cfg.num_heads, cfg.embed_dim // cfg.num_heads),
+        (cfg.decoder_depth, cfg.num_patches + 1, cfg.decoder_num_heads, cfg.decoder_embed_dim // cfg.decoder_num_heads),
+    ]
 
 
 def attention_seconds(shapes, dtype: torch.dtype, repeats: int = 3) -> float:
@@ -154,13 +156,18 @@ def timed(fn, precision) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--arch", default="huge_patch14", help="size suffix of vit_* / mae_vit_* (default huge_patch14)")
+    parser.add_argument(
+        "--arch", default="huge_patch14", help="size suffix of vit_* / mae_vit_* (default huge_patch14)"
+    )
     parser.add_argument("--img-size", type=int, default=224)
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per path and precision (median kept)")
     parser.add_argument("--precisions", default="fp32,bf16", help="comma-separated, of fp32, bf16")
     parser.add_argument("--paths", default=",".join(TARGETS), help="comma-separated, of " + ", ".join(TARGETS))
-    parser.add_argument("--default-malloc", action="store_true",
-                        help="leave glibc returning freed memory to the OS (the `hvm1` command keeps it for reuse)")
+    parser.add_argument(
+        "--default-malloc",
+        action="store_true",
+        help="leave glibc returning freed memory to the OS (the `hvm1` command keeps it for reuse)",
+    )
     parser.add_argument("--pack-fp32", action="store_true", help="pack the float32 linear weights too")
     args = parser.parse_args()
     reuse = False if args.default_malloc else keep_freed_memory()
@@ -169,9 +176,11 @@ def main() -> None:
     mae_cfg = get_config(f"mae_vit_{args.arch}", img_size=args.img_size)
     video = torch.randn(1, 3, vit_cfg.num_frames, args.img_size, args.img_size)
     print(f"CPU: {cpu_description()}")
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {args.arch} at {args.img_size} px, "
-          f"{vit_cfg.num_frames} frames, batch 1; freed memory {'reused' if reuse else 'returned to the OS'} "
-          f"(faults: minor page faults per run)")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads; {args.arch} at {args.img_size} px, "
+        f"{vit_cfg.num_frames} frames, batch 1; freed memory {'reused' if reuse else 'returned to the OS'} "
+        f"(faults: minor page faults per run)"
+    )
     precisions = [resolve_precision(name, "cpu") for name in args.precisions.split(",")]
     roofs = {p.name: matmul_rate(dtype=p.dtype) for p in precisions}
     print("rooflines (4096^3 products): " + ", ".join(f"{name} {rate:.0f} GFLOP/s" for name, rate in roofs.items()))
@@ -180,18 +189,39 @@ def main() -> None:
     mae = random_model(mae_cfg)
     paths = {
         "vit_forward": (lambda: vit(video), vit_flops(vit_cfg), attention_shapes(vit_cfg, None)),
-        "mae_forward_0.9": (lambda: mae(video, mask_ratio=0.9), mae_flops(mae_cfg, 0.9),
-                            attention_shapes(mae_cfg, 0.9)),
-        "mae_center_0.5": (lambda: mae(video, mask_ratio=0.5, visualize=True, mask_type="center"),
-                           mae_flops(mae_cfg, 0.5), attention_shapes(mae_cfg, 0.5)),
+        "mae_forward_0.9": (
+            lambda: mae(video, mask_ratio=0.9),
+            mae_flops(mae_cfg, 0.9),
+            attention_shapes(mae_cfg, 0.9),
+        ),
+        "mae_center_0.5": (
+            lambda: mae(video, mask_ratio=0.5, visualize=True, mask_type="center"),
+            mae_flops(mae_cfg, 0.5),
+            attention_shapes(mae_cfg, 0.5),
+        ),
     }
-    print(f"{'path':<17} {'prec':<5} {'GFLOP':>8} {'time s':>8} {'GFLOP/s':>8} {'roofline':>9} {'fraction':>9} "
-          f"{'target':>7}        {'ceiling':>7} {'attn s':>7}  faults  (fractions of each run)")
-    table = Table(f"{args.arch} at {args.img_size} px, {vit_cfg.num_frames} frames, batch 1; medians of {args.repeats} "
-                  f"runs; fraction: of the roofline measured beside each run; ceiling: with attention's kernel as "
-                  f"measured alone and everything else at the roofline",
-                  ["path", "precision", "GFLOP", "time s", "GFLOP/s", "roofline GFLOP/s", "fraction", "target",
-                   "ceiling", "attention s", "page faults"])
+    print(
+        f"{'path':<17} {'prec':<5} {'GFLOP':>8} {'time s':>8} {'GFLOP/s':>8} {'roofline':>9} {'fraction':>9} "
+        f"{'target':>7}        {'ceiling':>7} {'attn s':>7}  faults  (fractions of each run)"
+    )
+    table = Table(
+        f"{args.arch} at {args.img_size} px, {vit_cfg.num_frames} frames, batch 1; medians of {args.repeats} "
+        f"runs; fraction: of the roofline measured beside each run; ceiling: with attention's kernel as "
+        f"measured alone and everything else at the roofline",
+        [
+            "path",
+            "precision",
+            "GFLOP",
+            "time s",
+            "GFLOP/s",
+            "roofline GFLOP/s",
+            "fraction",
+            "target",
+            "ceiling",
+            "attention s",
+            "page faults",
+        ],
+    )
     for precision in precisions:
         for model in (vit, mae):  # as the commands run them: linear weights prepared once (a no-op for fp32)
             prepare_for_inference(model, precision)
@@ -217,17 +247,38 @@ def main() -> None:
             verdict = "" if target is None else ("ok" if fraction >= target else "BELOW")
             shown = "-" if target is None else f"{target:.0%}"
             t, r = statistics.median(seconds), statistics.median(roof)
-            print(f"{name:<17} {precision.name:<5} {flops / 1e9:8.1f} {t:8.2f} {flops / t / 1e9:8.1f} {r:9.1f} "
-                  f"{fraction:9.1%} {shown:>7}  {verdict:<5} {ceiling:7.1%} {attention:7.2f} {faults:7.0f}  "
-                  f"({', '.join(f'{f:.0%}' for f in fractions)})",
-                  flush=True)
-            table.rows.append([name, precision.name, round(flops / 1e9, 1), round(t, 2), round(flops / t / 1e9, 1),
-                               round(r, 1), f"{fraction:.1%}", f"{shown} {verdict}".strip(), f"{ceiling:.1%}",
-                               round(attention, 2), round(faults)])
-    variant = "bench_models" + ("-pack-fp32" if args.pack_fp32 else "") + ("-default-malloc" if args.default_malloc else "")
-    write_result(variant, [table], settings=vars(args),
-                 summary=["rooflines (4096^3 products): " + ", ".join(f"{name} {rate:.0f} GFLOP/s"
-                                                                     for name, rate in roofs.items())])
+            print(
+                f"{name:<17} {precision.name:<5} {flops / 1e9:8.1f} {t:8.2f} {flops / t / 1e9:8.1f} {r:9.1f} "
+                f"{fraction:9.1%} {shown:>7}  {verdict:<5} {ceiling:7.1%} {attention:7.2f} {faults:7.0f}  "
+                f"({', '.join(f'{f:.0%}' for f in fractions)})",
+                flush=True,
+            )
+            table.rows.append(
+                [
+                    name,
+                    precision.name,
+                    round(flops / 1e9, 1),
+                    round(t, 2),
+                    round(flops / t / 1e9, 1),
+                    round(r, 1),
+                    f"{fraction:.1%}",
+                    f"{shown} {verdict}".strip(),
+                    f"{ceiling:.1%}",
+                    round(attention, 2),
+                    round(faults),
+                ]
+            )
+    variant = (
+        "bench_models" + ("-pack-fp32" if args.pack_fp32 else "") + ("-default-malloc" if args.default_malloc else "")
+    )
+    write_result(
+        variant,
+        [table],
+        settings=vars(args),
+        summary=[
+            "rooflines (4096^3 products): " + ", ".join(f"{name} {rate:.0f} GFLOP/s" for name, rate in roofs.items())
+        ],
+    )
 
 
 if __name__ == "__main__":

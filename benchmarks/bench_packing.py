@@ -77,8 +77,10 @@ def products(repeats: int) -> None:
                         times["packed"].append(_seconds(packed))
                     rate = {k: flops / statistics.median(v) / 1e9 for k, v in times.items()}
                     name = "bf16" if dtype == torch.bfloat16 else "fp32"
-                    cells.append(f"{name} {rate['plain']:5.0f} / {rate['packed']:5.0f} "
-                                 f"({rate['packed'] / rate['plain'] - 1:+.0%})")
+                    cells.append(
+                        f"{name} {rate['plain']:5.0f} / {rate['packed']:5.0f} "
+                        f"({rate['packed'] / rate['plain'] - 1:+.0%})"
+                    )
                 print(f"  {tokens:5d} tokens, {inputs:4d} -> {outputs:4d}:  " + "   ".join(cells), flush=True)
 
 
@@ -99,8 +101,10 @@ def forward(rounds: int) -> None:
             vit(video)  # packs
             times["packed"].append(_seconds(lambda: vit(video)))
     cast, packed = statistics.median(times["cast"]), statistics.median(times["packed"])
-    print(f"forward: ViT-H/14 bf16, weights cast {cast:.2f} s, packed {packed:.2f} s ({1 - packed / cast:.0%} "
-          f"less); runs {', '.join(f'{a:.2f}/{b:.2f}' for a, b in zip(times['cast'], times['packed']))}")
+    print(
+        f"forward: ViT-H/14 bf16, weights cast {cast:.2f} s, packed {packed:.2f} s ({1 - packed / cast:.0%} "
+        f"less); runs {', '.join(f'{a:.2f}/{b:.2f}' for a, b in zip(times['cast'], times['packed']))}"
+    )
 
 
 FIRST_MODES = ("autocast", "first-use", "first-use-1", "first-use-4k", "now")
@@ -144,10 +148,14 @@ def first(rounds: int, depth: int) -> None:
     import json
     import subprocess
 
-    print(f"first: MAE-H/14 ({depth} encoder blocks) completion at mask 0.9, bf16 autocast, three forwards of a "
-          "fresh model, each mode in a fresh process (s)")
-    print(f"  {'mode':<13} {'prepare':>8} {'forward 1':>10} {'forward 2':>10} {'forward 3':>10} {'first/later':>12} "
-          f"{'faults 1st':>11}")
+    print(
+        f"first: MAE-H/14 ({depth} encoder blocks) completion at mask 0.9, bf16 autocast, three forwards of a "
+        "fresh model, each mode in a fresh process (s)"
+    )
+    print(
+        f"  {'mode':<13} {'prepare':>8} {'forward 1':>10} {'forward 2':>10} {'forward 3':>10} {'first/later':>12} "
+        f"{'faults 1st':>11}"
+    )
     ratios: dict[str, list[float]] = {}
     for _ in range(rounds):
         for mode in FIRST_MODES:
@@ -157,15 +165,24 @@ def first(rounds: int, depth: int) -> None:
             later = statistics.median(run["forwards"][1:])
             ratio = (run["prepare"] + run["forwards"][0]) / later
             ratios.setdefault(mode, []).append(ratio)
-            print(f"  {mode:<13} {run['prepare']:>8.2f} " + " ".join(f"{s:>10.2f}" for s in run["forwards"])
-                  + f" {ratio:>11.2f}x {run['faults'][0]:>11d}", flush=True)
+            print(
+                f"  {mode:<13} {run['prepare']:>8.2f} "
+                + " ".join(f"{s:>10.2f}" for s in run["forwards"])
+                + f" {ratio:>11.2f}x {run['faults'][0]:>11d}",
+                flush=True,
+            )
     for mode, values in ratios.items():
-        print(f"{mode}: first forward (with any packing up front) / a later one: "
-              + ", ".join(f"{value:.2f}x" for value in values) + f" (median {statistics.median(values):.2f}x)")
+        print(
+            f"{mode}: first forward (with any packing up front) / a later one: "
+            + ", ".join(f"{value:.2f}x" for value in values)
+            + f" (median {statistics.median(values):.2f}x)"
+        )
     autocast = statistics.median(ratios["autocast"])
     default = statistics.median(ratios["first-use"])
-    print(f"claim: the default's first forward is {default:.2f}x a later one (target at most 1.5x; a fresh "
-          f"model's first forward without packing is {autocast:.2f}x its later ones here)")
+    print(
+        f"claim: the default's first forward is {default:.2f}x a later one (target at most 1.5x; a fresh "
+        f"model's first forward without packing is {autocast:.2f}x its later ones here)"
+    )
 
 
 def main() -> None:
@@ -183,8 +200,11 @@ def main() -> None:
         print("skipped: this PyTorch build has no oneDNN to pack with")
         return
     keep_freed_memory()
-    parts = {"products": lambda: products(args.repeats), "forward": lambda: forward(args.rounds),
-             "first": lambda: first(args.rounds, args.depth)}
+    parts = {
+        "products": lambda: products(args.repeats),
+        "forward": lambda: forward(args.rounds),
+        "first": lambda: first(args.rounds, args.depth),
+    }
     chosen = args.parts.split(",")
     # A run of some parts only, or of a smaller model, writes a variant of the result file.
     variant = "" if set(chosen) == set(parts) else "-" + "-".join(chosen)

@@ -70,24 +70,36 @@ def main() -> None:
     frames = davis_frames(args.frames)
     first_mask = np.zeros((480, 854), dtype=np.uint8)
     first_mask[150:330, 300:550] = 1
-    print(f"ViT-H/14, random weights; {args.frames} frames of 854x480 -> 832x480 (34x59 patches, 16,048 tokens); "
-          f"{torch.get_num_threads()} threads")
+    print(
+        f"ViT-H/14, random weights; {args.frames} frames of 854x480 -> 832x480 (34x59 patches, 16,048 tokens); "
+        f"{torch.get_num_threads()} threads"
+    )
     step = step_seconds(model.config.embed_dim)
     print(f"full-context propagation step alone: {step:.3f} s")
     per_frame: dict[str, float] = {}
-    table = Table(f"ViT-H/14, random weights; {args.frames} frames of 854x480 -> 832x480 (34x59 patches)",
-                  ["precision", "first frame s (features only)", "propagated frames s", "mean s per propagated frame"])
+    table = Table(
+        f"ViT-H/14, random weights; {args.frames} frames of 854x480 -> 832x480 (34x59 patches)",
+        ["precision", "first frame s (features only)", "propagated frames s", "mean s per propagated frame"],
+    )
     for name in args.precisions.split(","):
         precision = resolve_precision(name, "cpu")
         stamps = [time.perf_counter()]
-        propagate(model, frames, first_mask, progress=lambda done, total, stamps=stamps: stamps.append(time.perf_counter()),
-                  precision=precision)
+        propagate(
+            model,
+            frames,
+            first_mask,
+            progress=lambda done, total, stamps=stamps: stamps.append(time.perf_counter()),
+            precision=precision,
+        )
         first, *rest = np.diff(stamps)
         per_frame[name] = statistics.mean(rest)
-        print(f"{precision.describe():>14}: first frame (features only) {first:.1f} s; propagated frames "
-              f"{', '.join(f'{t:.1f}' for t in rest)} s; mean {per_frame[name]:.1f} s per frame")
-        table.rows.append([precision.describe(), round(first, 1), ", ".join(f"{t:.1f}" for t in rest),
-                           round(per_frame[name], 1)])
+        print(
+            f"{precision.describe():>14}: first frame (features only) {first:.1f} s; propagated frames "
+            f"{', '.join(f'{t:.1f}' for t in rest)} s; mean {per_frame[name]:.1f} s per frame"
+        )
+        table.rows.append(
+            [precision.describe(), round(first, 1), ", ".join(f"{t:.1f}" for t in rest), round(per_frame[name], 1)]
+        )
     summary = [f"full-context propagation step alone: {step:.3f} s"]
     if "fp32" in per_frame:
         for name, seconds in per_frame.items():

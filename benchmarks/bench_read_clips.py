@@ -56,8 +56,10 @@ def main() -> None:
     embed_rate = len(videos) / (time.perf_counter() - t0)
 
     per_clip, together, ratios = [], [], []
-    table = Table(f"pretraining clips ({args.repeat_aug} per video, medians of {args.rounds} rounds)",
-                  ["video", "per clip clips/s", "read_clips clips/s", "speed-up"])
+    table = Table(
+        f"pretraining clips ({args.repeat_aug} per video, medians of {args.rounds} rounds)",
+        ["video", "per clip clips/s", "read_clips clips/s", "speed-up"],
+    )
     print(f"{'video':<28} {'per clip clips/s':>16} {'read_clips clips/s':>18} {'speed-up':>9}")
     for video in videos:
         a, b = [], []
@@ -75,9 +77,11 @@ def main() -> None:
         ratios.append(rate_b / rate_a)
         print(f"{video.name:<28} {rate_a:16.1f} {rate_b:18.1f} {rate_b / rate_a:8.2f}x")
         table.rows.append([video.name, round(rate_a, 1), round(rate_b, 1), f"{rate_b / rate_a:.2f}x"])
-    summary = [f"median over videos: pretraining clips per clip {statistics.median(per_clip):.1f}/s, with read_clips "
-               f"{statistics.median(together):.1f}/s ({statistics.median(ratios):.2f}x); embed center clips "
-               f"{embed_rate:.1f}/s (all in one process)"]
+    summary = [
+        f"median over videos: pretraining clips per clip {statistics.median(per_clip):.1f}/s, with read_clips "
+        f"{statistics.median(together):.1f}/s ({statistics.median(ratios):.2f}x); embed center clips "
+        f"{embed_rate:.1f}/s (all in one process)"
+    ]
     print(summary[0])
 
     if not args.no_forward:
@@ -96,15 +100,20 @@ def main() -> None:
             t0 = time.perf_counter()
             vit(video)
             forward_rate = 1 / (time.perf_counter() - t0)
-        print(f"ViT-H/14 bf16 forward {forward_rate:.2f} clips/s; one decoding process gives "
-              f"{embed_rate / forward_rate:.1f}x that for embed and "
-              f"{statistics.median(together) / forward_rate:.1f}x with read_clips for pretraining "
-              f"({statistics.median(per_clip) / forward_rate:.1f}x per clip)")
-        summary.append(f"ViT-H/14 bf16 forward {forward_rate:.2f} clips/s; one decoding process gives "
-                       f"{embed_rate / forward_rate:.1f}x that for embed and "
-                       f"{statistics.median(together) / forward_rate:.1f}x with read_clips for pretraining")
-    write_result("bench_read_clips", [table], settings={key: str(value) for key, value in vars(args).items()},
-                 summary=summary)
+        print(
+            f"ViT-H/14 bf16 forward {forward_rate:.2f} clips/s; one decoding process gives "
+            f"{embed_rate / forward_rate:.1f}x that for embed and "
+            f"{statistics.median(together) / forward_rate:.1f}x with read_clips for pretraining "
+            f"({statistics.median(per_clip) / forward_rate:.1f}x per clip)"
+        )
+        summary.append(
+            f"ViT-H/14 bf16 forward {forward_rate:.2f} clips/s; one decoding process gives "
+            f"{embed_rate / forward_rate:.1f}x that for embed and "
+            f"{statistics.median(together) / forward_rate:.1f}x with read_clips for pretraining"
+        )
+    write_result(
+        "bench_read_clips", [table], settings={key: str(value) for key, value in vars(args).items()}, summary=summary
+    )
 
 
 if __name__ == "__main__":

@@ -61,18 +61,21 @@ def main() -> None:
     torch.manual_seed(0)
     model = build_mae()
     clips = [torch.randn(3, 16, 224, 224) for _ in range(args.warmup + args.windows)]
-    table = Table("seconds per window of hvm1 surprise, ViT-H/14 MAE (224 px, 16 frames, 8 hidden), batch 1",
-                  ["precision", "runs as", "median s", "each window s"])
+    table = Table(
+        "seconds per window of hvm1 surprise, ViT-H/14 MAE (224 px, 16 frames, 8 hidden), batch 1",
+        ["precision", "runs as", "median s", "each window s"],
+    )
     medians = {}
     for name in ("fp32", "auto"):  # fp32 first: preparing for bf16 changes the linear layers in place
         precision = resolve_precision(name, "cpu")
         prepare_for_inference(model, precision)  # as the command prepares its model
         seconds = time_windows(model, precision, clips, args.warmup)
         medians[name] = statistics.median(seconds)
-        table.rows.append([name, precision.describe(), round(medians[name], 3),
-                           ", ".join(f"{s:.2f}" for s in seconds)])
-        print(f"{name:>5} ({precision.describe()}: {precision.reason}): {medians[name]:.2f} s per window "
-              f"(median of {len(seconds)}: {', '.join(f'{s:.2f}' for s in seconds)})")
+        table.rows.append([name, precision.describe(), round(medians[name], 3), ", ".join(f"{s:.2f}" for s in seconds)])
+        print(
+            f"{name:>5} ({precision.describe()}: {precision.reason}): {medians[name]:.2f} s per window "
+            f"(median of {len(seconds)}: {', '.join(f'{s:.2f}' for s in seconds)})"
+        )
     summary = f"fp32 / auto: {medians['fp32'] / medians['auto']:.2f}x per window"
     print(summary)
     write_result("bench_surprise", [table], settings=vars(args), summary=[summary])

@@ -57,8 +57,10 @@ def main() -> None:
     clips = [clip for _, clip in load_windows(preset, args.video, args.stride)]
     decode_seconds = time.perf_counter() - started
     batches = torch.stack(clips).split(args.batch_size)
-    print(f"{args.arch} at {args.img_size} px x {args.frames} frames; {args.video.name}: {len(clips)} windows every "
-          f"{args.stride:g} s, batch {args.batch_size}, {torch.get_num_threads()} threads")
+    print(
+        f"{args.arch} at {args.img_size} px x {args.frames} frames; {args.video.name}: {len(clips)} windows every "
+        f"{args.stride:g} s, batch {args.batch_size}, {torch.get_num_threads()} threads"
+    )
     with torch.inference_mode():
         pool_tokens(model.forward_features(batches[0]), "cls")  # warm-up
 
@@ -77,24 +79,40 @@ def main() -> None:
 
     print(f"{'':10}{'seconds':>9}{'per window':>12}")
     print(f"{'forward':10}{forward:9.2f}{forward / len(clips):12.3f}   (clips in memory)")
-    print(f"{'strided':10}{strided:9.2f}{strided / len(clips):12.3f}   (end to end; its forward passes "
-          f"{forwards_inside:.2f} s)")
-    print(f"ratio strided / forward = {ratio:.3f} (median of {', '.join(f'{r:.3f}' for r in ratios)}); "
-          f"target 1.15: {'met' if ratio <= 1.15 else 'NOT met'}")
-    print(f"strided / its own forward passes = {strided / forwards_inside:.3f} (what decoding adds, on the same "
-          f"load)")
+    print(
+        f"{'strided':10}{strided:9.2f}{strided / len(clips):12.3f}   (end to end; its forward passes "
+        f"{forwards_inside:.2f} s)"
+    )
+    print(
+        f"ratio strided / forward = {ratio:.3f} (median of {', '.join(f'{r:.3f}' for r in ratios)}); "
+        f"target 1.15: {'met' if ratio <= 1.15 else 'NOT met'}"
+    )
+    print(f"strided / its own forward passes = {strided / forwards_inside:.3f} (what decoding adds, on the same load)")
     print(f"decoding the windows alone, first: {decode_seconds:.2f} s")
     write_result(
         "bench_timeline",
-        [Table("strided embedding against its forward passes (median round)", ["run", "seconds", "per window"],
-               [["forward", round(forward, 3), round(forward / len(clips), 4)],
-                ["strided", round(strided, 3), round(strided / len(clips), 4)],
-                ["forward passes inside strided", round(forwards_inside, 3), round(forwards_inside / len(clips), 4)]])],
+        [
+            Table(
+                "strided embedding against its forward passes (median round)",
+                ["run", "seconds", "per window"],
+                [
+                    ["forward", round(forward, 3), round(forward / len(clips), 4)],
+                    ["strided", round(strided, 3), round(strided / len(clips), 4)],
+                    [
+                        "forward passes inside strided",
+                        round(forwards_inside, 3),
+                        round(forwards_inside / len(clips), 4),
+                    ],
+                ],
+            )
+        ],
         settings={**vars(args), "video": args.video.name, "windows": len(clips)},
-        summary=[f"strided / forward = {ratio:.3f} (target at most 1.15: {'met' if ratio <= 1.15 else 'not met'}); "
-                 f"rounds {', '.join(f'{r:.3f}' for r in ratios)}",
-                 f"strided / the forward passes inside it = {strided / forwards_inside:.3f}",
-                 f"decoding the {len(clips)} windows alone took {decode_seconds:.2f} s"],
+        summary=[
+            f"strided / forward = {ratio:.3f} (target at most 1.15: {'met' if ratio <= 1.15 else 'not met'}); "
+            f"rounds {', '.join(f'{r:.3f}' for r in ratios)}",
+            f"strided / the forward passes inside it = {strided / forwards_inside:.3f}",
+            f"decoding the {len(clips)} windows alone took {decode_seconds:.2f} s",
+        ],
     )
 
 

@@ -44,9 +44,18 @@ def train_records(mode: str, steps: int, batch_size: int, num_workers: int) -> l
 
     with tempfile.TemporaryDirectory() as out_dir:
         config = PretrainConfig(
-            out_dir=out_dir, arch=ARCH, max_steps=steps, epochs=steps, batch_size=batch_size, repeat_aug=1,
-            num_workers=num_workers, grad_checkpointing=MODES[mode][1], save_every=10**9,
-            tensorboard=False, device="cpu", precision=MODES[mode][0],
+            out_dir=out_dir,
+            arch=ARCH,
+            max_steps=steps,
+            epochs=steps,
+            batch_size=batch_size,
+            repeat_aug=1,
+            num_workers=num_workers,
+            grad_checkpointing=MODES[mode][1],
+            save_every=10**9,
+            tensorboard=False,
+            device="cpu",
+            precision=MODES[mode][0],
         )
         pretrain(VIDEOS, config)
         return read_metrics(out_dir)[1:]
@@ -83,10 +92,22 @@ def main() -> None:
     memory = {}
     for mode in MODES:
         child = subprocess.run(
-            [sys.executable, __file__, "--memory-child", mode, "--steps", str(args.steps), "--batch-size",
-             str(args.batch_size), "--num-workers", str(args.num_workers),
-             *(["--threads", str(args.threads)] if args.threads else [])],
-            capture_output=True, text=True, check=True,
+            [
+                sys.executable,
+                __file__,
+                "--memory-child",
+                mode,
+                "--steps",
+                str(args.steps),
+                "--batch-size",
+                str(args.batch_size),
+                "--num-workers",
+                str(args.num_workers),
+                *(["--threads", str(args.threads)] if args.threads else []),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
         )
         memory[mode] = json.loads(child.stdout.strip().splitlines()[-1])
     sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -111,15 +132,19 @@ def main() -> None:
             "clips_per_s": statistics.median(r["clips_per_s"] for r in steps),
             "step_s": statistics.median(r["step_s"] for r in steps),
             "data_share": sum(r["data_wait_s"] for r in steps) / sum(r["step_s"] for r in steps),
-            "roofline": statistics.median(r["clips_per_s"] for r in steps) * step_flops / 1e9
+            "roofline": statistics.median(r["clips_per_s"] for r in steps)
+            * step_flops
+            / 1e9
             / statistics.mean(roofs[MODES[mode][0]]),
             "peak_mb": memory[mode]["peak_mb"],
             "activations_mb": memory[mode]["peak_mb"] - memory[mode]["base_mb"] - memory[mode]["state_mb"],
         }
     timed = len(records["fp32"])
-    print(f"{ARCH}, 16 x 224 px, mask 0.9, batch {args.batch_size}, {timed} timed steps per mode in "
-          f"{args.rounds} alternating runs, {torch.get_num_threads()} threads, {args.num_workers} data worker(s), CPU; "
-          f"rooflines fp32 {statistics.mean(roofs['fp32']):.0f}, bf16 {statistics.mean(roofs['bf16']):.0f} GFLOP/s")
+    print(
+        f"{ARCH}, 16 x 224 px, mask 0.9, batch {args.batch_size}, {timed} timed steps per mode in "
+        f"{args.rounds} alternating runs, {torch.get_num_threads()} threads, {args.num_workers} data worker(s), CPU; "
+        f"rooflines fp32 {statistics.mean(roofs['fp32']):.0f}, bf16 {statistics.mean(roofs['bf16']):.0f} GFLOP/s"
+    )
     print(f"{'':26}" + "".join(f"{mode:>12}" for mode in MODES) + f"{'bf16/fp32':>11}{'ckpt/fp32':>11}")
     rows = [
         ("clips/s (median step)", "clips_per_s", "{:.3f}"),
@@ -129,24 +154,41 @@ def main() -> None:
         ("peak memory (MB)", "peak_mb", "{:.0f}"),
         ("  of it activations (MB)", "activations_mb", "{:.0f}"),
     ]
-    table = Table(f"{ARCH}, 16 x 224 px, mask 0.9, batch {args.batch_size}, {timed} timed steps per mode in "
-                  f"{args.rounds} alternating runs, {args.num_workers} data worker(s), CPU; rooflines fp32 "
-                  f"{statistics.mean(roofs['fp32']):.0f}, bf16 {statistics.mean(roofs['bf16']):.0f} GFLOP/s",
-                  ["", *MODES, "bf16/fp32", "ckpt/fp32"])
+    table = Table(
+        f"{ARCH}, 16 x 224 px, mask 0.9, batch {args.batch_size}, {timed} timed steps per mode in "
+        f"{args.rounds} alternating runs, {args.num_workers} data worker(s), CPU; rooflines fp32 "
+        f"{statistics.mean(roofs['fp32']):.0f}, bf16 {statistics.mean(roofs['bf16']):.0f} GFLOP/s",
+        ["", *MODES, "bf16/fp32", "ckpt/fp32"],
+    )
     for label, key, form in rows:
         values = "".join(f"{form.format(figures[mode][key]):>12}" for mode in MODES)
-        ratios = "" if key in ("data_share", "roofline") else "".join(
-            f"{figures[mode][key] / figures['fp32'][key]:>10.2f}x" for mode in ("bf16", "fp32 ckpt"))
+        ratios = (
+            ""
+            if key in ("data_share", "roofline")
+            else "".join(f"{figures[mode][key] / figures['fp32'][key]:>10.2f}x" for mode in ("bf16", "fp32 ckpt"))
+        )
         print(f"{label:26}{values}{ratios}")
-        table.rows.append([label.strip(), *(form.format(figures[mode][key]) for mode in MODES),
-                           *(("", "") if key in ("data_share", "roofline") else
-                             (f"{figures[mode][key] / figures['fp32'][key]:.2f}x" for mode in ("bf16", "fp32 ckpt")))])
+        table.rows.append(
+            [
+                label.strip(),
+                *(form.format(figures[mode][key]) for mode in MODES),
+                *(
+                    ("", "")
+                    if key in ("data_share", "roofline")
+                    else (f"{figures[mode][key] / figures['fp32'][key]:.2f}x" for mode in ("bf16", "fp32 ckpt"))
+                ),
+            ]
+        )
     base = memory["fp32"]
-    note = (f"activations: peak minus the process after imports, {base['base_mb']:.0f} MB, and weights + gradients "
-            f"+ AdamW state, {base['state_mb']:.0f} MB")
+    note = (
+        f"activations: peak minus the process after imports, {base['base_mb']:.0f} MB, and weights + gradients "
+        f"+ AdamW state, {base['state_mb']:.0f} MB"
+    )
     print(f"({note})")
-    write_result("bench_train", [table], settings={key: str(value) for key, value in vars(args).items()},
-                 summary=[note])
+    write_result(
+        "bench_train", [table], settings={key: str(value) for key, value in vars(args).items()}, summary=[note]
+    )
+
 
 if __name__ == "__main__":
     main()

@@ -50,9 +50,11 @@ def adamw(repeats: int) -> list[str]:
         results[kind], times[kind] = params, statistics.median(seconds[1:])
     diff = max((a - b).abs().max().item() for a, b in zip(results["loop"], results["fused"]))
     count = sum(p.numel() for p in model.parameters())
-    line = (f"adamw: {count / 1e6:.1f} M parameters; loop {times['loop'] * 1e3:.0f} ms, fused "
-            f"{times['fused'] * 1e3:.0f} ms a step ({times['loop'] / times['fused']:.1f}x); largest difference "
-            f"after {repeats} steps {diff:.1e}")
+    line = (
+        f"adamw: {count / 1e6:.1f} M parameters; loop {times['loop'] * 1e3:.0f} ms, fused "
+        f"{times['fused'] * 1e3:.0f} ms a step ({times['loop'] / times['fused']:.1f}x); largest difference "
+        f"after {repeats} steps {diff:.1e}"
+    )
     print(line)
     return [line]
 
@@ -62,14 +64,25 @@ def workers() -> list[str]:
 
     chosen = loop.worker_options
     plain = lambda num_workers, device: {"num_workers": num_workers}  # noqa: E731
-    lines = ["workers: pretraining, 3 epochs of 2 steps, batch 2, 1 worker; step seconds (first of each epoch | others)"]
+    lines = [
+        "workers: pretraining, 3 epochs of 2 steps, batch 2, 1 worker; step seconds (first of each epoch | others)"
+    ]
     print(lines[0])
     for name, options in (("forked every epoch", plain), ("persistent, spawned", chosen)):
         loop.worker_options = options
         try:
             with tempfile.TemporaryDirectory() as out_dir:
-                config = PretrainConfig(out_dir=out_dir, arch=ARCH, epochs=3, batch_size=2, repeat_aug=1,
-                                        num_workers=1, save_every=10**9, tensorboard=False, device="cpu")
+                config = PretrainConfig(
+                    out_dir=out_dir,
+                    arch=ARCH,
+                    epochs=3,
+                    batch_size=2,
+                    repeat_aug=1,
+                    num_workers=1,
+                    save_every=10**9,
+                    tensorboard=False,
+                    device="cpu",
+                )
                 start = time.perf_counter()
                 pretrain(VIDEOS, config)
                 total = time.perf_counter() - start
@@ -78,8 +91,10 @@ def workers() -> list[str]:
             loop.worker_options = chosen
         firsts = [r["step_s"] for r in records if r["step"] % 2 == 1][1:]  # the run's very first step left out
         others = [r["step_s"] for r in records if r["step"] % 2 == 0]
-        lines.append(f"{name}: {', '.join(f'{s:.2f}' for s in firsts)} | {', '.join(f'{s:.2f}' for s in others)}"
-                     f" (whole run {total:.1f} s)")
+        lines.append(
+            f"{name}: {', '.join(f'{s:.2f}' for s in firsts)} | {', '.join(f'{s:.2f}' for s in others)}"
+            f" (whole run {total:.1f} s)"
+        )
         print(f"  {lines[-1]}", flush=True)
     return lines
 
@@ -113,13 +128,17 @@ def profile() -> list[str]:
     total = sum(e.self_cpu_time_total for e in events)
 
     def share(*keys: str, exclude: str = "\0") -> float:
-        return sum(e.self_cpu_time_total for e in events if any(k in e.key for k in keys) and exclude not in e.key) / total
+        return (
+            sum(e.self_cpu_time_total for e in events if any(k in e.key for k in keys) and exclude not in e.key) / total
+        )
 
-    line = (f"profile: one bare {precision.describe()} step, batch 2: {seconds:.2f} s; of its self CPU time "
-            f"attention backward {share('flash_attention_for_cpu_backward'):.0%}, attention forward "
-            f"{share('flash_attention_for_cpu', exclude='backward'):.0%}, matrix products "
-            f"{share('aten::mm', 'aten::addmm', 'aten::bmm'):.0%}, AdamW {share('adamw'):.0%}, copies and casts "
-            f"{share('aten::copy_'):.0%}")
+    line = (
+        f"profile: one bare {precision.describe()} step, batch 2: {seconds:.2f} s; of its self CPU time "
+        f"attention backward {share('flash_attention_for_cpu_backward'):.0%}, attention forward "
+        f"{share('flash_attention_for_cpu', exclude='backward'):.0%}, matrix products "
+        f"{share('aten::mm', 'aten::addmm', 'aten::bmm'):.0%}, AdamW {share('adamw'):.0%}, copies and casts "
+        f"{share('aten::copy_'):.0%}"
+    )
     print(line)
     return [line]
 

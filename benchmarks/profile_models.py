@@ -5,7 +5,8 @@ frames of 224 px, random weights). `--depth` cuts the encoder to fewer blocks (e
 so the shares per op hold for the full 32; the MAE decoder keeps its 4). Prints, per path and precision, the
 ops by self CPU time with their share of the path, and the share of matrix products (mm/addmm/bmm/linear
 and SDPA's flash kernel) against everything else (copies, casts, GELU, LayerNorm, softmax, adds). Runs as
-the commands do: freed memory kept for reuse, bf16 with the linear weights packed once (`hvm1.inference.prepare_for_inference`).
+the commands do: freed memory kept for reuse, bf16 with the linear weights packed once
+(`hvm1.inference.prepare_for_inference`).
 
 `--block` instead times each step of one ViT-H/14 block at 2049 tokens by wall clock (LayerNorms, the input
 cast, q, k, v, attention, proj, the residual adds, fc1, GELU, fc2; median of `--repeats`), with each step's
@@ -42,9 +43,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_models import random_model  # noqa: E402
 from results import printed_result  # noqa: E402
 
-MATMUL_OPS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "aten::matmul", "aten::linear",
-              "aten::_flash_attention_forward", "aten::_scaled_dot_product_flash_attention_for_cpu",
-              "mkldnn", "onednn")
+MATMUL_OPS = (
+    "aten::mm",
+    "aten::addmm",
+    "aten::bmm",
+    "aten::baddbmm",
+    "aten::matmul",
+    "aten::linear",
+    "aten::_flash_attention_forward",
+    "aten::_scaled_dot_product_flash_attention_for_cpu",
+    "mkldnn",
+    "onednn",
+)
 
 
 def profile_path(fn, precision: str, top: int) -> None:
@@ -57,11 +67,15 @@ def profile_path(fn, precision: str, top: int) -> None:
     total = sum(e.self_cpu_time_total for e in events)
     events.sort(key=lambda e: e.self_cpu_time_total, reverse=True)
     matmul = sum(e.self_cpu_time_total for e in events if any(k in e.key for k in MATMUL_OPS))
-    print(f"  {chosen.describe()}: {total / 1e6:.2f} s of self CPU time; matrix products {matmul / total:.1%}, "
-          f"the rest {1 - matmul / total:.1%}")
+    print(
+        f"  {chosen.describe()}: {total / 1e6:.2f} s of self CPU time; matrix products {matmul / total:.1%}, "
+        f"the rest {1 - matmul / total:.1%}"
+    )
     for e in events[:top]:
-        print(f"    {e.key:<52} {e.count:6d} calls {e.self_cpu_time_total / 1e3:10.1f} ms "
-              f"{e.self_cpu_time_total / total:6.1%}")
+        print(
+            f"    {e.key:<52} {e.count:6d} calls {e.self_cpu_time_total / 1e3:10.1f} ms "
+            f"{e.self_cpu_time_total / total:6.1%}"
+        )
 
 
 _sdpa = torch.nn.functional.scaled_dot_product_attention
@@ -103,14 +117,22 @@ def profile_block(precision: str, repeats: int, tokens: int = 2049) -> None:
         f2 = mlp.fc2(g)
         product = 2 * tokens * dim
         steps = [
-            ("norm1", lambda: block.norm1(x), 0), ("cast to product dtype", lambda: h2.to(chosen.dtype), 0),
-            ("q", lambda: attn.q(h1), product * dim), ("k", lambda: attn.k(h1), product * dim),
+            ("norm1", lambda: block.norm1(x), 0),
+            ("cast to product dtype", lambda: h2.to(chosen.dtype), 0),
+            ("q", lambda: attn.q(h1), product * dim),
+            ("k", lambda: attn.k(h1), product * dim),
             ("v", lambda: attn.v(h1), product * dim),
-            ("attention (SDPA)", lambda: torch.nn.functional.scaled_dot_product_attention(q, k, v, scale=attn.scale),
-             4 * tokens * tokens * dim),
-            ("proj", lambda: attn.proj(out), product * dim), ("residual add 1", lambda: x + proj, 0),
-            ("norm2", lambda: block.norm2(y), 0), ("fc1", lambda: mlp.fc1(h2), product * 4 * dim),
-            ("GELU", lambda: torch.nn.functional.gelu(f1), 0), ("fc2", lambda: mlp.fc2(g), product * 4 * dim),
+            (
+                "attention (SDPA)",
+                lambda: torch.nn.functional.scaled_dot_product_attention(q, k, v, scale=attn.scale),
+                4 * tokens * tokens * dim,
+            ),
+            ("proj", lambda: attn.proj(out), product * dim),
+            ("residual add 1", lambda: x + proj, 0),
+            ("norm2", lambda: block.norm2(y), 0),
+            ("fc1", lambda: mlp.fc1(h2), product * 4 * dim),
+            ("GELU", lambda: torch.nn.functional.gelu(f1), 0),
+            ("fc2", lambda: mlp.fc2(g), product * 4 * dim),
             ("residual add 2", lambda: y + f2, 0),
         ]
         whole = _median_ms(lambda: block(x), repeats)
@@ -120,17 +142,21 @@ def profile_block(precision: str, repeats: int, tokens: int = 2049) -> None:
         for d in dims:
             qd, kd, vd = (torch.randn(1, heads, tokens, d, dtype=chosen.dtype) for _ in range(3))
             sweep.append(_median_ms(lambda qd=qd, kd=kd, vd=vd: _sdpa(qd, kd, vd), repeats))
-    print(f"\none ViT-H/14 block, {tokens} tokens, {chosen.describe()}: {whole:.1f} ms the whole block, "
-          f"{sum(t for _, t, _ in times):.1f} ms the steps one by one")
+    print(
+        f"\none ViT-H/14 block, {tokens} tokens, {chosen.describe()}: {whole:.1f} ms the whole block, "
+        f"{sum(t for _, t, _ in times):.1f} ms the steps one by one"
+    )
     for name, ms, flops in times:
         rate = f"{flops / ms / 1e6:8.0f} GFLOP/s" if flops else ""
         print(f"    {name:<24} {ms:8.2f} ms {ms / whole:6.1%}  {rate}")
     slope = statistics.linear_regression(dims, sweep).slope
     intercept = statistics.linear_regression(dims, sweep).intercept
-    print(f"  attention at {tokens} tokens x {heads} heads by head dimension: "
-          + ", ".join(f"{d}: {ms:.1f} ms" for d, ms in zip(dims, sweep))
-          + f"; fitted {intercept:.1f} ms + {slope:.3f} ms per dimension: {intercept:.1f} ms "
-          f"({intercept / sweep[1]:.0%} of head dimension 64's) does not depend on it")
+    print(
+        f"  attention at {tokens} tokens x {heads} heads by head dimension: "
+        + ", ".join(f"{d}: {ms:.1f} ms" for d, ms in zip(dims, sweep))
+        + f"; fitted {intercept:.1f} ms + {slope:.3f} ms per dimension: {intercept:.1f} ms "
+        f"({intercept / sweep[1]:.0%} of head dimension 64's) does not depend on it"
+    )
 
 
 def _explicit_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -154,8 +180,9 @@ def compare_attention(precision: str, repeats: int) -> None:
                 error = ((fn(ql, kl, vl).float() - reference).norm() / reference.norm()).item()
             qg, kg, vg = (t.detach().requires_grad_(True) for t in (ql, kl, vl))
             grad = torch.ones_like(qg)
-            both_ms = _median_ms(lambda fn=fn, qg=qg, kg=kg, vg=vg, grad=grad: fn(qg, kg, vg).backward(grad),
-                                 max(3, repeats // 3))
+            both_ms = _median_ms(
+                lambda fn=fn, qg=qg, kg=kg, vg=vg, grad=grad: fn(qg, kg, vg).backward(grad), max(3, repeats // 3)
+            )
             cells.append(f"{name} forward {forward_ms:7.2f}, with backward {both_ms:7.2f} ({error:.1e})")
         print(f"  {tokens:5d} tokens: " + ";  ".join(cells), flush=True)
 
@@ -168,8 +195,12 @@ def main() -> None:
     parser.add_argument("--precisions", default="fp32,bf16")
     parser.add_argument("--block", action="store_true", help="time the steps of one block instead (see above)")
     parser.add_argument("--attention", action="store_true", help="compare SDPA with explicit attention instead")
-    parser.add_argument("--tokens", type=int, default=2049, help="with --block: tokens (2049: a 16 x 224 clip; "
-                        "206: the MAE encoder at mask 0.9)")
+    parser.add_argument(
+        "--tokens",
+        type=int,
+        default=2049,
+        help="with --block: tokens (2049: a 16 x 224 clip; 206: the MAE encoder at mask 0.9)",
+    )
     parser.add_argument("--repeats", type=int, default=10, help="with --block or --attention: timed runs (median)")
     args = parser.parse_args()
     if args.attention:
@@ -192,8 +223,10 @@ def main() -> None:
         "complete": ("MAE center-0.5 completion", lambda: mae(video, 0.5, visualize=True, mask_type="center")),
     }
     reuse = keep_freed_memory()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; encoder depth {args.depth}; freed memory "
-          f"{'reused' if reuse else 'returned to the OS'}")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads; encoder depth {args.depth}; freed memory "
+        f"{'reused' if reuse else 'returned to the OS'}"
+    )
     for precision in args.precisions.split(","):
         for model in (vit, mae):  # as the commands run them: linear weights prepared once (a no-op for fp32)
             prepare_for_inference(model, resolve_precision(precision, "cpu"))

@@ -28,8 +28,17 @@ from typing import Any
 RESULTS = Path(__file__).resolve().parent / "results"
 ROOT = Path(__file__).resolve().parents[1]
 # The CPU flags that change which matrix-multiply and attention kernels PyTorch runs.
-SPEED_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16",
-               "amx_fp16")
+SPEED_FLAGS = (
+    "avx2",
+    "fma",
+    "avx512f",
+    "avx512_vnni",
+    "avx512_bf16",
+    "avx512_fp16",
+    "amx_tile",
+    "amx_bf16",
+    "amx_fp16",
+)
 
 
 @dataclass
@@ -58,8 +67,12 @@ def machine() -> dict[str, Any]:
     except OSError:
         pass
     info: dict[str, Any] = {
-        "cpu": cpu_model, "cpu_flags": [flag for flag in SPEED_FLAGS if flag in flags], "cores": os.cpu_count(),
-        "memory_gb": memory_gb, "os": platform.platform(), "python": platform.python_version(),
+        "cpu": cpu_model,
+        "cpu_flags": [flag for flag in SPEED_FLAGS if flag in flags],
+        "cores": os.cpu_count(),
+        "memory_gb": memory_gb,
+        "os": platform.platform(),
+        "python": platform.python_version(),
     }
     try:
         import torch
@@ -80,8 +93,15 @@ def _git(*args: str) -> str:
         return ""
 
 
-def write_result(name: str, tables: Sequence[Table], *, settings: dict[str, Any] | None = None,
-                 summary: Sequence[str] = (), output: str = "", out_dir: Path | None = None) -> Path:
+def write_result(
+    name: str,
+    tables: Sequence[Table],
+    *,
+    settings: dict[str, Any] | None = None,
+    summary: Sequence[str] = (),
+    output: str = "",
+    out_dir: Path | None = None,
+) -> Path:
     """Write benchmark `name`'s result file (replacing the previous run's) and say where on stdout.
 
     Args:
@@ -151,13 +171,17 @@ def render_result(result: dict[str, Any]) -> str:
     """One result file as markdown: a heading, where and when it ran, its tables and its summary."""
     machine_info = result.get("machine", {})
     flags = ", ".join(machine_info.get("cpu_flags", [])) or "none of " + ", ".join(SPEED_FLAGS)
-    where = (f"{machine_info.get('cpu', '?')}, {machine_info.get('cores', '?')} cores"
-             f"{', ' + str(machine_info['memory_gb']) + ' GB' if machine_info.get('memory_gb') else ''}"
-             f"{'; GPU ' + machine_info['gpu'] if machine_info.get('gpu') else ''}")
+    where = (
+        f"{machine_info.get('cpu', '?')}, {machine_info.get('cores', '?')} cores"
+        f"{', ' + str(machine_info['memory_gb']) + ' GB' if machine_info.get('memory_gb') else ''}"
+        f"{'; GPU ' + machine_info['gpu'] if machine_info.get('gpu') else ''}"
+    )
     load = result.get("load_average")
     lines = [
-        f"## {result['benchmark']}", "",
-        f"`{result.get('command', '')}`", "",
+        f"## {result['benchmark']}",
+        "",
+        f"`{result.get('command', '')}`",
+        "",
         f"- Machine: {where}; CPU flags: {flags}",
         f"- torch {machine_info.get('torch', '?')} ({machine_info.get('torch_threads', '?')} threads), "
         f"Python {machine_info.get('python', '?')}",
@@ -168,8 +192,13 @@ def render_result(result: dict[str, Any]) -> str:
     if result.get("note"):
         lines.append(f"- {result['note']}")
     for table in result.get("tables", []):
-        lines += ["", f"**{table['title']}**", "", "| " + " | ".join(map(_cell, table["columns"])) + " |",
-                  "|" + " --- |" * len(table["columns"])]
+        lines += [
+            "",
+            f"**{table['title']}**",
+            "",
+            "| " + " | ".join(map(_cell, table["columns"])) + " |",
+            "|" + " --- |" * len(table["columns"]),
+        ]
         lines += ["| " + " | ".join(map(_cell, row)) + " |" for row in table["rows"]]
     if result.get("summary"):
         lines.append("")
@@ -192,7 +221,8 @@ def performance_page(folder: Path = RESULTS) -> str:
     """The performance page: the benchmark scripts, then every result file in `folder`, by benchmark name."""
     results = [json.loads(path.read_text()) for path in sorted(folder.glob("*.json"))]
     parts = [
-        "# Performance", "",
+        "# Performance",
+        "",
         "Every figure on this page is read from a result file that a benchmark script wrote "
         "(`benchmarks/results/NAME.json`) when the site was built; none is typed by hand. Each says where and "
         "when it was measured. `python benchmarks/NAME.py -h` says how to run a benchmark, and a run replaces its "

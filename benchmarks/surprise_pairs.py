@@ -38,8 +38,9 @@ def build_pairs(folder: Path) -> Path:
     rows = []
     for background, start, event in PAIRS:
         thing = FIXTURES / "videos" / ("box.mp4" if background == "cup.mp4" else "cup.mp4")
-        possible, impossible = event_pair(FIXTURES / "videos" / background, thing, folder / "videos", event,
-                                          start=float(start))
+        possible, impossible = event_pair(
+            FIXTURES / "videos" / background, thing, folder / "videos", event, start=float(start)
+        )
         rows.append(f"videos/{possible.name},videos/{impossible.name},{event}")
     (folder / "pairs.csv").write_text("possible,impossible,group\n" + "\n".join(rows) + "\n")
     return folder / "pairs.csv"
@@ -47,8 +48,9 @@ def build_pairs(folder: Path) -> Path:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--work", type=Path,
-                        help="where the videos and each model's outputs go (default: a temp folder)")
+    parser.add_argument(
+        "--work", type=Path, help="where the videos and each model's outputs go (default: a temp folder)"
+    )
     args = parser.parse_args()
     from hvm1.eval.paired import read_pairs
     from hvm1.eval.surprise import surprise_videos
@@ -60,23 +62,40 @@ def main() -> None:
     for name in ("tiny", "tiny_b"):
         folder = FIXTURES / "reference" / name
         config = json.loads((folder / "config.json").read_text())
-        model = load_model(folder / "mae_checkpoint.pth", model_type="mae", num_heads=config["num_heads"],
-                           decoder_num_heads=config["decoder_num_heads"])
+        model = load_model(
+            folder / "mae_checkpoint.pth",
+            model_type="mae",
+            num_heads=config["num_heads"],
+            decoder_num_heads=config["decoder_num_heads"],
+        )
         report = surprise_videos(model, [], work / name, model_name=name, pairs=pairs, precision="fp32")
         if report.skipped:
             raise SystemExit(f"{name}: could not read {[s.path for s in report.skipped]}")
         windows = sum(len(v.windows) for v in report.videos)
-        table = Table(f"{name}: {len(pairs)} pairs (6 vanish, 6 jump), {windows} windows",
-                      ["method", "by", "relative accuracy", "95% interval", "AUROC", "vanish", "jump"])
+        table = Table(
+            f"{name}: {len(pairs)} pairs (6 vanish, 6 jump), {windows} windows",
+            ["method", "by", "relative accuracy", "95% interval", "AUROC", "vanish", "jump"],
+        )
         print(table.title)
         print(f"  {'method':<26} {'by':<4} {'accuracy':>8} {'95% interval':>14} {'AUROC':>6}  vanish  jump")
         for f in report.figures:
             method = name if f.method == "model" else f.method
             interval = f"[{f.interval.low:.2f}, {f.interval.high:.2f}]"
-            print(f"  {method:<26} {f.aggregation:<4} {f.accuracy:>8.3f} {interval:>14} {f.auroc:>6.3f}  "
-                  f"{f.groups['vanish']:>6.3f} {f.groups['jump']:>5.3f}")
-            table.rows.append([method, f.aggregation, round(f.accuracy, 3), interval, round(f.auroc, 3),
-                               round(f.groups["vanish"], 3), round(f.groups["jump"], 3)])
+            print(
+                f"  {method:<26} {f.aggregation:<4} {f.accuracy:>8.3f} {interval:>14} {f.auroc:>6.3f}  "
+                f"{f.groups['vanish']:>6.3f} {f.groups['jump']:>5.3f}"
+            )
+            table.rows.append(
+                [
+                    method,
+                    f.aggregation,
+                    round(f.accuracy, 3),
+                    interval,
+                    round(f.auroc, 3),
+                    round(f.groups["vanish"], 3),
+                    round(f.groups["jump"], 3),
+                ]
+            )
         tables.append(table)
     write_result("surprise_pairs", tables, settings={"work": str(work), "pairs": len(pairs)})
 

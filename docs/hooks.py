@@ -61,7 +61,7 @@ def command_names(top_help: str) -> list[str]:
     lines = top_help.splitlines()
     start = next(i for i, line in enumerate(lines) if line.strip() == "COMMAND")
     names = []
-    for line in lines[start + 1:]:
+    for line in lines[start + 1 :]:
         if not line.strip():
             break
         match = re.match(r"^ {4}(\S+)", line)
@@ -110,9 +110,13 @@ def public_names(module: Any) -> list[str]:
     """`__all__`, else the functions and classes the module defines under public names, in source order."""
     if hasattr(module, "__all__"):
         return list(module.__all__)
-    defined = [(name, value) for name, value in vars(module).items() if not name.startswith("_")
-               and (inspect.isfunction(value) or inspect.isclass(value))
-               and getattr(value, "__module__", None) == module.__name__]
+    defined = [
+        (name, value)
+        for name, value in vars(module).items()
+        if not name.startswith("_")
+        and (inspect.isfunction(value) or inspect.isclass(value))
+        and getattr(value, "__module__", None) == module.__name__
+    ]
     return [name for name, value in sorted(defined, key=lambda item: _source_line(item[1]))]
 
 
@@ -129,8 +133,15 @@ def api_pages() -> dict[str, str]:
     pages: dict[str, str] = {}
     for module_name in public_modules():
         module = importlib.import_module(module_name)
-        lines = [f"# {module_name}", "", f"::: {module_name}", "    options:", "      members: false",
-                 "      show_root_heading: false", ""]
+        lines = [
+            f"# {module_name}",
+            "",
+            f"::: {module_name}",
+            "    options:",
+            "      members: false",
+            "      show_root_heading: false",
+            "",
+        ]
         for name in public_names(module):
             value = getattr(module, name)
             identifier = f"{module_name}.{name}"
@@ -143,12 +154,18 @@ def api_pages() -> dict[str, str]:
                 rendered[id(value)] = identifier
             lines += [f"::: {identifier}", "    options:", "      heading_level: 2", ""]
         pages[f"reference/api/{module_name}.md"] = "\n".join(lines)
-    index = ["# Python API", "",
-             "Generated when the site is built from the docstrings of the public API: what `hvm1.__all__` and "
-             "each subpackage's `__all__` export, and the public functions and classes of the other modules. "
-             "An object is described once, on the first page that exports it; the other pages link there.", ""]
-    index += [f"- [`{path.removeprefix('reference/api/').removesuffix('.md')}`]"
-              f"({path.removeprefix('reference/api/')})" for path in pages]
+    index = [
+        "# Python API",
+        "",
+        "Generated when the site is built from the docstrings of the public API: what `hvm1.__all__` and "
+        "each subpackage's `__all__` export, and the public functions and classes of the other modules. "
+        "An object is described once, on the first page that exports it; the other pages link there.",
+        "",
+    ]
+    index += [
+        f"- [`{path.removeprefix('reference/api/').removesuffix('.md')}`]({path.removeprefix('reference/api/')})"
+        for path in pages
+    ]
     pages[API_NAV_ENTRY] = "\n".join(index) + "\n"
     return pages
 
@@ -174,7 +191,8 @@ def on_config(config: Any) -> Any:
     _generated.update(api)
     _generated["design/performance.md"] = _benchmark_results().performance_page(RESULTS)
     api_nav = [{"Overview": API_NAV_ENTRY}] + [
-        {path.removeprefix("reference/api/").removesuffix(".md"): path} for path in api if path != API_NAV_ENTRY]
+        {path.removeprefix("reference/api/").removesuffix(".md"): path} for path in api if path != API_NAV_ENTRY
+    ]
     config["nav"] = _replace_nav(config["nav"], API_NAV_ENTRY, api_nav)
     return config
 
@@ -183,8 +201,10 @@ def _replace_nav(nav: Any, target: str, replacement: list) -> Any:
     if isinstance(nav, list):
         return [_replace_nav(item, target, replacement) for item in nav]
     if isinstance(nav, dict):
-        return {key: (replacement if value == target else _replace_nav(value, target, replacement))
-                for key, value in nav.items()}
+        return {
+            key: (replacement if value == target else _replace_nav(value, target, replacement))
+            for key, value in nav.items()
+        }
     return nav
 
 

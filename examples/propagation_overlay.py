@@ -26,7 +26,11 @@ FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures"
 
 
 def main() -> None:
-    out = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parents[1] / "docs" / "propagation_overlay.png"
+    out = (
+        Path(sys.argv[1])
+        if len(sys.argv) > 1
+        else Path(__file__).resolve().parents[1] / "docs" / "propagation_overlay.png"
+    )
     backgrounds = read_clip(FIXTURES / "videos" / "box.mp4", num_frames=10, sampling_rate=3, start=0.0).frames.numpy()
     texture = read_clip(FIXTURES / "videos" / "cup.mp4", num_frames=1, start=0.0).frames.numpy()[0][180:300, 240:360]
     yy, xx = np.mgrid[:120, :120]

@@ -24,8 +24,10 @@ def main() -> None:
         logits = vit(video)
         tokens = vit.forward_features(video)
         attention = vit.cls_attention(video)
-    print(f"MAE (random weights): loss {loss.item():.3f}, pred {tuple(pred.shape)}, "
-          f"{int(mask.sum())} of {mask.shape[1]} tokens masked, comparison {tuple(comparison.shape)}")
+    print(
+        f"MAE (random weights): loss {loss.item():.3f}, pred {tuple(pred.shape)}, "
+        f"{int(mask.sum())} of {mask.shape[1]} tokens masked, comparison {tuple(comparison.shape)}"
+    )
     print(f"ViT: logits {tuple(logits.shape)}, tokens {tuple(tokens.shape)}, CLS attention {tuple(attention.shape)}")
 
 

@@ -12,8 +12,14 @@ from urllib.parse import urlparse
 
 from reference_data import skip_unless_ci
 
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run"]
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 def require_browser():
@@ -35,5 +41,8 @@ def launch_chromium(playwright, chromium: str):
 
 def outside_requests(urls: list[str]) -> list[str]:
     """The URLs among `urls` that go to another host than this machine's loopback address."""
-    return [url for url in urls if urlparse(url).hostname not in ("127.0.0.1", None)
-            and not url.startswith(("data:", "blob:"))]
+    return [
+        url
+        for url in urls
+        if urlparse(url).hostname not in ("127.0.0.1", None) and not url.startswith(("data:", "blob:"))
+    ]

@@ -17,8 +17,11 @@ def reference(request) -> Path:
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--update-screenshot", action="store_true",
-                     help="rewrite docs/demo.png (the README's picture of `hvm1 demo`) from the browser test")
+    parser.addoption(
+        "--update-screenshot",
+        action="store_true",
+        help="rewrite docs/demo.png (the README's picture of `hvm1 demo`) from the browser test",
+    )
 
 
 @pytest.fixture(scope="module")

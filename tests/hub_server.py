@@ -6,7 +6,8 @@
 206 and `Content-Range` as the hub's CDN does, counts the body bytes it sends (`sent`), and can misbehave on
 purpose (`fault`): 'truncate' sends half the bytes (with a consistent, smaller `Content-Length`), 'corrupt'
 sends as many bytes as promised but flips them, 'flip' flips the one byte at `flip_at` of the file (its headers
-and ETag unchanged, as when the bytes are damaged on the way), 'ignore-range' answers every GET with 200 and the whole file,
+and ETag unchanged, as when the bytes are damaged on the way), 'ignore-range' answers every GET with 200 and the whole
+file,
 and 'cut' drops the connection half-way through a response once `cut_after` body bytes have gone out in all.
 A file is `bytes`, or a `Path` served from disk (the benchmark's full-size file).
 """
@@ -57,7 +58,7 @@ def _sha256(source: Path) -> str:
 def _chunks(source: bytes | Path, start: int, end: int):
     if isinstance(source, bytes):
         for at in range(start, end, _CHUNK):
-            yield source[at:min(at + _CHUNK, end)]
+            yield source[at : min(at + _CHUNK, end)]
         return
     with open(source, "rb") as f:
         f.seek(start)
@@ -136,7 +137,7 @@ class FakeHub:
                         chunk = bytes(b ^ 0xFF for b in chunk)
                     if hub.fault == "flip" and position <= hub.flip_at < position + len(chunk):
                         at = hub.flip_at - position
-                        chunk = chunk[:at] + bytes([chunk[at] ^ 0x01]) + chunk[at + 1:]
+                        chunk = chunk[:at] + bytes([chunk[at] ^ 0x01]) + chunk[at + 1 :]
                     position += len(chunk)
                     if hub.fault == "cut":
                         with hub._lock:

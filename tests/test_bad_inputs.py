@@ -76,8 +76,19 @@ def assert_named(err: str, root: Path) -> None:
 
 def test_embed(folder, tmp_path, capsys):
     out = tmp_path / "out.npz"
-    status = main(["embed", str(folder), "--checkpoint", str(TINY / "mae_checkpoint.pth"), *TINY_SET,
-                   "-o", str(out), "--num-workers", "0"])
+    status = main(
+        [
+            "embed",
+            str(folder),
+            "--checkpoint",
+            str(TINY / "mae_checkpoint.pth"),
+            *TINY_SET,
+            "-o",
+            str(out),
+            "--num-workers",
+            "0",
+        ]
+    )
     assert status == 1
     assert_named(capsys.readouterr().err, folder)
     with np.load(out) as rows:
@@ -85,17 +96,45 @@ def test_embed(folder, tmp_path, capsys):
 
 
 def test_embed_in_dataloader_workers(folder, tmp_path, capsys):
-    status = main(["embed", str(folder), "--checkpoint", str(TINY / "mae_checkpoint.pth"), *TINY_SET,
-                   "-o", str(tmp_path / "out.npz"), "--num-workers", "2", "--batch-size", "2"])
+    status = main(
+        [
+            "embed",
+            str(folder),
+            "--checkpoint",
+            str(TINY / "mae_checkpoint.pth"),
+            *TINY_SET,
+            "-o",
+            str(tmp_path / "out.npz"),
+            "--num-workers",
+            "2",
+            "--batch-size",
+            "2",
+        ]
+    )
     assert status == 1
     assert_named(capsys.readouterr().err, folder)
 
 
 def test_evaluate(folder, tmp_path, capsys):
     manifest = tmp_path / "data.csv"  # the tiny classifier has 7 classes; two are used here
-    manifest.write_text("".join(f"{path},{0 if path.parent.name == 'a' else 6}\n" for path in sorted(folder.rglob("*.mp4"))))
-    status = main(["evaluate", str(manifest), "--checkpoint", str(TINY / "vit_checkpoint.pth"), *TINY_SET,
-                   "--views", "1x1", "--num-workers", "0", "--out-dir", str(tmp_path / "eval")])
+    manifest.write_text(
+        "".join(f"{path},{0 if path.parent.name == 'a' else 6}\n" for path in sorted(folder.rglob("*.mp4")))
+    )
+    status = main(
+        [
+            "evaluate",
+            str(manifest),
+            "--checkpoint",
+            str(TINY / "vit_checkpoint.pth"),
+            *TINY_SET,
+            "--views",
+            "1x1",
+            "--num-workers",
+            "0",
+            "--out-dir",
+            str(tmp_path / "eval"),
+        ]
+    )
     assert status == 1
     assert_named(capsys.readouterr().err, folder)
     summary = json.loads((tmp_path / "eval" / "summary.json").read_text())
@@ -103,7 +142,9 @@ def test_evaluate(folder, tmp_path, capsys):
     assert len((tmp_path / "eval" / "predictions.csv").read_text().splitlines()) == 1 + 4  # header + good ones
 
 
-@pytest.mark.parametrize("command, checkpoint", [("complete", "mae_checkpoint.pth"), ("attention", "vit_checkpoint.pth")])
+@pytest.mark.parametrize(
+    "command, checkpoint", [("complete", "mae_checkpoint.pth"), ("attention", "vit_checkpoint.pth")]
+)
 def test_pictures(folder, tmp_path, capsys, command, checkpoint):
     out = tmp_path / "pictures"
     status = main([command, str(folder), "--checkpoint", str(TINY / checkpoint), *TINY_SET, "--out-dir", str(out)])
@@ -115,14 +156,43 @@ def test_pictures(folder, tmp_path, capsys, command, checkpoint):
 @pytest.mark.parametrize("command", ["pretrain", "finetune"])
 def test_training(folder, tmp_path, capsys, command):
     run = tmp_path / "run"
-    common = ["--out-dir", str(run), "--batch-size", "2", "--accum-iter", "1", "--epochs", "1", "--num-workers", "0",
-              "--no-tensorboard"]
+    common = [
+        "--out-dir",
+        str(run),
+        "--batch-size",
+        "2",
+        "--accum-iter",
+        "1",
+        "--epochs",
+        "1",
+        "--num-workers",
+        "0",
+        "--no-tensorboard",
+    ]
     if command == "pretrain":
-        args = ["pretrain", str(folder), "--checkpoint", str(TINY / "mae_checkpoint.pth"), *TINY_SET,
-                "--repeat-aug", "1", *common]
+        args = [
+            "pretrain",
+            str(folder),
+            "--checkpoint",
+            str(TINY / "mae_checkpoint.pth"),
+            *TINY_SET,
+            "--repeat-aug",
+            "1",
+            *common,
+        ]
     else:
-        args = ["finetune", str(folder), "--val", str(folder), "--checkpoint", str(TINY / "vit_checkpoint.pth"),
-                *TINY_SET, "--eval-batch-size", "2", *common]
+        args = [
+            "finetune",
+            str(folder),
+            "--val",
+            str(folder),
+            "--checkpoint",
+            str(TINY / "vit_checkpoint.pth"),
+            *TINY_SET,
+            "--eval-batch-size",
+            "2",
+            *common,
+        ]
     assert main(args) == 1
     err = capsys.readouterr().err
     if command == "finetune":  # validation reads the same folder
@@ -137,8 +207,19 @@ def test_training(folder, tmp_path, capsys, command):
 
 def test_probe_names_a_damaged_embedding_file(folder, tmp_path, capsys):
     out = tmp_path / "train.npz"
-    main(["embed", str(folder), "--checkpoint", str(TINY / "mae_checkpoint.pth"), *TINY_SET, "-o", str(out),
-          "--num-workers", "0"])
+    main(
+        [
+            "embed",
+            str(folder),
+            "--checkpoint",
+            str(TINY / "mae_checkpoint.pth"),
+            *TINY_SET,
+            "-o",
+            str(out),
+            "--num-workers",
+            "0",
+        ]
+    )
     damaged = tmp_path / "test.npz"
     data = out.read_bytes()
     damaged.write_bytes(data[: len(data) // 2])

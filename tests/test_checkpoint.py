@@ -81,8 +81,7 @@ def test_all_published_layouts_load_the_same(tmp_path, tiny, video):
     layouts = {
         "bare.pth": weights,
         "model_state.pth": {"model_state": weights, "epoch": 1},
-        "ddp.pth": {"model": {f"module.{k}": v for k, v in weights.items()},
-                    "args": argparse.Namespace(img_size=56)},
+        "ddp.pth": {"model": {f"module.{k}": v for k, v in weights.items()}, "args": argparse.Namespace(img_size=56)},
     }
     for name, obj in layouts.items():
         torch.save(obj, tmp_path / name)
@@ -160,7 +159,9 @@ def test_memory_mapped_weights_are_copy_on_write(tmp_path, tiny, video):
     assert torch.equal(again.head.weight + 1.0, model.head.weight)
 
 
-@pytest.mark.parametrize("content", [b"", b"notes: remember the milk\n", b"# a README\n\n{json-ish}", b"\x89PNG\r\n\x1a\n"])
+@pytest.mark.parametrize(
+    "content", [b"", b"notes: remember the milk\n", b"# a README\n\n{json-ish}", b"\x89PNG\r\n\x1a\n"]
+)
 @pytest.mark.parametrize("name", ["notes.pth", "notes.safetensors", "notes.txt"])
 def test_a_file_of_no_checkpoint_format_is_named_as_such(tmp_path, content, name):
     path = tmp_path / name
@@ -199,9 +200,19 @@ def test_no_refusal_recommends_convert_which_refuses_the_same_file(tmp_path):
 
 
 def test_a_bare_mae_state_dict_with_the_512_wide_decoder_needs_no_head_counts(tmp_path):
-    config = hvm1.models.MAEConfig(img_size=32, patch_size=16, num_frames=4, t_patch_size=2, embed_dim=192,
-                                   depth=1, num_heads=3, decoder_embed_dim=512, decoder_depth=1, decoder_num_heads=16,
-                                   pred_t_dim=2)
+    config = hvm1.models.MAEConfig(
+        img_size=32,
+        patch_size=16,
+        num_frames=4,
+        t_patch_size=2,
+        embed_dim=192,
+        depth=1,
+        num_heads=3,
+        decoder_embed_dim=512,
+        decoder_depth=1,
+        decoder_num_heads=16,
+        pred_t_dim=2,
+    )
     torch.manual_seed(0)
     torch.save(hvm1.models.build_model(config).state_dict(), tmp_path / "bare.pth")
     loaded = hvm1.load_model(tmp_path / "bare.pth")
@@ -210,16 +221,23 @@ def test_a_bare_mae_state_dict_with_the_512_wide_decoder_needs_no_head_counts(tm
 
 def test_overrides_are_checked_the_same_way_for_zoo_names_files_and_fixed_architectures(tiny):
     config = hvm1.ViTConfig(img_size=56, num_frames=8, embed_dim=64, depth=2, num_heads=4, num_classes=7)
-    for load in (lambda: hvm1.load_model("vit_hvm1_none", pretrained=False, device="meta", num_hedas=4),
-                 lambda: hvm1.load_model(tiny / "vit_checkpoint.pth", num_hedas=4),
-                 lambda: hvm1.checkpoint.load_checkpoint(tiny / "vit_checkpoint.pth", config=config, num_hedas=4)):
+    for load in (
+        lambda: hvm1.load_model("vit_hvm1_none", pretrained=False, device="meta", num_hedas=4),
+        lambda: hvm1.load_model(tiny / "vit_checkpoint.pth", num_hedas=4),
+        lambda: hvm1.checkpoint.load_checkpoint(tiny / "vit_checkpoint.pth", config=config, num_hedas=4),
+    ):
         with pytest.raises(ValueError, match=r"unknown config field\(s\) num_hedas; valid: "):
             load()
 
 
-@pytest.mark.parametrize("command", [
-    ["complete", "--out-dir", "{tmp}/out"], ["attention", "--out-dir", "{tmp}/out"], ["embed", "-o", "{tmp}/e.npz"],
-])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["complete", "--out-dir", "{tmp}/out"],
+        ["attention", "--out-dir", "{tmp}/out"],
+        ["embed", "-o", "{tmp}/e.npz"],
+    ],
+)
 def test_a_command_given_a_text_file_as_checkpoint_says_so_in_one_line(tmp_path, capsys, command):
     from hvm1.cli import main
 
@@ -238,13 +256,16 @@ def test_fresh_head_rule_makes_the_published_init_only_when_asked_for(tmp_path, 
     with pytest.raises(CheckpointError, match=r"wrong shapes: head\.bias \(7,\) \(model \(300,\)\)"):
         hvm1.load_model(tiny / "vit_checkpoint.pth", num_classes=300, **heads)
     report: list[str] = []
-    model = hvm1.load_model(tiny / "vit_checkpoint.pth", num_classes=300, rules=["fresh-head"], seed=3,
-                            report=report, **heads)
-    assert report == ["vit_checkpoint.pth: rule 'fresh-head' dropped head.weight (7, 64), head.bias (7,) and "
-                      "made head.bias (300,), head.weight (300, 64)"]
+    model = hvm1.load_model(
+        tiny / "vit_checkpoint.pth", num_classes=300, rules=["fresh-head"], seed=3, report=report, **heads
+    )
+    assert report == [
+        "vit_checkpoint.pth: rule 'fresh-head' dropped head.weight (7, 64), head.bias (7,) and "
+        "made head.bias (300,), head.weight (300, 64)"
+    ]
     weight, bias = model.head.weight.detach(), model.head.bias.detach()
     assert abs(weight.mean()) < 0.002 and 0.019 < weight.std() < 0.021  # normal(0, 0.02): 19200 draws
-    bound = 1 / 64 ** 0.5  # nn.Linear's default bias: uniform(-1/sqrt(fan_in), 1/sqrt(fan_in))
+    bound = 1 / 64**0.5  # nn.Linear's default bias: uniform(-1/sqrt(fan_in), 1/sqrt(fan_in))
     assert bias.abs().max() <= bound and bias.abs().max() > 0.9 * bound and abs(bias.mean()) < 0.02
     again = hvm1.load_model(tiny / "vit_checkpoint.pth", num_classes=300, rules=["fresh-head"], seed=3, **heads)
     assert torch.equal(again.head.weight, model.head.weight)

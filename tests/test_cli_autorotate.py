@@ -43,16 +43,29 @@ def test_every_reading_command_has_the_flag(command):
 
 
 def test_the_flag_reaches_every_preset():
-    model = VideoViT(ViTConfig(img_size=32, patch_size=16, num_frames=4, t_patch_size=2, embed_dim=32, depth=1,
-                               num_heads=2, num_classes=0))
+    model = VideoViT(
+        ViTConfig(
+            img_size=32, patch_size=16, num_frames=4, t_patch_size=2, embed_dim=32, depth=1, num_heads=2, num_classes=0
+        )
+    )
     args = build_parser("complete").parse_args(["complete", "a.mp4", "--model", "x", "--no-autorotate"])
     pre = sized_preprocessing(config_from_args(CompleteConfig, args), Preprocessing(img_size=32, num_frames=4), model)
-    presets = [pre.visualisation(), pre.evaluation(), pre.evaluation("uniform"), pre.image_evaluation(),
-               pre.training((0.5, 1.0)), pre.image_training((0.5, 1.0)), pre.at_size(64, 8).for_images().evaluation()]
+    presets = [
+        pre.visualisation(),
+        pre.evaluation(),
+        pre.evaluation("uniform"),
+        pre.image_evaluation(),
+        pre.training((0.5, 1.0)),
+        pre.image_training((0.5, 1.0)),
+        pre.at_size(64, 8).for_images().evaluation(),
+    ]
     assert [preset.autorotate for preset in presets] == [False] * len(presets)
     default = build_parser("complete").parse_args(["complete", "a.mp4", "--model", "x"])
-    assert sized_preprocessing(config_from_args(CompleteConfig, default), Preprocessing(img_size=32, num_frames=4),
-                               model).visualisation().autorotate
+    assert (
+        sized_preprocessing(config_from_args(CompleteConfig, default), Preprocessing(img_size=32, num_frames=4), model)
+        .visualisation()
+        .autorotate
+    )
 
 
 def test_training_configs_take_the_flag():

@@ -22,15 +22,23 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 
 def run_hvm1(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
     environment = dict(os.environ, PYTHONPATH=str(SRC), OMP_NUM_THREADS="1", **(env or {}))
-    return subprocess.run([sys.executable, "-m", "hvm1.cli", *args], env=environment, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "hvm1.cli", *args], env=environment, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def test_top_level_help_imports_no_torch():
-    code = ("import sys\nfrom hvm1.cli import main\ntry:\n    main(['-h'])\nexcept SystemExit as stop:\n"
-            "    assert stop.code == 0\nprint('torch' in sys.modules)")
-    result = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, PYTHONPATH=str(SRC)),
-                            capture_output=True, text=True, timeout=300)
+    code = (
+        "import sys\nfrom hvm1.cli import main\ntry:\n    main(['-h'])\nexcept SystemExit as stop:\n"
+        "    assert stop.code == 0\nprint('torch' in sys.modules)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        env=dict(os.environ, PYTHONPATH=str(SRC)),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     assert "complete" in result.stdout and "pretrain" in result.stdout, result.stdout
     assert result.stdout.strip().endswith("False"), "hvm1 -h imported torch"
@@ -119,12 +127,32 @@ def test_ctrl_c_during_a_save_is_one_line_and_keeps_the_old_file(tmp_path, monke
 def test_ctrl_c_in_training_says_what_was_kept_and_the_run_resumes(tmp_path):
     videos = [fixture(VIDEOS / name) for name in ("box.mp4", "cup.mp4")]
     out_dir = tmp_path / "run"
-    args = ["pretrain", *map(str, videos), "--checkpoint", str(fixture(MAE_CHECKPOINT)), *TINY_SET,
-            "--out-dir", str(out_dir), "--batch-size", "1", "--repeat-aug", "1", "--epochs", "50", "--save-every", "1",
-            "--num-workers", "0", "--no-tensorboard", "--precision", "fp32"]
+    args = [
+        "pretrain",
+        *map(str, videos),
+        "--checkpoint",
+        str(fixture(MAE_CHECKPOINT)),
+        *TINY_SET,
+        "--out-dir",
+        str(out_dir),
+        "--batch-size",
+        "1",
+        "--repeat-aug",
+        "1",
+        "--epochs",
+        "50",
+        "--save-every",
+        "1",
+        "--num-workers",
+        "0",
+        "--no-tensorboard",
+        "--precision",
+        "fp32",
+    ]
     env = dict(os.environ, PYTHONPATH=str(SRC), OMP_NUM_THREADS="1")
-    process = subprocess.Popen([sys.executable, "-m", "hvm1.cli", *args], env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "hvm1.cli", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
         deadline = time.monotonic() + 240
         while not (out_dir / "checkpoint-previous.pth").is_file() and time.monotonic() < deadline:
@@ -136,9 +164,11 @@ def test_ctrl_c_in_training_says_what_was_kept_and_the_run_resumes(tmp_path):
         process.kill()
     assert process.returncode == INTERRUPTED, err
     lines = [line for line in err.splitlines() if line.startswith("hvm1 pretrain:")]
-    assert lines == [f"hvm1 pretrain: interrupted; the last checkpoint saved, {out_dir / 'checkpoint-last.pth'}, "
-                     f"is complete (a save cut short leaves only a temporary file): run the same command with "
-                     f"--resume auto to continue from it"], err
+    assert lines == [
+        f"hvm1 pretrain: interrupted; the last checkpoint saved, {out_dir / 'checkpoint-last.pth'}, "
+        f"is complete (a save cut short leaves only a temporary file): run the same command with "
+        f"--resume auto to continue from it"
+    ], err
     assert "Traceback" not in err, err
     from hvm1.train.checkpointing import load_training_checkpoint
 
@@ -201,8 +231,9 @@ def test_errors_name_the_flag_not_the_field(capsys):
     assert capsys.readouterr().err.splitlines()[-1] == "hvm1 complete: error: --mask-ratio must be in [0, 1), got 1.0"
     assert main(["pretrain", video, *tiny, "--batch-size", "0", "--out-dir", "unused"]) == 1
     err = capsys.readouterr().err
-    assert err.splitlines()[-1] == ("hvm1 pretrain: error: invalid training config: --batch-size must be at least 1, "
-                                    "got 0"), err
+    assert err.splitlines()[-1] == (
+        "hvm1 pretrain: error: invalid training config: --batch-size must be at least 1, got 0"
+    ), err
 
 
 def test_a_flag_has_one_placeholder_on_every_command():

@@ -11,8 +11,9 @@ from hvm1.cli import COMMAND_GROUPS, build_parser
 from hvm1.cli.command import Command, config_from_args
 from hvm1.settings import setting_info
 
-COMMANDS = {name: entry for group in COMMAND_GROUPS for name, entry in group.COMMANDS.items()
-            if isinstance(entry, Command)}
+COMMANDS = {
+    name: entry for group in COMMAND_GROUPS for name, entry in group.COMMANDS.items() if isinstance(entry, Command)
+}
 
 
 def _required_argv(name: str, config_class) -> list[str]:
@@ -59,4 +60,3 @@ def test_each_flag_shows_the_librarys_default_and_choices(name):
         if shown not in (dataclasses.MISSING, None, (), True, False) and not info["positional"]:
             text = " ".join(map(str, shown)) if isinstance(shown, tuple) else str(shown)
             assert action.help.endswith(f"(default {text})"), (name, field.name, action.help)
-

@@ -50,6 +50,8 @@ def test_info_of_a_file_that_is_no_checkpoint_is_one_line(tmp_path, capsys):
     notes.write_text("my notes\n")
     assert main(["info", str(notes)]) == 1
     err = capsys.readouterr().err
-    assert err.splitlines() == [f"hvm1 info: error: {notes} is not a PyTorch or safetensors checkpoint (its first "
-                                f"bytes are b'my notes'; expected a zip archive, a pickle stream or a safetensors "
-                                f"header)"], err
+    assert err.splitlines() == [
+        f"hvm1 info: error: {notes} is not a PyTorch or safetensors checkpoint (its first "
+        f"bytes are b'my notes'; expected a zip archive, a pickle stream or a safetensors "
+        f"header)"
+    ], err

@@ -50,8 +50,9 @@ def test_an_output_that_cannot_be_written_fails_before_any_work(command, blocked
     assert main(argv) == 1
     err = capsys.readouterr().err
     # One line, and nothing before it: no model was loaded (its precision line), no clip decoded.
-    assert err.splitlines() == [f"hvm1 {command}: error: cannot write into {blocked}: {tmp_path / 'a-file'} is a "
-                                f"file, not a folder"], err
+    assert err.splitlines() == [
+        f"hvm1 {command}: error: cannot write into {blocked}: {tmp_path / 'a-file'} is a file, not a folder"
+    ], err
     assert (tmp_path / "a-file").read_text() == "not a folder"
 
 
@@ -115,8 +116,21 @@ def test_evaluate_writes_into_a_new_temp_folder_by_default(tmp_path, monkeypatch
 @pytest.mark.slow
 def test_num_vids_beyond_the_videos_found_is_said(tmp_path, capsys):
     out = tmp_path / "out"
-    assert main(["complete", str(VIDEOS / "box.mp4"), str(VIDEOS / "cup.mp4"), *MAE,
-                 "--num-vids", "5", "--out-dir", str(out)]) == 0
+    assert (
+        main(
+            [
+                "complete",
+                str(VIDEOS / "box.mp4"),
+                str(VIDEOS / "cup.mp4"),
+                *MAE,
+                "--num-vids",
+                "5",
+                "--out-dir",
+                str(out),
+            ]
+        )
+        == 0
+    )
     err = capsys.readouterr().err
     assert "--num-vids 5 asks for more videos than the 2 found: using all 2" in err, err
     assert len(list(out.iterdir())) == 2
@@ -131,8 +145,9 @@ def test_embed_takes_images_as_evaluate_reads_them(tmp_path, capsys):
 
     images = IMAGES
     out = tmp_path / "images.npz"
-    assert main(["embed", str(images), "--images", *VIT, "-o", str(out), "--num-workers", "0", "--precision",
-                 "fp32"]) == 0
+    assert (
+        main(["embed", str(images), "--images", *VIT, "-o", str(out), "--num-workers", "0", "--precision", "fp32"]) == 0
+    )
     assert f"{out}: 4 images (4 embedded now" in capsys.readouterr().out
     rows = load_embeddings(out)
     assert rows.settings["images"] is True and rows.settings["sampling_rate"] is None

@@ -55,8 +55,20 @@ def test_bfloat16_file_is_half_the_size_and_loads_close(tmp_path, reference):
 
 def test_model_type_vit_keeps_the_encoder_only(tmp_path, reference):
     out, video = tmp_path / "encoder.safetensors", load_video(reference)
-    assert main(["convert", str(reference / "mae_checkpoint.pth"), "-o", str(out), "--model-type", "vit",
-                 *heads_args(reference)]) == 0
+    assert (
+        main(
+            [
+                "convert",
+                str(reference / "mae_checkpoint.pth"),
+                "-o",
+                str(out),
+                "--model-type",
+                "vit",
+                *heads_args(reference),
+            ]
+        )
+        == 0
+    )
     encoder = hvm1.load_model(out)
     assert isinstance(encoder, hvm1.VideoViT)
     assert not any(key.startswith("decoder") for key in encoder.state_dict())

@@ -39,7 +39,7 @@ def args_entries(docstring: str) -> list[str]:
             continue
         indent = len(line) - len(line.lstrip())
         entry_indent = None
-        for entry in lines[index + 1:]:
+        for entry in lines[index + 1 :]:
             if not entry.strip():
                 continue
             current = len(entry) - len(entry.lstrip())

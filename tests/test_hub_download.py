@@ -119,8 +119,13 @@ def test_offline_with_nothing_cached_says_what_to_download_and_how_to_load_a_fil
     with pytest.raises(DownloadError) as info:
         load_model("vit_hvm1_none")
     message = str(info.value)
-    for part in ("'vit_hvm1_none'", "hvm1_none.pth", REPO, "HF_HUB_OFFLINE",
-                 "hvm1.load_model('/path/to/hvm1_none.pth', model_type='vit')"):
+    for part in (
+        "'vit_hvm1_none'",
+        "hvm1_none.pth",
+        REPO,
+        "HF_HUB_OFFLINE",
+        "hvm1.load_model('/path/to/hvm1_none.pth', model_type='vit')",
+    ):
         assert part in message
     assert hub.file_requests() == []
 
@@ -139,8 +144,9 @@ def test_missing_file_on_the_hub_names_model_and_file(hub):
 
 @pytest.mark.parametrize("full_download", [False, True])
 @pytest.mark.parametrize("fault", ["truncate", "corrupt"])
-def test_a_bad_download_is_an_error_and_leaves_nothing_a_retry_would_trust(hub, tiny, tmp_path, fault,
-                                                                           full_download, monkeypatch):
+def test_a_bad_download_is_an_error_and_leaves_nothing_a_retry_would_trust(
+    hub, tiny, tmp_path, fault, full_download, monkeypatch
+):
     monkeypatch.setattr(time, "sleep", lambda seconds: None)
     serve(hub, "hvm1_none.pth", tiny / "mae_checkpoint.pth")
     hub.fault = fault
@@ -231,8 +237,9 @@ def test_a_first_load_fetches_only_the_weights_which_equal_a_whole_file_download
     assert_same_weights(slim, load_model(tiny / "mae_checkpoint.pth", **reference_heads(tiny)))
 
 
-def test_a_flipped_byte_in_a_weight_is_named_never_loaded_and_fetched_again_on_retry(hub, tiny, monkeypatch,
-                                                                                      small_pieces):
+def test_a_flipped_byte_in_a_weight_is_named_never_loaded_and_fetched_again_on_retry(
+    hub, tiny, monkeypatch, small_pieces
+):
     serve(hub, "hvm1_none.pth", tiny / "mae_checkpoint.pth")
     entry = "mae_checkpoint/data/3"
     hub.fault, hub.flip_at = "flip", data_offset(hub.files[(REPO, "hvm1_none.pth")], entry) + 5

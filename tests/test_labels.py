@@ -115,22 +115,27 @@ def published_format(path: Path, model: torch.nn.Module, args: dict) -> Path:
 
 
 def test_a_checkpoint_without_names_has_none_and_says_so(tmp_path):
-    file = published_format(tmp_path / "own.pth", build_model(TINY.replace(num_classes=174)), TINY.to_dict() | {
-        "num_classes": 174})
+    file = published_format(
+        tmp_path / "own.pth", build_model(TINY.replace(num_classes=174)), TINY.to_dict() | {"num_classes": 174}
+    )
     model = hvm1.load_model(file)
     assert model.class_names is None
     with pytest.raises(LabelsError, match="records no class names for its 174-class head.*labels 'ssv2'"):
         class_names_of(model)
-    no_head = hvm1.load_model(published_format(tmp_path / "plain.pth", build_model(TINY.replace(num_classes=0)),
-                                               TINY.to_dict() | {"num_classes": 0}))
+    no_head = hvm1.load_model(
+        published_format(
+            tmp_path / "plain.pth", build_model(TINY.replace(num_classes=0)), TINY.to_dict() | {"num_classes": 0}
+        )
+    )
     with pytest.raises(LabelsError, match="no classification head"):
         class_names_of(no_head)
 
 
 def test_names_recorded_by_finetuning_survive_convert_and_reach_info(tmp_path, capsys):
     names = ["pour", "stir", "cut", "peel", "wash"]
-    source = published_format(tmp_path / "finetuned.pth", build_model(TINY), TINY.to_dict() | {
-        CLASS_NAMES_METADATA_KEY: json.dumps(names)})
+    source = published_format(
+        tmp_path / "finetuned.pth", build_model(TINY), TINY.to_dict() | {CLASS_NAMES_METADATA_KEY: json.dumps(names)}
+    )
     assert hvm1.load_model(source).class_names == tuple(names)
     converted = hvm1.zoo.convert(source, tmp_path / "finetuned.safetensors")
     from safetensors import safe_open
@@ -149,8 +154,9 @@ def test_names_recorded_by_finetuning_survive_convert_and_reach_info(tmp_path, c
 def test_a_head_of_another_count_keeps_no_names(tmp_path):
     model = build_model(TINY)
     model.class_names = ("a", "b", "c", "d", "e")
-    file = save_safetensors(model, tmp_path / "m.safetensors",
-                            metadata={CLASS_NAMES_METADATA_KEY: json.dumps(["a", "b", "c", "d", "e"])})
+    file = save_safetensors(
+        model, tmp_path / "m.safetensors", metadata={CLASS_NAMES_METADATA_KEY: json.dumps(["a", "b", "c", "d", "e"])}
+    )
     report: list[str] = []
     fresh = hvm1.load_model(file, rules=("fresh-head",), num_classes=3, report=report)
     assert fresh.config.num_classes == 3 and fresh.class_names is None and report

@@ -33,9 +33,14 @@ def _imports(module_file: Path) -> set[str]:
     return names
 
 
-@pytest.mark.parametrize("package, forbidden", [
-    ("eval", ("hvm1.train",)), ("viz", ("hvm1.train",)), ("data", ABOVE_DATA),
-])
+@pytest.mark.parametrize(
+    "package, forbidden",
+    [
+        ("eval", ("hvm1.train",)),
+        ("viz", ("hvm1.train",)),
+        ("data", ABOVE_DATA),
+    ],
+)
 def test_a_layer_imports_nothing_from_the_layers_above(package, forbidden):
     offending = {
         str(file.relative_to(PACKAGE)): sorted(name for name in _imports(file) if name.startswith(forbidden))

@@ -17,15 +17,22 @@ def test_no_module_imports_another_modules_private_name():
     for path in _python_files("src", "tests"):
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
             if isinstance(node, ast.ImportFrom):
-                found += [f"{path.relative_to(ROOT)}:{node.lineno}: {alias.name}" for alias in node.names
-                          if alias.name.startswith("_") and not alias.name.startswith("__")]
+                found += [
+                    f"{path.relative_to(ROOT)}:{node.lineno}: {alias.name}"
+                    for alias in node.names
+                    if alias.name.startswith("_") and not alias.name.startswith("__")
+                ]
     assert len(_python_files("src")) > 50
     assert found == []
 
 
 def test_model_code_knows_no_device_kernels_or_autocast():
     words = ("torch.ops.mkldnn", "mkldnn", "autocast(", "is_autocast", "get_autocast", ".cuda(", "is_available()")
-    found = [f"{path.relative_to(ROOT)}: {word}" for path in _python_files("src/hvm1/models")
-             for word in words if word in path.read_text()]
+    found = [
+        f"{path.relative_to(ROOT)}: {word}"
+        for path in _python_files("src/hvm1/models")
+        for word in words
+        if word in path.read_text()
+    ]
     assert len(_python_files("src/hvm1/models")) >= 6
     assert found == []

@@ -63,7 +63,11 @@ def test_named_size_forward_backward_tiny(name):
 
 @pytest.mark.parametrize("name", ["vit_small_patch16", "mae_vit_small_patch16"])
 def test_models_say_their_blocks_layers_and_weight_decay_exemptions(name):
-    config = get_config(name, depth=3, decoder_depth=2) if name.startswith("mae") else get_config(name, depth=3, num_classes=5)
+    config = (
+        get_config(name, depth=3, decoder_depth=2)
+        if name.startswith("mae")
+        else get_config(name, depth=3, num_classes=5)
+    )
     model = build_model(config, device="meta")
     blocks = model.transformer_blocks()
     expected = [*model.blocks, *model.decoder_blocks] if isinstance(model, VideoMAE) else list(model.blocks)
@@ -107,8 +111,19 @@ def test_state_dict_manifest_matches_published():
 def test_mask_ratio_outside_range_is_value_error(ratio):
     with pytest.raises(ValueError, match="mask_ratio must be in"):
         make_masking("random", ratio, 1, 16)
-    model = build_model(MAEConfig(img_size=28, num_frames=4, embed_dim=32, depth=1, num_heads=2,
-                                  decoder_embed_dim=16, decoder_depth=1, decoder_num_heads=2, pred_t_dim=4))
+    model = build_model(
+        MAEConfig(
+            img_size=28,
+            num_frames=4,
+            embed_dim=32,
+            depth=1,
+            num_heads=2,
+            decoder_embed_dim=16,
+            decoder_depth=1,
+            decoder_num_heads=2,
+            pred_t_dim=4,
+        )
+    )
     with pytest.raises(ValueError, match="mask_ratio must be in"):
         model(torch.zeros(1, 3, 4, 28, 28), mask_ratio=ratio)
 
@@ -133,8 +148,17 @@ def test_masking_rules():
 
 
 def test_no_state_carried_between_calls():
-    config = MAEConfig(img_size=28, num_frames=4, embed_dim=32, depth=1, num_heads=2,
-                       decoder_embed_dim=16, decoder_depth=1, decoder_num_heads=2, pred_t_dim=2)
+    config = MAEConfig(
+        img_size=28,
+        num_frames=4,
+        embed_dim=32,
+        depth=1,
+        num_heads=2,
+        decoder_embed_dim=16,
+        decoder_depth=1,
+        decoder_num_heads=2,
+        pred_t_dim=2,
+    )
     model = build_model(config).eval()
     before = {name: dict(vars(module)) for name, module in model.named_modules()}
     with torch.no_grad():
@@ -166,8 +190,17 @@ def test_invalid_config_is_value_error():
 
 
 def test_loss_and_target_keep_input_precision_under_autocast():
-    config = MAEConfig(img_size=28, num_frames=4, embed_dim=32, depth=1, num_heads=2,
-                       decoder_embed_dim=16, decoder_depth=1, decoder_num_heads=2, pred_t_dim=4)
+    config = MAEConfig(
+        img_size=28,
+        num_frames=4,
+        embed_dim=32,
+        depth=1,
+        num_heads=2,
+        decoder_embed_dim=16,
+        decoder_depth=1,
+        decoder_num_heads=2,
+        pred_t_dim=4,
+    )
     model = build_model(config).eval()
     video = torch.randn(2, 3, 4, 28, 28)
     noise = torch.rand(2, config.num_patches)
@@ -208,8 +241,18 @@ def test_any_layer_outputs_are_the_blocks_outputs():
 def test_per_patch_loss_averages_to_the_models_loss_over_any_subset():
     for norm_pix_loss in (False, True):
         torch.manual_seed(0)
-        config = MAEConfig(img_size=28, num_frames=4, embed_dim=32, depth=1, num_heads=2, decoder_embed_dim=16,
-                           decoder_depth=1, decoder_num_heads=2, pred_t_dim=4, norm_pix_loss=norm_pix_loss)
+        config = MAEConfig(
+            img_size=28,
+            num_frames=4,
+            embed_dim=32,
+            depth=1,
+            num_heads=2,
+            decoder_embed_dim=16,
+            decoder_depth=1,
+            decoder_num_heads=2,
+            pred_t_dim=4,
+            norm_pix_loss=norm_pix_loss,
+        )
         model = build_model(config).eval()
         video = torch.randn(2, 3, 4, 28, 28)
         with torch.no_grad():
@@ -238,8 +281,17 @@ def test_masked_mean_counts_only_removed_patches_and_is_zero_with_none():
 
 
 def test_pixel_mask_removes_exactly_the_masked_tokens_pixels():
-    config = MAEConfig(img_size=28, num_frames=8, embed_dim=32, depth=1, num_heads=2, decoder_embed_dim=16,
-                       decoder_depth=1, decoder_num_heads=2, pred_t_dim=4)  # u = 2, u' = 1
+    config = MAEConfig(
+        img_size=28,
+        num_frames=8,
+        embed_dim=32,
+        depth=1,
+        num_heads=2,
+        decoder_embed_dim=16,
+        decoder_depth=1,
+        decoder_num_heads=2,
+        pred_t_dim=4,
+    )  # u = 2, u' = 1
     model = build_model(config).eval()
     video = torch.randn(1, 3, 8, 28, 42)  # not the configured size: 4 x 2 x 3 tokens
     grid = model.token_grid(video)
@@ -260,8 +312,17 @@ def test_standardised_patches_go_back_to_pixels():
 
 
 def test_a_fresh_mae_keeps_the_patch_projections_default_conv3d_bias_as_published():
-    config = MAEConfig(img_size=28, num_frames=4, embed_dim=32, depth=1, num_heads=2, decoder_embed_dim=16,
-                       decoder_depth=1, decoder_num_heads=2, pred_t_dim=4)
+    config = MAEConfig(
+        img_size=28,
+        num_frames=4,
+        embed_dim=32,
+        depth=1,
+        num_heads=2,
+        decoder_embed_dim=16,
+        decoder_depth=1,
+        decoder_num_heads=2,
+        pred_t_dim=4,
+    )
     torch.manual_seed(0)
     # the patch projection is the first module the MAE draws random numbers for, as a lone Conv3d would
     conv = torch.nn.Conv3d(3, 32, kernel_size=(2, 14, 14), stride=(2, 14, 14))

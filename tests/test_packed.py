@@ -168,8 +168,11 @@ def test_a_prepared_model_copies_and_saves_without_its_packed_copies(tmp_path):
     plain = F.linear(x, layer.weight, layer.bias)
     _mark(layer)
     torch.save(layer, tmp_path / "layer.pt")
-    copies = [copy.deepcopy(layer), pickle.loads(pickle.dumps(layer)),
-              torch.load(tmp_path / "layer.pt", weights_only=False)]
+    copies = [
+        copy.deepcopy(layer),
+        pickle.loads(pickle.dumps(layer)),
+        torch.load(tmp_path / "layer.pt", weights_only=False),
+    ]
     with torch.inference_mode():
         assert (layer(x) - plain).mean() > 99  # the original keeps its (marked) packed copy
         for other in copies:
@@ -199,8 +202,16 @@ def test_the_inference_commands_prepare_every_model_they_run():
 
 
 def test_a_prepared_mae_completes_bit_for_bit_as_under_autocast_and_unpacks_to_plain_layers():
-    config = get_config("mae_vit_tiny_patch16", img_size=32, num_frames=4, depth=2, decoder_depth=1,
-                        decoder_embed_dim=32, decoder_num_heads=2, pred_t_dim=4)
+    config = get_config(
+        "mae_vit_tiny_patch16",
+        img_size=32,
+        num_frames=4,
+        depth=2,
+        decoder_depth=1,
+        decoder_embed_dim=32,
+        decoder_num_heads=2,
+        pred_t_dim=4,
+    )
     torch.manual_seed(0)
     model = build_model(config).eval()
     video, noise = torch.randn(2, 3, 4, 32, 32), torch.rand(2, config.num_patches)

@@ -30,6 +30,7 @@ A = -0.75  # the bicubic convolution constant PyTorch (and so the published code
 
 def _cubic_weights(t: float) -> np.ndarray:
     """Weights of the four neighbours at offsets -1, 0, 1, 2 for fractional position t."""
+
     def near(x: float) -> float:  # |x| <= 1
         return ((A + 2) * x - (A + 3)) * x * x + 1
 
@@ -81,8 +82,12 @@ def independent_tokens(model, video: torch.Tensor, prefix: str = "") -> np.ndarr
     """Patch embedding (a strided Conv3d), positions from the fixture above, CLS prepended, in float64."""
     sd = {k: v.detach().double() for k, v in model.state_dict().items()}
     cfg = model.config
-    tokens = F.conv3d(video.double(), sd["patch_embed.proj.weight"], sd["patch_embed.proj.bias"],
-                      stride=(cfg.t_patch_size, cfg.patch_size, cfg.patch_size))  # (N, C, t, h, w)
+    tokens = F.conv3d(
+        video.double(),
+        sd["patch_embed.proj.weight"],
+        sd["patch_embed.proj.bias"],
+        stride=(cfg.t_patch_size, cfg.patch_size, cfg.patch_size),
+    )  # (N, C, t, h, w)
     n, dim, t, h, w = tokens.shape
     tokens = tokens.flatten(2).transpose(1, 2).numpy()  # (N, t*h*w, C), time-major
     spatial = published_spatial(sd[f"{prefix}pos_embed_spatial"][0].numpy(), h, w)  # (h*w, C)
@@ -112,8 +117,11 @@ def test_spatial_interpolation_matches_published_arithmetic(side, rows, cols):
 def test_scale_factor_not_size_is_what_is_computed():
     """The fixture's point: resizing by scale factor (h + 0.1) / sqrt(N) differs from resizing to a size."""
     pos = torch.randn(1, 16, 8)
-    by_size = F.interpolate(pos.reshape(1, 4, 4, 8).permute(0, 3, 1, 2), size=(6, 6), mode="bicubic",
-                            align_corners=False).permute(0, 2, 3, 1).reshape(1, 36, 8)
+    by_size = (
+        F.interpolate(pos.reshape(1, 4, 4, 8).permute(0, 3, 1, 2), size=(6, 6), mode="bicubic", align_corners=False)
+        .permute(0, 2, 3, 1)
+        .reshape(1, 36, 8)
+    )
     ours = interpolate_spatial(pos, 6, 6)
     _close(ours[0], published_spatial(pos[0].double().numpy(), 6, 6), "6x6")
     assert (ours - by_size).abs().max() > 1e-3
@@ -191,16 +199,29 @@ def test_pred_t_dim_scales_with_the_frame_count():
 
 @pytest.mark.parametrize(
     "shape, reason",
-    [((1, 3, 3, 28, 28), "3 frames is not a positive multiple of the tubelet 2"),
-     ((1, 3, 4, 30, 28), "30x28 is not a positive multiple of the patch 14"),
-     ((1, 3, 4, 28, 0), "28x0 is not a positive multiple"),
-     ((1, 1, 4, 28, 28), r"expected a video of shape \(N, 3, T, H, W\)"),
-     ((3, 4, 28, 28), r"expected a video of shape \(N, 3, T, H, W\)")],
+    [
+        ((1, 3, 3, 28, 28), "3 frames is not a positive multiple of the tubelet 2"),
+        ((1, 3, 4, 30, 28), "30x28 is not a positive multiple of the patch 14"),
+        ((1, 3, 4, 28, 0), "28x0 is not a positive multiple"),
+        ((1, 1, 4, 28, 28), r"expected a video of shape \(N, 3, T, H, W\)"),
+        ((3, 4, 28, 28), r"expected a video of shape \(N, 3, T, H, W\)"),
+    ],
 )
 def test_sizes_that_do_not_divide_are_value_errors(shape, reason):
     vit = build_model(ViTConfig(img_size=28, num_frames=4, embed_dim=32, depth=1, num_heads=2))
-    mae = build_model(MAEConfig(img_size=28, num_frames=4, embed_dim=32, depth=1, num_heads=2,
-                                decoder_embed_dim=16, decoder_depth=1, decoder_num_heads=2, pred_t_dim=4))
+    mae = build_model(
+        MAEConfig(
+            img_size=28,
+            num_frames=4,
+            embed_dim=32,
+            depth=1,
+            num_heads=2,
+            decoder_embed_dim=16,
+            decoder_depth=1,
+            decoder_num_heads=2,
+            pred_t_dim=4,
+        )
+    )
     for model in (vit, mae):
         with pytest.raises(ValueError, match=reason):
             model(torch.zeros(shape))

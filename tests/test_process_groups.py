@@ -38,4 +38,3 @@ def test_a_group_the_caller_joined_is_used_and_left_to_the_caller(monkeypatch, t
         assert dist.is_initialized()
     finally:
         dist.destroy_process_group()
-

@@ -25,9 +25,7 @@ PUBLISHED_PARAMETERS = {"mae_hvm1_none": 645_534_104, "mae_hvm1@448_none": 646_9
 
 
 def test_the_21_names_in_the_published_order():
-    expected = [
-        name for y in PRETRAININGS for name in [f"mae_{y}_none", *(f"vit_{y}_{z}" for z in FINETUNINGS)]
-    ]
+    expected = [name for y in PRETRAININGS for name in [f"mae_{y}_none", *(f"vit_{y}_{z}" for z in FINETUNINGS)]]
     assert hvm1.get_available_models() == expected
     assert len(expected) == 21
 
@@ -88,11 +86,14 @@ def test_model_type_vit_from_an_mae_entry_and_errors():
         hvm1.load_model("vit_hvm1_none", device="meta")
 
 
-@pytest.mark.parametrize("typo, first", [
-    ("vit_hvm1@448_ssv2_50shot", "vit_hvm1@448_ssv2-50shot"),
-    ("vit_hvm1_448_none", "vit_hvm1@448_none"),
-    ("mae_kinetic_none", "mae_kinetics_none"),
-])
+@pytest.mark.parametrize(
+    "typo, first",
+    [
+        ("vit_hvm1@448_ssv2_50shot", "vit_hvm1@448_ssv2-50shot"),
+        ("vit_hvm1_448_none", "vit_hvm1@448_none"),
+        ("mae_kinetic_none", "mae_kinetics_none"),
+    ],
+)
 def test_unknown_name_suggests_the_closest_names(typo, first):
     with pytest.raises(zoo.UnknownModelError) as info:
         hvm1.load_model(typo)
@@ -121,7 +122,11 @@ def test_preprocessing_of_a_model_or_config_is_the_video_default():
 
 def test_parse_set_types_values():
     assert parse_overrides(["num_heads=4", "mlp_ratio=4.0", "layer_norm_eps=1e-6", "qkv_bias=False", "x = y"]) == {
-        "num_heads": 4, "mlp_ratio": 4.0, "layer_norm_eps": 1e-6, "qkv_bias": False, "x": "y",
+        "num_heads": 4,
+        "mlp_ratio": 4.0,
+        "layer_norm_eps": 1e-6,
+        "qkv_bias": False,
+        "x": "y",
     }
     assert parse_overrides([]) == {}
     for bad in ("num_heads", "=4"):
@@ -143,8 +148,16 @@ def test_list_shows_every_model_and_whether_it_is_cached(capsys, tmp_path, monke
 def test_info_describes_one_model_and_rejects_unknown_names(capsys):
     assert main(["info", "vit_hvm1@448_imagenet-2pt"]) == 0
     out = capsys.readouterr().out
-    for part in ("hvm1@448_imagenet-2pt.pth", "eminorhan/hvm-1", "1000-class head", "one image repeated",
-                 "(0.485, 0.456, 0.406)", "52.3%", "img_size=448", "633,791,720"):
+    for part in (
+        "hvm1@448_imagenet-2pt.pth",
+        "eminorhan/hvm-1",
+        "1000-class head",
+        "one image repeated",
+        "(0.485, 0.456, 0.406)",
+        "52.3%",
+        "img_size=448",
+        "633,791,720",
+    ):
         assert part in out
     assert main(["info", "vit_hvm1@448_ssv2_50shot"]) == 1
     assert "did you mean 'vit_hvm1@448_ssv2-50shot'" in capsys.readouterr().err
@@ -181,8 +194,9 @@ def test_hubconf_has_one_entry_point_per_name():
     for name, identifier in identifiers.items():
         model = getattr(module, identifier)(pretrained=False, device="meta")
         assert model.config == zoo.get_model_entry(name).config
-    via_hub = torch.hub.load(str(ROOT), "load_model", "vit_hvm1@448_none", source="local", pretrained=False,
-                             device="meta", trust_repo=True)
+    via_hub = torch.hub.load(
+        str(ROOT), "load_model", "vit_hvm1@448_none", source="local", pretrained=False, device="meta", trust_repo=True
+    )
     assert via_hub.config.img_size == 448
 
 
@@ -200,7 +214,9 @@ def test_a_training_checkpoint_records_its_preprocessing_and_other_sizes_get_the
 
     tiny = hvm1.load_model(fixture(VIT_CHECKPOINT), num_heads=4)
     recorded = zoo.preprocessing_for(tiny).for_images()
-    args = argparse.Namespace(**tiny.config.to_dict(), **{zoo.PREPROCESSING_METADATA_KEY: zoo.preprocessing_to_json(recorded)})
+    args = argparse.Namespace(
+        **tiny.config.to_dict(), **{zoo.PREPROCESSING_METADATA_KEY: zoo.preprocessing_to_json(recorded)}
+    )
     torch.save({"model": tiny.state_dict(), "args": args}, tmp_path / "checkpoint-last.pth")
     again = zoo.preprocessing_for(tmp_path / "checkpoint-last.pth")
     assert again == recorded and (again.mean, again.single_image) == (zoo.IMAGENET_MEAN, True)

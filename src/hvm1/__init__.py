@@ -13,16 +13,35 @@ __version__ = "0.1.0"
 
 # Each public name and the module that defines it.
 _EXPORTS = {
-    "CheckpointError": "checkpoint", "save_safetensors": "checkpoint",
+    "CheckpointError": "checkpoint",
+    "save_safetensors": "checkpoint",
     "DownloadError": "hub",
-    "MAEConfig": "models", "VideoMAE": "models", "VideoViT": "models", "ViTConfig": "models",
-    "build_model": "models", "create_model": "models",
-    "UnknownModelError": "zoo", "get_available_models": "zoo", "load_model": "zoo", "preprocessing_for": "zoo",
+    "MAEConfig": "models",
+    "VideoMAE": "models",
+    "VideoViT": "models",
+    "ViTConfig": "models",
+    "build_model": "models",
+    "create_model": "models",
+    "UnknownModelError": "zoo",
+    "get_available_models": "zoo",
+    "load_model": "zoo",
+    "preprocessing_for": "zoo",
 }
 
 __all__ = [
-    "CheckpointError", "DownloadError", "MAEConfig", "UnknownModelError", "VideoMAE", "VideoViT", "ViTConfig",
-    "build_model", "create_model", "get_available_models", "load_model", "preprocessing_for", "save_safetensors",
+    "CheckpointError",
+    "DownloadError",
+    "MAEConfig",
+    "UnknownModelError",
+    "VideoMAE",
+    "VideoViT",
+    "ViTConfig",
+    "build_model",
+    "create_model",
+    "get_available_models",
+    "load_model",
+    "preprocessing_for",
+    "save_safetensors",
 ]
 
 if TYPE_CHECKING:

@@ -10,7 +10,13 @@ from hvm1.reports import Report
 from hvm1.settings import DownloadSettings, OverrideSettings, setting
 
 __all__ = [
-    "ConvertConfig", "InfoConfig", "InfoReport", "ListConfig", "ListReport", "convert_model", "describe",
+    "ConvertConfig",
+    "InfoConfig",
+    "InfoReport",
+    "ListConfig",
+    "ListReport",
+    "convert_model",
+    "describe",
     "list_models",
 ]
 
@@ -46,8 +52,15 @@ def list_models(config: ListConfig, progress: Progress = SILENT) -> ListReport:
     from hvm1.zoo import MODELS, cached_path
 
     rows: list[tuple[str, ...]] = [
-        (e.name, e.model_type, e.pretraining, e.finetuning, f"{e.img_size}px", str(e.num_classes or "-"),
-         "yes" if cached_path(e.name) else "no")
+        (
+            e.name,
+            e.model_type,
+            e.pretraining,
+            e.finetuning,
+            f"{e.img_size}px",
+            str(e.num_classes or "-"),
+            "yes" if cached_path(e.name) else "no",
+        )
         for e in MODELS.values()
     ]
     return ListReport(rows=rows)
@@ -57,10 +70,14 @@ def list_models(config: ListConfig, progress: Progress = SILENT) -> ListReport:
 class InfoConfig(OverrideSettings):
     """`hvm1 info`: one published model or checkpoint file."""
 
-    name: str = setting(positional=True, metavar="NAME_OR_FILE",
-                        help="a zoo model name (see `hvm1 list`), or a checkpoint file (.pth, .safetensors)")
-    labels: bool = setting(False, help="list the head's class names, one a line with its index (tab-separated), "
-                                       "and nothing else")
+    name: str = setting(
+        positional=True,
+        metavar="NAME_OR_FILE",
+        help="a zoo model name (see `hvm1 list`), or a checkpoint file (.pth, .safetensors)",
+    )
+    labels: bool = setting(
+        False, help="list the head's class names, one a line with its index (tab-separated), and nothing else"
+    )
 
 
 @dataclass
@@ -108,16 +125,24 @@ def _command_presets(pre, model_type: str) -> dict[str, str]:
         return lines
     lines["embed"] = pre.evaluation().describe()
     clips, crops = DEFAULT_VIEWS
-    lines["evaluate"] = pre.image_evaluation().describe() if pre.single_image else pre.evaluation(
-        "uniform" if crops == 3 else "center").describe(start=f"{clips} clips evenly spaced over the video")
+    lines["evaluate"] = (
+        pre.image_evaluation().describe()
+        if pre.single_image
+        else pre.evaluation("uniform" if crops == 3 else "center").describe(
+            start=f"{clips} clips evenly spaced over the video"
+        )
+    )
     crop_scale = FinetuneConfig.__dataclass_fields__["crop_scale"].default
     finetune = pre.for_videos()
     lines["finetune"] = f"{finetune.training(crop_scale).describe()}; lr {finetune.blr:g} x batch / 256"
     return lines
 
 
-_FORMATS = {"safetensors": "safetensors (weights and config, e.g. from hvm1 convert)",
-            "zip": "PyTorch zip archive", "pickle": "PyTorch legacy pickle"}
+_FORMATS = {
+    "safetensors": "safetensors (weights and config, e.g. from hvm1 convert)",
+    "zip": "PyTorch zip archive",
+    "pickle": "PyTorch legacy pickle",
+}
 
 
 def _file_info(path: Path, overrides: dict, labels: bool) -> InfoReport:
@@ -138,22 +163,29 @@ def _file_info(path: Path, overrides: dict, labels: bool) -> InfoReport:
         return InfoReport(class_names=_class_names(names, config.num_classes))
     kind = checkpoint_format(path)
     dtypes = sorted({str(tensor.dtype).removeprefix("torch.") for tensor in contents.state_dict.values()})
-    return InfoReport(lines={
-        "file": f"{path} ({path.stat().st_size / 1e6:,.1f} MB)",
-        "format": _FORMATS.get(kind, kind) + (", with training args" if contents.args else ""),
-        "type": f"{model_type} (ViT, width {config.embed_dim}, depth {config.depth}, patch {config.patch_size}, "
-                f"{config.num_heads} heads: {parts}{head})",
-        "parameters": f"{sum(p.numel() for p in model.parameters()):,} ({len(contents.state_dict)} tensors stored, "
-                      f"{', '.join(dtypes)})",
-        "input": f"{pre.num_frames} frames of {pre.img_size}x{pre.img_size}"
-                 f"{' (one image repeated)' if pre.single_image else ''}",
-        "mean / std": f"{pre.mean} / {pre.std}",
-        "preprocessing": "recorded in the file" if recorded else
-                         "not recorded in the file: the video mean/std and the published settings for its size",
-        **({"classes": _classes_line(config.num_classes, names, "recorded in the file")} if config.num_classes else {}),
-        **_command_presets(pre, model_type),
-        "architecture": " ".join(f"{k}={v}" for k, v in config.to_dict().items()),
-    })
+    return InfoReport(
+        lines={
+            "file": f"{path} ({path.stat().st_size / 1e6:,.1f} MB)",
+            "format": _FORMATS.get(kind, kind) + (", with training args" if contents.args else ""),
+            "type": f"{model_type} (ViT, width {config.embed_dim}, depth {config.depth}, patch {config.patch_size}, "
+            f"{config.num_heads} heads: {parts}{head})",
+            "parameters": f"{sum(p.numel() for p in model.parameters()):,} ({len(contents.state_dict)} tensors stored, "
+            f"{', '.join(dtypes)})",
+            "input": f"{pre.num_frames} frames of {pre.img_size}x{pre.img_size}"
+            f"{' (one image repeated)' if pre.single_image else ''}",
+            "mean / std": f"{pre.mean} / {pre.std}",
+            "preprocessing": "recorded in the file"
+            if recorded
+            else "not recorded in the file: the video mean/std and the published settings for its size",
+            **(
+                {"classes": _classes_line(config.num_classes, names, "recorded in the file")}
+                if config.num_classes
+                else {}
+            ),
+            **_command_presets(pre, model_type),
+            "architecture": " ".join(f"{k}={v}" for k, v in config.to_dict().items()),
+        }
+    )
 
 
 def _zoo_info(name: str, overrides: dict, labels: bool) -> InfoReport:
@@ -175,16 +207,22 @@ def _zoo_info(name: str, overrides: dict, labels: bool) -> InfoReport:
         "finetuning": entry.finetuning,
         "file": f"{entry.filename} in the hub repo {entry.repo_id}",
         "url": file_url(entry.repo_id, entry.filename),
-        "cached": "no" if cached is None else f"{cached} ({'weights only' if is_weights_only(cached) else 'whole file'})",
-        "first use": "downloads nothing (cached)" if cached else
-                     f"downloads {weights_nbytes(entry.name) / 1e9:.2f} GB, the weights (the whole file, "
-                     f"{published_file_size(entry.name)}, with --full-download)",
+        "cached": "no"
+        if cached is None
+        else f"{cached} ({'weights only' if is_weights_only(cached) else 'whole file'})",
+        "first use": "downloads nothing (cached)"
+        if cached
+        else f"downloads {weights_nbytes(entry.name) / 1e9:.2f} GB, the weights (the whole file, "
+        f"{published_file_size(entry.name)}, with --full-download)",
         "parameters": f"{sum(p.numel() for p in model.parameters()):,}",
         "input": f"{pre.num_frames} frames of {pre.img_size}x{pre.img_size}"
-                 f"{' (one image repeated)' if pre.single_image else ''}",
+        f"{' (one image repeated)' if pre.single_image else ''}",
         "mean / std": f"{pre.mean} / {pre.std}",
-        **({"classes": _classes_line(entry.num_classes, entry.class_names, f"label set {entry.labels}")}
-           if entry.num_classes else {}),
+        **(
+            {"classes": _classes_line(entry.num_classes, entry.class_names, f"label set {entry.labels}")}
+            if entry.num_classes
+            else {}
+        ),
         **_command_presets(pre, entry.model_type),
     }
     if entry.top1 is not None:
@@ -221,11 +259,16 @@ class ConvertConfig(OverrideSettings, DownloadSettings):
     """`hvm1 convert`: a model's weights and full config as one .safetensors file (no optimizer state)."""
 
     source: str = setting(positional=True, metavar="NAME_OR_PATH", help="a zoo model name or a checkpoint file")
-    output: Path = setting(option="-o", aliases=("--output",), metavar="FILE.safetensors",
-                           help="the file to write (replaced atomically if it exists)")
+    output: Path = setting(
+        option="-o",
+        aliases=("--output",),
+        metavar="FILE.safetensors",
+        help="the file to write (replaced atomically if it exists)",
+    )
     dtype: str = setting("float32", choices=CONVERT_DTYPES, help="weight precision of the file (bfloat16 halves it)")
-    model_type: str | None = setting(None, choices=MODEL_TYPES,
-                                     help="vit: the encoder alone from an MAE checkpoint (default: what the file holds)")
+    model_type: str | None = setting(
+        None, choices=MODEL_TYPES, help="vit: the encoder alone from an MAE checkpoint (default: what the file holds)"
+    )
 
 
 @dataclass
@@ -247,6 +290,12 @@ def convert_model(config: ConvertConfig, progress: Progress = SILENT) -> Convert
     """
     from hvm1.zoo import convert
 
-    path = convert(config.source, config.output, dtype=config.dtype, model_type=config.model_type,
-                   full_download=config.full_download, **config.overrides)
+    path = convert(
+        config.source,
+        config.output,
+        dtype=config.dtype,
+        model_type=config.model_type,
+        full_download=config.full_download,
+        **config.overrides,
+    )
     return ConvertReport(written=[path], dtype=config.dtype)

@@ -128,8 +128,10 @@ def _load_pickled(path: Path, mmap: bool) -> Any:
 
 
 def _is_state_dict(obj: Any) -> bool:
-    return isinstance(obj, Mapping) and bool(obj) and all(
-        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()
+    return (
+        isinstance(obj, Mapping)
+        and bool(obj)
+        and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items())
     )
 
 
@@ -196,12 +198,16 @@ def _read_safetensors(path: Path) -> CheckpointContents:
     except Exception as error:  # SafetensorError, OSError, a broken JSON config, ...: the file's failure
         raise CheckpointError(f"cannot read {path}: the file is truncated or corrupt ({error})") from None
     return CheckpointContents(
-        path=path, state_dict=state_dict, config=config, model_type=metadata.get(MODEL_TYPE_METADATA_KEY),
+        path=path,
+        state_dict=state_dict,
+        config=config,
+        model_type=metadata.get(MODEL_TYPE_METADATA_KEY),
         metadata=metadata,
     )
 
 
 # ---- key rules: the only ways a stored key may be renamed or dropped -------------------------------------
+
 
 @dataclass(frozen=True)
 class KeyRule:
@@ -235,8 +241,11 @@ def _fresh_head(model: torch.nn.Module, missing: set[str], generator: torch.Gene
 WRAPPER_PREFIXES = ("module.", "_orig_mod.")  # DDP and torch.compile wrappers
 FRESH_HEAD = "fresh-head"
 KEY_RULES = (
-    KeyRule("vit-from-mae drops the decoder and mask token", "vit",
-            lambda key: key.startswith("decoder") or key == "mask_token"),
+    KeyRule(
+        "vit-from-mae drops the decoder and mask token",
+        "vit",
+        lambda key: key.startswith("decoder") or key == "mask_token",
+    ),
     # Finetuning asks for it: a head that is missing or of another class count is replaced by a new one.
     KeyRule(FRESH_HEAD, "vit", lambda key: key in ("head.weight", "head.bias"), makes=_fresh_head, opt_in=True),
 )
@@ -276,6 +285,7 @@ def stored_model_type(contents: CheckpointContents) -> str:
 
 
 # ---- architecture: from overrides, stored config, args, tensor shapes, size table -------------------------
+
 
 def _count_blocks(keys: list[str], prefix: str) -> int | None:
     indices = {int(m.group(1)) for k in keys if (m := re.match(rf"{prefix}\.(\d+)\.", k))}
@@ -413,6 +423,7 @@ def resolve_config(
 
 # ---- loading ------------------------------------------------------------------------------------------------
 
+
 def _fit_state_dict(
     model: torch.nn.Module,
     state_dict: Mapping[str, torch.Tensor],
@@ -454,8 +465,11 @@ def _fit_state_dict(
             report.append(line)
     missing = sorted(expected.keys() - kept.keys())
     unexpected = sorted(kept.keys() - expected.keys())
-    mismatched = [f"{k} {tuple(kept[k].shape)} (model {expected[k]})" for k in sorted(expected.keys() & kept.keys())
-                  if tuple(kept[k].shape) != expected[k]]
+    mismatched = [
+        f"{k} {tuple(kept[k].shape)} (model {expected[k]})"
+        for k in sorted(expected.keys() & kept.keys())
+        if tuple(kept[k].shape) != expected[k]
+    ]
     if missing or unexpected or mismatched:
         parts = []
         if missing:

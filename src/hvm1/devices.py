@@ -11,8 +11,14 @@ import torch
 from .settings import DEVICE_CHOICES, PRECISION_CHOICES
 
 __all__ = [
-    "DEVICE_CHOICES", "PRECISION_CHOICES", "Precision", "cpu_bf16_units", "fast_bf16", "keep_freed_memory",
-    "resolve_device", "resolve_precision",
+    "DEVICE_CHOICES",
+    "PRECISION_CHOICES",
+    "Precision",
+    "cpu_bf16_units",
+    "fast_bf16",
+    "keep_freed_memory",
+    "resolve_device",
+    "resolve_precision",
 ]
 
 

@@ -162,8 +162,9 @@ def _what(repo_id: str, filename: str, revision: str | None, description: str | 
     )
 
 
-def _not_cached(what: str, why: str, repo_id: str, filename: str, url: str, cache_dir: Any, load_hint: str | None
-                ) -> DownloadError:
+def _not_cached(
+    what: str, why: str, repo_id: str, filename: str, url: str, cache_dir: Any, load_hint: str | None
+) -> DownloadError:
     hint = load_hint or f"hvm1.load_model('/path/to/{filename}')"
     return DownloadError(
         f"{what} is not in the cache ({cache_dir or constants.HF_HUB_CACHE}) and {why}. Download it where "
@@ -210,7 +211,8 @@ def download_file(
         path = Path(hf_hub_download(repo_id, filename, revision=revision, cache_dir=_fspath(cache_dir)))
     except LocalEntryNotFoundError as error:
         why = (
-            "downloads are off (HF_HUB_OFFLINE is set)" if constants.HF_HUB_OFFLINE
+            "downloads are off (HF_HUB_OFFLINE is set)"
+            if constants.HF_HUB_OFFLINE
             else f"the hub could not be reached ({_first_line(error)})"
         )
         raise _not_cached(what, why, repo_id, filename, url, cache_dir, load_hint) from None
@@ -263,8 +265,9 @@ def fetch_weights(
             fetched again on the next call, and nothing is loaded from it).
     """
     if full_download:
-        whole = download_file(repo_id, filename, revision=revision, cache_dir=cache_dir, description=description,
-                              load_hint=load_hint)
+        whole = download_file(
+            repo_id, filename, revision=revision, cache_dir=cache_dir, description=description, load_hint=load_hint
+        )
         # The whole file supersedes a weights-only copy of the same commit (its snapshot folder's name); one
         # still mapped by a process (undeletable on Windows) stays.
         with contextlib.suppress(OSError):
@@ -275,8 +278,9 @@ def fetch_weights(
     what = _what(repo_id, filename, revision, description)
     url = file_url(repo_id, filename, revision=revision)
     if constants.HF_HUB_OFFLINE:
-        raise _not_cached(what, "downloads are off (HF_HUB_OFFLINE is set)", repo_id, filename, url, cache_dir,
-                          load_hint)
+        raise _not_cached(
+            what, "downloads are off (HF_HUB_OFFLINE is set)", repo_id, filename, url, cache_dir, load_hint
+        )
     from . import __version__
 
     headers = build_hf_headers(library_name="hvm1", library_version=__version__)
@@ -290,7 +294,12 @@ def fetch_weights(
         why = f"the hub could not be reached ({type(error).__name__}: {_first_line(error)})"
         raise _not_cached(what, why, repo_id, filename, url, cache_dir, load_hint) from None
     download_whole = functools.partial(
-        download_file, repo_id, filename, revision=revision, cache_dir=cache_dir, description=description,
+        download_file,
+        repo_id,
+        filename,
+        revision=revision,
+        cache_dir=cache_dir,
+        description=description,
         load_hint=load_hint,
     )
     if metadata.size is None or metadata.commit_hash is None:
@@ -370,10 +379,16 @@ class _Cut(Exception):
 class _WeightsFetch:
     """One weights-only fetch into `target`: resumable through `target.incomplete` and its `.json` state."""
 
-    def __init__(self, url: str, headers: dict[str, str], target: Path, size: int, etag: str, what: str,
-                 filename: str) -> None:
+    def __init__(
+        self, url: str, headers: dict[str, str], target: Path, size: int, etag: str, what: str, filename: str
+    ) -> None:
         self.url, self.headers, self.target, self.size, self.what, self.filename = (
-            url, headers, target, size, what, filename
+            url,
+            headers,
+            target,
+            size,
+            what,
+            filename,
         )
         self.partial = target.with_name(target.name + ".incomplete")
         self.state_path = target.with_name(target.name + ".incomplete.json")
@@ -428,8 +443,15 @@ class _WeightsFetch:
             done = directory + sum(r.end - r.start for r in needed if r.name in self.state["verified"])
             logger.info("%s: fetching %d of %d bytes (the model's weights)", self.what, total, self.size)
             hub_level = logging.getLogger("huggingface_hub").getEffectiveLevel()
-            with hub_tqdm(total=total, initial=done, unit="B", unit_scale=True, desc=self.filename,
-                          disable=is_tqdm_disabled(hub_level), name="huggingface_hub.http_get") as self.bar:
+            with hub_tqdm(
+                total=total,
+                initial=done,
+                unit="B",
+                unit_scale=True,
+                desc=self.filename,
+                disable=is_tqdm_disabled(hub_level),
+                name="huggingface_hub.http_get",
+            ) as self.bar:
                 self._fetch(needed)
             self._raise_errors()
             handle.flush()
@@ -470,18 +492,29 @@ class _WeightsFetch:
         except (zipfile.BadZipFile, OSError, ValueError) as error:
             self.state["directory"] = None
             self._save_state()
-            raise DownloadError(f"{self.what}: its central directory is unreadable ({error}); trying again "
-                                f"fetches it afresh") from None
+            raise DownloadError(
+                f"{self.what}: its central directory is unreadable ({error}); trying again fetches it afresh"
+            ) from None
         ends = [info.header_offset for info in infos[1:]] + [self.state["directory"]]
-        return [_Record(info.filename, info.header_offset, end, info.file_size, info.CRC,
-                        info.compress_type == zipfile.ZIP_STORED) for info, end in zip(infos, ends)]
+        return [
+            _Record(
+                info.filename,
+                info.header_offset,
+                end,
+                info.file_size,
+                info.CRC,
+                info.compress_type == zipfile.ZIP_STORED,
+            )
+            for info, end in zip(infos, ends)
+        ]
 
     def _directory_start(self, tail_start: int) -> int:
         tail = os.pread(self.fd, self.size - tail_start, tail_start)
         at = tail.rfind(b"PK\x05\x06")
         if at < 0 or len(tail) - at < 22:
-            raise DownloadError(f"{self.what} is no zip archive (no end of central directory in its last "
-                                f"{len(tail)} bytes)")
+            raise DownloadError(
+                f"{self.what} is no zip archive (no end of central directory in its last {len(tail)} bytes)"
+            )
         size, offset = struct.unpack_from("<II", tail, at + 12)
         if offset == 0xFFFFFFFF or size == 0xFFFFFFFF:  # zip64: the locator before it gives the zip64 record
             locator = tail.rfind(b"PK\x06\x07", 0, at)
@@ -524,7 +557,7 @@ class _WeightsFetch:
             self._save_state()
             if not passed:
                 return  # a damaged record: named in the errors, fetched again by the next call
-            piece = piece[len(whole):]
+            piece = piece[len(whole) :]
             self._progress((piece[0].start if piece else received[0]) - received[0])  # a record cut short
             if not piece or isinstance(failure, _RangeIgnored):
                 break
@@ -648,6 +681,7 @@ def _verify(path: Path, what: str) -> None:
 
 
 # ---- which storages of a zip checkpoint hold the weights (read without unpickling anything) -----------
+
 
 class _Inert(dict):
     """What every global of a scanned pickle becomes: records its arguments and state, runs nothing."""

@@ -55,14 +55,18 @@ def torch_param_groups(model: nn.Module, param_groups: list[dict[str, Any]]) -> 
     """
     parameters = dict(model.named_parameters())
     return [
-        {"params": [parameters[name] for name in group["names"]], "weight_decay": group["weight_decay"],
-         "lr_scale": group["lr_scale"]}
+        {
+            "params": [parameters[name] for name in group["names"]],
+            "weight_decay": group["weight_decay"],
+            "lr_scale": group["lr_scale"],
+        }
         for group in param_groups
     ]
 
 
-def lr_at(step: int, *, base_lr: float, warmup_steps: int, total_steps: int, schedule: str = "cosine",
-          min_lr: float = 0.0) -> float:
+def lr_at(
+    step: int, *, base_lr: float, warmup_steps: int, total_steps: int, schedule: str = "cosine", min_lr: float = 0.0
+) -> float:
     """The learning rate of optimizer step `step` (from 0): linear warmup over `warmup_steps`, then constant
     or a half cosine from `base_lr` to `min_lr` at `total_steps` (and `min_lr` after it).
 

@@ -66,8 +66,16 @@ def setting(
     Returns:
         A `dataclasses.field` whose metadata carries the above.
     """
-    metadata = {"help": help, "metavar": metavar, "choices": choices, "aliases": aliases, "option": option,
-                "positional": positional, "repeat": repeat, "flag": flag}
+    metadata = {
+        "help": help,
+        "metavar": metavar,
+        "choices": choices,
+        "aliases": aliases,
+        "option": option,
+        "positional": positional,
+        "repeat": repeat,
+        "flag": flag,
+    }
     if default_factory is not dataclasses.MISSING:
         return dataclasses.field(default_factory=default_factory, metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
@@ -132,27 +140,35 @@ def parse_overrides(items: tuple[str, ...] | list[str]) -> dict[str, Any]:
 class OverrideSettings:
     """Architecture fields a checkpoint can't tell (`--set FIELD=VALUE`)."""
 
-    overrides: dict[str, Any] = setting(default_factory=dict, option="--set", metavar="FIELD=VALUE",
-                                        help="set an architecture field the checkpoint can't tell (e.g. "
-                                             "num_heads=4); repeatable")
+    overrides: dict[str, Any] = setting(
+        default_factory=dict,
+        option="--set",
+        metavar="FIELD=VALUE",
+        help="set an architecture field the checkpoint can't tell (e.g. num_heads=4); repeatable",
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
 class DownloadSettings:
     """How much of a zoo model's published file is downloaded."""
 
-    full_download: bool = setting(False, help="a zoo model: download its whole file (with the published optimizer "
-                                              "state, ~3x the bytes, verified by its SHA-256) instead of the weights")
+    full_download: bool = setting(
+        False,
+        help="a zoo model: download its whole file (with the published optimizer "
+        "state, ~3x the bytes, verified by its SHA-256) instead of the weights",
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
 class ModelSettings(OverrideSettings, DownloadSettings):
     """Which model a command runs: a zoo name or a checkpoint file (one of them), with architecture overrides."""
 
-    model: str | None = setting(None, metavar="NAME", help="a zoo model name (see `hvm1 list`); its weights are "
-                                "fetched once")
-    checkpoint: Path | None = setting(None, metavar="FILE", help="a checkpoint file: a published .pth or a "
-                                      ".safetensors from `hvm1 convert`")
+    model: str | None = setting(
+        None, metavar="NAME", help="a zoo model name (see `hvm1 list`); its weights are fetched once"
+    )
+    checkpoint: Path | None = setting(
+        None, metavar="FILE", help="a checkpoint file: a published .pth or a .safetensors from `hvm1 convert`"
+    )
 
     @property
     def model_source(self) -> str | Path | None:
@@ -165,27 +181,39 @@ class DeviceSettings:
     """Where and in which precision a command computes."""
 
     device: str = setting("auto", choices=DEVICE_CHOICES, help="auto picks cuda, then mps, then cpu")
-    precision: str = setting("auto", choices=PRECISION_CHOICES,
-                             help="auto: bf16 autocast where the device multiplies bf16 fast (CUDA with bf16, CPUs "
-                                  "with AMX or AVX512-BF16), else fp32; fp32 is exactly the published computation")
+    precision: str = setting(
+        "auto",
+        choices=PRECISION_CHOICES,
+        help="auto: bf16 autocast where the device multiplies bf16 fast (CUDA with bf16, CPUs "
+        "with AMX or AVX512-BF16), else fp32; fp32 is exactly the published computation",
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
 class OutputSettings:
     """Where a command writes: `out_dir`, or (the one rule of every command) a new folder in the temp folder."""
 
-    out_dir: Path | None = setting(None, metavar="DIR", help="where the files go (default: a new folder "
-                                   "hvm1-COMMAND-DATE-* in the temp folder; never the current folder)")
+    out_dir: Path | None = setting(
+        None,
+        metavar="DIR",
+        help="where the files go (default: a new folder "
+        "hvm1-COMMAND-DATE-* in the temp folder; never the current folder)",
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
 class VideoSelection:
     """Videos named by files and folders (searched recursively), optionally a seeded draw of some of them."""
 
-    paths: tuple[Path, ...] = setting((), positional=True, metavar="PATH",
-                                      help="video files or folders (searched recursively)")
-    num_vids: int | None = setting(None, metavar="K", aliases=("--num_vids",),
-                                   help="draw K of the videos at random with --seed (default: all of them)")
+    paths: tuple[Path, ...] = setting(
+        (), positional=True, metavar="PATH", help="video files or folders (searched recursively)"
+    )
+    num_vids: int | None = setting(
+        None,
+        metavar="K",
+        aliases=("--num_vids",),
+        help="draw K of the videos at random with --seed (default: all of them)",
+    )
     seed: int = setting(0, metavar="S", help="seeds every random choice: the draw of videos, random masks")
 
 
@@ -194,12 +222,20 @@ class SizeSettings:
     """Running a model at another size than its own (position embeddings interpolated), and whether inputs are
     turned upright as players show them."""
 
-    img_size: int | None = setting(None, metavar="N", help="frames of N x N px (any multiple of the patch size; "
-                                   "default: the model's own)")
-    num_frames: int | None = setting(None, metavar="T", help="clips of T frames (any multiple of the tubelet; "
-                                     "default: the model's own)")
-    full_frame: bool = setting(False, help="keep the whole frame at its aspect ratio instead of a square center "
-                               "crop: the short side becomes N, the long side follows, both rounded to the nearest "
-                               "patch multiple")
-    autorotate: bool = setting(True, help="turn videos and images upright as players show them (display matrix, "
-                                          "EXIF orientation); off: read them as stored")
+    img_size: int | None = setting(
+        None, metavar="N", help="frames of N x N px (any multiple of the patch size; default: the model's own)"
+    )
+    num_frames: int | None = setting(
+        None, metavar="T", help="clips of T frames (any multiple of the tubelet; default: the model's own)"
+    )
+    full_frame: bool = setting(
+        False,
+        help="keep the whole frame at its aspect ratio instead of a square center "
+        "crop: the short side becomes N, the long side follows, both rounded to the nearest "
+        "patch multiple",
+    )
+    autorotate: bool = setting(
+        True,
+        help="turn videos and images upright as players show them (display matrix, "
+        "EXIF orientation); off: read them as stored",
+    )

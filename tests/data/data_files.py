@@ -10,7 +10,12 @@ import numpy as np
 
 
 def encode_video(
-    path: Path, fps: int, num_frames: int, codec: str = "mpeg4", size: tuple[int, int] = (48, 64), title: str | None = None
+    path: Path,
+    fps: int,
+    num_frames: int,
+    codec: str = "mpeg4",
+    size: tuple[int, int] = (48, 64),
+    title: str | None = None,
 ) -> Path:
     """Write a small video whose frame i is a flat grey of value 10 + 2 * i (so a frame shows its index),
     with `title` in the container's metadata when given."""
@@ -20,7 +25,11 @@ def encode_video(
 
 
 def encode_frames(
-    path: Path, fps: int, frames: Iterable[np.ndarray], codec: str, options: dict[str, str] | None = None,
+    path: Path,
+    fps: int,
+    frames: Iterable[np.ndarray],
+    codec: str,
+    options: dict[str, str] | None = None,
     title: str | None = None,
 ) -> Path:
     """Write the (H, W, 3) uint8 RGB `frames` as a video, frame i at i / fps, with the encoder's `options`."""

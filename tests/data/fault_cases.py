@@ -82,8 +82,15 @@ def _read_case(fixtures: Path, scratch: Path, name: str, kind: str, seed: int) -
         if image:
             frames = read_image(path)
         else:
-            frames = read_clip(path, NUM_FRAMES, SAMPLING_RATE, 30.0, start=start_for(kind, seed),
-                               short_side=SHORT_SIDE, generator=torch.Generator().manual_seed(seed)).frames
+            frames = read_clip(
+                path,
+                NUM_FRAMES,
+                SAMPLING_RATE,
+                30.0,
+                start=start_for(kind, seed),
+                short_side=SHORT_SIDE,
+                generator=torch.Generator().manual_seed(seed),
+            ).frames
     except VideoError as error:
         return {"outcome": "VideoError", "message": str(error), "names_file": str(path) in str(error)}
     except Exception as error:  # what the test exists to find

@@ -70,8 +70,12 @@ def corners(frame: torch.Tensor) -> dict[str, str]:
     """Which marker each corner of an (H, W, 3) frame shows: 'red', 'green' or '' (neither)."""
     height, width = frame.shape[:2]
     seen = {}
-    for name, (y, x) in {"top-left": (2, 2), "top-right": (2, width - 3), "bottom-left": (height - 3, 2),
-                         "bottom-right": (height - 3, width - 3)}.items():
+    for name, (y, x) in {
+        "top-left": (2, 2),
+        "top-right": (2, width - 3),
+        "bottom-left": (height - 3, 2),
+        "bottom-right": (height - 3, width - 3),
+    }.items():
         red, green, _ = frame[y, x].tolist()
         seen[name] = "red" if red > 200 and green < 60 else "green" if green > 200 and red < 60 else ""
     return seen
@@ -121,8 +125,9 @@ def test_display_rotation_is_applied_as_players_do(tmp_path, container, rotation
     assert stored.display == Display()
 
 
-@pytest.mark.parametrize("container, codec", [("mov", "libx265"), ("mp4", "libx265"), ("mkv", "libx264"),
-                                              ("webm", "libvpx-vp9")])
+@pytest.mark.parametrize(
+    "container, codec", [("mov", "libx265"), ("mp4", "libx265"), ("mkv", "libx264"), ("webm", "libvpx-vp9")]
+)
 def test_rotation_in_the_containers_and_codecs_phones_and_browsers_write(tmp_path, container, codec):
     # An iPhone's HEVC MOV, an Android's HEVC MP4, a Matroska and a browser's VP9 WebM recording, each held upright
     # (stored 64 x 48, turned 90 degrees clockwise): ffplay shows them 48 wide, 64 tall.
@@ -130,6 +135,7 @@ def test_rotation_in_the_containers_and_codecs_phones_and_browsers_write(tmp_pat
     clip = read_clip(path, 1)
     assert clip.frames.shape == (1, 64, 48, 3)
     assert corners(clip.frames[0]) == shown(top_right="red", bottom_right="green")
+
 
 def test_a_video_without_display_matrix_is_left_as_stored(tmp_path):
     path = encode(tmp_path / "plain.mp4", list(range(5)))
@@ -208,8 +214,9 @@ def test_anamorphic_video_is_stretched_to_its_display_aspect(tmp_path, container
 
 def test_anamorphic_and_rotated(tmp_path):
     # Stretched first (the aspect belongs to the stored pixels), then turned: ffplay shows 48 wide, 64 tall.
-    path = encode(tmp_path / "both.mp4", list(range(5)), size=(48, 48), sample_aspect=Fraction(4, 3),
-                  rotation=(-90, False, False))
+    path = encode(
+        tmp_path / "both.mp4", list(range(5)), size=(48, 48), sample_aspect=Fraction(4, 3), rotation=(-90, False, False)
+    )
     clip = read_clip(path, 2, 1, 10.0, start=0.0)
     assert clip.frames.shape == (2, 64, 48, 3)
     assert corners(clip.frames[0]) == shown(top_right="red", bottom_right="green")
@@ -272,11 +279,20 @@ def test_16_bit_greyscale_is_scaled_not_saturated(tmp_path):
 
 def test_32_bit_integer_and_float_images(tmp_path):
     integers = np.array([[0, 2**30, 2**31 - 1, -5]], np.int32)
-    assert row(read_image(saved(Image.fromarray(integers), tmp_path / "int32.tif"))) == [[0] * 3, [128] * 3, [255] * 3,
-                                                                                         [0] * 3]
+    assert row(read_image(saved(Image.fromarray(integers), tmp_path / "int32.tif"))) == [
+        [0] * 3,
+        [128] * 3,
+        [255] * 3,
+        [0] * 3,
+    ]
     floats = np.array([[0.0, 0.25, 1.0, 2.0, -1.0]], np.float32)
-    assert row(read_image(saved(Image.fromarray(floats), tmp_path / "float.tif"))) == [[0] * 3, [64] * 3, [255] * 3,
-                                                                                       [255] * 3, [0] * 3]
+    assert row(read_image(saved(Image.fromarray(floats), tmp_path / "float.tif"))) == [
+        [0] * 3,
+        [64] * 3,
+        [255] * 3,
+        [255] * 3,
+        [0] * 3,
+    ]
 
 
 def test_transparency_is_composited_on_the_background(tmp_path):

@@ -25,8 +25,12 @@ PER_KIND = 10  # 4 videos x 6 kinds x 10 seeds = 240 cases
 IMAGE_PER_KIND = 4  # 96 image cases (a damaged image reads in milliseconds)
 # Cases beyond those seeds that once raised something else (found by running the campaign with 150 seeds):
 # a UnicodeDecodeError from metadata strings inside av.open, and a video stream without a decoder.
-REGRESSIONS = [("vtest.avi", "header_noise", 12), ("vtest.avi", "header_noise", 42),
-               ("cup.mp4", "header_noise", 58), ("cup.mp4", "truncate", 41)]
+REGRESSIONS = [
+    ("vtest.avi", "header_noise", 12),
+    ("vtest.avi", "header_noise", 42),
+    ("cup.mp4", "header_noise", 58),
+    ("cup.mp4", "truncate", 41),
+]
 STARTUP_TIME_LIMIT = 300.0  # seconds, for the imports of a new child
 CASE_TIME_LIMIT = 20.0  # seconds; a healthy case takes well under one on a loaded 2-core machine
 CHILD = Path(__file__).with_name("fault_cases.py")
@@ -42,7 +46,11 @@ class Child:
         env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join([str(SRC), str(CHILD.parent)]))
         self.process = subprocess.Popen(
             [sys.executable, str(CHILD), str(FIXTURES), str(scratch)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            env=env,
         )
         # Start-up (importing torch, PyAV and hvm1) is not a case: on a loaded machine it alone can pass the
         # case limit, which would read as a hang of whichever case came first.
@@ -76,7 +84,12 @@ def read_as_asked(name: str, shape: list[int], dtype: str) -> bool:
     """A video's clip is (NUM_FRAMES, H, W, 3) with short side SHORT_SIDE; an image is (3, H, W); both uint8."""
     if name.endswith(".jpg"):
         return len(shape) == 3 and shape[0] == 3 and min(shape) > 0 and dtype == "torch.uint8"
-    return len(shape) == 4 and (shape[0], min(shape[1:3]), shape[3], dtype) == (NUM_FRAMES, SHORT_SIDE, 3, "torch.uint8")
+    return len(shape) == 4 and (shape[0], min(shape[1:3]), shape[3], dtype) == (
+        NUM_FRAMES,
+        SHORT_SIDE,
+        3,
+        "torch.uint8",
+    )
 
 
 def test_damaged_files_decode_or_raise_video_error(tmp_path):

@@ -36,7 +36,9 @@ def grid(height: int, width: int) -> torch.Tensor:
     return values.expand(3, 2, height, width).clone()
 
 
-@pytest.mark.parametrize("shape, expected", [((480, 640), (256, 341)), ((640, 480), (341, 256)), ((300, 300), (256, 256))])
+@pytest.mark.parametrize(
+    "shape, expected", [((480, 640), (256, 341)), ((640, 480), (341, 256)), ((300, 300), (256, 256))]
+)
 def test_resize_short_side(shape, expected):
     out = resize_short_side(grid(*shape), 256)
     assert out.shape == (3, 2, *expected) and out.dtype == torch.uint8
@@ -96,7 +98,9 @@ def test_normalize():
     assert out.dtype == torch.float32
     assert out[:, 0].tolist() == pytest.approx([-0.45 / 0.225] * 3)
     assert out[:, 1].tolist() == pytest.approx([0.55 / 0.225] * 3)
-    assert torch.allclose(normalize(x.float() / 255, IMAGENET_MEAN, IMAGENET_STD), normalize(x, IMAGENET_MEAN, IMAGENET_STD))
+    assert torch.allclose(
+        normalize(x.float() / 255, IMAGENET_MEAN, IMAGENET_STD), normalize(x, IMAGENET_MEAN, IMAGENET_STD)
+    )
     floats = torch.rand(3, 4, 4)
     unchanged = floats.clone()
     normalize(floats, VIDEO_MEAN, VIDEO_STD)

@@ -42,7 +42,9 @@ def rgb_frames_at(path: Path, wanted: set[float], short_side: int | None = None)
                 else:
                     height, width = short_side, round(frame.width * short_side / frame.height)
                     found[frame.time] = torch.from_numpy(
-                        frame.reformat(width=width, height=height, format="rgb24", interpolation="BILINEAR").to_ndarray()
+                        frame.reformat(
+                            width=width, height=height, format="rgb24", interpolation="BILINEAR"
+                        ).to_ndarray()
                     )
     return found
 
@@ -118,7 +120,9 @@ def test_random_start_follows_the_generator(video):
 def test_same_moments_whatever_the_frame_rate(tmp_path, fps):
     # Two encodings of one 3 s scene: frame i of the 30 fps one is the scene at i / 30 s, of the 10 fps one at
     # i / 10 s. The grey value encodes the frame index, so it tells which moment is on screen.
-    path = encode_video(tmp_path / f"scene{fps}.avi", fps=fps, num_frames=3 * fps, codec="ffv1")  # lossless, exact 1/fps clock
+    path = encode_video(
+        tmp_path / f"scene{fps}.avi", fps=fps, num_frames=3 * fps, codec="ffv1"
+    )  # lossless, exact 1/fps clock
     clip = read_clip(path, num_frames=8, sampling_rate=4, target_fps=30.0, start=0.5)
     expected_index = [int(instant * fps + 1e-6) for instant in clip.instants.tolist()]
     assert clip.times.tolist() == pytest.approx([index / fps for index in expected_index])
@@ -198,6 +202,7 @@ class SeeksLate:
 
 def test_a_seek_that_lands_late_is_retried_earlier(monkeypatch):
     import hvm1.data.video
+
     path = fixture(VIDEOS / "vtest.avi")  # keyframes every 25 s
     expected = read_clip(path, 8, start=30.0)
     opened = []
@@ -226,8 +231,9 @@ def test_read_clips_gives_each_clip_read_clip_gives(video):
     starts = ["random", "center", (0, 3), 0.4, "random", (2, 3)]
     sides = [112, None, 96, 128, 100, 112]
     seeds = [1, 2, 3, 4, 5, 6]
-    clips = read_clips(video, starts, 8, 4, 30.0, short_side=sides,
-                       generator=[torch.Generator().manual_seed(seed) for seed in seeds])
+    clips = read_clips(
+        video, starts, 8, 4, 30.0, short_side=sides, generator=[torch.Generator().manual_seed(seed) for seed in seeds]
+    )
     for clip, start, side, seed in zip(clips, starts, sides, seeds):
         alone = read_clip(video, 8, 4, 30.0, start, side, torch.Generator().manual_seed(seed))
         assert torch.equal(clip.frames, alone.frames) and torch.equal(clip.times, alone.times)

@@ -52,12 +52,15 @@ def encode_moving(
     B-frames (x264's default) and a keyframe every `keyint` frames when `keyint` is given, else MPEG-4 part 2."""
     height, width = size
     rows = np.arange(height)[:, None, None]
-    frames = (((rows * 8 + index * 5) % 256).astype(np.uint8) * np.ones((1, width, 3), np.uint8)
-              for index in range(round(seconds * fps)))
+    frames = (
+        ((rows * 8 + index * 5) % 256).astype(np.uint8) * np.ones((1, width, 3), np.uint8)
+        for index in range(round(seconds * fps))
+    )
     if keyint is None:
         return encode_frames(path, fps, frames, "mpeg4")
-    return encode_frames(path, fps, frames, "libx264",
-                         {"x264-params": f"keyint={keyint}:min-keyint={keyint}:scenecut=0:bframes=3"})
+    return encode_frames(
+        path, fps, frames, "libx264", {"x264-params": f"keyint={keyint}:min-keyint={keyint}:scenecut=0:bframes=3"}
+    )
 
 
 @pytest.mark.slow
@@ -78,8 +81,12 @@ def test_each_window_is_read_clip_at_its_start(video, stride):
 def test_windows_are_upright_and_count_from_the_first_frame(tmp_path, container):
     # A phone video (turned 90 degrees by its display matrix, pixels twice as wide as tall) whose clock starts at
     # 5 s: windows start at the first frame and show what read_clip shows, upright and stretched.
-    path = encode(tmp_path / f"phone.{container}", [50 + index for index in range(40)], rotation=(-90, False, False),
-                  sample_aspect=Fraction(2))
+    path = encode(
+        tmp_path / f"phone.{container}",
+        [50 + index for index in range(40)],
+        rotation=(-90, False, False),
+        sample_aspect=Fraction(2),
+    )
     windows = list(read_windows(path, 1.0, 4, 3, 30.0))
     assert [window.start for window in windows] == [0.0, 1.0, 2.0, 3.0]  # frames at 0.0 .. 3.9 s
     for window in windows:

@@ -39,8 +39,14 @@ def tiny_model_args() -> list[str]:
     folder = fixture(TINY)
     sets = [item for name, value in MAE_HEADS.items() for item in ("--set", f"{name}={value}")]
     vit_sets = [item for name, value in VIT_HEADS.items() for item in ("--vit-set", f"{name}={value}")]
-    return ["--checkpoint", str(folder / "mae_checkpoint.pth"), *sets,
-            "--vit-checkpoint", str(folder / "vit_checkpoint.pth"), *vit_sets]
+    return [
+        "--checkpoint",
+        str(folder / "mae_checkpoint.pth"),
+        *sets,
+        "--vit-checkpoint",
+        str(folder / "vit_checkpoint.pth"),
+        *vit_sets,
+    ]
 
 
 @dataclass
@@ -81,7 +87,10 @@ def start_demo(folder: Path, *extra: str) -> DemoProcess:
     env = {**os.environ, "TMPDIR": str(tmpdir), "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(
         [sys.executable, "-m", "hvm1.cli", "-v", "demo", *tiny_model_args(), "--port", str(port), *extra],
-        cwd=cwd, env=env, stdout=log_file, stderr=subprocess.STDOUT,
+        cwd=cwd,
+        env=env,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
     )
     demo = DemoProcess(f"http://127.0.0.1:{port}/", process, log, tmpdir, cwd, log_file)
     deadline = time.monotonic() + STARTUP_TIMEOUT
@@ -116,9 +125,7 @@ class DemoPage:
             box.get_by_role("button", name="Clear").click()
         box.locator("input[type=file]").set_input_files(str(path))
         box.locator(f"td.filename[aria-label={path.name!r}]").wait_for()
-        self.page.wait_for_function(
-            "() => document.querySelector('#hvm1-source input[value=\"your upload\"]').checked"
-        )
+        self.page.wait_for_function("() => document.querySelector('#hvm1-source input[value=\"your upload\"]').checked")
 
     def choose(self, mask_type: str, ratio: float | None = None, seed: int | None = None) -> None:
         self.page.locator("#hvm1-mask-type").get_by_text(mask_type, exact=True).click()

@@ -26,13 +26,21 @@ def test_nine_visitors_at_once_with_identical_and_bad_uploads(client_module, vid
     notes.write_text("not a video, just text\n" * 40)
     empty = tmp_path / "empty clip.mp4"
     empty.write_bytes(b"")
-    visits = [("your upload", videos_dir / "cup.mp4")] * 3 + [("your upload", notes)] * 2 + [
-        ("your upload", empty)] + [(SAMPLE, None)] * 3
+    visits = (
+        [("your upload", videos_dir / "cup.mp4")] * 3
+        + [("your upload", notes)] * 2
+        + [("your upload", empty)]
+        + [(SAMPLE, None)] * 3
+    )
     server = start_demo(tmp_path / "server")
     try:
         visitors = [Client(server.url, verbose=False) for _ in visits]
-        jobs = [visitor.submit(source, handle_file(str(path)) if path else None, "center", 0.5, 0, False,
-                               api_name="/complete") for visitor, (source, path) in zip(visitors, visits)]
+        jobs = [
+            visitor.submit(
+                source, handle_file(str(path)) if path else None, "center", 0.5, 0, False, api_name="/complete"
+            )
+            for visitor, (source, path) in zip(visitors, visits)
+        ]
         outcomes = []
         for job in jobs:
             try:
@@ -52,11 +60,14 @@ def test_nine_visitors_at_once_with_identical_and_bad_uploads(client_module, vid
         for outcome in outcomes:
             assert str(server.tmpdir) not in outcome and "gradio/" not in outcome and "/tmp" not in outcome
         # Every upload has been read, so none is left on the server; the page still serves a new visitor.
-        assert [path.name for path in server.tmpdir.rglob("*.mp4") if path.name in ("cup.mp4", "notes.mp4",
-                                                                                     "empty clip.mp4")] == []
+        assert [
+            path.name
+            for path in server.tmpdir.rglob("*.mp4")
+            if path.name in ("cup.mp4", "notes.mp4", "empty clip.mp4")
+        ] == []
         late = Client(server.url, verbose=False).predict(
-            "your upload", handle_file(str(videos_dir / "cup.mp4")), "temporal", 0.75, 0, False,
-            api_name="/complete")
+            "your upload", handle_file(str(videos_dir / "cup.mp4")), "temporal", 0.75, 0, False, api_name="/complete"
+        )
         assert late[0].startswith("**cup.mp4**: temporal mask")
     finally:
         status = server.stop()

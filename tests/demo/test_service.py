@@ -31,8 +31,9 @@ def finished(stages: Iterator[DemoResult]) -> DemoResult:
 
 def make_service(tiny_models, tmp_path, limits=UploadLimits(), with_vit=True) -> DemoService:
     mae, vit = tiny_models
-    return DemoService(mae, tmp_path, mae_name="tiny", vit=vit if with_vit else None, vit_name="tiny vit",
-                       limits=limits)
+    return DemoService(
+        mae, tmp_path, mae_name="tiny", vit=vit if with_vit else None, vit_name="tiny vit", limits=limits
+    )
 
 
 def test_limits_refuse_long_and_large_uploads_naming_them(tiny_models, videos_dir, tmp_path):
@@ -66,8 +67,9 @@ def test_run_gives_the_library_picture_animation_and_attention(tiny_models, vide
     service = make_service(tiny_models, tmp_path)
     clips = service.read(videos_dir / "box.mp4")
     progress = []
-    result = finished(service.stages(clips, "random", 0.75, seed=3,
-                                     progress=lambda fraction, text: progress.append(fraction)))
+    result = finished(
+        service.stages(clips, "random", 0.75, seed=3, progress=lambda fraction, text: progress.append(fraction))
+    )
     assert result.picture.shape == grid_shape(3, FRAMES)
     mae = tiny_models[0]
     expected = complete_clip(mae, clips.mae, "random", 0.75, torch.Generator().manual_seed(3))
@@ -84,8 +86,15 @@ def test_run_gives_the_library_picture_animation_and_attention(tiny_models, vide
     assert progress[0] < progress[-1] == 1.0 and progress == sorted(progress)
 
     # The scores are `hvm1 score`'s for the same seeded mask, without its second forward pass.
-    published = score_clip({"MAE": mae}, clips.mae, (0.45,) * 3, (0.225,) * 3, mask_types=["random"],
-                           mask_ratios=[0.75], generator=torch.Generator().manual_seed(3))
+    published = score_clip(
+        {"MAE": mae},
+        clips.mae,
+        (0.45,) * 3,
+        (0.225,) * 3,
+        mask_types=["random"],
+        mask_ratios=[0.75],
+        generator=torch.Generator().manual_seed(3),
+    )
     assert [score.method for score in result.scores] == [row.method for row in published]
     for score, row in zip(result.scores, published):
         assert score.psnr == pytest.approx(row.psnr, rel=1e-5) and score.ssim == pytest.approx(row.ssim, rel=1e-5)
@@ -95,7 +104,10 @@ def test_stages_show_the_completion_before_the_scores_and_maps(tiny_models, vide
     service = make_service(tiny_models, tmp_path)
     stages = list(service.stages(service.read(videos_dir / "cup.mp4"), "temporal", 0.5))
     assert [(stage.scores != (), stage.attention is not None, stage.done) for stage in stages] == [
-        (False, False, False), (True, False, False), (True, True, True)]
+        (False, False, False),
+        (True, False, False),
+        (True, True, True),
+    ]
     assert all(np.array_equal(stage.picture, stages[0].picture) for stage in stages)
     assert stages[-1].seconds >= stages[0].seconds == stages[-1].completion_seconds
     assert stages[-1].feature_maps is not None
@@ -132,8 +144,10 @@ def test_results_of_older_runs_are_removed_and_runs_take_turns(tiny_models, vide
 
     service.mae.forward = watched
     try:
-        threads = [threading.Thread(target=lambda: results.append(finished(service.stages(clips, "center", 0.5))))
-                   for _ in range(4)]
+        threads = [
+            threading.Thread(target=lambda: results.append(finished(service.stages(clips, "center", 0.5))))
+            for _ in range(4)
+        ]
         for thread in threads:
             thread.start()
         for thread in threads:
@@ -143,8 +157,9 @@ def test_results_of_older_runs_are_removed_and_runs_take_turns(tiny_models, vide
     assert len(results) == 4 and max(overlaps) == 1  # never two forwards at once
     assert results[0].attention is None and results[0].feature_maps is None
     kept = sorted(path.name for path in (tmp_path / "results").iterdir())
-    assert len(kept) == 2 and all(result.animation.exists() == (result.animation.parent.name in kept)
-                                  for result in results)
+    assert len(kept) == 2 and all(
+        result.animation.exists() == (result.animation.parent.name in kept) for result in results
+    )
 
 
 def test_demo_command_binds_to_loopback_and_needs_no_model_flag():
@@ -153,9 +168,15 @@ def test_demo_command_binds_to_loopback_and_needs_no_model_flag():
 
     config = config_from_args(DemoConfig, build_parser().parse_args(["demo"]))
     assert (config.host, config.port, config.model, config.checkpoint, config.vit_model) == (
-        "127.0.0.1", None, None, None, None)
-    both = config_from_args(DemoConfig, build_parser().parse_args(
-        ["demo", "--vit-model", "vit_hvm1_none", "--vit-checkpoint", "v.pth"]))
+        "127.0.0.1",
+        None,
+        None,
+        None,
+        None,
+    )
+    both = config_from_args(
+        DemoConfig, build_parser().parse_args(["demo", "--vit-model", "vit_hvm1_none", "--vit-checkpoint", "v.pth"])
+    )
     with pytest.raises(ValueError, match="one of --vit-model NAME and --vit-checkpoint FILE"):
         serve_demo(both)
 
@@ -175,8 +196,9 @@ def test_a_finetuned_vit_with_names_gives_its_top_five_classes(tiny_models, vide
         probabilities = named(clips.vit[None]).double().softmax(dim=1)[0]
     order = probabilities.argsort(descending=True)[:5].tolist()
     assert [ranked.name for ranked in result.top_classes] == [named.class_names[index] for index in order]
-    np.testing.assert_allclose([ranked.probability for ranked in result.top_classes], probabilities[order].numpy(),
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        [ranked.probability for ranked in result.top_classes], probabilities[order].numpy(), atol=1e-5
+    )
     assert f"| 1 | {named.class_names[order[0]]} |" in class_table(result)
     unnamed = finished(make_service(tiny_models, tmp_path / "plain").stages(clips, "center", 0.5, score=False))
     assert unnamed.top_classes == () and class_table(unnamed) == ""

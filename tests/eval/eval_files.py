@@ -9,8 +9,9 @@ import av
 import numpy as np
 
 
-def cut_clip(source: Path, target: Path, start: float, seconds: float = 2.5, width: int = 96,
-             codec: str = "mpeg4") -> Path:
+def cut_clip(
+    source: Path, target: Path, start: float, seconds: float = 2.5, width: int = 96, codec: str = "mpeg4"
+) -> Path:
     """Re-encode `seconds` of `source` from `start` at `width` px wide (small files decode fast) with `codec`
     ('libvpx' for a .webm target), keeping the frame times."""
     with av.open(str(source)) as reader:

@@ -41,7 +41,7 @@ def cut_object(source: Path, size: int, at: float = 0.0) -> np.ndarray:
     frame = decode_stretch(source, at, 1 / FPS, 4 * size)[0]
     top = (frame.shape[0] - size) // 2
     left = (frame.shape[1] - size) // 2
-    return frame[top:top + size, left:left + size].copy()
+    return frame[top : top + size, left : left + size].copy()
 
 
 def event_pair(
@@ -72,7 +72,7 @@ def event_pair(
     for index, frame in enumerate(frames):
         after = index / FPS >= event_at
         continuous = frame.copy()
-        continuous[y:y + size, xs[index]:xs[index] + size] = square
+        continuous[y : y + size, xs[index] : xs[index] + size] = square
         possible.append(continuous)
         if not after:
             impossible.append(continuous)
@@ -82,9 +82,11 @@ def event_pair(
             moved = frame.copy()
             x = (xs[index] + width // 3) % (width - size)
             top = max(0, y - height // 3)
-            moved[top:top + size, x:x + size] = square
+            moved[top : top + size, x : x + size] = square
             impossible.append(moved)
     stem = name or f"{background.stem}{round(start)}"
     folder.mkdir(parents=True, exist_ok=True)
-    return (write_mp4(np.stack(possible), folder / f"{stem}_possible.mp4", FPS),
-            write_mp4(np.stack(impossible), folder / f"{stem}_{event}.mp4", FPS))
+    return (
+        write_mp4(np.stack(possible), folder / f"{stem}_possible.mp4", FPS),
+        write_mp4(np.stack(impossible), folder / f"{stem}_{event}.mp4", FPS),
+    )

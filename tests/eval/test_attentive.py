@@ -39,16 +39,20 @@ def where_the_feature_is(count: int, seed: int, pool: str = "tokens") -> Embeddi
     tokens = torch.cat([torch.zeros(count, 1, WIDTH), tokens], dim=1).numpy()
     embeddings = tokens if pool == "tokens" else tokens[:, 1:].mean(axis=1)
     return Embeddings(
-        paths=[f"v{seed}_{i}.mp4" for i in range(count)], labels=labels.numpy(), clip_times=np.zeros((count, 1, 2)),
-        embeddings=embeddings.astype(np.float32), classes=["first half", "second half"],
+        paths=[f"v{seed}_{i}.mp4" for i in range(count)],
+        labels=labels.numpy(),
+        clip_times=np.zeros((count, 1, 2)),
+        embeddings=embeddings.astype(np.float32),
+        classes=["first half", "second half"],
         settings={"model": "synthetic", "pool": pool},
     )
 
 
 def test_attentive_probe_finds_the_position_the_mean_hides():
     train, test = where_the_feature_is(256, seed=0), where_the_feature_is(128, seed=1)
-    attentive = attentive_probe(train, test, lrs=(1e-3, 3e-3), weight_decays=(0.01, 0.1), num_heads=2, epochs=20,
-                                seed=0)
+    attentive = attentive_probe(
+        train, test, lrs=(1e-3, 3e-3), weight_decays=(0.01, 0.1), num_heads=2, epochs=20, seed=0
+    )
     linear = probe(where_the_feature_is(256, 0, "mean"), where_the_feature_is(128, 1, "mean"), method="linear")
     assert attentive.metrics.top1 > 90.0
     assert linear.metrics.top1 < 70.0
@@ -56,8 +60,10 @@ def test_attentive_probe_finds_the_position_the_mean_hides():
     assert [(g["lr"], g["weight_decay"]) for g in grid] == [(1e-3, 0.01), (1e-3, 0.1), (3e-3, 0.01), (3e-3, 0.1)]
     best = max(grid, key=lambda g: g["val_top1"])
     assert attentive.settings["lr"] == best["lr"] or best["val_top1"] == next(
-        g["val_top1"] for g in grid if g["lr"] == attentive.settings["lr"]
-        and g["weight_decay"] == attentive.settings["weight_decay"])
+        g["val_top1"]
+        for g in grid
+        if g["lr"] == attentive.settings["lr"] and g["weight_decay"] == attentive.settings["weight_decay"]
+    )
     assert attentive.settings["train_videos"] + attentive.settings["val_videos"] == 256
 
 
@@ -74,12 +80,27 @@ def test_a_memory_mapped_float16_file_reads_batch_by_batch(tmp_path):
     train, test = where_the_feature_is(64, seed=0), where_the_feature_is(32, seed=1)
     path = tmp_path / "train.npy"
     np.save(path, train.embeddings.astype(np.float16))
-    mapped = Embeddings(train.paths, train.labels, train.clip_times, np.load(path, mmap_mode="r"),
-                        classes=train.classes, settings=train.settings)
+    mapped = Embeddings(
+        train.paths,
+        train.labels,
+        train.clip_times,
+        np.load(path, mmap_mode="r"),
+        classes=train.classes,
+        settings=train.settings,
+    )
     kwargs = dict(lrs=(1e-3,), weight_decays=(0.01,), num_heads=2, epochs=2)
-    in_memory = attentive_probe(Embeddings(train.paths, train.labels, train.clip_times,
-                                           train.embeddings.astype(np.float16).astype(np.float32),
-                                           classes=train.classes, settings=train.settings), test, **kwargs)
+    in_memory = attentive_probe(
+        Embeddings(
+            train.paths,
+            train.labels,
+            train.clip_times,
+            train.embeddings.astype(np.float16).astype(np.float32),
+            classes=train.classes,
+            settings=train.settings,
+        ),
+        test,
+        **kwargs,
+    )
     np.testing.assert_allclose(attentive_probe(mapped, test, **kwargs).logits, in_memory.logits, rtol=1e-5, atol=1e-6)
 
 
@@ -108,9 +129,33 @@ def test_token_files_keep_float16_and_memory_map(tmp_path):
 def test_probe_command_trains_the_grid_and_reports_it(tmp_path, capsys):
     save_embeddings(where_the_feature_is(64, seed=0), tmp_path / "train.npz")
     save_embeddings(where_the_feature_is(32, seed=1), tmp_path / "test.npz")
-    assert main(["probe", "--method", "attentive", "--train", str(tmp_path / "train.npz"), "--test",
-                 str(tmp_path / "test.npz"), "--lrs", "1e-3", "3e-3", "--weight-decays", "0.01", "--heads", "2",
-                 "--epochs", "2", "--device", "cpu", "--out-dir", str(tmp_path / "out")]) == 0
+    assert (
+        main(
+            [
+                "probe",
+                "--method",
+                "attentive",
+                "--train",
+                str(tmp_path / "train.npz"),
+                "--test",
+                str(tmp_path / "test.npz"),
+                "--lrs",
+                "1e-3",
+                "3e-3",
+                "--weight-decays",
+                "0.01",
+                "--heads",
+                "2",
+                "--epochs",
+                "2",
+                "--device",
+                "cpu",
+                "--out-dir",
+                str(tmp_path / "out"),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert len([line for line in out.splitlines() if line.strip().endswith("<")]) == 1  # the chosen probe
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())

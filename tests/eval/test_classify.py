@@ -27,8 +27,16 @@ def names_file(tmp_path):
 
 
 def config(paths, tmp_path, **settings) -> ClassifyConfig:
-    return ClassifyConfig(paths=tuple(paths), checkpoint=fixture(VIT_CHECKPOINT), overrides=TINY_HEADS,
-                          out_dir=tmp_path / "out", num_workers=0, device="cpu", precision="fp32", **settings)
+    return ClassifyConfig(
+        paths=tuple(paths),
+        checkpoint=fixture(VIT_CHECKPOINT),
+        overrides=TINY_HEADS,
+        out_dir=tmp_path / "out",
+        num_workers=0,
+        device="cpu",
+        precision="fp32",
+        **settings,
+    )
 
 
 @pytest.mark.slow
@@ -36,8 +44,9 @@ def test_probabilities_are_the_softmax_of_the_views_evaluate_averages(classifier
     videos = [clips["box"][0], clips["cup"][0], clips["vtest"][1]]
     report = classify(config(videos, tmp_path, labels=str(names_file), views="2x3", top_k=3))
     # evaluate over a class-folder layout of the same files, same views: its logits give the probabilities.
-    folders = class_folders(tmp_path / "data", {f"c{i}": [video] for i, video in enumerate(videos)} |
-                            {f"c{i}": [] for i in range(3, 7)})
+    folders = class_folders(
+        tmp_path / "data", {f"c{i}": [video] for i, video in enumerate(videos)} | {f"c{i}": [] for i in range(3, 7)}
+    )
     logits = torch.from_numpy(evaluate(classifier, folders, views=(2, 3)).logits).double()
     expected = logits.softmax(dim=1)
     assert [item.path for item in report.result.files] == [str(video) for video in videos]
@@ -45,8 +54,7 @@ def test_probabilities_are_the_softmax_of_the_views_evaluate_averages(classifier
         order = expected[row].argsort(descending=True)[:3].tolist()
         assert [ranked.index for ranked in item.top] == order
         assert [ranked.name for ranked in item.top] == [NAMES[index] for index in order]
-        np.testing.assert_allclose([ranked.probability for ranked in item.top], expected[row, order].numpy(),
-                                   atol=1e-5)
+        np.testing.assert_allclose([ranked.probability for ranked in item.top], expected[row, order].numpy(), atol=1e-5)
     assert report.skipped == []
     rows = list(csv.DictReader(open(tmp_path / "out" / "classes.csv")))
     assert len(rows) == 9 and rows[0]["name"] == report.result.files[0].top[0].name
@@ -59,9 +67,27 @@ def test_cli_prints_a_table_writes_csv_and_json_and_names_a_bad_file(clips, name
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(b"not a video")
     out = tmp_path / "out"
-    status = main(["classify", str(clips["box"][0]), str(broken), str(clips["cup"][1]), "--checkpoint",
-                   str(VIT_CHECKPOINT), *TINY_SET, "--labels", str(names_file), "--top-k", "2",
-                   "--views", "1x1", "--num-workers", "0", "--out-dir", str(out)])
+    status = main(
+        [
+            "classify",
+            str(clips["box"][0]),
+            str(broken),
+            str(clips["cup"][1]),
+            "--checkpoint",
+            str(VIT_CHECKPOINT),
+            *TINY_SET,
+            "--labels",
+            str(names_file),
+            "--top-k",
+            "2",
+            "--views",
+            "1x1",
+            "--num-workers",
+            "0",
+            "--out-dir",
+            str(out),
+        ]
+    )
     captured = capsys.readouterr()
     assert status == 1
     assert f"{broken}:" in captured.err and "skipped" in captured.err
@@ -85,8 +111,10 @@ def test_a_count_that_is_not_the_heads_is_an_error_before_any_compute(clips, tmp
     with pytest.raises(LabelsError, match="five.txt has 5 class names but the model's head has 7 classes"):
         classify(config([clips["box"][0]], tmp_path, labels=str(wrong)))
     assert not (tmp_path / "out").exists()
-    assert main(["classify", str(clips["box"][0]), "--checkpoint", str(VIT_CHECKPOINT), *TINY_SET,
-                 "--labels", str(wrong)]) == 1
+    assert (
+        main(["classify", str(clips["box"][0]), "--checkpoint", str(VIT_CHECKPOINT), *TINY_SET, "--labels", str(wrong)])
+        == 1
+    )
     assert "has 5 class names but the model's head has 7 classes" in capsys.readouterr().err
 
 
@@ -135,7 +163,9 @@ def test_stride_gives_each_windows_top_classes_a_plot_and_an_annotated_video(nam
         order = np.argsort(-item.timeline.values[window], kind="stable")[:2]
         assert [entry.name for entry in ranked] == [NAMES[index] for index in order]
         assert [(row["rank"], row["name"]) for row in rows[2 * window : 2 * window + 2]] == [
-            ("1", ranked[0].name), ("2", ranked[1].name)]
+            ("1", ranked[0].name),
+            ("2", ranked[1].name),
+        ]
     np.testing.assert_allclose(item.timeline.values.sum(axis=1), 1.0, atol=1e-5)
     assert item.plot.stat().st_size > 0 and item.plot in report.written and item.video in report.written
     with av.open(str(item.video)) as container:
@@ -160,5 +190,7 @@ def test_a_video_shorter_than_one_window_is_one_padded_window_and_said(clips, na
     report = classify(config([short], tmp_path, labels=str(names_file), views="1x1", stride=1.0))
     [item] = report.timelines
     assert len(item.timeline) == 1 and item.timeline.padded > 0
-    assert report.notes == [f"{short}: shorter than one window: one window, its last {item.timeline.padded} frames "
-                            f"repeated (as read_clip pads)"]
+    assert report.notes == [
+        f"{short}: shorter than one window: one window, its last {item.timeline.padded} frames "
+        f"repeated (as read_clip pads)"
+    ]

@@ -110,8 +110,19 @@ def test_bad_video_is_reported_and_skipped(encoder, clips, tmp_path):
 def test_cli_writes_parquet(labelled, tmp_path, capsys):
     pytest.importorskip("pyarrow")
     out = tmp_path / "out.parquet"
-    argv = ["embed", str(labelled), "--checkpoint", str(TINY / "mae_checkpoint.pth"), *TINY_SET, "-o", str(out),
-            "--num-clips", "2", "--num-workers", "0"]
+    argv = [
+        "embed",
+        str(labelled),
+        "--checkpoint",
+        str(TINY / "mae_checkpoint.pth"),
+        *TINY_SET,
+        "-o",
+        str(out),
+        "--num-clips",
+        "2",
+        "--num-workers",
+        "0",
+    ]
     assert main(argv) == 0
     assert "4 videos (4 embedded now, 0 already there)" in capsys.readouterr().out
     import pyarrow.parquet as pq
@@ -128,13 +139,37 @@ def test_torchrun_two_processes_equal_one(labelled, tmp_path):
     torchrun = Path(sys.executable).with_name("torchrun")
     if not torchrun.is_file():
         pytest.skip(f"no torchrun beside {sys.executable}")
-    args = ["embed", str(labelled), "--checkpoint", str(TINY / "mae_checkpoint.pth"), *TINY_SET,
-            "--num-clips", "2", "--num-workers", "0", "--device", "cpu"]
+    args = [
+        "embed",
+        str(labelled),
+        "--checkpoint",
+        str(TINY / "mae_checkpoint.pth"),
+        *TINY_SET,
+        "--num-clips",
+        "2",
+        "--num-workers",
+        "0",
+        "--device",
+        "cpu",
+    ]
     assert main([*args, "-o", str(tmp_path / "one.npz")]) == 0
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     run = subprocess.run(
-        [str(torchrun), "--standalone", "--nproc-per-node", "2", "-m", "hvm1.cli", *args, "-o", str(tmp_path / "two.npz")],
-        capture_output=True, text=True, env=env, timeout=300,
+        [
+            str(torchrun),
+            "--standalone",
+            "--nproc-per-node",
+            "2",
+            "-m",
+            "hvm1.cli",
+            *args,
+            "-o",
+            str(tmp_path / "two.npz"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
     )
     assert run.returncode == 0, run.stderr[-2000:]
     assert_same_rows(load_embeddings(tmp_path / "two.npz"), load_embeddings(tmp_path / "one.npz"), atol=1e-5)

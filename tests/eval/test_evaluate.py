@@ -19,10 +19,18 @@ from reference_data import TINY, TINY_SET, images
 @pytest.fixture
 def seven(tmp_path, clips):
     """Seven class folders, as the tiny ViT's head has: clips of the real videos, a class per video part."""
-    return class_folders(tmp_path / "seven", {
-        "c0": clips["vtest"][0:2], "c1": clips["vtest"][2:4], "c2": clips["box"][0:2], "c3": clips["box"][2:4],
-        "c4": clips["cup"][:1], "c5": clips["cup"][1:], "c6": clips["tree"],
-    })
+    return class_folders(
+        tmp_path / "seven",
+        {
+            "c0": clips["vtest"][0:2],
+            "c1": clips["vtest"][2:4],
+            "c2": clips["box"][0:2],
+            "c3": clips["box"][2:4],
+            "c4": clips["cup"][:1],
+            "c5": clips["cup"][1:],
+            "c6": clips["tree"],
+        },
+    )
 
 
 @pytest.mark.slow
@@ -45,18 +53,34 @@ def test_cli_writes_predictions_and_summary(seven, tmp_path, monkeypatch, capsys
     temp = tmp_path / "tmp"  # the default output: a new folder in the temp folder, never the current one
     temp.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(temp))
-    argv = ["evaluate", str(seven), "--checkpoint", str(TINY / "vit_checkpoint.pth"), *TINY_SET,
-            "--views", "2x3", "--num-workers", "0"]
+    argv = [
+        "evaluate",
+        str(seven),
+        "--checkpoint",
+        str(TINY / "vit_checkpoint.pth"),
+        *TINY_SET,
+        "--views",
+        "2x3",
+        "--num-workers",
+        "0",
+    ]
     assert main(argv) == 0 and main(argv) == 0
-    printed = re.findall(r"top-1 ([\d.]+)%  top-5 ([\d.]+)%  mean per-class ([\d.]+)%  loss ([\d.]+)  \((\d+) examples\)",
-                         capsys.readouterr().out)
+    printed = re.findall(
+        r"top-1 ([\d.]+)%  top-5 ([\d.]+)%  mean per-class ([\d.]+)%  loss ([\d.]+)  \((\d+) examples\)",
+        capsys.readouterr().out,
+    )
     first, second = sorted(temp.iterdir())
     assert first.name.startswith("hvm1-evaluate-") and second.name.startswith("hvm1-evaluate-")
     summaries = [json.loads((folder / "summary.json").read_text()) for folder in (first, second)]
     assert summaries[0] == summaries[1]
     summary = summaries[0]
-    shown = (f"{summary['top1']:.2f}", f"{summary['top5']:.2f}", f"{summary['mean_class_accuracy']:.2f}",
-             f"{summary['loss']:.4f}", str(summary["count"]))
+    shown = (
+        f"{summary['top1']:.2f}",
+        f"{summary['top5']:.2f}",
+        f"{summary['mean_class_accuracy']:.2f}",
+        f"{summary['loss']:.4f}",
+        str(summary["count"]),
+    )
     assert printed == [shown, shown]  # the console says what the summary holds
     assert summaries[0]["views"] == "2x3" and summaries[0]["count"] == 11 and summaries[0]["mode"] == "video"
     assert (first / "predictions.csv").read_text() == (second / "predictions.csv").read_text()
@@ -123,8 +147,15 @@ def test_parse_views():
 
 def test_cli_class_count_error_names_both_counts(tmp_path, clips, capsys):
     data = class_folders(tmp_path / "three", {f"c{i}": [clips["box"][i]] for i in range(3)})
-    argv = ["evaluate", str(data), "--checkpoint", str(TINY / "vit_checkpoint.pth"), *TINY_SET,
-            "--out-dir", str(tmp_path / "out")]
+    argv = [
+        "evaluate",
+        str(data),
+        "--checkpoint",
+        str(TINY / "vit_checkpoint.pth"),
+        *TINY_SET,
+        "--out-dir",
+        str(tmp_path / "out"),
+    ]
     assert main(argv) == 1
     error = capsys.readouterr().err
     assert "hvm1 evaluate: error: the model's head has 7 classes but" in error and "has 3 class folders" in error
@@ -139,14 +170,26 @@ def test_per_class_accuracy_and_most_confused_pairs_by_name(tmp_path):
     logits = np.eye(3)[predicted]
     predictions = Predictions.score([f"f{i}.mp4" for i in range(7)], labels, logits, classes=["pour", "stir", "cut"])
     assert [(row.name, row.count, row.top1) for row in predictions.per_class()] == [
-        ("pour", 2, 50.0), ("stir", 2, 50.0), ("cut", 3, pytest.approx(100 / 3))]
+        ("pour", 2, 50.0),
+        ("stir", 2, 50.0),
+        ("cut", 3, pytest.approx(100 / 3)),
+    ]
     pairs = [(pair.true_name, pair.predicted_name, pair.count) for pair in predictions.confused_pairs()]
     assert pairs == [("cut", "stir", 2), ("pour", "stir", 1), ("stir", "pour", 1)]
     _, per_class, summary = predictions.write(tmp_path)
-    assert per_class.read_text().splitlines() == ["class,name,examples,top1", "0,pour,2,50.00", "1,stir,2,50.00",
-                                                  "2,cut,3,33.33"]
+    assert per_class.read_text().splitlines() == [
+        "class,name,examples,top1",
+        "0,pour,2,50.00",
+        "1,stir,2,50.00",
+        "2,cut,3,33.33",
+    ]
     assert json.loads(summary.read_text())["most_confused"][0] == {
-        "true": 2, "true_name": "cut", "predicted": 1, "predicted_name": "stir", "count": 2}
+        "true": 2,
+        "true_name": "cut",
+        "predicted": 1,
+        "predicted_name": "stir",
+        "count": 2,
+    }
 
 
 @pytest.mark.slow
@@ -158,13 +201,30 @@ def test_the_model_names_the_classes_and_the_console_names_the_confusions(classi
     named = copy.deepcopy(classifier)
     named.class_names = ("pour", "stir", "cut", "peel", "wash", "fold", "open")
     file = save_safetensors(named, tmp_path / "named.safetensors")
-    assert main(["evaluate", str(seven), "--checkpoint", str(file), "--views", "1x1", "--num-workers", "0",
-                 "--out-dir", str(tmp_path / "out")]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                str(seven),
+                "--checkpoint",
+                str(file),
+                "--views",
+                "1x1",
+                "--num-workers",
+                "0",
+                "--out-dir",
+                str(tmp_path / "out"),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     for pair in summary["most_confused"][:5]:
-        assert f"  {pair['true_name']} ({pair['true']}) -> {pair['predicted_name']} ({pair['predicted']}): " \
-               f"{pair['count']}" in out
+        assert (
+            f"  {pair['true_name']} ({pair['true']}) -> {pair['predicted_name']} ({pair['predicted']}): "
+            f"{pair['count']}" in out
+        )
         assert pair["true_name"] == named.class_names[pair["true"]]
     rows = (tmp_path / "out" / "per_class.csv").read_text().splitlines()
     assert [row.split(",")[1] for row in rows[1:]] == list(named.class_names)

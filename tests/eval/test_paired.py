@@ -74,8 +74,10 @@ def test_read_pairs_resolves_paths_against_the_file(tmp_path: Path):
     text = "possible,impossible,group\n# a comment\nx/p1.mp4,x/i1.mp4,vanish\n\np2.mp4, i2.mp4\n"
     (folder / "pairs.csv").write_text(text)
     pairs = read_pairs(folder / "pairs.csv")
-    assert pairs == [Pair(folder / "x/p1.mp4", folder / "x/i1.mp4", "vanish"),
-                     Pair(folder / "p2.mp4", folder / "i2.mp4")]
+    assert pairs == [
+        Pair(folder / "x/p1.mp4", folder / "x/i1.mp4", "vanish"),
+        Pair(folder / "p2.mp4", folder / "i2.mp4"),
+    ]
     (folder / "bad.csv").write_text("p.mp4,i.mp4\nonly-one.mp4\n")
     with pytest.raises(ValueError, match=r"bad\.csv, line 2"):
         read_pairs(folder / "bad.csv")

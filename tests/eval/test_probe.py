@@ -40,8 +40,26 @@ def test_shots_are_seeded_and_per_class(street_and_box):
 
 def test_cli(street_and_box, tmp_path, capsys):
     train, test = map(str, street_and_box)
-    assert main(["probe", "--train", train, "--test", test, "--method", "knn", "--k", "3", "--shots", "2",
-                 "--out-dir", str(tmp_path / "probe")]) == 0
+    assert (
+        main(
+            [
+                "probe",
+                "--train",
+                train,
+                "--test",
+                test,
+                "--method",
+                "knn",
+                "--k",
+                "3",
+                "--shots",
+                "2",
+                "--out-dir",
+                str(tmp_path / "probe"),
+            ]
+        )
+        == 0
+    )
     assert "top-1 100.00%" in capsys.readouterr().out
     assert (tmp_path / "probe" / "summary.json").is_file()
 

@@ -101,15 +101,32 @@ def measured_by_evaluate(name: str, examples, tmp_path, image_mode: bool) -> flo
     manifest = tmp_path / f"{name}.csv"
     manifest.write_text("".join(f"{path},{label}\n" for path, label in zip(examples.files, examples.labels)))
     loaded = zoo.load_for_inputs(name, model_type="vit")
-    return evaluate(loaded.model, manifest, preprocessing=loaded.preprocessing, image_mode=image_mode,
-                    views=None if image_mode else (1, 1)).metrics.top1
+    return evaluate(
+        loaded.model,
+        manifest,
+        preprocessing=loaded.preprocessing,
+        image_mode=image_mode,
+        views=None if image_mode else (1, 1),
+    ).metrics.top1
 
 
 @pytest.mark.slow
 def test_reproduce_end_to_end_on_every_kind_of_data(hub, data, tmp_path, capsys):
     out = tmp_path / "out"
-    status = main(["reproduce", "--pretraining", "hvm1", *(f"--{name}={path}" for name, path in data.items()),
-                   "--out-dir", str(out), "--num-workers", "0", "--device", "cpu"])
+    status = main(
+        [
+            "reproduce",
+            "--pretraining",
+            "hvm1",
+            *(f"--{name}={path}" for name, path in data.items()),
+            "--out-dir",
+            str(out),
+            "--num-workers",
+            "0",
+            "--device",
+            "cpu",
+        ]
+    )
     captured = capsys.readouterr()
     assert status == 1  # the missing SSv2 video is skipped and named
     missing = data["ssv2"] / "val" / label_set("ssv2")[7] / "404.webm"

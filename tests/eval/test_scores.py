@@ -28,8 +28,16 @@ MEAN, STD = (0.45, 0.45, 0.45), (0.225, 0.225, 0.225)
 def tiny_mae(seed: int = 0, **overrides) -> hvm1.models.VideoMAE:
     """A random-weight MAE over 8 frames of 32 px: a 4 x 2 x 2 token grid."""
     torch.manual_seed(seed)
-    config = dict(img_size=32, num_frames=8, pred_t_dim=8, depth=1, num_heads=3, decoder_embed_dim=32,
-                  decoder_depth=1, decoder_num_heads=2)
+    config = dict(
+        img_size=32,
+        num_frames=8,
+        pred_t_dim=8,
+        depth=1,
+        num_heads=3,
+        decoder_embed_dim=32,
+        decoder_depth=1,
+        decoder_num_heads=2,
+    )
     return hvm1.create_model("mae_vit_tiny_patch16", **{**config, **overrides}).eval()
 
 
@@ -110,7 +118,9 @@ def test_masks_are_shared_seeded_and_nested():
     models = {"a": tiny_mae(0), "b": tiny_mae(1)}
 
     def run(seed):
-        return score_clip(models, clip, MEAN, STD, mask_ratios=(0.25, 0.5), generator=torch.Generator().manual_seed(seed))
+        return score_clip(
+            models, clip, MEAN, STD, mask_ratios=(0.25, 0.5), generator=torch.Generator().manual_seed(seed)
+        )
 
     first, again, other = run(0), run(0), run(1)
     assert first == again
@@ -134,8 +144,22 @@ def test_score_command_writes_the_table_and_plot_and_names_a_broken_video(tmp_pa
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(b"not a video at all")
     out = tmp_path / "out"
-    args = ["score", str(videos / "box.mp4"), str(broken), "--checkpoint", str(checkpoint), "--set", "num_heads=4",
-            "--set", "decoder_num_heads=4", "--mask-ratios", "0.5", "0.75", "--out-dir", str(out)]
+    args = [
+        "score",
+        str(videos / "box.mp4"),
+        str(broken),
+        "--checkpoint",
+        str(checkpoint),
+        "--set",
+        "num_heads=4",
+        "--set",
+        "decoder_num_heads=4",
+        "--mask-ratios",
+        "0.5",
+        "0.75",
+        "--out-dir",
+        str(out),
+    ]
     assert main(args) == 1
     captured = capsys.readouterr()
     assert "broken.mp4" in captured.err and "1 of 2 videos" in captured.err
@@ -145,8 +169,11 @@ def test_score_command_writes_the_table_and_plot_and_names_a_broken_video(tmp_pa
     # 2 ratios x (random, center: model + 3 baselines; temporal: model + 2), one video.
     assert len(rows) == 2 * (4 + 3 + 4) and {r.video for r in rows} == {str(videos / "box.mp4")}
     for row in summarise(rows):
-        line = next(line for line in captured.out.splitlines()
-                    if line.split()[:3] == [row.mask_type, f"{row.mask_ratio:.2f}", row.method])
+        line = next(
+            line
+            for line in captured.out.splitlines()
+            if line.split()[:3] == [row.mask_type, f"{row.mask_ratio:.2f}", row.method]
+        )
         assert line.split()[3] == f"{row.loss:.4f}"
     assert (out / "scores.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert main(args[:-1] + [str(tmp_path / "again")]) == 1

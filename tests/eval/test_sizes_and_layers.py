@@ -56,15 +56,50 @@ def test_other_size_and_whole_frame(encoder, clips):
 def test_cli_sizes_layers_and_whole_frames(clips, tmp_path, capsys):
     model = ["--checkpoint", str(fixture(MAE_CHECKPOINT)), *TINY_SET]
     out = tmp_path / "e.npz"
-    assert main(["embed", str(clips["cup"][0]), *model, "-o", str(out), "--img-size", "70", "--num-frames", "6",
-                 "--layer", "-2", "--pool", "tokens", "--full-frame", "--num-workers", "0"]) == 0
+    assert (
+        main(
+            [
+                "embed",
+                str(clips["cup"][0]),
+                *model,
+                "-o",
+                str(out),
+                "--img-size",
+                "70",
+                "--num-frames",
+                "6",
+                "--layer",
+                "-2",
+                "--pool",
+                "tokens",
+                "--full-frame",
+                "--num-workers",
+                "0",
+            ]
+        )
+        == 0
+    )
     rows = load_embeddings(out)
     assert rows.embeddings.shape == (1, 1 + 3 * 5 * 7, 64)  # 70 x 98 (640 x 480 at a 70 px short side)
     assert rows.settings["layer"] == -2 and rows.settings["img_size"] == 70 and rows.settings["num_frames"] == 6
     assert main(["embed", str(clips["cup"][0]), *model, "-o", str(tmp_path / "x.npz"), "--img-size", "50"]) == 1
     assert "--img-size 50 is not a multiple of the model's patch size 14" in capsys.readouterr().err
-    assert main(["attention", str(clips["box"][0]), *model, "--img-size", "84", "--full-frame", "--no-labels",
-                 "--out-dir", str(tmp_path / "att")]) == 0
+    assert (
+        main(
+            [
+                "attention",
+                str(clips["box"][0]),
+                *model,
+                "--img-size",
+                "84",
+                "--full-frame",
+                "--no-labels",
+                "--out-dir",
+                str(tmp_path / "att"),
+            ]
+        )
+        == 0
+    )
     from PIL import Image
 
     with Image.open(next((tmp_path / "att").glob("*.jpg"))) as picture:
@@ -89,7 +124,23 @@ def test_complete_whole_frames_at_another_size(clips, tmp_path):
 
     model = ["--checkpoint", str(fixture(MAE_CHECKPOINT)), *TINY_SET]
     out = tmp_path / "c"
-    assert main(["complete", str(clips["box"][0]), *model, "--img-size", "56", "--full-frame", "--mask-type",
-                 "center", "--no-labels", "--out-dir", str(out)]) == 0
+    assert (
+        main(
+            [
+                "complete",
+                str(clips["box"][0]),
+                *model,
+                "--img-size",
+                "56",
+                "--full-frame",
+                "--mask-type",
+                "center",
+                "--no-labels",
+                "--out-dir",
+                str(out),
+            ]
+        )
+        == 0
+    )
     with Image.open(next(out.glob("*.jpg"))) as picture:
         assert picture.size == (8 * (70 + 1) + 1, 3 * (56 + 1) + 1)  # 8 frames of 56 x 70 (640 x 480 at 56 px)

@@ -12,9 +12,13 @@ def tokens_rows(rows: int = 3, clips: int = 2, tokens: int = 5, width: int = 4) 
     generator = np.random.default_rng(0)
     clip_embeddings = generator.standard_normal((rows, clips, tokens, width)).astype(np.float32)
     return Embeddings(
-        paths=[f"videos/{index}.mp4" for index in range(rows)], labels=np.array([1, -1, 0]),
-        clip_times=generator.uniform(0, 10, (rows, clips, 2)), embeddings=clip_embeddings.mean(axis=1),
-        clip_embeddings=clip_embeddings, classes=None, settings={"pool": "tokens", "mean": [0.45, 0.45, 0.45]},
+        paths=[f"videos/{index}.mp4" for index in range(rows)],
+        labels=np.array([1, -1, 0]),
+        clip_times=generator.uniform(0, 10, (rows, clips, 2)),
+        embeddings=clip_embeddings.mean(axis=1),
+        clip_embeddings=clip_embeddings,
+        classes=None,
+        settings={"pool": "tokens", "mean": [0.45, 0.45, 0.45]},
     )
 
 

@@ -47,8 +47,10 @@ def pairs_folder(tmp_path_factory) -> Path:
     thing = fixture(VIDEOS / "cup.mp4")
     vanish = event_pair(fixture(VIDEOS / "vtest.avi"), thing, folder / "videos", "vanish", start=10.0)
     jump = event_pair(fixture(VIDEOS / "box.mp4"), thing, folder / "videos", "jump", start=3.0)
-    rows = [f"videos/{possible.name},videos/{impossible.name},{event}"
-            for (possible, impossible), event in ((vanish, "vanish"), (jump, "jump"))]
+    rows = [
+        f"videos/{possible.name},videos/{impossible.name},{event}"
+        for (possible, impossible), event in ((vanish, "vanish"), (jump, "jump"))
+    ]
     (folder / "pairs.csv").write_text("possible,impossible,group\n" + "\n".join(rows) + "\n")
     return folder
 
@@ -56,8 +58,10 @@ def pairs_folder(tmp_path_factory) -> Path:
 def test_event_pairs_differ_only_from_the_event_on(pairs_folder: Path):
     event = round(1.5 * FPS)
     for possible, impossible in (("vtest10_possible", "vtest10_vanish"), ("box3_possible", "box3_jump")):
-        one, other = (np.stack(decode_stretch(pairs_folder / f"videos/{name}.mp4", 0.0, 3.0, 96)).astype(int)
-                      for name in (possible, impossible))
+        one, other = (
+            np.stack(decode_stretch(pairs_folder / f"videos/{name}.mp4", 0.0, 3.0, 96)).astype(int)
+            for name in (possible, impossible)
+        )
         difference = np.abs(one - other).mean(axis=(1, 2, 3))  # per frame
         # Before the event the twins differ only by how the encoder coded them; from it on, by the object.
         assert difference[:event].max() * 4 < difference[event:].min()
@@ -89,8 +93,12 @@ def test_hidden_frames_and_their_bad_values():
         for hidden in (default, hidden_frames(16, 2, 2, "temporal"), center):
             kept = math.prod(grid) - int(hidden.token_mask(grid).sum())
             assert int(math.prod(grid) * (1 - hidden.mask_ratio(grid))) == kept
-    for frames, match in ((0, "hides no frame"), (16, "leaves no visible frame"), (18, "leaves no visible"),
-                          (3, "not a multiple of the model's tubelet")):
+    for frames, match in (
+        (0, "hides no frame"),
+        (16, "leaves no visible frame"),
+        (18, "leaves no visible"),
+        (3, "not a multiple of the model's tubelet"),
+    ):
         with pytest.raises(ValueError, match=match):
             hidden_frames(16, 2, frames, "temporal")
     with pytest.raises(ValueError, match="do not split evenly"):
@@ -100,8 +108,15 @@ def test_hidden_frames_and_their_bad_values():
 
 
 def config(out: Path, *videos: Path, **settings) -> SurpriseConfig:
-    return SurpriseConfig(videos=videos, checkpoint=MAE_CHECKPOINT, overrides=TINY_HEADS,
-                          out_dir=out, device="cpu", precision="fp32", **settings)
+    return SurpriseConfig(
+        videos=videos,
+        checkpoint=MAE_CHECKPOINT,
+        overrides=TINY_HEADS,
+        out_dir=out,
+        device="cpu",
+        precision="fp32",
+        **settings,
+    )
 
 
 @pytest.mark.slow
@@ -128,8 +143,7 @@ def test_surprise_writes_every_output_and_pairs_them(pairs_folder: Path, tiny, t
     again = window_losses(tiny, clip, hidden_frames(8, 2, None, "temporal"))
     assert again.losses == pytest.approx(first[3].losses, abs=1e-6)
     for window in windows:
-        assert window.value(EXCESS) == window.losses[MODEL] - min(window.losses["mean"],
-                                                                  window.losses["nearest_frame"])
+        assert window.value(EXCESS) == window.losses[MODEL] - min(window.losses["mean"], window.losses["nearest_frame"])
     # The summary's max, mean and peak time per video and method agree with the windows.
     summary = json.loads((out / "summary.json").read_text())
     assert summary["hidden_frames"] == 4 and summary["mask_type"] == "temporal"
@@ -144,8 +158,10 @@ def test_surprise_writes_every_output_and_pairs_them(pairs_folder: Path, tiny, t
     figures = {(f["method"], f["aggregation"]): f for f in summary["pairs"]["figures"]}
     assert set(figures) == {(m, a) for m in (MODEL, "mean", "nearest_frame", EXCESS) for a in ("max", "mean")}
     surprises = {entry["video"]: entry["surprise"] for entry in summary["videos"]}
-    pairs = [(str(pairs_folder / "videos/vtest10_possible.mp4"), str(pairs_folder / "videos/vtest10_vanish.mp4")),
-             (str(pairs_folder / "videos/box3_possible.mp4"), str(pairs_folder / "videos/box3_jump.mp4"))]
+    pairs = [
+        (str(pairs_folder / "videos/vtest10_possible.mp4"), str(pairs_folder / "videos/vtest10_vanish.mp4")),
+        (str(pairs_folder / "videos/box3_possible.mp4"), str(pairs_folder / "videos/box3_jump.mp4")),
+    ]
     for (method, aggregation), figure in figures.items():
         possible = [surprises[p][method][aggregation] for p, _ in pairs]
         impossible = [surprises[i][method][aggregation] for _, i in pairs]
@@ -205,8 +221,12 @@ def test_a_video_shorter_than_one_window_is_one_padded_window(tmp_path: Path):
 def test_bad_settings_are_named(tmp_path: Path):
     fixture(MAE_CHECKPOINT)
     video = fixture(VIDEOS / "box.mp4")
-    for settings, match in (({"stride": 0}, "stride"), ({"future_frames": 8}, "no visible frame"),
-                            ({"future_frames": 0}, "hides no frame"), ({"error_scale": 0.0}, "error_scale")):
+    for settings, match in (
+        ({"stride": 0}, "stride"),
+        ({"future_frames": 8}, "no visible frame"),
+        ({"future_frames": 0}, "hides no frame"),
+        ({"error_scale": 0.0}, "error_scale"),
+    ):
         with pytest.raises(ValueError, match=match):
             surprise(config(tmp_path / "out", video, **settings))
     with pytest.raises(ValueError, match="name the videos"):
@@ -249,8 +269,12 @@ def test_memory_stays_flat_on_a_long_video(tmp_path: Path):
         videos[name] = writer.path
     peaks = {}
     for name, path in videos.items():
-        result = subprocess.run([sys.executable, "-c", MEMORY_CHILD, str(path), str(MAE_CHECKPOINT),
-                                 str(tmp_path / name)], capture_output=True, text=True, check=True)
+        result = subprocess.run(
+            [sys.executable, "-c", MEMORY_CHILD, str(path), str(MAE_CHECKPOINT), str(tmp_path / name)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         windows, peak_kb = map(int, result.stdout.split())
         peaks[name] = (windows, peak_kb * 1024)
     assert peaks["long"][0] > 3.5 * peaks["short"][0]
@@ -266,17 +290,41 @@ def test_the_command_runs_pairs_and_names_what_it_left_out(pairs_folder: Path, t
 
     fixture(MAE_CHECKPOINT)
     videos = pairs_folder / "videos"
-    (tmp_path / "pairs.csv").write_text(f"{videos / 'box3_possible.mp4'},{videos / 'box3_jump.mp4'}\n"
-                                        f"{videos / 'vtest10_possible.mp4'},gone.mp4\n")
-    common = ["--checkpoint", str(MAE_CHECKPOINT), "--set", "num_heads=4", "--set", "decoder_num_heads=4",
-              "--precision", "fp32", "--device", "cpu"]
-    status = main(["surprise", "--pairs", str(tmp_path / "pairs.csv"), *common, "--out-dir", str(tmp_path / "out"),
-                   "--resamples", "50", "--future-frames", "2"])
+    (tmp_path / "pairs.csv").write_text(
+        f"{videos / 'box3_possible.mp4'},{videos / 'box3_jump.mp4'}\n{videos / 'vtest10_possible.mp4'},gone.mp4\n"
+    )
+    common = [
+        "--checkpoint",
+        str(MAE_CHECKPOINT),
+        "--set",
+        "num_heads=4",
+        "--set",
+        "decoder_num_heads=4",
+        "--precision",
+        "fp32",
+        "--device",
+        "cpu",
+    ]
+    status = main(
+        [
+            "surprise",
+            "--pairs",
+            str(tmp_path / "pairs.csv"),
+            *common,
+            "--out-dir",
+            str(tmp_path / "out"),
+            "--resamples",
+            "50",
+            "--future-frames",
+            "2",
+        ]
+    )
     out, err = capsys.readouterr()
     assert status == 1
     assert "1 pairs" in out and "AUROC" in out and "gone.mp4" in err
     assert json.loads((tmp_path / "out/summary.json").read_text())["hidden_frames"] == 2
-    status = main(["surprise", str(videos / "box3_jump.mp4"), *common, "--stride", "0", "--out-dir",
-                   str(tmp_path / "none")])
+    status = main(
+        ["surprise", str(videos / "box3_jump.mp4"), *common, "--stride", "0", "--out-dir", str(tmp_path / "none")]
+    )
     assert status == 1 and "stride" in capsys.readouterr().err
     assert not (tmp_path / "none").exists()

@@ -82,8 +82,9 @@ def test_a_video_shorter_than_a_window_is_one_padded_window(encoder, short, tmp_
     assert padded == 4
 
 
-@pytest.mark.parametrize("arguments", [{"stride": 0}, {"stride": -2.0}, {"stride": 1.0, "num_clips": 2},
-                                       {"stride": 1.0, "keep_clips": True}])
+@pytest.mark.parametrize(
+    "arguments", [{"stride": 0}, {"stride": -2.0}, {"stride": 1.0, "num_clips": 2}, {"stride": 1.0, "keep_clips": True}]
+)
 def test_bad_strides_are_refused(encoder, short, tmp_path, arguments):
     with pytest.raises(ValueError, match="stride"):
         embed_videos(encoder, [short], tmp_path / "out.npz", **arguments)
@@ -92,8 +93,18 @@ def test_bad_strides_are_refused(encoder, short, tmp_path, arguments):
 
 def test_cli_embeds_windows_and_says_what_was_padded(street, short, tmp_path, capsys):
     out = tmp_path / "out.npz"
-    argv = ["embed", str(street), str(short), "--checkpoint", str(TINY / "mae_checkpoint.pth"), *TINY_SET,
-            "-o", str(out), "--stride", "2"]
+    argv = [
+        "embed",
+        str(street),
+        str(short),
+        "--checkpoint",
+        str(TINY / "mae_checkpoint.pth"),
+        *TINY_SET,
+        "-o",
+        str(out),
+        "--stride",
+        "2",
+    ]
     assert main(argv) == 0
     captured = capsys.readouterr()
     assert "4 windows every 2 s of 2 videos (2 embedded now, 0 already there)" in captured.out
@@ -102,8 +113,16 @@ def test_cli_embeds_windows_and_says_what_was_padded(street, short, tmp_path, ca
 
 
 def test_cli_refuses_a_stride_of_zero_before_loading_a_model(tmp_path, capsys):
-    argv = ["embed", str(tmp_path), "--checkpoint", str(tmp_path / "missing.pth"), "-o", str(tmp_path / "o.npz"),
-            "--stride", "0"]
+    argv = [
+        "embed",
+        str(tmp_path),
+        "--checkpoint",
+        str(tmp_path / "missing.pth"),
+        "-o",
+        str(tmp_path / "o.npz"),
+        "--stride",
+        "0",
+    ]
     assert main(argv) != 0
     assert "stride must be a number of seconds above 0, got 0.0" in capsys.readouterr().err
 

@@ -28,8 +28,9 @@ def disk_object(size: int) -> tuple[np.ndarray, np.ndarray]:
     return texture, shape
 
 
-def moving_object_sequence(count: int, step: tuple[int, int] = (3, 6), size: int = 96, start=(120, 100),
-                           objects: int = 1) -> tuple[list[np.ndarray], list[np.ndarray]]:
+def moving_object_sequence(
+    count: int, step: tuple[int, int] = (3, 6), size: int = 96, start=(120, 100), objects: int = 1
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """`count` frames of box.mp4 with `objects` textured disks pasted in, moving `step` (rows, columns) per
     frame; returns the frames (H, W, 3) uint8 and their exact id masks (H, W) uint8 (object k has id k)."""
     backgrounds = video_frames("box.mp4", count)
@@ -48,8 +49,9 @@ def moving_object_sequence(count: int, step: tuple[int, int] = (3, 6), size: int
     return frames, masks
 
 
-def write_davis(root: Path, sequences: dict[str, tuple[list[np.ndarray], list[np.ndarray]]],
-                annotate_all: bool = True) -> Path:
+def write_davis(
+    root: Path, sequences: dict[str, tuple[list[np.ndarray], list[np.ndarray]]], annotate_all: bool = True
+) -> Path:
     """A DAVIS-2017 folder: JPEGImages/480p/SEQ/NNNNN.jpg, Annotations/480p/SEQ/NNNNN.png, ImageSets/2017/val.txt."""
     for name, (frames, masks) in sequences.items():
         for index, (frame, mask) in enumerate(zip(frames, masks)):

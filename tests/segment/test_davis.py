@@ -99,7 +99,10 @@ def test_score_sequence_leaves_out_first_and_last_frames():
 
 
 def test_tables_in_davis_layout(tmp_path):
-    scores = [ObjectScore("a_1", (1.0, 0.5, 0.0, 0.25), (1.0, 1.0, 0.5, 0.5)), ObjectScore("b_1", (0.5,) * 4, (0.0,) * 4)]
+    scores = [
+        ObjectScore("a_1", (1.0, 0.5, 0.0, 0.25), (1.0, 1.0, 0.5, 0.5)),
+        ObjectScore("b_1", (0.5,) * 4, (0.0,) * 4),
+    ]
     global_path, sequence_path = write_score_tables(scores, tmp_path)
     assert global_path.name == "global_results-val.csv" and sequence_path.name == "per-sequence_results-val.csv"
     with open(global_path) as file:

@@ -74,8 +74,26 @@ def test_propagate_one_video_with_a_first_mask(model_args, tmp_path, capsys):
     Image.fromarray(masks[0] * 255).save(tmp_path / "first.png")  # greyscale: any non-zero value is an id
     first = np.asarray(Image.open(tmp_path / "first.png"))
     out = tmp_path / "out"
-    assert main(["propagate", str(video), "--mask", str(tmp_path / "first.png"), *model_args, "--out-dir", str(out),
-                 "--max-frames", "3", "--short-side", "224", "--animate", "gif"]) == 0
+    assert (
+        main(
+            [
+                "propagate",
+                str(video),
+                "--mask",
+                str(tmp_path / "first.png"),
+                *model_args,
+                "--out-dir",
+                str(out),
+                "--max-frames",
+                "3",
+                "--short-side",
+                "224",
+                "--animate",
+                "gif",
+            ]
+        )
+        == 0
+    )
     assert sorted(p.name for p in (out / "clip").glob("*.png")) == ["00000.png", "00001.png", "00002.png"]
     np.testing.assert_array_equal(read_mask(out / "clip" / "00000.png"), first)
     assert (out / "clip" / "overlay.jpg").is_file() and (out / "clip" / "overlay.gif").is_file()
@@ -93,8 +111,9 @@ def test_propagate_refuses_unclear_inputs(model_args, tmp_path, capsys):
 
 @pytest.mark.slow
 def test_a_damaged_sequence_is_named_and_the_others_propagated(model_args, tmp_path, capsys):
-    root = write_davis(tmp_path / "davis", {"good": moving_object_sequence(3, size=64),
-                                            "bad": moving_object_sequence(3, size=64)})
+    root = write_davis(
+        tmp_path / "davis", {"good": moving_object_sequence(3, size=64), "bad": moving_object_sequence(3, size=64)}
+    )
     frame = root / "JPEGImages" / "480p" / "bad" / "00001.jpg"
     frame.write_bytes(frame.read_bytes()[:600])  # a truncated JPEG
     out = tmp_path / "out"
@@ -117,8 +136,9 @@ def test_odd_sized_frame_one_frame_void_and_a_repeated_listing(model_args, tmp_p
         mask[:4, :] = 255  # a void band along the top of every annotation
     odd[0][1] = np.concatenate([odd[0][1], odd[0][1][:, -8:]], axis=1)  # frame 00001: 648 x 480
     odd[1][1] = np.concatenate([odd[1][1], np.zeros((480, 8), np.uint8)], axis=1)
-    root = write_davis(tmp_path / "davis", {"good": good, "odd": odd, "single": single,
-                                            "void": (void_frames, void_masks)})
+    root = write_davis(
+        tmp_path / "davis", {"good": good, "odd": odd, "single": single, "void": (void_frames, void_masks)}
+    )
     (root / "ImageSets" / "2017" / "val.txt").write_text("good\nodd\nsingle\nvoid\ngood\n")
     out = tmp_path / "out"
     assert main(["propagate", str(root), *model_args, "--out-dir", str(out), "--device", "cpu"]) == 1
@@ -132,8 +152,9 @@ def test_odd_sized_frame_one_frame_void_and_a_repeated_listing(model_args, tmp_p
         assert len(list((out / name).glob("*.png"))) == len(frames)  # every finished sequence is written
     assert not (out / "odd").exists()
     # The void band is background in the propagated masks too: the first one is the annotation without it.
-    np.testing.assert_array_equal(read_mask(out / "void" / "00000.png"), np.where(void_masks[0] == 255, 0,
-                                                                                   void_masks[0]))
+    np.testing.assert_array_equal(
+        read_mask(out / "void" / "00000.png"), np.where(void_masks[0] == 255, 0, void_masks[0])
+    )
 
     tables = {path.name: path.read_bytes() for path in out.glob("*.csv")}
     assert set(tables) == {"global_results-val.csv", "per-sequence_results-val.csv"}

@@ -16,10 +16,17 @@ from hvm1.segment import PropagationConfig, frame_features, frame_size, prepare_
 from hvm1.segment.propagation import first_frame_labels, labels_to_mask, neighbourhood
 
 
-@pytest.mark.parametrize("height, width, expected", [
-    ((480, 854, (480, 832))), ((854, 480, (832, 480))), ((480, 640, (480, 640))), ((720, 1280, (480, 832))),
-    ((500, 500, (480, 448))), ((240, 320, (480, 640))),
-])
+@pytest.mark.parametrize(
+    "height, width, expected",
+    [
+        ((480, 854, (480, 832))),
+        ((854, 480, (832, 480))),
+        ((480, 640, (480, 640))),
+        ((720, 1280, (480, 832))),
+        ((500, 500, (480, 448))),
+        ((240, 320, (480, 640))),
+    ],
+)
 def test_frame_size_rule(height, width, expected):
     assert frame_size(height, width) == expected
 
@@ -35,8 +42,9 @@ def test_prepare_frame_normalises_with_the_published_mean_and_std():
 
 
 def test_frame_features_average_the_repeated_frame_over_time(tiny_vit):
-    frame = prepare_frame(torch.from_numpy(video_frames("box.mp4", 1)[0]).permute(2, 0, 1).contiguous(),
-                          PropagationConfig(short_side=240))  # 240 x 320: 17 x 22 patches, 4 px uncovered each way
+    frame = prepare_frame(
+        torch.from_numpy(video_frames("box.mp4", 1)[0]).permute(2, 0, 1).contiguous(), PropagationConfig(short_side=240)
+    )  # 240 x 320: 17 x 22 patches, 4 px uncovered each way
     features = frame_features(tiny_vit, frame)
     assert features.shape == (17, 22, 64)
     clip = frame[:, : 17 * 14, : 22 * 14].unsqueeze(1).repeat(1, 8, 1, 1)[None]  # 8 frames: the model's count
@@ -87,8 +95,14 @@ def test_one_step_matches_the_description(radius, topk):
     contexts = [torch.randn(h, w, dim) for _ in range(3)]
     labels = [torch.rand(k, h, w) for _ in range(3)]
     ours = propagate_labels(target, contexts, labels, neighbourhood(h, w, radius), topk, 0.1)
-    expected = _published_step(target.double().numpy(), [c.double().numpy() for c in contexts],
-                               [lab.double().numpy() for lab in labels], radius, topk, 0.1)
+    expected = _published_step(
+        target.double().numpy(),
+        [c.double().numpy() for c in contexts],
+        [lab.double().numpy() for lab in labels],
+        radius,
+        topk,
+        0.1,
+    )
     np.testing.assert_allclose(ours.numpy(), expected, rtol=1e-5, atol=1e-6)
 
 

@@ -16,9 +16,28 @@ pytestmark = pytest.mark.slow  # every test here is an end-to-end run
 
 
 def pretrain_args(videos, out_dir, batch_size: int) -> list[str]:
-    return ["pretrain", *map(str, videos), "--checkpoint", str(MAE_CHECKPOINT), *TINY_SET, "--out-dir",
-            str(out_dir), "--batch-size", str(batch_size), "--repeat-aug", "2", "--epochs", "2", "--num-workers",
-            "0", "--seed", "3", "--no-tensorboard", "--precision", "fp32"]  # exact sums: not bf16 rounding
+    return [
+        "pretrain",
+        *map(str, videos),
+        "--checkpoint",
+        str(MAE_CHECKPOINT),
+        *TINY_SET,
+        "--out-dir",
+        str(out_dir),
+        "--batch-size",
+        str(batch_size),
+        "--repeat-aug",
+        "2",
+        "--epochs",
+        "2",
+        "--num-workers",
+        "0",
+        "--seed",
+        "3",
+        "--no-tensorboard",
+        "--precision",
+        "fp32",
+    ]  # exact sums: not bf16 rounding
 
 
 @pytest.fixture(scope="module")
@@ -36,8 +55,7 @@ def one_process(small_videos, tmp_path_factory):
 @pytest.mark.parametrize("sharding", ["ddp", "fsdp"])
 def test_two_processes_match_one_with_the_same_global_batch(sharding, one_process, small_videos, tmp_path):
     out = tmp_path / sharding
-    run_cli([*pretrain_args(small_videos, out, batch_size=1), *(["--fsdp"] if sharding == "fsdp" else [])],
-            torchrun=2)
+    run_cli([*pretrain_args(small_videos, out, batch_size=1), *(["--fsdp"] if sharding == "fsdp" else [])], torchrun=2)
     expected, losses = train_losses(one_process), train_losses(out)
     assert len(expected) == 4  # 4 videos, 2 per step (one per rank), 2 epochs
     assert losses == pytest.approx(expected, rel=1e-5)
@@ -57,9 +75,33 @@ def test_fsdp_finetuning_validates_uneven_shards_with_a_bad_file(two_classes, tm
             (data / label / video.name).symlink_to(video.resolve())
     (data / "people" / "broken.mp4").write_text("not a video")
     out = tmp_path / "run"
-    result = run_cli(["finetune", str(data), "--val", str(data), "--checkpoint", str(VIT_CHECKPOINT), "--set",
-             "num_heads=4", "--out-dir", str(out), "--batch-size", "1", "--accum-iter", "1", "--epochs", "1",
-             "--num-workers", "0", "--eval-batch-size", "1", "--fsdp"], torchrun=2, returncode=1)
+    result = run_cli(
+        [
+            "finetune",
+            str(data),
+            "--val",
+            str(data),
+            "--checkpoint",
+            str(VIT_CHECKPOINT),
+            "--set",
+            "num_heads=4",
+            "--out-dir",
+            str(out),
+            "--batch-size",
+            "1",
+            "--accum-iter",
+            "1",
+            "--epochs",
+            "1",
+            "--num-workers",
+            "0",
+            "--eval-batch-size",
+            "1",
+            "--fsdp",
+        ],
+        torchrun=2,
+        returncode=1,
+    )
     assert f"{data / 'people' / 'broken.mp4'}: not a video file" in result.stderr
     (evaluation,) = read_metrics(out, kind="eval")
     assert evaluation["clips"] == 4 and evaluation["skipped"] == 1

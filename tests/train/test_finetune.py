@@ -22,8 +22,15 @@ FIXED = video_eval_preset(56, 8, VIDEO_MEAN, VIDEO_STD, sampling_rate=8)
 
 
 def tiny_config(out_dir: Path, **changes) -> FinetuneConfig:
-    values = dict(out_dir=str(out_dir), model=str(VIT_CHECKPOINT), overrides={"num_heads": 4}, batch_size=2,
-                  accum_iter=1, num_workers=0, tensorboard=False)
+    values = dict(
+        out_dir=str(out_dir),
+        model=str(VIT_CHECKPOINT),
+        overrides={"num_heads": 4},
+        batch_size=2,
+        accum_iter=1,
+        num_workers=0,
+        tensorboard=False,
+    )
     return FinetuneConfig(**(values | changes))
 
 
@@ -52,8 +59,9 @@ def test_head_is_kept_when_it_fits_and_made_fresh_by_rule_otherwise(tmp_path):
     other, note = finetune_model(tiny_config(tmp_path), num_classes=3)
     assert "rule 'fresh-head' dropped head.weight (7, 64), head.bias (7,) and made head.bias (3,)" in note
     assert other.head.weight.shape == (3, 64) and torch.equal(other.norm.weight, source.norm.weight)
-    from_mae, note = finetune_model(tiny_config(tmp_path, model=str(MAE_CHECKPOINT),
-                                                overrides={"num_heads": 4, "decoder_num_heads": 4}), 2)
+    from_mae, note = finetune_model(
+        tiny_config(tmp_path, model=str(MAE_CHECKPOINT), overrides={"num_heads": 4, "decoder_num_heads": 4}), 2
+    )
     assert "rule 'fresh-head' made head.bias (2,), head.weight (2, 64)" in note and "dropped" not in note
 
 
@@ -109,8 +117,9 @@ def test_validation_counts_top1_top5_and_loss_over_every_readable_clip():
         logits[clip, order] = torch.linspace(3.0, -3.0, 7)
     files = [f"{k}.mp4" for k in range(len(ranks))] + ["bad.mp4"]
     val_set = ClipDataset(files, _IndexPreset(), labels=[*labels.tolist(), 0], skip_bad=True)
-    cfg = ViTConfig(img_size=28, patch_size=14, num_frames=2, t_patch_size=2, embed_dim=32, depth=1, num_heads=2,
-                    num_classes=7)
+    cfg = ViTConfig(
+        img_size=28, patch_size=14, num_frames=2, t_patch_size=2, embed_dim=32, depth=1, num_heads=2, num_classes=7
+    )
     evaluate = validation_evaluator(val_set, cfg, tiny_config(Path("-"), eval_batch_size=4), DistributedContext())
     result = evaluate(_TableModel(logits))
     assert result["clips"] == 6 and result["skipped"] == 1
@@ -135,10 +144,35 @@ def test_cli_finetunes_on_images_with_shots(tmp_path):
         for name in names:
             (data / label / name).symlink_to(image(name))
     out = tmp_path / "run"
-    status = main(["finetune", str(data), "--val", str(data), "--checkpoint", str(VIT_CHECKPOINT),
-                   "--set", "num_heads=4", "--images", "--shots", "1", "--seed", "5", "--batch-size", "2",
-                   "--accum-iter", "1", "--epochs", "1", "--num-workers", "0", "--select", "top5",
-                   "--out-dir", str(out)])
+    status = main(
+        [
+            "finetune",
+            str(data),
+            "--val",
+            str(data),
+            "--checkpoint",
+            str(VIT_CHECKPOINT),
+            "--set",
+            "num_heads=4",
+            "--images",
+            "--shots",
+            "1",
+            "--seed",
+            "5",
+            "--batch-size",
+            "2",
+            "--accum-iter",
+            "1",
+            "--epochs",
+            "1",
+            "--num-workers",
+            "0",
+            "--select",
+            "top5",
+            "--out-dir",
+            str(out),
+        ]
+    )
     assert status == 0
     (evaluation,) = read_metrics(out, kind="eval")
     assert evaluation["clips"] == 4
@@ -154,8 +188,7 @@ def test_cli_finetunes_on_images_with_shots(tmp_path):
 def test_resume_continues_exactly_with_dropout_and_drop_path(two_classes, tmp_path):
     whole = finetune(two_classes, two_classes, tiny_config(tmp_path / "whole", epochs=2, lr=1e-3))
     first = finetune(two_classes, two_classes, tiny_config(tmp_path / "split", epochs=2, max_steps=3, lr=1e-3))
-    rest = finetune(two_classes, two_classes,
-                    tiny_config(tmp_path / "split", epochs=2, lr=1e-3, resume="auto"))
+    rest = finetune(two_classes, two_classes, tiny_config(tmp_path / "split", epochs=2, lr=1e-3, resume="auto"))
     assert whole.steps == rest.steps == 4 and len(rest.losses) == 1
     assert first.losses + rest.losses == whole.losses
 

@@ -14,8 +14,10 @@ from hvm1.train import FinetuneConfig, PretrainConfig
 from hvm1.train.commands import FinetuneCommand, PretrainCommand
 
 # Each command's config, the job config it extends, and the arguments it needs besides.
-COMMANDS = {"pretrain": (PretrainCommand, PretrainConfig, ["clip.mp4"]),
-            "finetune": (FinetuneCommand, FinetuneConfig, ["train", "--val", "val"])}
+COMMANDS = {
+    "pretrain": (PretrainCommand, PretrainConfig, ["clip.mp4"]),
+    "finetune": (FinetuneCommand, FinetuneConfig, ["train", "--val", "val"]),
+}
 
 
 def _command(name: str):
@@ -61,12 +63,29 @@ def test_every_field_has_a_flag_that_sets_it(command):
 
 
 def test_unset_flags_keep_the_library_defaults_and_published_spellings_work():
-    args = build_parser().parse_args(["finetune", "train", "--val", "val", "--model", "m", "--output_dir", "run",
-                                       "--batch_size", "3", "--nb_classes", "5", "--reprob", "0.25"])
+    args = build_parser().parse_args(
+        [
+            "finetune",
+            "train",
+            "--val",
+            "val",
+            "--model",
+            "m",
+            "--output_dir",
+            "run",
+            "--batch_size",
+            "3",
+            "--nb_classes",
+            "5",
+            "--reprob",
+            "0.25",
+        ]
+    )
     config = config_from_args(FinetuneCommand, args)
     assert (config.out_dir, config.batch_size, config.num_classes, config.random_erasing) == ("run", 3, 5, 0.25)
-    assert config == FinetuneCommand(train="train", val="val", out_dir="run", model="m", batch_size=3, num_classes=5,
-                                     random_erasing=0.25)
+    assert config == FinetuneCommand(
+        train="train", val="val", out_dir="run", model="m", batch_size=3, num_classes=5, random_erasing=0.25
+    )
 
 
 def test_help_shows_each_commands_own_defaults_and_words():

@@ -37,8 +37,9 @@ def test_decay_split_keeps_parameter_order_and_leaves_out_frozen_ones():
     assert exempt == {"names": ["0.bias", "1.weight", "1.bias", "2.bias"], "weight_decay": 0.0, "lr_scale": 1.0}
     groups = torch_param_groups(model, [decayed, exempt])
     assert groups[0]["params"][0] is model[0].weight and groups[0]["weight_decay"] == 0.05
-    assert [p is q for p, q in zip(groups[1]["params"], [model[0].bias, model[1].weight, model[1].bias,
-                                                          model[2].bias])] == [True] * 4
+    assert [
+        p is q for p, q in zip(groups[1]["params"], [model[0].bias, model[1].weight, model[1].bias, model[2].bias])
+    ] == [True] * 4
 
 
 def test_the_attentive_probe_decays_only_its_linear_weights():

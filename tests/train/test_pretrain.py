@@ -34,9 +34,26 @@ def test_mae_loss_halves_overfitting_two_clips(small_videos, tmp_path):
 
 def test_cli_run_folder_is_complete_and_loadable(small_videos, tmp_path):
     out = tmp_path / "run"
-    status = main(["pretrain", *map(str, small_videos), "--checkpoint", str(MAE_CHECKPOINT), *TINY_SET,
-                   "--out-dir", str(out), "--batch-size", "2", "--repeat-aug", "2", "--max-steps", "2",
-                   "--num-workers", "1", "--no-tensorboard"])
+    status = main(
+        [
+            "pretrain",
+            *map(str, small_videos),
+            "--checkpoint",
+            str(MAE_CHECKPOINT),
+            *TINY_SET,
+            "--out-dir",
+            str(out),
+            "--batch-size",
+            "2",
+            "--repeat-aug",
+            "2",
+            "--max-steps",
+            "2",
+            "--num-workers",
+            "1",
+            "--no-tensorboard",
+        ]
+    )
     assert status == 0
     resolved = json.loads((out / "config.json").read_text())
     assert resolved["train"]["lr"] == 1e-4 and resolved["train"]["betas"] == [0.9, 0.95]
@@ -111,9 +128,17 @@ def test_pretraining_decays_all_but_1d_parameters_and_biases_as_published():
     parameters = dict(model.named_parameters())
     assert set(exempt["names"]) == {n for n, p in parameters.items() if p.ndim == 1 or n.endswith(".bias")}
     assert set(decayed["names"]) == parameters.keys() - set(exempt["names"])
-    embeddings = {"cls_token", "decoder_cls_token", "mask_token", "pos_embed_spatial", "pos_embed_temporal",
-                  "pos_embed_class", "decoder_pos_embed_spatial", "decoder_pos_embed_temporal",
-                  "decoder_pos_embed_class"}
+    embeddings = {
+        "cls_token",
+        "decoder_cls_token",
+        "mask_token",
+        "pos_embed_spatial",
+        "pos_embed_temporal",
+        "pos_embed_class",
+        "decoder_pos_embed_spatial",
+        "decoder_pos_embed_temporal",
+        "decoder_pos_embed_class",
+    }
     assert embeddings <= set(decayed["names"]) and all(parameters[n].ndim == 3 for n in embeddings)
     assert {"norm.weight", "blocks.0.attn.q.bias", "decoder_norm.bias"} <= set(exempt["names"])
 
@@ -146,8 +171,11 @@ def test_sharded_sampler_splits_each_global_batch_across_ranks():
 
 def test_activation_checkpointing_changes_nothing_but_memory(small_videos, tmp_path):
     losses = [
-        pretrain(small_videos[:2], tiny_pretrain_config(tmp_path / name, max_steps=3, epochs=3, grad_checkpointing=on),
-                 preset=FIXED).losses
+        pretrain(
+            small_videos[:2],
+            tiny_pretrain_config(tmp_path / name, max_steps=3, epochs=3, grad_checkpointing=on),
+            preset=FIXED,
+        ).losses
         for name, on in (("plain", False), ("checkpointed", True))
     ]
     assert losses[0] == pytest.approx(losses[1], rel=1e-6)
@@ -179,7 +207,10 @@ def test_data_workers_give_the_in_process_losses_over_epochs(small_videos, tmp_p
     from hvm1.train.loop import worker_options
 
     assert worker_options(2, torch.device("cpu")) == {
-        "num_workers": 2, "persistent_workers": True, "multiprocessing_context": "spawn"}
+        "num_workers": 2,
+        "persistent_workers": True,
+        "multiprocessing_context": "spawn",
+    }
     assert worker_options(0, torch.device("cpu")) == {"num_workers": 0}
     runs = {}
     for workers in (0, 1):

@@ -31,8 +31,13 @@ PUBLISHED_CROP_ASPECT = (0.75, 1.3333)
 
 
 def test_finetuning_augmentation_defaults(two_classes, tmp_path):
-    config = FinetuneConfig(out_dir=str(tmp_path / "run"), model=str(VIT_CHECKPOINT), overrides={"num_heads": 4},
-                            num_workers=0, tensorboard=False)
+    config = FinetuneConfig(
+        out_dir=str(tmp_path / "run"),
+        model=str(VIT_CHECKPOINT),
+        overrides={"num_heads": 4},
+        num_workers=0,
+        tensorboard=False,
+    )
     assert config.random_erasing == 0.0
     task, _ = finetune_task(two_classes, two_classes, config, DistributedContext())
     dataset = task.dataset
@@ -55,8 +60,14 @@ def test_published_model_trains_with_the_published_short_side():
 
 
 def test_random_erasing_stays_available(two_classes, tmp_path):
-    config = FinetuneConfig(out_dir=str(tmp_path / "run"), model=str(VIT_CHECKPOINT), overrides={"num_heads": 4},
-                            num_workers=0, tensorboard=False, random_erasing=1.0)
+    config = FinetuneConfig(
+        out_dir=str(tmp_path / "run"),
+        model=str(VIT_CHECKPOINT),
+        overrides={"num_heads": 4},
+        num_workers=0,
+        tensorboard=False,
+        random_erasing=1.0,
+    )
     task, _ = finetune_task(two_classes, two_classes, config, DistributedContext())
     item = task.dataset[(0, 1)]
     plain, _ = task.dataset.preset.load(task.dataset.files[1], generator=sample_generator(config.seed, 0, 1, 0))
@@ -79,7 +90,9 @@ def test_random_resized_crop_draws_within_the_published_area_and_aspect():
         aspects.append(crop_w / crop_h)
     # Within a pixel of the box (rounding of its sides), the draws cover the published ranges and stay in them.
     assert PUBLISHED_CROP_AREA[0] * 0.9 <= min(areas) < 0.15 and 0.85 < max(areas) <= 1.0
-    assert PUBLISHED_CROP_ASPECT[0] * 0.95 <= min(aspects) < 0.85 and 1.2 < max(aspects) <= PUBLISHED_CROP_ASPECT[1] / 0.95
+    assert (
+        PUBLISHED_CROP_ASPECT[0] * 0.95 <= min(aspects) < 0.85 and 1.2 < max(aspects) <= PUBLISHED_CROP_ASPECT[1] / 0.95
+    )
 
 
 @pytest.mark.slow

@@ -21,9 +21,28 @@ from train_helpers import SRC, run_cli, tiny_pretrain_config, train_losses
 
 
 def pretrain_args(data, out_dir) -> list[str]:
-    return ["pretrain", str(data), "--checkpoint", str(MAE_CHECKPOINT), *TINY_SET, "--out-dir", str(out_dir),
-            "--batch-size", "1", "--repeat-aug", "2", "--epochs", "2", "--save-every", "2", "--num-workers", "1",
-            "--seed", "7", "--no-tensorboard"]
+    return [
+        "pretrain",
+        str(data),
+        "--checkpoint",
+        str(MAE_CHECKPOINT),
+        *TINY_SET,
+        "--out-dir",
+        str(out_dir),
+        "--batch-size",
+        "1",
+        "--repeat-aug",
+        "2",
+        "--epochs",
+        "2",
+        "--save-every",
+        "2",
+        "--num-workers",
+        "1",
+        "--seed",
+        "7",
+        "--no-tensorboard",
+    ]
 
 
 def wait_for_step(process: subprocess.Popen, metrics, step: int, timeout: float = 120) -> None:
@@ -51,8 +70,12 @@ def test_sigkill_mid_epoch_then_resume_equals_uninterrupted(small_videos, tmp_pa
 
     killed = tmp_path / "killed"
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(SRC))
-    process = subprocess.Popen([sys.executable, "-m", "hvm1.cli", *pretrain_args(data, killed)], env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "hvm1.cli", *pretrain_args(data, killed)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         wait_for_step(process, killed / "metrics.jsonl", 5)
     finally:
@@ -112,9 +135,24 @@ def test_no_good_checkpoint_is_a_clear_error(small_videos, tmp_path, capsys):
     pretrain(small_videos, fp32_config(run, max_steps=2))
     for name in ("checkpoint-last.pth", "checkpoint-previous.pth"):
         truncate(run / name)
-    args = ["pretrain", *map(str, small_videos), "--checkpoint", str(MAE_CHECKPOINT), *TINY_SET, "--out-dir",
-            str(run), "--batch-size", "2", "--repeat-aug", "1", "--num-workers", "0", "--no-tensorboard",
-            "--resume", "auto"]
+    args = [
+        "pretrain",
+        *map(str, small_videos),
+        "--checkpoint",
+        str(MAE_CHECKPOINT),
+        *TINY_SET,
+        "--out-dir",
+        str(run),
+        "--batch-size",
+        "2",
+        "--repeat-aug",
+        "1",
+        "--num-workers",
+        "0",
+        "--no-tensorboard",
+        "--resume",
+        "auto",
+    ]
     assert main(args) == 1
     err = capsys.readouterr().err
     assert f"no checkpoint in {run} can be resumed from" in err, err
@@ -127,12 +165,19 @@ def test_resume_memory_maps_the_checkpoint(small_videos, tmp_path):
     pretrain(small_videos, fp32_config(run, max_steps=1))
     payload = load_training_checkpoint(run / "checkpoint-last.pth")
     tensors = list(payload["model"].values())
-    tensors += [value for state in payload["optimizer"]["state"].values() for value in state.values()
-                if isinstance(value, torch.Tensor) and value.dim()]
+    tensors += [
+        value
+        for state in payload["optimizer"]["state"].values()
+        for value in state.values()
+        if isinstance(value, torch.Tensor) and value.dim()
+    ]
     maps = Path("/proc/self/maps")
     if not maps.is_file():
         pytest.skip("no /proc/self/maps to see the memory map in")
-    ranges = [tuple(int(bound, 16) for bound in line.split()[0].split("-"))
-              for line in maps.read_text().splitlines() if line.endswith(str(run / "checkpoint-last.pth"))]
+    ranges = [
+        tuple(int(bound, 16) for bound in line.split()[0].split("-"))
+        for line in maps.read_text().splitlines()
+        if line.endswith(str(run / "checkpoint-last.pth"))
+    ]
     # Every tensor's bytes lie in a mapping of the file: nothing was read into memory of its own.
     assert tensors and all(any(low <= tensor.data_ptr() < high for low, high in ranges) for tensor in tensors), ranges

@@ -17,9 +17,25 @@ from train_helpers import tiny_pretrain_config, train_losses
 
 def cli_args(videos, out_dir: Path, *more: str) -> list[str]:
     # 4 videos, 2 a step: 2 steps an epoch.
-    return ["pretrain", *map(str, videos), "--checkpoint", str(MAE_CHECKPOINT), *TINY_SET, "--out-dir", str(out_dir),
-            "--batch-size", "2", "--repeat-aug", "1", "--num-workers", "0", "--no-tensorboard", "--precision",
-            "fp32", *more]
+    return [
+        "pretrain",
+        *map(str, videos),
+        "--checkpoint",
+        str(MAE_CHECKPOINT),
+        *TINY_SET,
+        "--out-dir",
+        str(out_dir),
+        "--batch-size",
+        "2",
+        "--repeat-aug",
+        "1",
+        "--num-workers",
+        "0",
+        "--no-tensorboard",
+        "--precision",
+        "fp32",
+        *more,
+    ]
 
 
 def snapshot(folder: Path) -> dict[str, tuple[int, bytes]]:
@@ -33,8 +49,10 @@ def test_resume_with_other_files_a_step_is_refused_naming_the_flags(small_videos
     capsys.readouterr()
     assert main(cli_args(small_videos, run, "--resume", "auto", "--accum-iter", "2")) == 1
     err = capsys.readouterr().err
-    assert (f"{run / 'checkpoint-last.pth'} was written by a run of --batch-size 2 x --accum-iter 1 x 1 rank = "
-            f"2 files a step; this one asks for --batch-size 2 x --accum-iter 2 x 1 rank = 4 files a step") in err, err
+    assert (
+        f"{run / 'checkpoint-last.pth'} was written by a run of --batch-size 2 x --accum-iter 1 x 1 rank = "
+        f"2 files a step; this one asks for --batch-size 2 x --accum-iter 2 x 1 rank = 4 files a step"
+    ) in err, err
     assert "Resume with 2 files a step (--batch-size 2 --accum-iter 1)" in err, err
     assert snapshot(run) == before  # config.json, metrics and checkpoints untouched
 
@@ -46,20 +64,25 @@ def test_a_finished_run_resumed_says_so_and_changes_no_file(small_videos, tmp_pa
     capsys.readouterr()
     assert main(cli_args(small_videos, run, "--resume", "auto")) == 0
     out = capsys.readouterr().out
-    assert out.startswith(f"nothing left to do: {run / 'checkpoint-last.pth'} is at step 2 of 2 (the end of --epochs 1 "
-                          f"(2 steps an epoch)); raise --epochs or --max-steps to train further"), out
+    assert out.startswith(
+        f"nothing left to do: {run / 'checkpoint-last.pth'} is at step 2 of 2 (the end of --epochs 1 "
+        f"(2 steps an epoch)); raise --epochs or --max-steps to train further"
+    ), out
     assert snapshot(run) == before
 
 
 def test_the_run_says_which_limit_ended_it(small_videos, tmp_path, capsys):
     assert main(cli_args(small_videos, tmp_path / "a", "--max-steps", "3")) == 0
     out = capsys.readouterr().out
-    assert out.startswith("2 steps trained (2 of 2 in all), stopped by the end of --epochs 1 (2 steps an epoch) "
-                          "came before --max-steps 3;"), out
+    assert out.startswith(
+        "2 steps trained (2 of 2 in all), stopped by the end of --epochs 1 (2 steps an epoch) "
+        "came before --max-steps 3;"
+    ), out
     assert main(cli_args(small_videos, tmp_path / "b", "--max-steps", "1")) == 0
     out = capsys.readouterr().out
-    assert out.startswith("1 step trained (1 of 1 in all), stopped by --max-steps 1 came before the end of --epochs 1 "
-                          "(2 steps an epoch);"), out
+    assert out.startswith(
+        "1 step trained (1 of 1 in all), stopped by --max-steps 1 came before the end of --epochs 1 (2 steps an epoch);"
+    ), out
 
 
 def test_progress_lines_where_stderr_is_no_terminal(small_videos, tmp_path, capsys):

@@ -20,8 +20,16 @@ def tiny_pretrain_config(out_dir: Path, **changes):
     """A PretrainConfig for the tiny reference MAE: 2 videos a step, one clip each, no workers, no TensorBoard."""
     from hvm1.train import PretrainConfig
 
-    values = dict(out_dir=str(out_dir), model=str(MAE_CHECKPOINT), overrides=TINY_HEADS, batch_size=2,
-                  repeat_aug=1, num_workers=0, save_every=1000, tensorboard=False)
+    values = dict(
+        out_dir=str(out_dir),
+        model=str(MAE_CHECKPOINT),
+        overrides=TINY_HEADS,
+        batch_size=2,
+        repeat_aug=1,
+        num_workers=0,
+        save_every=1000,
+        tensorboard=False,
+    )
     return PretrainConfig(**(values | changes))
 
 
@@ -54,9 +62,12 @@ def run_cli(
     launcher = [sys.executable]
     if torchrun:
         launcher += ["-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={torchrun}"]
-    result = subprocess.run([*launcher, "-m", "hvm1.cli", *args], env=env, capture_output=True, text=True,
-                            timeout=timeout)
-    assert result.returncode == returncode, f"hvm1 {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
+    result = subprocess.run(
+        [*launcher, "-m", "hvm1.cli", *args], env=env, capture_output=True, text=True, timeout=timeout
+    )
+    assert result.returncode == returncode, (
+        f"hvm1 {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
+    )
     return result
 
 

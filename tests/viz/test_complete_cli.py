@@ -25,8 +25,10 @@ def grid_size(rows: int, columns: int, tile: int = TILE) -> tuple[int, int]:
 @pytest.mark.parametrize("mask_type", MASK_TYPES)
 def test_complete_writes_one_true_colour_picture_per_video(mask_type, mae_args, videos_dir, tmp_path):
     out = tmp_path / "out"
-    assert main(["complete", str(videos_dir), *mae_args, "--mask-type", mask_type, "--no-labels", "--out-dir",
-                 str(out)]) == 0
+    assert (
+        main(["complete", str(videos_dir), *mae_args, "--mask-type", mask_type, "--no-labels", "--out-dir", str(out)])
+        == 0
+    )
     stems = sorted(path.stem for path in videos_dir.iterdir() if path.suffix in (".mp4", ".avi"))
     assert sorted(path.name for path in out.iterdir()) == [f"{stem}_mae_checkpoint_{mask_type}.jpg" for stem in stems]
     for picture in out.iterdir():
@@ -38,8 +40,9 @@ def test_complete_writes_one_true_colour_picture_per_video(mask_type, mae_args, 
     model = hvm1.load_model(mae_args[1], num_heads=4, decoder_num_heads=4)
     preset = visualisation_preset(TILE, 8, (0.45,) * 3, (0.225,) * 3)
     clip, _ = preset.load(video)
-    expected = completion_grid(complete_clip(model, clip, mask_type, None, file_generator(0, video)), preset.mean,
-                               preset.std)
+    expected = completion_grid(
+        complete_clip(model, clip, mask_type, None, file_generator(0, video)), preset.mean, preset.std
+    )
     written = np.asarray(Image.open(out / f"box_mae_checkpoint_{mask_type}.jpg"), dtype=np.float32)
     assert np.abs(written - expected).mean() < 2.0
 
@@ -48,8 +51,10 @@ def test_complete_writes_one_true_colour_picture_per_video(mask_type, mae_args, 
 def test_same_seed_gives_byte_identical_pictures(mae_args, two_videos, tmp_path):
     runs = {}
     for name, seed in (("a", 3), ("b", 3), ("c", 4)):
-        assert main(["complete", *map(str, two_videos), *mae_args, "--seed", str(seed), "--out-dir",
-                     str(tmp_path / name)]) == 0
+        assert (
+            main(["complete", *map(str, two_videos), *mae_args, "--seed", str(seed), "--out-dir", str(tmp_path / name)])
+            == 0
+        )
         runs[name] = {path.name: path.read_bytes() for path in (tmp_path / name).iterdir()}
     assert runs["a"] == runs["b"]
     assert runs["a"].keys() == runs["c"].keys() and runs["a"] != runs["c"]  # another seed, other random masks
@@ -74,7 +79,8 @@ def test_a_broken_video_is_skipped_and_named(mae_args, two_videos, tmp_path, cap
     out = tmp_path / "out"
     assert main(["complete", str(folder), *mae_args, "--out-dir", str(out)]) == 1
     assert sorted(path.name for path in out.iterdir()) == [
-        "box_mae_checkpoint_random.jpg", "tree_mae_checkpoint_random.jpg",
+        "box_mae_checkpoint_random.jpg",
+        "tree_mae_checkpoint_random.jpg",
     ]
     err = capsys.readouterr().err
     assert "2 of 3 videos written" in err
@@ -88,15 +94,30 @@ def test_videos_sharing_a_stem_get_their_folder(mae_args, two_videos, tmp_path):
     out = tmp_path / "out"
     assert main(["complete", str(tmp_path / "videos"), *mae_args, "--out-dir", str(out)]) == 0
     assert sorted(str(path.relative_to(out)) for path in out.rglob("*.jpg")) == [
-        "a/clip_mae_checkpoint_random.jpg", "b/clip_mae_checkpoint_random.jpg",
+        "a/clip_mae_checkpoint_random.jpg",
+        "b/clip_mae_checkpoint_random.jpg",
     ]
 
 
 @pytest.mark.parametrize("animate", ["mp4", "gif"])
 def test_animation_decodes_to_one_frame_per_predicted_frame(animate, mae_args, two_videos, tmp_path):
     out = tmp_path / "out"
-    assert main(["complete", str(two_videos[0]), *mae_args, "--mask-type", "center", "--animate", animate,
-                 "--out-dir", str(out)]) == 0
+    assert (
+        main(
+            [
+                "complete",
+                str(two_videos[0]),
+                *mae_args,
+                "--mask-type",
+                "center",
+                "--animate",
+                animate,
+                "--out-dir",
+                str(out),
+            ]
+        )
+        == 0
+    )
     animation = out / f"box_mae_checkpoint_center.{animate}"
     assert sorted(path.name for path in out.iterdir()) == sorted(["box_mae_checkpoint_center.jpg", animation.name])
     with av.open(str(animation)) as container:
@@ -111,10 +132,13 @@ def test_animation_decodes_to_one_frame_per_predicted_frame(animate, mae_args, t
 @pytest.mark.parametrize("heads, rows", [("mean", 1), ("each", 4)])
 def test_attention_maps_for_the_vit(heads, rows, vit_args, two_videos, tmp_path):
     out = tmp_path / "out"
-    assert main(["attention", *map(str, two_videos), *vit_args, "--heads", heads, "--no-labels", "--out-dir",
-                 str(out)]) == 0
+    assert (
+        main(["attention", *map(str, two_videos), *vit_args, "--heads", heads, "--no-labels", "--out-dir", str(out)])
+        == 0
+    )
     assert sorted(path.name for path in out.iterdir()) == [
-        "box_vit_checkpoint_attention.jpg", "tree_vit_checkpoint_attention.jpg",
+        "box_vit_checkpoint_attention.jpg",
+        "tree_vit_checkpoint_attention.jpg",
     ]
     for picture in out.iterdir():
         with Image.open(picture) as image:
@@ -128,15 +152,50 @@ def test_attention_takes_the_encoder_of_an_mae(mae_args, two_videos, tmp_path):
 
 
 def test_published_flag_spellings(mae_args, videos_dir, tmp_path):
-    published = ["--model_name", "mae_hvm1@448_none", "--img_size", "448", "--mask_ratio", "0.5", "--mask_type",
-                 "center", "--video_dir", str(videos_dir), "--num_vids", "16", "--device", "cuda"]
+    published = [
+        "--model_name",
+        "mae_hvm1@448_none",
+        "--img_size",
+        "448",
+        "--mask_ratio",
+        "0.5",
+        "--mask_type",
+        "center",
+        "--video_dir",
+        str(videos_dir),
+        "--num_vids",
+        "16",
+        "--device",
+        "cuda",
+    ]
     args = build_parser().parse_args(["complete", *published])
     assert (args.model, args.img_size, args.mask_ratio, args.mask_type) == ("mae_hvm1@448_none", 448, 0.5, "center")
     assert (args.video_dirs, args.num_vids, args.device) == ([videos_dir], 16, "cuda")
 
     out = tmp_path / "out"
-    assert main(["complete", *mae_args, "--img_size", "56", "--mask_ratio", "0.5", "--mask_type", "temporal",
-                 "--video_dir", str(videos_dir), "--num_vids", "2", "--device", "cpu", "--out-dir", str(out)]) == 0
+    assert (
+        main(
+            [
+                "complete",
+                *mae_args,
+                "--img_size",
+                "56",
+                "--mask_ratio",
+                "0.5",
+                "--mask_type",
+                "temporal",
+                "--video_dir",
+                str(videos_dir),
+                "--num_vids",
+                "2",
+                "--device",
+                "cpu",
+                "--out-dir",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert len(list(out.iterdir())) == 2
 
 
@@ -175,10 +234,35 @@ def test_pictures_are_labelled_by_default_around_the_published_tiles(mae_args, v
     video = str(two_videos[0])
     for command, args in (("complete", mae_args), ("attention", vit_args)):
         plain, labelled = tmp_path / f"{command}-plain", tmp_path / f"{command}-labelled"
-        assert main([command, video, *args, "--mask-type" if command == "complete" else "--heads",
-                     "center" if command == "complete" else "mean", "--no-labels", "--out-dir", str(plain)]) == 0
-        assert main([command, video, *args, "--mask-type" if command == "complete" else "--heads",
-                     "center" if command == "complete" else "mean", "--out-dir", str(labelled)]) == 0
+        assert (
+            main(
+                [
+                    command,
+                    video,
+                    *args,
+                    "--mask-type" if command == "complete" else "--heads",
+                    "center" if command == "complete" else "mean",
+                    "--no-labels",
+                    "--out-dir",
+                    str(plain),
+                ]
+            )
+            == 0
+        )
+        assert (
+            main(
+                [
+                    command,
+                    video,
+                    *args,
+                    "--mask-type" if command == "complete" else "--heads",
+                    "center" if command == "complete" else "mean",
+                    "--out-dir",
+                    str(labelled),
+                ]
+            )
+            == 0
+        )
         [plain_file], [labelled_file] = plain.iterdir(), labelled.iterdir()
         assert plain_file.name == labelled_file.name
         with Image.open(plain_file) as image:
@@ -189,8 +273,11 @@ def test_pictures_are_labelled_by_default_around_the_published_tiles(mae_args, v
         margin_top = picture.shape[0] - height
         assert margin_top > 5 and picture.shape[1] > width + 30  # a margin above and row names on the left
         # The tiles are the published ones, moved: the margins are added around them, not drawn over them.
-        left = next(x for x in range(picture.shape[1] - width + 1)
-                    if np.abs(picture[margin_top:, x:x + width] - published).mean() < 3)
+        left = next(
+            x
+            for x in range(picture.shape[1] - width + 1)
+            if np.abs(picture[margin_top:, x : x + width] - published).mean() < 3
+        )
         assert left > 30
         # The row names are drawn: bright text in the black margin on the left of the first row.
         assert picture[margin_top + TILE // 2 - 4 : margin_top + TILE // 2 + 4, : left - 2].max() > 200
@@ -210,8 +297,22 @@ def test_pictures_from_a_training_checkpoint_are_named_after_the_run(mae_args, t
     run.mkdir(parents=True)
     (run / "checkpoint-last.pth").symlink_to(mae_args[1])
     out = tmp_path / "out"
-    assert main(["complete", str(two_videos[0]), "--checkpoint", str(run / "checkpoint-last.pth"), *mae_args[2:],
-                 "--mask-type", "center", "--out-dir", str(out)]) == 0
+    assert (
+        main(
+            [
+                "complete",
+                str(two_videos[0]),
+                "--checkpoint",
+                str(run / "checkpoint-last.pth"),
+                *mae_args[2:],
+                "--mask-type",
+                "center",
+                "--out-dir",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert [path.name for path in out.iterdir()] == ["box_pre-last_center.jpg"]
     assert file_stem(Path("weights/my_model.pth")) == "my_model"  # any other file keeps its stem
 
@@ -257,10 +358,13 @@ def test_complete_from_a_file_imports_nothing_it_does_not_use(mae_args, two_vide
     import subprocess
     import sys
 
-    # huggingface_hub takes 0.1 s to import and serves only zoo names; the others serve other commands.
-    code = (f"import sys\nfrom hvm1.cli import main\nstatus = main({['complete', *mae_args, str(two_videos[0]), '--out-dir', str(tmp_path)]!r})\n"
-            "print(status, sorted({name.split('.')[0] for name in sys.modules} & "
-            "{'huggingface_hub', 'matplotlib', 'gradio', 'pandas', 'scipy', 'sklearn'}))")
+    # huggingface_hub is slow to import and serves only zoo names; the others serve other commands.
+    argv = ["complete", *mae_args, str(two_videos[0]), "--out-dir", str(tmp_path)]
+    code = (
+        f"import sys\nfrom hvm1.cli import main\nstatus = main({argv!r})\n"
+        "print(status, sorted({name.split('.')[0] for name in sys.modules} & "
+        "{'huggingface_hub', 'matplotlib', 'gradio', 'pandas', 'scipy', 'sklearn'}))"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split("\n")[-2] == "0 []", result.stdout

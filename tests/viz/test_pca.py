@@ -86,11 +86,16 @@ def test_pca_command_draws_frames_over_their_maps(vit_args, two_videos, tmp_path
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(b"not a video")
     out = tmp_path / "out"
-    assert main(["pca", *map(str, two_videos), str(broken), *vit_args, "--joint", "--animate", "gif",
-                 "--out-dir", str(out)]) == 1
+    assert (
+        main(
+            ["pca", *map(str, two_videos), str(broken), *vit_args, "--joint", "--animate", "gif", "--out-dir", str(out)]
+        )
+        == 1
+    )
     assert "broken.mp4" in capsys.readouterr().err
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        f"{v.stem}_vit_checkpoint_pca.{suffix}" for v in two_videos for suffix in ("jpg", "gif"))
+        f"{v.stem}_vit_checkpoint_pca.{suffix}" for v in two_videos for suffix in ("jpg", "gif")
+    )
     # The picture is the library's: 2 rows (frames, maps) x 4 tubelets of 56 px, maps from one joint PCA.
     model = hvm1.load_model(vit_args[1], num_heads=4)
     preset = visualisation_preset(56, 8, (0.45,) * 3, (0.225,) * 3)

@@ -43,8 +43,15 @@ def test_plot_marks_peaks_and_checks_lengths(tmp_path: Path):
     model = [0.1, 0.2, 0.9, 0.3, 0.2, 0.2, 0.4, 1.2, 0.5, 0.3, 0.2, 0.1]
     losses = {"tiny": model, "mean": [1.0] * 12, "nearest_frame": [0.3] * 12}
     frames = [(t, np.full((24, 32, 3), 40 * k, dtype=np.uint8)) for k, t in enumerate(times[::3])]
-    path = plot_surprise(times, losses, tmp_path / "sub" / "plot.png", model="tiny", thumbnails=frames,
-                         peaks=surprise_peaks(model, 2), title="a video")
+    path = plot_surprise(
+        times,
+        losses,
+        tmp_path / "sub" / "plot.png",
+        model="tiny",
+        thumbnails=frames,
+        peaks=surprise_peaks(model, 2),
+        title="a video",
+    )
     with Image.open(path) as image:
         assert image.format == "PNG" and image.size == (800, 460)
     without = plot_surprise(times, losses, tmp_path / "plain.png", model="tiny")

@@ -89,6 +89,8 @@ def test_the_video_shows_the_top_classes_of_the_window_on_screen(tmp_path):
     assert len(written) == len(plain) == 40 and written[0].shape == plain[0].shape  # 4 s at 10 frames a second
     rankings = [[(NAMES[index], float(row[index])) for index in np.argsort(-row)[:3]] for row in timeline.values]
     for index in (2, 15, 25, 38):  # 0.2 s: window 0; 1.5 s: window 1; 2.5 s and 3.8 s: window 2
-        errors = [np.abs(written[index][:30].astype(int) - write_top_classes(plain[index], ranked)[:30]).mean()
-                  for ranked in rankings]
+        errors = [
+            np.abs(written[index][:30].astype(int) - write_top_classes(plain[index], ranked)[:30]).mean()
+            for ranked in rankings
+        ]
         assert int(np.argmin(errors)) == window_at(timeline, index / 10.0), (index, errors)

@@ -79,7 +79,9 @@ def test_true_colours_undo_the_normalisation_exactly():
 
 
 def test_scale_each_stretches_every_tile_to_the_full_range():
-    frames = torch.rand(3, 4, 14, 14, generator=torch.Generator().manual_seed(0)) * 0.2 + torch.arange(4.0).view(1, 4, 1, 1)
+    frames = torch.rand(3, 4, 14, 14, generator=torch.Generator().manual_seed(0)) * 0.2 + torch.arange(4.0).view(
+        1, 4, 1, 1
+    )
     tiles = to_uint8(frames, MEAN, STD, scale_each=True)
     assert tiles.reshape(4, -1).min(axis=1).tolist() == [0] * 4
     assert tiles.reshape(4, -1).max(axis=1).tolist() == [255] * 4
@@ -117,10 +119,14 @@ def test_heat_colours_run_from_dark_blue_to_yellow():
 
 
 def test_clashing_stems_get_their_relative_folder(tmp_path):
-    videos = [tmp_path / "a" / "clip.mp4", tmp_path / "b" / "clip.mp4", tmp_path / "clip.mp4",
-              tmp_path / "a" / "clip.avi", tmp_path / "a" / "other.mp4"]
-    assert output_stems(videos) == [Path("a/clip.mp4"), Path("b/clip"), Path("clip"), Path("a/clip.avi"),
-                                    Path("other")]
+    videos = [
+        tmp_path / "a" / "clip.mp4",
+        tmp_path / "b" / "clip.mp4",
+        tmp_path / "clip.mp4",
+        tmp_path / "a" / "clip.avi",
+        tmp_path / "a" / "other.mp4",
+    ]
+    assert output_stems(videos) == [Path("a/clip.mp4"), Path("b/clip"), Path("clip"), Path("a/clip.avi"), Path("other")]
 
 
 def test_num_vids_draws_a_seeded_subset_in_folder_order(videos_dir):

@@ -28,8 +28,17 @@ COMMAND_GROUPS = (zoo, train, viz, eval, classes, analyses, demo, segment)
 INTERRUPTED = 130
 
 # One placeholder per setting, on every command that has it (where a command names none of its own).
-PLACEHOLDERS = {"out_dir": "DIR", "batch_size": "B", "num_workers": "W", "sampling_rate": "R", "mask_ratio": "R",
-                "shots": "K", "img_size": "N", "num_vids": "K", "seed": "S"}
+PLACEHOLDERS = {
+    "out_dir": "DIR",
+    "batch_size": "B",
+    "num_workers": "W",
+    "sampling_rate": "R",
+    "mask_ratio": "R",
+    "shots": "K",
+    "img_size": "N",
+    "num_vids": "K",
+    "seed": "S",
+}
 
 
 def build_parser(command: str | None = None, *, lazy: bool = False) -> argparse.ArgumentParser:
@@ -82,8 +91,11 @@ def _flag_names(parser: argparse.ArgumentParser, command: str | None) -> dict[st
     chosen = sub.choices.get(command) if sub is not None and command else None
     if chosen is None:
         return {}
-    return {action.dest: max(action.option_strings, key=lambda option: option.count("-"))
-            for action in chosen._actions if action.option_strings and "_" in action.dest}
+    return {
+        action.dest: max(action.option_strings, key=lambda option: option.count("-"))
+        for action in chosen._actions
+        if action.option_strings and "_" in action.dest
+    }
 
 
 def _command_of(argv: Sequence[str]) -> str | None:
@@ -150,8 +162,10 @@ def _error_message(error: BaseException, args: argparse.Namespace, flags: dict[s
         from ..zoo import MODELS
 
         if model in MODELS:
-            return (f"{text}; on the command line: --checkpoint /path/to/{MODELS[model].filename} in place of "
-                    f"--model {model}")
+            return (
+                f"{text}; on the command line: --checkpoint /path/to/{MODELS[model].filename} in place of "
+                f"--model {model}"
+            )
     return text
 
 

@@ -21,12 +21,14 @@ def show_classes(report) -> int:
         _show_timelines(report)
     else:
         header = ("file", "rank", "class", "probability")
-        rows = [(item.path if ranked.rank == 1 else "", str(ranked.rank), ranked.name,
-                 f"{100 * ranked.probability:.2f}%") for item in report.result.files for ranked in item.top]
+        rows = [
+            (item.path if ranked.rank == 1 else "", str(ranked.rank), ranked.name, f"{100 * ranked.probability:.2f}%")
+            for item in report.result.files
+            for ranked in item.top
+        ]
         widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
         for row in (header, *rows):
-            cells = [row[0].ljust(widths[0]), row[1].rjust(widths[1]), row[2].ljust(widths[2]),
-                     row[3].rjust(widths[3])]
+            cells = [row[0].ljust(widths[0]), row[1].rjust(widths[1]), row[2].ljust(widths[2]), row[3].rjust(widths[3])]
             print("  ".join(cells).rstrip())
         print(f"wrote {' and '.join(map(str, report.written))}")
     for note in report.notes:
@@ -56,8 +58,10 @@ def show_reproduced(report) -> int:
         shown = report.skipped[:SHOWN_SKIPPED]
         print_skipped(shown)
         if len(report.skipped) > len(shown):
-            print(f"  ... and {len(report.skipped) - len(shown)} more (all of them in {report.written[-1]})",
-                  file=sys.stderr)
+            print(
+                f"  ... and {len(report.skipped) - len(shown)} more (all of them in {report.written[-1]})",
+                file=sys.stderr,
+            )
     return 1 if report.skipped else 0
 
 
@@ -65,14 +69,18 @@ COMMANDS = {
     "classify": Command(
         help="the top-k class names of a finetuned model for each video or image, with probabilities",
         description="Top-k class names per file (softmax of the logits averaged over evaluate's views), or with "
-                    "--stride per window of each whole video; classes.csv and classes.json (windows.csv, plots "
-                    "and annotated MP4s) go to DIR.",
-        config="hvm1.eval.classify:ClassifyConfig", run="hvm1.eval.classify:classify", show=show_classes,
+        "--stride per window of each whole video; classes.csv and classes.json (windows.csv, plots "
+        "and annotated MP4s) go to DIR.",
+        config="hvm1.eval.classify:ClassifyConfig",
+        run="hvm1.eval.classify:classify",
+        show=show_classes,
     ),
     "reproduce": Command(
         help="a pretraining's published evaluations (SSv2, Kinetics, ImageNet, DAVIS) on local data, against the "
-             "published figures",
+        "published figures",
         description="Each data folder is optional; the table (reproduce.md, reproduce.csv) goes to DIR.",
-        config="hvm1.eval.reproduce:ReproduceConfig", run="hvm1.eval.reproduce:reproduce", show=show_reproduced,
+        config="hvm1.eval.reproduce:ReproduceConfig",
+        run="hvm1.eval.reproduce:reproduce",
+        show=show_reproduced,
     ),
 }

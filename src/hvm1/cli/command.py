@@ -101,10 +101,14 @@ def add_flags(parser: argparse.ArgumentParser, config_class: type) -> None:
         dashed = info["option"] or f"--{field.name.replace('_', '-')}"
         if hint is bool:
             prefix = "--no-" if field.default else "--"
-            parser.add_argument(f"{prefix}{dashed.removeprefix('--')}", *info["aliases"], dest=field.name,
-                                action="store_false" if field.default else "store_true",
-                                default=argparse.SUPPRESS,
-                                help=f"do not {help_text}" if field.default else help_text)
+            parser.add_argument(
+                f"{prefix}{dashed.removeprefix('--')}",
+                *info["aliases"],
+                dest=field.name,
+                action="store_false" if field.default else "store_true",
+                default=argparse.SUPPRESS,
+                help=f"do not {help_text}" if field.default else help_text,
+            )
             continue
         kind = _flag_kind(hint, info["repeat"])
         has_default = field.default is not dataclasses.MISSING or field.default_factory is not dataclasses.MISSING
@@ -116,12 +120,26 @@ def add_flags(parser: argparse.ArgumentParser, config_class: type) -> None:
                 kind["nargs"] = "*" if has_default else "+"
             elif has_default:
                 kind["nargs"] = "?"
-            parser.add_argument(field.name, metavar=info["metavar"], choices=info["choices"], help=help_text,
-                                default=argparse.SUPPRESS, **kind)
+            parser.add_argument(
+                field.name,
+                metavar=info["metavar"],
+                choices=info["choices"],
+                help=help_text,
+                default=argparse.SUPPRESS,
+                **kind,
+            )
             continue
-        parser.add_argument(dashed, *info["aliases"], dest=field.name, required=not has_default,
-                            metavar=info["metavar"], choices=info["choices"], help=help_text,
-                            default=argparse.SUPPRESS, **kind)
+        parser.add_argument(
+            dashed,
+            *info["aliases"],
+            dest=field.name,
+            required=not has_default,
+            metavar=info["metavar"],
+            choices=info["choices"],
+            help=help_text,
+            default=argparse.SUPPRESS,
+            **kind,
+        )
 
 
 def _own_fields_first(config_class: type) -> list[dataclasses.Field]:
@@ -167,8 +185,10 @@ def print_skipped(skipped) -> bool:
     Every command that reads many inputs ends with this, and exits 1 when it says so.
     """
     if skipped:
-        print(f"{plural(len(skipped), 'input')} could not be read and {'was' if len(skipped) == 1 else 'were'} "
-              f"skipped:", file=sys.stderr)
+        print(
+            f"{plural(len(skipped), 'input')} could not be read and {'was' if len(skipped) == 1 else 'were'} skipped:",
+            file=sys.stderr,
+        )
         for item in skipped:
             print(f"  {item.path}: {item.reason}", file=sys.stderr)
     return bool(skipped)
@@ -178,7 +198,8 @@ class ConsoleProgress(Progress):
     """Progress on stderr: a bar on a terminal, a plain line per unit elsewhere (batch jobs, logs).
 
     `enabled=False` (ranks other than 0 under torchrun) shows nothing; `every`: plain lines only every N
-    units (and the first and last); `flags`: notes name the command's flags, not the config fields. What `keeping` was last told is what a Ctrl-C says was kept.
+    units (and the first and last); `flags`: notes name the command's flags, not the config fields. What `keeping` was
+    last told is what a Ctrl-C says was kept.
     """
 
     def __init__(self, enabled: bool = True, every: int = 1, stream=None, flags: dict[str, str] | None = None) -> None:

@@ -7,6 +7,8 @@ from .command import Command
 COMMANDS = {
     "demo": Command(
         help="serve a page in the browser: upload a video, see the MAE complete it (needs hvm1[demo])",
-        config="hvm1.demo.command:DemoConfig", run="hvm1.demo.command:serve_demo", show=lambda report: 0,
+        config="hvm1.demo.command:DemoConfig",
+        run="hvm1.demo.command:serve_demo",
+        show=lambda report: 0,
     ),
 }

@@ -25,9 +25,11 @@ COMMANDS = {
     "propagate": Command(
         help="segment a video from its first frame's mask by label propagation (DAVIS-2017 scores)",
         description="Label propagation with a ViT's patch features, as the published evaluation does it. "
-                    "SOURCE is a DAVIS-2017 folder (JPEGImages/480p, Annotations/480p, ImageSets/2017) or a "
-                    "video file with --mask. Writes OUT/SEQ/NNNNN.png (indexed, DAVIS palette), "
-                    "OUT/SEQ/overlay.jpg and, for fully annotated sequences, the DAVIS tables in OUT.",
-        config="hvm1.segment.runs:PropagateConfig", run="hvm1.segment.runs:propagate_command", show=_show_propagation,
+        "SOURCE is a DAVIS-2017 folder (JPEGImages/480p, Annotations/480p, ImageSets/2017) or a "
+        "video file with --mask. Writes OUT/SEQ/NNNNN.png (indexed, DAVIS palette), "
+        "OUT/SEQ/overlay.jpg and, for fully annotated sequences, the DAVIS tables in OUT.",
+        config="hvm1.segment.runs:PropagateConfig",
+        run="hvm1.segment.runs:propagate_command",
+        show=_show_propagation,
     ),
 }

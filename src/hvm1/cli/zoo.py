@@ -30,10 +30,22 @@ def _show_converted(report) -> int:
 
 
 COMMANDS = {
-    "list": Command(help="the published models, and which are cached",
-                    config="hvm1.catalog:ListConfig", run="hvm1.catalog:list_models", show=_show_table),
-    "info": Command(help="one published model or checkpoint file: architecture, preprocessing, parameters",
-                    config="hvm1.catalog:InfoConfig", run="hvm1.catalog:describe", show=_show_lines),
-    "convert": Command(help="write a model's weights and full config to one .safetensors file (no optimizer state)",
-                       config="hvm1.catalog:ConvertConfig", run="hvm1.catalog:convert_model", show=_show_converted),
+    "list": Command(
+        help="the published models, and which are cached",
+        config="hvm1.catalog:ListConfig",
+        run="hvm1.catalog:list_models",
+        show=_show_table,
+    ),
+    "info": Command(
+        help="one published model or checkpoint file: architecture, preprocessing, parameters",
+        config="hvm1.catalog:InfoConfig",
+        run="hvm1.catalog:describe",
+        show=_show_lines,
+    ),
+    "convert": Command(
+        help="write a model's weights and full config to one .safetensors file (no optimizer state)",
+        config="hvm1.catalog:ConvertConfig",
+        run="hvm1.catalog:convert_model",
+        show=_show_converted,
+    ),
 }

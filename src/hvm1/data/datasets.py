@@ -358,8 +358,9 @@ class ClipDataset(Dataset):
         cls, listing: LabelledFiles, preset: Preset, start: Start | None = None, skip_bad: bool = False
     ) -> ClipDataset:
         """The files of a `LabelledFiles` listing with their labels and classes."""
-        return cls(listing.files, preset, labels=listing.labels, classes=listing.classes, start=start,
-                   skip_bad=skip_bad)
+        return cls(
+            listing.files, preset, labels=listing.labels, classes=listing.classes, start=start, skip_bad=skip_bad
+        )
 
 
 def _folder(root: PathLike) -> Path:
@@ -376,6 +377,7 @@ def _extensions(preset: Preset | None, extensions: Sequence[str] | None) -> Sequ
 
 
 # ---- the datasets of embedding and evaluation: every view of every file ------------------------------------
+
 
 class ViewItem(NamedTuple):
     """Clip `clip` of file `file`: its views (crops, C, T, H, W) and the times in seconds of the first and
@@ -424,8 +426,15 @@ class FileViews(Dataset):
         start = "center" if self.num_clips == 1 else (clip_index, self.num_clips)
         if not isinstance(preset.short_side, int):
             raise ValueError(f"evaluation views need a fixed short side, not the range {preset.short_side}")
-        clip = read_clip(path, preset.num_frames, preset.sampling_rate, preset.target_fps, start, preset.short_side,
-                         autorotate=preset.autorotate)
+        clip = read_clip(
+            path,
+            preset.num_frames,
+            preset.sampling_rate,
+            preset.target_fps,
+            start,
+            preset.short_side,
+            autorotate=preset.autorotate,
+        )
         return preset(clip.frames), (clip.times[0].item(), clip.times[-1].item())
 
 
@@ -452,6 +461,7 @@ def collate_views(items: Sequence[ViewItem]) -> ViewBatch:
 
 
 # ---- training samples: every random choice a function of (seed, epoch, sample index) ----------------------
+
 
 class TrainSample(NamedTuple):
     """One readable file: `video` (repeat_aug, C, T, H, W) float32, `label` (-1 when unlabelled), `noise`
@@ -490,7 +500,11 @@ def collate_train(items: Sequence[TrainSample | Skipped]) -> TrainBatch:
     if not samples:
         return TrainBatch(None, None, None, None, skipped)
     repeats = samples[0].video.shape[0]
-    noise = None if samples[0].noise is None else torch.cat([sample.noise for sample in samples if sample.noise is not None])
+    noise = (
+        None
+        if samples[0].noise is None
+        else torch.cat([sample.noise for sample in samples if sample.noise is not None])
+    )
     return TrainBatch(
         video=torch.cat([sample.video for sample in samples]),
         label=torch.tensor([sample.label for sample in samples for _ in range(repeats)], dtype=torch.long),

@@ -29,9 +29,7 @@ def resize(x: torch.Tensor, size: tuple[int, int], interpolation: str = "bilinea
     if (height, width) == tuple(size):
         return x
     flat = x.reshape(-1, 1, height, width)  # (N, 1, H, W): every channel and frame alike
-    out = F.interpolate(
-        flat.float(), size=tuple(size), mode=interpolation, align_corners=False, antialias=True
-    )
+    out = F.interpolate(flat.float(), size=tuple(size), mode=interpolation, align_corners=False, antialias=True)
     if x.dtype == torch.uint8:
         out = out.round_().clamp_(0, 255).to(torch.uint8)
     return out.reshape(*leading, *size)
@@ -196,15 +194,19 @@ class VideoPreset:
             The description.
         """
         short = self.short_side if isinstance(self.short_side, int) else f"drawn in {list(self.short_side)}"
-        start = start or {"center": "the middle of the video", "random": "a random start"}.get(str(self.start), str(self.start))
+        start = start or {"center": "the middle of the video", "random": "a random start"}.get(
+            str(self.start), str(self.start)
+        )
         crop = {
             "center": f"center crop {self.img_size}",
             "uniform": f"left, center and right crops {self.img_size}",
             "random_resized": f"random resized crop to {self.img_size} (area {self.crop_scale[0]:g}-"
-                              f"{self.crop_scale[1]:g}, aspect {self.crop_ratio[0]:.2f}-{self.crop_ratio[1]:.2f})",
+            f"{self.crop_scale[1]:g}, aspect {self.crop_ratio[0]:.2f}-{self.crop_ratio[1]:.2f})",
         }[self.crop]
-        return (f"{self.num_frames} frames, {_every(self.sampling_rate)} at {self.target_fps:g} fps from {start}, "
-                f"short side {short}, {crop}{', flip half' if self.flip else ''}")
+        return (
+            f"{self.num_frames} frames, {_every(self.sampling_rate)} at {self.target_fps:g} fps from {start}, "
+            f"short side {short}, {crop}{', flip half' if self.flip else ''}"
+        )
 
     def load(
         self, path: str | os.PathLike, start: Start | None = None, generator: torch.Generator | None = None
@@ -256,14 +258,20 @@ class VideoPreset:
             VideoError: the file cannot be read.
         """
         short_sides = [
-            self.short_side if isinstance(self.short_side, int)
+            self.short_side
+            if isinstance(self.short_side, int)
             else int(torch.randint(self.short_side[0], self.short_side[1] + 1, (), generator=generator))
             for generator in generators
         ]
         clips = read_clips(
-            path, [self.start if start is None else start] * len(generators), num_frames=self.num_frames,
-            sampling_rate=self.sampling_rate, target_fps=self.target_fps, short_side=short_sides,
-            generator=list(generators), autorotate=self.autorotate,
+            path,
+            [self.start if start is None else start] * len(generators),
+            num_frames=self.num_frames,
+            sampling_rate=self.sampling_rate,
+            target_fps=self.target_fps,
+            short_side=short_sides,
+            generator=list(generators),
+            autorotate=self.autorotate,
         )
         return [(self(clip.frames, generator), clip.padded) for clip, generator in zip(clips, generators)]
 
@@ -325,8 +333,10 @@ class ImagePreset:
 
     def describe(self) -> str:
         """What the preset does, in words and its own numbers (what `hvm1 info` prints)."""
-        return (f"one image, short side {self.resize_to} (bicubic), center crop {self.img_size}, repeated to "
-                f"{self.num_frames} frames")
+        return (
+            f"one image, short side {self.resize_to} (bicubic), center crop {self.img_size}, repeated to "
+            f"{self.num_frames} frames"
+        )
 
     def __call__(self, image: torch.Tensor) -> torch.Tensor:
         """An image (3, H, W) uint8 to the static clip the model takes."""
@@ -373,8 +383,10 @@ class ImageTrainPreset:
 
     def describe(self) -> str:
         """What the preset does, in words and its own numbers."""
-        return (f"one image, random resized crop to {self.img_size} (area {self.crop_scale[0]:g}-"
-                f"{self.crop_scale[1]:g}, aspect 0.75-1.33), flip half, repeated to {self.num_frames} frames")
+        return (
+            f"one image, random resized crop to {self.img_size} (area {self.crop_scale[0]:g}-"
+            f"{self.crop_scale[1]:g}, aspect 0.75-1.33), flip half, repeated to {self.num_frames} frames"
+        )
 
 
 def random_erasing(
@@ -436,9 +448,7 @@ def whole_frame_preset(preset: VideoPreset, multiple: int) -> VideoPreset:
     return replace(preset, crop="full", short_side=preset.img_size, multiple=multiple)
 
 
-def visualisation_preset(
-    img_size: int, num_frames: int, mean: Sequence[float], std: Sequence[float]
-) -> VideoPreset:
+def visualisation_preset(img_size: int, num_frames: int, mean: Sequence[float], std: Sequence[float]) -> VideoPreset:
     """The published visualisation: the model's frames at sampling rate 4, short side img_size + 32, center crop.
 
     Args:

@@ -269,8 +269,16 @@ def _per_clip(value, count: int, name: str) -> list:
 
 
 def _read_in(
-    path: Path, container, stream, start: Start, num_frames: int, sampling_rate: int, target_fps: float,
-    short_side: int | None, generator: torch.Generator | None, autorotate: bool,
+    path: Path,
+    container,
+    stream,
+    start: Start,
+    num_frames: int,
+    sampling_rate: int,
+    target_fps: float,
+    short_side: int | None,
+    generator: torch.Generator | None,
+    autorotate: bool,
 ) -> Clip:
     """One clip of an open container (see `read_clip`); times on the video's clock (0 is its first frame)."""
     span = (num_frames - 1) * sampling_rate / target_fps
@@ -282,23 +290,20 @@ def _read_in(
             shifted = max(0.0, decoded.last_time - span)
             logger.info(
                 "%s: frames end at %.3f s, before the clip placed at %.3f s; shifting it to %.3f s",
-                path, decoded.last_time, begin, shifted,
+                path,
+                decoded.last_time,
+                begin,
+                shifted,
             )
-            decoded, instants = _decode_at(
-                path, container, stream, shifted, num_frames, sampling_rate, target_fps
-            )
+            decoded, instants = _decode_at(path, container, stream, shifted, num_frames, sampling_rate, target_fps)
     elif isinstance(start, (int, float)) and not isinstance(start, bool) and math.isfinite(start):
-        decoded, instants = _decode_at(
-            path, container, stream, float(start), num_frames, sampling_rate, target_fps
-        )
+        decoded, instants = _decode_at(path, container, stream, float(start), num_frames, sampling_rate, target_fps)
         if decoded.reached_end and instants[0] > decoded.last_time + TIME_TOLERANCE:
             raise VideoError(
                 path, f"start {start:.3f} s is after the last decodable frame at {decoded.last_time:.3f} s"
             )
     else:
-        raise ValueError(
-            f"start must be seconds, 'random', 'center' or (clip_index, num_clips), got {start!r}"
-        )
+        raise ValueError(f"start must be seconds, 'random', 'center' or (clip_index, num_clips), got {start!r}")
     display = frame_display(decoded.frames[0], stream, autorotate)
     frames = frames_to_rgb(decoded.frames, display, short_side)
     if decoded.count > 1 and decoded.last_time > decoded.first_time:

@@ -3,7 +3,8 @@
 Window k starts at `k * stride` seconds on the video's clock (0 is its first frame, as for `read_clip`) and is
 exactly `read_clip(path, start=k * stride)`: the same instants, each showing the last frame at or before it, as a
 player shows it (`hvm1.data.video.Display`; each frame by its own display matrix, where `read_clip` turns a
-clip's frames by its first frame's: the two differ only for a stream whose matrix changes within a window). Windows run while their last instant is on a decoded
+clip's frames by its first frame's: the two differ only for a stream whose matrix changes within a window). Windows run
+while their last instant is on a decoded
 frame; a video shorter than one window gives one window, padded as `read_clip` pads (`Window.padded`).
 
 One pass decodes the video for all its windows. Packets are read ahead (the window's span plus the decoder's
@@ -125,9 +126,7 @@ def read_windows(
     return _windows(Path(path), stride, num_frames, sampling_rate, target_fps, short_side, autorotate)
 
 
-def load_windows(
-    preset: VideoPreset, path: str | os.PathLike, stride: float
-) -> Iterator[tuple[Window, torch.Tensor]]:
+def load_windows(preset: VideoPreset, path: str | os.PathLike, stride: float) -> Iterator[tuple[Window, torch.Tensor]]:
     """`read_windows` with `preset`'s frames, rate and short side, each window's frames preprocessed by `preset`:
     the model input equals `preset.load(path, start=window.start)[0]`.
 
@@ -156,7 +155,12 @@ class _PlanFailed(Exception):
 
 
 def _windows(
-    path: Path, stride: float, num_frames: int, sampling_rate: int, target_fps: float, short_side: int | None,
+    path: Path,
+    stride: float,
+    num_frames: int,
+    sampling_rate: int,
+    target_fps: float,
+    short_side: int | None,
     autorotate: bool,
 ) -> Iterator[Window]:
     given = 0
@@ -219,8 +223,16 @@ class _Timeline:
     """
 
     def __init__(
-        self, path: Path, stream, stride: float, num_frames: int, sampling_rate: int, target_fps: float,
-        short_side: int | None, autorotate: bool, first_window: int,
+        self,
+        path: Path,
+        stream,
+        stride: float,
+        num_frames: int,
+        sampling_rate: int,
+        target_fps: float,
+        short_side: int | None,
+        autorotate: bool,
+        first_window: int,
     ) -> None:
         self.path, self.stream, self.stride, self.short_side = path, stream, stride, short_side
         self.autorotate = autorotate
@@ -307,8 +319,11 @@ class _Timeline:
         if self.ended:
             return True
         later = self.next_time(time)
-        return (later < math.inf and self.last_time > later + self.span + TIME_TOLERANCE
-                and self.after(time + self.span + TIME_TOLERANCE) >= REORDER_DEPTH)
+        return (
+            later < math.inf
+            and self.last_time > later + self.span + TIME_TOLERANCE
+            and self.after(time + self.span + TIME_TOLERANCE) >= REORDER_DEPTH
+        )
 
     def gap(self, first: int) -> bool | None:
         """Whether the items before `self.ahead[first]` can go undecoded: True when no pending window may show
@@ -341,8 +356,11 @@ class _Timeline:
         planned = context is not None
         items = iter(items)
         while True:
-            while not self.ended and (not self.ahead or not self.settled(self.ahead[0].time) or (
-                    planned and not self.may_show(self.ahead[0].time) and self.gap(1) is None)):
+            while not self.ended and (
+                not self.ahead
+                or not self.settled(self.ahead[0].time)
+                or (planned and not self.may_show(self.ahead[0].time) and self.gap(1) is None)
+            ):
                 item = next(items, None)
                 if item is None:
                     self.ended = True
@@ -403,8 +421,13 @@ class _Timeline:
                 origin=video_origin(self.stream),
             )
             if padded:
-                logger.info("%s: the video ends at %.3f s, before its one window does at %.3f s: %d frames padded",
-                            self.path, self.last_time, instants[-1], padded)
+                logger.info(
+                    "%s: the video ends at %.3f s, before its one window does at %.3f s: %d frames padded",
+                    self.path,
+                    self.last_time,
+                    instants[-1],
+                    padded,
+                )
             self.next_window += 1
             self.forget()
             yield Window(index, instants[0], instants[-1], clip)

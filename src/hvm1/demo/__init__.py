@@ -26,8 +26,16 @@ from .uploads import UploadLedger
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "DemoClips", "DemoInputError", "DemoResult", "DemoServer", "DemoService", "Progress", "UploadLedger",
-    "UploadLimits", "require_gradio", "run_demo",
+    "DemoClips",
+    "DemoInputError",
+    "DemoResult",
+    "DemoServer",
+    "DemoService",
+    "Progress",
+    "UploadLedger",
+    "UploadLimits",
+    "require_gradio",
+    "run_demo",
 ]
 
 
@@ -100,8 +108,15 @@ def run_demo(
         try:
             sample = make_sample_clip(workdir / SAMPLE_NAME)
             service = DemoService(
-                mae, workdir, mae_name=mae_name, mae_preprocessing=mae_preprocessing, vit=vit, vit_name=vit_name,
-                vit_preprocessing=vit_preprocessing, limits=limits, precision=precision,
+                mae,
+                workdir,
+                mae_name=mae_name,
+                mae_preprocessing=mae_preprocessing,
+                vit=vit,
+                vit_name=vit_name,
+                vit_preprocessing=vit_preprocessing,
+                limits=limits,
+                precision=precision,
             )
             uploads = UploadLedger()
             page = build_page(service, sample, uploads)

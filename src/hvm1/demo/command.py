@@ -23,15 +23,24 @@ DEFAULT_MAE = "mae_hvm1_none"
 class DemoConfig(ModelSettings, DeviceSettings):
     """`hvm1 demo`: the MAE (default `DEFAULT_MAE`), an optional ViT, where to listen and what uploads to take."""
 
-    model: str | None = setting(None, metavar="NAME", help=f"a zoo MAE name (default {DEFAULT_MAE}); its weights are "
-                                "fetched once")
-    vit_model: str | None = setting(None, metavar="NAME", help="also draw this zoo ViT's attention and PCA feature "
-                                    "maps, and a finetuned one's top-5 classes (e.g. vit_hvm1_ssv2-50shot)")
-    vit_checkpoint: Path | None = setting(None, metavar="FILE", help="also draw attention and PCA feature maps with "
-                                          "this file's ViT")
-    vit_overrides: dict[str, Any] = setting(default_factory=dict, option="--vit-set", metavar="FIELD=VALUE",
-                                            help="an architecture field of the ViT, as --set is for the MAE; "
-                                                 "repeatable")
+    model: str | None = setting(
+        None, metavar="NAME", help=f"a zoo MAE name (default {DEFAULT_MAE}); its weights are fetched once"
+    )
+    vit_model: str | None = setting(
+        None,
+        metavar="NAME",
+        help="also draw this zoo ViT's attention and PCA feature "
+        "maps, and a finetuned one's top-5 classes (e.g. vit_hvm1_ssv2-50shot)",
+    )
+    vit_checkpoint: Path | None = setting(
+        None, metavar="FILE", help="also draw attention and PCA feature maps with this file's ViT"
+    )
+    vit_overrides: dict[str, Any] = setting(
+        default_factory=dict,
+        option="--vit-set",
+        metavar="FIELD=VALUE",
+        help="an architecture field of the ViT, as --set is for the MAE; repeatable",
+    )
     host: str = setting("127.0.0.1", help="the address to listen on (127.0.0.1: this machine only; 0.0.0.0 for all)")
     port: int | None = setting(None, metavar="N", help="the port (default: 7860, or the next free one)")
     max_upload_mb: float = setting(200.0, metavar="MB", help="the largest upload taken, in MB")
@@ -79,8 +88,12 @@ def serve_demo(config: DemoConfig, progress: Progress = SILENT) -> DemoReport:
     progress.note(f"loading {config.model_source or DEFAULT_MAE}")
     mae = load_for_command(config, model_type="mae", device=device, default=DEFAULT_MAE, progress=progress)
     vit = None
-    vit_settings = ModelSettings(model=config.vit_model, checkpoint=config.vit_checkpoint,
-                                 overrides=config.vit_overrides, full_download=config.full_download)
+    vit_settings = ModelSettings(
+        model=config.vit_model,
+        checkpoint=config.vit_checkpoint,
+        overrides=config.vit_overrides,
+        full_download=config.full_download,
+    )
     if vit_settings.model_source is not None:
         progress.note(f"loading {vit_settings.model_source}")
         vit = load_for_command(vit_settings, model_type="vit", device=device, progress=progress)
@@ -88,10 +101,18 @@ def serve_demo(config: DemoConfig, progress: Progress = SILENT) -> DemoReport:
     limits = UploadLimits(max_megabytes=config.max_upload_mb, max_seconds=config.max_seconds)
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _interrupt)
-    with run_demo(cast(VideoMAE, mae.model), mae_name=mae.stem, mae_preprocessing=mae.preprocessing,
-                  vit=cast(VideoViT, vit.model) if vit else None, vit_name=vit.stem if vit else None,
-                  vit_preprocessing=vit.preprocessing if vit else None, host=config.host, port=config.port,
-                  limits=limits, precision=precision) as server:
+    with run_demo(
+        cast(VideoMAE, mae.model),
+        mae_name=mae.stem,
+        mae_preprocessing=mae.preprocessing,
+        vit=cast(VideoViT, vit.model) if vit else None,
+        vit_name=vit.stem if vit else None,
+        vit_preprocessing=vit.preprocessing if vit else None,
+        host=config.host,
+        port=config.port,
+        limits=limits,
+        precision=precision,
+    ) as server:
         progress.note(f"hvm1 demo: serving on {server.url} (Ctrl-C stops)")
         progress.keeping("the demo stopped; its temporary folder is removed")
         try:

@@ -71,16 +71,33 @@ def build_page(service: DemoService, sample_clip: Path, uploads: UploadLedger):
         name = Path(upload).name if upload and source == UPLOAD else "the sample clip"
         try:
             clips, last = _clips_for(service, uploads, last, source, upload, sample_clip)
-            for result in service.stages(clips, mask_type, float(mask_ratio), int(seed or 0),
-                                         lambda fraction, text: progress(fraction, desc=text), score=bool(score)):
-                yield (last, _summary(clips.name, result), _score_table(result), result.picture,
-                       str(result.animation), result.attention, result.feature_maps, class_table(result))
+            for result in service.stages(
+                clips,
+                mask_type,
+                float(mask_ratio),
+                int(seed or 0),
+                lambda fraction, text: progress(fraction, desc=text),
+                score=bool(score),
+            ):
+                yield (
+                    last,
+                    _summary(clips.name, result),
+                    _score_table(result),
+                    result.picture,
+                    str(result.animation),
+                    result.attention,
+                    result.feature_maps,
+                    class_table(result),
+                )
         except DemoInputError as error:
             raise gr.Error(str(error), duration=None, title="This video can't be used") from None
         except Exception as error:  # the details (paths, traceback) go to the server's log, not to the visitor
             logger.exception("completing %s failed", name)
-            raise gr.Error(f"{name} could not be completed: the demo failed ({type(error).__name__}); "
-                           "its log has the details", duration=None, title="Something went wrong") from None
+            raise gr.Error(
+                f"{name} could not be completed: the demo failed ({type(error).__name__}); its log has the details",
+                duration=None,
+                title="Something went wrong",
+            ) from None
 
     mae = service.mae.config
     with gr.Blocks(title="HVM-1 demo", analytics_enabled=False, delete_cache=CACHE_SWEEP) as page:
@@ -96,46 +113,85 @@ def build_page(service: DemoService, sample_clip: Path, uploads: UploadLedger):
         with gr.Row():
             with gr.Column(scale=1):
                 source = gr.Radio([UPLOAD, SAMPLE], value=SAMPLE, label="Video", elem_id="hvm1-source")
-                upload = gr.File(label="Upload a video", file_types=list(VIDEO_EXTENSIONS), type="filepath",
-                                 elem_id="hvm1-upload")
+                upload = gr.File(
+                    label="Upload a video", file_types=list(VIDEO_EXTENSIONS), type="filepath", elem_id="hvm1-upload"
+                )
                 mask_type = gr.Radio(list(MASK_TYPES), value="center", label="Mask type", elem_id="hvm1-mask-type")
-                mask_ratio = gr.Slider(0.05, 0.95, value=DEFAULT_MASK_RATIOS["center"], step=0.05,
-                                       label="Mask ratio (fraction of patches removed)", elem_id="hvm1-mask-ratio")
+                mask_ratio = gr.Slider(
+                    0.05,
+                    0.95,
+                    value=DEFAULT_MASK_RATIOS["center"],
+                    step=0.05,
+                    label="Mask ratio (fraction of patches removed)",
+                    elem_id="hvm1-mask-ratio",
+                )
                 seed = gr.Number(0, precision=0, label="Seed (draws the random mask)", elem_id="hvm1-seed")
-                score = gr.Checkbox(True, label="Score against the baselines (PSNR, SSIM; takes a few seconds)",
-                                    elem_id="hvm1-score")
+                score = gr.Checkbox(
+                    True, label="Score against the baselines (PSNR, SSIM; takes a few seconds)", elem_id="hvm1-score"
+                )
                 run = gr.Button("Complete", variant="primary", elem_id="hvm1-run")
             with gr.Column(scale=2):
                 summary = gr.Markdown(elem_id="hvm1-summary")
                 scores = gr.Markdown(elem_id="hvm1-scores")
-                picture = gr.Image(label="original / masked / completion", format="png", interactive=False,
-                                   buttons=_IMAGE_BUTTONS, elem_id="hvm1-completion")
+                picture = gr.Image(
+                    label="original / masked / completion",
+                    format="png",
+                    interactive=False,
+                    buttons=_IMAGE_BUTTONS,
+                    elem_id="hvm1-completion",
+                )
                 animation: gr.Video | gr.Image
                 if service.animation_format == "mp4":
-                    animation = gr.Video(label="the same over time", interactive=False, autoplay=True, loop=True,
-                                         height=260, elem_id="hvm1-animation")
+                    animation = gr.Video(
+                        label="the same over time",
+                        interactive=False,
+                        autoplay=True,
+                        loop=True,
+                        height=260,
+                        elem_id="hvm1-animation",
+                    )
                 else:
-                    animation = gr.Image(label="the same over time", interactive=False, buttons=_IMAGE_BUTTONS,
-                                         elem_id="hvm1-animation")
-                attention = gr.Image(label=f"last-block CLS attention ({service.vit_name})", format="png",
-                                     interactive=False, buttons=_IMAGE_BUTTONS, visible=service.vit is not None,
-                                     elem_id="hvm1-attention")
-                features = gr.Image(label=f"PCA of the patch features, 3 components as RGB ({service.vit_name})",
-                                    format="png", interactive=False, buttons=_IMAGE_BUTTONS,
-                                    visible=service.vit is not None, elem_id="hvm1-pca")
-                classes = gr.Markdown(visible=service.vit is not None and service.vit.class_names is not None,
-                                      elem_id="hvm1-classes")
+                    animation = gr.Image(
+                        label="the same over time", interactive=False, buttons=_IMAGE_BUTTONS, elem_id="hvm1-animation"
+                    )
+                attention = gr.Image(
+                    label=f"last-block CLS attention ({service.vit_name})",
+                    format="png",
+                    interactive=False,
+                    buttons=_IMAGE_BUTTONS,
+                    visible=service.vit is not None,
+                    elem_id="hvm1-attention",
+                )
+                features = gr.Image(
+                    label=f"PCA of the patch features, 3 components as RGB ({service.vit_name})",
+                    format="png",
+                    interactive=False,
+                    buttons=_IMAGE_BUTTONS,
+                    visible=service.vit is not None,
+                    elem_id="hvm1-pca",
+                )
+                classes = gr.Markdown(
+                    visible=service.vit is not None and service.vit.class_names is not None, elem_id="hvm1-classes"
+                )
         # Browser-side only, so they never wait behind a completion in the queue.
         upload.upload(None, None, source, js=f"() => {UPLOAD!r}")
         mask_type.change(None, mask_type, mask_ratio, js=f"(type) => ({DEFAULT_MASK_RATIOS!r})[type]")
-        run.click(complete, [last, source, upload, mask_type, mask_ratio, seed, score],
-                  [last, summary, scores, picture, animation, attention, features, classes], concurrency_limit=1)
+        run.click(
+            complete,
+            [last, source, upload, mask_type, mask_ratio, seed, score],
+            [last, summary, scores, picture, animation, attention, features, classes],
+            concurrency_limit=1,
+        )
     page.queue(default_concurrency_limit=1, max_size=QUEUE_SIZE)
     return page
 
 
 def _clips_for(
-    service: DemoService, uploads: UploadLedger, last: _Upload | None, source: str, upload: str | None,
+    service: DemoService,
+    uploads: UploadLedger,
+    last: _Upload | None,
+    source: str,
+    upload: str | None,
     sample_clip: Path,
 ) -> tuple[DemoClips, _Upload | None]:
     """The clips to complete and the session's new state. An upload is read once and released (the file goes
@@ -209,8 +265,15 @@ def class_table(result: DemoResult) -> str:
     if not result.top_classes:
         return ""
     rows = [f"| {ranked.rank} | {ranked.name} | {100 * ranked.probability:.1f}% |" for ranked in result.top_classes]
-    return "\n".join(["**What the ViT sees** (its top classes on this clip)", "", "| | class | probability |",
-                      "| --- | --- | --- |", *rows])
+    return "\n".join(
+        [
+            "**What the ViT sees** (its top classes on this clip)",
+            "",
+            "| | class | probability |",
+            "| --- | --- | --- |",
+            *rows,
+        ]
+    )
 
 
 def _score_table(result: DemoResult) -> str:
@@ -222,7 +285,10 @@ def _score_table(result: DemoResult) -> str:
 
 
 def serve(
-    page: Any, uploads: UploadLedger, host: str = "127.0.0.1", port: int | None = None,
+    page: Any,
+    uploads: UploadLedger,
+    host: str = "127.0.0.1",
+    port: int | None = None,
     max_file_size: int | None = None,
 ) -> str:
     """Start `page` (from `build_page`) in a background thread on `host`:`port`; returns its local URL.
@@ -237,9 +303,20 @@ def serve(
 
     theme = gr.themes.Default(font=_FONTS[0], font_mono=_FONTS[1])
     _, url, _ = page.launch(
-        server_name=host, server_port=port, share=False, inbrowser=False, prevent_thread_lock=True, quiet=True,
-        show_error=False, ssr_mode=False, max_file_size=max_file_size, theme=theme, footer_links=[], pwa=False,
-        mcp_server=False, enable_monitoring=False,
+        server_name=host,
+        server_port=port,
+        share=False,
+        inbrowser=False,
+        prevent_thread_lock=True,
+        quiet=True,
+        show_error=False,
+        ssr_mode=False,
+        max_file_size=max_file_size,
+        theme=theme,
+        footer_links=[],
+        pwa=False,
+        mcp_server=False,
+        enable_monitoring=False,
         app_kwargs={"middleware": [Middleware(_CountUploads, uploads=uploads)]},
     )
     logger.info("demo page serving on %s", url)

@@ -176,8 +176,11 @@ class DemoService:
         try:
             size = path.stat().st_size
         except OSError as error:  # its message would show the server-side path
-            reason = "is no longer on the server: upload it again" if isinstance(error, FileNotFoundError) else (
-                f"cannot be opened ({error.strerror or type(error).__name__})")
+            reason = (
+                "is no longer on the server: upload it again"
+                if isinstance(error, FileNotFoundError)
+                else (f"cannot be opened ({error.strerror or type(error).__name__})")
+            )
             raise DemoInputError(f"{name} {reason}") from None
         if size > self.limits.max_bytes:
             raise DemoInputError(
@@ -268,9 +271,19 @@ class DemoService:
             animation = write_animation(frames, self._result_folder() / f"completion.{self.animation_format}", fps)
         seconds = time.perf_counter() - start
         result = DemoResult(
-            picture=picture, animation=animation, attention=None, feature_maps=None, loss=completion.loss,
-            scores=(), seconds=seconds, completion_seconds=seconds, precision=self.precision_text,
-            mask_type=mask_type, mask_ratio=mask_ratio, seed=int(seed), done=len(steps) == 2,
+            picture=picture,
+            animation=animation,
+            attention=None,
+            feature_maps=None,
+            loss=completion.loss,
+            scores=(),
+            seconds=seconds,
+            completion_seconds=seconds,
+            precision=self.precision_text,
+            mask_type=mask_type,
+            mask_ratio=mask_ratio,
+            seed=int(seed),
+            done=len(steps) == 2,
         )
         logger.info("completed %s (%s %.2f) in %.2f s", clips.name, mask_type, mask_ratio, seconds)
         yield result
@@ -278,8 +291,9 @@ class DemoService:
             with self._lock:
                 step("score", "scoring against the baselines")
                 scores = _scores(completion, preset.mean, preset.std, mask_type)
-            result = dataclasses.replace(result, scores=scores, seconds=time.perf_counter() - start,
-                                         done=steps[-1] == "score")
+            result = dataclasses.replace(
+                result, scores=scores, seconds=time.perf_counter() - start, done=steps[-1] == "score"
+            )
             yield result
         if vit is not None and vit_preset is not None and vit_clip is not None:
             with self._lock:
@@ -290,15 +304,22 @@ class DemoService:
                 with self.precision.autocast(self.device):
                     tokens = patch_token_grid(vit, vit_clip)  # (t, h, w, C)
                 colours = pca_feature_maps(tokens[None]).maps[0]
-                feature_maps = feature_map_grid(vit_clip, colours, vit_preset.mean, vit_preset.std,
-                                                vit.config.t_patch_size)
+                feature_maps = feature_map_grid(
+                    vit_clip, colours, vit_preset.mean, vit_preset.std, vit.config.t_patch_size
+                )
                 top: tuple[RankedClass, ...] = ()
                 if vit.class_names is not None:
                     with torch.inference_mode(), self.precision.autocast(self.device):
                         logits = vit(vit_clip[None].to(self.device)).float().cpu()[0]  # (classes,)
                     top = tuple(top_classes(logits, vit.class_names, DEMO_TOP_K))
-            result = dataclasses.replace(result, attention=attention, feature_maps=feature_maps, top_classes=top,
-                                         seconds=time.perf_counter() - start, done=True)
+            result = dataclasses.replace(
+                result,
+                attention=attention,
+                feature_maps=feature_maps,
+                top_classes=top,
+                seconds=time.perf_counter() - start,
+                done=True,
+            )
             yield result
         report(1.0, "done")
 
@@ -323,7 +344,8 @@ def _scores(completion: Completion, mean, std, mask_type: str) -> tuple[MethodSc
         methods[method] = baseline_completion(completion.original, removed, method)
     return tuple(
         MethodScore(
-            name, float(masked_psnr(to_rgb255(frames, mean, std), original, removed)[0]),
+            name,
+            float(masked_psnr(to_rgb255(frames, mean, std), original, removed)[0]),
             float(masked_ssim(to_rgb255(frames, mean, std), original, removed)[0]),
         )
         for name, frames in methods.items()

@@ -223,15 +223,32 @@ def attentive_probe(
     best = max(range(len(grid)), key=lambda i: (grid[i].val_top1, -grid[i].train_loss))
     test_logits = _logits(probes[best : best + 1], patch_tokens(test), np.arange(len(test)), batch_size, device)[0]
     settings: dict[str, Any] = {
-        "method": "attentive", "shots": shots, "seed": seed, "train_videos": len(rows), "val_videos": len(val_rows),
-        "num_classes": num_classes, "model": train.settings.get("model"), "pool": train.settings.get("pool"),
-        "depth": depth, "num_heads": num_heads, "epochs": epochs, "batch_size": batch_size,
-        "lr": grid[best].lr, "weight_decay": grid[best].weight_decay, "grid": [asdict(g) for g in grid],
+        "method": "attentive",
+        "shots": shots,
+        "seed": seed,
+        "train_videos": len(rows),
+        "val_videos": len(val_rows),
+        "num_classes": num_classes,
+        "model": train.settings.get("model"),
+        "pool": train.settings.get("pool"),
+        "depth": depth,
+        "num_heads": num_heads,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "lr": grid[best].lr,
+        "weight_decay": grid[best].weight_decay,
+        "grid": [asdict(g) for g in grid],
     }
-    logger.info("attentive probe: best of %d (lr %g, weight decay %g) at val top-1 %.2f%%", len(grid),
-                grid[best].lr, grid[best].weight_decay, grid[best].val_top1)
-    return Predictions.score(test.paths, test.labels, test_logits.double().numpy(), classes=test.classes,
-                             settings=settings)
+    logger.info(
+        "attentive probe: best of %d (lr %g, weight decay %g) at val top-1 %.2f%%",
+        len(grid),
+        grid[best].lr,
+        grid[best].weight_decay,
+        grid[best].val_top1,
+    )
+    return Predictions.score(
+        test.paths, test.labels, test_logits.double().numpy(), classes=test.classes, settings=settings
+    )
 
 
 def _batch(tokens: np.ndarray, rows: np.ndarray, device: torch.device | str) -> torch.Tensor:

@@ -119,8 +119,10 @@ def ranked_classes(probabilities: torch.Tensor, names: Sequence[str], top_k: int
     """The `top_k` most probable classes of `probabilities` (classes,), most probable first (ties to the lower
     index)."""
     top = probabilities.double().topk(min(top_k, len(probabilities)))
-    return [RankedClass(rank, int(index), names[int(index)], float(value))
-            for rank, (value, index) in enumerate(zip(top.values, top.indices), start=1)]
+    return [
+        RankedClass(rank, int(index), names[int(index)], float(value))
+        for rank, (value, index) in enumerate(zip(top.values, top.indices), start=1)
+    ]
 
 
 def top_classes(logits: torch.Tensor, names: Sequence[str], top_k: int) -> list[RankedClass]:
@@ -165,8 +167,9 @@ def classify_files(
         raise LabelsError(f"{len(names)} class names but the model's head has {model.config.num_classes} classes")
     paths = [Path(file) for file in files]
     results, skipped = [], []
-    for result in averaged_logits(model, paths, plan, num_workers=num_workers, device=device, precision=precision,
-                                  progress=progress):
+    for result in averaged_logits(
+        model, paths, plan, num_workers=num_workers, device=device, precision=precision, progress=progress
+    ):
         if isinstance(result, Skipped):
             skipped.append(result)
         else:
@@ -192,33 +195,46 @@ def find_inputs(paths: Sequence[str | Path], images: bool) -> list[Path]:
     return files
 
 
-
 @dataclass(frozen=True, kw_only=True)
 class ClassifyConfig(ModelSettings, DeviceSettings, OutputSettings):
     """`hvm1 classify`: which files, which model and class names, how many classes per file, where to write."""
 
-    paths: tuple[Path, ...] = setting(positional=True, metavar="PATH", help="videos or images, or folders of them "
-                                      "(searched recursively)")
+    paths: tuple[Path, ...] = setting(
+        positional=True, metavar="PATH", help="videos or images, or folders of them (searched recursively)"
+    )
     labels: str | None = setting(
-        None, metavar="FILE|DIR|SET",
+        None,
+        metavar="FILE|DIR|SET",
         help="the class names: a text file (one per line), a folder of class subfolders (sorted names), or a "
-             "published label set (ssv2, kinetics700, imagenet1k); default: the model's own")
-    top_k: int = setting(DEFAULT_TOP_K, metavar="K", help="classes per file (per window with --stride), most "
-                         "probable first")
-    images: bool = setting(False, help="the files are images, read as `evaluate --images` reads them (default for "
-                                       "the imagenet-2pt models)")
-    views: str | None = setting(None, metavar="CLIPSxCROPS",
-                                help="clips over time x crops (1 or 3) per video, logits averaged (default 2x3, as "
-                                     "evaluate; with --stride the crops of each window)")
-    stride: float | None = setting(None, metavar="S", help="classify windows every S seconds over each whole video "
-                                   "instead: windows.csv (each window's top classes), per video a plot of the "
-                                   "leading classes over time and an MP4 with the current top 3 written on it")
+        "published label set (ssv2, kinetics700, imagenet1k); default: the model's own",
+    )
+    top_k: int = setting(
+        DEFAULT_TOP_K, metavar="K", help="classes per file (per window with --stride), most probable first"
+    )
+    images: bool = setting(
+        False, help="the files are images, read as `evaluate --images` reads them (default for the imagenet-2pt models)"
+    )
+    views: str | None = setting(
+        None,
+        metavar="CLIPSxCROPS",
+        help="clips over time x crops (1 or 3) per video, logits averaged (default 2x3, as "
+        "evaluate; with --stride the crops of each window)",
+    )
+    stride: float | None = setting(
+        None,
+        metavar="S",
+        help="classify windows every S seconds over each whole video "
+        "instead: windows.csv (each window's top classes), per video a plot of the "
+        "leading classes over time and an MP4 with the current top 3 written on it",
+    )
     sampling_rate: int = setting(DEFAULT_SAMPLING_RATE, metavar="R", help="take every R-th frame at 30 fps")
     batch_size: int = setting(8, metavar="B", help="clips per forward pass")
-    num_workers: int = setting(2, metavar="W", help="DataLoader processes decoding videos while the model runs "
-                               "(0: none)")
-    autorotate: bool = setting(True, help="turn videos and images upright as players show them (display matrix, "
-                                          "EXIF orientation)")
+    num_workers: int = setting(
+        2, metavar="W", help="DataLoader processes decoding videos while the model runs (0: none)"
+    )
+    autorotate: bool = setting(
+        True, help="turn videos and images upright as players show them (display matrix, EXIF orientation)"
+    )
 
 
 @dataclass
@@ -287,34 +303,62 @@ def classify(config: ClassifyConfig, progress: RunProgress = SILENT) -> Classify
     model = loaded.model
     assert isinstance(model, VideoViT)  # model_type='vit'
     names = head_names(model, config.labels)
-    plan = view_plan(model, replace(loaded.preprocessing, autorotate=config.autorotate), image_mode=images,
-                     views=parse_views(config.views) if config.views else None, sampling_rate=config.sampling_rate,
-                     batch_size=config.batch_size)
+    plan = view_plan(
+        model,
+        replace(loaded.preprocessing, autorotate=config.autorotate),
+        image_mode=images,
+        views=parse_views(config.views) if config.views else None,
+        sampling_rate=config.sampling_rate,
+        batch_size=config.batch_size,
+    )
     precision = precision_for_run(config.precision, device, [model], progress)
     out_dir = output_folder(config.out_dir, "classify")
     if config.stride is not None:
-        return _classify_windows(config, model, files, plan, names, out_dir, loaded.source, device, precision,
-                                 progress)
+        return _classify_windows(config, model, files, plan, names, out_dir, loaded.source, device, precision, progress)
     progress.keeping("nothing was written (classes.csv and classes.json are written when every file is done)")
-    result = classify_files(model, files, plan, names, top_k=config.top_k, num_workers=config.num_workers,
-                            device=device, precision=precision, progress=clip_counter(progress, "classify"))
-    result.settings = {"model": loaded.source, "labels": str(config.labels) if config.labels else "the model's own",
-                       "dtype": compute_dtype(model, precision), **result.settings}
+    result = classify_files(
+        model,
+        files,
+        plan,
+        names,
+        top_k=config.top_k,
+        num_workers=config.num_workers,
+        device=device,
+        precision=precision,
+        progress=clip_counter(progress, "classify"),
+    )
+    result.settings = {
+        "model": loaded.source,
+        "labels": str(config.labels) if config.labels else "the model's own",
+        "dtype": compute_dtype(model, precision),
+        **result.settings,
+    }
     written = result.write(out_dir)
-    return ClassifyReport(written=written, skipped=list(result.skipped), result=result, source=loaded.source,
-                          out_dir=out_dir)
+    return ClassifyReport(
+        written=written, skipped=list(result.skipped), result=result, source=loaded.source, out_dir=out_dir
+    )
 
 
-def _classify_windows(config: ClassifyConfig, model: VideoViT, files: list[Path], plan: ViewPlan,
-                      names: tuple[str, ...], out_dir: Path, source: str, device, precision,
-                      progress: RunProgress) -> ClassifyReport:
+def _classify_windows(
+    config: ClassifyConfig,
+    model: VideoViT,
+    files: list[Path],
+    plan: ViewPlan,
+    names: tuple[str, ...],
+    out_dir: Path,
+    source: str,
+    device,
+    precision,
+    progress: RunProgress,
+) -> ClassifyReport:
     from hvm1.viz.surprise import Thumbnails
     from hvm1.viz.timeline import plot_class_timeline, write_class_video
 
     assert config.stride is not None and isinstance(plan.preset, VideoPreset)  # images were refused
     out_dir.mkdir(parents=True, exist_ok=True)
-    progress.keeping(f"the plots and annotated videos of the videos done so far are in {out_dir} (windows.csv is "
-                     "written at the end)")
+    progress.keeping(
+        f"the plots and annotated videos of the videos done so far are in {out_dir} (windows.csv is written at the end)"
+    )
     progress.start(len(files), "video", "classify")
     stems = [path.stem for path in files]
     repeated = {stem for stem in stems if stems.count(stem) > 1}
@@ -328,19 +372,35 @@ def _classify_windows(config: ClassifyConfig, model: VideoViT, files: list[Path]
             thumbnails.add(window.start, frames[len(frames) // 2].numpy())
 
         try:
-            timeline = window_probabilities(model, plan.preset, path, config.stride, batch_size=plan.batch_size,
-                                            device=device, precision=precision, on_window=keep)
-            plot = plot_class_timeline(timeline, names, out_dir / f"{stem}_timeline.png",
-                                       count=min(config.top_k, len(names)), thumbnails=thumbnails.chosen(),
-                                       title=f"{path.name}: windows every {config.stride:g} s")
-            video = write_class_video(path, timeline, names, out_dir / f"{stem}_classes.mp4",
-                                      autorotate=config.autorotate)
+            timeline = window_probabilities(
+                model,
+                plan.preset,
+                path,
+                config.stride,
+                batch_size=plan.batch_size,
+                device=device,
+                precision=precision,
+                on_window=keep,
+            )
+            plot = plot_class_timeline(
+                timeline,
+                names,
+                out_dir / f"{stem}_timeline.png",
+                count=min(config.top_k, len(names)),
+                thumbnails=thumbnails.chosen(),
+                title=f"{path.name}: windows every {config.stride:g} s",
+            )
+            video = write_class_video(
+                path, timeline, names, out_dir / f"{stem}_classes.mp4", autorotate=config.autorotate
+            )
         except VideoError as error:
             skipped.append(skipped_for(path, error))
             continue
         if timeline.padded:
-            notes.append(f"{path}: shorter than one window: one window, its last {timeline.padded} frames "
-                         f"repeated (as read_clip pads)")
+            notes.append(
+                f"{path}: shorter than one window: one window, its last {timeline.padded} frames "
+                f"repeated (as read_clip pads)"
+            )
         top = [ranked_classes(torch.from_numpy(row), names, config.top_k) for row in timeline.values]
         timelines.append(ClassTimeline(str(path), timeline, top, plot, video))
         progress.advance(number + 1, path.name)
@@ -350,11 +410,29 @@ def _classify_windows(config: ClassifyConfig, model: VideoViT, files: list[Path]
     for item in timelines:
         for window, ((start, end), ranked) in enumerate(zip(item.timeline.times, item.top)):
             for entry in ranked:
-                writer.writerow([item.path, window, f"{start:.3f}", f"{end:.3f}", entry.rank, entry.index, entry.name,
-                                 f"{entry.probability:.6f}"])
+                writer.writerow(
+                    [
+                        item.path,
+                        window,
+                        f"{start:.3f}",
+                        f"{end:.3f}",
+                        entry.rank,
+                        entry.index,
+                        entry.name,
+                        f"{entry.probability:.6f}",
+                    ]
+                )
     table = write_text(out_dir / WINDOWS_CSV, rows.getvalue())
     written = [table, *(path for item in timelines for path in (item.plot, item.video))]
-    result = ClassifyResult([], names, skipped, {"model": source, "stride": config.stride, "top_k": config.top_k,
-                                                 **plan.settings()})
-    return ClassifyReport(written=written, skipped=skipped, result=result, source=source, out_dir=out_dir,
-                          timelines=timelines, notes=notes)
+    result = ClassifyResult(
+        [], names, skipped, {"model": source, "stride": config.stride, "top_k": config.top_k, **plan.settings()}
+    )
+    return ClassifyReport(
+        written=written,
+        skipped=skipped,
+        result=result,
+        source=source,
+        out_dir=out_dir,
+        timelines=timelines,
+        notes=notes,
+    )

@@ -189,7 +189,9 @@ def embed_videos(
             stride of 0 or below or one asked with images, several clips or kept clips.
     """
     if not isinstance(model, VideoViT):
-        raise ValueError(f"embeddings come from a VideoViT, got a {type(model).__name__} (load an MAE with model_type='vit')")
+        raise ValueError(
+            f"embeddings come from a VideoViT, got a {type(model).__name__} (load an MAE with model_type='vit')"
+        )
     if pool not in POOLS:
         raise ValueError(f"pool must be one of {', '.join(POOLS)}, got {pool!r}")
     if images and (num_clips != 1 or full_frame):
@@ -198,11 +200,15 @@ def embed_videos(
         stride = check_stride(stride)
         if images or num_clips != 1 or keep_clips:
             raise ValueError("a stride makes windows over whole videos: it takes no images, num_clips or keep_clips")
-    listing = paths if isinstance(paths, LabelledFiles) else list_files(
-        paths, IMAGE_EXTENSIONS if images else VIDEO_EXTENSIONS)
+    listing = (
+        paths
+        if isinstance(paths, LabelledFiles)
+        else list_files(paths, IMAGE_EXTENSIONS if images else VIDEO_EXTENSIONS)
+    )
     preprocessing = preprocessing or preprocessing_for(model)
-    preset: VideoPreset | ImagePreset = (preprocessing.image_evaluation() if images
-                                         else embedding_preset(preprocessing, sampling_rate))
+    preset: VideoPreset | ImagePreset = (
+        preprocessing.image_evaluation() if images else embedding_preset(preprocessing, sampling_rate)
+    )
     if full_frame and isinstance(preset, VideoPreset):
         preset = whole_frame_preset(preset, model.config.patch_size)
         batch_size = 1
@@ -211,8 +217,9 @@ def embed_videos(
     with process_group(device or next(model.parameters()).device, EMBEDDING_TIMEOUT) as context:
         rank, world_size, device = context.rank, context.world_size, context.device
         precision = resolve_precision(precision, device)
-        settings = _settings(model_name, compute_dtype(model, precision), pool, num_clips, keep_clips, preset,
-                             listing.classes, layer)
+        settings = _settings(
+            model_name, compute_dtype(model, precision), pool, num_clips, keep_clips, preset, listing.classes, layer
+        )
         if full_frame:  # recorded only when set, so files made before this option still resume
             settings["crop"] = "full"
         if images:  # likewise
@@ -223,8 +230,22 @@ def embed_videos(
             if world_size > 1:
                 raise ValueError("embedding under torchrun needs an output file to merge the processes' rows into")
             rows = _ChunkWriter(None, listing, settings, keep_clips)
-            skipped, padded = _embed_shard(model, listing, range(len(listing.files)), preset, num_clips, pool, rows,
-                                           batch_size, num_workers, device, precision, layer, progress, stride)
+            skipped, padded = _embed_shard(
+                model,
+                listing,
+                range(len(listing.files)),
+                preset,
+                num_clips,
+                pool,
+                rows,
+                batch_size,
+                num_workers,
+                device,
+                precision,
+                layer,
+                progress,
+                stride,
+            )
             return EmbedResult(rows.all_rows(), rows.count, skipped=skipped, padded=padded)
         out = check_suffix(out)
         if out.suffix == ".parquet":
@@ -236,13 +257,28 @@ def embed_videos(
         first_chunk = 1 + max((int(part.stem.split("-")[1]) for part in parts.glob("part-*.npz")), default=0)
         barrier(context)  # every rank has listed the chunks before any writes one
         rows = _ChunkWriter(parts, listing, settings, keep_clips, rank, first_chunk, chunk_size)
-        skipped, padded = _embed_shard(model, listing, todo[rank::world_size], preset, num_clips, pool, rows,
-                                       batch_size, num_workers, device, precision, layer, progress, stride)
+        skipped, padded = _embed_shard(
+            model,
+            listing,
+            todo[rank::world_size],
+            preset,
+            num_clips,
+            pool,
+            rows,
+            batch_size,
+            num_workers,
+            device,
+            precision,
+            layer,
+            progress,
+            stride,
+        )
         embedded, skipped, padded = _gather(rows.count, skipped, padded, context)
         barrier(context)  # every chunk is written
         merged = _merge(out, parts, listing) if rank == 0 else None
-        return EmbedResult(merged, embedded, reused=len(listing.files) - len(todo), skipped=skipped, out=out,
-                           padded=padded)
+        return EmbedResult(
+            merged, embedded, reused=len(listing.files) - len(todo), skipped=skipped, out=out, padded=padded
+        )
 
 
 def model_dtype(model: torch.nn.Module) -> str:
@@ -257,20 +293,37 @@ def compute_dtype(model: torch.nn.Module, precision: Precision) -> str:
 
 
 def _settings(
-    model_name: str | None, dtype: str, pool: str, num_clips: int, keep_clips: bool,
-    preset: VideoPreset | ImagePreset, classes: list[str] | None, layer: int | None = None,
+    model_name: str | None,
+    dtype: str,
+    pool: str,
+    num_clips: int,
+    keep_clips: bool,
+    preset: VideoPreset | ImagePreset,
+    classes: list[str] | None,
+    layer: int | None = None,
 ) -> dict[str, Any]:
     reading: dict[str, Any]
     if isinstance(preset, VideoPreset):
-        reading = {"sampling_rate": preset.sampling_rate, "target_fps": preset.target_fps,
-                   "short_side": preset.short_side}
+        reading = {
+            "sampling_rate": preset.sampling_rate,
+            "target_fps": preset.target_fps,
+            "short_side": preset.short_side,
+        }
     else:  # an image has no frame rate
         reading = {"sampling_rate": None, "target_fps": None, "short_side": preset.resize_to}
     settings = {
-        "model": model_name, "dtype": dtype, "pool": pool, "num_clips": num_clips, "keep_clips": keep_clips,
-        "img_size": preset.img_size, "num_frames": preset.num_frames, **reading, "mean": preset.mean,
+        "model": model_name,
+        "dtype": dtype,
+        "pool": pool,
+        "num_clips": num_clips,
+        "keep_clips": keep_clips,
+        "img_size": preset.img_size,
+        "num_frames": preset.num_frames,
+        **reading,
+        "mean": preset.mean,
         "std": preset.std,
-        "classes": classes, **({"layer": layer} if layer is not None else {}),
+        "classes": classes,
+        **({"layer": layer} if layer is not None else {}),
     }
     return json.loads(json.dumps(settings))  # as a file gives it back: tuples become lists
 
@@ -279,8 +332,11 @@ def _gather(
     embedded: int, skipped: list[Skipped], padded: list[tuple[str, int]], context: DistributedContext
 ) -> tuple[int, list[Skipped], list[tuple[str, int]]]:
     gathered = all_gather_objects((embedded, skipped, padded), context)
-    return (sum(count for count, _, _ in gathered), [item for _, items, _ in gathered for item in items],
-            [item for _, _, items in gathered for item in items])
+    return (
+        sum(count for count, _, _ in gathered),
+        [item for _, items, _ in gathered for item in items],
+        [item for _, _, items in gathered for item in items],
+    )
 
 
 def _parts_folder(out: Path) -> Path:
@@ -328,8 +384,14 @@ class _ChunkWriter:
     """Collects rows; with a folder, writes them there every `chunk_size` rows as `part-NNNNNN-RANK.npz`."""
 
     def __init__(
-        self, folder: Path | None, listing: LabelledFiles, settings: dict[str, Any], keep_clips: bool,
-        rank: int = 0, first_chunk: int = 1, chunk_size: int = 64,
+        self,
+        folder: Path | None,
+        listing: LabelledFiles,
+        settings: dict[str, Any],
+        keep_clips: bool,
+        rank: int = 0,
+        first_chunk: int = 1,
+        chunk_size: int = 64,
     ) -> None:
         self.folder, self.listing, self.settings, self.keep_clips = folder, listing, settings, keep_clips
         self.rank, self.next_chunk, self.chunk_size = rank, first_chunk, chunk_size
@@ -376,7 +438,6 @@ class _ChunkWriter:
             settings=self.settings,
         )
 
-
     def _windows_as_embeddings(self, rows: list[tuple[int, FileOutput]]) -> Embeddings:
         """One row per window: its video's path and label, (1, 2) clip times (the window's start and end)."""
         windows = np.concatenate([output.outputs[:, 0].numpy() for _, output in rows])  # (windows, ...)
@@ -394,9 +455,20 @@ class _ChunkWriter:
 
 
 def _embed_shard(
-    model: VideoViT, listing: LabelledFiles, indices: Sequence[int], preset: VideoPreset | ImagePreset, num_clips: int,
-    pool: str, rows: _ChunkWriter, batch_size: int, num_workers: int, device: torch.device, precision: Precision,
-    layer: int | None, progress: Progress | None, stride: float | None = None,
+    model: VideoViT,
+    listing: LabelledFiles,
+    indices: Sequence[int],
+    preset: VideoPreset | ImagePreset,
+    num_clips: int,
+    pool: str,
+    rows: _ChunkWriter,
+    batch_size: int,
+    num_workers: int,
+    device: torch.device,
+    precision: Precision,
+    layer: int | None,
+    progress: Progress | None,
+    stride: float | None = None,
 ) -> tuple[list[Skipped], list[tuple[str, int]]]:
     """Embed the videos at `indices` of the listing into `rows`; returns the unreadable ones and those padded."""
     indices = list(indices)
@@ -405,16 +477,20 @@ def _embed_shard(
     skipped: list[Skipped] = []
     padded: list[tuple[str, int]] = []
     started = time.perf_counter()
+
     def forward(video: torch.Tensor) -> torch.Tensor:
         with precision.autocast(device):
             if layer is None:
                 return pool_tokens(model.forward_features(video), pool)
             return pool_tokens(model.forward_intermediates(video, indices=[layer], norm=True)[0], pool)
 
-    results = (_windows_of(forward, listing, indices, preset, stride, batch_size, device, progress)
-               if stride is not None and isinstance(preset, VideoPreset) else
-               run_views(forward, dataset, batch_size=batch_size, num_workers=num_workers, device=device,
-                         progress=progress))
+    results = (
+        _windows_of(forward, listing, indices, preset, stride, batch_size, device, progress)
+        if stride is not None and isinstance(preset, VideoPreset)
+        else run_views(
+            forward, dataset, batch_size=batch_size, num_workers=num_workers, device=device, progress=progress
+        )
+    )
     try:
         for result in results:
             if isinstance(result, Skipped):
@@ -429,22 +505,29 @@ def _embed_shard(
     return skipped, padded
 
 
-
 def _windows_of(
-    forward, listing: LabelledFiles, indices: list[int], preset: VideoPreset, stride: float, batch_size: int,
-    device: torch.device, progress: Progress | None,
+    forward,
+    listing: LabelledFiles,
+    indices: list[int],
+    preset: VideoPreset,
+    stride: float,
+    batch_size: int,
+    device: torch.device,
+    progress: Progress | None,
 ) -> Iterator[FileOutput | Skipped]:
     """Each video's windows through `forward`, as `run_views` gives a file's clips (progress counts videos)."""
     for done, index in enumerate(indices):
         if progress is not None:
             progress(done, len(indices))
         path = listing.files[index]
-        timeline = read_or_skip(path, functools.partial(window_outputs, forward, preset, path, stride,
-                                                        batch_size=batch_size, device=device))
+        timeline = read_or_skip(
+            path, functools.partial(window_outputs, forward, preset, path, stride, batch_size=batch_size, device=device)
+        )
         if isinstance(timeline, Skipped):
             yield timeline
         else:  # as run_views gives a file: its position among `indices`, outputs (windows, 1 crop, ...)
-            yield FileOutput(done, torch.from_numpy(timeline.values)[:, None], torch.from_numpy(timeline.times),
-                             timeline.padded)
+            yield FileOutput(
+                done, torch.from_numpy(timeline.values)[:, None], torch.from_numpy(timeline.times), timeline.padded
+            )
     if progress is not None:
         progress(len(indices), len(indices))

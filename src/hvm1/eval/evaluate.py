@@ -109,11 +109,20 @@ class ViewPlan:
     def settings(self) -> dict[str, Any]:
         """The plan as the entries a summary records: mode, views, and the preset's sizes and statistics."""
         preset = self.preset
-        video = {} if isinstance(preset, ImagePreset) else {"sampling_rate": preset.sampling_rate,
-                                                              "short_side": preset.short_side}
-        return {"mode": "image" if self.image_mode else "video", "views": f"{self.clips}x{self.crops}",
-                "img_size": preset.img_size, "num_frames": preset.num_frames, **video,
-                "mean": list(preset.mean), "std": list(preset.std)}
+        video = (
+            {}
+            if isinstance(preset, ImagePreset)
+            else {"sampling_rate": preset.sampling_rate, "short_side": preset.short_side}
+        )
+        return {
+            "mode": "image" if self.image_mode else "video",
+            "views": f"{self.clips}x{self.crops}",
+            "img_size": preset.img_size,
+            "num_frames": preset.num_frames,
+            **video,
+            "mean": list(preset.mean),
+            "std": list(preset.std),
+        }
 
 
 def view_plan(
@@ -185,8 +194,14 @@ def averaged_logits(
         `Skipped` for a file that could not be read.
     """
     forward, device = logits_forward(model, device, precision)
-    for result in run_views(forward, FileViews(files, plan.preset, plan.clips), batch_size=plan.batch_size,
-                            num_workers=num_workers, device=device, progress=progress):
+    for result in run_views(
+        forward,
+        FileViews(files, plan.preset, plan.clips),
+        batch_size=plan.batch_size,
+        num_workers=num_workers,
+        device=device,
+        progress=progress,
+    ):
         if isinstance(result, Skipped):
             yield result
         else:
@@ -246,14 +261,22 @@ def evaluate(
     if not isinstance(model, VideoViT):
         raise ValueError(f"evaluation needs a VideoViT with a head, got a {type(model).__name__}")
     preprocessing = preprocessing or preprocessing_for(model)
-    plan = view_plan(model, preprocessing, image_mode=image_mode, views=views, sampling_rate=sampling_rate,
-                     batch_size=batch_size, full_frame=full_frame)
+    plan = view_plan(
+        model,
+        preprocessing,
+        image_mode=image_mode,
+        views=views,
+        sampling_rate=sampling_rate,
+        batch_size=batch_size,
+        full_frame=full_frame,
+    )
     listing = labelled_files(data, IMAGE_EXTENSIONS if plan.image_mode else VIDEO_EXTENSIONS)
     check_class_count(model, listing, data)
     classes = class_names(model, listing.classes)
     rows, logits, skipped = [], [], []
-    for result in averaged_logits(model, listing.files, plan, num_workers=num_workers, device=device,
-                                  precision=precision, progress=progress):
+    for result in averaged_logits(
+        model, listing.files, plan, num_workers=num_workers, device=device, precision=precision, progress=progress
+    ):
         if isinstance(result, Skipped):
             skipped.append(result)
         else:
@@ -263,13 +286,20 @@ def evaluate(
         raise ValueError(f"{data}: none of its {len(listing.files)} files could be read ({skipped[0].reason}, ...)")
     device = torch.device(device) if device is not None else next(model.parameters()).device
     settings: dict[str, Any] = {
-        "model": model_name, "dtype": compute_dtype(model, resolve_precision(precision, device)), "data": str(data),
-        "num_classes": model.config.num_classes, **plan.settings(),
+        "model": model_name,
+        "dtype": compute_dtype(model, resolve_precision(precision, device)),
+        "data": str(data),
+        "num_classes": model.config.num_classes,
+        **plan.settings(),
     }
     logger.info("evaluated %d files of %s (%d skipped)", len(rows), data, len(skipped))
     return Predictions.score(
-        [str(listing.files[row]) for row in rows], np.array([listing.labels[row] for row in rows], dtype=np.int64),
-        torch.stack(logits).numpy(), classes=classes, skipped=skipped, settings=settings,
+        [str(listing.files[row]) for row in rows],
+        np.array([listing.labels[row] for row in rows], dtype=np.int64),
+        torch.stack(logits).numpy(),
+        classes=classes,
+        skipped=skipped,
+        settings=settings,
     )
 
 
@@ -280,14 +310,19 @@ def class_names(model: VideoViT, folders: list[str] | None) -> list[str] | None:
     if names is None:
         return folders
     if folders is not None and not folders_match(names, folders):
-        logger.warning("the data's class folders (%s, ...) are not the model's classes (%s, ...): labels are the "
-                       "folders' sorted order", folders[0], names[0])
+        logger.warning(
+            "the data's class folders (%s, ...) are not the model's classes (%s, ...): labels are the "
+            "folders' sorted order",
+            folders[0],
+            names[0],
+        )
     return list(names)
 
 
 def folders_match(names: tuple[str, ...] | list[str], folders: list[str]) -> bool:
     """Whether class `folders` (sorted) are the classes `names`: the same names up to case, spaces against
     underscores, and a WordNet id in place of an ImageNet name."""
+
     def plain(text: str) -> str:
         return text.lower().replace("_", " ").strip()
 

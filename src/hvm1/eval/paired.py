@@ -118,8 +118,9 @@ def relative_accuracy(possible: Sequence[float], impossible: Sequence[float]) ->
         ValueError: the sequences differ in length or are empty.
     """
     if len(possible) != len(impossible) or not possible:
-        raise ValueError(f"need as many possible as impossible scores, at least one; got {len(possible)} and "
-                         f"{len(impossible)}")
+        raise ValueError(
+            f"need as many possible as impossible scores, at least one; got {len(possible)} and {len(impossible)}"
+        )
     return math.fsum(pair_outcome(p, i) for p, i in zip(possible, impossible)) / len(possible)
 
 

@@ -70,8 +70,12 @@ class ClassificationTally:
         return hits[:, 0]
 
     def __add__(self, other: ClassificationTally) -> ClassificationTally:
-        return ClassificationTally(self.loss_sum + other.loss_sum, self.top1_hits + other.top1_hits,
-                                   self.top5_hits + other.top5_hits, self.count + other.count)
+        return ClassificationTally(
+            self.loss_sum + other.loss_sum,
+            self.top1_hits + other.top1_hits,
+            self.top5_hits + other.top5_hits,
+            self.count + other.count,
+        )
 
     @property
     def top1(self) -> float:
@@ -130,8 +134,13 @@ def classification_metrics(logits: torch.Tensor, labels: torch.Tensor) -> Classi
     if tally.count == 0:
         raise ValueError("no examples to score")
     per_class = torch.stack([correct[labels == label].mean() for label in labels.unique()])
-    return ClassificationMetrics(count=tally.count, top1=tally.top1, top5=tally.top5,
-                                 mean_class_accuracy=100 * per_class.mean().item(), loss=tally.loss)
+    return ClassificationMetrics(
+        count=tally.count,
+        top1=tally.top1,
+        top5=tally.top5,
+        mean_class_accuracy=100 * per_class.mean().item(),
+        loss=tally.loss,
+    )
 
 
 @dataclass(frozen=True)
@@ -193,8 +202,14 @@ class Predictions:
         rows = []
         for label in np.unique(self.labels):
             chosen = self.labels == label
-            rows.append(ClassAccuracy(int(label), self.class_name(int(label)), int(chosen.sum()),
-                                      100 * float((predicted[chosen] == label).mean())))
+            rows.append(
+                ClassAccuracy(
+                    int(label),
+                    self.class_name(int(label)),
+                    int(chosen.sum()),
+                    100 * float((predicted[chosen] == label).mean()),
+                )
+            )
         return rows
 
     def confused_pairs(self, limit: int = CONFUSED_PAIRS) -> list[Confusion]:
@@ -209,17 +224,25 @@ class Predictions:
         """
         predicted = self.logits.argmax(axis=1)
         wrong = predicted != self.labels
-        pairs, counts = np.unique(np.stack([self.labels[wrong], predicted[wrong]], axis=1), axis=0,
-                                  return_counts=True)
+        pairs, counts = np.unique(np.stack([self.labels[wrong], predicted[wrong]], axis=1), axis=0, return_counts=True)
         order = sorted(range(len(counts)), key=lambda i: (-counts[i], *pairs[i]))[:limit]
-        return [Confusion(int(pairs[i][0]), self.class_name(int(pairs[i][0])), int(pairs[i][1]),
-                          self.class_name(int(pairs[i][1])), int(counts[i])) for i in order]
+        return [
+            Confusion(
+                int(pairs[i][0]),
+                self.class_name(int(pairs[i][0])),
+                int(pairs[i][1]),
+                self.class_name(int(pairs[i][1])),
+                int(counts[i]),
+            )
+            for i in order
+        ]
 
     def summary(self) -> dict[str, Any]:
         """Settings, metrics, the most confused pairs of classes, and the skipped files, as the JSON summary
         holds them."""
         return {
-            **self.settings, **asdict(self.metrics),
+            **self.settings,
+            **asdict(self.metrics),
             "most_confused": [asdict(pair) for pair in self.confused_pairs()],
             "skipped": [{"path": item.path, "reason": item.reason} for item in self.skipped],
         }
@@ -246,10 +269,17 @@ class Predictions:
             writer.writerow(["path", "label", "label_name", "prediction", "prediction_name", "probability", "top5"])
             for row, path in enumerate(self.paths):
                 label, predicted = int(self.labels[row]), int(top.indices[row, 0])
-                writer.writerow([
-                    path, label, name(label), predicted, name(predicted), f"{top.values[row, 0].item():.6f}",
-                    " ".join(str(int(index)) for index in top.indices[row]),
-                ])
+                writer.writerow(
+                    [
+                        path,
+                        label,
+                        name(label),
+                        predicted,
+                        name(predicted),
+                        f"{top.values[row, 0].item():.6f}",
+                        " ".join(str(int(index)) for index in top.indices[row]),
+                    ]
+                )
         per_class = out_dir / PER_CLASS_FILE
         with open(per_class, "w", newline="") as handle:
             writer = csv.writer(handle)

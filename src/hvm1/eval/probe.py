@@ -44,8 +44,13 @@ def fit_linear(
     weight = torch.zeros(features.shape[1], num_classes, dtype=torch.float64, requires_grad=True)
     bias = torch.zeros(num_classes, dtype=torch.float64, requires_grad=True)
     optimizer = torch.optim.LBFGS(
-        [weight, bias], lr=1.0, max_iter=max_iter, tolerance_grad=1e-9, tolerance_change=1e-12,
-        history_size=20, line_search_fn="strong_wolfe",
+        [weight, bias],
+        lr=1.0,
+        max_iter=max_iter,
+        tolerance_grad=1e-9,
+        tolerance_change=1e-12,
+        history_size=20,
+        line_search_fn="strong_wolfe",
     )
 
     def closure() -> torch.Tensor:
@@ -59,7 +64,11 @@ def fit_linear(
 
 
 def knn_scores(
-    train: torch.Tensor, labels: torch.Tensor, test: torch.Tensor, num_classes: int, k: int = 20,
+    train: torch.Tensor,
+    labels: torch.Tensor,
+    test: torch.Tensor,
+    num_classes: int,
+    k: int = 20,
     temperature: float = 0.07,
 ) -> torch.Tensor:
     """Log class probabilities (N_test, classes) from the `k` most cosine-similar training examples, each
@@ -128,8 +137,12 @@ def probe(
     else:
         logits = knn_scores(x_train, y_train, x_test, num_classes, k)
     settings: dict[str, Any] = {
-        "method": method, "shots": shots, "seed": seed if shots is not None else None,
-        "train_videos": len(train), "num_classes": num_classes, "model": train.settings.get("model"),
+        "method": method,
+        "shots": shots,
+        "seed": seed if shots is not None else None,
+        "train_videos": len(train),
+        "num_classes": num_classes,
+        "model": train.settings.get("model"),
         "pool": train.settings.get("pool"),
         **({"weight_decay": weight_decay} if method == "linear" else {"k": k}),
     }
@@ -153,7 +166,7 @@ def check_pair(train: Embeddings, test: Embeddings, tokens: bool = False) -> Non
                 f"the {name} embeddings are {rows.embeddings.shape[1:]} tokens per video; a probe takes one "
                 f"vector per video (embed with --pool cls or mean)"
             )
-        if (unlabelled := int((rows.labels < 0).sum())):
+        if unlabelled := int((rows.labels < 0).sum()):
             raise ValueError(
                 f"{unlabelled} of the {len(rows)} {name} videos have no label (-1): embed a folder of class "
                 f"subfolders or a CSV manifest"
@@ -162,6 +175,8 @@ def check_pair(train: Embeddings, test: Embeddings, tokens: bool = False) -> Non
         raise ValueError(f"train embeddings are {train.embeddings.shape[-1]} wide, test {test.embeddings.shape[-1]}")
     for key in ("model", "pool"):
         if train.settings.get(key) != test.settings.get(key):
-            raise ValueError(f"train and test embeddings differ in {key}: {train.settings.get(key)!r} vs {test.settings.get(key)!r}")
+            raise ValueError(
+                f"train and test embeddings differ in {key}: {train.settings.get(key)!r} vs {test.settings.get(key)!r}"
+            )
     if train.classes is not None and test.classes is not None and train.classes != test.classes:
         raise ValueError(f"train and test have different classes: {train.classes} vs {test.classes}")

@@ -72,8 +72,13 @@ class Task:
 
 
 #: Each finetuning's column title in the published table.
-TITLES = {"ssv2-10shot": "SSv2 10-shot", "ssv2-50shot": "SSv2 50-shot", "kinetics-10shot": "K700 10-shot",
-          "kinetics-50shot": "K700 50-shot", "imagenet-2pt": "ImageNet 2%"}
+TITLES = {
+    "ssv2-10shot": "SSv2 10-shot",
+    "ssv2-50shot": "SSv2 50-shot",
+    "kinetics-10shot": "K700 10-shot",
+    "kinetics-50shot": "K700 50-shot",
+    "imagenet-2pt": "ImageNet 2%",
+}
 
 TASKS = (
     Task("ssv2", "SSv2", ("ssv2-10shot", "ssv2-50shot"), "ssv2"),
@@ -86,22 +91,37 @@ TASKS = (
 class ReproduceConfig(DownloadSettings, DeviceSettings, OutputSettings):
     """`hvm1 reproduce`: a pretraining, the local data folders (each optional) and how to run."""
 
-    pretraining: str = setting("hvm1", choices=tuple(PRETRAININGS), help="the pretraining whose published "
-                               "figures are reproduced")
-    ssv2: Path | None = setting(None, metavar="DIR", help="Something-Something-v2 validation videos: DIR/CLASS/ID.webm "
-                                "or DIR/val/CLASS/ID.webm (optionally DIR/val.csv, the published list)")
-    kinetics: Path | None = setting(None, metavar="DIR", help="Kinetics-700 validation videos: DIR/CLASS/ID.mp4 or "
-                                    "DIR/val/CLASS/ID.mp4 (optionally DIR/val.csv, the published list)")
-    imagenet: Path | None = setting(None, metavar="DIR", help="ImageNet validation images: DIR/WNID/*.JPEG or "
-                                    "DIR/val/WNID/*.JPEG")
-    davis: Path | None = setting(None, metavar="DIR", help="DAVIS-2017: JPEGImages/480p, Annotations/480p, "
-                                 "ImageSets/2017/val.txt")
-    multi_view: bool = setting(True, help=f"also measure hvm1's multi-view figure ({MULTI_VIEW[0]}x{MULTI_VIEW[1]} "
-                               "views per video)")
+    pretraining: str = setting(
+        "hvm1", choices=tuple(PRETRAININGS), help="the pretraining whose published figures are reproduced"
+    )
+    ssv2: Path | None = setting(
+        None,
+        metavar="DIR",
+        help="Something-Something-v2 validation videos: DIR/CLASS/ID.webm "
+        "or DIR/val/CLASS/ID.webm (optionally DIR/val.csv, the published list)",
+    )
+    kinetics: Path | None = setting(
+        None,
+        metavar="DIR",
+        help="Kinetics-700 validation videos: DIR/CLASS/ID.mp4 or "
+        "DIR/val/CLASS/ID.mp4 (optionally DIR/val.csv, the published list)",
+    )
+    imagenet: Path | None = setting(
+        None, metavar="DIR", help="ImageNet validation images: DIR/WNID/*.JPEG or DIR/val/WNID/*.JPEG"
+    )
+    davis: Path | None = setting(
+        None, metavar="DIR", help="DAVIS-2017: JPEGImages/480p, Annotations/480p, ImageSets/2017/val.txt"
+    )
+    multi_view: bool = setting(
+        True, help=f"also measure hvm1's multi-view figure ({MULTI_VIEW[0]}x{MULTI_VIEW[1]} views per video)"
+    )
     batch_size: int = setting(8, metavar="B", help="clips per forward pass")
     num_workers: int = setting(2, metavar="W", help="DataLoader processes decoding while the model runs")
-    precision: str = setting("fp32", choices=PRECISION_CHOICES, help="fp32 is exactly the published computation; "
-                             "auto: bf16 autocast where the device multiplies bf16 fast")
+    precision: str = setting(
+        "fp32",
+        choices=PRECISION_CHOICES,
+        help="fp32 is exactly the published computation; auto: bf16 autocast where the device multiplies bf16 fast",
+    )
 
 
 @dataclass(frozen=True)
@@ -205,46 +225,74 @@ def validation_list(task: Task, root: str | os.PathLike) -> ValidationList:
         for name, filename, label in entries:
             index = classes.get(_folder_key(task, name))
             if index is None:
-                raise ValueError(f"{listing} lists class {name!r} ({filename}), which is not one of the "
-                                 f"{len(classes)} {task.title} classes")
+                raise ValueError(
+                    f"{listing} lists class {name!r} ({filename}), which is not one of the "
+                    f"{len(classes)} {task.title} classes"
+                )
             if index != label:
-                raise ValueError(f"{listing} gives {name!r} index {label}, but the {task.title} head has it at "
-                                 f"{index}: not the published list of this task")
+                raise ValueError(
+                    f"{listing} gives {name!r} index {label}, but the {task.title} head has it at "
+                    f"{index}: not the published list of this task"
+                )
     else:
         names = class_folder_names(folder)
         unknown = [name for name in names if _folder_key(task, name) not in classes]
         if unknown or not names:
             what = f"class folders {', '.join(map(repr, unknown[:3]))}" + (" ..." if len(unknown) > 3 else "")
-            raise ValueError(f"--{task.field} {root}: " + (f"{what} are not {task.title} classes" if unknown else
-                             f"no class folders (expected {folder}/CLASS/FILE, or a published list {listing})"))
-        entries = [(name, str(file.relative_to(folder / name)), classes[_folder_key(task, name)])
-                   for name in names for file in find_files(folder / name, extensions)]
+            raise ValueError(
+                f"--{task.field} {root}: "
+                + (
+                    f"{what} are not {task.title} classes"
+                    if unknown
+                    else f"no class folders (expected {folder}/CLASS/FILE, or a published list {listing})"
+                )
+            )
+        entries = [
+            (name, str(file.relative_to(folder / name)), classes[_folder_key(task, name)])
+            for name in names
+            for file in find_files(folder / name, extensions)
+        ]
     files, labels, missing = [], [], []
     for name, filename, label in entries:
-        found = next((candidate for candidate in (folder / name / filename, root / name / filename)
-                      if candidate.is_file()), None)
+        found = next(
+            (candidate for candidate in (folder / name / filename, root / name / filename) if candidate.is_file()), None
+        )
         if found is None:
             missing.append(Skipped(str(folder / name / filename), f"listed, but not in {root}"))
         else:
             files.append(found)
             labels.append(label)
     if not files:
-        raise ValueError(f"--{task.field} {root} holds none of the {len(entries)} listed {task.title} examples "
-                         f"(e.g. {folder / entries[0][0] / entries[0][1]})" if entries else
-                         f"--{task.field} {root}: its class folders hold no {'images' if task.images else 'videos'}")
+        raise ValueError(
+            f"--{task.field} {root} holds none of the {len(entries)} listed {task.title} examples "
+            f"(e.g. {folder / entries[0][0] / entries[0][1]})"
+            if entries
+            else f"--{task.field} {root}: its class folders hold no {'images' if task.images else 'videos'}"
+        )
     return ValidationList(files, labels, missing, len(entries))
 
 
-def top1(model: VideoViT, examples: ValidationList, views: tuple[int, int], *, images: bool, preprocessing,
-         batch_size: int, num_workers: int, device, precision,
-         progress: Callable[[int, int], None] | None = None) -> tuple[float, int, list[Skipped]]:
+def top1(
+    model: VideoViT,
+    examples: ValidationList,
+    views: tuple[int, int],
+    *,
+    images: bool,
+    preprocessing,
+    batch_size: int,
+    num_workers: int,
+    device,
+    precision,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[float, int, list[Skipped]]:
     """Top-1 (%) of `model` over `examples` read with `views` as `evaluate` reads them; returns it with the
     count measured and the files that could not be read."""
     plan = view_plan(model, preprocessing, image_mode=images, views=None if images else views, batch_size=batch_size)
     correct = count = 0
     unreadable = []
-    for result in averaged_logits(model, examples.files, plan, num_workers=num_workers, device=device,
-                                  precision=precision, progress=progress):
+    for result in averaged_logits(
+        model, examples.files, plan, num_workers=num_workers, device=device, precision=precision, progress=progress
+    ):
         if isinstance(result, Skipped):
             unreadable.append(result)
             continue
@@ -274,7 +322,9 @@ def reproduce(config: ReproduceConfig, progress: RunProgress = SILENT) -> Reprod
         FileNotFoundError: a data folder that does not exist.
     """
     if config.pretraining not in PRETRAININGS:
-        raise ValueError(f"unknown pretraining {config.pretraining!r}; the published ones are {', '.join(PRETRAININGS)}")
+        raise ValueError(
+            f"unknown pretraining {config.pretraining!r}; the published ones are {', '.join(PRETRAININGS)}"
+        )
     tasks = [(task, getattr(config, task.field)) for task in TASKS if getattr(config, task.field) is not None]
     if not tasks and config.davis is None:
         raise ValueError("no data to reproduce on: give at least one of --ssv2, --kinetics, --imagenet, --davis")
@@ -300,22 +350,41 @@ def reproduce(config: ReproduceConfig, progress: RunProgress = SILENT) -> Reprod
         for finetuning in task.finetunings:
             name = f"vit_{config.pretraining}_{finetuning}"
             entry = MODELS[name]
-            loaded = load_for_command(ModelSettings(model=name, full_download=config.full_download),
-                                      model_type="vit", device=device, progress=progress)
+            loaded = load_for_command(
+                ModelSettings(model=name, full_download=config.full_download),
+                model_type="vit",
+                device=device,
+                progress=progress,
+            )
             model = loaded.model
             assert isinstance(model, VideoViT)
             prepare_for_inference(model, precision)
-            run: dict[str, Any] = {"images": task.images, "preprocessing": loaded.preprocessing,
-                                   "batch_size": config.batch_size, "num_workers": config.num_workers,
-                                   "device": device, "precision": precision}
+            run: dict[str, Any] = {
+                "images": task.images,
+                "preprocessing": loaded.preprocessing,
+                "batch_size": config.batch_size,
+                "num_workers": config.num_workers,
+                "device": device,
+                "precision": precision,
+            }
             single, count, unreadable = top1(model, examples, SINGLE_VIEW, progress=stage(f"{name} 1x1"), **run)
             skipped += unreadable
             multi = None
             if config.multi_view and not task.images:
                 multi, _, _ = top1(model, examples, MULTI_VIEW, progress=stage(f"{name} multi-view"), **run)
             assert entry.top1 is not None  # every finetuned entry has its published figure
-            figures.append(Figure(TITLES[finetuning], name, "top-1 %", entry.top1,
-                                  single if count else None, multi, count, examples.listed))
+            figures.append(
+                Figure(
+                    TITLES[finetuning],
+                    name,
+                    "top-1 %",
+                    entry.top1,
+                    single if count else None,
+                    multi,
+                    count,
+                    examples.listed,
+                )
+            )
             logger.info("%s: top-1 %.2f%% on %d of %d", name, single, count, examples.listed)
             del model, loaded
     if config.davis is not None:
@@ -324,13 +393,18 @@ def reproduce(config: ReproduceConfig, progress: RunProgress = SILENT) -> Reprod
     return ReproduceReport(written=written, skipped=skipped, figures=figures, out_dir=out_dir)
 
 
-def _davis_figure(config: ReproduceConfig, root: Path, out_dir: Path, device, precision,
-                  skipped: list[Skipped], progress: RunProgress) -> Figure:
+def _davis_figure(
+    config: ReproduceConfig, root: Path, out_dir: Path, device, precision, skipped: list[Skipped], progress: RunProgress
+) -> Figure:
     from hvm1.segment import PropagationConfig, propagate_davis
 
     name = f"vit_{config.pretraining}_imagenet-2pt"
-    model = load_for_command(ModelSettings(model=name, full_download=config.full_download), model_type="vit",
-                             device=device, progress=progress).model
+    model = load_for_command(
+        ModelSettings(model=name, full_download=config.full_download),
+        model_type="vit",
+        device=device,
+        progress=progress,
+    ).model
     assert isinstance(model, VideoViT)
     prepare_for_inference(model, precision)
     progress.note(f"DAVIS-2017: propagating with {name}")
@@ -340,40 +414,89 @@ def _davis_figure(config: ReproduceConfig, root: Path, out_dir: Path, device, pr
     scored = [score for score in report.scores if score.scored]
     measured = report.summary["J&F-Mean"] if scored else None
     sequences = {score.name.rsplit("_", 1)[0] for score in scored}
-    return Figure("DAVIS-2017 J&F", name, "J&F-Mean", PUBLISHED_DAVIS[config.pretraining]["J&F-Mean"], measured,
-                  None, len(sequences), listed)
+    return Figure(
+        "DAVIS-2017 J&F",
+        name,
+        "J&F-Mean",
+        PUBLISHED_DAVIS[config.pretraining]["J&F-Mean"],
+        measured,
+        None,
+        len(sequences),
+        listed,
+    )
 
 
 def _number(value: float | None, digits: int) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
-def write_tables(figures: list[Figure], out_dir: str | os.PathLike, pretraining: str,
-                 skipped: list[Skipped]) -> list[Path]:
+def write_tables(
+    figures: list[Figure], out_dir: str | os.PathLike, pretraining: str, skipped: list[Skipped]
+) -> list[Path]:
     """Write the table as `reproduce.md` (with the protocol) and `reproduce.csv`, and `skipped.csv` when any
     example was skipped; returns the paths."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    header = ["task", "model", "metric", "published", "measured", "difference", "multi_view", "measured_count",
-              "listed"]
+    header = [
+        "task",
+        "model",
+        "metric",
+        "published",
+        "measured",
+        "difference",
+        "multi_view",
+        "measured_count",
+        "listed",
+    ]
     rows = []
     for figure in figures:
         digits = 3 if figure.metric == "J&F-Mean" else 2
-        rows.append([figure.task, figure.model, figure.metric, _number(figure.published, digits),
-                     _number(figure.measured, digits), _number(figure.difference, digits),
-                     _number(figure.multi_view, digits), str(figure.count), str(figure.listed)])
+        rows.append(
+            [
+                figure.task,
+                figure.model,
+                figure.metric,
+                _number(figure.published, digits),
+                _number(figure.measured, digits),
+                _number(figure.difference, digits),
+                _number(figure.multi_view, digits),
+                str(figure.count),
+                str(figure.listed),
+            ]
+        )
     table = io.StringIO()
     writer = csv.writer(table, lineterminator="\n")
     writer.writerows([header, *rows])
-    titles = ["task", "model", "metric", "published", "measured (1 view)", "difference",
-              f"multi-view ({MULTI_VIEW[0]}x{MULTI_VIEW[1]})", "measured", "listed"]
-    markdown = [f"# hvm1 reproduce: {pretraining}", "", PROTOCOL, "", "| " + " | ".join(titles) + " |",
-                "|" + " --- |" * len(titles), *("| " + " | ".join(row) + " |" for row in rows)]
+    titles = [
+        "task",
+        "model",
+        "metric",
+        "published",
+        "measured (1 view)",
+        "difference",
+        f"multi-view ({MULTI_VIEW[0]}x{MULTI_VIEW[1]})",
+        "measured",
+        "listed",
+    ]
+    markdown = [
+        f"# hvm1 reproduce: {pretraining}",
+        "",
+        PROTOCOL,
+        "",
+        "| " + " | ".join(titles) + " |",
+        "|" + " --- |" * len(titles),
+        *("| " + " | ".join(row) + " |" for row in rows),
+    ]
     if skipped:
-        markdown += ["", f"{len(skipped)} example{'s were' if len(skipped) != 1 else ' was'} skipped (missing or "
-                         f"unreadable): see {SKIPPED_CSV}."]
-    written = [write_text(out_dir / TABLE_MARKDOWN, "\n".join(markdown) + "\n"), write_text(out_dir / TABLE_CSV,
-                                                                                          table.getvalue())]
+        markdown += [
+            "",
+            f"{len(skipped)} example{'s were' if len(skipped) != 1 else ' was'} skipped (missing or "
+            f"unreadable): see {SKIPPED_CSV}.",
+        ]
+    written = [
+        write_text(out_dir / TABLE_MARKDOWN, "\n".join(markdown) + "\n"),
+        write_text(out_dir / TABLE_CSV, table.getvalue()),
+    ]
     if skipped:
         lines = io.StringIO()
         writer = csv.writer(lines, lineterminator="\n")

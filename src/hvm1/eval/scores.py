@@ -61,6 +61,7 @@ DEFAULT_SCORE_RATIOS = (0.25, 0.5, 0.75, 0.9, 0.95)
 SCORE_COLUMNS = ("video", "mask_type", "mask_ratio", "method", "loss", "psnr", "ssim")
 METRICS = ("loss", "psnr", "ssim")
 
+
 @dataclass(frozen=True)
 class Score:
     """One method's completion of one masked clip, scored on the removed patches (see the module doc)."""
@@ -96,19 +97,30 @@ class ScoreConfig(OverrideSettings, DeviceSettings, OutputSettings):
     """`hvm1 score`: MAE completions scored on the removed patches against baselines, for each video, mask type
     and mask ratio, on shared seeded masks."""
 
-    paths: tuple[Path, ...] = setting(positional=True, metavar="PATH",
-                                      help="video files or folders (searched recursively)")
-    models: tuple[str, ...] = setting((), option="--model", repeat=True, metavar="NAME",
-                                      help="a zoo MAE name or a checkpoint file; repeatable (all models share one "
-                                           "token grid)")
-    checkpoints: tuple[Path, ...] = setting((), option="--checkpoint", repeat=True, metavar="FILE",
-                                            help="a checkpoint file (named after its stem); repeatable")
+    paths: tuple[Path, ...] = setting(
+        positional=True, metavar="PATH", help="video files or folders (searched recursively)"
+    )
+    models: tuple[str, ...] = setting(
+        (),
+        option="--model",
+        repeat=True,
+        metavar="NAME",
+        help="a zoo MAE name or a checkpoint file; repeatable (all models share one token grid)",
+    )
+    checkpoints: tuple[Path, ...] = setting(
+        (),
+        option="--checkpoint",
+        repeat=True,
+        metavar="FILE",
+        help="a checkpoint file (named after its stem); repeatable",
+    )
     mask_types: tuple[str, ...] = setting(MASK_TYPES, choices=MASK_TYPES, metavar="TYPE", help="mask types to score")
     mask_ratios: tuple[float, ...] = setting(DEFAULT_SCORE_RATIOS, metavar="R", help="mask ratios to sweep")
     num_vids: int | None = setting(None, metavar="K", help="draw K of the videos at random with --seed")
     seed: int = setting(0, metavar="S", help="seeds the random masks and the draw of videos")
-    autorotate: bool = setting(True, help="turn videos upright as players show them (display matrix); off: read "
-                                          "them as stored")
+    autorotate: bool = setting(
+        True, help="turn videos upright as players show them (display matrix); off: read them as stored"
+    )
 
 
 def to_rgb255(frames: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
@@ -190,8 +202,9 @@ def baseline_completion(frames: torch.Tensor, removed: torch.Tensor, method: str
         span = (after - before).clamp(min=1).to(frames.dtype)
         weight_after = ((index - before).to(frames.dtype) / span).unsqueeze(1)
         blend = from_before + weight_after * (from_after - from_before)
-        prediction = torch.where((has_before & has_after).unsqueeze(1), blend,
-                                 torch.where(has_after.unsqueeze(1), from_after, from_before))
+        prediction = torch.where(
+            (has_before & has_after).unsqueeze(1), blend, torch.where(has_after.unsqueeze(1), from_after, from_before)
+        )
     seen = (has_before | has_after).unsqueeze(1)
     return torch.where(seen, prediction, torch.zeros_like(frames))
 
@@ -266,16 +279,23 @@ def score_clip(
     noise = mask_noise("random", 1, grid.num_tokens, generator=generator) if "random" in mask_types else None
     rows: list[Score] = []
 
-    def add(mask_type: str, ratio: float, method: str, pred_patches: torch.Tensor, loss: torch.Tensor,
-            mask: torch.Tensor) -> None:
+    def add(
+        mask_type: str, ratio: float, method: str, pred_patches: torch.Tensor, loss: torch.Tensor, mask: torch.Tensor
+    ) -> None:
         removed = grid.pixel_mask(mask)
         completion = torch.where(removed.unsqueeze(1), grid.unpatchify(pred_patches, target.shape[1]), target)
         completion255 = to_rgb255(completion, mean, std)
-        rows.append(Score(
-            video, mask_type, float(ratio), method, float(loss[0]),
-            float(masked_psnr(completion255, original255, removed)[0]),
-            float(masked_ssim(completion255, original255, removed)[0]),
-        ))
+        rows.append(
+            Score(
+                video,
+                mask_type,
+                float(ratio),
+                method,
+                float(loss[0]),
+                float(masked_psnr(completion255, original255, removed)[0]),
+                float(masked_ssim(completion255, original255, removed)[0]),
+            )
+        )
 
     for mask_type in mask_types:
         for ratio in mask_ratios:
@@ -286,7 +306,9 @@ def score_clip(
                 parameter = next(model.parameters())
                 with torch.inference_mode(), resolve_precision(precision, parameter.device).autocast(parameter.device):
                     _, pred, model_mask = model(
-                        batch.to(parameter.device, parameter.dtype), mask_ratio=ratio, mask_type=mask_type,
+                        batch.to(parameter.device, parameter.dtype),
+                        mask_ratio=ratio,
+                        mask_type=mask_type,
                         noise=None if type_noise is None else type_noise.to(parameter.device),
                     )
                 pred, model_mask = pred.to("cpu", torch.float32), model_mask.to("cpu", torch.float32)
@@ -332,10 +354,20 @@ def score_videos(
     preset = (preprocessing or preprocessing_for(first)).at_size(config.img_size, config.num_frames).visualisation()
     report = ScoreReport(videos=len(videos), models=tuple(models))
     for video, _, clip in each_video(videos, preset, report.skipped, progress):
-        report.scores.extend(score_clip(
-            models, clip, preset.mean, preset.std, video=str(video), mask_types=mask_types,
-            mask_ratios=mask_ratios, baselines=baselines, generator=file_generator(seed, video), precision=precision,
-        ))
+        report.scores.extend(
+            score_clip(
+                models,
+                clip,
+                preset.mean,
+                preset.std,
+                video=str(video),
+                mask_types=mask_types,
+                mask_ratios=mask_ratios,
+                baselines=baselines,
+                generator=file_generator(seed, video),
+                precision=precision,
+            )
+        )
     return report
 
 
@@ -350,8 +382,9 @@ def write_scores(scores: Sequence[Score], path: str | os.PathLike) -> Path:
         writer = csv.writer(text, lineterminator="\n")
         writer.writerow(SCORE_COLUMNS)
         for s in scores:
-            writer.writerow([s.video, s.mask_type, repr(s.mask_ratio), s.method, repr(s.loss), repr(s.psnr),
-                             repr(s.ssim)])
+            writer.writerow(
+                [s.video, s.mask_type, repr(s.mask_ratio), s.method, repr(s.loss), repr(s.psnr), repr(s.ssim)]
+            )
         handle.write(text.getvalue().encode())
 
     return write_atomically(Path(path), write)
@@ -364,8 +397,15 @@ def read_scores(path: str | os.PathLike) -> list[Score]:
         if tuple(reader.fieldnames or ()) != SCORE_COLUMNS:
             raise ValueError(f"{path}: expected the columns {','.join(SCORE_COLUMNS)}, got {reader.fieldnames}")
         return [
-            Score(row["video"], row["mask_type"], float(row["mask_ratio"]), row["method"], float(row["loss"]),
-                  float(row["psnr"]), float(row["ssim"]))
+            Score(
+                row["video"],
+                row["mask_type"],
+                float(row["mask_ratio"]),
+                row["method"],
+                float(row["loss"]),
+                float(row["psnr"]),
+                float(row["ssim"]),
+            )
             for row in reader
         ]
 
@@ -377,7 +417,9 @@ def summarise(scores: Sequence[Score]) -> list[Score]:
     for s in scores:
         groups[(s.mask_type, s.mask_ratio, s.method)].append(s)
     return [
-        Score("mean", mask_type, ratio, method, *(math.fsum(getattr(s, m) for s in group) / len(group) for m in METRICS))
+        Score(
+            "mean", mask_type, ratio, method, *(math.fsum(getattr(s, m) for s in group) / len(group) for m in METRICS)
+        )
         for (mask_type, ratio, method), group in groups.items()
     ]
 
@@ -401,8 +443,11 @@ def plot_scores(scores: Sequence[Score], path: str | os.PathLike, title: str | N
         for row, metric in enumerate(METRICS):
             ax = axes[row][column]
             for method in methods:
-                points = sorted((s.mask_ratio, getattr(s, metric)) for s in summary
-                                if s.mask_type == mask_type and s.method == method)
+                points = sorted(
+                    (s.mask_ratio, getattr(s, metric))
+                    for s in summary
+                    if s.mask_type == mask_type and s.method == method
+                )
                 if not points:
                     continue
                 xs = [x for x, _ in points]
@@ -445,8 +490,9 @@ def score(config: ScoreConfig, progress: Progress = SILENT) -> ScoreReport:
 
     videos = select_videos(config.paths, config.num_vids, config.seed)
     if config.num_vids is not None and config.num_vids > len(videos):
-        progress.note(f"num_vids {config.num_vids} asks for more videos than the {len(videos)} found: using all "
-                      f"{len(videos)}")
+        progress.note(
+            f"num_vids {config.num_vids} asks for more videos than the {len(videos)} found: using all {len(videos)}"
+        )
     sources: list[str | Path] = [*config.models, *config.checkpoints]
     if not sources:
         raise ValueError("name at least one --model NAME or --checkpoint FILE")
@@ -456,15 +502,22 @@ def score(config: ScoreConfig, progress: Progress = SILENT) -> ScoreReport:
         name = file_stem(source) if isinstance(source, Path) else source
         if name in models:
             raise ValueError(f"two models are named {name!r}; scores are told apart by name")
-        models[name] = cast(VideoMAE, load_model(source, model_type="mae", device=device,
-                                                 **config.overrides))
+        models[name] = cast(VideoMAE, load_model(source, model_type="mae", device=device, **config.overrides))
     first = next(iter(models.values()))
     preprocessing = dataclasses.replace(preprocessing_for(sources[0], first), autorotate=config.autorotate)
     out_dir = output_folder(config.out_dir, "score")
     precision = precision_for_run(config.precision, device, models.values(), progress)
     progress.keeping(f"nothing was written (scores go to {out_dir} when every video is scored)")
-    report = score_videos(models, videos, preprocessing=preprocessing, mask_types=config.mask_types,
-                          mask_ratios=config.mask_ratios, seed=config.seed, precision=precision, progress=progress)
+    report = score_videos(
+        models,
+        videos,
+        preprocessing=preprocessing,
+        mask_types=config.mask_types,
+        mask_ratios=config.mask_ratios,
+        seed=config.seed,
+        precision=precision,
+        progress=progress,
+    )
     report.out_dir = out_dir
     if report.scores:
         report.written.append(write_scores(report.scores, out_dir / "scores.csv"))

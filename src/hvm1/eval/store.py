@@ -61,10 +61,13 @@ class Embeddings:
         """
         rows = np.asarray(rows, dtype=np.int64)
         return Embeddings(
-            paths=[self.paths[row] for row in rows], labels=self.labels[rows], clip_times=self.clip_times[rows],
+            paths=[self.paths[row] for row in rows],
+            labels=self.labels[rows],
+            clip_times=self.clip_times[rows],
             embeddings=self.embeddings[rows],
             clip_embeddings=None if self.clip_embeddings is None else self.clip_embeddings[rows],
-            classes=self.classes, settings=self.settings,
+            classes=self.classes,
+            settings=self.settings,
         )
 
     @staticmethod
@@ -82,7 +85,8 @@ class Embeddings:
             clip_times=np.concatenate([part.clip_times for part in parts]),
             embeddings=np.concatenate([part.embeddings for part in parts]),
             clip_embeddings=np.concatenate([part.clip_embeddings for part in parts]) if kept else None,
-            classes=first.classes, settings=first.settings,
+            classes=first.classes,
+            settings=first.settings,
         )
 
 
@@ -250,7 +254,8 @@ def _load_parquet(path: Path) -> Embeddings:
         embeddings=_from_arrow(table.column("embedding"), rows).astype(np.float32, copy=False),
         clip_embeddings=(
             _from_arrow(table.column("clip_embeddings"), rows).astype(np.float32, copy=False)
-            if "clip_embeddings" in table.column_names else None
+            if "clip_embeddings" in table.column_names
+            else None
         ),
         classes=extra.get("classes"),
         settings=extra.get("settings", {}),

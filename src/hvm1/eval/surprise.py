@@ -72,23 +72,36 @@ class SurpriseConfig(ModelSettings, DeviceSettings, OutputSettings):
     """`hvm1 surprise`: an MAE's error on hidden future frames, window by window over whole videos, against
     baselines; with `pairs`, the violation-of-expectation figures of possible/impossible video pairs."""
 
-    videos: tuple[Path, ...] = setting((), positional=True, metavar="VIDEO",
-                                       help="video files or folders (searched recursively); may be left out with "
-                                            "--pairs")
+    videos: tuple[Path, ...] = setting(
+        (),
+        positional=True,
+        metavar="VIDEO",
+        help="video files or folders (searched recursively); may be left out with --pairs",
+    )
     stride: float = setting(DEFAULT_STRIDE, metavar="S", help="a window every S seconds")
-    future_frames: int | None = setting(None, metavar="F",
-                                        help="frames hidden in each window: the last F (whole frames, a multiple of "
-                                             "the model's tubelet), or the middle F with --mask-type center "
-                                             "(default: half the window)")
-    mask_type: str = setting("temporal", choices=SURPRISE_MASK_TYPES,
-                             help="temporal hides the final frames of each window, center the middle ones")
-    pairs: Path | None = setting(None, metavar="FILE.csv",
-                                 help="rows possible,impossible[,group], paths relative to the file: relative "
-                                      "accuracy and AUROC of surprise, for the model and each baseline")
+    future_frames: int | None = setting(
+        None,
+        metavar="F",
+        help="frames hidden in each window: the last F (whole frames, a multiple of "
+        "the model's tubelet), or the middle F with --mask-type center "
+        "(default: half the window)",
+    )
+    mask_type: str = setting(
+        "temporal",
+        choices=SURPRISE_MASK_TYPES,
+        help="temporal hides the final frames of each window, center the middle ones",
+    )
+    pairs: Path | None = setting(
+        None,
+        metavar="FILE.csv",
+        help="rows possible,impossible[,group], paths relative to the file: relative "
+        "accuracy and AUROC of surprise, for the model and each baseline",
+    )
     seed: int = setting(0, metavar="S", help="seeds the bootstrap of the relative accuracy's confidence interval")
     resamples: int = setting(DEFAULT_RESAMPLES, metavar="N", help="bootstrap resamples")
-    error_scale: float = setting(DEFAULT_ERROR_SCALE, metavar="E",
-                                 help="the per-patch error drawn in the top colour of the error-map videos")
+    error_scale: float = setting(
+        DEFAULT_ERROR_SCALE, metavar="E", help="the per-patch error drawn in the top colour of the error-map videos"
+    )
 
 
 @dataclass(frozen=True)
@@ -156,8 +169,7 @@ class VideoSurprise:
         """`method`'s surprise over the windows (see `VideoSummary`)."""
         values = [window.value(method) for window in self.windows]
         peak = self.windows[int(np.argmax(values))]
-        return VideoSummary(max(values), math.fsum(values) / len(values), peak.hidden_start, peak.hidden_end,
-                            peak.time)
+        return VideoSummary(max(values), math.fsum(values) / len(values), peak.hidden_start, peak.hidden_end, peak.time)
 
     def surprise(self, method: str, aggregation: str) -> float:
         """One number for the video: the `aggregation` ('max' or 'mean') of `method`'s window losses."""
@@ -207,7 +219,7 @@ class HiddenFrames:
         """The tokens (L,) of the token grid (t, h, w) these frames are, True = hidden."""
         t, h, w = grid
         slices = torch.zeros(t, dtype=torch.bool)
-        slices[self.first // self.t_patch_size: self.last // self.t_patch_size + 1] = True
+        slices[self.first // self.t_patch_size : self.last // self.t_patch_size + 1] = True
         return slices.repeat_interleave(h * w)
 
     def mask_ratio(self, grid: tuple[int, int, int]) -> float:
@@ -242,19 +254,26 @@ def hidden_frames(num_frames: int, t_patch_size: int, future_frames: int | None,
     if isinstance(count, bool) or not isinstance(count, int):
         raise ValueError(f"future_frames must be a whole number of frames, got {future_frames!r}")
     if count < 1:
-        raise ValueError(f"future_frames {count} hides no frame: hide at least {t_patch_size} of the "
-                         f"{num_frames} frames")
+        raise ValueError(
+            f"future_frames {count} hides no frame: hide at least {t_patch_size} of the {num_frames} frames"
+        )
     if count >= num_frames:
-        raise ValueError(f"future_frames {count} leaves no visible frame of the window's {num_frames}: the model "
-                         f"predicts from what it sees (at most {num_frames - t_patch_size})")
+        raise ValueError(
+            f"future_frames {count} leaves no visible frame of the window's {num_frames}: the model "
+            f"predicts from what it sees (at most {num_frames - t_patch_size})"
+        )
     if count % t_patch_size:
-        raise ValueError(f"future_frames {count} is not a multiple of the model's tubelet of {t_patch_size} frames: "
-                         "frames are hidden a whole token at a time")
+        raise ValueError(
+            f"future_frames {count} is not a multiple of the model's tubelet of {t_patch_size} frames: "
+            "frames are hidden a whole token at a time"
+        )
     visible = (num_frames - count) // t_patch_size
     if mask_type == "center":
         if visible % 2:
-            raise ValueError(f"future_frames {count} with --mask-type center leaves {visible} tubelets of "
-                             f"{t_patch_size} frames, which do not split evenly before and after the gap")
+            raise ValueError(
+                f"future_frames {count} with --mask-type center leaves {visible} tubelets of "
+                f"{t_patch_size} frames, which do not split evenly before and after the gap"
+            )
         first = visible // 2 * t_patch_size
     else:
         first = num_frames - count
@@ -290,8 +309,11 @@ def window_losses(
     token_grid = model.token_grid(batch)
     parameter = next(model.parameters())
     with torch.inference_mode(), resolve_precision(precision, parameter.device).autocast(parameter.device):
-        _, pred, mask = model(batch.to(parameter.device, parameter.dtype), mask_ratio=hidden.mask_ratio(token_grid),
-                              mask_type=hidden.mask_type)
+        _, pred, mask = model(
+            batch.to(parameter.device, parameter.dtype),
+            mask_ratio=hidden.mask_ratio(token_grid),
+            mask_type=hidden.mask_type,
+        )
     pred, mask = pred.to("cpu", torch.float32), mask.to("cpu", torch.float32)
     if not torch.equal(mask[0].bool(), hidden.token_mask(token_grid)):
         raise RuntimeError(f"the model hid other tokens than frames {hidden.first}-{hidden.last}")
@@ -354,10 +376,17 @@ def surprise_video(
         for window, clip in load_windows(preset, path, stride):
             result = window_losses(model, clip, hidden, precision)
             instants = window.clip.instants
-            windows.append(WindowSurprise(
-                str(path), float(window.start), float(window.end), float(instants[hidden.first]),
-                float(instants[hidden.last]), window.padded, result.losses,
-            ))
+            windows.append(
+                WindowSurprise(
+                    str(path),
+                    float(window.start),
+                    float(window.end),
+                    float(instants[hidden.first]),
+                    float(instants[hidden.last]),
+                    window.padded,
+                    result.losses,
+                )
+            )
             frames = window.clip.frames  # (T, H', W', 3) uint8, before the crop
             if thumbnails is not None:
                 thumbnails.add(windows[-1].time, _thumbnail(frames[hidden.first].numpy()))
@@ -401,8 +430,18 @@ def write_surprise_csv(videos: Sequence[VideoSurprise], path: str | os.PathLike)
     writer.writerow([*WINDOW_COLUMNS, *(f"{method}_loss" for method in methods), EXCESS])
     for surprise in videos:
         for w in surprise.windows:
-            writer.writerow([w.video, repr(w.start), repr(w.end), repr(w.hidden_start), repr(w.hidden_end), w.padded,
-                             *(repr(w.losses[method]) for method in methods), repr(w.excess)])
+            writer.writerow(
+                [
+                    w.video,
+                    repr(w.start),
+                    repr(w.end),
+                    repr(w.hidden_start),
+                    repr(w.hidden_end),
+                    w.padded,
+                    *(repr(w.losses[method]) for method in methods),
+                    repr(w.excess),
+                ]
+            )
     return write_atomically(Path(path), lambda handle: handle.write(text.getvalue().encode()))
 
 
@@ -417,11 +456,17 @@ def read_surprise_csv(path: str | os.PathLike) -> list[WindowSurprise]:
         names = tuple(reader.fieldnames or ())
         if names[: len(WINDOW_COLUMNS)] != WINDOW_COLUMNS or names[-1:] != (EXCESS,):
             raise ValueError(f"{path}: not a surprise windows file (columns {names})")
-        methods = [name.removesuffix("_loss") for name in names[len(WINDOW_COLUMNS):-1]]
+        methods = [name.removesuffix("_loss") for name in names[len(WINDOW_COLUMNS) : -1]]
         return [
-            WindowSurprise(row["video"], float(row["window_start"]), float(row["window_end"]),
-                           float(row["hidden_start"]), float(row["hidden_end"]), int(row["padded"]),
-                           {method: float(row[f"{method}_loss"]) for method in methods})
+            WindowSurprise(
+                row["video"],
+                float(row["window_start"]),
+                float(row["window_end"]),
+                float(row["hidden_start"]),
+                float(row["hidden_end"]),
+                int(row["padded"]),
+                {method: float(row[f"{method}_loss"]) for method in methods},
+            )
             for row in reader
         ]
 
@@ -432,18 +477,32 @@ def summary_json(report: SurpriseReport, **settings: Any) -> dict[str, Any]:
     videos = []
     for surprise in report.videos:
         summaries = {method: vars(surprise.summary(method)) for method in surprise.methods()}
-        videos.append({"video": str(surprise.video), "windows": len(surprise.windows), "padded": surprise.padded,
-                       "surprise": summaries})
+        videos.append(
+            {
+                "video": str(surprise.video),
+                "windows": len(surprise.windows),
+                "padded": surprise.padded,
+                "surprise": summaries,
+            }
+        )
     out: dict[str, Any] = {**settings, "videos": videos}
     if report.pairs or report.figures:
         out["pairs"] = {
             "evaluated": len(report.pairs),
             "left_out": [vars(skipped) for skipped in report.left_out],
-            "figures": [{
-                "method": f.method, "aggregation": f.aggregation, "pairs": f.pairs, "relative_accuracy": f.accuracy,
-                "interval": [f.interval.low, f.interval.high], "confidence": f.interval.confidence,
-                "auroc": f.auroc, "groups": f.groups,
-            } for f in report.figures],
+            "figures": [
+                {
+                    "method": f.method,
+                    "aggregation": f.aggregation,
+                    "pairs": f.pairs,
+                    "relative_accuracy": f.accuracy,
+                    "interval": [f.interval.low, f.interval.high],
+                    "confidence": f.interval.confidence,
+                    "auroc": f.auroc,
+                    "groups": f.groups,
+                }
+                for f in report.figures
+            ],
         }
     return out
 
@@ -460,8 +519,9 @@ def paired_evaluation(
     for method in methods:
         for aggregation in AGGREGATIONS:
             scores = {path: surprise.surprise(method, aggregation) for path, surprise in videos.items()}
-            figures.append(pair_figures(pairs, scores, method=method, aggregation=aggregation, resamples=resamples,
-                                        seed=seed))
+            figures.append(
+                pair_figures(pairs, scores, method=method, aggregation=aggregation, resamples=resamples, seed=seed)
+            )
     return figures
 
 
@@ -474,13 +534,32 @@ def write_pair_outcomes(
 
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
-    writer.writerow(["possible", "impossible", "group", "method", "aggregation", "possible_surprise",
-                     "impossible_surprise", "outcome"])
+    writer.writerow(
+        [
+            "possible",
+            "impossible",
+            "group",
+            "method",
+            "aggregation",
+            "possible_surprise",
+            "impossible_surprise",
+            "outcome",
+        ]
+    )
     for figure in figures:
         for pair, outcome in zip(pairs, figure.outcomes):
-            writer.writerow([pair.possible, pair.impossible, pair.group, figure.method, figure.aggregation,
-                             repr(videos[pair.possible].surprise(figure.method, figure.aggregation)),
-                             repr(videos[pair.impossible].surprise(figure.method, figure.aggregation)), outcome])
+            writer.writerow(
+                [
+                    pair.possible,
+                    pair.impossible,
+                    pair.group,
+                    figure.method,
+                    figure.aggregation,
+                    repr(videos[pair.possible].surprise(figure.method, figure.aggregation)),
+                    repr(videos[pair.impossible].surprise(figure.method, figure.aggregation)),
+                    outcome,
+                ]
+            )
     return write_atomically(Path(path), lambda handle: handle.write(text.getvalue().encode()))
 
 
@@ -555,30 +634,49 @@ def surprise_videos(
     preset = (preprocessing or preprocessing_for(model)).at_size(config.img_size, config.num_frames).visualisation()
     paths = list(dict.fromkeys([*map(Path, videos), *(v for pair in pairs for v in (pair.possible, pair.impossible))]))
     out = Path(out_dir)
-    report = SurpriseReport(out_dir=out, precision=resolve_precision(precision, next(model.parameters()).device)
-                            .describe())
+    report = SurpriseReport(
+        out_dir=out, precision=resolve_precision(precision, next(model.parameters()).device).describe()
+    )
     read: dict[Path, VideoSurprise] = {}
     progress.start(len(paths), "video")
     for done, (video, stem) in enumerate(zip(paths, output_stems(paths)), start=1):
         thumbnails = Thumbnails()
         try:
-            result = surprise_video(model, video, preset, stride=stride, hidden=hidden, precision=precision,
-                                    error_video=out / f"{stem}_errors.mp4", error_scale=error_scale,
-                                    thumbnails=thumbnails)
+            result = surprise_video(
+                model,
+                video,
+                preset,
+                stride=stride,
+                hidden=hidden,
+                precision=precision,
+                error_video=out / f"{stem}_errors.mp4",
+                error_scale=error_scale,
+                thumbnails=thumbnails,
+            )
         except Exception as error:  # one video's failure, never the run's
             report.skipped.append(skipped_for(video, error))
             progress.advance(done, video.name)
             continue
         if result.padded:
             report.short.append(video)
-            progress.note(f"{video} is shorter than one window: read as one window, its last frame repeated for "
-                          f"{result.padded} of its {config.num_frames} frames")
-        losses = {model_name if method == MODEL else method: [w.losses[method] for w in result.windows]
-                  for method in result.windows[0].losses}
+            progress.note(
+                f"{video} is shorter than one window: read as one window, its last frame repeated for "
+                f"{result.padded} of its {config.num_frames} frames"
+            )
+        losses = {
+            model_name if method == MODEL else method: [w.losses[method] for w in result.windows]
+            for method in result.windows[0].losses
+        }
         distance = max(1, math.ceil(hidden.count * preset.sampling_rate / preset.target_fps / stride))
-        plot = plot_surprise([w.time for w in result.windows], losses, out / f"{stem}_surprise.png",
-                             model=model_name, thumbnails=thumbnails.chosen(),
-                             peaks=surprise_peaks(losses[model_name], PEAKS, distance), title=str(video))
+        plot = plot_surprise(
+            [w.time for w in result.windows],
+            losses,
+            out / f"{stem}_surprise.png",
+            model=model_name,
+            thumbnails=thumbnails.chosen(),
+            peaks=surprise_peaks(losses[model_name], PEAKS, distance),
+            title=str(video),
+        )
         result = VideoSurprise(result.video, result.windows, (*result.files, plot))
         report.videos.append(result)
         report.written.extend(result.files)
@@ -599,8 +697,14 @@ def surprise_videos(
     report.figures = paired_evaluation(report.pairs, read, resamples=resamples, seed=seed)
     if report.figures:
         report.written.append(write_pair_outcomes(report.pairs, read, report.figures, out / "pairs.csv"))
-    settings = {"model": model_name, "mask_type": hidden.mask_type, "hidden_frames": hidden.count,
-                "window_frames": config.num_frames, "stride": stride, "precision": report.precision}
+    settings = {
+        "model": model_name,
+        "mask_type": hidden.mask_type,
+        "hidden_frames": hidden.count,
+        "window_frames": config.num_frames,
+        "stride": stride,
+        "precision": report.precision,
+    }
     report.written.append(_write_json(summary_json(report, **settings), out / "summary.json"))
     return report
 
@@ -640,9 +744,20 @@ def surprise(config: SurpriseConfig, progress: Progress = SILENT) -> SurpriseRep
     precision = precision_for_run(config.precision, device, [model], progress)
     progress.keeping(f"the files of the videos done so far, in {out_dir}")
     return surprise_videos(
-        model, videos, out_dir, model_name=loaded.stem, preprocessing=loaded.preprocessing, stride=config.stride,
-        future_frames=config.future_frames, mask_type=config.mask_type, pairs=pairs, precision=precision,
-        seed=config.seed, resamples=config.resamples, error_scale=config.error_scale, progress=progress,
+        model,
+        videos,
+        out_dir,
+        model_name=loaded.stem,
+        preprocessing=loaded.preprocessing,
+        stride=config.stride,
+        future_frames=config.future_frames,
+        mask_type=config.mask_type,
+        pairs=pairs,
+        precision=precision,
+        seed=config.seed,
+        resamples=config.resamples,
+        error_scale=config.error_scale,
+        progress=progress,
     )
 
 

@@ -72,7 +72,10 @@ def run_views(
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     device = torch.device(device)
     loader = DataLoader(
-        dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=collate_views,
+        dataset,
+        batch_size=batch_size,
+        num_workers=num_workers,
+        collate_fn=collate_views,
         pin_memory=device.type == "cuda",
     )
     num_clips, total = dataset.num_clips, len(dataset)

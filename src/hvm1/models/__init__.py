@@ -55,7 +55,19 @@ def create_model(name: str, device: torch.device | str | None = None, **override
 
 
 __all__ = [
-    "ARCHITECTURES", "CONFIG_CLASSES", "MASK_TYPES", "MODEL_CLASSES", "SIZES", "MAEConfig", "Masking",
-    "UnknownArchitectureError", "VideoMAE", "VideoViT", "ViTConfig", "build_model", "create_model",
-    "get_config", "make_masking",
+    "ARCHITECTURES",
+    "CONFIG_CLASSES",
+    "MASK_TYPES",
+    "MODEL_CLASSES",
+    "SIZES",
+    "MAEConfig",
+    "Masking",
+    "UnknownArchitectureError",
+    "VideoMAE",
+    "VideoViT",
+    "ViTConfig",
+    "build_model",
+    "create_model",
+    "get_config",
+    "make_masking",
 ]

@@ -24,7 +24,9 @@ class PatchEmbed(nn.Module):
         self.patch_size = patch_size
         self.t_patch_size = t_patch_size
         self.proj = nn.Conv3d(
-            in_chans, embed_dim, kernel_size=(t_patch_size, patch_size, patch_size),
+            in_chans,
+            embed_dim,
+            kernel_size=(t_patch_size, patch_size, patch_size),
             stride=(t_patch_size, patch_size, patch_size),
         )
 
@@ -155,4 +157,3 @@ def init_weights(module: nn.Module) -> None:
     elif isinstance(module, PatchEmbed):
         w = module.proj.weight
         nn.init.xavier_uniform_(w.view(w.shape[0], -1))
-

@@ -146,9 +146,15 @@ class VideoMAE(nn.Module):
     def reset_parameters(self) -> None:
         """The published initialisation (a no-op in cost on the meta device)."""
         for p in (
-            self.cls_token, self.decoder_cls_token, self.mask_token,
-            self.pos_embed_spatial, self.pos_embed_temporal, self.pos_embed_class,
-            self.decoder_pos_embed_spatial, self.decoder_pos_embed_temporal, self.decoder_pos_embed_class,
+            self.cls_token,
+            self.decoder_cls_token,
+            self.mask_token,
+            self.pos_embed_spatial,
+            self.pos_embed_temporal,
+            self.pos_embed_class,
+            self.decoder_pos_embed_spatial,
+            self.decoder_pos_embed_temporal,
+            self.decoder_pos_embed_class,
         ):
             nn.init.trunc_normal_(p, std=0.02)
         self.apply(init_weights)
@@ -192,8 +198,13 @@ class VideoMAE(nn.Module):
             ValueError: a mask ratio outside [0, 1), an unknown mask type, or noise of the wrong shape.
         """
         return make_masking(
-            mask_type, mask_ratio, batch, num_patches or self.config.num_patches,
-            device=self.cls_token.device, noise=noise, generator=generator,
+            mask_type,
+            mask_ratio,
+            batch,
+            num_patches or self.config.num_patches,
+            device=self.cls_token.device,
+            noise=noise,
+            generator=generator,
         )
 
     def token_grid(self, video: torch.Tensor) -> tuple[int, int, int]:

@@ -58,12 +58,15 @@ def interpolate_spatial(pos_embed: torch.Tensor, rows: int, cols: int) -> torch.
     grid = pos_embed.reshape(1, side, side, dim).permute(0, 3, 1, 2)  # (1, C, side, side)
     # The published code computes in float32 (bicubic is not implemented for every half type on CPU).
     resized = F.interpolate(
-        grid.float(), scale_factor=((rows + 0.1) / math.sqrt(count), (cols + 0.1) / math.sqrt(count)),
-        mode="bicubic", align_corners=False,
+        grid.float(),
+        scale_factor=((rows + 0.1) / math.sqrt(count), (cols + 0.1) / math.sqrt(count)),
+        mode="bicubic",
+        align_corners=False,
     )
     if resized.shape[-2:] != (rows, cols):
-        raise ValueError(f"interpolating {side}x{side} position embeddings gave {tuple(resized.shape[-2:])}, "
-                         f"not {rows}x{cols}")
+        raise ValueError(
+            f"interpolating {side}x{side} position embeddings gave {tuple(resized.shape[-2:])}, not {rows}x{cols}"
+        )
     return resized.to(pos_embed.dtype).permute(0, 2, 3, 1).reshape(1, rows * cols, dim)
 
 

@@ -162,8 +162,10 @@ class VideoViT(nn.Module):
             chosen = [int(i) for i in indices]
             bad = [i for i in chosen if not -depth <= i < depth]
             if bad:
-                raise ValueError(f"block indices {bad} are outside this model's {depth} blocks "
-                                 f"(0..{depth - 1}, or -{depth}..-1 from the end)")
+                raise ValueError(
+                    f"block indices {bad} are outside this model's {depth} blocks "
+                    f"(0..{depth - 1}, or -{depth}..-1 from the end)"
+                )
         return sorted({i % depth for i in chosen})
 
     def forward_intermediates(

@@ -187,8 +187,10 @@ def davis_sequence(root: str | os.PathLike, name: str, resolution: str = "480p")
     if not frames:
         raise ValueError(f"sequence {name!r}: no frames in {root / 'JPEGImages' / resolution / name}")
     if not annotations or annotations[0].stem != frames[0].stem:
-        raise ValueError(f"sequence {name!r}: no first-frame annotation "
-                         f"{root / 'Annotations' / resolution / name / (frames[0].stem + '.png')}")
+        raise ValueError(
+            f"sequence {name!r}: no first-frame annotation "
+            f"{root / 'Annotations' / resolution / name / (frames[0].stem + '.png')}"
+        )
     return DavisSequence(name, frames, annotations)
 
 
@@ -379,7 +381,9 @@ def global_scores(scores: Sequence[ObjectScore]) -> dict[str, float]:
     return {column: float(value) for column, value in zip(GLOBAL_COLUMNS, values)}
 
 
-def write_score_tables(scores: Sequence[ObjectScore], out_dir: str | os.PathLike, split: str = "val") -> tuple[Path, Path]:
+def write_score_tables(
+    scores: Sequence[ObjectScore], out_dir: str | os.PathLike, split: str = "val"
+) -> tuple[Path, Path]:
     """Write `global_results-{split}.csv` and `per-sequence_results-{split}.csv` in DAVIS's layout
     (three decimals and LF line ends, as its evaluation writes them); objects without a scored frame are
     left out of both. Returns both paths.

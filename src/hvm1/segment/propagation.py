@@ -38,7 +38,6 @@ from hvm1.progress import SILENT, Progress
 logger = logging.getLogger(__name__)
 
 
-
 @dataclass(frozen=True, kw_only=True)
 class PropagationConfig:
     """The published label-propagation settings (DINO's names): frame size rule, context and affinity;
@@ -55,9 +54,15 @@ class PropagationConfig:
     std: tuple[float, float, float] = (0.228, 0.224, 0.225)
 
     def __post_init__(self) -> None:
-        problems = [f"{name} must be >= 1, got {value}" for name, value in (
-            ("short_side", self.short_side), ("size_multiple", self.size_multiple), ("topk", self.topk),
-        ) if value < 1]
+        problems = [
+            f"{name} must be >= 1, got {value}"
+            for name, value in (
+                ("short_side", self.short_side),
+                ("size_multiple", self.size_multiple),
+                ("topk", self.topk),
+            )
+            if value < 1
+        ]
         if self.n_last_frames < 0 or self.size_mask_neighborhood < 0:
             problems.append("n_last_frames and size_mask_neighborhood must be >= 0")
         if not self.temperature > 0:
@@ -155,7 +160,9 @@ def first_frame_labels(mask: np.ndarray, grid: tuple[int, int]) -> torch.Tensor:
     """An (H, W) object-id mask -> one-hot label maps (K, h, w) float32 at the feature grid, resized nearest;
     K = the largest id left after resizing + 1."""
     h, w = grid
-    small = np.asarray(Image.fromarray(np.ascontiguousarray(mask, dtype=np.uint8)).resize((w, h), Image.Resampling.NEAREST))
+    small = np.asarray(
+        Image.fromarray(np.ascontiguousarray(mask, dtype=np.uint8)).resize((w, h), Image.Resampling.NEAREST)
+    )
     ids = torch.from_numpy(small.astype(np.int64))
     return F.one_hot(ids, int(ids.max()) + 1).permute(2, 0, 1).float()
 
@@ -203,8 +210,9 @@ def propagate_labels(
 def labels_to_mask(labels: torch.Tensor, patch_size: int, size: tuple[int, int]) -> np.ndarray:
     """Soft label maps (K, h, w) -> an (H, W) uint8 id mask: upsampled x patch (bilinear), each channel with
     a positive maximum min-max normalised, argmax, resized (nearest) to `size` (H, W)."""
-    up = F.interpolate(labels[None], scale_factor=patch_size, mode="bilinear", align_corners=False,
-                       recompute_scale_factor=False)[0]  # (K, h*p, w*p)
+    up = F.interpolate(
+        labels[None], scale_factor=patch_size, mode="bilinear", align_corners=False, recompute_scale_factor=False
+    )[0]  # (K, h*p, w*p)
     high = up.amax(dim=(1, 2), keepdim=True)
     low = up.amin(dim=(1, 2), keepdim=True)
     span = high - low
@@ -251,12 +259,16 @@ def propagate(
     first_mask = np.asarray(first_mask)
     first = frames[0]
     if tuple(first_mask.shape) != tuple(first.shape[1:]):
-        raise ValueError(f"the first mask is {first_mask.shape[0]}x{first_mask.shape[1]} but the first frame is "
-                         f"{first.shape[1]}x{first.shape[2]}")
+        raise ValueError(
+            f"the first mask is {first_mask.shape[0]}x{first_mask.shape[1]} but the first frame is "
+            f"{first.shape[1]}x{first.shape[2]}"
+        )
     for index, frame in enumerate(frames):  # before any model time: a resized frame would be read as motion
         if tuple(frame.shape[1:]) != tuple(first.shape[1:]):
-            raise ValueError(f"frame {index} is {frame.shape[1]}x{frame.shape[2]} but the first frame is "
-                             f"{first.shape[1]}x{first.shape[2]}: the frames must share one size")
+            raise ValueError(
+                f"frame {index} is {frame.shape[1]}x{frame.shape[2]} but the first frame is "
+                f"{first.shape[1]}x{first.shape[2]}: the frames must share one size"
+            )
     device = next(model.parameters()).device
     precision = resolve_precision(precision, device)
     first_features = frame_features(model, prepare_frame(first, config), config.clip_frames, precision)  # (h, w, C)
@@ -271,8 +283,12 @@ def propagate(
         frame = frames[index]
         features = frame_features(model, prepare_frame(frame, config), config.clip_frames, precision)
         labels = propagate_labels(
-            features, [first_features, *(f for f, _ in recent)], [first_labels, *(s for _, s in recent)],
-            near, config.topk, config.temperature,
+            features,
+            [first_features, *(f for f, _ in recent)],
+            [first_labels, *(s for _, s in recent)],
+            near,
+            config.topk,
+            config.temperature,
         )
         if config.n_last_frames:
             recent.append((features, labels))

@@ -64,8 +64,13 @@ class PropagationReport(Report):
 
 
 def _write_sequence(
-    name: str, frames: Sequence[torch.Tensor], masks: list[np.ndarray], stems: Sequence[str], out_dir: Path,
-    animate: str | None, fps: Fraction | float,
+    name: str,
+    frames: Sequence[torch.Tensor],
+    masks: list[np.ndarray],
+    stems: Sequence[str],
+    out_dir: Path,
+    animate: str | None,
+    fps: Fraction | float,
 ) -> tuple[list[Path], list[Path]]:
     from hvm1.viz.segmentation import overlay_masks, overlay_strip
 
@@ -137,8 +142,15 @@ def propagate_davis(
 
 
 def _run_sequence(
-    model: VideoViT, root: str | os.PathLike, name: str, resolution: str, out_dir: Path, config: PropagationConfig,
-    animate: str | None, progress, precision: Precision | str,
+    model: VideoViT,
+    root: str | os.PathLike,
+    name: str,
+    resolution: str,
+    out_dir: Path,
+    config: PropagationConfig,
+    animate: str | None,
+    progress,
+    precision: Precision | str,
 ) -> tuple[list[Path], list[Path], list[ObjectScore], str]:
     """One sequence read, checked, propagated, scored and written: (masks, overlays, scores, why unscored)."""
     sequence = davis_sequence(root, name, resolution)
@@ -150,8 +162,9 @@ def _run_sequence(
     else:
         scores = score_sequence(name, annotations, masks)
         unscored = _nothing_to_score(scores, len(frames))
-    written, overlays = _write_sequence(name, frames, masks, [path.stem for path in sequence.frames], out_dir,
-                                        animate, fps=24)
+    written, overlays = _write_sequence(
+        name, frames, masks, [path.stem for path in sequence.frames], out_dir, animate, fps=24
+    )
     return written, overlays, scores, unscored
 
 
@@ -163,14 +176,18 @@ def _read_inputs(sequence: DavisSequence) -> tuple[list[torch.Tensor], list[np.n
     first = sequence.frames[0].name
     for path, frame in zip(sequence.frames[1:], frames[1:]):
         if tuple(frame.shape[1:]) != (height, width):
-            raise VideoError(path, f"{frame.shape[2]}x{frame.shape[1]} px, but the sequence's first frame {first} "
-                                   f"is {width}x{height} px: a sequence's frames must share one size")
+            raise VideoError(
+                path,
+                f"{frame.shape[2]}x{frame.shape[1]} px, but the sequence's first frame {first} "
+                f"is {width}x{height} px: a sequence's frames must share one size",
+            )
     paths = sequence.annotations if sequence.fully_annotated else sequence.annotations[:1]
     annotations = [read_mask(path) for path in paths]
     for path, mask in zip(paths, annotations):
         if mask.shape != (height, width):
-            raise VideoError(path, f"a {mask.shape[1]}x{mask.shape[0]} px annotation for the sequence's "
-                                   f"{width}x{height} px frames")
+            raise VideoError(
+                path, f"a {mask.shape[1]}x{mask.shape[0]} px annotation for the sequence's {width}x{height} px frames"
+            )
     return frames, annotations
 
 
@@ -224,15 +241,26 @@ def propagate_video(
         ValueError: a mask of another size than the video's frames.
     """
     video = Path(video)
-    clip = read_clip(video, num_frames=num_frames, sampling_rate=sampling_rate, target_fps=target_fps, start=0.0,
-                     autorotate=autorotate)
+    clip = read_clip(
+        video,
+        num_frames=num_frames,
+        sampling_rate=sampling_rate,
+        target_fps=target_fps,
+        start=0.0,
+        autorotate=autorotate,
+    )
     kept = clip.frames[: num_frames - clip.padded]  # (T, H, W, 3): instants past the end are left out
     frames = [frame.permute(2, 0, 1).contiguous() for frame in kept]
     mask = read_mask(first_mask) if not isinstance(first_mask, np.ndarray) else first_mask
     masks = propagate(model, frames, mask, config, progress, precision, label=video.stem)
     report = PropagationReport()
     report.masks[video.stem], report.overlays[video.stem] = _write_sequence(
-        video.stem, frames, masks, [f"{i:05d}" for i in range(len(frames))], Path(out_dir), animate,
+        video.stem,
+        frames,
+        masks,
+        [f"{i:05d}" for i in range(len(frames))],
+        Path(out_dir),
+        animate,
         fps=Fraction(target_fps).limit_denominator(1001) / sampling_rate,
     )
     return _listed(report)
@@ -240,8 +268,10 @@ def propagate_video(
 
 def _listed(report: PropagationReport) -> PropagationReport:
     """The report with `written` listing every file: each sequence's masks and overlays, then the tables."""
-    report.written = [*(path for name in report.masks for path in (*report.masks[name], *report.overlays[name])),
-                      *report.tables]
+    report.written = [
+        *(path for name in report.masks for path in (*report.masks[name], *report.overlays[name])),
+        *report.tables,
+    ]
     return report
 
 
@@ -249,30 +279,44 @@ def _listed(report: PropagationReport) -> PropagationReport:
 class PropagateConfig(ModelSettings, DeviceSettings):
     """`hvm1 propagate`: label propagation through a DAVIS-2017 folder or a video file with its first mask."""
 
-    source: Path = setting(positional=True, metavar="DAVIS_DIR|VIDEO",
-                           help="a DAVIS-2017 folder (JPEGImages/480p, Annotations/480p, ImageSets/2017) or a video")
-    mask: Path | None = setting(None, metavar="FIRST.png", help="the first frame's mask for a video file (indexed or "
-                                "greyscale PNG: pixel = object id)")
+    source: Path = setting(
+        positional=True,
+        metavar="DAVIS_DIR|VIDEO",
+        help="a DAVIS-2017 folder (JPEGImages/480p, Annotations/480p, ImageSets/2017) or a video",
+    )
+    mask: Path | None = setting(
+        None,
+        metavar="FIRST.png",
+        help="the first frame's mask for a video file (indexed or greyscale PNG: pixel = object id)",
+    )
     out_dir: Path = setting(metavar="OUT", help="where masks and tables go")
     split: str = setting("val", help="DAVIS: the ImageSets/2017 list to run")
     resolution: str = setting("480p", help="DAVIS: the frame folder")
     sequences: str | None = setting(None, metavar="A,B", help="DAVIS: only these sequences (default: the split's)")
     max_frames: int = setting(60, metavar="K", help="video: propagate through the first K frames read")
     sampling_rate: int = setting(1, metavar="R", help="video: every R-th frame at 30 fps from the start")
-    short_side: int = setting(_DEFAULTS.short_side, metavar="PX", aliases=("--img-size",),
-                              help="frames' short side before the features (the long side: the largest multiple of "
-                                   f"{_DEFAULTS.size_multiple} at or below the proportional length)")
-    num_frames: int | None = setting(None, metavar="T", help="each frame is repeated into a clip of T frames "
-                                     "(default: the model's, 16 for HVM-1)")
-    n_last_frames: int = setting(_DEFAULTS.n_last_frames, metavar="N",
-                                 help="recent predictions in the context, besides the first frame")
-    size_mask_neighborhood: int = setting(_DEFAULTS.size_mask_neighborhood, metavar="P",
-                                          help="context patches at most P rows and columns away (0: all)")
+    short_side: int = setting(
+        _DEFAULTS.short_side,
+        metavar="PX",
+        aliases=("--img-size",),
+        help="frames' short side before the features (the long side: the largest multiple of "
+        f"{_DEFAULTS.size_multiple} at or below the proportional length)",
+    )
+    num_frames: int | None = setting(
+        None, metavar="T", help="each frame is repeated into a clip of T frames (default: the model's, 16 for HVM-1)"
+    )
+    n_last_frames: int = setting(
+        _DEFAULTS.n_last_frames, metavar="N", help="recent predictions in the context, besides the first frame"
+    )
+    size_mask_neighborhood: int = setting(
+        _DEFAULTS.size_mask_neighborhood, metavar="P", help="context patches at most P rows and columns away (0: all)"
+    )
     topk: int = setting(_DEFAULTS.topk, metavar="K", help="context patches kept per target patch")
     temperature: float = setting(_DEFAULTS.temperature, help="affinity temperature")
     animate: str | None = setting(None, choices=ANIMATION_FORMATS, help="also write OUT/SEQ/overlay.mp4|gif")
-    autorotate: bool = setting(True, help="turn a video upright as players show it (display matrix); off: read "
-                                          "it as stored")
+    autorotate: bool = setting(
+        True, help="turn a video upright as players show it (display matrix); off: read it as stored"
+    )
 
 
 def propagate_command(config: PropagateConfig, progress: Progress = SILENT) -> PropagationReport:
@@ -304,8 +348,11 @@ def propagate_command(config: PropagateConfig, progress: Progress = SILENT) -> P
     elif not source.is_file():
         raise ValueError(f"{source}: no such file or folder")
     propagation = PropagationConfig(
-        short_side=config.short_side, n_last_frames=config.n_last_frames,
-        size_mask_neighborhood=config.size_mask_neighborhood, topk=config.topk, temperature=config.temperature,
+        short_side=config.short_side,
+        n_last_frames=config.n_last_frames,
+        size_mask_neighborhood=config.size_mask_neighborhood,
+        topk=config.topk,
+        temperature=config.temperature,
         clip_frames=config.num_frames,
     )
     device = resolve_device(config.device)
@@ -314,12 +361,27 @@ def propagate_command(config: PropagateConfig, progress: Progress = SILENT) -> P
     progress.keeping(f"the masks written so far are in {config.out_dir}")
     if config.mask is None:
         return propagate_davis(
-            model, source, config.out_dir, propagation, split=config.split, resolution=config.resolution,
-            sequences=config.sequences.split(",") if config.sequences else None, animate=config.animate,
-            progress=progress, precision=precision,
+            model,
+            source,
+            config.out_dir,
+            propagation,
+            split=config.split,
+            resolution=config.resolution,
+            sequences=config.sequences.split(",") if config.sequences else None,
+            animate=config.animate,
+            progress=progress,
+            precision=precision,
         )
     return propagate_video(
-        model, source, config.mask, config.out_dir, propagation, num_frames=config.max_frames,
-        sampling_rate=config.sampling_rate, animate=config.animate, progress=progress, precision=precision,
+        model,
+        source,
+        config.mask,
+        config.out_dir,
+        propagation,
+        num_frames=config.max_frames,
+        sampling_rate=config.sampling_rate,
+        animate=config.animate,
+        progress=progress,
+        precision=precision,
         autorotate=config.autorotate,
     )

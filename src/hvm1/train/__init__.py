@@ -12,6 +12,12 @@ from .metrics import read_metrics
 from .pretrain import PretrainConfig, pretrain
 
 __all__ = [
-    "FinetuneConfig", "PretrainConfig", "TrainConfig", "TrainResult", "TrainingError", "finetune", "pretrain",
+    "FinetuneConfig",
+    "PretrainConfig",
+    "TrainConfig",
+    "TrainResult",
+    "TrainingError",
+    "finetune",
+    "pretrain",
     "read_metrics",
 ]

@@ -2,7 +2,8 @@
 
 A checkpoint is `{'model', 'optimizer', 'epoch', 'scaler', 'args'}` as the published ones (`args` an
 `argparse.Namespace` holding the architecture fields, so `hvm1.load_model` reads the file as it reads a
-published one), plus `step` (optimizer steps done), `sampler` (the epoch, and the micro-batches per rank and files in all done in it) and `rng`
+published one), plus `step` (optimizer steps done), `sampler` (the epoch, and the micro-batches per rank and files in
+all done in it) and `rng`
 (each rank's torch generator states). Files are written to a temporary name, fsynced, then renamed: a
 process killed at any moment leaves either the old file or the new one, never a torn one. The one before
 the newest is kept as `checkpoint-previous.pth`, so a newest file damaged afterwards (a bad disk, a cut
@@ -80,9 +81,7 @@ def run_checkpoints(out_dir: str | os.PathLike) -> list[Path]:
     return [path for path in (Path(out_dir) / name for name in RESUME_CANDIDATES) if path.is_file()]
 
 
-def load_newest_checkpoint(
-    out_dir: str | os.PathLike, set_aside: bool = False
-) -> tuple[Path, dict[str, Any]] | None:
+def load_newest_checkpoint(out_dir: str | os.PathLike, set_aside: bool = False) -> tuple[Path, dict[str, Any]] | None:
     """The newest good checkpoint of a run folder and its payload, for `--resume auto`; None when it has none.
 
     Every candidate (`run_checkpoints`) is read through the one loader; the one with the most steps wins.
@@ -164,8 +163,11 @@ def training_payload(
         "scaler": scaler_state,
         "args": argparse.Namespace(**{key: _plain(value) for key, value in args.items()}),
         "step": position.step,
-        "sampler": {"epoch": position.epoch, "batches": position.batches,
-                    "samples": position.batches * batch_size * world_size},
+        "sampler": {
+            "epoch": position.epoch,
+            "batches": position.batches,
+            "samples": position.batches * batch_size * world_size,
+        },
         "rng": {"world_size": world_size, "states": rng_states},
         "best_value": position.best_value,
         "epoch_loss": position.epoch_loss,
@@ -185,8 +187,13 @@ def resume_position(payload: dict[str, Any], path: Path, batch_size: int, world_
             f"this run's micro-batches of {batch_size} files x {world_size} ranks: resume with a batch size "
             f"that divides it"
         )
-    return RunPosition(int(payload["step"]), int(sampler["epoch"]), sampler["samples"] // per_batch,
-                       payload.get("best_value"), list(payload.get("epoch_loss", [0.0, 0])))
+    return RunPosition(
+        int(payload["step"]),
+        int(sampler["epoch"]),
+        sampler["samples"] // per_batch,
+        payload.get("best_value"),
+        list(payload.get("epoch_loss", [0.0, 0])),
+    )
 
 
 def restore_rng(payload: dict[str, Any], path: Path, seed: int, rank: int, world_size: int) -> None:
@@ -197,7 +204,9 @@ def restore_rng(payload: dict[str, Any], path: Path, seed: int, rank: int, world
         set_rng_state(states["states"][rank])
         return
     logger.warning(
-        "%s was written by %d ranks, this run has %d: generator states reseeded", path.name, states["world_size"],
+        "%s was written by %d ranks, this run has %d: generator states reseeded",
+        path.name,
+        states["world_size"],
         world_size,
     )
     torch.manual_seed(sample_generator(seed, int(payload["step"]), rank).initial_seed())

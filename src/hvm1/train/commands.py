@@ -29,13 +29,17 @@ class PretrainCommand(PretrainConfig):
     """`hvm1 pretrain`: `PretrainConfig` plus the videos and where the model comes from (one of `model`,
     `checkpoint` and `arch`)."""
 
-    data: tuple[str, ...] = setting(positional=True, metavar="DATA", help="video files or folders (searched "
-                                                                          "recursively)")
+    data: tuple[str, ...] = setting(
+        positional=True, metavar="DATA", help="video files or folders (searched recursively)"
+    )
     model: str | None = setting(None, metavar="NAME", help="a zoo MAE to continue, e.g. mae_hvm1_none")
     checkpoint: Path | None = setting(None, metavar="FILE", help=_SOURCE_HELP)
     overrides: dict[str, Any] = setting(default_factory=dict, option="--set", metavar="FIELD=VALUE", help=_SET_HELP)
-    print_every: int = setting(10, metavar="N", help="where stderr is no terminal (batch jobs, logs): a progress "
-                                                     "line every N steps; on a terminal, a bar")
+    print_every: int = setting(
+        10,
+        metavar="N",
+        help="where stderr is no terminal (batch jobs, logs): a progress line every N steps; on a terminal, a bar",
+    )
 
 
 @dataclass(kw_only=True)
@@ -47,8 +51,11 @@ class FinetuneCommand(FinetuneConfig):
     model: str | None = setting(None, metavar="NAME", help="a zoo model to finetune, e.g. vit_hvm1_none")
     checkpoint: Path | None = setting(None, metavar="FILE", help=_SOURCE_HELP)
     overrides: dict[str, Any] = setting(default_factory=dict, option="--set", metavar="FIELD=VALUE", help=_SET_HELP)
-    print_every: int = setting(10, metavar="N", help="where stderr is no terminal (batch jobs, logs): a progress "
-                                                     "line every N steps; on a terminal, a bar")
+    print_every: int = setting(
+        10,
+        metavar="N",
+        help="where stderr is no terminal (batch jobs, logs): a progress line every N steps; on a terminal, a bar",
+    )
 
 
 @dataclass
@@ -85,8 +92,10 @@ def _source(command: PretrainCommand | FinetuneCommand, *, arch: bool) -> str | 
 def _kept(out_dir: str) -> str:
     last = Path(out_dir) / LAST
     if last.is_file():
-        return (f"the last checkpoint saved, {last}, is complete (a save cut short leaves only a temporary "
-                f"file): run the same command with --resume auto to continue from it")
+        return (
+            f"the last checkpoint saved, {last}, is complete (a save cut short leaves only a temporary "
+            f"file): run the same command with --resume auto to continue from it"
+        )
     return f"no checkpoint was saved yet in {out_dir}: nothing to resume from"
 
 
@@ -113,17 +122,24 @@ class _Records:
                 self.progress.start(total, "step", label="step")
             began, first = self.start
             left = (time.monotonic() - began) / (step - first) * (total - step)
-            self.progress.advance(step, f"epoch {record['epoch']}  loss {record['loss']:.4f}  lr {record['lr']:.2e}  "
-                                        f"{record['clips_per_s']:.1f} clips/s  {_clock(left)} left")
+            self.progress.advance(
+                step,
+                f"epoch {record['epoch']}  loss {record['loss']:.4f}  lr {record['lr']:.2e}  "
+                f"{record['clips_per_s']:.1f} clips/s  {_clock(left)} left",
+            )
             self.progress.keeping(_kept(self.out_dir))
         elif kind == "epoch":
             steps = record["steps"]
-            self.progress.note(f"epoch {record['epoch']}: mean training loss {record['loss']:.4f} "
-                               f"({steps} step{'' if steps == 1 else 's'})")
+            self.progress.note(
+                f"epoch {record['epoch']}: mean training loss {record['loss']:.4f} "
+                f"({steps} step{'' if steps == 1 else 's'})"
+            )
         elif kind == "eval":
             clips = record["clips"]
-            self.progress.note(f"epoch {record['epoch']}: val top-1 {record['top1']:.2f}%, top-5 {record['top5']:.2f}%, "
-                               f"loss {record['loss']:.4f} ({clips} clip{'' if clips == 1 else 's'})")
+            self.progress.note(
+                f"epoch {record['epoch']}: val top-1 {record['top1']:.2f}%, top-5 {record['top5']:.2f}%, "
+                f"loss {record['loss']:.4f} ({clips} clip{'' if clips == 1 else 's'})"
+            )
 
 
 def _announce_precision(config: PretrainConfig | FinetuneConfig, progress: Progress) -> None:
@@ -143,8 +159,12 @@ def _report(job, config: PretrainConfig | FinetuneConfig, progress: Progress) ->
     finally:
         progress.close()
     skipped = list({item.path: item for item in result.skipped}.values())  # a file skipped every epoch, once
-    return TrainReport(written=[path for path in (result.last_checkpoint, result.best_checkpoint) if path],
-                       skipped=skipped, result=result, config=config)
+    return TrainReport(
+        written=[path for path in (result.last_checkpoint, result.best_checkpoint) if path],
+        skipped=skipped,
+        result=result,
+        config=config,
+    )
 
 
 def pretrain_command(config: PretrainCommand, progress: Progress = SILENT) -> TrainReport:

@@ -30,31 +30,41 @@ class TrainConfig:
     accum_iter: int = setting(1, help="micro-batches per optimizer step")
     lr: float | None = setting(1e-4, help="learning rate")
     min_lr: float = setting(0.0, help="final learning rate of --lr-schedule cosine")
-    lr_schedule: str = setting("constant", choices=LR_SCHEDULES,
-                               help="after warmup: constant, or a half cosine down to --min-lr")
+    lr_schedule: str = setting(
+        "constant", choices=LR_SCHEDULES, help="after warmup: constant, or a half cosine down to --min-lr"
+    )
     warmup_steps: int = setting(0, help="optimizer steps of linear warmup")
     weight_decay: float = setting(0.05, help="AdamW weight decay")
     betas: tuple[float, float] = setting((0.9, 0.95), metavar=("B1", "B2"), help="AdamW betas")
     clip_grad: float | None = setting(0.1, help="gradient norm clipping (0: off)")
     num_workers: int = setting(2, help="DataLoader worker processes")
     seed: int = setting(0, help="seeds every random choice (with epoch and sample index)")
-    resume: str | None = setting(None, metavar="auto|FILE", help="auto: continue from the run folder's newest "
-                                 "good checkpoint when there is one; or a checkpoint file")
-    precision: str = setting("auto", choices=PRECISION_CHOICES,
-                             help="autocast: auto is bf16 where the device multiplies bf16 fast (CUDA with bf16, "
-                                  "CPUs with AMX or AVX512-BF16), else fp32 (hvm1.devices.resolve_precision)")
+    resume: str | None = setting(
+        None,
+        metavar="auto|FILE",
+        help="auto: continue from the run folder's newest good checkpoint when there is one; or a checkpoint file",
+    )
+    precision: str = setting(
+        "auto",
+        choices=PRECISION_CHOICES,
+        help="autocast: auto is bf16 where the device multiplies bf16 fast (CUDA with bf16, "
+        "CPUs with AMX or AVX512-BF16), else fp32 (hvm1.devices.resolve_precision)",
+    )
     grad_checkpointing: bool = setting(False, help="recompute each block's activations in backward (less memory)")
     compile: bool = setting(False, help="torch.compile every transformer block")
     fsdp: bool = setting(False, help="shard with FSDP2 under torchrun (else DDP)")
-    device: str | None = setting(None, choices=DEVICE_CHOICES,
-                                 help="auto (the default) picks cuda, then mps, then cpu; under torchrun each rank "
-                                      "its local GPU")
+    device: str | None = setting(
+        None,
+        choices=DEVICE_CHOICES,
+        help="auto (the default) picks cuda, then mps, then cpu; under torchrun each rank its local GPU",
+    )
     save_every: int = setting(500, help="optimizer steps between checkpoints (one is also written every epoch)")
     tensorboard: bool = setting(True, help="write TensorBoard logs (when TensorBoard is installed)")
     sampling_rate: int = setting(8, help="frames of a --target-fps video between sampled frames")
     target_fps: float = setting(30.0, help="the clock of --sampling-rate")
-    autorotate: bool = setting(True, help="turn videos by their display rotation and images by their EXIF "
-                                          "orientation, as players show them")
+    autorotate: bool = setting(
+        True, help="turn videos by their display rotation and images by their EXIF orientation, as players show them"
+    )
 
     def check(self) -> None:
         """Raise ValueError naming every setting out of range."""

@@ -64,7 +64,8 @@ class FinetuneConfig(TrainConfig):
     `model` is a zoo name (e.g. `vit_hvm1_none`) or a checkpoint file (MAE, headless ViT, or a ViT with a head
     of any class count: a head that doesn't fit `num_classes` is replaced by a fresh one, rule 'fresh-head'),
     or `arch` a named size from scratch. `num_classes` None takes the training data's class count. `lr` None
-    is `blr` x (batch_size x accum_iter x ranks) / 256, and `blr` None the model's `Preprocessing.blr` (published: 1.2e-3, 6e-4 at 448 px).
+    is `blr` x (batch_size x accum_iter x ranks) / 256, and `blr` None the model's `Preprocessing.blr` (published:
+    1.2e-3, 6e-4 at 448 px).
     `shots` K keeps K examples per class, drawn with `seed`. `images`: the data are still images (each one a
     static clip, ImageNet mean/std). `select`: the validation metric that picks `checkpoint-best.pth`.
     """
@@ -72,21 +73,27 @@ class FinetuneConfig(TrainConfig):
     model: str | None = setting(None, flag=False, help="a zoo name or checkpoint file (--model, --checkpoint)")
     arch: str | None = setting(None, flag=False, help="a named size from scratch (library only)")
     overrides: dict[str, Any] = setting(default_factory=dict, flag=False, help="architecture fields (--set)")
-    num_classes: int | None = setting(None, aliases=("--nb_classes",),
-                                      help="classes of the head (default: the class count of TRAIN)")
+    num_classes: int | None = setting(
+        None, aliases=("--nb_classes",), help="classes of the head (default: the class count of TRAIN)"
+    )
     lr: float | None = setting(None, help="learning rate (default: --blr x total batch / 256)")
-    blr: float | None = setting(None, help="base lr: lr = blr x total batch / 256 (default: the model's, "
-                                           "1.2e-3; 6e-4 at 448 px)")
+    blr: float | None = setting(
+        None, help="base lr: lr = blr x total batch / 256 (default: the model's, 1.2e-3; 6e-4 at 448 px)"
+    )
     layer_decay: float = setting(0.8, help="layer-wise lr decay: block i of depth d gets decay ** (d - i)")
-    weight_decay: float = setting(1e-4, help="AdamW weight decay, not on 1-D parameters, the CLS token and the "
-                                             "position embeddings (as published)")
+    weight_decay: float = setting(
+        1e-4, help="AdamW weight decay, not on 1-D parameters, the CLS token and the position embeddings (as published)"
+    )
     betas: tuple[float, float] = (0.9, 0.999)
     clip_grad: float | None = 5.0
     drop_path: float = setting(0.1, help="stochastic depth rate (of the last block)")
     dropout: float = setting(0.3, help="dropout before the head")
     smoothing: float = setting(0.1, help="label smoothing")
-    random_erasing: float = setting(0.0, aliases=("--reprob",), help="probability of erasing a random rectangle "
-                                    "per frame (0: off, as the published runs)")
+    random_erasing: float = setting(
+        0.0,
+        aliases=("--reprob",),
+        help="probability of erasing a random rectangle per frame (0: off, as the published runs)",
+    )
     mixup: float = setting(0.0, help="mixup alpha (0: off)")
     cutmix: float = setting(0.0, help="cutmix alpha (0: off)")
     shots: int | None = setting(None, help="K examples per class, drawn with --seed (default: all)")
@@ -96,26 +103,34 @@ class FinetuneConfig(TrainConfig):
     accum_iter: int = 2
     repeat_aug: int = setting(1, help="clips drawn from each file per step")
     short_side: int | tuple[int, int] | None = setting(
-        None, metavar="N|LOW,HIGH", help="decode short side, or a range drawn per clip (default: the model's "
-        "training short side)")
-    crop_scale: tuple[float, float] = setting((0.08, 1.0), metavar=("LOW", "HIGH"),
-                                              help="area fraction of the random resized crop")
+        None,
+        metavar="N|LOW,HIGH",
+        help="decode short side, or a range drawn per clip (default: the model's training short side)",
+    )
+    crop_scale: tuple[float, float] = setting(
+        (0.08, 1.0), metavar=("LOW", "HIGH"), help="area fraction of the random resized crop"
+    )
     eval_batch_size: int = setting(8, help="validation clips per batch")
 
 
 def finetune_model(config: FinetuneConfig, num_classes: int) -> tuple[VideoViT, str | None]:
     """The model to finetune, with `num_classes` outputs, drop path and head dropout as configured; and the
     loader's line when its rule 'fresh-head' replaced the source's head (none, or another class count)."""
-    overrides = {"drop_path_rate": config.drop_path, "dropout": config.dropout, **config.overrides,
-                 "num_classes": num_classes}
+    overrides = {
+        "drop_path_rate": config.drop_path,
+        "dropout": config.dropout,
+        **config.overrides,
+        "num_classes": num_classes,
+    }
     if config.model is None or config.arch is not None:
         model = load_source_model(config.model, config.arch, overrides, "vit", config.seed)
         if not isinstance(model, VideoViT):
             raise ValueError(f"finetuning needs a ViT; {config.arch} is an MAE")
         return model, None
     report: list[str] = []
-    model = load_model(config.model, model_type="vit", rules=(FRESH_HEAD,), seed=config.seed, report=report,
-                       **overrides)
+    model = load_model(
+        config.model, model_type="vit", rules=(FRESH_HEAD,), seed=config.seed, report=report, **overrides
+    )
     if not isinstance(model, VideoViT):
         raise ValueError(f"finetuning needs a ViT; {config.model} loaded as {type(model).__name__}")
     note = next((line for line in report if f"'{FRESH_HEAD}'" in line), None)
@@ -185,8 +200,9 @@ def finetune_task(
         logger.info("%d-shot: %d training examples with seed %d", config.shots, len(files), config.seed)
     model, head_note = finetune_model(config, num_classes)
     cfg = model.config
-    pre = replace(preprocessing_for(model if config.model is None else config.model, model),
-                  autorotate=config.autorotate)
+    pre = replace(
+        preprocessing_for(model if config.model is None else config.model, model), autorotate=config.autorotate
+    )
     pre = pre.for_images() if config.images else pre.for_videos()
     blr = config.blr if config.blr is not None else pre.blr
     assert blr is not None  # Preprocessing fills blr for every size
@@ -196,21 +212,34 @@ def finetune_task(
         if config.images:
             train_preset = pre.image_training(config.crop_scale)
         else:
-            train_preset = replace(pre.training(config.crop_scale, config.sampling_rate, config.short_side),
-                                   target_fps=config.target_fps)
+            train_preset = replace(
+                pre.training(config.crop_scale, config.sampling_rate, config.short_side), target_fps=config.target_fps
+            )
     if val_preset is None:
-        val_preset = (pre.image_evaluation() if config.images else
-                      replace(pre.evaluation(sampling_rate=config.sampling_rate), target_fps=config.target_fps))
-    dataset = TrainClips(files, train_preset, labels=labels, repeat_aug=config.repeat_aug, seed=config.seed,
-                         random_erasing=config.random_erasing)
+        val_preset = (
+            pre.image_evaluation()
+            if config.images
+            else replace(pre.evaluation(sampling_rate=config.sampling_rate), target_fps=config.target_fps)
+        )
+    dataset = TrainClips(
+        files,
+        train_preset,
+        labels=labels,
+        repeat_aug=config.repeat_aug,
+        seed=config.seed,
+        random_erasing=config.random_erasing,
+    )
     val_set = ClipDataset.from_listing(labelled_files(val, extensions), val_preset, skip_bad=True)
     if listing.classes and val_set.classes and listing.classes != val_set.classes:
         raise ValueError(f"{train} and {val} have different class folders: {listing.classes} vs {val_set.classes}")
     loss = _loss_function(config, num_classes)
     args = {
-        **config_args(config), **cfg.to_dict(),
+        **config_args(config),
+        **cfg.to_dict(),
         "model": config.arch if config.arch is not None else str(config.model),
-        "nb_classes": num_classes, "fresh_head": head_note, PREPROCESSING_METADATA_KEY: preprocessing_to_json(pre),
+        "nb_classes": num_classes,
+        "fresh_head": head_note,
+        PREPROCESSING_METADATA_KEY: preprocessing_to_json(pre),
         "job": "finetune",
     }
     # The head's names: the class folders trained on, else those of the model it started from (same head).
@@ -220,14 +249,19 @@ def finetune_task(
 
     def empty_batch() -> TrainBatch:
         video = torch.zeros(config.repeat_aug, cfg.in_chans, cfg.num_frames, cfg.img_size, cfg.img_size)
-        return TrainBatch(video, torch.zeros(config.repeat_aug, dtype=torch.long), None,
-                          torch.zeros(1, dtype=torch.long), [])
+        return TrainBatch(
+            video, torch.zeros(config.repeat_aug, dtype=torch.long), None, torch.zeros(1, dtype=torch.long), []
+        )
 
     task = Task(
-        model=model.train(), dataset=dataset,
+        model=model.train(),
+        dataset=dataset,
         param_groups=finetuning_param_groups(model, config.weight_decay, config.layer_decay),
-        loss=loss, empty_batch=empty_batch, args=args,
-        evaluate=validation_evaluator(val_set, cfg, config, context), select=config.select,
+        loss=loss,
+        empty_batch=empty_batch,
+        args=args,
+        evaluate=validation_evaluator(val_set, cfg, config, context),
+        select=config.select,
     )
     return task, config
 
@@ -297,8 +331,12 @@ def _collate_counted(items):
 def validation_evaluator(val_set: ClipDataset, cfg: ViTConfig, config: FinetuneConfig, context: DistributedContext):
     """The function that validates a model on `val_set` after an epoch: top-1, top-5 and loss over this rank's
     shard, summed over the ranks, with the count of files skipped."""
-    loader = DataLoader(_Shard(val_set, context), batch_size=config.eval_batch_size, collate_fn=_collate_counted,
-                        **worker_options(config.num_workers, context.device))
+    loader = DataLoader(
+        _Shard(val_set, context),
+        batch_size=config.eval_batch_size,
+        collate_fn=_collate_counted,
+        **worker_options(config.num_workers, context.device),
+    )
 
     def evaluate(model: nn.Module) -> dict[str, float]:
         tally, skipped = ClassificationTally(), 0
@@ -313,7 +351,12 @@ def validation_evaluator(val_set: ClipDataset, cfg: ViTConfig, config: FinetuneC
         sums = torch.cat([tally.as_tensor(), torch.tensor([float(skipped)], dtype=torch.float64)])
         sums = all_reduce_sum(sums.to(context.device), context).cpu()
         total = ClassificationTally.from_tensor(sums[:4])
-        return {"loss": total.loss, "top1": total.top1, "top5": total.top5, "clips": total.count,
-                "skipped": int(sums[4])}
+        return {
+            "loss": total.loss,
+            "top1": total.top1,
+            "top5": total.top5,
+            "clips": total.count,
+            "skipped": int(sums[4]),
+        }
 
     return evaluate

@@ -93,7 +93,8 @@ def worker_options(num_workers: int, device: torch.device) -> dict[str, Any]:
     started fresh ('spawn') instead of forked: a forked worker shares every page of the parent, whose optimizer
     step then rewrites all of its weights, gradients and AdamW moments, so each step after a fork copied the
     whole training state page by page (benchmarks/bench_train_parts.py times an epoch's first step both ways;
-    the copies would also stay alive in a persistent forked worker). On a GPU the state lives in device memory and forking stays the fast start."""
+    the copies would also stay alive in a persistent forked worker). On a GPU the state lives in device memory and
+    forking stays the fast start."""
     if num_workers == 0:
         return {"num_workers": 0}
     context = "spawn" if device.type == "cpu" else None
@@ -188,13 +189,21 @@ class _Run:
                 return
         if context.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
-            resolved = {"train": dataclasses.asdict(config), "args": self.task.args,
-                        "world_size": context.world_size, "steps_per_epoch": self.steps_per_epoch,
-                        "total_steps": self.total_steps}
+            resolved = {
+                "train": dataclasses.asdict(config),
+                "args": self.task.args,
+                "world_size": context.world_size,
+                "steps_per_epoch": self.steps_per_epoch,
+                "total_steps": self.total_steps,
+            }
             (self.out_dir / "config.json").write_text(json.dumps(resolved, indent=2, default=str) + "\n")
         # A resumed run writes again the steps after its checkpoint: their first records go.
-        self.metrics = MetricsWriter(self.out_dir, enabled=context.is_main, tensorboard=config.tensorboard,
-                                     resumed_at=None if found is None else self.step)
+        self.metrics = MetricsWriter(
+            self.out_dir,
+            enabled=context.is_main,
+            tensorboard=config.tensorboard,
+            resumed_at=None if found is None else self.step,
+        )
 
     def _resume(self, path: Path, payload: dict[str, Any]) -> None:
         self._check_same_steps(path, payload)
@@ -219,10 +228,13 @@ class _Run:
             return  # written before checkpoints recorded it
         now = [config.batch_size, config.accum_iter, self.context.world_size]
         if math.prod(then) != math.prod(now):
+
             def spelled(values: list[int]) -> str:
                 ranks = f"{values[2]} rank{'s' if values[2] != 1 else ''}"
-                return (f"--batch-size {values[0]} x --accum-iter {values[1]} x {ranks} = {math.prod(values)} "
-                        f"files a step")
+                return (
+                    f"--batch-size {values[0]} x --accum-iter {values[1]} x {ranks} = {math.prod(values)} files a step"
+                )
+
             raise ValueError(
                 f"{path} was written by a run of {spelled(then)}; this one asks for {spelled(now)}, which would "
                 f"make other steps (epoch length, schedule and lr). Resume with {math.prod(then)} files a step"
@@ -239,8 +251,14 @@ class _Run:
             return
         position = RunPosition(self.step, self.epoch, self.batches, self.best_value, self.epoch_loss)
         payload = training_payload(
-            model_state, optimizer_state, self.scaler.state_dict() if self.scaler is not None else {},
-            self.task.args, position, self.config.batch_size, self.context.world_size, states,
+            model_state,
+            optimizer_state,
+            self.scaler.state_dict() if self.scaler is not None else {},
+            self.task.args,
+            position,
+            self.config.batch_size,
+            self.context.world_size,
+            states,
         )
         self.last_checkpoint = save_checkpoint(self.out_dir / LAST, payload, keep_previous=PREVIOUS)
         if best:
@@ -252,7 +270,10 @@ class _Run:
     def run(self, on_record: Callable[[dict[str, Any]], None] | None) -> TrainResult:
         config, context = self.config, self.context
         loader = DataLoader(
-            self.task.dataset, batch_size=config.batch_size, sampler=self.sampler, collate_fn=collate_train,
+            self.task.dataset,
+            batch_size=config.batch_size,
+            sampler=self.sampler,
+            collate_fn=collate_train,
             pin_memory=context.device.type == "cuda",
             generator=torch.Generator(),  # leaves the global generator (drop path) alone
             **worker_options(config.num_workers, context.device),
@@ -265,7 +286,10 @@ class _Run:
         while self.epoch < config.epochs and self.step < self.total_steps:
             self.sampler.set_epoch(self.epoch, self.batches)
             batches = iter(loader)
-            while self.batches + config.accum_iter <= self.steps_per_epoch * config.accum_iter and self.step < self.total_steps:
+            while (
+                self.batches + config.accum_iter <= self.steps_per_epoch * config.accum_iter
+                and self.step < self.total_steps
+            ):
                 record, step_skipped = self._train_step(batches)
                 skipped += step_skipped
                 losses.append(record["loss"])
@@ -287,12 +311,21 @@ class _Run:
         by_max_steps = config.max_steps is not None and self.step >= config.max_steps and self.epoch < config.epochs
         return self._result(losses, skipped, last_eval, "max_steps" if by_max_steps else "epochs")
 
-    def _result(self, losses: list[float], skipped: list[Skipped], last_eval: dict[str, float] | None,
-                stopped_by: str) -> TrainResult:
+    def _result(
+        self, losses: list[float], skipped: list[Skipped], last_eval: dict[str, float] | None, stopped_by: str
+    ) -> TrainResult:
         return TrainResult(
-            out_dir=self.out_dir, steps=self.step, losses=losses, last_checkpoint=self.last_checkpoint,
-            best_checkpoint=self.best_checkpoint, best_value=self.best_value, last_eval=last_eval, skipped=skipped,
-            stopped_by=stopped_by, steps_per_epoch=self.steps_per_epoch, total_steps=self.total_steps,
+            out_dir=self.out_dir,
+            steps=self.step,
+            losses=losses,
+            last_checkpoint=self.last_checkpoint,
+            best_checkpoint=self.best_checkpoint,
+            best_value=self.best_value,
+            last_eval=last_eval,
+            skipped=skipped,
+            stopped_by=stopped_by,
+            steps_per_epoch=self.steps_per_epoch,
+            total_steps=self.total_steps,
         )
 
     def _emit(self, record: dict[str, Any], on_record: Callable[[dict[str, Any]], None] | None) -> None:
@@ -303,8 +336,9 @@ class _Run:
     def _emit_epoch(self, on_record: Callable[[dict[str, Any]], None] | None) -> None:
         # The published logs' line per epoch: the mean of its step losses (their `train_loss`).
         total, steps = self.epoch_loss
-        self._emit({"kind": "epoch", "step": self.step, "epoch": self.epoch, "loss": total / steps, "steps": steps},
-                   on_record)
+        self._emit(
+            {"kind": "epoch", "step": self.step, "epoch": self.epoch, "loss": total / steps, "steps": steps}, on_record
+        )
 
     def _evaluate(
         self, evaluate: Callable[[nn.Module], dict[str, float]], on_record: Callable[[dict[str, Any]], None] | None
@@ -355,8 +389,9 @@ class _Run:
             for key, value in extras.items():
                 extra_sums[key] = extra_sums.get(key, 0.0) + (value if local else 0.0)
             clips += total
-        sums = all_reduce_sum(torch.tensor([float(loss_sum), *extra_sums.values()], dtype=torch.float64,
-                                           device=context.device), context).cpu()
+        sums = all_reduce_sum(
+            torch.tensor([float(loss_sum), *extra_sums.values()], dtype=torch.float64, device=context.device), context
+        ).cpu()
         loss_value = float(sums[0]) / clips if clips else float("nan")
         lr = learning_rate(config, self.step, self.total_steps)
         for group in self.optimizer.param_groups:
@@ -382,10 +417,16 @@ class _Run:
         self.step += 1
         elapsed = time.perf_counter() - started
         record = {
-            "kind": "train", "step": self.step, "total_steps": self.total_steps, "epoch": self.epoch,
-            "loss": loss_value, "lr": lr,
-            "grad_norm": grad_norm, "clips_per_s": clips / elapsed if elapsed > 0 else 0.0,
-            "data_wait_s": waited, "step_s": elapsed,
+            "kind": "train",
+            "step": self.step,
+            "total_steps": self.total_steps,
+            "epoch": self.epoch,
+            "loss": loss_value,
+            "lr": lr,
+            "grad_norm": grad_norm,
+            "clips_per_s": clips / elapsed if elapsed > 0 else 0.0,
+            "data_wait_s": waited,
+            "step_s": elapsed,
         }
         for (key, _), value in zip(extra_sums.items(), sums[1:].tolist()):
             record[key] = value / clips if clips else float("nan")
@@ -396,8 +437,15 @@ class _Run:
         for item in everyone:
             if self.context.is_main:
                 logger.warning("step %d: skipped %s: %s", self.step + 1, item.path, item.reason)
-            self.metrics.write({"kind": "skipped", "step": self.step + 1, "epoch": self.epoch,
-                                "path": item.path, "reason": item.reason})
+            self.metrics.write(
+                {
+                    "kind": "skipped",
+                    "step": self.step + 1,
+                    "epoch": self.epoch,
+                    "path": item.path,
+                    "reason": item.reason,
+                }
+            )
         return everyone
 
 

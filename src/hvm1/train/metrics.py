@@ -17,7 +17,8 @@ METRICS_FILE = "metrics.jsonl"
 
 
 class MetricsWriter:
-    """Appends records (`{'kind': 'train' | 'epoch' | 'eval' | 'skipped', 'step': ..., ...}`) to `out_dir/metrics.jsonl`, flushed at
+    """Appends records (`{'kind': 'train' | 'epoch' | 'eval' | 'skipped', 'step': ..., ...}`) to
+    `out_dir/metrics.jsonl`, flushed at
     every record so a killed run loses none, and their numbers to TensorBoard (`out_dir/tensorboard`) when
     `tensorboard` is true and the package is installed. Writes nothing when `enabled` is false (ranks > 0).
 
@@ -26,8 +27,9 @@ class MetricsWriter:
     purges its own, so that each step is in the metrics once.
     """
 
-    def __init__(self, out_dir: str | os.PathLike, enabled: bool = True, tensorboard: bool = True,
-                 resumed_at: int | None = None) -> None:
+    def __init__(
+        self, out_dir: str | os.PathLike, enabled: bool = True, tensorboard: bool = True, resumed_at: int | None = None
+    ) -> None:
         self.path = Path(out_dir) / METRICS_FILE
         self.enabled = enabled
         if enabled and resumed_at is not None and self.path.is_file():

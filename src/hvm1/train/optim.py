@@ -46,10 +46,14 @@ def finetuning_param_groups(model: VideoViT, weight_decay: float, layer_decay: f
         if not parameter.requires_grad:
             continue
         exempt = parameter.ndim == 1 or name in exempt_names
-        group = groups.setdefault((layers[name], exempt), {
-            "names": [], "weight_decay": 0.0 if exempt else weight_decay,
-            "lr_scale": layer_decay ** (top - layers[name]),
-        })
+        group = groups.setdefault(
+            (layers[name], exempt),
+            {
+                "names": [],
+                "weight_decay": 0.0 if exempt else weight_decay,
+                "lr_scale": layer_decay ** (top - layers[name]),
+            },
+        )
         group["names"].append(name)
     return [groups[key] for key in sorted(groups)]
 
@@ -72,8 +76,14 @@ def learning_rate(config: TrainConfig, step: int, total_steps: int) -> float:
     `lr_schedule`, `min_lr`), as `lr_at` gives it."""
     if config.lr is None:
         raise ValueError("the config's lr is None: the job resolves it (finetuning: from blr) before training")
-    return lr_at(step, base_lr=config.lr, warmup_steps=config.warmup_steps, total_steps=total_steps,
-                 schedule=config.lr_schedule, min_lr=config.min_lr)
+    return lr_at(
+        step,
+        base_lr=config.lr,
+        warmup_steps=config.warmup_steps,
+        total_steps=total_steps,
+        schedule=config.lr_schedule,
+        min_lr=config.min_lr,
+    )
 
 
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:

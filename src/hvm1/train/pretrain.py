@@ -1,7 +1,8 @@
 """Continue (or start) spatiotemporal MAE pretraining on your own videos, with the published recipe by default.
 
 Published (hvm1 at 224 px): AdamW betas (0.9, 0.95), weight decay 0.05 on all but 1-D parameters and biases
-(position embeddings and tokens are decayed; see `hvm1.train.optim`), constant lr 1e-4, gradient clipping 0.1, mask ratio 0.9 (0.95 at 448 px), 16 frames at sampling
+(position embeddings and tokens are decayed; see `hvm1.train.optim`), constant lr 1e-4, gradient clipping 0.1, mask
+ratio 0.9 (0.95 at 448 px), 16 frames at sampling
 rate 8 and 30 fps, 4 videos per GPU x repeat_aug 16 clips each, random resized crop (scale 0.5-1) and flip,
 pixel loss without per-patch normalisation. Frame count, tubelet and image size follow the model.
 """
@@ -44,16 +45,24 @@ class PretrainConfig(TrainConfig):
     model: str | None = setting(None, flag=False, help="a zoo name or checkpoint file (--model, --checkpoint)")
     arch: str | None = setting(None, help="start from scratch with a named size, e.g. mae_vit_base_patch16")
     overrides: dict[str, Any] = setting(default_factory=dict, flag=False, help="architecture fields (--set)")
-    weight_decay: float = setting(0.05, help="AdamW weight decay, on all but 1-D parameters and biases (position "
-                                             "embeddings and tokens are decayed, as published)")
-    mask_ratio: float | None = setting(None,
-                                       help="the fraction of tokens masked (default: the model's, 0.9; 0.95 at 448 px)")
+    weight_decay: float = setting(
+        0.05,
+        help="AdamW weight decay, on all but 1-D parameters and biases (position "
+        "embeddings and tokens are decayed, as published)",
+    )
+    mask_ratio: float | None = setting(
+        None, help="the fraction of tokens masked (default: the model's, 0.9; 0.95 at 448 px)"
+    )
     repeat_aug: int = setting(16, help="clips drawn from each video per step")
     short_side: int | tuple[int, int] | None = setting(
-        None, metavar="N|LOW,HIGH", help="decode short side, or a range drawn per clip (default: the model's, "
-        "256,320 at 224 px; the image size from 448 px up)")
-    crop_scale: tuple[float, float] = setting((0.5, 1.0), metavar=("LOW", "HIGH"),
-                                              help="area fraction of the random resized crop")
+        None,
+        metavar="N|LOW,HIGH",
+        help="decode short side, or a range drawn per clip (default: the model's, "
+        "256,320 at 224 px; the image size from 448 px up)",
+    )
+    crop_scale: tuple[float, float] = setting(
+        (0.5, 1.0), metavar=("LOW", "HIGH"), help="area fraction of the random resized crop"
+    )
 
 
 def _source_args(model: str | os.PathLike | None, arch: str | None, built: VideoMAE) -> dict[str, Any]:
@@ -102,19 +111,21 @@ def pretrain(
 def pretrain_task(model: VideoMAE, files: Sequence[str | os.PathLike], config: PretrainConfig, preset=None) -> Task:
     """The `Task` of MAE pretraining `model` on `files` (see `pretrain`)."""
     cfg: MAEConfig = model.config
-    pre = dataclasses.replace(preprocessing_for(model if config.model is None else config.model, model),
-                              autorotate=config.autorotate)
+    pre = dataclasses.replace(
+        preprocessing_for(model if config.model is None else config.model, model), autorotate=config.autorotate
+    )
     mask_ratio = config.mask_ratio if config.mask_ratio is not None else pre.mask_ratio
     if preset is None:
         preset = dataclasses.replace(
             pre.training(config.crop_scale, config.sampling_rate, config.short_side), target_fps=config.target_fps
         )
-    dataset = TrainClips(
-        files, preset, repeat_aug=config.repeat_aug, seed=config.seed, mask_tokens=cfg.num_patches
-    )
+    dataset = TrainClips(files, preset, repeat_aug=config.repeat_aug, seed=config.seed, mask_tokens=cfg.num_patches)
     logger.info(
-        "pretraining %s on %d videos: mask ratio %.2f, %d clips per video", type(model).__name__, len(files),
-        mask_ratio, config.repeat_aug,
+        "pretraining %s on %d videos: mask ratio %.2f, %d clips per video",
+        type(model).__name__,
+        len(files),
+        mask_ratio,
+        config.repeat_aug,
     )
 
     def loss(wrapped: torch.nn.Module, batch: TrainBatch) -> tuple[torch.Tensor, dict[str, float]]:
@@ -124,8 +135,13 @@ def pretrain_task(model: VideoMAE, files: Sequence[str | os.PathLike], config: P
     def empty_batch() -> TrainBatch:
         clips = config.repeat_aug
         video = torch.zeros(clips, cfg.in_chans, cfg.num_frames, cfg.img_size, cfg.img_size)
-        return TrainBatch(video, torch.zeros(clips, dtype=torch.long), torch.rand(clips, cfg.num_patches),
-                          torch.zeros(1, dtype=torch.long), [])
+        return TrainBatch(
+            video,
+            torch.zeros(clips, dtype=torch.long),
+            torch.rand(clips, cfg.num_patches),
+            torch.zeros(1, dtype=torch.long),
+            [],
+        )
 
     args = {
         **config_args(config),
@@ -135,6 +151,10 @@ def pretrain_task(model: VideoMAE, files: Sequence[str | os.PathLike], config: P
         "job": "pretrain",
     }
     return Task(
-        model=model.train(), dataset=dataset, param_groups=pretraining_param_groups(model, config.weight_decay),
-        loss=loss, empty_batch=empty_batch, args=args,
+        model=model.train(),
+        dataset=dataset,
+        param_groups=pretraining_param_groups(model, config.weight_decay),
+        loss=loss,
+        empty_batch=empty_batch,
+        args=args,
     )

@@ -21,8 +21,17 @@ from .grid import add_colour_bar, label_grid, make_grid, to_uint8
 HEAD_MODES = ("mean", "each")
 # Viridis at nine evenly spaced points: dark blue (least attention) to yellow (most); linear in between.
 _HEAT_COLOURS = np.array(
-    [[68, 1, 84], [71, 44, 122], [59, 81, 139], [44, 113, 142], [33, 144, 141], [39, 173, 129], [92, 200, 99],
-     [170, 220, 50], [253, 231, 37]],
+    [
+        [68, 1, 84],
+        [71, 44, 122],
+        [59, 81, 139],
+        [44, 113, 142],
+        [33, 144, 141],
+        [39, 173, 129],
+        [92, 200, 99],
+        [170, 220, 50],
+        [253, 231, 37],
+    ],
     dtype=np.float32,
 )
 HEAT_ALPHA = 0.6

@@ -113,8 +113,11 @@ def complete_clip(
     parameter = next(model.parameters())
     with torch.inference_mode(), resolve_precision(precision, parameter.device).autocast(parameter.device):
         loss, _, mask, comparison = model(
-            batch.to(parameter.device, parameter.dtype), mask_ratio=mask_ratio, visualize=True,
-            mask_type=mask_type, noise=noise,
+            batch.to(parameter.device, parameter.dtype),
+            mask_ratio=mask_ratio,
+            visualize=True,
+            mask_type=mask_type,
+            noise=noise,
         )
     comparison = comparison.to("cpu", torch.float32)  # (N, 3, C, T', H, W)
     mask = mask.to("cpu", torch.float32)

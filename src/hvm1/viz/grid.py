@@ -28,9 +28,7 @@ _FALLBACK_ENCODER = "mpeg4"
 JPEG_QUALITY = 95
 
 
-def to_uint8(
-    frames: torch.Tensor, mean: Sequence[float], std: Sequence[float], scale_each: bool = False
-) -> np.ndarray:
+def to_uint8(frames: torch.Tensor, mean: Sequence[float], std: Sequence[float], scale_each: bool = False) -> np.ndarray:
     """Normalised frames (..., C, T, H, W) to true-colour tiles (..., T, H, W, C) uint8.
 
     Undoes the normalisation (`x * std + mean`, per channel), scales to 0-255, rounds and clamps. With
@@ -120,8 +118,9 @@ def label_grid(
     height, width = tile_size
     rows, columns = len(row_labels), len(column_labels)
     if image.shape[:2] != (rows * (height + padding) + padding, columns * (width + padding) + padding):
-        raise ValueError(f"a {image.shape[0]}x{image.shape[1]} picture is no grid of {rows}x{columns} tiles of "
-                         f"{height}x{width}")
+        raise ValueError(
+            f"a {image.shape[0]}x{image.shape[1]} picture is no grid of {rows}x{columns} tiles of {height}x{width}"
+        )
     left = max(_text_size(text)[0] for text in row_labels) + 2 * _MARGIN
     top = max(_text_size(text)[1] for text in column_labels) + _MARGIN
     canvas = Image.new("RGB", (left + image.shape[1], top + image.shape[0]))
@@ -228,10 +227,13 @@ class Mp4Writer:
             else:
                 self._stream.options = {"crf": "18"}
         elif frame.shape[:2] != (self._stream.height, self._stream.width):
-            raise ValueError(f"{self.path}: a {frame.shape[0]}x{frame.shape[1]} frame in a "
-                             f"{self._stream.height}x{self._stream.width} video")
-        self._container.mux(self._stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame),
-                                                                           format="rgb24")))
+            raise ValueError(
+                f"{self.path}: a {frame.shape[0]}x{frame.shape[1]} frame in a "
+                f"{self._stream.height}x{self._stream.width} video"
+            )
+        self._container.mux(
+            self._stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24"))
+        )
         self.frames += 1
 
     def close(self) -> Path:

@@ -36,7 +36,6 @@ from .runs import RunReport, VideoRunConfig, Written, each_video, prepared_run
 logger = logging.getLogger(__name__)
 
 
-
 @dataclass(frozen=True)
 class PCAFit:
     """A fitted reduction: `mean` (C,), `components` (3, C) rows of unit length, the `low`/`high` (3,) of the
@@ -78,11 +77,18 @@ def fit_pca(tokens: torch.Tensor, num_components: int = 3) -> PCAFit:
     components = components * torch.gather(components, 1, biggest).sign()
     projected = (x - mean) @ components.T
     variance = singular**2
-    return PCAFit(mean, components, projected.amin(dim=0), projected.amax(dim=0),
-                  variance[:num_components] / variance.sum().clamp(min=1e-300))
+    return PCAFit(
+        mean,
+        components,
+        projected.amin(dim=0),
+        projected.amax(dim=0),
+        variance[:num_components] / variance.sum().clamp(min=1e-300),
+    )
 
 
-def pca_feature_maps(tokens: torch.Tensor | Sequence[torch.Tensor], foreground_threshold: float | None = None) -> FeatureMaps:
+def pca_feature_maps(
+    tokens: torch.Tensor | Sequence[torch.Tensor], foreground_threshold: float | None = None
+) -> FeatureMaps:
     """Colour maps of token grids (V, t, h, w, C) (or a list of (t, h, w, C) of one size) from one joint PCA.
 
     With `foreground_threshold` (in [0, 1], DINOv2 uses 0.5), the foreground step of the module doc runs.
@@ -119,8 +125,9 @@ def patch_token_grid(
     `precision` (`hvm1.devices.resolve_precision`; default fp32).
     """
     if not isinstance(model, VideoViT):
-        raise TypeError(f"feature maps need a VideoViT (an MAE's encoder: load with model_type='vit'), got "
-                        f"{type(model).__name__}")
+        raise TypeError(
+            f"feature maps need a VideoViT (an MAE's encoder: load with model_type='vit'), got {type(model).__name__}"
+        )
     config = model.config
     _, frames, height, width = clip.shape
     grid = (frames // config.t_patch_size, height // config.patch_size, width // config.patch_size)
@@ -145,7 +152,8 @@ def feature_map_tiles(
 def feature_map_grid(
     clip: torch.Tensor, maps: torch.Tensor, mean: Sequence[float], std: Sequence[float], t_patch_size: int
 ) -> np.ndarray:
-    """The picture of one clip: frames (the first of each tubelet) over their feature maps (t, h, w, 3), 1 px padding."""
+    """The picture of one clip: frames (the first of each tubelet) over their feature maps (t, h, w, 3), 1 px
+    padding."""
     return make_grid(feature_map_tiles(clip, maps, mean, std, t_patch_size))
 
 
@@ -182,7 +190,8 @@ def pca_videos(
     """Write a feature-map picture for each of `videos` to `out_dir/{stem}_{model_name}_pca.jpg`.
 
     Videos are read as `complete_videos` reads them (visualisation preset at `preprocessing`'s size and
-    frames, default the model's; the model takes any size, its position embeddings interpolated); tokens come from `patch_token_grid(layer)`, colours from
+    frames, default the model's; the model takes any size, its position embeddings interpolated); tokens come from
+    `patch_token_grid(layer)`, colours from
     `pca_feature_maps`, fitted per video or, with `joint`, once over all videos read. `animate` ('mp4' or
     'gif') also writes each frame beside its map. `full_frame`: the whole frame at its aspect ratio
     (`hvm1.data.whole_frame_preset`) instead of a square crop. Unreadable videos are reported in `skipped`.
@@ -223,14 +232,23 @@ def pca_videos(
 class PcaConfig(VideoRunConfig):
     """`hvm1 pca`: a ViT's patch tokens reduced by PCA to 3 components, drawn as colours, one picture per video."""
 
-    layer: int | None = setting(None, metavar="K", help="tokens of block K (0-based, negative from the end), final "
-                                "norm applied (default: the final-normed output)")
+    layer: int | None = setting(
+        None,
+        metavar="K",
+        help="tokens of block K (0-based, negative from the end), final "
+        "norm applied (default: the final-normed output)",
+    )
     joint: bool = setting(False, help="one PCA across all the videos, so a colour means the same feature in each")
-    foreground: float | None = setting(None, metavar="T", help="DINOv2's foreground step: split at T (e.g. 0.5) on "
-                                       "the scaled first component, keep the smaller side, refit on it, draw the rest "
-                                       "black")
-    animate: str | None = setting(None, choices=ANIMATION_FORMATS, help="also write each frame beside its map over "
-                                                                        "time")
+    foreground: float | None = setting(
+        None,
+        metavar="T",
+        help="DINOv2's foreground step: split at T (e.g. 0.5) on "
+        "the scaled first component, keep the smaller side, refit on it, draw the rest "
+        "black",
+    )
+    animate: str | None = setting(
+        None, choices=ANIMATION_FORMATS, help="also write each frame beside its map over time"
+    )
 
 
 def pca(config: PcaConfig, progress: Progress = SILENT) -> RunReport:
@@ -246,7 +264,16 @@ def pca(config: PcaConfig, progress: Progress = SILENT) -> RunReport:
     with prepared_run(config, "vit", "pca", progress) as run:
         name = run.name if config.layer is None else f"{run.name}_layer{config.layer}"
         return pca_videos(
-            cast(VideoViT, run.model), run.videos, run.out_dir, model_name=name, preprocessing=run.preprocessing,
-            layer=config.layer, joint=config.joint, foreground_threshold=config.foreground, animate=config.animate,
-            precision=run.precision, progress=progress, full_frame=config.full_frame,
+            cast(VideoViT, run.model),
+            run.videos,
+            run.out_dir,
+            model_name=name,
+            preprocessing=run.preprocessing,
+            layer=config.layer,
+            joint=config.joint,
+            foreground_threshold=config.foreground,
+            animate=config.animate,
+            precision=run.precision,
+            progress=progress,
+            full_frame=config.full_frame,
         )

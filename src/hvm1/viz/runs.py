@@ -47,6 +47,7 @@ from .grid import ANIMATION_FORMATS, save_jpeg, write_animation
 
 logger = logging.getLogger(__name__)
 
+
 @dataclass(frozen=True)
 class Written:
     """The files written for one video: the picture first, then its animation if one was asked for."""
@@ -74,32 +75,58 @@ class RunReport(Report):
 class VideoRunConfig(ModelSettings, DeviceSettings, OutputSettings, VideoSelection, SizeSettings):
     """What `hvm1 complete`, `attention` and `pca` share: the videos, the model, where the pictures go."""
 
-    paths: tuple[Path, ...] = setting((), positional=True, metavar="PATH",
-                                      help="video files or folders (searched recursively); none: a synthetic "
-                                           "sample clip")
-    video_dirs: tuple[Path, ...] = setting((), option="--video-dir", aliases=("--video_dir",), repeat=True,
-                                           metavar="DIR", help="a folder of videos, like a PATH (the published "
-                                                               "spelling); repeatable")
-    model: str | None = setting(None, metavar="NAME", aliases=("--model_name",),
-                                help="a zoo model name (see `hvm1 list`); its weights are fetched once")
-    labels: bool = setting(True, help="label the picture (row names, each frame's time, the colour scale); off: "
-                                      "the published picture, the tiles alone")
+    paths: tuple[Path, ...] = setting(
+        (),
+        positional=True,
+        metavar="PATH",
+        help="video files or folders (searched recursively); none: a synthetic sample clip",
+    )
+    video_dirs: tuple[Path, ...] = setting(
+        (),
+        option="--video-dir",
+        aliases=("--video_dir",),
+        repeat=True,
+        metavar="DIR",
+        help="a folder of videos, like a PATH (the published spelling); repeatable",
+    )
+    model: str | None = setting(
+        None,
+        metavar="NAME",
+        aliases=("--model_name",),
+        help="a zoo model name (see `hvm1 list`); its weights are fetched once",
+    )
+    labels: bool = setting(
+        True,
+        help="label the picture (row names, each frame's time, the colour scale); off: "
+        "the published picture, the tiles alone",
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
 class CompleteConfig(VideoRunConfig):
     """`hvm1 complete`: mask each video and let an MAE complete it, one picture per video."""
 
-    mask_type: str = setting("random", choices=MASK_TYPES,
-                             help="which tokens to remove: random (anywhere); temporal (the final frames, all of "
-                                  "each); center (the middle frames in time, all of each: not a spatial box)")
-    mask_ratio: float | None = setting(None, metavar="R", help="the fraction of tokens removed (default "
-                                       + ", ".join(f"{ratio} for {kind}" for kind, ratio in DEFAULT_MASK_RATIOS.items())
-                                       + ")")
-    scale_each: bool = setting(False, help="stretch each frame from its own min to max (the published look) "
-                                           "instead of true colours")
-    animate: str | None = setting(None, choices=ANIMATION_FORMATS, help="also write original | masked | "
-                                  "completion side by side over time, beside the picture")
+    mask_type: str = setting(
+        "random",
+        choices=MASK_TYPES,
+        help="which tokens to remove: random (anywhere); temporal (the final frames, all of "
+        "each); center (the middle frames in time, all of each: not a spatial box)",
+    )
+    mask_ratio: float | None = setting(
+        None,
+        metavar="R",
+        help="the fraction of tokens removed (default "
+        + ", ".join(f"{ratio} for {kind}" for kind, ratio in DEFAULT_MASK_RATIOS.items())
+        + ")",
+    )
+    scale_each: bool = setting(
+        False, help="stretch each frame from its own min to max (the published look) instead of true colours"
+    )
+    animate: str | None = setting(
+        None,
+        choices=ANIMATION_FORMATS,
+        help="also write original | masked | completion side by side over time, beside the picture",
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -122,8 +149,9 @@ def videos_for(config: VideoRunConfig, progress: Progress = SILENT) -> Iterator[
     if paths:
         videos = select_videos(paths, config.num_vids, config.seed)
         if config.num_vids is not None and config.num_vids > len(videos):
-            progress.note(f"num_vids {config.num_vids} asks for more videos than the {len(videos)} found: "
-                          f"using all {len(videos)}")
+            progress.note(
+                f"num_vids {config.num_vids} asks for more videos than the {len(videos)} found: using all {len(videos)}"
+            )
         yield videos
         return
     from .sample import SAMPLE_NAME, make_sample_clip
@@ -147,8 +175,9 @@ class PreparedRun:
 
 
 @contextlib.contextmanager
-def prepared_run(config: VideoRunConfig, model_type: str, command: str,
-                 progress: Progress = SILENT) -> Iterator[PreparedRun]:
+def prepared_run(
+    config: VideoRunConfig, model_type: str, command: str, progress: Progress = SILENT
+) -> Iterator[PreparedRun]:
     """Load the model the config names (`load_for_command`), its preprocessing at the size asked for, its
     precision (`precision_for_run`), the videos (`videos_for`) and the output folder, for the `with` block.
 
@@ -180,9 +209,19 @@ def complete(config: CompleteConfig, progress: Progress = SILENT) -> RunReport:
     """
     with prepared_run(config, "mae", "complete", progress) as run:
         return complete_videos(
-            cast(VideoMAE, run.model), run.videos, run.out_dir, model_name=run.name, preprocessing=run.preprocessing,
-            mask_type=config.mask_type, mask_ratio=config.mask_ratio, seed=config.seed, scale_each=config.scale_each,
-            animate=config.animate, labels=config.labels, precision=run.precision, progress=progress,
+            cast(VideoMAE, run.model),
+            run.videos,
+            run.out_dir,
+            model_name=run.name,
+            preprocessing=run.preprocessing,
+            mask_type=config.mask_type,
+            mask_ratio=config.mask_ratio,
+            seed=config.seed,
+            scale_each=config.scale_each,
+            animate=config.animate,
+            labels=config.labels,
+            precision=run.precision,
+            progress=progress,
             full_frame=config.full_frame,
         )
 
@@ -199,8 +238,15 @@ def attention(config: AttentionConfig, progress: Progress = SILENT) -> RunReport
     """
     with prepared_run(config, "vit", "attention", progress) as run:
         return attention_videos(
-            cast(VideoViT, run.model), run.videos, run.out_dir, model_name=run.name, preprocessing=run.preprocessing,
-            heads=config.heads, labels=config.labels, precision=run.precision, progress=progress,
+            cast(VideoViT, run.model),
+            run.videos,
+            run.out_dir,
+            model_name=run.name,
+            preprocessing=run.preprocessing,
+            heads=config.heads,
+            labels=config.labels,
+            precision=run.precision,
+            progress=progress,
             full_frame=config.full_frame,
         )
 
@@ -266,7 +312,8 @@ def complete_videos(
     to 0.9 for random, 0.5 for temporal and center; random masks are seeded per video by `seed`, see
     `hvm1.data.file_generator`), completed by `model`, and drawn by `completion_grid`. `animate` ('mp4' or 'gif')
     also writes the side-by-side animation with the same name. `labels` names the rows (original, masked,
-    completion) and gives each frame's time in the clip (`completion_labels`); without, the published picture. The model runs at `precision` (see
+    completion) and gives each frame's time in the clip (`completion_labels`); without, the published picture. The model
+    runs at `precision` (see
     `hvm1.devices.resolve_precision`; default fp32). Stems come from `output_stems`. Videos
     that cannot be read are reported in the result's `skipped`, and the others are still written.
 
@@ -330,7 +377,8 @@ def attention_videos(
 ) -> RunReport:
     """Write an attention picture for each of `videos` to `out_dir/{stem}_{model_name}_attention.jpg`.
 
-    Videos are read as by `complete_videos` (`full_frame` too); each picture is `attention_grid` of the model's last-block
+    Videos are read as by `complete_videos` (`full_frame` too); each picture is `attention_grid` of the model's
+    last-block
     CLS attention (`heads`: 'mean' for one row averaged over heads, 'each' for a row per head), computed at
     `precision` (default fp32). `labels` names the rows, gives each column's time in the clip and adds the
     colour scale (`attention_labels`). Videos
@@ -412,8 +460,9 @@ def each_video(
     """
     paths = [Path(video) for video in videos]
     progress.start(len(paths), "video")
-    for done, (video, stem, (clip, error)) in enumerate(zip(paths, output_stems(paths), prefetched_clips(paths, preset)),
-                                                        start=1):
+    for done, (video, stem, (clip, error)) in enumerate(
+        zip(paths, output_stems(paths), prefetched_clips(paths, preset)), start=1
+    ):
         if error is not None:
             skipped.append(skipped_for(video, error))
         elif clip is not None:

@@ -58,7 +58,8 @@ def make_sample_clip(
         ]
         draw.polygon(corners, fill=(40, 70, 200), outline=(255, 255, 255), width=3)
         tx, ty = width * 0.3, height * (0.8 - 0.25 * abs(math.sin(3 * math.pi * phase)))
-        draw.polygon([(tx, ty - radius), (tx - radius, ty + radius / 2), (tx + radius, ty + radius / 2)],
-                     fill=(240, 200, 30))
+        draw.polygon(
+            [(tx, ty - radius), (tx - radius, ty + radius / 2), (tx + radius, ty + radius / 2)], fill=(240, 200, 30)
+        )
         frames.append(np.asarray(image))
     return write_mp4(np.stack(frames), path, fps)

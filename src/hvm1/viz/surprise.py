@@ -116,16 +116,31 @@ def plot_surprise(
     figure, axes, under = time_plot(bool(thumbnails))
     for method, values in losses.items():
         if method == model:
-            axes.plot(xs, values, color="black", linewidth=2.0, marker="o", markersize=3, label=f"{method} (model)",
-                      zorder=3)
+            axes.plot(
+                xs, values, color="black", linewidth=2.0, marker="o", markersize=3, label=f"{method} (model)", zorder=3
+            )
         else:
             axes.plot(xs, values, linewidth=1.0, alpha=0.8, label=method)
     model_values = np.asarray(losses[model], dtype=np.float64)
     for rank, index in enumerate(peaks):
-        axes.plot(xs[index], model_values[index], marker="v", color="red", markersize=9, zorder=4,
-                  label="peaks" if rank == 0 else None)
-        axes.annotate(f"{xs[index]:.1f} s", (xs[index], model_values[index]), textcoords="offset points",
-                      xytext=(0, 8), ha="center", fontsize=8, color="red")
+        axes.plot(
+            xs[index],
+            model_values[index],
+            marker="v",
+            color="red",
+            markersize=9,
+            zorder=4,
+            label="peaks" if rank == 0 else None,
+        )
+        axes.annotate(
+            f"{xs[index]:.1f} s",
+            (xs[index], model_values[index]),
+            textcoords="offset points",
+            xytext=(0, 8),
+            ha="center",
+            fontsize=8,
+            color="red",
+        )
     axes.set_ylabel("error on the hidden patches")
     axes.grid(alpha=0.3)
     axes.legend(fontsize=7, loc="best")
@@ -147,7 +162,12 @@ def time_plot(strip: bool) -> tuple[Any, Any, Any]:
 
 
 def save_time_plot(
-    figure, axes, under, xs: np.ndarray, thumbnails: Sequence[tuple[float, np.ndarray]], path: str | os.PathLike,
+    figure,
+    axes,
+    under,
+    xs: np.ndarray,
+    thumbnails: Sequence[tuple[float, np.ndarray]],
+    path: str | os.PathLike,
     title: str | None = None,
 ) -> Path:
     """Finish a `time_plot` whose values are at times `xs`: its `title`, the `thumbnails` ((time, frame (H, W, 3)
@@ -156,8 +176,9 @@ def save_time_plot(
         axes.set_title(title, fontsize=10)
     if under is not None:
         # The frames side by side in time order, each in its own slot of the time axis (the slot nearest its time).
-        low, high = (float(xs.min()), float(xs.max())) if len(xs) > 1 else (thumbnails[0][0] - 0.5,
-                                                                            thumbnails[0][0] + 0.5)
+        low, high = (
+            (float(xs.min()), float(xs.max())) if len(xs) > 1 else (thumbnails[0][0] - 0.5, thumbnails[0][0] + 0.5)
+        )
         width = (high - low) / len(thumbnails)
         top = max(width * frame.shape[0] / frame.shape[1] for _, frame in thumbnails)
         for slot, (_, frame) in enumerate(sorted(thumbnails, key=lambda item: item[0])):

@@ -162,10 +162,13 @@ def write_class_video(
         raise ValueError(f"{timeline.path}: no window to show")
     if probabilities.shape[1] != len(names):
         raise ValueError(f"{len(names)} class names for {probabilities.shape[1]} classes")
-    ranked = [[(names[index], float(row[index])) for index in np.argsort(-row, kind="stable")[:count]]
-              for row in probabilities]
-    frames = read_windows(video, 1.0 / fps, num_frames=1, sampling_rate=1, target_fps=fps, short_side=short_side,
-                          autorotate=autorotate)
+    ranked = [
+        [(names[index], float(row[index])) for index in np.argsort(-row, kind="stable")[:count]]
+        for row in probabilities
+    ]
+    frames = read_windows(
+        video, 1.0 / fps, num_frames=1, sampling_rate=1, target_fps=fps, short_side=short_side, autorotate=autorotate
+    )
     with Mp4Writer(path, fps) as writer:
         for frame in frames:
             writer.write(write_top_classes(frame.clip.frames[0].numpy(), ranked[window_at(timeline, frame.start)]))

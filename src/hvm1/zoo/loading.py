@@ -56,6 +56,7 @@ def preprocessing_for(
         pre = pre.at_size(model.config.img_size, model.config.num_frames)
     return pre
 
+
 def _preprocessing_of(source: str | os.PathLike | ZooEntry | ViTConfig | torch.nn.Module) -> Preprocessing:
     if isinstance(source, (str, os.PathLike)) and Path(source).is_file():
         return _recorded_preprocessing(read_checkpoint(source))
@@ -65,10 +66,9 @@ def _preprocessing_of(source: str | os.PathLike | ZooEntry | ViTConfig | torch.n
         return source.preprocessing
     config = source if isinstance(source, ViTConfig) else getattr(source, "config", None)
     if not isinstance(config, ViTConfig):
-        raise TypeError(
-            f"expected a zoo name, file, ZooEntry, ViTConfig or hvm1 model, got {type(source).__name__}"
-        )
+        raise TypeError(f"expected a zoo name, file, ZooEntry, ViTConfig or hvm1 model, got {type(source).__name__}")
     return Preprocessing(img_size=config.img_size, num_frames=config.num_frames)
+
 
 def _recorded_preprocessing(contents: CheckpointContents) -> Preprocessing:
     recorded = contents.metadata.get(PREPROCESSING_METADATA_KEY) or contents.args.get(PREPROCESSING_METADATA_KEY)
@@ -78,6 +78,7 @@ def _recorded_preprocessing(contents: CheckpointContents) -> Preprocessing:
     if not {"img_size", "num_frames"} <= shapes.keys():
         raise CheckpointError(f"cannot tell the image size and frames of {contents.path} from its tensors")
     return Preprocessing(img_size=shapes["img_size"], num_frames=shapes["num_frames"])
+
 
 def _entry_config(entry: ZooEntry, model_type: str | None) -> tuple[str, ViTConfig]:
     model_type = model_type or entry.model_type
@@ -90,9 +91,11 @@ def _entry_config(entry: ZooEntry, model_type: str | None) -> tuple[str, ViTConf
         + (f"; use {entry.name.replace('vit_', 'mae_', 1)!r}" if entry.finetuning == "none" else "")
     )
 
+
 def _with_overrides(config: ViTConfig, overrides: dict[str, Any]) -> ViTConfig:
     overrides = check_overrides(overrides, type(config))
     return config.replace(**overrides) if overrides else config
+
 
 def load_model(
     name_or_path: str | os.PathLike,
@@ -147,8 +150,15 @@ def load_model(
     """
     if Path(name_or_path).is_file():
         return load_checkpoint(
-            name_or_path, pretrained=pretrained, model_type=model_type, device=device, dtype=dtype, rules=rules,
-            seed=seed, report=report, **config_overrides,
+            name_or_path,
+            pretrained=pretrained,
+            model_type=model_type,
+            device=device,
+            dtype=dtype,
+            rules=rules,
+            seed=seed,
+            report=report,
+            **config_overrides,
         )
     name = str(name_or_path)
     if name not in MODELS and (os.sep in name or "/" in name or Path(name).suffix in (".pth", ".pt", ".safetensors")):
@@ -163,16 +173,29 @@ def load_model(
     from hvm1.hub import fetch_weights  # huggingface_hub (slow to import) only where the hub is asked
 
     path = fetch_weights(
-        entry.repo_id, entry.filename, revision=revision, cache_dir=cache_dir, description=f"model {name!r}",
+        entry.repo_id,
+        entry.filename,
+        revision=revision,
+        cache_dir=cache_dir,
+        description=f"model {name!r}",
         load_hint=f"hvm1.load_model('/path/to/{entry.filename}', model_type={model_type!r})",
         full_download=full_download,
     )
     try:
-        model = load_checkpoint(path, config=config, model_type=model_type, device=device, dtype=dtype, rules=rules,
-                                seed=seed, report=report)
+        model = load_checkpoint(
+            path,
+            config=config,
+            model_type=model_type,
+            device=device,
+            dtype=dtype,
+            rules=rules,
+            seed=seed,
+            report=report,
+        )
         return attach_class_names(model, entry.class_names)
     except CheckpointError as error:
         raise CheckpointError(f"model {name!r} ({entry.filename} from {entry.repo_id}): {error}") from None
+
 
 @dataclass(frozen=True)
 class LoadedModel:
@@ -184,6 +207,7 @@ class LoadedModel:
     source: str
     stem: str
     preprocessing: Preprocessing
+
 
 def file_stem(path: str | os.PathLike) -> str:
     """The name output files give a checkpoint file: its stem, and for a training run's own checkpoints
@@ -200,6 +224,7 @@ def file_stem(path: str | os.PathLike) -> str:
     if path.stem.startswith("checkpoint-") and path.parent.name:
         return f"{path.parent.resolve().name}-{path.stem.removeprefix('checkpoint-')}"
     return path.stem
+
 
 def load_for_inputs(
     name_or_path: str | os.PathLike,
@@ -247,14 +272,18 @@ def load_for_inputs(
         model = load_checkpoint(contents, model_type=model_type, device=device, **config_overrides)
         preprocessing = _recorded_preprocessing(contents)
     else:
-        model = load_model(name_or_path, model_type=model_type, device=device, full_download=full_download,
-                           **config_overrides)
+        model = load_model(
+            name_or_path, model_type=model_type, device=device, full_download=full_download, **config_overrides
+        )
         preprocessing = _preprocessing_of(name_or_path)
     if img_size and img_size != model.config.img_size:
-        raise ValueError(f"{name_or_path} holds a model of {model.config.img_size} px frames, not the {img_size} px asked for")
+        raise ValueError(
+            f"{name_or_path} holds a model of {model.config.img_size} px frames, not the {img_size} px asked for"
+        )
     source = str(Path(name_or_path).resolve()) if is_file else str(name_or_path)
     stem = file_stem(name_or_path) if is_file else str(name_or_path)
     return LoadedModel(model, source, stem, preprocessing.at_size(model.config.img_size, model.config.num_frames))
+
 
 def load_for_command(
     settings: ModelSettings,
@@ -290,8 +319,15 @@ def load_for_command(
         if (sentence := first_use_download(entry.name, settings.full_download)) is not None:
             progress.note(f"{sentence}, into the Hugging Face cache")
 
-    return load_for_inputs(source, model_type=model_type, device=device, full_download=settings.full_download,
-                           before_download=before_download, **settings.overrides)
+    return load_for_inputs(
+        source,
+        model_type=model_type,
+        device=device,
+        full_download=settings.full_download,
+        before_download=before_download,
+        **settings.overrides,
+    )
+
 
 def convert(
     name_or_path: str | os.PathLike,
@@ -328,7 +364,11 @@ def convert(
     if output.suffix != ".safetensors":
         raise ValueError(f"the output must be a .safetensors file, got {output}")
     model = load_model(
-        name_or_path, model_type=model_type, revision=revision, cache_dir=cache_dir, full_download=full_download,
+        name_or_path,
+        model_type=model_type,
+        revision=revision,
+        cache_dir=cache_dir,
+        full_download=full_download,
         **config_overrides,
     )
     if Path(name_or_path).is_file():

@@ -29,14 +29,19 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 # The key under which a converted file, or a training checkpoint's args, records a model's preprocessing.
 PREPROCESSING_METADATA_KEY = "hvm1_preprocessing"
 
+
 def _size_defaults(img_size: int) -> dict[str, Any]:
     # For models outside the zoo only (zoo entries carry the published values): the published 448 px run
     # trained at short side 448, mask ratio 0.95 and base lr 6e-4; the 224 px runs jittered the short side in
     # [256, 320] (scaled here for other sizes), at mask ratio 0.9 and base lr 1.2e-3.
     if img_size >= 448:
         return {"train_short_side": img_size, "mask_ratio": 0.95, "blr": 6e-4}
-    return {"train_short_side": (round(img_size * 256 / 224), round(img_size * 320 / 224)), "mask_ratio": 0.9,
-            "blr": 1.2e-3}
+    return {
+        "train_short_side": (round(img_size * 256 / 224), round(img_size * 320 / 224)),
+        "mask_ratio": 0.9,
+        "blr": 1.2e-3,
+    }
+
 
 @dataclass(frozen=True, kw_only=True)
 class Preprocessing:
@@ -104,8 +109,12 @@ class Preprocessing:
         from hvm1.data.transforms import visualisation_preset
 
         preset = visualisation_preset(self.img_size, self.num_frames, self.mean, self.std)
-        return dataclasses.replace(preset, sampling_rate=self.visualisation_sampling_rate, target_fps=self.target_fps,
-                                   autorotate=self.autorotate)
+        return dataclasses.replace(
+            preset,
+            sampling_rate=self.visualisation_sampling_rate,
+            target_fps=self.target_fps,
+            autorotate=self.autorotate,
+        )
 
     def evaluation(self, crop: str = "center", sampling_rate: int | None = None) -> VideoPreset:
         """`embed` and `evaluate` on videos: short side img_size * 256 / 224, a center crop or (`crop`
@@ -120,8 +129,9 @@ class Preprocessing:
         """
         from hvm1.data.transforms import video_eval_preset
 
-        preset = video_eval_preset(self.img_size, self.num_frames, self.mean, self.std,
-                                   sampling_rate or self.sampling_rate, crop=crop)
+        preset = video_eval_preset(
+            self.img_size, self.num_frames, self.mean, self.std, sampling_rate or self.sampling_rate, crop=crop
+        )
         return dataclasses.replace(preset, target_fps=self.target_fps, autorotate=self.autorotate)
 
     def image_evaluation(self) -> ImagePreset:
@@ -129,8 +139,9 @@ class Preprocessing:
         model's mean/std, repeated to `num_frames`."""
         from hvm1.data.transforms import image_eval_preset
 
-        return dataclasses.replace(image_eval_preset(self.img_size, self.num_frames, self.mean, self.std),
-                                   autorotate=self.autorotate)
+        return dataclasses.replace(
+            image_eval_preset(self.img_size, self.num_frames, self.mean, self.std), autorotate=self.autorotate
+        )
 
     def training(
         self,
@@ -155,7 +166,12 @@ class Preprocessing:
         side = short_side if short_side is not None else self.train_short_side
         assert side is not None  # __post_init__ fills train_short_side
         preset = video_train_preset(
-            self.img_size, self.num_frames, self.mean, self.std, side, crop_scale,
+            self.img_size,
+            self.num_frames,
+            self.mean,
+            self.std,
+            side,
+            crop_scale,
             sampling_rate or self.sampling_rate,
         )
         return dataclasses.replace(preset, target_fps=self.target_fps, autorotate=self.autorotate)
@@ -174,6 +190,7 @@ class Preprocessing:
 
         return ImageTrainPreset(self.img_size, self.num_frames, self.mean, self.std, crop_scale, self.autorotate)
 
+
 def preprocessing_to_json(pre: Preprocessing) -> str:
     """`pre` as the JSON text a file records (see `PREPROCESSING_METADATA_KEY`); `autorotate`, how files are
     read rather than what the model takes, is left out.
@@ -185,6 +202,7 @@ def preprocessing_to_json(pre: Preprocessing) -> str:
         The JSON text.
     """
     return json.dumps({key: value for key, value in dataclasses.asdict(pre).items() if key != "autorotate"})
+
 
 def preprocessing_from_json(text: str) -> Preprocessing:
     """The `Preprocessing` a file recorded with `preprocessing_to_json` (fields it lacks take their defaults).
@@ -199,6 +217,7 @@ def preprocessing_from_json(text: str) -> Preprocessing:
     known = {f.name for f in dataclasses.fields(Preprocessing)}
     fields = {key: tuple(value) if isinstance(value, list) else value for key, value in fields.items() if key in known}
     return Preprocessing(**fields)
+
 
 def sized_preprocessing(settings: SizeSettings, preprocessing: Preprocessing, model: torch.nn.Module) -> Preprocessing:
     """The loaded model's preprocessing at the settings' `img_size` and `num_frames` where given, reading inputs
@@ -217,10 +236,14 @@ def sized_preprocessing(settings: SizeSettings, preprocessing: Preprocessing, mo
     """
     config: ViTConfig = cast(VideoViT, model).config
     if settings.img_size and settings.img_size % config.patch_size:
-        raise ValueError(f"img_size {settings.img_size} is not a multiple of the model's patch size {config.patch_size}")
+        raise ValueError(
+            f"img_size {settings.img_size} is not a multiple of the model's patch size {config.patch_size}"
+        )
     if settings.num_frames and settings.num_frames % config.t_patch_size:
-        raise ValueError(f"num_frames {settings.num_frames} is not a multiple of the model's tubelet "
-                         f"{config.t_patch_size}")
-    sized = preprocessing.at_size(settings.img_size or preprocessing.img_size,
-                                  settings.num_frames or preprocessing.num_frames)
+        raise ValueError(
+            f"num_frames {settings.num_frames} is not a multiple of the model's tubelet {config.t_patch_size}"
+        )
+    sized = preprocessing.at_size(
+        settings.img_size or preprocessing.img_size, settings.num_frames or preprocessing.num_frames
+    )
     return dataclasses.replace(sized, autorotate=settings.autorotate)
