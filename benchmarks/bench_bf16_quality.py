@@ -10,7 +10,7 @@ float32, matrix products in bf16, LayerNorm / softmax / residual stream in float
             after un-normalising (completion only)
   time_s    the path's time in this run (the machine may be shared: compare within a column only)
 
-Models: the tiny reference models of ../shared/reference (published-format checkpoints, 7-class head;
+Models: the tiny reference models of tests/fixtures/reference (published-format checkpoints, 7-class head;
 64 random clips plus the reference clips) and full-size random-weight ViT-H/14 (a 174-class head, as the
 SSv2 models) and its MAE at 16 x 224 px (--clips random clips; normal(0, 0.02) weights, the scale of the
 published initialisation).
@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_models import random_model  # noqa: E402
 from results import Table, write_result  # noqa: E402
 
-REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "reference"
+from fixtures import REFERENCE
 
 
 def rel_err(y: torch.Tensor, ref: torch.Tensor) -> float:

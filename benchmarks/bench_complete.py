@@ -1,4 +1,4 @@
-"""Claim: `hvm1 complete` on the ../shared/videos files with a full-size MAE takes little more wall time than the
+"""Claim: `hvm1 complete` on the tests/fixtures/videos files with a full-size MAE takes little more wall time than the
 model's forward passes alone (loading, decoding and writing the pictures are a small overhead).
 
     python benchmarks/bench_complete.py [FOLDER] [--keep] [--device auto|cpu|cuda|mps] [--precisions fp32,bf16]
@@ -6,7 +6,7 @@ model's forward passes alone (loading, decoding and writing the pictures are a s
 Writes a published-format training checkpoint of the `mae_hvm1_none` architecture (random weights plus AdamW
 state and an `argparse.Namespace`, ~7.7 GB, with `bench_load.write_published_checkpoint`) into FOLDER (default:
 a new temporary folder under /tmp; skipped with a message when it has less than 10 GB free). Then, on the same
-machine, --repeats times: `hvm1 complete --checkpoint FILE ../shared/videos --out-dir TMP` in a fresh process
+machine, --repeats times: `hvm1 complete --checkpoint FILE tests/fixtures/videos --out-dir TMP` in a fresh process
 (through `hvm1.cli.console`, the `hvm1` command's entry point, with `VideoMAE.forward` wrapped in a timer),
 measuring
 - the whole command's wall time, start to exit (imports, lazy loading, decoding, the forward passes, the
@@ -53,8 +53,7 @@ from bench_load import ARCHITECTURE, GB, MIN_FREE_BYTES, SHAPES, write_published
 from forward_timer import time_forwards  # noqa: E402
 from results import printed_result  # noqa: E402
 
-VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "videos"
-
+from fixtures import VIDEOS
 
 # What --breakdown times inside `hvm1 complete`: (module, attribute, label), the attribute a function or method
 # that the command reaches through that module (looked up when called), the label what the table calls it.
@@ -299,7 +298,7 @@ def print_breakdown(runs: list[dict]) -> None:
 
 
 def first_videos(count: int, folder: Path) -> Path:
-    """A folder under `folder` holding links to the first `count` videos of ../shared/videos (by name)."""
+    """A folder under `folder` holding links to the first `count` videos of tests/fixtures/videos (by name)."""
     videos = sorted(path for path in VIDEOS.iterdir() if path.suffix in (".mp4", ".avi"))[:count]
     chosen = folder / f"videos-{count}"
     chosen.mkdir(exist_ok=True)
@@ -344,7 +343,9 @@ def main() -> int:
         "--precisions", default="fp32,bf16", help="comma-separated --precision values (default fp32,bf16)"
     )
     parser.add_argument("--mask-types", default="random", help="comma-separated --mask-type values (default random)")
-    parser.add_argument("--videos", default="4", help="comma-separated counts of ../shared/videos files (default 4)")
+    parser.add_argument(
+        "--videos", default="4", help="comma-separated counts of tests/fixtures/videos files (default 4)"
+    )
     parser.add_argument(
         "--packing",
         default="first_use",
@@ -360,7 +361,7 @@ def main() -> int:
         child(Path(path), Path(out), device, precision, args.breakdown, mask_type, Path(videos), packing)
         return 0
     if not SHAPES.is_file() or not VIDEOS.is_dir():
-        print(f"skipped: {SHAPES} or {VIDEOS} not found (../shared beside the checkout)")
+        print(f"skipped: {SHAPES} or {VIDEOS} not found (the repository's test data)")
         return 0
     # The default run writes bench_complete.json; one of other video counts or mask types a variant of it.
     variant = "" if args.videos == "4" and args.mask_types == "random" else f"-videos{args.videos.replace(',', '_')}"

@@ -2,7 +2,7 @@
 
 Claim (issue 4): reading a visualisation clip (16 frames, sampling rate 4 at 30 fps, short side 256,
 center crop 224, normalised) with `hvm1.data` is at least 2.5x faster than the published pipeline,
-median over the videos in ../shared/videos.
+median over the videos in tests/fixtures/videos.
 
 The baseline below follows the published path: seek to the keyframe before the start, decode every frame
 of the span and convert each to full-resolution RGB, stack, take the clip's frames, normalise in float,
@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from results import Table, write_result
 
+from fixtures import VIDEOS
 from hvm1.data import clip_instants, find_videos, visualisation_preset
 from hvm1.zoo import VIDEO_MEAN, VIDEO_STD
 
@@ -96,12 +97,12 @@ def timed(function, *arguments) -> tuple[float, float, torch.Tensor]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    default_videos = Path(__file__).resolve().parents[1].parent / "shared" / "videos"
+    default_videos = VIDEOS
     parser.add_argument("--videos", type=Path, default=default_videos)
     parser.add_argument("--repeats", type=int, default=5)
     options = parser.parse_args()
     if not options.videos.is_dir():
-        raise SystemExit(f"{options.videos}: no such folder (../shared/videos beside the checkout)")
+        raise SystemExit(f"{options.videos}: no such folder (tests/fixtures/videos beside the checkout)")
     preset = visualisation_preset(IMG_SIZE, NUM_FRAMES, VIDEO_MEAN, VIDEO_STD)
 
     def ours(path: Path, start: float) -> torch.Tensor:

@@ -1,7 +1,7 @@
 """Claim: a completion through the `hvm1 demo` page with a full-size ViT-H/14 MAE takes about as long as the
 model's completion alone (the page, the queue, the pictures and the transfer to the browser add little).
 
-    python benchmarks/bench_demo.py [--repeats 3] [--vit] [--video ../shared/videos/box.mp4] [--device cpu]
+    python benchmarks/bench_demo.py [--repeats 3] [--vit] [--video tests/fixtures/videos/box.mp4] [--device cpu]
                                     [--precision auto|fp32|bf16|fp16]
 
 Builds `mae_hvm1_none`'s architecture (ViT-H/14, 16 frames of 224 px) with random weights (no download; with
@@ -34,7 +34,9 @@ from pathlib import Path
 import torch
 from results import printed_result
 
-VIDEO = Path(__file__).resolve().parents[2] / "shared" / "videos" / "box.mp4"
+from fixtures import VIDEOS
+
+VIDEO = VIDEOS / "box.mp4"
 FLAGS = [
     "--no-sandbox",
     "--disable-gpu",

@@ -13,7 +13,7 @@ Measured on the shared 2-core x86_64 dev box (load average 3-5 from other work),
 (rounds 0.97, 0.70, 0.98); with 0 workers 0.95. Decoding a clip costs ~4% of a ViT-B forward here, so it
 hides; on a GPU the workers overlap it with compute entirely.
 
-Clips: --clips evenly spaced clips of each real video in ../shared/videos, at the model's size and frames
+Clips: --clips evenly spaced clips of each real video in tests/fixtures/videos, at the model's size and frames
 (sampling rate 8 at 30 fps, short side img_size * 256 / 224, center crop). Model: a named architecture with
 random weights (default vit_base_patch16 at 224 px, 16 frames: a mid-size model a CPU runs in seconds).
 
@@ -32,12 +32,11 @@ from pathlib import Path
 import torch
 from results import Table, write_result
 
+from fixtures import VIDEOS
 from hvm1.data import find_videos
 from hvm1.eval import FileViews, embed_videos, embedding_preset, pool_tokens
 from hvm1.models import create_model
 from hvm1.zoo import preprocessing_for
-
-SHARED_VIDEOS = Path(__file__).resolve().parents[1].parent / "shared" / "videos"
 
 
 def main() -> None:
@@ -49,10 +48,10 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="DataLoader workers of the end-to-end run")
     parser.add_argument("--batch-size", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3, help="alternations of forward and embed")
-    parser.add_argument("--videos", type=Path, default=SHARED_VIDEOS)
+    parser.add_argument("--videos", type=Path, default=VIDEOS)
     args = parser.parse_args()
     if not args.videos.is_dir():
-        raise SystemExit(f"{args.videos} not found (../shared beside the checkout holds the real test videos)")
+        raise SystemExit(f"{args.videos} not found (the repository's test data)")
 
     videos = find_videos(args.videos)
     model = create_model(args.arch, img_size=args.img_size, num_frames=args.frames, num_classes=0).eval()

@@ -1,6 +1,6 @@
 """Time per frame of `hvm1 propagate` with ViT-H/14 (random weights) on 480p DAVIS-sized frames, per precision.
 
-Frames are 854 x 480 (DAVIS 480p), made from ../shared/videos/box.mp4 (random frames where it is absent),
+Frames are 854 x 480 (DAVIS 480p), made from tests/fixtures/videos/box.mp4 (random frames where it is absent),
 resized by the published rule to 832 x 480: a 34 x 59 patch grid, each frame repeated into a 16-frame clip,
 so 8 x 34 x 59 = 16,048 tokens per forward through 32 blocks. Measured per precision, side by side in this
 process: the seconds of each propagated frame (features + one propagation step, from the progress
@@ -15,19 +15,19 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from results import Table, write_result
 
+from fixtures import VIDEOS
 from hvm1.devices import resolve_precision
 from hvm1.models import create_model
 from hvm1.segment import PropagationConfig, propagate, propagate_labels
 from hvm1.segment.propagation import neighbourhood
 
-VIDEO = Path(__file__).resolve().parents[1].parent / "shared" / "videos" / "box.mp4"
+VIDEO = VIDEOS / "box.mp4"
 
 
 def davis_frames(count: int) -> list[torch.Tensor]:

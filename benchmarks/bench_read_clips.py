@@ -1,6 +1,6 @@
 """Decoding against the bf16 forward it feeds, and `read_clips` (one open per video) against a `read_clip` per clip.
 
-In one process, on the videos of ../shared/videos:
+In one process, on the videos of tests/fixtures/videos:
   decode           clips/s of one process decoding + preprocessing, for `embed` (the center clip, eval preset,
                    every 8th frame, 224 px) and for pretraining (`--repeat-aug` random clips per video, the
                    training preset: short side 256-320, random resized crop, flip), per clip and per video
@@ -24,12 +24,11 @@ from pathlib import Path
 import torch
 from results import Table, write_result
 
+from fixtures import VIDEOS
 from hvm1.data import find_videos, video_eval_preset, video_train_preset
 from hvm1.devices import keep_freed_memory, resolve_precision
 from hvm1.inference import prepare_for_inference
 from hvm1.zoo import VIDEO_MEAN, VIDEO_STD
-
-VIDEOS = Path(__file__).resolve().parents[1].parent / "shared" / "videos"
 
 
 def generators(count: int, seed: int) -> list[torch.Generator]:

@@ -10,7 +10,7 @@ The ratio strided / forward is 1.0 when decoding costs nothing; the claim is at 
 --rounds rounds and the median round's ratio is reported, so that other load on a shared machine slows both
 sides of a ratio alike.
 
-Video: --video (default box.mp4 of ../shared/videos, 15 s of 640 x 480 H.264). Model: a named architecture
+Video: --video (default box.mp4 of tests/fixtures/videos, 15 s of 640 x 480 H.264). Model: a named architecture
 with random weights (default vit_base_patch16 at 224 px, 16 frames, every 8th frame at 30 fps: a window spans
 4 s), windows every --stride seconds (default 2).
 
@@ -35,7 +35,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from forward_timer import time_forwards  # noqa: E402
 from results import Table, write_result  # noqa: E402
 
-SHARED_VIDEO = Path(__file__).resolve().parents[1].parent / "shared" / "videos" / "box.mp4"
+from fixtures import VIDEOS
+
+SHARED_VIDEO = VIDEOS / "box.mp4"
 
 
 def main() -> None:
@@ -49,7 +51,7 @@ def main() -> None:
     parser.add_argument("--video", type=Path, default=SHARED_VIDEO)
     args = parser.parse_args()
     if not args.video.is_file():
-        raise SystemExit(f"{args.video} not found (../shared beside the checkout holds the real test videos)")
+        raise SystemExit(f"{args.video} not found (the repository's test data)")
 
     model = create_model(args.arch, img_size=args.img_size, num_frames=args.frames, num_classes=0).eval()
     preset = embedding_preset(preprocessing_for(model))

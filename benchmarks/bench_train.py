@@ -3,7 +3,7 @@ share of step time spent waiting for data, for a ViT-B/16-size MAE (`mae_vit_bas
 px, mask ratio 0.9): float32, bf16 autocast (what `--precision auto` runs on a CPU with bf16 units), and
 float32 with activation checkpointing, side by side in one run.
 
-Every figure comes from `hvm1.train.pretrain` on the real videos in ../shared/videos through the published
+Every figure comes from `hvm1.train.pretrain` on the real videos in tests/fixtures/videos through the published
 clip pipeline (random start, short side 256-320, random resized crop, flip) with DataLoader workers.
 - Speed: short runs of the two modes take turns (`--rounds` of each), so that a shared machine's load falls
   on both alike; the first step of every run (warm-up, first decode) is left out. Data wait share: the time
@@ -28,7 +28,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-VIDEOS = Path(__file__).resolve().parents[1].parent / "shared" / "videos"
+from fixtures import VIDEOS
+
 # mode: (precision, activation checkpointing)
 MODES = {"fp32": ("fp32", False), "bf16": ("bf16", False), "fp32 ckpt": ("fp32", True)}
 ARCH = "mae_vit_base_patch16"
@@ -88,7 +89,7 @@ def main() -> None:
         print(json.dumps(peak_memory(args.memory_child, args.steps, args.batch_size, args.num_workers)))
         return
     if not VIDEOS.is_dir():
-        sys.exit(f"{VIDEOS} not found: the benchmark reads the real videos in ../shared/videos")
+        sys.exit(f"{VIDEOS} not found: the benchmark reads the real videos in tests/fixtures/videos")
     memory = {}
     for mode in MODES:
         child = subprocess.run(

@@ -3,7 +3,7 @@
 1. adamw     one AdamW step over the model's parameters with random gradients: the per-tensor loop (PyTorch's
              default on the CPU) against the fused kernel `hvm1.train.optim.make_optimizer` uses; milliseconds,
              median of --repeats, and the largest difference between the two after those steps
-2. workers   `hvm1.train.pretrain` for 3 epochs on the real videos in ../shared/videos (batch 2, one data
+2. workers   `hvm1.train.pretrain` for 3 epochs on the real videos in tests/fixtures/videos (batch 2, one data
              worker, bf16 where `auto` picks it): the workers forked again at every epoch (the plain DataLoader
              arguments) against `hvm1.train.loop.worker_options` (persistent, spawned on the CPU); each step's
              seconds from metrics.jsonl, the first step of each epoch apart from the others
@@ -20,12 +20,12 @@ import argparse
 import statistics
 import tempfile
 import time
-from pathlib import Path
 
 import torch
 from results import write_result
 
-VIDEOS = Path(__file__).resolve().parents[1].parent / "shared" / "videos"
+from fixtures import VIDEOS
+
 ARCH = "mae_vit_base_patch16"
 
 
