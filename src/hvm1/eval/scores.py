@@ -50,7 +50,7 @@ from hvm1.models.masking import MASK_TYPES, check_mask_ratio, make_masking, mask
 from hvm1.progress import SILENT, Progress
 from hvm1.reports import Report
 from hvm1.settings import DeviceSettings, OutputSettings, OverrideSettings, setting
-from hvm1.viz.runs import each_video
+from hvm1.viz.runs import drawn_videos, each_video
 from hvm1.zoo import Preprocessing, preprocessing_for
 
 logger = logging.getLogger(__name__)
@@ -482,17 +482,12 @@ def score(config: ScoreConfig, progress: Progress = SILENT) -> ScoreReport:
     Raises:
         ValueError: No model named, or two models of one name.
     """
-    from hvm1.data import select_videos
     from hvm1.devices import resolve_device
     from hvm1.files import output_folder
     from hvm1.inference import precision_for_run
     from hvm1.zoo import file_stem, load_model
 
-    videos = select_videos(config.paths, config.num_vids, config.seed)
-    if config.num_vids is not None and config.num_vids > len(videos):
-        progress.note(
-            f"num_vids {config.num_vids} asks for more videos than the {len(videos)} found: using all {len(videos)}"
-        )
+    videos = drawn_videos(config.paths, config.num_vids, config.seed, progress)
     sources: list[str | Path] = [*config.models, *config.checkpoints]
     if not sources:
         raise ValueError("name at least one --model NAME or --checkpoint FILE")

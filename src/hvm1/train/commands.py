@@ -142,15 +142,12 @@ class _Records:
             )
 
 
-def _announce_precision(config: PretrainConfig | FinetuneConfig, progress: Progress) -> None:
-    from hvm1.devices import resolve_device, resolve_precision
-
-    precision = resolve_precision(config.precision, resolve_device(config.device))
-    progress.note(f"precision {precision.describe()} ({precision.reason})")
-
-
 def _report(job, config: PretrainConfig | FinetuneConfig, progress: Progress) -> TrainReport:
-    _announce_precision(config, progress)
+    from hvm1.devices import resolve_device
+    from hvm1.inference import precision_for_run
+
+    # Said here; the job resolves it again on each rank's own device.
+    precision_for_run(config.precision, resolve_device(config.device), progress=progress)
     progress.keeping(_kept(config.out_dir))
     try:
         result = job(_Records(progress, config.out_dir))

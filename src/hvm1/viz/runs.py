@@ -136,6 +136,22 @@ class AttentionConfig(VideoRunConfig):
     heads: str = setting("mean", choices=HEAD_MODES, help="one row averaged over heads (mean), or a row per head")
 
 
+def drawn_videos(
+    paths: Sequence[str | os.PathLike], num_vids: int | None, seed: int, progress: Progress = SILENT
+) -> list[Path]:
+    """`hvm1.data.select_videos` for a command, saying through `progress` when `num_vids` asks for more videos
+    than were found (all of them are used).
+
+    Raises:
+        FileNotFoundError: A named path does not exist.
+        ValueError: No video is found.
+    """
+    videos = select_videos(paths, num_vids, seed)
+    if num_vids is not None and num_vids > len(videos):
+        progress.note(f"num_vids {num_vids} asks for more videos than the {len(videos)} found: using all {len(videos)}")
+    return videos
+
+
 @contextlib.contextmanager
 def videos_for(config: VideoRunConfig, progress: Progress = SILENT) -> Iterator[list[Path]]:
     """The videos a run's config names (a seeded draw of `num_vids` of them), or with none named a synthetic
@@ -147,12 +163,7 @@ def videos_for(config: VideoRunConfig, progress: Progress = SILENT) -> Iterator[
     """
     paths = [*config.paths, *config.video_dirs]
     if paths:
-        videos = select_videos(paths, config.num_vids, config.seed)
-        if config.num_vids is not None and config.num_vids > len(videos):
-            progress.note(
-                f"num_vids {config.num_vids} asks for more videos than the {len(videos)} found: using all {len(videos)}"
-            )
-        yield videos
+        yield drawn_videos(paths, config.num_vids, config.seed, progress)
         return
     from .sample import SAMPLE_NAME, make_sample_clip
 
