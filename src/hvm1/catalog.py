@@ -116,12 +116,12 @@ def _command_presets(pre, model_type: str) -> dict[str, str]:
     """What each command does with the inputs of a model of `model_type` and preprocessing `pre`, from the
     presets the commands use."""
     from hvm1.eval import DEFAULT_VIEWS
-    from hvm1.train import FinetuneConfig, PretrainConfig
+    from hvm1.train.finetune import FINETUNE_CROP_SCALE
+    from hvm1.train.pretrain import PRETRAIN_CROP_SCALE
 
     lines = {"complete, attention" if model_type == "mae" else "attention": pre.visualisation().describe()}
     if model_type == "mae":
-        crop_scale = PretrainConfig.__dataclass_fields__["crop_scale"].default
-        lines["pretrain"] = f"{pre.training(crop_scale).describe()}; mask ratio {pre.mask_ratio:g}"
+        lines["pretrain"] = f"{pre.training(PRETRAIN_CROP_SCALE).describe()}; mask ratio {pre.mask_ratio:g}"
         return lines
     lines["embed"] = pre.evaluation().describe()
     clips, crops = DEFAULT_VIEWS
@@ -132,9 +132,8 @@ def _command_presets(pre, model_type: str) -> dict[str, str]:
             start=f"{clips} clips evenly spaced over the video"
         )
     )
-    crop_scale = FinetuneConfig.__dataclass_fields__["crop_scale"].default
     finetune = pre.for_videos()
-    lines["finetune"] = f"{finetune.training(crop_scale).describe()}; lr {finetune.blr:g} x batch / 256"
+    lines["finetune"] = f"{finetune.training(FINETUNE_CROP_SCALE).describe()}; lr {finetune.blr:g} x batch / 256"
     return lines
 
 

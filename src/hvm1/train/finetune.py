@@ -55,6 +55,8 @@ from .source import load_source_model
 logger = logging.getLogger(__name__)
 
 SELECT_METRICS = ("top1", "top5")
+#: The published finetuning's random resized crop: area fraction 0.08-1.0.
+FINETUNE_CROP_SCALE = (0.08, 1.0)
 
 
 @dataclass(kw_only=True)
@@ -108,7 +110,7 @@ class FinetuneConfig(TrainConfig):
         help="decode short side, or a range drawn per clip (default: the model's training short side)",
     )
     crop_scale: tuple[float, float] = setting(
-        (0.08, 1.0), metavar=("LOW", "HIGH"), help="area fraction of the random resized crop"
+        FINETUNE_CROP_SCALE, metavar=("LOW", "HIGH"), help="area fraction of the random resized crop"
     )
     eval_batch_size: int = setting(8, help="validation clips per batch")
 

@@ -28,6 +28,9 @@ from .loop import Task, TrainResult, run_task
 from .optim import pretraining_param_groups
 from .source import load_source_model
 
+#: The published pretraining's random resized crop: area fraction 0.5-1.0.
+PRETRAIN_CROP_SCALE = (0.5, 1.0)
+
 logger = logging.getLogger(__name__)
 
 
@@ -61,7 +64,7 @@ class PretrainConfig(TrainConfig):
         "256,320 at 224 px; the image size from 448 px up)",
     )
     crop_scale: tuple[float, float] = setting(
-        (0.5, 1.0), metavar=("LOW", "HIGH"), help="area fraction of the random resized crop"
+        PRETRAIN_CROP_SCALE, metavar=("LOW", "HIGH"), help="area fraction of the random resized crop"
     )
 
 
