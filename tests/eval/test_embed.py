@@ -14,7 +14,9 @@ import torch
 from eval_files import class_folders
 from hvm1.cli import main
 from hvm1.eval import embed_videos, embedding_preset, load_embeddings
+from hvm1.progress import Progress
 from hvm1.zoo import preprocessing_for
+from recorded_progress import RecordedProgress
 from reference_data import TINY, TINY_SET
 
 
@@ -71,16 +73,30 @@ def test_same_embeddings_for_batch_sizes_and_workers(encoder, labelled):
     assert_same_rows(four, workers)
 
 
+def test_progress_is_one_stage_of_the_clips(encoder, labelled):
+    progress = RecordedProgress()
+    embed_videos(encoder, labelled, num_clips=2, batch_size=3, progress=progress)
+    # 4 videos of 2 clips each, 3 clips a batch
+    assert progress.stages() == [
+        ("start", 8, "clip", "embed"),
+        ("advance", 3, ""),
+        ("advance", 6, ""),
+        ("advance", 8, ""),
+        ("close",),
+    ]
+
+
 def test_interrupted_run_resumes_to_the_same_file(encoder, labelled, tmp_path):
     whole = embed_videos(encoder, labelled, tmp_path / "whole.npz").embeddings
 
-    def interrupt(done: int, total: int) -> None:
-        if done == 3:
-            raise KeyboardInterrupt
+    class Interrupt(Progress):
+        def advance(self, done: int, item: str = "") -> None:
+            if done == 3:
+                raise KeyboardInterrupt
 
     out = tmp_path / "out.parquet"
     with pytest.raises(KeyboardInterrupt):
-        embed_videos(encoder, labelled, out, batch_size=1, chunk_size=2, progress=interrupt)
+        embed_videos(encoder, labelled, out, batch_size=1, chunk_size=2, progress=Interrupt())
     assert not out.exists() and len(list((tmp_path / "out.parquet.parts").iterdir())) == 2  # 2 rows + 1 row
     resumed = embed_videos(encoder, labelled, out, batch_size=1, chunk_size=2)
     assert (resumed.reused, resumed.embedded) == (3, 1)

@@ -11,7 +11,9 @@ from hvm1.cli import main
 from hvm1.data import read_windows
 from hvm1.eval import embed_videos, embedding_preset, load_embeddings
 from hvm1.eval.timelines import embedding_timelines
+from hvm1.progress import Progress
 from hvm1.zoo import preprocessing_for
+from recorded_progress import RecordedProgress
 from reference_data import TINY, TINY_SET, VIDEOS, fixture
 
 
@@ -54,13 +56,14 @@ def test_an_interrupted_strided_run_resumes_to_the_same_file(encoder, street, sh
     videos[2].symlink_to(street)
     whole = embed_videos(encoder, videos, tmp_path / f"whole{suffix}", stride=1.5).embeddings
 
-    def interrupt(done: int, total: int) -> None:
-        if done == 2:
-            raise KeyboardInterrupt
+    class Interrupt(Progress):
+        def advance(self, done: int, item: str = "") -> None:
+            if done == 2:
+                raise KeyboardInterrupt
 
     out = tmp_path / f"out{suffix}"
     with pytest.raises(KeyboardInterrupt):
-        embed_videos(encoder, videos, out, stride=1.5, chunk_size=1, progress=interrupt)
+        embed_videos(encoder, videos, out, stride=1.5, chunk_size=1, progress=Interrupt())
     resumed = embed_videos(encoder, videos, out, stride=1.5, chunk_size=1)
     assert (resumed.reused, resumed.embedded) == (2, 1)
     rows = load_embeddings(out)
@@ -72,7 +75,9 @@ def test_an_interrupted_strided_run_resumes_to_the_same_file(encoder, street, sh
 
 
 def test_a_video_shorter_than_a_window_is_one_padded_window(encoder, short, tmp_path):
-    result = embed_videos(encoder, [short], stride=0.5)
+    progress = RecordedProgress()
+    result = embed_videos(encoder, [short], stride=0.5, progress=progress)
+    assert progress.stages() == [("start", 1, "video", "embed"), ("advance", 1, short.name), ("close",)]
     # 8 instants 0.27 s apart: those at 1.07, 1.33, 1.6 and 1.87 s come after the last frame (0.97 s)
     assert len(result.embeddings) == 1 and result.padded == [(str(short), 4)]
     timeline = embedding_timelines(result.embeddings)[str(short)]

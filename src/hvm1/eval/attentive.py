@@ -16,7 +16,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -28,6 +28,7 @@ from torch import nn
 from hvm1.data import select_shots
 from hvm1.models.layers import Block, Mlp
 from hvm1.optimization import decay_split, lr_at, torch_param_groups
+from hvm1.progress import SILENT, Progress
 
 from .predictions import Predictions, classification_metrics
 from .store import Embeddings
@@ -37,9 +38,6 @@ logger = logging.getLogger(__name__)
 #: A 5 x 4 grid, the size V-JEPA 2 searches.
 DEFAULT_LRS = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
 DEFAULT_WEIGHT_DECAYS = (0.001, 0.01, 0.1, 0.4)
-
-#: Called after each epoch with (epochs done, epochs in all).
-Progress = Callable[[int, int], None]
 
 
 class CrossAttention(nn.Module):
@@ -147,7 +145,7 @@ def attentive_probe(
     batch_size: int = 32,
     warmup_fraction: float = 0.1,
     device: torch.device | str = "cpu",
-    progress: Progress | None = None,
+    progress: Progress = SILENT,
 ) -> Predictions:
     """Train a grid of attentive probes on `train` token embeddings, keep the best on `val`, score `test`.
 
@@ -157,6 +155,7 @@ def attentive_probe(
     (at least one, for classes of two or more) is held out for validation with `seed`. Every probe starts from
     the same `seed`-ed initialisation and sees the same batches. Returns the test `Predictions`; their
     settings hold the chosen lr and weight decay and the `grid` (each probe's final loss and val top-1).
+    `progress` gets a stage of the epochs ('attentive probe'), advanced after each.
     """
     from .probe import check_pair
 
@@ -200,6 +199,7 @@ def attentive_probe(
     generator = torch.Generator().manual_seed(seed)
     labels = torch.from_numpy(train.labels[rows]).long()
     last_losses = torch.zeros(len(probes))
+    progress.start(epochs, "epoch", "attentive probe")
     for epoch in range(epochs):
         probes.train()
         order = torch.randperm(len(rows), generator=generator)
@@ -213,8 +213,8 @@ def attentive_probe(
             optimizer.step()
             schedule.step()
             last_losses = losses.detach().cpu()
-        if progress is not None:
-            progress(epoch + 1, epochs)
+        progress.advance(epoch + 1)
+    progress.close()
     val_logits = _logits(probes, val_tokens, val_rows, batch_size, device)
     grid = [
         GridResult(lr, wd, float(loss), classification_metrics(logits, torch.from_numpy(val_labels).long()).top1)

@@ -28,8 +28,7 @@ from hvm1.files import output_folder, write_text
 from hvm1.inference import precision_for_run
 from hvm1.labels import LabelsError, class_names_of, read_labels
 from hvm1.models import VideoViT
-from hvm1.progress import SILENT
-from hvm1.progress import Progress as RunProgress
+from hvm1.progress import SILENT, Progress
 from hvm1.reports import Report
 from hvm1.settings import DeviceSettings, ModelSettings, OutputSettings, setting
 from hvm1.zoo import MODELS, load_for_command, preprocessing_for
@@ -37,7 +36,6 @@ from hvm1.zoo import MODELS, load_for_command, preprocessing_for
 from .embed import DEFAULT_SAMPLING_RATE, compute_dtype
 from .evaluate import ViewPlan, averaged_logits, parse_views, view_plan
 from .timelines import Timeline, window_probabilities
-from .views import Progress, clip_counter
 
 logger = logging.getLogger(__name__)
 
@@ -140,7 +138,7 @@ def classify_files(
     num_workers: int = 0,
     device: torch.device | str | None = None,
     precision: Precision | str = "fp32",
-    progress: Progress | None = None,
+    progress: Progress = SILENT,
 ) -> ClassifyResult:
     """Classify each of `files` with `model`: the `top_k` names of `names` with their probabilities.
 
@@ -153,7 +151,7 @@ def classify_files(
         num_workers: DataLoader processes decoding while the model runs.
         device: where the model runs (default: where it is).
         precision: autocast precision (`hvm1.devices.resolve_precision`).
-        progress: called with (clips done, clips in all).
+        progress: gets a stage of the clips ('classify'), advanced after each batch.
 
     Returns:
         The `ClassifyResult`; an unreadable file is in its `skipped` with the reason, and the others go on.
@@ -168,7 +166,14 @@ def classify_files(
     paths = [Path(file) for file in files]
     results, skipped = [], []
     for result in averaged_logits(
-        model, paths, plan, num_workers=num_workers, device=device, precision=precision, progress=progress
+        model,
+        paths,
+        plan,
+        num_workers=num_workers,
+        device=device,
+        precision=precision,
+        progress=progress,
+        label="classify",
     ):
         if isinstance(result, Skipped):
             skipped.append(result)
@@ -262,7 +267,7 @@ class ClassifyReport(Report):
     notes: list[str] = field(default_factory=list)
 
 
-def classify(config: ClassifyConfig, progress: RunProgress = SILENT) -> ClassifyReport:
+def classify(config: ClassifyConfig, progress: Progress = SILENT) -> ClassifyReport:
     """`hvm1 classify`: each file's top-k class names with their probabilities, written as CSV and JSON.
 
     The class names (`config.labels`, else the model's own) are checked against the head before anything is
@@ -325,7 +330,7 @@ def classify(config: ClassifyConfig, progress: RunProgress = SILENT) -> Classify
         num_workers=config.num_workers,
         device=device,
         precision=precision,
-        progress=clip_counter(progress, "classify"),
+        progress=progress,
     )
     result.settings = {
         "model": loaded.source,
@@ -349,7 +354,7 @@ def _classify_windows(
     source: str,
     device,
     precision,
-    progress: RunProgress,
+    progress: Progress,
 ) -> ClassifyReport:
     from hvm1.viz.surprise import Thumbnails
     from hvm1.viz.timeline import plot_class_timeline, write_class_video

@@ -15,7 +15,6 @@ from .attentive import DEFAULT_LRS, DEFAULT_WEIGHT_DECAYS
 from .embed import DEFAULT_SAMPLING_RATE, POOLS, EmbedResult
 from .predictions import Predictions
 from .probe import METHODS
-from .views import clip_counter
 
 __all__ = [
     "DEFAULT_NUM_WORKERS",
@@ -166,7 +165,7 @@ def embed_command(config: EmbedConfig, progress: Progress = SILENT) -> EmbedRepo
         device=device,
         precision=precision,
         layer=config.layer,
-        progress=clip_counter(progress, "embed", "video" if config.stride else "clip"),
+        progress=progress,
         full_frame=config.full_frame,
         images=config.images,
         stride=config.stride,
@@ -243,7 +242,7 @@ def evaluate_command(config: EvaluateConfig, progress: Progress = SILENT) -> Eva
         device=device,
         precision=precision,
         model_name=loaded.source,
-        progress=clip_counter(progress, "evaluate"),
+        progress=progress,
         full_frame=config.full_frame,
     )
     files = predictions.write(output_folder(config.out_dir, "evaluate"))
@@ -326,7 +325,7 @@ def probe_command(config: ProbeConfig, progress: Progress = SILENT) -> ProbeRepo
             epochs=config.epochs,
             batch_size=config.batch_size,
             device=resolve_device(config.device),
-            progress=clip_counter(progress, "attentive probe", "epoch"),
+            progress=progress,
         )
     else:
         predictions = probe(

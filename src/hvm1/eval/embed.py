@@ -45,6 +45,7 @@ from hvm1.data import (
 from hvm1.devices import Precision, resolve_precision
 from hvm1.distributed import EMBEDDING_TIMEOUT, DistributedContext, all_gather_objects, barrier, process_group
 from hvm1.models import VideoViT
+from hvm1.progress import SILENT, Progress
 from hvm1.zoo import Preprocessing, preprocessing_for
 
 from .store import (
@@ -57,7 +58,7 @@ from .store import (
     save_embeddings,
 )
 from .timelines import window_outputs
-from .views import FileOutput, Progress, run_views
+from .views import FileOutput, run_views
 
 logger = logging.getLogger(__name__)
 
@@ -135,7 +136,7 @@ def embed_videos(
     chunk_size: int = 64,
     precision: Precision | str = "fp32",
     layer: int | None = None,
-    progress: Progress | None = None,
+    progress: Progress = SILENT,
     full_frame: bool = False,
     images: bool = False,
     stride: float | None = None,
@@ -176,7 +177,8 @@ def embed_videos(
         chunk_size: videos per saved chunk of a resumable file.
         precision: the precision the model runs at.
         layer: pool this block's tokens (final norm applied) instead of the final output.
-        progress: reports the clips done.
+        progress: gets a stage ('embed') of the clips, advanced after each batch (with a stride: of the videos,
+            advanced after each).
         full_frame: read whole frames at their aspect ratio, one clip per forward.
         images: embed images instead of videos.
         stride: embed windows every `stride` seconds over each whole video, one row per window.
@@ -467,7 +469,7 @@ def _embed_shard(
     device: torch.device,
     precision: Precision,
     layer: int | None,
-    progress: Progress | None,
+    progress: Progress,
     stride: float | None = None,
 ) -> tuple[list[Skipped], list[tuple[str, int]]]:
     """Embed the videos at `indices` of the listing into `rows`; returns the unreadable ones and those padded."""
@@ -488,7 +490,13 @@ def _embed_shard(
         _windows_of(forward, listing, indices, preset, stride, batch_size, device, progress)
         if stride is not None and isinstance(preset, VideoPreset)
         else run_views(
-            forward, dataset, batch_size=batch_size, num_workers=num_workers, device=device, progress=progress
+            forward,
+            dataset,
+            batch_size=batch_size,
+            num_workers=num_workers,
+            device=device,
+            progress=progress,
+            label="embed",
         )
     )
     try:
@@ -513,12 +521,11 @@ def _windows_of(
     stride: float,
     batch_size: int,
     device: torch.device,
-    progress: Progress | None,
+    progress: Progress,
 ) -> Iterator[FileOutput | Skipped]:
     """Each video's windows through `forward`, as `run_views` gives a file's clips (progress counts videos)."""
-    for done, index in enumerate(indices):
-        if progress is not None:
-            progress(done, len(indices))
+    progress.start(len(indices), "video", "embed")
+    for position, index in enumerate(indices):
         path = listing.files[index]
         timeline = read_or_skip(
             path, functools.partial(window_outputs, forward, preset, path, stride, batch_size=batch_size, device=device)
@@ -527,7 +534,7 @@ def _windows_of(
             yield timeline
         else:  # as run_views gives a file: its position among `indices`, outputs (windows, 1 crop, ...)
             yield FileOutput(
-                done, torch.from_numpy(timeline.values)[:, None], torch.from_numpy(timeline.times), timeline.padded
+                position, torch.from_numpy(timeline.values)[:, None], torch.from_numpy(timeline.times), timeline.padded
             )
-    if progress is not None:
-        progress(len(indices), len(indices))
+        progress.advance(position + 1, path.name)
+    progress.close()

@@ -33,11 +33,12 @@ from hvm1.data.transforms import ImagePreset, VideoPreset
 from hvm1.devices import Precision, resolve_precision
 from hvm1.labels import imagenet_synsets, label_set
 from hvm1.models import VideoViT
+from hvm1.progress import SILENT, Progress
 from hvm1.zoo import Preprocessing, preprocessing_for
 
 from .embed import DEFAULT_SAMPLING_RATE, compute_dtype
 from .predictions import Predictions
-from .views import Progress, logits_forward, run_views
+from .views import logits_forward, run_views
 
 logger = logging.getLogger(__name__)
 
@@ -176,7 +177,8 @@ def averaged_logits(
     num_workers: int = 0,
     device: torch.device | str | None = None,
     precision: Precision | str = "fp32",
-    progress: Progress | None = None,
+    progress: Progress = SILENT,
+    label: str = "",
 ) -> Iterator[tuple[int, torch.Tensor] | Skipped]:
     """Run `model` over every view `plan` reads of each of `files` and average each file's logits.
 
@@ -187,7 +189,8 @@ def averaged_logits(
         num_workers: DataLoader processes decoding while the model runs.
         device: where the model runs (default: where it is).
         precision: autocast precision (`hvm1.devices.resolve_precision`).
-        progress: called with (clips done, clips in all).
+        progress: gets a stage of the clips (named `label`), advanced after each batch.
+        label: what the stage is called.
 
     Yields:
         In file order, (index in `files`, the mean of its views' logits (classes,), float32 on the CPU), or a
@@ -201,6 +204,7 @@ def averaged_logits(
         num_workers=num_workers,
         device=device,
         progress=progress,
+        label=label,
     ):
         if isinstance(result, Skipped):
             yield result
@@ -221,7 +225,7 @@ def evaluate(
     device: torch.device | str | None = None,
     model_name: str | None = None,
     precision: Precision | str = "fp32",
-    progress: Progress | None = None,
+    progress: Progress = SILENT,
     full_frame: bool = False,
 ) -> Predictions:
     """Evaluate a finetuned `VideoViT` on `data`: a folder of class subfolders (label = sorted subfolder
@@ -249,7 +253,7 @@ def evaluate(
         device: where the model runs (default: where its weights are).
         model_name: the model's name, recorded in the summary.
         precision: the precision the model runs at.
-        progress: reports the files done.
+        progress: gets a stage of the clips ('evaluate'), advanced after each batch.
         full_frame: read whole frames at their aspect ratio (video mode, one crop), one clip per forward.
 
     Returns:
@@ -275,7 +279,14 @@ def evaluate(
     classes = class_names(model, listing.classes)
     rows, logits, skipped = [], [], []
     for result in averaged_logits(
-        model, listing.files, plan, num_workers=num_workers, device=device, precision=precision, progress=progress
+        model,
+        listing.files,
+        plan,
+        num_workers=num_workers,
+        device=device,
+        precision=precision,
+        progress=progress,
+        label="evaluate",
     ):
         if isinstance(result, Skipped):
             skipped.append(result)

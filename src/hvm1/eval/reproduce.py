@@ -23,7 +23,6 @@ import csv
 import io
 import logging
 import os
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,14 +33,12 @@ from hvm1.files import output_folder, write_text
 from hvm1.inference import precision_for_run, prepare_for_inference
 from hvm1.labels import class_folder_names, imagenet_synsets, label_set
 from hvm1.models import VideoViT
-from hvm1.progress import SILENT
-from hvm1.progress import Progress as RunProgress
+from hvm1.progress import SILENT, Progress
 from hvm1.reports import Report
 from hvm1.settings import PRECISION_CHOICES, DeviceSettings, DownloadSettings, ModelSettings, OutputSettings, setting
 from hvm1.zoo import MODELS, PRETRAININGS, PUBLISHED_DAVIS, load_for_command
 
 from .evaluate import DEFAULT_VIEWS, averaged_logits, view_plan
-from .views import clip_counter
 
 logger = logging.getLogger(__name__)
 
@@ -283,15 +280,23 @@ def top1(
     num_workers: int,
     device,
     precision,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Progress = SILENT,
+    label: str = "",
 ) -> tuple[float, int, list[Skipped]]:
     """Top-1 (%) of `model` over `examples` read with `views` as `evaluate` reads them; returns it with the
-    count measured and the files that could not be read."""
+    count measured and the files that could not be read. `progress` gets a stage of the clips named `label`."""
     plan = view_plan(model, preprocessing, image_mode=images, views=None if images else views, batch_size=batch_size)
     correct = count = 0
     unreadable = []
     for result in averaged_logits(
-        model, examples.files, plan, num_workers=num_workers, device=device, precision=precision, progress=progress
+        model,
+        examples.files,
+        plan,
+        num_workers=num_workers,
+        device=device,
+        precision=precision,
+        progress=progress,
+        label=label,
     ):
         if isinstance(result, Skipped):
             unreadable.append(result)
@@ -302,7 +307,7 @@ def top1(
     return (100 * correct / count if count else float("nan")), count, unreadable
 
 
-def reproduce(config: ReproduceConfig, progress: RunProgress = SILENT) -> ReproduceReport:
+def reproduce(config: ReproduceConfig, progress: Progress = SILENT) -> ReproduceReport:
     """Run the published evaluations of `config.pretraining` that have data, and write the table.
 
     Every data folder is checked (layout, classes, list) before any model is loaded or run; a listed example
@@ -341,9 +346,6 @@ def reproduce(config: ReproduceConfig, progress: RunProgress = SILENT) -> Reprod
     progress.keeping("the table is written when every evaluation is done; nothing of it was written")
     figures, skipped = [], []
 
-    def stage(label: str) -> Callable[[int, int], None]:
-        return clip_counter(progress, label)
-
     for task, _ in tasks:
         examples = lists[task.field]
         skipped += examples.missing
@@ -366,12 +368,13 @@ def reproduce(config: ReproduceConfig, progress: RunProgress = SILENT) -> Reprod
                 "num_workers": config.num_workers,
                 "device": device,
                 "precision": precision,
+                "progress": progress,
             }
-            single, count, unreadable = top1(model, examples, SINGLE_VIEW, progress=stage(f"{name} 1x1"), **run)
+            single, count, unreadable = top1(model, examples, SINGLE_VIEW, label=f"{name} 1x1", **run)
             skipped += unreadable
             multi = None
             if config.multi_view and not task.images:
-                multi, _, _ = top1(model, examples, MULTI_VIEW, progress=stage(f"{name} multi-view"), **run)
+                multi, _, _ = top1(model, examples, MULTI_VIEW, label=f"{name} multi-view", **run)
             assert entry.top1 is not None  # every finetuned entry has its published figure
             figures.append(
                 Figure(
@@ -394,7 +397,7 @@ def reproduce(config: ReproduceConfig, progress: RunProgress = SILENT) -> Reprod
 
 
 def _davis_figure(
-    config: ReproduceConfig, root: Path, out_dir: Path, device, precision, skipped: list[Skipped], progress: RunProgress
+    config: ReproduceConfig, root: Path, out_dir: Path, device, precision, skipped: list[Skipped], progress: Progress
 ) -> Figure:
     from hvm1.segment import PropagationConfig, propagate_davis
 

@@ -20,11 +20,9 @@ from torch.utils.data import DataLoader
 from hvm1.data.datasets import FileViews, collate_views
 from hvm1.data.failures import Skipped
 from hvm1.devices import Precision, resolve_precision
-from hvm1.progress import Progress as RunProgress
+from hvm1.progress import SILENT, Progress
 
 PathLike = str | os.PathLike
-#: Called after each batch with (clips done, clips in all) so that a caller can show progress.
-Progress = Callable[[int, int], None]
 
 
 @dataclass
@@ -45,7 +43,8 @@ def run_views(
     batch_size: int = 8,
     num_workers: int = 0,
     device: torch.device | str = "cpu",
-    progress: Progress | None = None,
+    progress: Progress = SILENT,
+    label: str = "",
 ) -> Iterator[FileOutput | Skipped]:
     """Run `forward` ((views, C, T, H, W) -> (views, ...)) over every view of `dataset`, file by file.
 
@@ -60,7 +59,8 @@ def run_views(
         batch_size: clips per forward, each with its crops.
         num_workers: DataLoader workers decoding clips (0: in this process).
         device: where the views go before `forward`.
-        progress: reports the files done.
+        progress: gets a stage of the dataset's clips (named `label`), advanced after each batch.
+        label: what the stage is called (the command, or the model and its views).
 
     Yields:
         A `FileOutput` per readable file, or a `Skipped` per file that could not be read.
@@ -81,8 +81,7 @@ def run_views(
     num_clips, total = dataset.num_clips, len(dataset)
     pending: dict[int, list] = {}  # file index -> outputs of its clips so far, or a failure reason
     done = 0
-    if progress is not None:
-        progress(done, total)  # the clock starts before the first decode
+    progress.start(total, "clip", label)  # the clock starts before the first decode
     for batch in loader:
         outputs = iter(())
         if batch.views is not None:
@@ -101,25 +100,8 @@ def run_views(
                 del pending[item.file]
                 yield _file_result(dataset.files[item.file], item.file, clips)
         done += len(batch.items)
-        if progress is not None:
-            progress(done, total)
-
-
-def clip_counter(progress: RunProgress, label: str, unit: str = "clip") -> Progress:
-    """A (done, in all) callback for `run_views` that reports to a command's `progress`: a stage of `unit`s
-    named `label`, started at the first call, advanced at each, closed when all are done."""
-    started = False
-
-    def report(done: int, total: int) -> None:
-        nonlocal started
-        if not started:
-            progress.start(total, unit, label)
-            started = True
         progress.advance(done)
-        if done == total:
-            progress.close()
-
-    return report
+    progress.close()
 
 
 def logits_forward(
