@@ -15,6 +15,7 @@ from hvm1.demo import DemoInputError, DemoResult, DemoService, UploadLimits
 from hvm1.eval.scores import score_clip
 from hvm1.viz import complete_clip, completion_grid
 from hvm1.viz.pca import feature_map_grid, patch_token_grid, pca_feature_maps
+from recorded_progress import RecordedProgress
 
 TILE, FRAMES = 56, 8
 
@@ -66,10 +67,8 @@ def test_an_upload_gone_from_the_server_is_named_without_its_path(tiny_models, t
 def test_run_gives_the_library_picture_animation_and_attention(tiny_models, videos_dir, tmp_path):
     service = make_service(tiny_models, tmp_path)
     clips = service.read(videos_dir / "box.mp4")
-    progress = []
-    result = finished(
-        service.stages(clips, "random", 0.75, seed=3, progress=lambda fraction, text: progress.append(fraction))
-    )
+    progress = RecordedProgress()
+    result = finished(service.stages(clips, "random", 0.75, seed=3, progress=progress))
     assert result.picture.shape == grid_shape(3, FRAMES)
     mae = tiny_models[0]
     expected = complete_clip(mae, clips.mae, "random", 0.75, torch.Generator().manual_seed(3))
@@ -83,7 +82,13 @@ def test_run_gives_the_library_picture_animation_and_attention(tiny_models, vide
         frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
     assert len(frames) == FRAMES and frames[0].shape == (TILE + 2, 3 * (TILE + 1) + 1, 3)
     assert result.precision == "fp32 on cpu" and result.seconds > 0
-    assert progress[0] < progress[-1] == 1.0 and progress == sorted(progress)
+    # five steps (complete, draw, score, attention, pca), each said as it begins, all done at the end
+    assert progress.stages() == [
+        ("start", 5, "step", "demo"),
+        *(("advance", done, "") for done in range(6)),
+        ("close",),
+    ]
+    assert [call[0] for call in progress.calls[1:-2]] == ["advance", "note"] * 5
 
     # The scores are `hvm1 score`'s for the same seeded mask, without its second forward pass.
     published = score_clip(

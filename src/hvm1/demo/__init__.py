@@ -20,7 +20,7 @@ from hvm1.devices import Precision
 from hvm1.models import VideoMAE, VideoViT
 from hvm1.zoo import Preprocessing
 
-from .service import DemoClips, DemoInputError, DemoResult, DemoService, Progress, UploadLimits
+from .service import DemoClips, DemoInputError, DemoResult, DemoService, UploadLimits
 from .uploads import UploadLedger
 
 logger = logging.getLogger(__name__)
@@ -31,7 +31,6 @@ __all__ = [
     "DemoResult",
     "DemoServer",
     "DemoService",
-    "Progress",
     "UploadLedger",
     "UploadLimits",
     "require_gradio",

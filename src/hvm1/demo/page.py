@@ -20,6 +20,7 @@ from typing import Any
 
 from hvm1.data import VIDEO_EXTENSIONS
 from hvm1.models.masking import MASK_TYPES
+from hvm1.progress import Progress
 from hvm1.viz import DEFAULT_MASK_RATIOS
 
 from .service import DemoClips, DemoInputError, DemoResult, DemoService
@@ -76,7 +77,7 @@ def build_page(service: DemoService, sample_clip: Path, uploads: UploadLedger):
                 mask_type,
                 float(mask_ratio),
                 int(seed or 0),
-                lambda fraction, text: progress(fraction, desc=text),
+                _GradioProgress(progress),
                 score=bool(score),
             ):
                 yield (
@@ -184,6 +185,27 @@ def build_page(service: DemoService, sample_clip: Path, uploads: UploadLedger):
         )
     page.queue(default_concurrency_limit=1, max_size=QUEUE_SIZE)
     return page
+
+
+class _GradioProgress(Progress):
+    """A run's `Progress` on Gradio's tracker, which takes (fraction done, what is happening now)."""
+
+    def __init__(self, tracker) -> None:
+        self.tracker = tracker
+        self.total: int | None = None
+        self.done = 0
+
+    def start(self, total: int | None, unit: str = "item", label: str = "") -> None:
+        self.total, self.done = total, 0
+
+    def advance(self, done: int, item: str = "") -> None:
+        self.done = done
+
+    def note(self, message: str) -> None:
+        self.tracker(self.done / self.total if self.total else 0.0, desc=message)
+
+    def close(self) -> None:
+        self.tracker(1.0, desc="done")
 
 
 def _clips_for(

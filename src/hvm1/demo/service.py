@@ -14,7 +14,7 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +27,7 @@ from hvm1.eval.classify import RankedClass, top_classes
 from hvm1.eval.scores import baseline_completion, baselines_for, masked_psnr, masked_ssim, to_rgb255
 from hvm1.models import VideoMAE, VideoViT
 from hvm1.models.masking import check_mask_ratio
+from hvm1.progress import SILENT, Progress
 from hvm1.viz import (
     Completion,
     attention_grid,
@@ -47,9 +48,6 @@ logger = logging.getLogger(__name__)
 
 #: How many of a finetuned ViT's classes the demo names, most probable first.
 DEMO_TOP_K = 5
-
-#: Called during a run with (fraction done in [0, 1], what is happening now).
-Progress = Callable[[float, str], None]
 
 # Result folders kept on disk: the page copies a result's files into its own cache as it sends them, so
 # only the newest few (the one being sent and the one before) are still needed.
@@ -229,7 +227,7 @@ class DemoService:
         mask_type: str = "center",
         mask_ratio: float = 0.5,
         seed: int = 0,
-        progress: Progress | None = None,
+        progress: Progress = SILENT,
         score: bool = True,
     ) -> Iterator[DemoResult]:
         """Complete `clips` with the MAE (random masks drawn from `seed`) and yield the result as it grows.
@@ -243,20 +241,23 @@ class DemoService:
             mask_type: 'random', 'temporal' or 'center'.
             mask_ratio: the fraction of tokens removed.
             seed: the seed of random masks.
-            progress: reports each stage's progress.
+            progress: gets a stage of the steps ('demo'): a note saying what each step does as it begins, the
+                steps done advanced before it.
             score: also score the completion against the baselines.
 
         Yields:
             The `DemoResult` as it grows; its `done` marks the last.
         """
         check_mask_ratio(mask_ratio)
-        report = progress or (lambda fraction, text: None)
         vit, vit_preset, vit_clip = self.vit, self._vit_preset, clips.vit
         with_vit = vit is not None and vit_clip is not None
         steps = ["complete", "draw", *(["score"] if score else []), *(["attention", "pca"] if with_vit else [])]
 
         def step(name: str, text: str) -> None:
-            report(steps.index(name) / len(steps), text)
+            progress.advance(steps.index(name))
+            progress.note(text)
+
+        progress.start(len(steps), "step", "demo")
 
         start = time.perf_counter()
         with self._lock:
@@ -321,7 +322,8 @@ class DemoService:
                 done=True,
             )
             yield result
-        report(1.0, "done")
+        progress.advance(len(steps))
+        progress.close()
 
     def _result_folder(self) -> Path:
         """A new folder for one run's files; older ones beyond the newest few are removed."""
