@@ -25,6 +25,7 @@ from hvm1.cli import main
 from hvm1.hub import DownloadError, is_weights_only
 from hvm1.models import MAEConfig
 from hvm1.models.configs import config_fields
+from recorded_progress import RecordedProgress
 from reference_data import reference_dir, reference_heads
 
 REPO = zoo.HUB_REPO
@@ -102,6 +103,16 @@ def test_first_download_then_cached_reload_with_the_server_stopped(hub, tiny, tm
 
     hub.stop()
     assert_same_weights(load_model("mae_hvm1_none"), expected)
+
+
+def test_a_command_load_says_what_its_first_use_fetches_and_nothing_once_cached(hub, tiny):
+    serve(hub, "hvm1_none.pth", tiny / "mae_checkpoint.pth")
+    first, again = RecordedProgress(), RecordedProgress()
+    zoo.load_for_inputs("mae_hvm1_none", progress=first)
+    zoo.load_for_inputs("vit_hvm1_none", progress=again)  # the same file, cached now
+    ((kind, sentence),) = first.calls
+    assert kind == "note" and f"from {REPO} once" in sentence and sentence.endswith("into the Hugging Face cache")
+    assert again.calls == []
 
 
 def test_offline_mode_uses_the_cache_without_any_request(hub, tiny, monkeypatch):

@@ -14,6 +14,7 @@ import hvm1
 from hvm1 import hub, zoo
 from hvm1.cli import main
 from hvm1.settings import parse_overrides
+from recorded_progress import RecordedProgress
 from reference_data import MAE_CHECKPOINT, REFERENCE, VIT_CHECKPOINT, fixture
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -229,18 +230,18 @@ def test_a_training_checkpoint_records_its_preprocessing_and_other_sizes_get_the
 def test_load_for_inputs_fails_before_any_download_and_names_what_it_loaded(monkeypatch, tmp_path):
     fetched: list = []
     monkeypatch.setattr(hub, "fetch_weights", lambda *args, **kwargs: fetched.append(args))
-    told: list = []
+    told = RecordedProgress()
     with pytest.raises(ValueError, match="takes 224 px frames, not the 448 px asked for"):
-        zoo.load_for_inputs("mae_hvm1_none", img_size=448, before_download=told.append)
+        zoo.load_for_inputs("mae_hvm1_none", img_size=448, progress=told)
     with pytest.raises(ValueError, match="cannot be loaded as model_type='mae'"):
-        zoo.load_for_inputs("vit_hvm1_ssv2-50shot", model_type="mae", before_download=told.append)
+        zoo.load_for_inputs("vit_hvm1_ssv2-50shot", model_type="mae", progress=told)
     with pytest.raises(ValueError, match=r"unknown config field\(s\) num_hedas"):
-        zoo.load_for_inputs("mae_hvm1_none", num_hedas=4, before_download=told.append)
-    assert fetched == [] and told == []
+        zoo.load_for_inputs("mae_hvm1_none", num_hedas=4, progress=told)
+    assert fetched == [] and told.calls == []
     path = tmp_path / "tiny_vit.pth"
     path.write_bytes(fixture(VIT_CHECKPOINT).read_bytes())
-    loaded = zoo.load_for_inputs(path, num_heads=4, before_download=told.append)
-    assert (loaded.source, loaded.stem, told) == (str(path.resolve()), "tiny_vit", [])
+    loaded = zoo.load_for_inputs(path, num_heads=4, progress=told)
+    assert (loaded.source, loaded.stem, told.calls) == (str(path.resolve()), "tiny_vit", [])
     assert loaded.preprocessing == zoo.preprocessing_for(path, loaded.model)
 
 

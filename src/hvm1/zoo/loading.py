@@ -4,7 +4,7 @@ command shares (`load_for_inputs`, `load_for_command`); `convert` writes a model
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Collection
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,7 @@ from hvm1.progress import SILENT, Progress
 from hvm1.settings import ModelSettings
 
 from .preprocessing import PREPROCESSING_METADATA_KEY, Preprocessing, preprocessing_from_json, preprocessing_to_json
-from .table import MODELS, ZooEntry, cached_path, first_use_download, get_model_entry
+from .table import MODELS, ZooEntry, first_use_download, get_model_entry
 
 
 def preprocessing_for(
@@ -233,15 +233,15 @@ def load_for_inputs(
     device: torch.device | str | None = None,
     img_size: int | None = None,
     full_download: bool = False,
-    before_download: Callable[[ZooEntry], None] | None = None,
+    progress: Progress = SILENT,
     **config_overrides: Any,
 ) -> LoadedModel:
     """`load_model` for a command that reads inputs: the model with its name and its preprocessing
     (`preprocessing_for(name_or_path, model)`).
 
     A zoo name is first built on the meta device, so a wrong model type, override or `img_size` fails before
-    anything is downloaded; `before_download(entry)` is then called when its weights are not cached yet (a
-    CLI says what it is about to fetch). `img_size`, when given, is the image size the caller requires:
+    anything is downloaded; `progress` is then told what is about to be fetched when its weights are not cached
+    yet. `img_size`, when given, is the image size the caller requires:
     a model of another size is a ValueError naming both.
 
     Args:
@@ -250,7 +250,7 @@ def load_for_inputs(
         device: where the weights go.
         img_size: the image size the caller requires, if any: a model of another size is refused.
         full_download: download a zoo model's whole file.
-        before_download: called with the zoo entry when its weights are not cached yet.
+        progress: told, before a zoo model's weights are fetched, what the download is.
         **config_overrides: architecture fields.
 
     Returns:
@@ -265,8 +265,8 @@ def load_for_inputs(
         if img_size and img_size != entry.img_size:
             raise ValueError(f"model {entry.name!r} takes {entry.img_size} px frames, not the {img_size} px asked for")
         load_model(entry.name, pretrained=False, device="meta", model_type=model_type, **config_overrides)
-        if before_download is not None and (full_download or cached_path(entry.name) is None):
-            before_download(entry)
+        if (sentence := first_use_download(entry.name, full_download)) is not None:
+            progress.note(f"{sentence}, into the Hugging Face cache")
     if is_file:  # one read of the file for its weights and its preprocessing (unpickling is not free)
         contents = read_checkpoint(name_or_path)
         model = load_checkpoint(contents, model_type=model_type, device=device, **config_overrides)
@@ -315,16 +315,12 @@ def load_for_command(
     if source is None:
         raise ValueError("name the model: --model NAME (see `hvm1 list`) or --checkpoint FILE")
 
-    def before_download(entry: ZooEntry) -> None:
-        if (sentence := first_use_download(entry.name, settings.full_download)) is not None:
-            progress.note(f"{sentence}, into the Hugging Face cache")
-
     return load_for_inputs(
         source,
         model_type=model_type,
         device=device,
         full_download=settings.full_download,
-        before_download=before_download,
+        progress=progress,
         **settings.overrides,
     )
 
