@@ -2,8 +2,8 @@
 the reason in its summary, and exits 1.
 
 Beside the good videos lie a damaged copy of a real video (a VideoError) and a file whose reading raises
-an exception hvm1 does not expect (a RuntimeError planted in the decoder's first step, standing for a bug
-or a library failure nobody translated): both must be named, the second with its exception type.
+an exception hvm1 does not expect (a RuntimeError planted in PyAV's `av.open` for that file, standing for a
+library failure nobody translated, or a bug): both must be named, the second with its exception type.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import av
 import numpy as np
 import pytest
 
-import hvm1.data.video
 from hvm1.cli import main
 from reference_data import TINY, TINY_SET, VIDEOS, fixture
 
@@ -54,14 +53,14 @@ def folder(tmp_path, monkeypatch) -> Path:
     data = (VIDEOS / "box.mp4").read_bytes()
     (root / "a" / "damaged.mp4").write_bytes(data[: len(data) // 50])  # the header and a few frames' data
     shutil.copy(root / "a" / "good0.mp4", root / "a" / "planted.mp4")
-    check_is_file = hvm1.data.video._check_is_file
+    real_open = av.open
 
-    def plant(path: Path, kind: str) -> None:
-        if path.name == "planted.mp4":
+    def plant(file, *arguments, **options):
+        if Path(str(file)).name == "planted.mp4":
             raise RuntimeError(PLANTED)
-        check_is_file(path, kind)
+        return real_open(file, *arguments, **options)
 
-    monkeypatch.setattr(hvm1.data.video, "_check_is_file", plant)
+    monkeypatch.setattr(av, "open", plant)
     return root
 
 

@@ -62,12 +62,21 @@ def test_auto_is_fp32_on_a_cpu_without_them(monkeypatch):
     assert asked.dtype == torch.bfloat16 and "much slower" in asked.reason
 
 
-def test_cpuinfo_flags_answer_when_torch_cannot(monkeypatch):
+def cpuinfo(path, flags: str):
+    """A /proc/cpuinfo of two cores with these `flags`."""
+    core = "processor\t: {}\nvendor_id\t: GenuineIntel\nflags\t\t: {}\nbugs\t\t: spectre_v1\n\n"
+    path.write_text(core.format(0, flags) + core.format(1, flags))
+    return path
+
+
+def test_cpuinfo_flags_answer_when_torch_cannot(monkeypatch, tmp_path):
     monkeypatch.delattr(torch.cpu, "_is_amx_tile_supported", raising=False)
-    monkeypatch.setattr(devices, "_cpuinfo_flags", lambda: {"avx2", "fma", "amx_bf16", "amx_tile"})
+    monkeypatch.setattr(devices, "CPUINFO", cpuinfo(tmp_path / "amx", "fpu avx2 fma amx_bf16 amx_tile"))
     assert cpu_bf16_units() == ["amx_bf16"] and fast_bf16("cpu")[0]
-    monkeypatch.setattr(devices, "_cpuinfo_flags", lambda: {"avx2", "fma", "avx512f"})
+    monkeypatch.setattr(devices, "CPUINFO", cpuinfo(tmp_path / "avx512", "fpu avx2 fma avx512f"))
     assert cpu_bf16_units() == [] and resolve_precision("auto", "cpu").name == "fp32"
+    monkeypatch.setattr(devices, "CPUINFO", tmp_path / "missing")  # not Linux
+    assert cpu_bf16_units() == []
 
 
 @pytest.mark.parametrize("native, expected", [(True, "bf16"), (False, "fp32")])

@@ -246,15 +246,15 @@ def test_load_for_inputs_fails_before_any_download_and_names_what_it_loaded(monk
 
 
 def test_load_for_inputs_unpickles_a_file_once_for_its_weights_and_preprocessing(monkeypatch, tmp_path):
-    from hvm1 import checkpoint
-
     path = tmp_path / "tiny_mae.pth"
     path.write_bytes(fixture(MAE_CHECKPOINT).read_bytes())
     expected_model = zoo.load_model(path, num_heads=4, decoder_num_heads=4)
     expected_pre = zoo.preprocessing_for(path, expected_model)
     reads: list[Path] = []
-    unpickle = checkpoint._load_pickled
-    monkeypatch.setattr(checkpoint, "_load_pickled", lambda file, mmap: reads.append(file) or unpickle(file, mmap))
+    unpickle = torch.load
+    monkeypatch.setattr(
+        torch, "load", lambda file, *args, **kwargs: reads.append(file) or unpickle(file, *args, **kwargs)
+    )
     loaded = zoo.load_for_inputs(path, num_heads=4, decoder_num_heads=4)
     assert reads == [path]
     assert loaded.preprocessing == expected_pre and loaded.model.config == expected_model.config

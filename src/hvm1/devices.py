@@ -11,6 +11,7 @@ import torch
 from .settings import DEVICE_CHOICES, PRECISION_CHOICES
 
 __all__ = [
+    "CPUINFO",
     "DEVICE_CHOICES",
     "PRECISION_CHOICES",
     "Precision",
@@ -56,6 +57,8 @@ def resolve_device(name: str | torch.device | None = "auto") -> torch.device:
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 # The /proc/cpuinfo flags of the x86 units that multiply bf16 at several times the float32 rate.
 _BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
+#: Where `cpu_bf16_units` reads the CPU's flags (its `flags` line) when PyTorch cannot say; no such file: no flags.
+CPUINFO = Path("/proc/cpuinfo")
 
 
 @dataclass(frozen=True)
@@ -96,7 +99,7 @@ class Precision:
 
 def _cpuinfo_flags() -> set[str]:
     try:
-        text = Path("/proc/cpuinfo").read_text()
+        text = CPUINFO.read_text()
     except OSError:
         return set()
     for line in text.splitlines():

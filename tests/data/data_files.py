@@ -64,3 +64,28 @@ def zero_bytes(source: Path, target: Path, spans: list[tuple[int, int]]) -> Path
         data[offset : offset + size] = bytes(size)
     target.write_bytes(bytes(data))
     return target
+
+
+def frame_off_its_packet(monkeypatch, module, after: int = 0) -> list[float]:
+    """Make `module`'s `decode_packet` (`hvm1.data.video.decode_packet`, as `module` imported it) hand out one
+    frame, the one after `after` frames, an hour after its packet's time (where no packet of a test video is),
+    as a decoder does whose frame times are not its packets' times. Returns a list that holds the moved frame's
+    time once it is moved."""
+    import hvm1.data.video
+
+    decode = hvm1.data.video.decode_packet
+    moved: list[float] = []
+    seen = 0
+
+    def decode_moving_one(path, stream, packet):
+        nonlocal seen
+        frames = decode(path, stream, packet)
+        for frame in frames:
+            if not moved and seen == after:
+                frame.pts += round(3600 / stream.time_base)
+                moved.append(float(frame.pts * stream.time_base))
+            seen += 1
+        return frames
+
+    monkeypatch.setattr(module, "decode_packet", decode_moving_one)
+    return moved

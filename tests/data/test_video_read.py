@@ -10,7 +10,7 @@ import av
 import pytest
 import torch
 
-from data_files import encode_video
+from data_files import encode_video, frame_off_its_packet
 from hvm1.data import Clip, clip_instants, read_clip
 from reference_data import VIDEOS, fixture
 
@@ -161,17 +161,21 @@ def test_bad_arguments_are_value_errors(tmp_path, arguments):
         read_clip(path, **arguments)
 
 
-def test_decoding_every_frame_gives_the_planned_clip(video, monkeypatch):
-    # read_clip first plans from packet times and skips non-reference frames no instant shows; where the
-    # plan does not hold it decodes every frame. Both must give the same clip.
+def test_decoding_every_frame_gives_the_planned_clip(video, monkeypatch, caplog):
+    # read_clip first plans from packet times and skips non-reference frames no instant shows; where a decoded
+    # frame turns out not to be at its packet's time the plan does not hold, and it decodes every frame. Both must
+    # give the same clip.
     import hvm1.data.video
 
     last = decoded_times(video)[-1]
     starts = [0.0, 0.4 * last, "center", (4, 5)]
     planned = [read_clip(video, 8, 4, start=start) for start in starts]
-    monkeypatch.setattr(hvm1.data.video, "_decode_planned", lambda *arguments: None)
+    caplog.set_level("DEBUG", logger="hvm1.data.video")
     for start, clip in zip(starts, planned):
+        caplog.clear()
+        moved = frame_off_its_packet(monkeypatch, hvm1.data.video, after=1)  # the first one: a seek landing late
         every = read_clip(video, 8, 4, start=start)
+        assert moved and "decoding every frame" in caplog.text, start
         assert every.times.tolist() == clip.times.tolist(), start
         assert torch.equal(every.frames, clip.frames), start
         assert (every.padded, every.instants.tolist()) == (clip.padded, clip.instants.tolist()), start
@@ -201,18 +205,16 @@ class SeeksLate:
 
 
 def test_a_seek_that_lands_late_is_retried_earlier(monkeypatch):
-    import hvm1.data.video
-
     path = fixture(VIDEOS / "vtest.avi")  # keyframes every 25 s
     expected = read_clip(path, 8, start=30.0)
     opened = []
-    real_open = hvm1.data.video._open
+    real_open = av.open
 
-    def open_seeking_late(path):
-        opened.append(SeeksLate(real_open(path), late=25.0))
+    def open_seeking_late(*arguments, **options):
+        opened.append(SeeksLate(real_open(*arguments, **options), late=25.0))
         return opened[-1]
 
-    monkeypatch.setattr(hvm1.data.video, "_open", open_seeking_late)
+    monkeypatch.setattr(av, "open", open_seeking_late)  # PyAV's opener, as hvm1's reader calls it
     clip = read_clip(path, 8, start=30.0)
     assert len(opened[0].seeks) > 1  # it noticed and sought again
     assert clip.times.tolist() == expected.times.tolist()

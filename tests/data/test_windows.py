@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import tracemalloc
 from dataclasses import replace
 from fractions import Fraction
@@ -15,7 +16,7 @@ import torch
 
 import hvm1.data.video
 import hvm1.data.windows
-from data_files import encode_frames, encode_video
+from data_files import encode_frames, encode_video, frame_off_its_packet
 from hvm1.data import VideoError, read_clip, video_eval_preset
 from hvm1.data.windows import load_windows, read_windows
 from test_as_players_show import encode
@@ -190,21 +191,15 @@ def test_load_windows_gives_the_presets_clip_at_each_start(tmp_path):
         load_windows(replace(preset, short_side=(32, 40)), video, 1.0)
 
 
-def test_a_plan_that_fails_midway_goes_on_frame_by_frame(tmp_path, monkeypatch):
+def test_a_plan_that_fails_midway_goes_on_frame_by_frame(tmp_path, monkeypatch, caplog):
     # Where decoded frames turn out not to be at their packets' times, the windows already given stay given and
     # the rest come from decoding every frame: the same windows as the planned pass.
     path = encode_moving(tmp_path / "h264.mp4", seconds=6.0, keyint=20)
     planned = list(read_windows(path, 0.7, NUM_FRAMES, 4))
-    packets = hvm1.data.windows._packets
-
-    def failing(*arguments):
-        for count, item in enumerate(packets(*arguments)):
-            if count == 90:
-                raise hvm1.data.windows._PlanFailed("a test's failure")
-            yield item
-
-    monkeypatch.setattr(hvm1.data.windows, "_packets", failing)
+    moved = frame_off_its_packet(monkeypatch, hvm1.data.windows, after=90)
+    caplog.set_level("DEBUG", logger="hvm1.data.windows")
     windows = list(read_windows(path, 0.7, NUM_FRAMES, 4))
+    assert moved and re.search(r"where no packet is; decoding every frame from window [1-9]", caplog.text)
     assert [window.index for window in windows] == [window.index for window in planned]
     for window, expected in zip(windows, planned):
         assert_same_clip(window, expected.clip)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import av
 import numpy as np
 import pytest
@@ -11,6 +13,7 @@ import hvm1
 from hvm1.cli import build_parser, main
 from hvm1.data import file_generator, visualisation_preset
 from hvm1.viz import complete_clip, completion_grid
+from recorded_progress import RecordedProgress
 
 MASK_TYPES = ("random", "temporal", "center")
 TILE, FRAMES = 56, 8  # the tiny reference MAE: 56 px frames, pred_t_dim 8
@@ -318,16 +321,19 @@ def test_pictures_from_a_training_checkpoint_are_named_after_the_run(mae_args, t
 
 
 @pytest.mark.parametrize("command", ["complete", "attention"])
-def test_drawing_beside_the_model_writes_the_same_files_in_the_same_order(command, two_videos, tmp_path, monkeypatch):
-    from hvm1.progress import Progress
-    from hvm1.viz import attention_videos, complete_videos, runs
+def test_drawing_beside_the_model_writes_the_same_files_in_the_same_order(command, two_videos, tmp_path):
+    from hvm1.viz import attention_videos, complete_videos
 
-    class Recorded(Progress):
+    class Watched(RecordedProgress):
+        """Also notes, as each video is done, whether a drawing thread is running beside this one."""
+
         def __init__(self):
-            self.done: list[tuple[int, str]] = []
+            super().__init__()
+            self.drawing: list[bool] = []
 
         def advance(self, done, item=""):
-            self.done.append((done, item))
+            super().advance(done, item)
+            self.drawing.append(any(thread.name.startswith("hvm1-draw") for thread in threading.enumerate()))
 
     folder = two_videos[0].parent.parent / "reference" / "tiny"
     bad = tmp_path / "bad.mp4"
@@ -341,11 +347,17 @@ def test_drawing_beside_the_model_writes_the_same_files_in_the_same_order(comman
         run = attention_videos
     outputs = {}
     for beside in (False, True):
-        monkeypatch.setattr(runs, "_draws_beside", lambda model, beside=beside: beside)
-        progress = Recorded()
+        progress = Watched()
         out = tmp_path / str(beside)
-        report = run(model, videos, out, model_name="tiny", labels=True, progress=progress)
-        assert progress.done == [(1, "box.mp4"), (2, "bad.mp4"), (3, "tree.avi")]
+        report = run(model, videos, out, model_name="tiny", labels=True, progress=progress, draw_beside=beside)
+        assert progress.stages() == [
+            ("start", 3, "video", ""),
+            ("advance", 1, "box.mp4"),
+            ("advance", 2, "bad.mp4"),
+            ("advance", 3, "tree.avi"),
+            ("close",),
+        ]
+        assert any(progress.drawing) == beside
         assert [written.video for written in report.pictures] == [videos[0], videos[2]]
         assert [failure.path for failure in report.skipped] == [str(bad)]
         files = [file for written in report.pictures for file in written.files]

@@ -314,6 +314,7 @@ def complete_videos(
     progress: Progress = SILENT,
     full_frame: bool = False,
     labels: bool = False,
+    draw_beside: bool | None = None,
 ) -> RunReport:
     """Write a completion picture for each of `videos` to `out_dir/{stem}_{model_name}_{mask_type}.jpg`.
 
@@ -343,6 +344,9 @@ def complete_videos(
         progress: reports each video done.
         full_frame: read whole frames at their aspect ratio instead of a square crop.
         labels: name the rows and give each frame's time.
+        draw_beside: draw each picture on a background thread while the model works on the next video (None:
+            only where the model runs off the CPU: on the CPU its forward pass keeps every core busy). The files
+            are the same either way.
 
     Returns:
         The `RunReport`: the files written and the videos skipped.
@@ -370,7 +374,7 @@ def complete_videos(
             files.append(write_animation(frames, f"{base}.{animate}", fps))
         return tuple(files)
 
-    return _run(videos, preset, Path(out_dir), work, draw, progress, _draws_beside(model))
+    return _run(videos, preset, Path(out_dir), work, draw, progress, _draws_beside(model, draw_beside))
 
 
 def attention_videos(
@@ -385,6 +389,7 @@ def attention_videos(
     progress: Progress = SILENT,
     full_frame: bool = False,
     labels: bool = False,
+    draw_beside: bool | None = None,
 ) -> RunReport:
     """Write an attention picture for each of `videos` to `out_dir/{stem}_{model_name}_attention.jpg`.
 
@@ -406,6 +411,9 @@ def attention_videos(
         progress: reports each video done.
         full_frame: read whole frames at their aspect ratio instead of a square crop.
         labels: name the rows, give each column's time and add the colour scale.
+        draw_beside: draw each picture on a background thread while the model works on the next video (None:
+            only where the model runs off the CPU: on the CPU its forward pass keeps every core busy). The files
+            are the same either way.
 
     Returns:
         The `RunReport`: the files written and the videos skipped.
@@ -426,7 +434,7 @@ def attention_videos(
             picture = attention_labels(picture, clip.shape[-2:], seconds, maps.shape[0] if heads == "each" else None)
         return (save_jpeg(picture, Path(out_dir) / stem.parent / f"{stem.name}_{model_name}_attention.jpg"),)
 
-    return _run(videos, preset, Path(out_dir), work, draw, progress, _draws_beside(model))
+    return _run(videos, preset, Path(out_dir), work, draw, progress, _draws_beside(model, draw_beside))
 
 
 def picture_preset(
@@ -449,11 +457,11 @@ def picture_preset(
     return whole_frame_preset(preset, config.patch_size) if full_frame else preset
 
 
-def _draws_beside(model: torch.nn.Module) -> bool:
-    """Whether pictures are drawn on a background thread while `model` works on the next video: only where the
-    model runs off the CPU. On the CPU its forward pass already keeps every core busy, and drawing beside it
-    slowed the run down (`benchmarks/bench_complete.py --breakdown` shows each step's time)."""
-    return next(model.parameters()).device.type != "cpu"
+def _draws_beside(model: torch.nn.Module, asked: bool | None) -> bool:
+    """Whether pictures are drawn on a background thread while `model` works on the next video: as `asked`, else
+    only where the model runs off the CPU. On the CPU its forward pass already keeps every core busy, and drawing
+    beside it slowed the run down (`benchmarks/bench_complete.py --breakdown` shows each step's time)."""
+    return asked if asked is not None else next(model.parameters()).device.type != "cpu"
 
 
 def each_video(
