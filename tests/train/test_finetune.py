@@ -84,6 +84,20 @@ def test_finetuning_groups_are_the_published_layer_decay_groups():
     assert all(scale[n] == pytest.approx(0.8**3) for n in (*tokens, "patch_embed.proj.weight", "patch_embed.proj.bias"))
 
 
+def test_finetuning_groups_leave_out_frozen_parameters_and_keep_one_group_per_layer_and_decay():
+    model = hvm1.load_model(VIT_CHECKPOINT, num_heads=4)
+    model.blocks[0].requires_grad_(False)
+    model.cls_token.requires_grad_(False)
+    groups = finetuning_param_groups(model, 1e-4, 0.8)
+    order = [name for name, _ in model.named_parameters()]
+    trainable = [name for name, parameter in model.named_parameters() if parameter.requires_grad]
+    assert sorted(name for group in groups for name in group["names"]) == sorted(trainable)
+    assert all(group["names"] == sorted(group["names"], key=order.index) for group in groups)
+    # from the embeddings (smallest lr) up to the head, each layer's decayed group before its exempt one
+    keys = [(group["lr_scale"], group["weight_decay"] == 0.0) for group in groups]
+    assert keys == sorted(keys) and len(set(keys)) == len(keys) == 2 * 3  # layers 0, 2, 3: block 0 is frozen
+
+
 class _IndexPreset:
     """Reads nothing: the clip of file `k` is filled with k (so a stub model tells the clips apart); `bad`
     is unreadable."""

@@ -37,24 +37,28 @@ def _one_dimensional_or_bias(name: str, parameter: nn.Parameter) -> bool:
 
 def finetuning_param_groups(model: VideoViT, weight_decay: float, layer_decay: float) -> list[dict[str, Any]]:
     """Groups per (layer, decayed or exempt) with layer-wise lr decay, as published for finetuning (see the
-    module doc): the top layer (final norm and head) keeps the full lr, the embeddings get the smallest."""
+    module doc): the top layer (final norm and head) keeps the full lr, the embeddings get the smallest.
+
+    Args:
+        model: the ViT being finetuned; its `layer_ids()` and `no_weight_decay()` say where each parameter is.
+        weight_decay: the decayed groups' weight decay.
+        layer_decay: the lr factor per layer below the top.
+
+    Returns:
+        The groups, by layer and then decayed before exempt, each name in `named_parameters` order.
+    """
     layers = model.layer_ids()
     top = max(layers.values())
     exempt_names = model.no_weight_decay()
-    groups: dict[tuple[int, bool], dict[str, Any]] = {}
-    for name, parameter in model.named_parameters():
-        if not parameter.requires_grad:
-            continue
-        exempt = parameter.ndim == 1 or name in exempt_names
-        group = groups.setdefault(
-            (layers[name], exempt),
-            {
-                "names": [],
-                "weight_decay": 0.0 if exempt else weight_decay,
-                "lr_scale": layer_decay ** (top - layers[name]),
-            },
-        )
-        group["names"].append(name)
+    split = decay_split(model, weight_decay, exempt=lambda name, parameter: parameter.ndim == 1 or name in exempt_names)
+    groups: dict[tuple[int, int], dict[str, Any]] = {}  # (layer, 0 decayed / 1 exempt) -> group
+    for kind, part in enumerate(split):
+        for name in part["names"]:
+            group = groups.setdefault(
+                (layers[name], kind),
+                {"names": [], "weight_decay": part["weight_decay"], "lr_scale": layer_decay ** (top - layers[name])},
+            )
+            group["names"].append(name)
     return [groups[key] for key in sorted(groups)]
 
 
