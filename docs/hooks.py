@@ -2,10 +2,11 @@
 
 - `reference/cli.md`: `hvm1 -h` and every command's `hvm1 COMMAND -h`, as the real parsers print them (the
   command names are read from `hvm1 -h`, so a new command appears without a change here).
-- `reference/api/*.md`: a page per public module of `hvm1`, rendered by mkdocstrings from the docstrings.
-  A package's members are its `__all__`; a module without `__all__` shows the functions and classes it defines
-  under public names. Each object is rendered once, on the first page that exports it (`hvm1` first, then the
-  subpackages, then the modules); the other pages link to it.
+- `reference/api/*.md`: a page per public module of `hvm1` and of its subpackages, rendered by mkdocstrings
+  from the docstrings. A package's members are its `__all__`; a module without `__all__` shows the functions
+  and classes it defines under public names. Each object is rendered once, on the first page that exports it
+  (`hvm1` first, then the subpackages, then the modules, then the subpackages' modules); the other pages link
+  to it. In the nav a subpackage's modules are listed under it.
 - `design/performance.md`: the tables of the result files the benchmark scripts write (`benchmarks/results/`),
   with the machine, CPU flags, torch version, commit and date of each.
 """
@@ -95,15 +96,26 @@ def cli_page() -> str:
 
 # ---------------------------------------------------------------------------------------------------- API
 def public_modules() -> list[str]:
-    """`hvm1`, its subpackages, then its modules (not the CLI's own modules: the CLI reference has those)."""
+    """`hvm1`, its subpackages, its modules, then the subpackages' modules (not the CLI's own modules: the CLI
+    reference has those)."""
     import hvm1
 
-    packages, modules = [], []
+    packages, modules, inner = [], [], []
     for info in pkgutil.iter_modules(hvm1.__path__):
         if info.name.startswith("_"):
             continue
         (packages if info.ispkg else modules).append(f"hvm1.{info.name}")
-    return ["hvm1", *sorted(packages), *sorted(modules)]
+    for package in packages:
+        if package == "hvm1.cli":
+            continue
+        parent = importlib.import_module(package)
+        for info in pkgutil.iter_modules(parent.__path__):
+            module = importlib.import_module(f"{package}.{info.name}")
+            # A module whose name the package gives to one of its functions (hvm1.eval.evaluate) has no
+            # identifier of its own: its members are on the package's page.
+            if not info.name.startswith("_") and getattr(parent, info.name) is module:
+                inner.append(module.__name__)
+    return ["hvm1", *sorted(packages), *sorted(modules), *sorted(inner)]
 
 
 def public_names(module: Any) -> list[str]:
@@ -158,7 +170,8 @@ def api_pages() -> dict[str, str]:
         "# Python API",
         "",
         "Generated when the site is built from the docstrings of the public API: what `hvm1.__all__` and "
-        "each subpackage's `__all__` export, and the public functions and classes of the other modules. "
+        "each subpackage's `__all__` export, and the public functions and classes of the other modules "
+        "(the subpackages' own modules included). "
         "An object is described once, on the first page that exports it; the other pages link there.",
         "",
     ]
@@ -190,11 +203,24 @@ def on_config(config: Any) -> Any:
     api = api_pages()
     _generated.update(api)
     _generated["design/performance.md"] = _benchmark_results().performance_page(RESULTS)
-    api_nav = [{"Overview": API_NAV_ENTRY}] + [
-        {path.removeprefix("reference/api/").removesuffix(".md"): path} for path in api if path != API_NAV_ENTRY
-    ]
-    config["nav"] = _replace_nav(config["nav"], API_NAV_ENTRY, api_nav)
+    config["nav"] = _replace_nav(config["nav"], API_NAV_ENTRY, [{"Overview": API_NAV_ENTRY}, *_api_nav(api)])
     return config
+
+
+def _api_nav(pages: dict[str, str]) -> list[dict[str, Any]]:
+    """The API pages as nav entries: a module of a subpackage listed under its package, after the package."""
+    modules = [path.removeprefix("reference/api/").removesuffix(".md") for path in pages if path != API_NAV_ENTRY]
+    nav: dict[str, Any] = {}
+    for module in modules:
+        package = module.rpartition(".")[0]
+        entry = {module: f"reference/api/{module}.md"}
+        if package in nav and package != "hvm1":
+            if not isinstance(nav[package], list):
+                nav[package] = [{package: nav[package]}]
+            nav[package].append(entry)
+        else:
+            nav[module] = entry[module]
+    return [{name: value} for name, value in nav.items()]
 
 
 def _replace_nav(nav: Any, target: str, replacement: list) -> Any:

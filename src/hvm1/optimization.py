@@ -13,6 +13,8 @@ from typing import Any
 
 from torch import nn
 
+__all__ = ["LR_SCHEDULES", "decay_split", "lr_at", "torch_param_groups"]
+
 #: The learning-rate schedules `lr_at` knows: after warmup, constant, or a half cosine to `min_lr`.
 LR_SCHEDULES = ("constant", "cosine")
 
