@@ -21,7 +21,7 @@ import functools
 import json
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -228,25 +228,14 @@ def embed_videos(
             settings["images"] = True
         if stride is not None:  # likewise
             settings["stride"] = stride
+        forward = _pooling_forward(model, pool, layer, device, precision)
         if out is None:
             if world_size > 1:
                 raise ValueError("embedding under torchrun needs an output file to merge the processes' rows into")
             rows = _ChunkWriter(None, listing, settings, keep_clips)
+            indices: Sequence[int] = range(len(listing.files))
             skipped, padded = _embed_shard(
-                model,
-                listing,
-                range(len(listing.files)),
-                preset,
-                num_clips,
-                pool,
-                rows,
-                batch_size,
-                num_workers,
-                device,
-                precision,
-                layer,
-                progress,
-                stride,
+                forward, listing, indices, preset, num_clips, rows, batch_size, num_workers, device, progress, stride
             )
             return EmbedResult(rows.all_rows(), rows.count, skipped=skipped, padded=padded)
         out = check_suffix(out)
@@ -259,21 +248,9 @@ def embed_videos(
         first_chunk = 1 + max((int(part.stem.split("-")[1]) for part in parts.glob("part-*.npz")), default=0)
         barrier(context)  # every rank has listed the chunks before any writes one
         rows = _ChunkWriter(parts, listing, settings, keep_clips, rank, first_chunk, chunk_size)
+        indices = todo[rank::world_size]
         skipped, padded = _embed_shard(
-            model,
-            listing,
-            todo[rank::world_size],
-            preset,
-            num_clips,
-            pool,
-            rows,
-            batch_size,
-            num_workers,
-            device,
-            precision,
-            layer,
-            progress,
-            stride,
+            forward, listing, indices, preset, num_clips, rows, batch_size, num_workers, device, progress, stride
         )
         embedded, skipped, padded = _gather(rows.count, skipped, padded, context)
         barrier(context)  # every chunk is written
@@ -456,29 +433,12 @@ class _ChunkWriter:
         )
 
 
-def _embed_shard(
-    model: VideoViT,
-    listing: LabelledFiles,
-    indices: Sequence[int],
-    preset: VideoPreset | ImagePreset,
-    num_clips: int,
-    pool: str,
-    rows: _ChunkWriter,
-    batch_size: int,
-    num_workers: int,
-    device: torch.device,
-    precision: Precision,
-    layer: int | None,
-    progress: Progress,
-    stride: float | None = None,
-) -> tuple[list[Skipped], list[tuple[str, int]]]:
-    """Embed the videos at `indices` of the listing into `rows`; returns the unreadable ones and those padded."""
-    indices = list(indices)
+def _pooling_forward(
+    model: VideoViT, pool: str, layer: int | None, device: torch.device, precision: Precision
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """`model` on `device` in eval mode, and its call on a batch of clips: the `pool`ed tokens of the final output
+    or of block `layer` (final norm applied), under the `precision`'s autocast."""
     model = model.to(device).eval()
-    dataset = FileViews([listing.files[index] for index in indices], preset, num_clips)
-    skipped: list[Skipped] = []
-    padded: list[tuple[str, int]] = []
-    started = time.perf_counter()
 
     def forward(video: torch.Tensor) -> torch.Tensor:
         with precision.autocast(device):
@@ -486,6 +446,28 @@ def _embed_shard(
                 return pool_tokens(model.forward_features(video), pool)
             return pool_tokens(model.forward_intermediates(video, indices=[layer], norm=True)[0], pool)
 
+    return forward
+
+
+def _embed_shard(
+    forward: Callable[[torch.Tensor], torch.Tensor],
+    listing: LabelledFiles,
+    indices: Sequence[int],
+    preset: VideoPreset | ImagePreset,
+    num_clips: int,
+    rows: _ChunkWriter,
+    batch_size: int,
+    num_workers: int,
+    device: torch.device,
+    progress: Progress,
+    stride: float | None,
+) -> tuple[list[Skipped], list[tuple[str, int]]]:
+    """Embed the videos at `indices` of the listing into `rows`; returns the unreadable ones and those padded."""
+    indices = list(indices)
+    dataset = FileViews([listing.files[index] for index in indices], preset, num_clips)
+    skipped: list[Skipped] = []
+    padded: list[tuple[str, int]] = []
+    started = time.perf_counter()
     results = (
         _windows_of(forward, listing, indices, preset, stride, batch_size, device, progress)
         if stride is not None and isinstance(preset, VideoPreset)
