@@ -3,9 +3,10 @@
 Frames are 854 x 480 (DAVIS 480p), made from tests/fixtures/videos/box.mp4 (random frames where it is absent),
 resized by the published rule to 832 x 480: a 34 x 59 patch grid, each frame repeated into a 16-frame clip,
 so 8 x 34 x 59 = 16,048 tokens per forward through 32 blocks. Measured per precision, side by side in this
-process: the seconds of each propagated frame (features + one propagation step, from the progress
-callback's timestamps), and a full-context propagation step alone (first frame + 7 recent, 12-patch
-neighbourhood, top 5) on random features. Prints the ratio of each precision's time per frame to fp32's.
+process: the seconds of each propagated frame (features + one propagation step, from the times at which
+`propagate` reports each frame to its `Progress`), and a full-context propagation step alone (first frame +
+7 recent, 12-patch neighbourhood, top 5) on random features. Prints the ratio of each precision's time per
+frame to fp32's.
 
 Usage: python benchmarks/bench_propagate.py [--frames 3] [--precisions fp32,bf16] [--threads N]
 """
@@ -24,6 +25,7 @@ from results import Table, write_result
 from fixtures import VIDEOS
 from hvm1.devices import resolve_precision
 from hvm1.models import create_model
+from hvm1.progress import Progress
 from hvm1.segment import PropagationConfig, propagate, propagate_labels
 from hvm1.segment.propagation import neighbourhood
 
@@ -40,6 +42,16 @@ def davis_frames(count: int) -> list[torch.Tensor]:
         return [frame.round().clamp(0, 255).to(torch.uint8) for frame in frames]
     generator = torch.Generator().manual_seed(0)
     return [torch.randint(0, 256, (3, 480, 854), dtype=torch.uint8, generator=generator) for _ in range(count)]
+
+
+class Stamps(Progress):
+    """The time at which it was made, then the time of each frame `propagate` reports done."""
+
+    def __init__(self) -> None:
+        self.times = [time.perf_counter()]
+
+    def advance(self, done: int, item: str = "") -> None:
+        self.times.append(time.perf_counter())
 
 
 def step_seconds(dim: int, repeats: int = 3) -> float:
@@ -83,15 +95,9 @@ def main() -> None:
     )
     for name in args.precisions.split(","):
         precision = resolve_precision(name, "cpu")
-        stamps = [time.perf_counter()]
-        propagate(
-            model,
-            frames,
-            first_mask,
-            progress=lambda done, total, stamps=stamps: stamps.append(time.perf_counter()),
-            precision=precision,
-        )
-        first, *rest = np.diff(stamps)
+        stamps = Stamps()
+        propagate(model, frames, first_mask, progress=stamps, precision=precision)
+        first, *rest = np.diff(stamps.times)
         per_frame[name] = statistics.mean(rest)
         print(
             f"{precision.describe():>14}: first frame (features only) {first:.1f} s; propagated frames "
