@@ -3,6 +3,9 @@ call they serve, used exactly where they give what the plain layer computes, nev
 after the weight changed, and never in the state dict."""
 
 import copy
+import os
+import threading
+import time
 
 import pytest
 import torch
@@ -97,6 +100,96 @@ def test_the_first_call_any_layer_serves_packs_the_whole_model_on_several_thread
         assert torch.get_num_threads() == threads  # the intra-op thread count is back
     with pytest.raises(ValueError, match="when"):
         pack_linear_layers(_layer(), torch.float32, when="later")
+
+
+def _wide_model() -> nn.Sequential:
+    """Enough layers, and wide enough, that packing them takes a while next to a Python step."""
+    torch.manual_seed(0)
+    layers: list[nn.Module] = []
+    for _ in range(12):
+        layers += [nn.Linear(256, 256), nn.GELU()]
+    return nn.Sequential(*layers).eval()
+
+
+def test_packing_ahead_packs_in_the_background_and_the_first_call_waits_for_the_rest():
+    plain = _wide_model()
+    x = torch.randn(7, 256)
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        expected = plain(x)
+    threads = torch.get_num_threads()
+    model = pack_linear_layers(copy.deepcopy(plain), torch.bfloat16, when="ahead", threads=2)
+    layers = [m for m in model if isinstance(m, PackedLinear)]
+    assert torch.get_num_threads() == threads  # this thread's count never changes
+    deadline = time.monotonic() + 60
+    while not all(m.is_packed() for m in layers) and time.monotonic() < deadline:
+        time.sleep(0.01)  # no call made: the background thread packs them all
+    assert all(m.is_packed() for m in layers)
+    packed = [m.packed for m in layers]
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        assert torch.equal(model(x), expected)
+    assert [m.packed for m in layers] == packed  # the first call used them, packing nothing again
+    # Called at once, the first call waits for the background packing and gives the same numbers.
+    model = pack_linear_layers(copy.deepcopy(plain), torch.bfloat16, when="ahead")
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        assert torch.equal(model(x), expected)
+    assert all(m.is_packed() for m in model if isinstance(m, PackedLinear))
+    # A thread started afterwards runs its ops on the usual count, not the packing threads' one.
+    seen: list[int] = []
+    thread = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
+    thread.start()
+    thread.join()
+    assert seen == [threads] and torch.get_num_threads() == threads
+
+
+def test_a_stopped_background_packing_leaves_the_rest_to_the_first_call():
+    plain = _wide_model()
+    x = torch.randn(3, 256)
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        expected = plain(x)
+    model = pack_linear_layers(plain, torch.bfloat16, when="ahead", threads=1)
+    layers = [m for m in model if isinstance(m, PackedLinear)]
+    group = layers[0].group
+    assert group is not None
+    group.stop()
+    assert not all(m.is_packed() for m in layers)  # one thread stops after the layer it was on
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        assert torch.equal(model(x), expected)
+    assert all(m.is_packed() for m in layers)
+
+
+def test_an_error_in_the_background_packing_reaches_the_first_call():
+    model = pack_linear_layers(_wide_model(), torch.bfloat16, when="first_use")
+    layers = [m for m in model if isinstance(m, PackedLinear)]
+    layers[3].weight = nn.Parameter(torch.zeros(256 * 256))  # not a matrix: oneDNN cannot pack it
+    group = layers[0].group
+    assert group is not None
+    group.start()
+    with torch.inference_mode(), pytest.raises((IndexError, RuntimeError)):
+        group.pack()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_process_forked_while_packing_ahead_packs_by_itself():
+    plain = _wide_model()
+    x = torch.randn(3, 256)
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        expected = plain(x)
+    model = pack_linear_layers(copy.deepcopy(plain), torch.bfloat16, when="ahead", threads=2)
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # the child: no background thread here; its first call packs what is left
+        ok = False
+        try:
+            torch.set_num_threads(1)  # OpenMP's threads do not survive a fork (as in a DataLoader's workers)
+            with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+                ok = torch.equal(model(x), expected)
+        finally:
+            os.write(write, b"1" if ok else b"0")
+            os._exit(0)
+    os.close(write)
+    answer = os.read(read, 1)
+    os.waitpid(child, 0)
+    assert answer == b"1"
 
 
 def test_a_weight_changed_after_packing_is_packed_again():

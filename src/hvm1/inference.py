@@ -12,7 +12,10 @@ under `precision.autocast(device)`:
   the same, bit for bit (`benchmarks/bench_packing.py` measures the difference). By default the first
   inference call any of the model's layers serves packs them all (`when="first_use"`: nothing is paid by a
   model that never runs), several layers at once, one per CPU core, each packed by one thread (`pack_layers`);
-  `when="now"` packs them while preparing.
+  `when="now"` packs them while preparing, and `when="ahead"` starts packing them in the background while
+  preparing, so that what the caller does before its first call (the commands: decoding the first video)
+  hides the packing; that first call waits for whatever is left. The commands pack ahead
+  (`precision_for_run`).
   The parameters stay as they are (float32, memory-mapped from the checkpoint file) and so does
   `state_dict()`: same keys, same tensors.
 - elsewhere (fp16, CUDA, MPS, builds without oneDNN): the linear layers' weights and biases are cast to the
@@ -25,8 +28,9 @@ Other parameters (LayerNorms, position embeddings, tokens, the patch projection)
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
+from queue import Empty, SimpleQueue
 
 import torch
 import torch.nn.functional as F
@@ -79,22 +83,65 @@ class PackedWeight:
 class PackingGroup:
     """The layers one `pack_linear_layers` call swapped in: the first call any of them serves packs all of them
     at once (`pack_layers`, on `threads` threads), so that the packing uses every core instead of one layer
-    after another at the pace of the forward pass."""
+    after another at the pace of the forward pass. `start` begins that packing in a background thread
+    instead; the first call then waits for it (`pack`)."""
 
-    __slots__ = ("layers", "threads", "done")
+    __slots__ = ("layers", "threads", "done", "_lock", "_background", "_stop")
 
     def __init__(self, layers: list[PackedLinear], threads: int | None) -> None:
         self.layers, self.threads, self.done = layers, threads, False
+        self._lock = threading.Lock()
+        self._background: threading.Thread | None = None
+        self._stop = threading.Event()
 
     def __reduce__(self):
         # A copied or saved model packs each layer at its own first call (see `PackedWeight.__reduce__`).
         return _dropped, ()
 
+    def _waiting(self) -> list[PackedLinear]:
+        return [layer for layer in self.layers if not layer.is_packed()]
+
+    def start(self) -> None:
+        """Begin packing the group's layers in a background thread, unless packed or begun already. The
+        thread is not a daemon: a process that exits before its first call waits for the packing to stop,
+        which it does at the layer it is on when `stop` is called (the commands never exit mid-pack: they
+        call the model)."""
+        with self._lock:
+            if self.done or self._background is not None:
+                return
+            torch.get_num_threads()  # this thread's intra-op count is set before `pack_layers` changes the default
+            layers = self._waiting()
+            self._background = threading.Thread(target=self._pack_in_background, args=(layers,), name="hvm1-pack-ahead")
+            self._background.start()
+
+    def _pack_in_background(self, layers: list[PackedLinear]) -> None:
+        try:
+            pack_layers(layers, self.threads, self._stop)
+        except Exception:  # the first call packs what is left, and meets the error itself
+            logger.debug("packing ahead stopped by an error; the first call packs the rest", exc_info=True)
+
+    def stop(self) -> None:
+        """Stop a background packing at the layer it is on, and wait for it; `pack` packs the rest."""
+        self._stop.set()
+        background = self._background
+        if background is not None:
+            background.join()
+
     def pack(self) -> None:
-        """Pack every layer of the group not packed yet from its current parameters (once)."""
-        if not self.done:
+        """Pack every layer of the group not packed yet from its current parameters (once), after waiting for
+        a background packing (`start`) to finish."""
+        if self.done:
+            return
+        with self._lock:
+            if self.done:
+                return
+            if self._background is not None:
+                # An error there is not lost: the layers it left are packed here. In a process forked since,
+                # the thread is not running (Python marks it stopped), and this packs what it had not.
+                self._background.join()
+                self._background = None
+            pack_layers(self._waiting(), self.threads)
             self.done = True
-            pack_layers([layer for layer in self.layers if not layer.is_packed()], self.threads)
 
 
 def can_pack_linear_weights(dtype: torch.dtype) -> bool:
@@ -115,19 +162,29 @@ def can_pack_linear_weights(dtype: torch.dtype) -> bool:
     )
 
 
-def pack_weight(weight: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+def pack_weight(weight: torch.Tensor, dtype: torch.dtype, scratch: torch.Tensor | None = None) -> torch.Tensor:
     """A linear weight (out, in) in oneDNN's packed layout for products in `dtype`: what `PackedLinear`
     multiplies by. The float32 weight is converted to `dtype` on the way (no gradient is recorded).
 
     Args:
         weight: the (out, in) weight of an `nn.Linear`, on the CPU.
         dtype: float32 or bfloat16 (`can_pack_linear_weights`).
+        scratch: a 1-d `dtype` tensor of at least `weight.numel()` elements to convert the weight into, reused
+            from one weight to the next (memory touched already, and warm in the cache) instead of a new
+            tensor each time; its contents are overwritten and not needed after.
 
     Returns:
         An opaque oneDNN tensor for `torch.ops.mkldnn._linear_pointwise`.
     """
     with torch.no_grad():
-        return torch.ops.mkldnn._reorder_linear_weight(weight.detach().to(dtype), None)
+        weight = weight.detach()
+        if weight.dtype == dtype:
+            converted = weight
+        elif scratch is not None and scratch.dtype == dtype and scratch.numel() >= weight.numel():
+            converted = scratch[: weight.numel()].view(weight.shape).copy_(weight)
+        else:
+            converted = weight.to(dtype)
+        return torch.ops.mkldnn._reorder_linear_weight(converted, None)
 
 
 class PackedLinear(nn.Linear):
@@ -171,12 +228,19 @@ class PackedLinear(nn.Linear):
         """Whether a packed copy of the current weight and bias exists."""
         return self.packed is not None and _same(self.packed.stamp, _stamp(self))
 
-    def pack(self) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The packed weight and the bias in `packed_dtype`, made now unless made already from these parameters."""
+    def pack(self, scratch: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The packed weight and the bias in `packed_dtype`, made now unless made already from these parameters.
+
+        Args:
+            scratch: where to convert the weight on the way (see `pack_weight`).
+
+        Returns:
+            The packed weight and the bias (None without one).
+        """
         stamp = _stamp(self)
         if self.packed is None or not _same(self.packed.stamp, stamp):
             bias = None if self.bias is None else self.bias.detach().to(self.packed_dtype)
-            self.packed = PackedWeight(pack_weight(self.weight, self.packed_dtype), bias, stamp)
+            self.packed = PackedWeight(pack_weight(self.weight, self.packed_dtype, scratch), bias, stamp)
         return self.packed.weight, self.packed.bias
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -220,7 +284,7 @@ def _swap(model: nn.Module, replace) -> nn.Module:
     return replace(model) or model
 
 
-PACKING_TIMES = ("first_use", "now")
+PACKING_TIMES = ("first_use", "ahead", "now")
 
 
 def pack_linear_layers(
@@ -232,8 +296,9 @@ def pack_linear_layers(
         model: a model (or a single `nn.Linear`); changed in place.
         dtype: float32 or bfloat16; where this build cannot pack in it (`can_pack_linear_weights`) nothing
             changes.
-        when: "first_use": the first inference call any of the layers serves packs them all; "now": packed
-            here (`pack_now`).
+        when: "first_use": the first inference call any of the layers serves packs them all; "ahead": packing
+            begins here in a background thread, and that first call waits for what is left
+            (`PackingGroup.start`); "now": packed here (`pack_now`).
         threads: how many layers to pack at once (default: `torch.get_num_threads()`, one per core).
 
     Returns:
@@ -263,6 +328,8 @@ def pack_linear_layers(
         layer.group = group
     if when == "now":
         group.pack()
+    elif when == "ahead":
+        group.start()
     return model
 
 
@@ -281,28 +348,64 @@ def pack_now(model: nn.Module, threads: int | None = None) -> int:
     return len(layers)
 
 
-def pack_layers(layers: list[PackedLinear], threads: int | None = None) -> None:
+def pack_layers(layers: list[PackedLinear], threads: int | None = None, stop: threading.Event | None = None) -> None:
     """Pack `layers` (`PackedLinear.pack`), `threads` of them at once, each by one thread: the cast and the
     reorder of one weight are short, memory-bound steps that two cores split worse than two weights side by
-    side (`benchmarks/bench_packing.py` measures both). PyTorch's intra-op thread count is 1 meanwhile and
-    restored after.
+    side (`benchmarks/bench_packing.py` measures both). Each thread converts its weights into one scratch
+    tensor of its own, reused from weight to weight, and packs the layers in the order given (the order of
+    use, for a model's `modules()`). The threads run PyTorch ops on one intra-op thread each; no other thread's
+    count changes (PyTorch's default for new threads is 1 for the instant they take it, then restored).
 
     Args:
         layers: the layers to pack.
         threads: how many at once (default: `torch.get_num_threads()`, one per core).
+        stop: when set, each thread stops after the layer it is on (the rest stays unpacked).
     """
     workers = max(1, min(threads or torch.get_num_threads(), len(layers)))
-    if workers == 1:
-        for layer in layers:
-            layer.pack()
+    if not layers:
         return
-    intra_op = torch.get_num_threads()
-    torch.set_num_threads(1)  # new threads take this count at their first op
-    try:
-        with ThreadPoolExecutor(workers, thread_name_prefix="hvm1-pack") as pool:
-            list(pool.map(PackedLinear.pack, layers))
-    finally:
-        torch.set_num_threads(intra_op)
+    queue: SimpleQueue[PackedLinear] = SimpleQueue()  # each layer taken by one thread, in the order given
+    for layer in layers:
+        queue.put(layer)
+    largest = max(layer.weight.numel() for layer in layers)
+    errors: list[BaseException] = []
+
+    def work(ready: threading.Barrier | None) -> None:
+        if ready is not None:
+            torch.get_num_threads()  # takes the default, 1, for this thread's ops
+            ready.wait()
+        scratch: torch.Tensor | None = None
+        try:
+            while not (stop is not None and stop.is_set()):
+                try:
+                    layer = queue.get_nowait()
+                except Empty:
+                    return
+                if scratch is None and layer.weight.dtype != layer.packed_dtype:
+                    scratch = torch.empty(largest, dtype=layer.packed_dtype)
+                layer.pack(scratch)
+        except BaseException as error:  # noqa: BLE001 - given to the caller's thread below
+            errors.append(error)
+
+    if workers == 1:
+        work(None)
+    else:
+        intra_op = torch.get_num_threads()
+        ready = threading.Barrier(workers + 1)
+        pool = [
+            threading.Thread(target=work, args=(ready,), name=f"hvm1-pack-{i}", daemon=True) for i in range(workers)
+        ]
+        torch.set_num_threads(1)  # the default a new thread takes at its first op
+        try:
+            for thread in pool:
+                thread.start()
+            ready.wait()
+        finally:
+            torch.set_num_threads(intra_op)
+        for thread in pool:
+            thread.join()
+    if errors:
+        raise errors[0]
 
 
 def unpack_linear_layers(model: nn.Module) -> nn.Module:
@@ -327,7 +430,8 @@ def prepare_for_inference(model: nn.Module, precision: Precision, *, pack: str =
     Args:
         model: a built model (or any module); its linear layers are swapped or cast in place.
         precision: from `hvm1.devices.resolve_precision`.
-        pack: where weights are packed, when they are: at the first call ("first_use") or now ("now").
+        pack: when weights are packed, where they are: at the first call ("first_use"), in the background
+            from now on ("ahead") or now ("now"); see `pack_linear_layers`.
 
     Returns:
         `model` (a new module only when `model` itself is an `nn.Linear` that is swapped).
@@ -351,7 +455,7 @@ def precision_for_run(
 ) -> Precision:
     """The precision a command runs its models at: `resolve_precision(name, device)`, said through
     `progress.note`, with each of `models` (None ones skipped) prepared for inference at it
-    (`prepare_for_inference`).
+    (`prepare_for_inference`, packing ahead: in the background while the command reads its first input).
 
     Args:
         name: 'auto', 'fp32', 'bf16' or 'fp16' (None: 'auto').
@@ -366,5 +470,5 @@ def precision_for_run(
     progress.note(f"precision {precision.describe()} ({precision.reason})")
     for model in models:
         if model is not None:
-            prepare_for_inference(model, precision)
+            prepare_for_inference(model, precision, pack="ahead")
     return precision
