@@ -4,6 +4,8 @@ after the weight changed, and never in the state dict."""
 
 import copy
 import os
+import subprocess
+import sys
 import threading
 import time
 
@@ -19,6 +21,7 @@ from hvm1.inference import (
     pack_linear_layers,
     pack_now,
     prepare_for_inference,
+    stop_packing_ahead,
     unpack_linear_layers,
 )
 from hvm1.models import build_model, get_config
@@ -155,6 +158,34 @@ def test_a_stopped_background_packing_leaves_the_rest_to_the_first_call():
     with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
         assert torch.equal(model(x), expected)
     assert all(m.is_packed() for m in layers)
+
+
+def test_packing_ahead_is_stopped_when_the_process_exits(tmp_path):
+    plain = _wide_model()
+    x = torch.randn(3, 256)
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        expected = plain(x)
+    model = pack_linear_layers(plain, torch.bfloat16, when="ahead", threads=1)
+    assert stop_packing_ahead() in (0, 1)  # 0 when it had finished already
+    assert not any(thread.name == "hvm1-pack-ahead" for thread in threading.enumerate())
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        assert torch.equal(model(x), expected)  # the first call packed what the stop left
+    # A process that exits while packing ahead (as a command whose every input failed) exits cleanly at once.
+    script = tmp_path / "exit_while_packing.py"
+    script.write_text(
+        "import atexit, threading\n"
+        "atexit.register(lambda: print('packing at exit:', any(t.name == 'hvm1-pack-ahead' "
+        "for t in threading.enumerate())))  # runs after hvm1's own exit handler\n"
+        "import torch\n"
+        "from torch import nn\n"
+        "from hvm1.inference import pack_linear_layers\n"
+        "model = nn.Sequential(*[nn.Linear(1024, 1024) for _ in range(48)])\n"
+        "pack_linear_layers(model, torch.bfloat16, when='ahead')\n"
+        "print('leaving')\n"
+    )
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr  # left running, the packing can abort the exiting process
+    assert done.stdout == "leaving\npacking at exit: False\n" and "Traceback" not in done.stderr
 
 
 def test_an_error_in_the_background_packing_reaches_the_first_call():

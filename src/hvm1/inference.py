@@ -27,8 +27,10 @@ Other parameters (LayerNorms, position embeddings, tokens, the patch projection)
 
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
+import weakref
 from collections.abc import Iterable
 from queue import Empty, SimpleQueue
 
@@ -86,7 +88,7 @@ class PackingGroup:
     after another at the pace of the forward pass. `start` begins that packing in a background thread
     instead; the first call then waits for it (`pack`)."""
 
-    __slots__ = ("layers", "threads", "done", "_lock", "_background", "_stop")
+    __slots__ = ("layers", "threads", "done", "_lock", "_background", "_stop", "__weakref__")
 
     def __init__(self, layers: list[PackedLinear], threads: int | None) -> None:
         self.layers, self.threads, self.done = layers, threads, False
@@ -102,16 +104,18 @@ class PackingGroup:
         return [layer for layer in self.layers if not layer.is_packed()]
 
     def start(self) -> None:
-        """Begin packing the group's layers in a background thread, unless packed or begun already. The
-        thread is not a daemon: a process that exits before its first call waits for the packing to stop,
-        which it does at the layer it is on when `stop` is called (the commands never exit mid-pack: they
-        call the model)."""
+        """Begin packing the group's layers in a background thread, unless packed or begun already. A process
+        that exits before its first call (a command whose every input failed) does not wait for the packing:
+        `stop_packing_ahead` stops it at the layer it is on when the interpreter exits."""
         with self._lock:
             if self.done or self._background is not None:
                 return
             torch.get_num_threads()  # this thread's intra-op count is set before `pack_layers` changes the default
             layers = self._waiting()
-            self._background = threading.Thread(target=self._pack_in_background, args=(layers,), name="hvm1-pack-ahead")
+            self._background = threading.Thread(
+                target=self._pack_in_background, args=(layers,), name="hvm1-pack-ahead", daemon=True
+            )
+            _PACKING_AHEAD.add(self)
             self._background.start()
 
     def _pack_in_background(self, layers: list[PackedLinear]) -> None:
@@ -119,6 +123,8 @@ class PackingGroup:
             pack_layers(layers, self.threads, self._stop)
         except Exception:  # the first call packs what is left, and meets the error itself
             logger.debug("packing ahead stopped by an error; the first call packs the rest", exc_info=True)
+        finally:
+            _PACKING_AHEAD.discard(self)
 
     def stop(self) -> None:
         """Stop a background packing at the layer it is on, and wait for it; `pack` packs the rest."""
@@ -142,6 +148,26 @@ class PackingGroup:
                 self._background = None
             pack_layers(self._waiting(), self.threads)
             self.done = True
+
+
+_PACKING_AHEAD: weakref.WeakSet[PackingGroup] = weakref.WeakSet()  # groups whose background packing runs
+
+
+def stop_packing_ahead() -> int:
+    """Stop every background packing of this process (`PackingGroup.start`) at the layer it is on and wait for
+    it; what is left is packed by the first call, if one comes. Run when the interpreter exits, so that an
+    exiting process neither waits for a packing it will never use nor tears PyTorch down under it.
+
+    Returns:
+        How many packings were running.
+    """
+    groups = list(_PACKING_AHEAD)
+    for group in groups:
+        group.stop()
+    return len(groups)
+
+
+atexit.register(stop_packing_ahead)
 
 
 def can_pack_linear_weights(dtype: torch.dtype) -> bool:
