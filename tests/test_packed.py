@@ -200,14 +200,14 @@ def test_an_error_in_the_background_packing_reaches_the_first_call():
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
-def test_a_process_forked_while_packing_ahead_packs_by_itself():
+def test_a_fork_stops_the_packing_ahead_and_both_processes_pack_the_rest_by_themselves():
     plain = _wide_model()
     x = torch.randn(3, 256)
     with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
         expected = plain(x)
     model = pack_linear_layers(copy.deepcopy(plain), torch.bfloat16, when="ahead", threads=2)
     read, write = os.pipe()
-    child = os.fork()
+    child = os.fork()  # stops the packing first, in this process
     if child == 0:  # the child: no background thread here; its first call packs what is left
         ok = False
         try:
@@ -218,9 +218,12 @@ def test_a_process_forked_while_packing_ahead_packs_by_itself():
             os.write(write, b"1" if ok else b"0")
             os._exit(0)
     os.close(write)
+    assert not any(thread.name == "hvm1-pack-ahead" for thread in threading.enumerate())
     answer = os.read(read, 1)
     os.waitpid(child, 0)
     assert answer == b"1"
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        assert torch.equal(model(x), expected)  # the parent's first call packs what the stop left
 
 
 def test_a_weight_changed_after_packing_is_packed_again():

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
 import threading
 import weakref
 from collections.abc import Iterable
@@ -156,7 +157,8 @@ _PACKING_AHEAD: weakref.WeakSet[PackingGroup] = weakref.WeakSet()  # groups whos
 def stop_packing_ahead() -> int:
     """Stop every background packing of this process (`PackingGroup.start`) at the layer it is on and wait for
     it; what is left is packed by the first call, if one comes. Run when the interpreter exits, so that an
-    exiting process neither waits for a packing it will never use nor tears PyTorch down under it.
+    exiting process neither waits for a packing it will never use nor tears PyTorch down under it, and before
+    the process forks.
 
     Returns:
         How many packings were running.
@@ -168,6 +170,11 @@ def stop_packing_ahead() -> int:
 
 
 atexit.register(stop_packing_ahead)
+if hasattr(os, "register_at_fork"):
+    # A child forked while other threads run inherits whatever locks they held (a DataLoader's workers are
+    # forked right after a command prepares its model); stopped first, the packing holds none, and the first
+    # call packs the rest.
+    os.register_at_fork(before=stop_packing_ahead)
 
 
 def can_pack_linear_weights(dtype: torch.dtype) -> bool:
