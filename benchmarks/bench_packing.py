@@ -23,7 +23,18 @@ layers, on the CPU, side by side in one process.
               seconds are added to its first forward. --depth N builds the encoder with N blocks instead of
               32 (same widths), for a quick run on a shared machine.
 
-Usage: python benchmarks/bench_packing.py [--repeats 15] [--rounds 3] [--parts products,forward,first] [--depth N]
+4. costs      where a packing's time goes, for MAE-H/14's linear weights (random float32), each step in a fresh
+              process on every core (one weight per thread, as `pack_layers` does): converting them to bf16 in
+              new tensors, converting them into one reused scratch tensor per thread, reordering bf16 weights
+              into oneDNN's layout alone, and the whole packing (`pack_now`); then, in a model packed up front,
+              what each linear layer's first call costs against its third (oneDNN makes a primitive, with its
+              JIT kernels, for each new shape); and a one-pass packing tried and not used: one 5120 x 1280
+              weight copied from float32 straight into the packed tensor's memory through a view in oneDNN's
+              AB16b32a2b layout (timed only where that is the layout oneDNN picks here, and only when its bytes
+              equal oneDNN's), against the cast then the reorder, on one thread.
+
+Usage: python benchmarks/bench_packing.py [--repeats 15] [--rounds 3] [--parts products,forward,first,costs]
+       [--depth N]
 """
 
 from __future__ import annotations
@@ -31,6 +42,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -43,6 +55,7 @@ from hvm1.inference import (
     PackingGroup,
     can_pack_linear_weights,
     pack_linear_layers,
+    pack_now,
     prepare_for_inference,
     unpack_linear_layers,
 )
@@ -200,16 +213,150 @@ def first(rounds: int, depth: int) -> None:
     )
 
 
+COST_STEPS = ("cast-new", "cast-scratch", "reorder", "pack")
+
+
+def costs_child(step: str) -> None:
+    """In a fresh process: one step of packing MAE-H/14's linear weights (see part 4); print its seconds (JSON)."""
+    import json
+    from concurrent.futures import ThreadPoolExecutor
+
+    keep_freed_memory()
+    mae = random_model(get_config("mae_vit_huge_patch14"))
+    weights = [m.weight.detach() for m in mae.modules() if isinstance(m, torch.nn.Linear)]
+    if step == "pack":
+        prepare_for_inference(mae, resolve_precision("bf16", "cpu"))
+        seconds = _seconds(lambda: pack_now(mae))
+    else:
+        if step == "reorder":
+            weights = [w.to(torch.bfloat16) for w in weights]  # before the clock
+        largest = max(w.numel() for w in weights)
+        scratch = threading.local()
+
+        def convert(weight: torch.Tensor) -> torch.Tensor:
+            if step == "cast-new":
+                return weight.to(torch.bfloat16)
+            if step == "reorder":
+                return torch.ops.mkldnn._reorder_linear_weight(weight, None)
+            if not hasattr(scratch, "tensor"):
+                scratch.tensor = torch.empty(largest, dtype=torch.bfloat16)
+            return scratch.tensor[: weight.numel()].view(weight.shape).copy_(weight)
+
+        workers = torch.get_num_threads()
+        torch.set_num_threads(1)  # each thread converts whole weights, as pack_layers does
+        with ThreadPoolExecutor(workers) as pool:
+            results: list[torch.Tensor] = []
+            seconds = _seconds(lambda: results.extend(pool.map(convert, weights)))
+    print(json.dumps({"step": step, "seconds": seconds}))
+
+
+def costs(rounds: int) -> None:
+    import json
+    import subprocess
+
+    print(f"costs: MAE-H/14's linear weights, each step in a fresh process on every core (s; median of {rounds})")
+    for step in COST_STEPS:
+        values = []
+        for _ in range(rounds):
+            command = [sys.executable, __file__, "--costs-child", step]
+            done = subprocess.run(command, capture_output=True, text=True, check=True)
+            values.append(json.loads(done.stdout.strip().splitlines()[-1])["seconds"])
+        label = {
+            "cast-new": "float32 -> bf16, new tensors",
+            "cast-scratch": "float32 -> bf16, one reused scratch per thread",
+            "reorder": "bf16 -> oneDNN's layout (new memory)",
+            "pack": "the packing (pack_now: scratch cast, then reorder)",
+        }[step]
+        print(f"  {label:<52} {statistics.median(values):.3f} ({', '.join(f'{v:.3f}' for v in values)})")
+    first_calls()
+    one_pass()
+
+
+def first_calls() -> None:
+    """A MAE-H/14 packed up front: each linear layer's first call against its third, over three completions."""
+    bf16 = resolve_precision("bf16", "cpu")
+    mae = random_model(get_config("mae_vit_huge_patch14"))
+    prepare_for_inference(mae, bf16, pack="now")
+    started: dict[str, float] = {}
+    calls: dict[str, list[float]] = {}
+    for name, layer in mae.named_modules():
+        if isinstance(layer, PackedLinear):
+            layer.register_forward_pre_hook(lambda m, a, n=name: started.__setitem__(n, time.perf_counter()))
+            layer.register_forward_hook(
+                lambda m, a, o, n=name: calls.setdefault(n, []).append(time.perf_counter() - started[n])
+            )
+    video = torch.randn(1, 3, 16, 224, 224)
+    with torch.inference_mode(), bf16.autocast("cpu"):
+        forwards = [_seconds(lambda: mae(video, mask_ratio=0.9, visualize=True)) for _ in range(3)]
+    totals = [sum(times[i] for times in calls.values()) for i in range(3)]
+    print(
+        "first calls: a MAE-H/14 packed up front, completions at mask 0.9: forwards "
+        + ", ".join(f"{s:.3f}" for s in forwards)
+        + " s; its linear layers "
+        + ", ".join(f"{s:.3f}" for s in totals)
+        + " s"
+    )
+    slowest = sorted(calls.items(), key=lambda item: item[1][2] - item[1][0])[:6]
+    for name, times in slowest:
+        print(f"  {name:<34} first call {times[0] * 1e3:6.1f} ms, third {times[2] * 1e3:5.1f} ms")
+
+
+def one_pass(repeats: int = 10) -> None:
+    """The one-pass packing tried and not used (see part 4), on one thread."""
+    import ctypes
+
+    from hvm1.inference import pack_weight
+
+    def memory(packed: torch.Tensor) -> torch.Tensor:  # the packed tensor's bytes, as a plain bf16 tensor
+        size = torch.ops.mkldnn._nbytes(packed)
+        buffer = (ctypes.c_uint8 * size).from_address(torch.ops.mkldnn.data_ptr(packed))
+        return torch.frombuffer(buffer, dtype=torch.bfloat16)
+
+    rows, cols = 5120, 1280
+    weight = torch.randn(rows, cols)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        reference = pack_weight(weight, torch.bfloat16)
+        packed = pack_weight(torch.zeros(rows, cols), torch.bfloat16)
+        if torch.ops.mkldnn._nbytes(packed) != rows * cols * 2:
+            print("one pass: the packed weight is padded here; not timed")
+            return
+        view = memory(packed).view(rows // 32, cols // 32, 16, 32, 2)
+        source = weight.view(rows // 32, 32, cols // 32, 16, 2).permute(0, 2, 3, 1, 4)
+
+        def copy() -> None:
+            view.copy_(source)
+
+        copy()
+        if not torch.equal(memory(packed), memory(reference)):
+            print("one pass: oneDNN's layout here is not AB16b32a2b; not timed")
+            return
+        both = {"one pass": copy, "cast then reorder": lambda: pack_weight(weight, torch.bfloat16)}
+        medians = {name: statistics.median(_seconds(fn) for _ in range(repeats)) for name, fn in both.items()}
+    finally:
+        torch.set_num_threads(threads)
+    print(
+        f"one pass: a {rows} x {cols} weight, float32 straight into the packed memory (same bytes as oneDNN's) "
+        f"{medians['one pass'] * 1e3:.1f} ms, cast then reorder {medians['cast then reorder'] * 1e3:.1f} ms "
+        f"({medians['one pass'] / medians['cast then reorder']:.2f}x), one thread, median of {repeats}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=15, help="timed calls per product and mode")
     parser.add_argument("--rounds", type=int, default=3, help="turns of the model comparisons")
-    parser.add_argument("--parts", default="products,forward,first")
+    parser.add_argument("--parts", default="products,forward,first,costs")
     parser.add_argument("--depth", type=int, default=32, help="the MAE's encoder blocks in part first (default 32)")
     parser.add_argument("--first-child", metavar="MODE", choices=FIRST_MODES, help=argparse.SUPPRESS)
+    parser.add_argument("--costs-child", metavar="STEP", choices=COST_STEPS, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.first_child:
         first_child(args.first_child, args.depth)
+        return
+    if args.costs_child:
+        costs_child(args.costs_child)
         return
     if not (can_pack_linear_weights(torch.bfloat16) and can_pack_linear_weights(torch.float32)):
         print("skipped: this PyTorch build has no oneDNN to pack with")
@@ -219,6 +366,7 @@ def main() -> None:
         "products": lambda: products(args.repeats),
         "forward": lambda: forward(args.rounds),
         "first": lambda: first(args.rounds, args.depth),
+        "costs": lambda: costs(args.rounds),
     }
     chosen = args.parts.split(",")
     # A run of some parts only, or of a smaller model, writes a variant of the result file.
