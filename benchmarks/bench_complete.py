@@ -18,11 +18,13 @@ Both come from one run, so on a shared machine other work stretches them alike; 
 The file is deleted at the end unless --keep.
 
 The claim of issue 20 (bf16 packing): `--precisions fp32,auto --mask-types random,temporal,center --videos 1,4
---packing ahead,first_use` runs the command on the first video alone and on all four, at each mask type (its
-default ratio: random 0.9, temporal 0.5, center 0.5), in float32 and in `--precision auto` (bf16 where the CPU
-has bf16 units), the weights packed ahead (the command's way: in the background from when the model is loaded,
-while the first video is decoded), at their first use (`first_use`: the command's `prepare_for_inference` told
-`pack="first_use"`) or up front (`now`); then prints, side by side per video count and mask type, how much
+--packing ahead,first_use,none` runs the command on the first video alone and on all four, at each mask type
+(its default ratio: random 0.9, temporal 0.5, center 0.5), in float32 and in `--precision auto` (bf16 where the
+CPU has bf16 units), the command as it is (`ahead`: the weights packed in the background from when the model is
+prepared, while the first video is decoded; with one video, where the model is called once, nothing packed),
+packed at their first use or up front however many videos (`first_use`, `now`: the command's
+`prepare_for_inference` told so), or never packed (`none`: not prepared, autocast casts the weights at every
+call); then prints, side by side per video count and mask type, how much
 faster `auto` ran the whole command than fp32, and the first forward against the later ones (four videos).
 The machine is named first: CPU model and flags, and both rooflines (4096^3 products, fp32 and bf16).
 
@@ -147,10 +149,17 @@ def child(
     from hvm1.models import VideoMAE
 
     seconds = time_forwards(VideoMAE)
-    if packing != "ahead":  # the command packs ahead; this packs as asked instead
-        prepare = hvm1.inference.prepare_for_inference
+    if packing == "none":  # nothing prepared: autocast casts every weight at every call
+        hvm1.inference.prepare_for_inference = lambda model, precision, pack="ahead": model
+    elif packing != "ahead":  # the command's way is "ahead"; this packs as asked instead, one video or several
+        import hvm1.viz.runs
+
+        prepare, for_run = hvm1.inference.prepare_for_inference, hvm1.viz.runs.precision_for_run
         hvm1.inference.prepare_for_inference = lambda model, precision, pack="ahead": prepare(
             model, precision, pack=packing
+        )
+        hvm1.viz.runs.precision_for_run = lambda name, device, models, progress, calls=None: for_run(
+            name, device, models, progress
         )
     steps: dict[str, float] = {}
     if breakdown:
@@ -351,7 +360,8 @@ def main() -> int:
     parser.add_argument(
         "--packing",
         default="ahead",
-        help="comma-separated, of ahead, first_use, now: when bf16 weights are packed (default ahead, the command's)",
+        help="comma-separated, of ahead (the command as it is), first_use, now, none (never packed): when bf16 "
+        "weights are packed (default ahead)",
     )
     parser.add_argument(
         "--breakdown", action="store_true", help="also time start-up, each step of the command, and exit (see above)"

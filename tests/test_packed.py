@@ -4,6 +4,7 @@ after the weight changed, and never in the state dict."""
 
 import copy
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -25,6 +26,7 @@ from hvm1.inference import (
     unpack_linear_layers,
 )
 from hvm1.models import build_model, get_config
+from reference_data import MAE_CHECKPOINT, TINY_HEADS, VIDEO_NAMES, video
 
 pytestmark = pytest.mark.skipif(not can_pack_linear_weights(torch.bfloat16), reason="this torch build has no oneDNN")
 
@@ -326,6 +328,29 @@ def test_the_inference_commands_prepare_every_model_they_run():
     third = nn.Sequential(_layer())
     precision_for_run("fp32", "cpu", [third])
     assert type(third[0]) is nn.Linear and third[0].weight.dtype == torch.float32
+    # A command that calls its model once leaves it as it is (autocast casts in that call); twice, packs it.
+    once, twice = nn.Sequential(_layer()), nn.Sequential(_layer())
+    assert precision_for_run("bf16", "cpu", [once], calls=1).name == "bf16"
+    precision_for_run("bf16", "cpu", [twice], calls=2)
+    assert type(once[0]) is nn.Linear and isinstance(twice[0], PackedLinear)
+
+
+@pytest.mark.parametrize(("videos", "full_frame", "packed"), [(1, False, False), (2, False, True), (1, True, True)])
+def test_a_picture_command_packs_only_a_model_it_calls_more_than_once(videos, full_frame, packed):
+    from hvm1.viz.runs import CompleteConfig, prepared_run
+
+    config = CompleteConfig(
+        paths=tuple(video(name) for name in VIDEO_NAMES[:videos]),
+        checkpoint=str(MAE_CHECKPOINT),
+        overrides=TINY_HEADS,
+        precision="bf16",
+        full_frame=full_frame,
+    )
+    with prepared_run(config, "mae", "complete") as run:
+        assert len(run.videos) == videos
+        layers = [m for m in run.model.modules() if isinstance(m, nn.Linear)]
+        assert layers and all(isinstance(m, PackedLinear) == packed for m in layers)
+        shutil.rmtree(run.out_dir)
 
 
 def test_a_prepared_mae_completes_bit_for_bit_as_under_autocast_and_unpacks_to_plain_layers():

@@ -485,22 +485,31 @@ def precision_for_run(
     device: torch.device | str,
     models: Iterable[torch.nn.Module | None] = (),
     progress: Progress = SILENT,
+    calls: int | None = None,
 ) -> Precision:
     """The precision a command runs its models at: `resolve_precision(name, device)`, said through
     `progress.note`, with each of `models` (None ones skipped) prepared for inference at it
     (`prepare_for_inference`, packing ahead: in the background while the command reads its first input).
+
+    A command that will call its models once leaves them as they are: packing every weight costs more than
+    the one call gains from it, and autocast casts the weights in that call instead, to the same results
+    (`benchmarks/bench_complete.py --videos 1 --packing ahead,none` measures both).
 
     Args:
         name: 'auto', 'fp32', 'bf16' or 'fp16' (None: 'auto').
         device: Where the models run.
         models: The models the command runs only for inference at this precision.
         progress: Told the choice and the reason.
+        calls: How many inference calls the command will make with each model, where it knows; None: more
+            than one, or not known.
 
     Returns:
         The resolved precision.
     """
     precision = resolve_precision(name, device)
     progress.note(f"precision {precision.describe()} ({precision.reason})")
+    if calls is not None and calls <= 1:
+        return precision
     for model in models:
         if model is not None:
             prepare_for_inference(model, precision, pack="ahead")

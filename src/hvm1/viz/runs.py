@@ -201,8 +201,10 @@ def prepared_run(
     loaded = load_for_command(config, model_type=model_type, device=resolve_device(config.device), progress=progress)
     # any size: the position embeddings are interpolated
     preprocessing = sized_preprocessing(config, loaded.preprocessing, loaded.model)
-    precision = precision_for_run(config.precision, _device_of(loaded.model), [loaded.model], progress)
     with videos_for(config, progress) as videos:
+        # One clip per video, or a whole frame of windows; a single call is not worth packing the weights for.
+        calls = None if config.full_frame else len(videos)
+        precision = precision_for_run(config.precision, _device_of(loaded.model), [loaded.model], progress, calls)
         out_dir = output_folder(config.out_dir, command)
         progress.keeping(f"the pictures written so far are in {out_dir}")
         yield PreparedRun(loaded.model, loaded.stem, preprocessing, precision, videos, out_dir)
