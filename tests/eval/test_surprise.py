@@ -321,7 +321,8 @@ def test_the_command_runs_pairs_and_names_what_it_left_out(pairs_folder: Path, t
     )
     out, err = capsys.readouterr()
     assert status == 1
-    assert "1 pairs" in out and "AUROC" in out and "gone.mp4" in err
+    assert "1 pair:" in out and "AUROC" in out and "gone.mp4" in err
+    assert "3 videos read into" in err
     assert json.loads((tmp_path / "out/summary.json").read_text())["hidden_frames"] == 2
     status = main(
         ["surprise", str(videos / "box3_jump.mp4"), *common, "--stride", "0", "--out-dir", str(tmp_path / "none")]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import sys
 
-from .command import Command, print_skipped
+from .command import Command, plural, print_skipped
 from .viz import show_pictures
 
 
@@ -45,7 +45,7 @@ def _show_surprise(report) -> int:
     for video in report.short:
         print(f"{video}: shorter than one window, read as one padded window", file=sys.stderr)
     if report.figures:
-        print(f"{len(report.pairs)} pairs: relative accuracy (95% bootstrap interval) and AUROC of surprise")
+        print(f"{plural(len(report.pairs), 'pair')}: relative accuracy (95% bootstrap interval) and AUROC of surprise")
         width = max(len(f.method) for f in report.figures)
         for f in report.figures:
             print(
@@ -54,7 +54,7 @@ def _show_surprise(report) -> int:
             )
     for file in report.written:
         print(file)
-    print(f"{len(report.videos)} videos read into {report.out_dir} ({report.precision})", file=sys.stderr)
+    print(f"{plural(len(report.videos), 'video')} read into {report.out_dir} ({report.precision})", file=sys.stderr)
     return 1 if print_skipped(report.skipped) else 0
 
 
