@@ -183,7 +183,7 @@ def test_stride_bad_input_is_named_before_any_compute(clips, names_file, tmp_pat
 
 
 @pytest.mark.slow
-def test_a_video_shorter_than_one_window_is_one_padded_window_and_said(clips, names_file, tmp_path):
+def test_a_video_shorter_than_one_window_is_one_padded_window_and_said(clips, names_file, tmp_path, capsys):
     from eval_files import cut_clip
 
     short = cut_clip(fixture(VIDEOS / "box.mp4"), tmp_path / "short.mp4", 0.0, seconds=0.5)
@@ -194,3 +194,7 @@ def test_a_video_shorter_than_one_window_is_one_padded_window_and_said(clips, na
         f"{short}: shorter than one window: one window, its last {item.timeline.padded} frames "
         f"repeated (as read_clip pads)"
     ]
+    arguments = ["--checkpoint", str(fixture(VIT_CHECKPOINT)), *TINY_SET, "--labels", str(names_file)]
+    arguments += ["--views", "1x1", "--stride", "1", "--num-workers", "0", "--device", "cpu", "--precision", "fp32"]
+    assert main(["classify", str(short), *arguments, "--out-dir", str(tmp_path / "cli")]) == 0
+    assert f"{short}: 1 window; leading classes" in capsys.readouterr().out

@@ -39,7 +39,7 @@ def _show_surprise(report) -> int:
     for video in report.videos:
         peak = video.summary(MODEL)
         print(
-            f"{video.video}: {len(video.windows)} windows, model loss max {peak.max:.4f} at "
+            f"{video.video}: {plural(len(video.windows), 'window')}, model loss max {peak.max:.4f} at "
             f"{peak.peak_start:.2f}-{peak.peak_end:.2f} s, mean {peak.mean:.4f}"
         )
     for video in report.short:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 
-from .command import Command, print_skipped
+from .command import Command, plural, print_skipped
 
 # How many skipped examples `hvm1 reproduce` names on the console (skipped.csv has them all).
 SHOWN_SKIPPED = 10
@@ -42,7 +42,7 @@ def _show_timelines(report) -> None:
     names = report.result.names
     for item in report.timelines:
         leading = ", ".join(names[index] for index in leading_classes(item.timeline.values, SHOWN_LEADING))
-        print(f"{item.path}: {len(item.timeline)} windows; leading classes {leading}")
+        print(f"{item.path}: {plural(len(item.timeline), 'window')}; leading classes {leading}")
         print(f"  {item.plot}\n  {item.video}")
     print(f"wrote {report.written[0]} (each window's top classes)")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from .command import Command, print_skipped
+from .command import Command, plural, print_skipped
 
 
 def _print_metrics(predictions) -> None:
@@ -52,13 +52,11 @@ def _show_embed(report) -> int:
     rows = len(result.embeddings) if result.embeddings is not None else 0
     if report.stride:
         videos = len(set(result.embeddings.paths)) if result.embeddings is not None else 0
-        print(
-            f"{report.output}: {rows} windows every {report.stride:g} s of {videos} videos ({result.embedded} "
-            f"embedded now, {result.reused} already there)"
-        )
+        windows = f"{plural(rows, 'window')} every {report.stride:g} s of {plural(videos, 'video')}"
+        print(f"{report.output}: {windows} ({result.embedded} embedded now, {result.reused} already there)")
     else:
         print(
-            f"{report.output}: {rows} {'images' if report.images else 'videos'} ({result.embedded} embedded now, "
+            f"{report.output}: {plural(rows, 'image' if report.images else 'video')} ({result.embedded} embedded now, "
             f"{result.reused} already there)"
         )
     for note in report.notes:
