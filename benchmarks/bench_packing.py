@@ -175,7 +175,9 @@ def first(rounds: int, depth: int) -> None:
     ratios: dict[str, list[float]] = {}
     unpacked: list[float] = []  # `now`: its first forward alone (the packing left out) / a later one
     packing: list[float] = []  # `now`: the packing alone / a later forward
+    bound: list[float] = []  # autocast's first forward / a later packed forward (first-use's), in one round
     for _ in range(rounds):
+        firsts: dict[str, float] = {}  # this round: each mode's first forward, and first-use's later one
         for mode in FIRST_MODES:
             command = [sys.executable, __file__, "--first-child", mode, "--depth", str(depth)]
             done = subprocess.run(command, capture_output=True, text=True, check=True)
@@ -183,6 +185,9 @@ def first(rounds: int, depth: int) -> None:
             later = statistics.median(run["forwards"][1:])
             ratio = (run["prepare"] + run["forwards"][0]) / later
             ratios.setdefault(mode, []).append(ratio)
+            firsts[mode] = run["forwards"][0]
+            if mode == "first-use":
+                firsts["packed later"] = later
             if mode == "now":
                 unpacked.append(run["forwards"][0] / later)
                 packing.append(run["prepare"] / later)
@@ -192,6 +197,8 @@ def first(rounds: int, depth: int) -> None:
                 + f" {ratio:>11.2f}x {run['faults'][0]:>11d}",
                 flush=True,
             )
+        if "autocast" in firsts and "packed later" in firsts:
+            bound.append(firsts["autocast"] / firsts["packed later"])
     for mode, values in ratios.items():
         print(
             f"{mode}: first forward (with any packing up front) / a later one: "
@@ -211,6 +218,12 @@ def first(rounds: int, depth: int) -> None:
         f"the packing alone {statistics.median(packing):.2f}x a later forward; a fresh model's first forward "
         f"without packing (autocast) is {autocast:.2f}x its own later ones"
     )
+    if bound:
+        print(
+            "bound: a fresh model's first forward that packs nothing (autocast casts and oneDNN reorders each "
+            f"weight inside the call, keeping nothing) is {statistics.median(bound):.2f}x a later packed forward "
+            "(median over rounds): what any packing that happens inside the first call starts from"
+        )
 
 
 COST_STEPS = ("cast-new", "cast-scratch", "reorder", "pack")
