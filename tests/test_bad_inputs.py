@@ -9,6 +9,7 @@ library failure nobody translated, or a bug): both must be named, the second wit
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from pathlib import Path
 
@@ -153,7 +154,7 @@ def test_pictures(folder, tmp_path, capsys, command, checkpoint):
 
 
 @pytest.mark.parametrize("command", ["pretrain", "finetune"])
-def test_training(folder, tmp_path, capsys, command):
+def test_training(folder, tmp_path, capsys, caplog, command):
     run = tmp_path / "run"
     common = [
         "--out-dir",
@@ -198,6 +199,10 @@ def test_training(folder, tmp_path, capsys, command):
         err, last = err.rstrip("\n").rsplit("\n", 1)
         assert last == "2 validation files could not be read and were skipped", err
     assert_named(err, folder)
+    warned = [record.getMessage() for record in caplog.records if record.levelno >= logging.WARNING]
+    reads = 2 if command == "finetune" else 1  # finetune reads the folder again to validate
+    for name in ("damaged.mp4", "planted.mp4"):  # said once a read, as it is read (then in the summary)
+        assert sum(name in message for message in warned) == reads, warned
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     skipped = sorted(Path(record["path"]).name for record in records if record["kind"] == "skipped")
     assert skipped == ["damaged.mp4", "planted.mp4"]

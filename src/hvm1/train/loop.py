@@ -434,9 +434,8 @@ class _Run:
 
     def _report_skipped(self, mine: list[Skipped]) -> list[Skipped]:
         everyone = [item for items in all_gather_objects(mine, self.context) for item in items]
+        # Each was named on the console where it was read (`skipped_for` logs it); the record gives its step.
         for item in everyone:
-            if self.context.is_main:
-                logger.warning("step %d: skipped %s: %s", self.step + 1, item.path, item.reason)
             self.metrics.write(
                 {
                     "kind": "skipped",
