@@ -111,8 +111,8 @@ def public_modules() -> list[str]:
         parent = importlib.import_module(package)
         for info in pkgutil.iter_modules(parent.__path__):
             module = importlib.import_module(f"{package}.{info.name}")
-            # A module whose name the package gives to one of its functions (hvm1.eval.evaluate) has no
-            # identifier of its own: its members are on the package's page.
+            # A module whose name the package gave to one of its functions would have no identifier of its own
+            # (mkdocstrings would find the function): no module is named after a function its package exports.
             if not info.name.startswith("_") and getattr(parent, info.name) is module:
                 inner.append(module.__name__)
     return ["hvm1", *sorted(packages), *sorted(modules), *sorted(inner)]

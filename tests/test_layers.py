@@ -51,6 +51,6 @@ def test_a_layer_imports_nothing_from_the_layers_above(package, forbidden):
 
 def test_the_check_sees_relative_and_lazy_imports():
     """The checker itself: a relative import inside a function is resolved to its absolute name."""
-    file = PACKAGE / "eval" / "evaluate.py"
+    file = PACKAGE / "eval" / "evaluation.py"
     assert "hvm1.eval.predictions.Predictions" in _imports(file)
     assert "hvm1.data" in _imports(file)

@@ -36,3 +36,27 @@ def test_model_code_knows_no_device_kernels_or_autocast():
     ]
     assert len(_python_files("src/hvm1/models")) >= 6
     assert found == []
+
+
+def test_no_module_is_named_after_something_its_package_exports():
+    """`hvm1.eval.evaluate` as the function would hide `hvm1/eval/evaluate.py` from `import hvm1.eval.evaluate`
+    readers and from the API reference (mkdocstrings finds the function): a module keeps a name of its own."""
+    import importlib
+    import pkgutil
+
+    import hvm1
+
+    hidden, seen = [], 0
+    for package_info in pkgutil.iter_modules(hvm1.__path__):
+        if not package_info.ispkg:
+            continue
+        package = importlib.import_module(f"hvm1.{package_info.name}")
+        for info in pkgutil.iter_modules(package.__path__):
+            if info.name.startswith("_"):  # private, and `__main__` runs when imported
+                continue
+            module = importlib.import_module(f"{package.__name__}.{info.name}")
+            seen += 1
+            if getattr(package, info.name) is not module:
+                hidden.append(f"{module.__name__} (the package's {info.name} is {getattr(package, info.name)!r})")
+    assert seen > 40
+    assert hidden == []

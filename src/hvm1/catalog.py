@@ -116,8 +116,8 @@ def _command_presets(pre, model_type: str) -> dict[str, str]:
     """What each command does with the inputs of a model of `model_type` and preprocessing `pre`, from the
     presets the commands use."""
     from hvm1.eval import DEFAULT_VIEWS
-    from hvm1.train.finetune import FINETUNE_CROP_SCALE
-    from hvm1.train.pretrain import PRETRAIN_CROP_SCALE
+    from hvm1.train.finetuning import FINETUNE_CROP_SCALE
+    from hvm1.train.pretraining import PRETRAIN_CROP_SCALE
 
     lines = {"complete, attention" if model_type == "mae" else "attention": pre.visualisation().describe()}
     if model_type == "mae":

@@ -134,7 +134,7 @@ def test_cli_refuses_a_stride_of_zero_before_loading_a_model(tmp_path, capsys):
 
 @pytest.mark.parametrize("views", [(1, 1), (1, 3)])
 def test_window_probabilities_are_each_window_classified_alone(classifier, street, views):
-    from hvm1.eval.evaluate import view_plan
+    from hvm1.eval.evaluation import view_plan
     from hvm1.eval.timelines import window_probabilities
 
     preset = view_plan(classifier, preprocessing_for(classifier), views=views).preset

@@ -13,7 +13,7 @@ from hvm1.data import ClipDataset, VideoError, select_shots, video_eval_preset
 from hvm1.models import ViTConfig
 from hvm1.train import FinetuneConfig, finetune, read_metrics
 from hvm1.train.distributed import DistributedContext
-from hvm1.train.finetune import finetune_model, mix_batch, validation_evaluator
+from hvm1.train.finetuning import finetune_model, mix_batch, validation_evaluator
 from hvm1.train.optim import finetuning_param_groups
 from hvm1.zoo import IMAGENET_MEAN, IMAGENET_STD, VIDEO_MEAN, VIDEO_STD, preprocessing_for
 from reference_data import MAE_CHECKPOINT, VIT_CHECKPOINT, fixture, image

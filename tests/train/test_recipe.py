@@ -19,7 +19,7 @@ from hvm1.data import sample_generator
 from hvm1.data.transforms import random_resized_crop
 from hvm1.distributed import DistributedContext
 from hvm1.train import FinetuneConfig, pretrain
-from hvm1.train.finetune import finetune_task
+from hvm1.train.finetuning import finetune_task
 from hvm1.train.metrics import read_metrics
 from hvm1.zoo import preprocessing_for
 from reference_data import VIT_CHECKPOINT

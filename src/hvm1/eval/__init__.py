@@ -3,9 +3,9 @@
 from hvm1.data import FileViews, LabelledFiles, labelled_files, list_files
 
 from .embed import POOLS, EmbedResult, embed_videos, embedding_preset, pool_tokens
-from .evaluate import DEFAULT_VIEWS, check_class_count, evaluate, parse_views
+from .evaluation import DEFAULT_VIEWS, check_class_count, evaluate, parse_views
 from .predictions import ClassificationMetrics, Predictions, classification_metrics
-from .probe import METHODS, fit_linear, knn_scores, probe
+from .probes import METHODS, fit_linear, knn_scores, probe
 from .store import Embeddings, load_embeddings, save_embeddings
 from .timelines import Timeline, embedding_timelines, leading_classes, window_outputs, window_probabilities
 from .views import run_views

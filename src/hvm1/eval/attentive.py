@@ -157,7 +157,7 @@ def attentive_probe(
     settings hold the chosen lr and weight decay and the `grid` (each probe's final loss and val top-1).
     `progress` gets a stage of the epochs ('attentive probe'), advanced after each.
     """
-    from .probe import check_pair
+    from .probes import check_pair
 
     check_pair(train, test, tokens=True)
     if val is not None:

@@ -34,7 +34,7 @@ from hvm1.settings import DeviceSettings, ModelSettings, OutputSettings, setting
 from hvm1.zoo import MODELS, load_for_command, preprocessing_for
 
 from .embed import DEFAULT_SAMPLING_RATE, compute_dtype
-from .evaluate import ViewPlan, averaged_logits, parse_views, view_plan
+from .evaluation import ViewPlan, averaged_logits, parse_views, view_plan
 from .timelines import Timeline, window_probabilities
 
 logger = logging.getLogger(__name__)

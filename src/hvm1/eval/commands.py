@@ -14,7 +14,7 @@ from hvm1.settings import DEVICE_CHOICES, DeviceSettings, ModelSettings, OutputS
 from .attentive import DEFAULT_LRS, DEFAULT_WEIGHT_DECAYS
 from .embed import DEFAULT_SAMPLING_RATE, POOLS, EmbedResult
 from .predictions import Predictions
-from .probe import METHODS
+from .probes import METHODS
 
 __all__ = [
     "DEFAULT_NUM_WORKERS",
@@ -222,7 +222,7 @@ def evaluate_command(config: EvaluateConfig, progress: Progress = SILENT) -> Eva
     from hvm1.inference import precision_for_run
     from hvm1.zoo import load_for_command, sized_preprocessing
 
-    from .evaluate import evaluate, parse_views
+    from .evaluation import evaluate, parse_views
 
     views = parse_views(config.views) if config.views else None  # a bad spelling fails before any loading
     loaded = load_for_command(config, model_type="vit", progress=progress)
@@ -301,7 +301,7 @@ def probe_command(config: ProbeConfig, progress: Progress = SILENT) -> ProbeRepo
     Returns:
         The predictions (an attentive probe's grid in their settings) and the files written.
     """
-    from .probe import probe
+    from .probes import probe
     from .store import load_embeddings
 
     if config.method == "attentive":

@@ -38,7 +38,7 @@ from hvm1.reports import Report
 from hvm1.settings import PRECISION_CHOICES, DeviceSettings, DownloadSettings, ModelSettings, OutputSettings, setting
 from hvm1.zoo import MODELS, PRETRAININGS, PUBLISHED_DAVIS, load_for_command
 
-from .evaluate import DEFAULT_VIEWS, averaged_logits, view_plan
+from .evaluation import DEFAULT_VIEWS, averaged_logits, view_plan
 
 logger = logging.getLogger(__name__)
 

@@ -6,10 +6,10 @@
 """
 
 from .config import TrainConfig
-from .finetune import FinetuneConfig, finetune
+from .finetuning import FinetuneConfig, finetune
 from .loop import TrainingError, TrainResult
 from .metrics import read_metrics
-from .pretrain import PretrainConfig, pretrain
+from .pretraining import PretrainConfig, pretrain
 
 __all__ = [
     "FinetuneConfig",

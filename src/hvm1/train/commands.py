@@ -14,9 +14,9 @@ from hvm1.reports import Report
 from hvm1.settings import setting
 
 from .checkpointing import LAST
-from .finetune import FinetuneConfig, finetune
+from .finetuning import FinetuneConfig, finetune
 from .loop import TrainingError, TrainResult
-from .pretrain import PretrainConfig, pretrain
+from .pretraining import PretrainConfig, pretrain
 
 __all__ = ["FinetuneCommand", "PretrainCommand", "TrainReport", "finetune_command", "pretrain_command"]
 
