@@ -112,6 +112,7 @@ class DemoPage:
 
     def __init__(self, context, url: str) -> None:
         self.page = context.new_page()
+        self.url = url
         self.page.set_default_timeout(RESULT_TIMEOUT)  # Playwright's 30 s is short on a loaded 2-core machine
         self.requested: list[str] = []
         self.page.on("request", lambda request: self.requested.append(request.url))
@@ -152,19 +153,44 @@ class DemoPage:
         return message.first.inner_text()
 
     def image_size(self, elem_id: str) -> tuple[int, int]:
-        """The natural (width, height) of the image shown in component `elem_id`, once it has loaded."""
-        image = self.page.locator(f"#{elem_id} img")
-        image.wait_for()
-        self.page.wait_for_function("(image) => image.complete && image.naturalWidth > 0", arg=image.element_handle())
-        return tuple(image.evaluate("(image) => [image.naturalWidth, image.naturalHeight]"))
+        """The natural (width, height) of the image shown in component `elem_id`, once it has loaded.
+
+        The image is looked up afresh at each check: Gradio may put a new `img` in the component after the
+        summary says all is done, and one found before that could be left detached, never to load. Past the
+        timeout, the error says what the page showed (the image's address, and what fetching it answers) and
+        what the demo logged.
+        """
+        selector = f"#{elem_id} img"
+        loaded = "(selector) => { const image = document.querySelector(selector); "
+        loaded += "return image !== null && image.complete && image.naturalWidth > 0; }"
+        try:
+            self.page.wait_for_function(loaded, arg=selector, timeout=RESULT_TIMEOUT)
+        except Exception as error:  # noqa: BLE001 - re-raised with what the page and the demo showed
+            raise AssertionError(f"{selector} never loaded: {self.describe_image(selector)}") from error
+        return tuple(self.page.locator(selector).first.evaluate("(image) => [image.naturalWidth, image.naturalHeight]"))
+
+    def describe_image(self, selector: str) -> str:
+        """What the page shows at `selector`: each image's address, state and the status fetching it gives."""
+        images = self.page.locator(selector)
+        found = []
+        for index in range(images.count()):
+            state = images.nth(index).evaluate("(i) => [i.getAttribute('src'), i.complete, i.naturalWidth]")
+            src = state[0] or ""
+            status = "-"
+            if src and not src.startswith("data:"):
+                status = str(self.page.request.get(src if "://" in src else self.url.rstrip("/") + src).status)
+            found.append(f"src={src!r} complete={state[1]} naturalWidth={state[2]} fetch status={status}")
+        return "; ".join(found) or "no image"
 
     def animation_size(self) -> tuple[int, int]:
         """The (width, height) of the animation: an MP4 the browser decodes (H.264), else a GIF image."""
         box = self.page.locator("#hvm1-animation")
         box.locator("video, img").first.wait_for()
         if box.locator("video").count():
-            self.page.wait_for_function("(video) => video.videoWidth > 0", arg=box.locator("video").element_handle())
-            return tuple(box.locator("video").evaluate("(video) => [video.videoWidth, video.videoHeight]"))
+            decoded = "() => { const video = document.querySelector('#hvm1-animation video'); "
+            decoded += "return video !== null && video.videoWidth > 0; }"
+            self.page.wait_for_function(decoded)  # looked up afresh at each check (see `image_size`)
+            return tuple(box.locator("video").first.evaluate("(video) => [video.videoWidth, video.videoHeight]"))
         return self.image_size("hvm1-animation")
 
     def outside_requests(self) -> list[str]:
