@@ -110,9 +110,10 @@ def start_demo(folder: Path, *extra: str) -> DemoProcess:
 class DemoPage:
     """One visitor's tab on the demo page; records every URL the page asked for."""
 
-    def __init__(self, context, url: str) -> None:
+    def __init__(self, context, demo: DemoProcess) -> None:
         self.page = context.new_page()
-        self.url = url
+        self.demo = demo
+        self.url = url = demo.url
         self.page.set_default_timeout(RESULT_TIMEOUT)  # Playwright's 30 s is short on a loaded 2-core machine
         self.requested: list[str] = []
         self.page.on("request", lambda request: self.requested.append(request.url))
@@ -166,7 +167,10 @@ class DemoPage:
         try:
             self.page.wait_for_function(loaded, arg=selector, timeout=RESULT_TIMEOUT)
         except Exception as error:  # noqa: BLE001 - re-raised with what the page and the demo showed
-            raise AssertionError(f"{selector} never loaded: {self.describe_image(selector)}") from error
+            log = self.demo.log_text()[-4000:]
+            raise AssertionError(
+                f"{selector} never loaded: {self.describe_image(selector)}\nthe demo's log ends:\n{log}"
+            ) from error
         return tuple(self.page.locator(selector).first.evaluate("(image) => [image.naturalWidth, image.naturalHeight]"))
 
     def describe_image(self, selector: str) -> str:

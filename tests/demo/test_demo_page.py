@@ -31,7 +31,7 @@ def demo(browser, tmp_path_factory):
 @pytest.fixture
 def visitor(browser, demo):
     context = browser.new_context(viewport={"width": 1280, "height": 900})
-    yield DemoPage(context, demo.url)
+    yield DemoPage(context, demo)
     context.close()
 
 
@@ -98,7 +98,7 @@ def test_uploads_over_the_limits_are_refused_with_a_message(visitor, videos_dir)
 def test_two_visitors_at_once_both_get_their_own_results(browser, demo, videos_dir):
     contexts = [browser.new_context() for _ in range(2)]
     try:
-        pages = [DemoPage(context, demo.url) for context in contexts]
+        pages = [DemoPage(context, demo) for context in contexts]
         for page, video in zip(pages, ("box.mp4", "cup.mp4")):
             page.upload(videos_dir / video)
         for page in pages:
@@ -116,7 +116,7 @@ def test_a_file_another_visitor_completed_first_is_still_there_for_its_uploader(
     # from under the first, who uploaded earlier and clicks later.
     contexts = [browser.new_context() for _ in range(2)]
     try:
-        early, late = (DemoPage(context, demo.url) for context in contexts)
+        early, late = (DemoPage(context, demo) for context in contexts)
         early.upload(videos_dir / "cup.mp4")
         late.upload(videos_dir / "cup.mp4")
         late.run()
@@ -133,12 +133,12 @@ def test_a_file_another_visitor_completed_first_is_still_there_for_its_uploader(
 def test_an_upload_is_not_served_to_another_visitor(browser, demo, videos_dir):
     first, second = browser.new_context(), browser.new_context()
     try:
-        owner = DemoPage(first, demo.url)
+        owner = DemoPage(first, demo)
         owner.upload(videos_dir / "cup.mp4")
         link = owner.page.locator("#hvm1-upload a[href*='file=']").first.get_attribute("href")
         owner.run()
         owner.wait_for_result("cup.mp4: center mask")
-        other = DemoPage(second, demo.url)
+        other = DemoPage(second, demo)
         response = other.page.request.get(link if "://" in link else demo.url.rstrip("/") + link)
         assert response.status in (403, 404)
     finally:
@@ -150,7 +150,7 @@ def test_stopping_the_server_removes_everything_it_wrote(browser, videos_dir, tm
     server = start_demo(tmp_path)
     try:
         context = browser.new_context()
-        visitor = DemoPage(context, server.url)
+        visitor = DemoPage(context, server)
         visitor.upload(videos_dir / "cup.mp4")
         visitor.run()
         visitor.wait_for_result("cup.mp4: center mask")
