@@ -1,5 +1,7 @@
 """Device choice: 'auto' prefers cuda, then mps, then cpu; a named device is taken as named or refused."""
 
+import os
+
 import pytest
 import torch
 
@@ -133,18 +135,40 @@ def test_prepare_for_inference_gives_autocast_results_exactly(reference, monkeyp
     assert inference.prepare_for_inference(vit, resolve_precision("fp32", "cpu")) is vit
 
 
+FREED_BLOCKS_CHILD = """
+import resource, sys
+import torch
+from hvm1 import devices
+kept = sys.argv[1] == "keep" and devices.keep_freed_memory()
+size = 42 << 20  # a ViT-H MLP activation at 2048 tokens
+for _ in range(16):  # the heap reaches its high-water mark (glibc takes a few rounds)
+    torch.empty(size, dtype=torch.uint8).fill_(1)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(8):
+    torch.empty(size, dtype=torch.uint8).fill_(1)
+print(kept, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
 def test_keep_freed_memory_reuses_large_blocks():
+    """Eight 42 MB blocks, each freed before the next: with `keep_freed_memory` they reuse one block's pages;
+    without it each is fresh from the kernel (10,752 page faults of 4 KB). Each side in a fresh process: a
+    test process's heap, fragmented by the tests before, and its mallopt settings would be shared with them."""
     import platform
-    import resource
+    import subprocess
+    import sys
 
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         pytest.skip("glibc only")
-    assert devices.keep_freed_memory()
-    size = 42 << 20  # a ViT-H MLP activation at 2048 tokens
-    for _ in range(4):  # the heap reaches its high-water mark
-        torch.empty(size, dtype=torch.uint8).fill_(1)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    for _ in range(4):
-        torch.empty(size, dtype=torch.uint8).fill_(1)
-    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
-    assert faults < 4 * size // 4096 // 2  # fresh pages every time would fault 10,752 times per block
+    env = {**os.environ, "THP_MEM_ALLOC_ENABLE": "0"}  # 4 KB pages on both sides: one fault per page
+    faults = {}
+    for mode in ("keep", "default"):
+        done = subprocess.run(
+            [sys.executable, "-c", FREED_BLOCKS_CHILD, mode], capture_output=True, text=True, env=env, check=True
+        )
+        kept, count = done.stdout.split()
+        assert kept == str(mode == "keep")
+        faults[mode] = int(count)
+    block = (42 << 20) // 4096
+    assert faults["default"] > 8 * block * 0.9, faults  # fresh pages every time
+    assert faults["keep"] < block, faults  # the pages of one block at most
