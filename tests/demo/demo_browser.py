@@ -112,12 +112,11 @@ class DemoPage:
 
     def __init__(self, context, demo: DemoProcess) -> None:
         self.page = context.new_page()
-        self.demo = demo
-        self.url = url = demo.url
+        self.demo, self.url = demo, demo.url
         self.page.set_default_timeout(RESULT_TIMEOUT)  # Playwright's 30 s is short on a loaded 2-core machine
         self.requested: list[str] = []
         self.page.on("request", lambda request: self.requested.append(request.url))
-        self.page.goto(url)
+        self.page.goto(self.url)
         self.page.wait_for_selector("#hvm1-run")
 
     def upload(self, path: Path) -> None:
