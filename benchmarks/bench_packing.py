@@ -177,7 +177,7 @@ def first(rounds: int, depth: int) -> None:
     packing: list[float] = []  # `now`: the packing alone / a later forward
     bound: list[float] = []  # autocast's first forward / a later packed forward (first-use's), in one round
     for _ in range(rounds):
-        firsts: dict[str, float] = {}  # this round: each mode's first forward, and first-use's later one
+        autocast_first = packed_later = None  # this round's
         for mode in FIRST_MODES:
             command = [sys.executable, __file__, "--first-child", mode, "--depth", str(depth)]
             done = subprocess.run(command, capture_output=True, text=True, check=True)
@@ -185,9 +185,10 @@ def first(rounds: int, depth: int) -> None:
             later = statistics.median(run["forwards"][1:])
             ratio = (run["prepare"] + run["forwards"][0]) / later
             ratios.setdefault(mode, []).append(ratio)
-            firsts[mode] = run["forwards"][0]
+            if mode == "autocast":
+                autocast_first = run["forwards"][0]
             if mode == "first-use":
-                firsts["packed later"] = later
+                packed_later = later
             if mode == "now":
                 unpacked.append(run["forwards"][0] / later)
                 packing.append(run["prepare"] / later)
@@ -197,8 +198,8 @@ def first(rounds: int, depth: int) -> None:
                 + f" {ratio:>11.2f}x {run['faults'][0]:>11d}",
                 flush=True,
             )
-        if "autocast" in firsts and "packed later" in firsts:
-            bound.append(firsts["autocast"] / firsts["packed later"])
+        if autocast_first is not None and packed_later is not None:
+            bound.append(autocast_first / packed_later)
     for mode, values in ratios.items():
         print(
             f"{mode}: first forward (with any packing up front) / a later one: "

@@ -161,16 +161,21 @@ class DemoPage:
         what the demo logged.
         """
         selector = f"#{elem_id} img"
-        loaded = "(selector) => { const image = document.querySelector(selector); "
-        loaded += "return image !== null && image.complete && image.naturalWidth > 0; }"
         try:
-            self.page.wait_for_function(loaded, arg=selector, timeout=RESULT_TIMEOUT)
+            self.wait_until(selector, "element.complete && element.naturalWidth > 0")
         except Exception as error:  # noqa: BLE001 - re-raised with what the page and the demo showed
             log = self.demo.log_text()[-4000:]
             raise AssertionError(
                 f"{selector} never loaded: {self.describe_image(selector)}\nthe demo's log ends:\n{log}"
             ) from error
         return tuple(self.page.locator(selector).first.evaluate("(image) => [image.naturalWidth, image.naturalHeight]"))
+
+    def wait_until(self, selector: str, ready: str) -> None:
+        """Wait until the element at `selector` exists and the JavaScript expression `ready` (of `element`) is
+        true, looking the element up afresh at each check (Gradio replaces elements as results arrive)."""
+        check = "(selector) => { const element = document.querySelector(selector); "
+        check += f"return element !== null && ({ready}); }}"
+        self.page.wait_for_function(check, arg=selector, timeout=RESULT_TIMEOUT)
 
     def describe_image(self, selector: str) -> str:
         """What the page shows at `selector`: each image's address, state and the status fetching it gives."""
@@ -190,9 +195,7 @@ class DemoPage:
         box = self.page.locator("#hvm1-animation")
         box.locator("video, img").first.wait_for()
         if box.locator("video").count():
-            decoded = "() => { const video = document.querySelector('#hvm1-animation video'); "
-            decoded += "return video !== null && video.videoWidth > 0; }"
-            self.page.wait_for_function(decoded)  # looked up afresh at each check (see `image_size`)
+            self.wait_until("#hvm1-animation video", "element.videoWidth > 0")
             return tuple(box.locator("video").first.evaluate("(video) => [video.videoWidth, video.videoHeight]"))
         return self.image_size("hvm1-animation")
 
