@@ -72,6 +72,7 @@ def build_page(service: DemoService, sample_clip: Path, uploads: UploadLedger):
         name = Path(upload).name if upload and source == UPLOAD else "the sample clip"
         try:
             clips, last = _clips_for(service, uploads, last, source, upload, sample_clip)
+            shown: DemoResult | None = None
             for result in service.stages(
                 clips,
                 mask_type,
@@ -84,12 +85,13 @@ def build_page(service: DemoService, sample_clip: Path, uploads: UploadLedger):
                     last,
                     _summary(clips.name, result),
                     _score_table(result),
-                    result.picture,
-                    str(result.animation),
-                    result.attention,
-                    result.feature_maps,
+                    _unsent(result, shown, "picture", gr.skip()),
+                    _unsent(result, shown, "animation", gr.skip()),
+                    _unsent(result, shown, "attention", gr.skip()),
+                    _unsent(result, shown, "feature_maps", gr.skip()),
                     class_table(result),
                 )
+                shown = result
         except DemoInputError as error:
             raise gr.Error(str(error), duration=None, title="This video can't be used") from None
         except Exception as error:  # the details (paths, traceback) go to the server's log, not to the visitor
@@ -185,6 +187,14 @@ def build_page(service: DemoService, sample_clip: Path, uploads: UploadLedger):
         )
     page.queue(default_concurrency_limit=1, max_size=QUEUE_SIZE)
     return page
+
+
+def _unsent(result: DemoResult, shown: DemoResult | None, field: str, unchanged: Any) -> Any:
+    """`result`'s picture `field` (an array or a file), or `unchanged` where the page shows that very picture already
+    (`shown`, the run's last result sent): Gradio would otherwise write its file again, truncating it first, while
+    the browser may still be reading it from the last result (a broken picture)."""
+    value = getattr(result, field)
+    return unchanged if shown is not None and value is not None and value is getattr(shown, field) else value
 
 
 class _GradioProgress(Progress):
